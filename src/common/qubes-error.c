@@ -1,0 +1,39 @@
+#include "qubes-error.h"
+
+#include <stdarg.h>
+
+G_DEFINE_QUARK(qubes-error-quark, qubes_error)
+
+const char *qubes_error_exception_name(QubesErrorCode code)
+{
+    switch (code) {
+    case QUBES_ERROR_STORAGE_POOL:
+        return "StoragePoolException";
+    case QUBES_ERROR_VALUE:
+        return "QubesValueError";
+    case QUBES_ERROR_NOT_IMPLEMENTED:
+        return "QubesNotImplementedError";
+    case QUBES_ERROR_VM_NOT_FOUND:
+        return "QubesVMNotFoundError";
+    case QUBES_ERROR_VM_NOT_HALTED:
+        return "QubesVMNotHaltedError";
+    case QUBES_ERROR_PROTOCOL:
+        return "ProtocolError";
+    case QUBES_ERROR_PERMISSION_DENIED:
+        return "PermissionDenied";
+    case QUBES_ERROR_EXCEPTION:
+    default:
+        return "QubesException";
+    }
+}
+
+gboolean qubes_error_errno(GError **error, int errsv, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    g_autofree char *what = g_strdup_vprintf(format, ap);
+    va_end(ap);
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL, "%s: %s", what,
+                g_strerror(errsv));
+    return FALSE;
+}

@@ -1,0 +1,37 @@
+/* qubes-error.h: the project's single GError domain.
+ *
+ * Every error the core reports carries one of these codes; the Admin API
+ * turns the code into the Qubes exception name a client expects
+ * (qubes_error_exception_name()). Messages name the path, volume or
+ * property involved and the cause.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define QUBES_ERROR (qubes_error_quark())
+GQuark qubes_error_quark(void);
+
+typedef enum {
+    QUBES_ERROR_EXCEPTION,          /* QubesException */
+    QUBES_ERROR_STORAGE_POOL,       /* StoragePoolException */
+    QUBES_ERROR_VALUE,              /* QubesValueError */
+    QUBES_ERROR_NOT_IMPLEMENTED,    /* QubesNotImplementedError */
+    QUBES_ERROR_VM_NOT_FOUND,       /* QubesVMNotFoundError */
+    QUBES_ERROR_VM_NOT_HALTED,      /* QubesVMNotHaltedError */
+    QUBES_ERROR_PROTOCOL,           /* ProtocolError */
+    QUBES_ERROR_PERMISSION_DENIED,  /* PermissionDenied */
+} QubesErrorCode;
+
+/* Returns the Qubes exception class name for @code (static string). */
+const char *qubes_error_exception_name(QubesErrorCode code);
+
+/* Sets @error to a QUBES_ERROR_STORAGE_POOL error whose message is the
+ * formatted text followed by ": " and strerror(@errsv). Returns FALSE so
+ * callers can write `return qubes_error_errno(...)`. */
+gboolean qubes_error_errno(GError **error, int errsv, const char *format,
+                           ...) G_GNUC_PRINTF(3, 4);
+
+G_END_DECLS

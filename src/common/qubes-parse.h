@@ -1,0 +1,27 @@
+/* qubes-parse.h: validation of untrusted numbers and flags.
+ *
+ * The Admin API's rule for numbers: ASCII digits only, at most 19 of
+ * them, no leading zeros (a lone "0" is fine), an optional leading '-'
+ * only where a caller allows negatives. Anything else is refused with a
+ * QubesValueError naming @what.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+gboolean qubes_parse_int64(const char *untrusted, gboolean allow_negative,
+                           const char *what, gint64 *out, GError **error);
+gboolean qubes_parse_uint64(const char *untrusted, const char *what,
+                            guint64 *out, GError **error);
+/* Qubes' boolean spellings: True/true/yes/on/1 and False/false/no/off/0. */
+gboolean qubes_parse_bool(const char *untrusted, const char *what,
+                          gboolean *out, GError **error);
+
+/* Pool and volume names: 1 to 64 characters of [A-Za-z0-9_.-], starting
+ * with a letter or digit. */
+gboolean qubes_name_is_valid_pool(const char *untrusted);
+gboolean qubes_name_is_valid_volume(const char *untrusted);
+
+G_END_DECLS

@@ -1,0 +1,80 @@
+/* driver.h: the table of functions a storage driver provides.
+ *
+ * For drivers only; everyone else uses storage.h. A driver is one static
+ * QubesStorageDriver; adding a driver (lvm_thin, zfs, linux-kernel) means
+ * adding its table to the list in storage.c, and no caller changes.
+ *
+ * The generic layer (storage.c) validates arguments, holds the volume's
+ * mutex and calls volume_lock()/volume_unlock() around every volume
+ * operation marked (locked) below. A NULL operation makes the call fail
+ * with QubesNotImplementedError.
+ */
+#pragma once
+
+#include "storage.h"
+
+G_BEGIN_DECLS
+
+struct _QubesStorageDriver {
+    const char *name;
+    /* Options the driver takes, for admin.pool.ListDrivers (NULL-term.).
+     * "revisions_to_keep" and "ephemeral_volatile" are handled by the
+     * generic layer when listed here. */
+    const char *const *parameters;
+
+    /* Parses the driver's own options (already stripped of the generic
+     * ones) into the pool's driver data. */
+    gboolean (*pool_init)(QubesPool *pool, GHashTable *options,
+                          GError **error);
+    void (*pool_free)(QubesPool *pool);
+    gboolean (*pool_setup)(QubesPool *pool, GError **error);
+    gboolean (*pool_destroy)(QubesPool *pool, GError **error);
+    /* Adds the driver's own keys to @config. */
+    void (*pool_config)(QubesPool *pool, GHashTable *config);
+    gboolean (*pool_usage)(QubesPool *pool, QubesPoolUsage *usage,
+                           GError **error);
+
+    /* Sets vol->vid when the config has none, checks the config, sets up
+     * vol->driver_data. */
+    gboolean (*volume_init)(QubesVolume *vol,
+                            const QubesVolumeConfig *config, GError **error);
+    void (*volume_free)(QubesVolume *vol);
+    /* Takes the driver's cross-process lock on the volume. @may_create
+     * says whether the operation may create the volume's folder. */
+    gboolean (*volume_lock)(QubesVolume *vol, gboolean may_create,
+                            GError **error);
+    void (*volume_unlock)(QubesVolume *vol);
+
+    gboolean (*create)(QubesVolume *vol, GError **error);        /* locked */
+    gboolean (*remove)(QubesVolume *vol, GError **error);        /* locked */
+    gboolean (*start)(QubesVolume *vol, GError **error);         /* locked */
+    gboolean (*stop)(QubesVolume *vol, GError **error);          /* locked */
+    gboolean (*revert)(QubesVolume *vol, const char *revision,
+                       GError **error);                          /* locked */
+    gboolean (*resize)(QubesVolume *vol, guint64 size, GError **error);
+    char *(*import_data)(QubesVolume *vol, guint64 size, GError **error);
+    gboolean (*import_data_end)(QubesVolume *vol, gboolean success,
+                                GError **error);                 /* locked */
+    gboolean (*import_volume)(QubesVolume *vol, int src_fd,
+                              const char *src_desc, QubesProgressFunc progress,
+                              gpointer progress_data,
+                              GError **error);                   /* locked */
+    gboolean (*verify)(QubesVolume *vol, GError **error);
+    char *(*export_path)(QubesVolume *vol, GError **error);
+    int (*export_open)(QubesVolume *vol, GError **error);
+
+    char *(*get_path)(QubesVolume *vol);
+    gboolean (*is_dirty)(QubesVolume *vol);
+    gboolean (*is_outdated)(QubesVolume *vol);
+    gboolean (*get_size)(QubesVolume *vol, guint64 *size);
+    guint64 (*get_usage)(QubesVolume *vol);
+    GPtrArray *(*list_revisions)(QubesVolume *vol, GError **error);
+    GPtrArray *(*get_space)(QubesVolume *vol, GError **error);
+};
+
+extern const QubesStorageDriver qubes_driver_file_reflink;
+
+/* Helpers for drivers. */
+void qubes_pool_set_driver_data(QubesPool *pool, gpointer data);
+
+G_END_DECLS

@@ -1,0 +1,154 @@
+/* qfile.h: logged, counted, dirfd-relative file primitives.
+ *
+ * Everything the storage drivers do to a file goes through here, so that
+ * the rules hold in one place:
+ *   - Work is relative to a pool's root directory fd. Folders below it are
+ *     walked one validated component at a time with O_NOFOLLOW, and every
+ *     file name handed to these functions is a single component: no link
+ *     and no ".." can lead out of the pool.
+ *   - New files appear under their final name only when complete: they are
+ *     made as O_TMPFILE inodes (or "NAME~XXXXXX" where O_TMPFILE is not
+ *     supported) and linked or renamed into place.
+ *   - Every change (create, reflink, copy, hardlink, rename, remove) is
+ *     logged at INFO with its full paths, in log domain "qubes.storage".
+ *   - Every step passes a failpoint hook first, so tests can make any step
+ *     fail, and every fsync is counted.
+ *
+ * None of these functions fsync a folder by themselves unless they say so:
+ * the callers batch the folder syncs and write down why each one is needed.
+ */
+#pragma once
+
+#include <glib.h>
+#include <sys/stat.h>
+
+G_BEGIN_DECLS
+
+typedef struct _QFileCtx QFileCtx;
+typedef struct _QDir QDir;
+
+/* A failpoint hook: called before each step with its kind ("rename",
+ * "fsync", ...) and the path it touches. Returning TRUE makes the step fail
+ * with EIO, as if the disk had failed there. */
+typedef gboolean (*QFileFailpointFunc)(const char *step, const char *path,
+                                       gpointer user_data);
+
+/* Progress of a long copy: @done of @total data bytes. */
+typedef void (*QFileProgressFunc)(guint64 done, guint64 total,
+                                  gpointer user_data);
+
+/* Returns a new context for the folder @root_path (not opened yet). */
+QFileCtx *qfile_ctx_new(const char *root_path);
+void qfile_ctx_free(QFileCtx *ctx);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QFileCtx, qfile_ctx_free)
+
+/* Creates @root_path if needed (and @created says whether it did), then
+ * opens it as the root of all further work. The root path itself is
+ * trusted configuration and may be reached through links. Thread-safe;
+ * opening twice is a no-op. */
+gboolean qfile_ctx_open_root(QFileCtx *ctx, gboolean create,
+                             gboolean *created, GError **error);
+/* Forgets the opened root (after the folder was removed). */
+void qfile_ctx_close_root(QFileCtx *ctx);
+const char *qfile_ctx_root_path(QFileCtx *ctx);
+void qfile_ctx_set_failpoint(QFileCtx *ctx, QFileFailpointFunc func,
+                             gpointer user_data);
+/* Number of fsync calls made through this context so far. */
+guint64 qfile_ctx_fsync_count(QFileCtx *ctx);
+
+/* Returns TRUE when @name is a safe single path component: 1 to 255 bytes
+ * of [A-Za-z0-9_.+@:~-], not "." or "..". */
+gboolean qfile_name_is_safe(const char *name);
+/* Returns TRUE when @relpath is one or more safe components joined by
+ * single slashes (no leading or trailing slash), at most 1024 bytes. */
+gboolean qfile_relpath_is_safe(const char *relpath);
+
+/* Opens the folder @relpath ("" for the root) below the root, creating
+ * missing components when @create (each new one is made durable by an
+ * fsync of its parent). Fails with a clear error when a component is a
+ * link or not a folder. */
+QDir *qdir_open(QFileCtx *ctx, const char *relpath, gboolean create,
+                GError **error);
+void qdir_close(QDir *dir);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QDir, qdir_close)
+/* Full path of the folder, for messages. */
+const char *qdir_path(QDir *dir);
+int qdir_fd(QDir *dir);
+/* Returns the full path of @name in @dir (caller frees). */
+char *qdir_child_path(QDir *dir, const char *name);
+
+/* Stats @name without following links. Returns 1 when it exists, 0 when
+ * it does not, -1 with @error set otherwise. */
+int qfile_stat(QDir *dir, const char *name, struct stat *st, GError **error);
+/* Opens @name for reading (not through a link); returns the fd or -1. */
+int qfile_open_read(QDir *dir, const char *name, GError **error);
+/* Lists the names in @dir (caller frees the array). */
+GPtrArray *qfile_list(QDir *dir, GError **error);
+
+/* Removes @name; a missing file is fine. Logs what it removed. */
+gboolean qfile_unlink(QDir *dir, const char *name, GError **error);
+/* Renames @from in @from_dir to @to in @to_dir, replacing @to. */
+gboolean qfile_rename(QDir *from_dir, const char *from, QDir *to_dir,
+                      const char *to, GError **error);
+/* Hardlinks @src in @src_dir as @dst in @dst_dir (@dst must not exist). */
+gboolean qfile_link(QDir *src_dir, const char *src, QDir *dst_dir,
+                    const char *dst, GError **error);
+/* Removes the folder @name in @parent when it is empty; a missing or
+ * non-empty folder is fine. The parent is synced when it was removed. */
+gboolean qfile_rmdir_if_empty(QDir *parent, const char *name, GError **error);
+
+gboolean qfile_fsync(QDir *dir, const char *name, GError **error);
+gboolean qfile_fsync_dir(QDir *dir, GError **error);
+
+/* Creates @name as an empty sparse file of @size bytes. Fails if it
+ * exists. Not synced: its size is journaled metadata that the filesystem
+ * orders before the link that names it. */
+gboolean qfile_create_sparse(QDir *dir, const char *name, guint64 size,
+                             GError **error);
+/* Sets the size of the existing file @name and syncs it. */
+gboolean qfile_truncate(QDir *dir, const char *name, guint64 size,
+                        GError **error);
+
+typedef struct {
+    gint64 size;          /* size of the copy; -1 keeps the source's */
+    gboolean keep_mtime;  /* carry the source's mtime over */
+    gboolean replace;     /* @dst may exist and is replaced atomically */
+    gboolean discardable; /* not synced even when copied: the caller
+                             throws it away after a crash anyway */
+    QFileProgressFunc progress;
+    gpointer progress_data;
+} QFileCopyOpts;
+#define QFILE_COPY_OPTS_INIT {.size = -1}
+
+/* Copies the data of @src_fd (described as @src_desc in messages) to a new
+ * file @dst in @dst_dir: a reflink (FICLONE) where the filesystem can,
+ * else a sparse copy of the data ranges only, in process. A copy is synced
+ * before it is named; a reflink is not (see qfile.c). @reflinked, if not
+ * NULL, says which way it went. */
+gboolean qfile_copy_fd(int src_fd, const char *src_desc, QDir *dst_dir,
+                       const char *dst, const QFileCopyOpts *opts,
+                       gboolean *reflinked, GError **error);
+gboolean qfile_copy(QDir *src_dir, const char *src, QDir *dst_dir,
+                    const char *dst, const QFileCopyOpts *opts,
+                    gboolean *reflinked, GError **error);
+
+/* Bytes of @fd's extents that are shared with other files (reflinks) and
+ * that only it holds, from FIEMAP. */
+gboolean qfile_extent_usage(int fd, const char *desc, guint64 *shared,
+                            guint64 *exclusive, GError **error);
+
+/* Returns TRUE when two temporary files in @dir can be reflinked. */
+gboolean qfile_reflink_supported(QDir *dir, GError **error);
+
+/* Tells every loop device backed by the inode of @fd that its size
+ * changed (LOOP_SET_CAPACITY). Returns the number of devices updated. */
+int qfile_update_loop_devices(int fd, const char *desc, GError **error);
+
+/* Takes the lock file @name in @dir: exclusive, blocking, against other
+ * processes and other threads. Returns its fd; -2 (no error set) when
+ * @dir was removed meanwhile; -1 with @error set otherwise. */
+int qfile_lock(QDir *dir, const char *name, GError **error);
+/* Releases a lock taken by qfile_lock() and removes the lock file. */
+void qfile_unlock(QDir *dir, const char *name, int fd);
+
+G_END_DECLS

@@ -1,0 +1,61 @@
+/* harness.h: real filesystems on loop devices for the storage tests.
+ *
+ * testfs_get("btrfs" | "xfs" | "ext4") makes a 1 GiB sparse image, binds
+ * a loop device, runs mkfs and mounts it, once per test program; all are
+ * unmounted and detached at exit. When a filesystem cannot be had, the
+ * test is skipped, except under CI=true, where that is a failure.
+ */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+
+#include "storage.h"
+
+typedef struct {
+    char *type;
+    char *image;
+    char *device;
+    char *mountpoint;
+} TestFs;
+
+/* NULL (after marking the test skipped or failed) when unavailable. */
+TestFs *testfs_get(const char *type);
+/* A fresh, not yet existing folder path on @fs (caller frees). */
+char *testfs_new_dir(TestFs *fs, const char *hint);
+
+/* Runs a command line (argv) and returns its stdout; fails the test on a
+ * non-zero exit. */
+char *test_run(const char *const *argv);
+
+/* Pool helpers: a file-reflink pool in a fresh folder on @fs, set up. */
+QubesPool *test_pool_new(TestFs *fs, const char *setup_check,
+                         const char *revisions_to_keep);
+const char *test_pool_dir(QubesPool *pool);
+
+/* Volume helpers for the four kinds. */
+QubesVolume *test_origin(QubesPool *pool, const char *vm, const char *name,
+                         guint64 size, int keep);
+QubesVolume *test_snapshot(QubesPool *pool, const char *vm, const char *name,
+                           const char *source, gboolean save_on_stop);
+QubesVolume *test_volatile(QubesPool *pool, const char *vm, guint64 size);
+
+/* File helpers on absolute paths. */
+gboolean test_exists(const char *path);
+void test_write_pattern(const char *path, guint64 offset, gsize len,
+                        guint8 seed);
+char *test_checksum(const char *path);
+struct stat;
+void test_stat(const char *path, struct stat *st);
+/* Path of @name in the volume's folder. */
+char *test_image(QubesPool *pool, QubesVolume *vol, const char *suffix);
+/* Names in a folder, sorted, joined by spaces. */
+char *test_ls(const char *dir);
+
+/* Registers @func for each of btrfs, xfs and ext4 as /PREFIX/FS/NAME. */
+void test_add_all_fs(const char *prefix, const char *name,
+                     void (*func)(gconstpointer fstype));
+
+/* Loop devices: bind @path, returning "/dev/loopN"; detach. */
+char *test_loop_attach(const char *path);
+void test_loop_detach(const char *dev);
