@@ -2,7 +2,7 @@
 
 #include <stdarg.h>
 
-G_DEFINE_QUARK(qubes-error-quark, qubes_error)
+G_DEFINE_QUARK(qubes - error - quark, qubes_error)
 
 const char *qubes_error_exception_name(QubesErrorCode code)
 {

@@ -15,14 +15,14 @@ G_BEGIN_DECLS
 GQuark qubes_error_quark(void);
 
 typedef enum {
-    QUBES_ERROR_EXCEPTION,          /* QubesException */
-    QUBES_ERROR_STORAGE_POOL,       /* StoragePoolException */
-    QUBES_ERROR_VALUE,              /* QubesValueError */
-    QUBES_ERROR_NOT_IMPLEMENTED,    /* QubesNotImplementedError */
-    QUBES_ERROR_VM_NOT_FOUND,       /* QubesVMNotFoundError */
-    QUBES_ERROR_VM_NOT_HALTED,      /* QubesVMNotHaltedError */
-    QUBES_ERROR_PROTOCOL,           /* ProtocolError */
-    QUBES_ERROR_PERMISSION_DENIED,  /* PermissionDenied */
+    QUBES_ERROR_EXCEPTION,         /* QubesException */
+    QUBES_ERROR_STORAGE_POOL,      /* StoragePoolException */
+    QUBES_ERROR_VALUE,             /* QubesValueError */
+    QUBES_ERROR_NOT_IMPLEMENTED,   /* QubesNotImplementedError */
+    QUBES_ERROR_VM_NOT_FOUND,      /* QubesVMNotFoundError */
+    QUBES_ERROR_VM_NOT_HALTED,     /* QubesVMNotHaltedError */
+    QUBES_ERROR_PROTOCOL,          /* ProtocolError */
+    QUBES_ERROR_PERMISSION_DENIED, /* PermissionDenied */
 } QubesErrorCode;
 
 /* Returns the Qubes exception class name for @code (static string). */
@@ -31,7 +31,7 @@ const char *qubes_error_exception_name(QubesErrorCode code);
 /* Sets @error to a QUBES_ERROR_STORAGE_POOL error whose message is the
  * formatted text followed by ": " and strerror(@errsv). Returns FALSE so
  * callers can write `return qubes_error_errno(...)`. */
-gboolean qubes_error_errno(GError **error, int errsv, const char *format,
-                           ...) G_GNUC_PRINTF(3, 4);
+gboolean qubes_error_errno(GError **error, int errsv, const char *format, ...)
+    G_GNUC_PRINTF(3, 4);
 
 G_END_DECLS

@@ -24,8 +24,7 @@ struct _QubesStorageDriver {
 
     /* Parses the driver's own options (already stripped of the generic
      * ones) into the pool's driver data. */
-    gboolean (*pool_init)(QubesPool *pool, GHashTable *options,
-                          GError **error);
+    gboolean (*pool_init)(QubesPool *pool, GHashTable *options, GError **error);
     void (*pool_free)(QubesPool *pool);
     gboolean (*pool_setup)(QubesPool *pool, GError **error);
     gboolean (*pool_destroy)(QubesPool *pool, GError **error);
@@ -33,11 +32,14 @@ struct _QubesStorageDriver {
     void (*pool_config)(QubesPool *pool, GHashTable *config);
     gboolean (*pool_usage)(QubesPool *pool, QubesPoolUsage *usage,
                            GError **error);
+    guint64 (*pool_fsync_count)(QubesPool *pool);
+    void (*pool_set_failpoint)(QubesPool *pool, QubesFailpointFunc func,
+                               gpointer user_data);
 
     /* Sets vol->vid when the config has none, checks the config, sets up
      * vol->driver_data. */
-    gboolean (*volume_init)(QubesVolume *vol,
-                            const QubesVolumeConfig *config, GError **error);
+    gboolean (*volume_init)(QubesVolume *vol, const QubesVolumeConfig *config,
+                            GError **error);
     void (*volume_free)(QubesVolume *vol);
     /* Takes the driver's cross-process lock on the volume. @may_create
      * says whether the operation may create the volume's folder. */
@@ -45,20 +47,20 @@ struct _QubesStorageDriver {
                             GError **error);
     void (*volume_unlock)(QubesVolume *vol);
 
-    gboolean (*create)(QubesVolume *vol, GError **error);        /* locked */
-    gboolean (*remove)(QubesVolume *vol, GError **error);        /* locked */
-    gboolean (*start)(QubesVolume *vol, GError **error);         /* locked */
-    gboolean (*stop)(QubesVolume *vol, GError **error);          /* locked */
+    gboolean (*create)(QubesVolume *vol, GError **error); /* locked */
+    gboolean (*remove)(QubesVolume *vol, GError **error); /* locked */
+    gboolean (*start)(QubesVolume *vol, GError **error);  /* locked */
+    gboolean (*stop)(QubesVolume *vol, GError **error);   /* locked */
     gboolean (*revert)(QubesVolume *vol, const char *revision,
-                       GError **error);                          /* locked */
+                       GError **error); /* locked */
     gboolean (*resize)(QubesVolume *vol, guint64 size, GError **error);
     char *(*import_data)(QubesVolume *vol, guint64 size, GError **error);
     gboolean (*import_data_end)(QubesVolume *vol, gboolean success,
-                                GError **error);                 /* locked */
+                                GError **error); /* locked */
     gboolean (*import_volume)(QubesVolume *vol, int src_fd,
                               const char *src_desc, QubesProgressFunc progress,
                               gpointer progress_data,
-                              GError **error);                   /* locked */
+                              GError **error); /* locked */
     gboolean (*verify)(QubesVolume *vol, GError **error);
     char *(*export_path)(QubesVolume *vol, GError **error);
     int (*export_open)(QubesVolume *vol, GError **error);

@@ -109,8 +109,8 @@ static gboolean counted_fsync(QFileCtx *ctx, int fd, const char *path,
     return TRUE;
 }
 
-gboolean qfile_ctx_open_root(QFileCtx *ctx, gboolean create,
-                             gboolean *created, GError **error)
+gboolean qfile_ctx_open_root(QFileCtx *ctx, gboolean create, gboolean *created,
+                             GError **error)
 {
     g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&ctx->lock);
     if (created)
@@ -210,8 +210,8 @@ QDir *qdir_open(QFileCtx *ctx, const char *relpath, gboolean create,
         *relpath ? g_strsplit(relpath, "/", -1) : g_new0(char *, 1);
     for (char **p = parts; *p; p++) {
         g_autofree char *child = join(path, *p);
-        int cfd = openat(fd, *p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                     O_CLOEXEC);
+        int cfd =
+            openat(fd, *p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (cfd < 0 && errno == ENOENT && create) {
             if (!step(ctx, "mkdir", child, error)) {
                 close(fd);
@@ -230,8 +230,8 @@ QDir *qdir_open(QFileCtx *ctx, const char *relpath, gboolean create,
                 close(fd);
                 return NULL;
             }
-            cfd = openat(fd, *p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                     O_CLOEXEC);
+            cfd =
+                openat(fd, *p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
         if (cfd < 0) {
             int errsv = errno;
@@ -379,8 +379,7 @@ gboolean qfile_rmdir_if_empty(QDir *parent, const char *name, GError **error)
     if (unlinkat(parent->fd, name, AT_REMOVEDIR) < 0) {
         if (errno == ENOENT || errno == ENOTEMPTY || errno == EEXIST)
             return TRUE;
-        return qubes_error_errno(error, errno, "Cannot remove folder %s",
-                                 path);
+        return qubes_error_errno(error, errno, "Cannot remove folder %s", path);
     }
     g_info("Removed empty directory: %s", path);
     /* Sync the parent so that a removed VM folder stays removed. */
@@ -440,9 +439,9 @@ static gboolean tmp_open(QDir *dir, const char *final, TmpFile *t,
     }
     for (int i = 0; i < 100; i++) {
         g_autofree char *name = random_tmp_name(final);
-        t->fd = openat(dir->fd, name,
-                       O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC,
-                       0600);
+        t->fd =
+            openat(dir->fd, name,
+                   O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (t->fd >= 0) {
             t->tmpname = g_steal_pointer(&name);
             return TRUE;
@@ -538,7 +537,8 @@ gboolean qfile_create_sparse(QDir *dir, const char *name, guint64 size,
     if (!tmp_open(dir, name, &t, error))
         return FALSE;
     if (ftruncate(t.fd, (off_t)size) < 0) {
-        qubes_error_errno(error, errno, "Cannot set the size of %s to %" G_GUINT64_FORMAT,
+        qubes_error_errno(error, errno,
+                          "Cannot set the size of %s to %" G_GUINT64_FORMAT,
                           t.path, size);
         tmp_abort(&t);
         return FALSE;
@@ -547,8 +547,7 @@ gboolean qfile_create_sparse(QDir *dir, const char *name, guint64 size,
     /* No fsync: rule 2, a size is metadata ordered before the link. */
     if (!tmp_commit(&t, name, FALSE, error))
         return FALSE;
-    g_info("Created sparse file: %s (%" G_GUINT64_FORMAT " bytes)", path,
-           size);
+    g_info("Created sparse file: %s (%" G_GUINT64_FORMAT " bytes)", path, size);
     return TRUE;
 }
 
@@ -564,9 +563,8 @@ gboolean qfile_truncate(QDir *dir, const char *name, guint64 size,
     if (ftruncate(fd, (off_t)size) < 0) {
         int errsv = errno;
         close(fd);
-        return qubes_error_errno(error, errsv,
-                                 "Cannot resize %s to %" G_GUINT64_FORMAT,
-                                 path, size);
+        return qubes_error_errno(
+            error, errsv, "Cannot resize %s to %" G_GUINT64_FORMAT, path, size);
     }
     /* The caller reports the new size as done: make it durable. */
     gboolean ok = counted_fsync(dir->ctx, fd, path, error);
@@ -607,9 +605,8 @@ static gboolean copy_range_rw(int src, int dst, off_t off, off_t len,
                 if (w < 0 && errno == EINTR)
                     continue;
                 if (w < 0)
-                    return qubes_error_errno(error, errno,
-                                             "Cannot write the copy of %s",
-                                             desc);
+                    return qubes_error_errno(
+                        error, errno, "Cannot write the copy of %s", desc);
                 p += w;
                 o += w;
                 l -= (size_t)w;
@@ -668,9 +665,9 @@ static gboolean sparse_copy(int src, int dst, off_t size, const char *desc,
             ssize_t n = copy_file_range(src, &in, dst, &out, want, 0);
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n < 0 && (errno == EXDEV || errno == EOPNOTSUPP ||
-                          errno == EINVAL || errno == ENOSYS ||
-                          errno == EBADF)) {
+            if (n < 0 &&
+                (errno == EXDEV || errno == EOPNOTSUPP || errno == EINVAL ||
+                 errno == ENOSYS || errno == EBADF)) {
                 use_cfr = FALSE;
                 break;
             }
@@ -725,8 +722,8 @@ gboolean qfile_copy_fd(int src_fd, const char *src_desc, QDir *dst_dir,
             cloned = TRUE;
         } else if (errno != EBADF && errno != EINVAL && errno != EOPNOTSUPP &&
                    errno != EXDEV && errno != ENOTTY) {
-            qubes_error_errno(error, errno, "Cannot reflink %s to %s",
-                              src_desc, t.path);
+            qubes_error_errno(error, errno, "Cannot reflink %s to %s", src_desc,
+                              t.path);
             goto fail;
         } else {
             if (!step(dst_dir->ctx, "copy", t.path, error))
@@ -776,8 +773,7 @@ gboolean qfile_copy(QDir *src_dir, const char *src, QDir *dst_dir,
     if (fd < 0)
         return FALSE;
     g_autofree char *desc = qdir_child_path(src_dir, src);
-    gboolean ok =
-        qfile_copy_fd(fd, desc, dst_dir, dst, opts, reflinked, error);
+    gboolean ok = qfile_copy_fd(fd, desc, dst_dir, dst, opts, reflinked, error);
     close(fd);
     return ok;
 }

@@ -46,8 +46,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QFileCtx, qfile_ctx_free)
  * opens it as the root of all further work. The root path itself is
  * trusted configuration and may be reached through links. Thread-safe;
  * opening twice is a no-op. */
-gboolean qfile_ctx_open_root(QFileCtx *ctx, gboolean create,
-                             gboolean *created, GError **error);
+gboolean qfile_ctx_open_root(QFileCtx *ctx, gboolean create, gboolean *created,
+                             GError **error);
 /* Forgets the opened root (after the folder was removed). */
 void qfile_ctx_close_root(QFileCtx *ctx);
 const char *qfile_ctx_root_path(QFileCtx *ctx);
@@ -118,7 +118,10 @@ typedef struct {
     QFileProgressFunc progress;
     gpointer progress_data;
 } QFileCopyOpts;
-#define QFILE_COPY_OPTS_INIT {.size = -1}
+#define QFILE_COPY_OPTS_INIT                                                   \
+    {                                                                          \
+        .size = -1                                                             \
+    }
 
 /* Copies the data of @src_fd (described as @src_desc in messages) to a new
  * file @dst in @dst_dir: a reflink (FICLONE) where the filesystem can,

@@ -44,8 +44,7 @@
 #include <unistd.h>
 
 static const char *const parameters[] = {
-    "dir_path", "ephemeral_volatile", "revisions_to_keep", "setup_check",
-    NULL,
+    "dir_path", "ephemeral_volatile", "revisions_to_keep", "setup_check", NULL,
 };
 
 static const char *const known_prefixes[] = {"appvms", "vm-templates"};
@@ -102,13 +101,13 @@ static gboolean snapshots_disabled(QubesVolume *vol)
 
 /* ---- pool ---- */
 
-static gboolean pool_init(QubesPool *pool, GHashTable *options,
-                          GError **error)
+static gboolean pool_init(QubesPool *pool, GHashTable *options, GError **error)
 {
     const char *untrusted_dir = g_hash_table_lookup(options, "dir_path");
     const char *untrusted_check = g_hash_table_lookup(options, "setup_check");
     if (!untrusted_dir || !g_path_is_absolute(untrusted_dir) ||
-        strstr(untrusted_dir, "/../") || g_str_has_suffix(untrusted_dir, "/..")) {
+        strstr(untrusted_dir, "/../") ||
+        g_str_has_suffix(untrusted_dir, "/..")) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
                     "Pool %s: dir_path must be an absolute path",
                     qubes_pool_get_name(pool));
@@ -176,8 +175,7 @@ static void pool_config(QubesPool *pool, GHashTable *config)
     g_hash_table_insert(config, g_strdup("dir_path"),
                         g_strdup(qfile_ctx_root_path(rp->ctx)));
     if (!rp->setup_check)
-        g_hash_table_insert(config, g_strdup("setup_check"),
-                            g_strdup("False"));
+        g_hash_table_insert(config, g_strdup("setup_check"), g_strdup("False"));
 }
 
 static gboolean pool_usage(QubesPool *pool, QubesPoolUsage *usage,
@@ -194,6 +192,19 @@ static gboolean pool_usage(QubesPool *pool, QubesPoolUsage *usage,
     usage->data_size = (guint64)sv.f_frsize * sv.f_blocks;
     usage->data_usage = (guint64)sv.f_frsize * (sv.f_blocks - sv.f_bfree);
     return TRUE;
+}
+
+static guint64 pool_fsync_count(QubesPool *pool)
+{
+    ReflinkPool *rp = qubes_pool_get_driver_data(pool);
+    return qfile_ctx_fsync_count(rp->ctx);
+}
+
+static void pool_set_failpoint(QubesPool *pool, QubesFailpointFunc func,
+                               gpointer user_data)
+{
+    ReflinkPool *rp = qubes_pool_get_driver_data(pool);
+    qfile_ctx_set_failpoint(rp->ctx, func, user_data);
 }
 
 /* ---- volume objects ---- */
@@ -372,8 +383,7 @@ static Rev *parse_revision(ReflinkVolume *rv, const char *name)
     if (!is_timestamp(ts))
         return NULL;
     guint64 n = 0;
-    if (number && (!qubes_parse_uint64(number, "revision", &n, NULL) ||
-                   n == 0))
+    if (number && (!qubes_parse_uint64(number, "revision", &n, NULL) || n == 0))
         return NULL;
     Rev *r = g_new0(Rev, 1);
     r->name = g_strdup(name);
@@ -460,8 +470,7 @@ static int keep_count(QubesVolume *vol)
 }
 
 /* The listed revisions: the newest keep_count() of the files. */
-static GPtrArray *visible_revisions(QubesVolume *vol, QDir *dir,
-                                    GError **error)
+static GPtrArray *visible_revisions(QubesVolume *vol, QDir *dir, GError **error)
 {
     GPtrArray *revs = scan_revisions(vol, dir, NULL, error);
     if (revs && revs->len > (guint)keep_count(vol))
@@ -489,8 +498,7 @@ static gboolean remove_incomplete(QubesVolume *vol, GError **error)
     }
     g_autoptr(GPtrArray) unfinished =
         g_ptr_array_new_with_free_func((GDestroyNotify)rev_free);
-    g_autoptr(GPtrArray) revs =
-        scan_revisions(vol, rv->dir, unfinished, error);
+    g_autoptr(GPtrArray) revs = scan_revisions(vol, rv->dir, unfinished, error);
     if (!revs)
         return FALSE;
     for (guint i = 0; i < unfinished->len; i++) {
@@ -536,8 +544,8 @@ static gboolean add_revision(QubesVolume *vol, GError **error)
         next = MAX(next, ((Rev *)revs->pdata[i])->number + 1);
     g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(clean.st_mtime);
     g_autofree char *ts = g_date_time_format(t, "%Y-%m-%dT%H:%M:%S");
-    g_autofree char *name = g_strdup_printf("%s.%" G_GUINT64_FORMAT "@%sZ",
-                                            rv->clean, next, ts);
+    g_autofree char *name =
+        g_strdup_printf("%s.%" G_GUINT64_FORMAT "@%sZ", rv->clean, next, ts);
     return qfile_link(rv->dir, rv->clean, rv->dir, name, error);
 }
 
@@ -586,8 +594,7 @@ static gboolean missing_image(QubesVolume *vol, QDir *dir, const char *name,
 {
     g_autofree char *path =
         dir ? qdir_child_path(dir, name)
-            : g_strdup_printf("%s/%s/%s",
-                              qfile_ctx_root_path(rpool(vol)->ctx),
+            : g_strdup_printf("%s/%s/%s", qfile_ctx_root_path(rpool(vol)->ctx),
                               rvol(vol)->dir_rel, name);
     g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
                 "Missing image file %s for volume %s", path, vol->vid);
@@ -747,8 +754,8 @@ static gboolean vol_start(QubesVolume *vol, GError **error)
                 return FALSE;
             if (pre ? !qfile_rename(rv->dir, rv->precache, rv->dir, rv->dirty,
                                     error)
-                    : !qfile_copy(rv->dir, rv->clean, rv->dir, rv->dirty,
-                                  NULL, NULL, error))
+                    : !qfile_copy(rv->dir, rv->clean, rv->dir, rv->dirty, NULL,
+                                  NULL, error))
                 return FALSE;
         }
     } else {
@@ -955,9 +962,9 @@ static gboolean vol_verify(QubesVolume *vol, GError **error)
     if (have < 0)
         return FALSE;
     if (!have) {
-        g_autofree char *path = g_strdup_printf(
-            "%s/%s%s%s", qfile_ctx_root_path(rpool(vol)->ctx), dir_rel,
-            *dir_rel ? "/" : "", name);
+        g_autofree char *path =
+            g_strdup_printf("%s/%s%s%s", qfile_ctx_root_path(rpool(vol)->ctx),
+                            dir_rel, *dir_rel ? "/" : "", name);
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
                     "Missing image file %s for volume %s", path, vol->vid);
         return FALSE;
@@ -1075,9 +1082,9 @@ static gboolean add_space(GPtrArray *out, QDir *dir, const char *name,
     g_autofree char *path = qdir_child_path(dir, name);
     QubesVolumeSpace *s = g_new0(QubesVolumeSpace, 1);
     struct stat st;
-    gboolean ok = fstat(fd, &st) == 0 &&
-                  qfile_extent_usage(fd, path, &s->shared, &s->exclusive,
-                                     error);
+    gboolean ok =
+        fstat(fd, &st) == 0 &&
+        qfile_extent_usage(fd, path, &s->shared, &s->exclusive, error);
     close(fd);
     if (!ok) {
         qubes_volume_space_free(s);
@@ -1096,15 +1103,14 @@ static GPtrArray *vol_get_space(QubesVolume *vol, GError **error)
     if (!open_dir_if_exists(vol, rv->dir_rel, &dir, error))
         return NULL;
     g_autoptr(QDir) d = dir;
-    g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)qubes_volume_space_free);
+    g_autoptr(GPtrArray) out =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_volume_space_free);
     if (!d)
         return g_steal_pointer(&out);
     struct stat st;
-    const char *current = qfile_stat(d, rv->dirty, &st, NULL) == 1 ? rv->dirty
-                          : qfile_stat(d, rv->clean, &st, NULL) == 1
-                              ? rv->clean
-                              : NULL;
+    const char *current = qfile_stat(d, rv->dirty, &st, NULL) == 1   ? rv->dirty
+                          : qfile_stat(d, rv->clean, &st, NULL) == 1 ? rv->clean
+                                                                     : NULL;
     if (current && !add_space(out, d, current, "current", error))
         return NULL;
     g_autoptr(GPtrArray) revs = visible_revisions(vol, d, error);
@@ -1126,6 +1132,8 @@ const QubesStorageDriver qubes_driver_file_reflink = {
     .pool_setup = pool_setup,
     .pool_config = pool_config,
     .pool_usage = pool_usage,
+    .pool_fsync_count = pool_fsync_count,
+    .pool_set_failpoint = pool_set_failpoint,
     .volume_init = volume_init,
     .volume_free = volume_free,
     .volume_lock = volume_lock,

@@ -99,12 +99,11 @@ QubesPool *qubes_pool_new(const char *driver, const char *name,
     pool->driver = d;
     g_mutex_init(&pool->lock);
     pool->revisions_to_keep = 1;
-    pool->volumes = g_hash_table_new_full(
-        g_str_hash, g_str_equal, NULL, (GDestroyNotify)qubes_volume_unref);
+    pool->volumes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                          (GDestroyNotify)qubes_volume_unref);
 
     /* The generic options are ours; the rest go to the driver. */
-    g_autoptr(GHashTable) rest =
-        g_hash_table_new(g_str_hash, g_str_equal);
+    g_autoptr(GHashTable) rest = g_hash_table_new(g_str_hash, g_str_equal);
     GHashTableIter it;
     gpointer k, v;
     if (options)
@@ -113,8 +112,8 @@ QubesPool *qubes_pool_new(const char *driver, const char *name,
         const char *key = k, *untrusted_value = v;
         if (strcmp(key, "revisions_to_keep") == 0 && driver_takes(d, key)) {
             gint64 n;
-            if (!qubes_parse_int64(untrusted_value, TRUE,
-                                   "revisions_to_keep", &n, error))
+            if (!qubes_parse_int64(untrusted_value, TRUE, "revisions_to_keep",
+                                   &n, error))
                 return NULL;
             if (!qubes_pool_set_revisions_to_keep(pool, (int)MIN(n, G_MAXINT),
                                                   error))
@@ -236,10 +235,10 @@ GHashTable *qubes_pool_get_config(QubesPool *pool)
             config, g_strdup("revisions_to_keep"),
             g_strdup_printf("%d", qubes_pool_get_revisions_to_keep(pool)));
     if (driver_takes(pool->driver, "ephemeral_volatile"))
-        g_hash_table_insert(
-            config, g_strdup("ephemeral_volatile"),
-            g_strdup(qubes_pool_get_ephemeral_volatile(pool) ? "True"
-                                                              : "False"));
+        g_hash_table_insert(config, g_strdup("ephemeral_volatile"),
+                            g_strdup(qubes_pool_get_ephemeral_volatile(pool)
+                                         ? "True"
+                                         : "False"));
     if (pool->driver->pool_config)
         pool->driver->pool_config(pool, config);
     return config;
@@ -251,6 +250,19 @@ gboolean qubes_pool_usage_details(QubesPool *pool, QubesPoolUsage *usage,
     memset(usage, 0, sizeof *usage);
     return !pool->driver->pool_usage ||
            pool->driver->pool_usage(pool, usage, error);
+}
+
+guint64 qubes_pool_get_fsync_count(QubesPool *pool)
+{
+    return pool->driver->pool_fsync_count ? pool->driver->pool_fsync_count(pool)
+                                          : 0;
+}
+
+void qubes_pool_set_failpoint(QubesPool *pool, QubesFailpointFunc func,
+                              gpointer user_data)
+{
+    if (pool->driver->pool_set_failpoint)
+        pool->driver->pool_set_failpoint(pool, func, user_data);
 }
 
 QubesVolume *qubes_pool_init_volume(QubesPool *pool,
@@ -353,12 +365,11 @@ void qubes_volume_unref(QubesVolume *vol)
     g_free(vol);
 }
 
-static gboolean not_supported(QubesVolume *vol, const char *op,
-                              GError **error)
+static gboolean not_supported(QubesVolume *vol, const char *op, GError **error)
 {
     g_set_error(error, QUBES_ERROR, QUBES_ERROR_NOT_IMPLEMENTED,
-                "Pool driver %s cannot %s (volume %s)",
-                vol->pool->driver->name, op, vol->vid);
+                "Pool driver %s cannot %s (volume %s)", vol->pool->driver->name,
+                op, vol->vid);
     return FALSE;
 }
 
@@ -392,16 +403,16 @@ void qubes_volume_unlock(QubesVolume *vol)
 }
 
 /* Runs a locked driver operation @OP(vol, args...). */
-#define LOCKED_OP(vol, may_create, opname, error, ...)                       \
-    do {                                                                     \
-        const QubesStorageDriver *d_ = (vol)->pool->driver;                  \
-        if (!d_->opname)                                                     \
-            return not_supported((vol), #opname, (error));                   \
-        if (!begin((vol), (may_create), (error)))                            \
-            return FALSE;                                                    \
-        gboolean ok_ = d_->opname((vol), ##__VA_ARGS__, (error));            \
-        end(vol);                                                            \
-        return ok_;                                                          \
+#define LOCKED_OP(vol, may_create, opname, error, ...)                         \
+    do {                                                                       \
+        const QubesStorageDriver *d_ = (vol)->pool->driver;                    \
+        if (!d_->opname)                                                       \
+            return not_supported((vol), #opname, (error));                     \
+        if (!begin((vol), (may_create), (error)))                              \
+            return FALSE;                                                      \
+        gboolean ok_ = d_->opname((vol), ##__VA_ARGS__, (error));              \
+        end(vol);                                                              \
+        return ok_;                                                            \
     } while (0)
 
 gboolean qubes_volume_create(QubesVolume *vol, GError **error)
@@ -461,8 +472,7 @@ gboolean qubes_volume_remove(QubesVolume *vol, GError **error)
     return TRUE;
 }
 
-char *qubes_volume_import_data(QubesVolume *vol, guint64 size,
-                               GError **error)
+char *qubes_volume_import_data(QubesVolume *vol, guint64 size, GError **error)
 {
     const QubesStorageDriver *d = vol->pool->driver;
     if (size > (guint64)G_MAXINT64) {

@@ -131,6 +131,18 @@ GPtrArray *qubes_pool_list_volumes(QubesPool *pool);
 /* Returns a new reference to the volume @vid, or NULL. */
 QubesVolume *qubes_pool_get_volume(QubesPool *pool, const char *vid);
 
+/* Instrumentation, for tests, benchmarks and the crash suite. */
+/* Number of fsyncs the pool's driver has issued so far. */
+guint64 qubes_pool_get_fsync_count(QubesPool *pool);
+/* Calls @func before every file step (create, link, rename, unlink,
+ * fsync, ...) the driver takes, with the step's name and path; when it
+ * returns TRUE the step fails with EIO. NULL removes it. Not thread-safe
+ * against running operations: set it while the pool is idle. */
+typedef gboolean (*QubesFailpointFunc)(const char *step, const char *path,
+                                       gpointer user_data);
+void qubes_pool_set_failpoint(QubesPool *pool, QubesFailpointFunc func,
+                              gpointer user_data);
+
 /* The driver-private context of a pool, for drivers only. */
 gpointer qubes_pool_get_driver_data(QubesPool *pool);
 
@@ -158,8 +170,7 @@ gboolean qubes_volume_revert(QubesVolume *vol, const char *revision,
 gboolean qubes_volume_resize(QubesVolume *vol, guint64 size, GError **error);
 /* Starts an import: returns the path of a new sparse image of @size bytes
  * for the caller to fill, then call qubes_volume_import_data_end(). */
-char *qubes_volume_import_data(QubesVolume *vol, guint64 size,
-                               GError **error);
+char *qubes_volume_import_data(QubesVolume *vol, guint64 size, GError **error);
 /* Commits the imported image (a revision of the old one is kept), or
  * drops it when @success is FALSE. */
 gboolean qubes_volume_import_data_end(QubesVolume *vol, gboolean success,

@@ -109,8 +109,8 @@ TestFs *testfs_get(const char *type)
         return NULL;
     }
     const char *mkfs_btrfs[] = {"mkfs.btrfs", "-q", "-f", dev, NULL};
-    const char *mkfs_xfs[] = {"mkfs.xfs", "-q", "-f", "-m", "reflink=1",
-                              dev, NULL};
+    const char *mkfs_xfs[] = {"mkfs.xfs",  "-q", "-f", "-m",
+                              "reflink=1", dev,  NULL};
     const char *mkfs_ext4[] = {"mkfs.ext4", "-q", "-F", dev, NULL};
     const char *const *mkfs = g_str_equal(type, "btrfs") ? mkfs_btrfs
                               : g_str_equal(type, "xfs") ? mkfs_xfs
@@ -160,13 +160,8 @@ QubesPool *test_pool_new(TestFs *fs, const char *setup_check,
 
 const char *test_pool_dir(QubesPool *pool)
 {
-    static GHashTable *dirs;
-    if (!dirs)
-        dirs = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
-                                     (GDestroyNotify)g_hash_table_unref);
-    GHashTable *config = qubes_pool_get_config(pool);
-    g_hash_table_replace(dirs, pool, config);
-    return g_hash_table_lookup(config, "dir_path");
+    g_autoptr(GHashTable) config = qubes_pool_get_config(pool);
+    return g_intern_string(g_hash_table_lookup(config, "dir_path"));
 }
 
 static QubesVolume *init_volume(QubesPool *pool, QubesVolumeConfig *cfg)
@@ -246,8 +241,7 @@ char *test_checksum(const char *path)
     g_autoptr(GError) error = NULL;
     g_file_get_contents(path, &data, &len, &error);
     g_assert_no_error(error);
-    return g_compute_checksum_for_data(G_CHECKSUM_SHA256, (guint8 *)data,
-                                       len);
+    return g_compute_checksum_for_data(G_CHECKSUM_SHA256, (guint8 *)data, len);
 }
 
 void test_stat(const char *path, struct stat *st)

@@ -11,28 +11,28 @@
 
 #define MiB (1024ull * 1024)
 
-#define GET_FS(data)                                                         \
-    TestFs *fs = testfs_get(data);                                           \
-    if (!fs)                                                                 \
+#define GET_FS(data)                                                           \
+    TestFs *fs = testfs_get(data);                                             \
+    if (!fs)                                                                   \
     return
 
-#define OK(call)                                                             \
-    do {                                                                     \
-        g_autoptr(GError) err_ = NULL;                                       \
-        gboolean ok_ = (call);                                               \
-        g_assert_no_error(err_);                                             \
-        g_assert_true(ok_);                                                  \
+#define OK(call)                                                               \
+    do {                                                                       \
+        g_autoptr(GError) err_ = NULL;                                         \
+        gboolean ok_ = (call);                                                 \
+        g_assert_no_error(err_);                                               \
+        g_assert_true(ok_);                                                    \
     } while (0)
 /* In OK(), pass &err_ as the error argument. */
 
-#define FAILS(call, code, needle)                                            \
-    do {                                                                     \
-        g_autoptr(GError) err_ = NULL;                                       \
-        gboolean ok_ = (call);                                               \
-        g_assert_false(ok_);                                                 \
-        g_assert_error(err_, QUBES_ERROR, (code));                           \
-        if (!strstr(err_->message, (needle)))                                \
-            g_error("message \"%s\" lacks \"%s\"", err_->message, (needle)); \
+#define FAILS(call, code, needle)                                              \
+    do {                                                                       \
+        g_autoptr(GError) err_ = NULL;                                         \
+        gboolean ok_ = (call);                                                 \
+        g_assert_false(ok_);                                                   \
+        g_assert_error(err_, QUBES_ERROR, (code));                             \
+        if (!strstr(err_->message, (needle)))                                  \
+            g_error("message \"%s\" lacks \"%s\"", err_->message, (needle));   \
     } while (0)
 
 static char *revisions_str(QubesVolume *vol)
@@ -88,11 +88,9 @@ static void test_pool_setup(gconstpointer data)
     g_assert_cmpuint(usage.data_usage, >, 0);
     g_assert_cmpuint(usage.data_usage, <, usage.data_size);
     g_autoptr(GHashTable) config = qubes_pool_get_config(pool);
-    g_assert_cmpstr(g_hash_table_lookup(config, "driver"), ==,
-                    "file-reflink");
+    g_assert_cmpstr(g_hash_table_lookup(config, "driver"), ==, "file-reflink");
     g_assert_cmpstr(g_hash_table_lookup(config, "dir_path"), ==, dir);
-    g_assert_cmpstr(g_hash_table_lookup(config, "revisions_to_keep"), ==,
-                    "1");
+    g_assert_cmpstr(g_hash_table_lookup(config, "revisions_to_keep"), ==, "1");
 
     /* With the check on: ext4 refused (naming the option), others fine. */
     g_autofree char *dir2 = testfs_new_dir(fs, "checked");
@@ -119,8 +117,8 @@ static void test_origin_cycle(gconstpointer data)
 {
     GET_FS(data);
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
-    g_autoptr(QubesVolume) vol = test_origin(pool, "work", "private",
-                                             64 * MiB, 1);
+    g_autoptr(QubesVolume) vol =
+        test_origin(pool, "work", "private", 64 * MiB, 1);
     g_assert_cmpstr(vol->vid, ==, "appvms/work/private");
     g_autofree char *clean = test_image(pool, vol, ".img");
     g_autofree char *dirty = test_image(pool, vol, "-dirty.img");
@@ -177,8 +175,8 @@ static void test_revisions(gconstpointer data)
 {
     GET_FS(data);
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
-    g_autoptr(QubesVolume) vol = test_origin(pool, "rev", "private",
-                                             8 * MiB, 2);
+    g_autoptr(QubesVolume) vol =
+        test_origin(pool, "rev", "private", 8 * MiB, 2);
     g_autofree char *clean = test_image(pool, vol, ".img");
     OK(qubes_volume_create(vol, &err_));
     char *sums[5];
@@ -293,8 +291,7 @@ static void test_snapshot_kind(gconstpointer data)
 {
     GET_FS(data);
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
-    g_autoptr(QubesVolume) tpl = test_origin(pool, "tpl", "root", 32 * MiB,
-                                             1);
+    g_autoptr(QubesVolume) tpl = test_origin(pool, "tpl", "root", 32 * MiB, 1);
     OK(qubes_volume_create(tpl, &err_));
     cycle(tpl, pool, 1);
     g_autoptr(QubesVolume) root =
@@ -341,20 +338,18 @@ static void test_snapshot_kind(gconstpointer data)
         test_snapshot(pool, "app2", "root", "appvms/none/root", FALSE);
     FAILS(qubes_volume_verify(orphan, &err_), QUBES_ERROR_STORAGE_POOL,
           "appvms/none/root.img");
-    FAILS(qubes_volume_start(orphan, &err_), QUBES_ERROR_STORAGE_POOL,
-          "none");
+    FAILS(qubes_volume_start(orphan, &err_), QUBES_ERROR_STORAGE_POOL, "none");
     FAILS(qubes_volume_import_data(root, MiB, &err_) != NULL,
           QUBES_ERROR_NOT_IMPLEMENTED, "not save_on_stop");
-    FAILS(qubes_volume_export(root, &err_) != NULL,
-          QUBES_ERROR_NOT_IMPLEMENTED, "not save_on_stop");
+    FAILS(qubes_volume_export(root, &err_) != NULL, QUBES_ERROR_NOT_IMPLEMENTED,
+          "not save_on_stop");
 }
 
 static void test_origin_snapshot_kind(gconstpointer data)
 {
     GET_FS(data);
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
-    g_autoptr(QubesVolume) tpl = test_origin(pool, "tpl", "root", 4 * MiB,
-                                             1);
+    g_autoptr(QubesVolume) tpl = test_origin(pool, "tpl", "root", 4 * MiB, 1);
     OK(qubes_volume_create(tpl, &err_));
     cycle(tpl, pool, 3);
     g_autoptr(QubesVolume) vol =
@@ -409,8 +404,8 @@ static void test_snapshots_disabled(gconstpointer data)
 {
     GET_FS(data);
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
-    g_autoptr(QubesVolume) vol = test_origin(pool, "nosnap", "private",
-                                             4 * MiB, -1);
+    g_autoptr(QubesVolume) vol =
+        test_origin(pool, "nosnap", "private", 4 * MiB, -1);
     g_autofree char *clean = test_image(pool, vol, ".img");
     g_autofree char *dirty = test_image(pool, vol, "-dirty.img");
     g_autofree char *pre = test_image(pool, vol, "-precache.img");
@@ -473,8 +468,8 @@ static void test_resize(gconstpointer data)
 {
     GET_FS(data);
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
-    g_autoptr(QubesVolume) vol = test_origin(pool, "rs", "private",
-                                             16 * MiB, 1);
+    g_autoptr(QubesVolume) vol =
+        test_origin(pool, "rs", "private", 16 * MiB, 1);
     OK(qubes_volume_create(vol, &err_));
     cycle(vol, pool, 1);
     g_autofree char *clean = test_image(pool, vol, ".img");
@@ -495,12 +490,12 @@ static void test_resize(gconstpointer data)
     g_autofree char *revs1 = revisions_str(vol);
     g_assert_cmpstr(revs1, ==, revs0);
 
-    FAILS(qubes_volume_resize(vol, 16 * MiB, &err_),
-          QUBES_ERROR_STORAGE_POOL, "shrinking of appvms/rs/private");
+    FAILS(qubes_volume_resize(vol, 16 * MiB, &err_), QUBES_ERROR_STORAGE_POOL,
+          "shrinking of appvms/rs/private");
     OK(qubes_volume_resize(vol, 32 * MiB, &err_)); /* same size: fine */
     OK(qubes_volume_set_rw(vol, FALSE, &err_));
-    FAILS(qubes_volume_resize(vol, 64 * MiB, &err_),
-          QUBES_ERROR_STORAGE_POOL, "read-only");
+    FAILS(qubes_volume_resize(vol, 64 * MiB, &err_), QUBES_ERROR_STORAGE_POOL,
+          "read-only");
     OK(qubes_volume_set_rw(vol, TRUE, &err_));
 
     /* Running: grown in place, and a loop device on it learns the size. */
@@ -520,8 +515,8 @@ static void test_import_data(gconstpointer data)
 {
     GET_FS(data);
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
-    g_autoptr(QubesVolume) vol = test_origin(pool, "imp", "private",
-                                             8 * MiB, 1);
+    g_autoptr(QubesVolume) vol =
+        test_origin(pool, "imp", "private", 8 * MiB, 1);
     OK(qubes_volume_create(vol, &err_));
     g_autofree char *clean = test_image(pool, vol, ".img");
     g_autofree char *import = test_image(pool, vol, "-import.img");
@@ -606,8 +601,8 @@ static void test_import_across_filesystems(void)
         return;
     g_autoptr(QubesPool) pa = test_pool_new(a, NULL, NULL);
     g_autoptr(QubesPool) pb = test_pool_new(b, NULL, NULL);
-    g_autoptr(QubesVolume) src = test_origin(pa, "src", "private",
-                                             256 * MiB, 1);
+    g_autoptr(QubesVolume) src =
+        test_origin(pa, "src", "private", 256 * MiB, 1);
     g_autoptr(QubesVolume) dst = test_origin(pb, "dst", "private", MiB, 1);
     OK(qubes_volume_create(src, &err_));
     OK(qubes_volume_create(dst, &err_));
@@ -640,8 +635,8 @@ static void test_import_same_fs(gconstpointer data)
 {
     GET_FS(data);
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
-    g_autoptr(QubesVolume) src = test_origin(pool, "src", "private",
-                                             256 * MiB, 1);
+    g_autoptr(QubesVolume) src =
+        test_origin(pool, "src", "private", 256 * MiB, 1);
     g_autoptr(QubesVolume) dst = test_origin(pool, "dst", "private", MiB, 1);
     OK(qubes_volume_create(src, &err_));
     OK(qubes_volume_create(dst, &err_));
@@ -676,8 +671,8 @@ static void test_space(gconstpointer data)
 {
     GET_FS(data);
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
-    g_autoptr(QubesVolume) vol = test_origin(pool, "sp", "private",
-                                             16 * MiB, 2);
+    g_autoptr(QubesVolume) vol =
+        test_origin(pool, "sp", "private", 16 * MiB, 2);
     OK(qubes_volume_create(vol, &err_));
     OK(qubes_volume_start(vol, &err_));
     g_autofree char *dirty = test_image(pool, vol, "-dirty.img");
@@ -713,8 +708,7 @@ static void test_remove(gconstpointer data)
 {
     GET_FS(data);
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
-    g_autoptr(QubesVolume) priv = test_origin(pool, "gone", "private",
-                                              MiB, 2);
+    g_autoptr(QubesVolume) priv = test_origin(pool, "gone", "private", MiB, 2);
     g_autoptr(QubesVolume) vola = test_volatile(pool, "gone", MiB);
     OK(qubes_volume_create(priv, &err_));
     cycle(priv, pool, 1);
@@ -736,8 +730,7 @@ static void test_create_over_stale(gconstpointer data)
 {
     GET_FS(data);
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
-    g_autoptr(QubesVolume) vol = test_origin(pool, "again", "private",
-                                             MiB, 2);
+    g_autoptr(QubesVolume) vol = test_origin(pool, "again", "private", MiB, 2);
     OK(qubes_volume_create(vol, &err_));
     cycle(vol, pool, 1);
     OK(qubes_volume_start(vol, &err_));
@@ -796,8 +789,8 @@ static void test_logging(gconstpointer data)
     g_autoptr(QubesPool) pool = test_pool_new(fs, NULL, NULL);
     g_autoptr(QubesVolume) vol = test_origin(pool, "log", "private", MiB, 1);
     g_autoptr(GPtrArray) msgs = g_ptr_array_new_with_free_func(g_free);
-    guint id = g_log_set_handler("qubes.storage", G_LOG_LEVEL_INFO,
-                                 capture_log, msgs);
+    guint id =
+        g_log_set_handler("qubes.storage", G_LOG_LEVEL_INFO, capture_log, msgs);
     OK(qubes_volume_create(vol, &err_));
     cycle(vol, pool, 1);
     OK(qubes_volume_remove(vol, &err_));
