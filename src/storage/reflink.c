@@ -480,9 +480,25 @@ static GPtrArray *visible_revisions(QubesVolume *vol, QDir *dir, GError **error)
 
 /* ---- building blocks of the operations ---- */
 
+/* Removes revision files beyond @keep, oldest first. */
+static gboolean prune_revisions(QubesVolume *vol, int keep, GError **error)
+{
+    ReflinkVolume *rv = rvol(vol);
+    g_autoptr(GPtrArray) revs = scan_revisions(vol, rv->dir, NULL, error);
+    if (!revs)
+        return FALSE;
+    for (guint i = 0; i + (guint)keep < revs->len; i++) {
+        Rev *r = revs->pdata[i];
+        if (!qfile_unlink(rv->dir, r->name, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
 /* Removes what an interrupted operation left: temporaries, a revision
- * that is still the clean image, and an unfinished import. No sync: a
- * leftover that comes back after a crash is removed again. */
+ * that is still the clean image, revisions beyond revisions_to_keep (no
+ * longer listed) and an unfinished import. No sync: a leftover that comes
+ * back after a crash is removed again. */
 static gboolean remove_incomplete(QubesVolume *vol, GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
@@ -506,22 +522,8 @@ static gboolean remove_incomplete(QubesVolume *vol, GError **error)
         if (!qfile_unlink(rv->dir, r->name, error))
             return FALSE;
     }
-    return qfile_unlink(rv->dir, rv->import, error);
-}
-
-/* Removes revision files beyond @keep, oldest first. */
-static gboolean prune_revisions(QubesVolume *vol, int keep, GError **error)
-{
-    ReflinkVolume *rv = rvol(vol);
-    g_autoptr(GPtrArray) revs = scan_revisions(vol, rv->dir, NULL, error);
-    if (!revs)
-        return FALSE;
-    for (guint i = 0; i + (guint)keep < revs->len; i++) {
-        Rev *r = revs->pdata[i];
-        if (!qfile_unlink(rv->dir, r->name, error))
-            return FALSE;
-    }
-    return TRUE;
+    return prune_revisions(vol, keep_count(vol), error) &&
+           qfile_unlink(rv->dir, rv->import, error);
 }
 
 /* Keeps the current clean image as the next revision, by hardlink. Until
@@ -732,10 +734,14 @@ static gboolean vol_start(QubesVolume *vol, GError **error)
         opts.discardable = !vol->save_on_stop;
         if (!qfile_unlink(rv->dir, rv->dirty, error) ||
             !qfile_unlink(rv->dir, rv->clean, error) ||
-            !qfile_link(src, rv->src_clean, rv->dir, rv->clean, error) ||
-            !qfile_copy(rv->dir, rv->clean, rv->dir, rv->dirty, &opts, NULL,
-                        error))
+            !qfile_link(src, rv->src_clean, rv->dir, rv->clean, error))
             return FALSE;
+        if (!qfile_copy(rv->dir, rv->clean, rv->dir, rv->dirty, &opts, NULL,
+                        error)) {
+            /* Back to stopped: the marker link alone would claim a start. */
+            qfile_unlink(rv->dir, rv->clean, NULL);
+            return FALSE;
+        }
     } else if (vol->save_on_stop) {
         struct stat cst;
         int have = qfile_stat(rv->dir, rv->clean, &cst, error);
