@@ -27,6 +27,7 @@
 #include <linux/fs.h>
 #include <linux/loop.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -40,6 +41,7 @@ struct _QFileCtx {
     GMutex lock; /* guards root_fd while it is opened */
     int root_fd;
     atomic_uint_fast64_t fsyncs;
+    int lock_fd; /* the pool's lock folder, opened on first use */
     QFileFailpointFunc failpoint;
     gpointer failpoint_data;
 };
@@ -55,6 +57,7 @@ QFileCtx *qfile_ctx_new(const char *root_path)
     QFileCtx *ctx = g_new0(QFileCtx, 1);
     ctx->root_path = g_strdup(root_path);
     ctx->root_fd = -1;
+    ctx->lock_fd = -1;
     g_mutex_init(&ctx->lock);
     return ctx;
 }
@@ -65,6 +68,8 @@ void qfile_ctx_free(QFileCtx *ctx)
         return;
     if (ctx->root_fd >= 0)
         close(ctx->root_fd);
+    if (ctx->lock_fd >= 0)
+        close(ctx->lock_fd);
     g_mutex_clear(&ctx->lock);
     g_free(ctx->root_path);
     g_free(ctx);
@@ -718,10 +723,10 @@ gboolean qfile_copy_fd(int src_fd, const char *src_desc, QDir *dst_dir,
     if (opts->size != 0 && st.st_size > 0) {
         if (!step(dst_dir->ctx, "reflink", t.path, error))
             goto fail;
-        if (ioctl(t.fd, FICLONE, src_fd) == 0) {
+        if (!opts->no_reflink && ioctl(t.fd, FICLONE, src_fd) == 0) {
             cloned = TRUE;
-        } else if (errno != EBADF && errno != EINVAL && errno != EOPNOTSUPP &&
-                   errno != EXDEV && errno != ENOTTY) {
+        } else if (!opts->no_reflink && errno != EBADF && errno != EINVAL &&
+                   errno != EOPNOTSUPP && errno != EXDEV && errno != ENOTTY) {
             qubes_error_errno(error, errno, "Cannot reflink %s to %s", src_desc,
                               t.path);
             goto fail;
@@ -886,40 +891,81 @@ int qfile_update_loop_devices(int fd, const char *desc, GError **error)
     return updated;
 }
 
-int qfile_lock(QDir *dir, const char *name, GError **error)
+/* Opens (creating) @name below @parent as a folder only root can enter. */
+static int open_private_dir(int parent, const char *path, const char *name,
+                            GError **error)
 {
-    g_autofree char *path = qdir_child_path(dir, name);
-    for (;;) {
-        int fd = openat(dir->fd, name,
-                        O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 && errno == ENOENT)
-            return -2;
-        if (fd < 0) {
-            qubes_error_errno(error, errno, "Cannot open lock file %s", path);
-            return -1;
-        }
-        while (flock(fd, LOCK_EX) < 0) {
-            if (errno != EINTR) {
-                qubes_error_errno(error, errno, "Cannot lock %s", path);
-                close(fd);
-                return -1;
-            }
-        }
-        /* The holder before us may have removed the file as it let go:
-         * then our lock is on a dead inode and we start over. */
-        struct stat a, b;
-        if (fstat(fd, &a) == 0 &&
-            fstatat(dir->fd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
-            a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-            return fd;
-        close(fd);
+    if (mkdirat(parent, name, 0700) < 0 && errno != EEXIST) {
+        qubes_error_errno(error, errno, "Cannot create %s/%s", path, name);
+        return -1;
     }
+    int fd =
+        openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        qubes_error_errno(error, errno, "Cannot open %s/%s", path, name);
+    return fd;
 }
 
-void qfile_unlock(QDir *dir, const char *name, int fd)
+static int lock_dir(QFileCtx *ctx, GError **error)
 {
-    /* Remove before unlocking, so a waiter sees the file is gone. Lock
-     * files are never synced: a crash releases every lock anyway. */
-    unlinkat(dir->fd, name, 0);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&ctx->lock);
+    if (ctx->lock_fd >= 0)
+        return ctx->lock_fd;
+    if (ctx->root_fd < 0) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
+                    "Pool folder %s is not open", ctx->root_path);
+        return -1;
+    }
+    struct stat st;
+    if (fstat(ctx->root_fd, &st) < 0) {
+        qubes_error_errno(error, errno, "Cannot stat %s", ctx->root_path);
+        return -1;
+    }
+    const char *base = g_getenv("QUBES_LOCK_DIR");
+    g_autofree char *top = g_strdup(base ? base : "/run/qubes");
+    if (g_mkdir_with_parents(top, 0755) < 0) {
+        qubes_error_errno(error, errno, "Cannot create %s", top);
+        return -1;
+    }
+    int top_fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (top_fd < 0) {
+        qubes_error_errno(error, errno, "Cannot open %s", top);
+        return -1;
+    }
+    int fd =
+        base ? top_fd : open_private_dir(top_fd, top, "storage-locks", error);
+    if (!base)
+        close(top_fd);
+    if (fd < 0)
+        return -1;
+    g_autofree char *name =
+        g_strdup_printf("%ju-%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+    ctx->lock_fd = open_private_dir(fd, top, name, error);
     close(fd);
+    return ctx->lock_fd;
+}
+
+int qfile_lock(QFileCtx *ctx, const char *name, GError **error)
+{
+    int dir = lock_dir(ctx, error);
+    if (dir < 0)
+        return -1;
+    int fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        qubes_error_errno(error, errno, "Cannot open lock file %s", name);
+        return -1;
+    }
+    while (flock(fd, LOCK_EX) < 0) {
+        if (errno != EINTR) {
+            qubes_error_errno(error, errno, "Cannot lock %s", name);
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+void qfile_unlock(int fd)
+{
+    close(fd); /* releases the flock */
 }

@@ -115,6 +115,7 @@ typedef struct {
     gboolean replace;     /* @dst may exist and is replaced atomically */
     gboolean discardable; /* not synced even when copied: the caller
                              throws it away after a crash anyway */
+    gboolean no_reflink;  /* always the sparse copy (benchmarks) */
     QFileProgressFunc progress;
     gpointer progress_data;
 } QFileCopyOpts;
@@ -147,11 +148,15 @@ gboolean qfile_reflink_supported(QDir *dir, GError **error);
  * changed (LOOP_SET_CAPACITY). Returns the number of devices updated. */
 int qfile_update_loop_devices(int fd, const char *desc, GError **error);
 
-/* Takes the lock file @name in @dir: exclusive, blocking, against other
- * processes and other threads. Returns its fd; -2 (no error set) when
- * @dir was removed meanwhile; -1 with @error set otherwise. */
-int qfile_lock(QDir *dir, const char *name, GError **error);
-/* Releases a lock taken by qfile_lock() and removes the lock file. */
-void qfile_unlock(QDir *dir, const char *name, int fd);
+/* Lock files live outside the pool, on tmpfs: in $QUBES_LOCK_DIR, else
+ * /run/qubes/storage-locks, in a folder named after the device and inode
+ * of the pool's root (so two paths to one pool share their locks). A lock
+ * file is never removed: its inode stays the one everybody locks. */
+
+/* Takes the lock @name of the pool: exclusive, blocking, against other
+ * processes and other threads (each call opens its own file description).
+ * Returns its fd, or -1 with @error set. */
+int qfile_lock(QFileCtx *ctx, const char *name, GError **error);
+void qfile_unlock(int fd);
 
 G_END_DECLS

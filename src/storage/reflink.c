@@ -13,7 +13,8 @@
  *                                        clean image it preserves)
  *   private.img@2018-01-02T03:04:05Z     seed-era revision
  *   NAME~XXXXXXXX                  incomplete temporary
- *   .private.lock                  lock file, present while locked
+ *
+ * The volume's lock file is not in the pool (see qfile_lock()).
  *
  * Invariants the operations keep:
  *   - A clean image's inode is never written after it is committed: a new
@@ -248,7 +249,10 @@ static gboolean volume_init(QubesVolume *vol, const QubesVolumeConfig *config,
     rv->dirty = g_strconcat(rv->base, "-dirty.img", NULL);
     rv->precache = g_strconcat(rv->base, "-precache.img", NULL);
     rv->import = g_strconcat(rv->base, "-import.img", NULL);
-    rv->lock = g_strconcat(".", rv->base, ".lock", NULL);
+    /* The vid, flattened: '%' is not a character a vid can hold. */
+    g_autofree char *flat = g_strdup(vol->vid);
+    g_strdelimit(flat, "/", '%');
+    rv->lock = g_strconcat(flat, ".lock", NULL);
     if (vol->source) {
         g_autofree char *src_base = NULL;
         split_vid(vol->source, &rv->src_dir_rel, &src_base);
@@ -306,45 +310,31 @@ static gboolean volume_lock(QubesVolume *vol, gboolean may_create,
                             GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
-    /* A concurrent remove may delete the folder between our open and our
-     * lock: then the lock file cannot be made (ENOENT) and we retry. */
-    for (int attempt = 0; attempt < 100; attempt++) {
-        QDir *dir = NULL;
-        if (may_create)
-            dir = open_dir(vol, rv->dir_rel, TRUE, error);
-        else if (!open_dir_if_exists(vol, rv->dir_rel, &dir, error))
-            return FALSE;
-        if (!dir && may_create)
-            return FALSE;
-        if (!dir) {
-            rv->dir = NULL;
-            return TRUE;
-        }
-        int fd = qfile_lock(dir, rv->lock, error);
-        if (fd >= 0) {
-            rv->dir = dir;
-            rv->lock_fd = fd;
-            return TRUE;
-        }
-        qdir_close(dir);
-        if (fd == -1)
-            return FALSE;
+    ReflinkPool *rp = rpool(vol);
+    if (!qfile_ctx_open_root(rp->ctx, FALSE, NULL, error))
+        return FALSE;
+    int fd = qfile_lock(rp->ctx, rv->lock, error);
+    if (fd < 0)
+        return FALSE;
+    QDir *dir = NULL;
+    gboolean ok = may_create
+                      ? (dir = open_dir(vol, rv->dir_rel, TRUE, error)) != NULL
+                      : open_dir_if_exists(vol, rv->dir_rel, &dir, error);
+    if (!ok) {
+        qfile_unlock(fd);
+        return FALSE;
     }
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
-                "Cannot lock volume %s: its folder keeps disappearing",
-                vol->vid);
-    return FALSE;
+    rv->dir = dir;
+    rv->lock_fd = fd;
+    return TRUE;
 }
 
 static void volume_unlock(QubesVolume *vol)
 {
     ReflinkVolume *rv = rvol(vol);
-    if (rv->dir) {
-        if (rv->lock_fd >= 0)
-            qfile_unlock(rv->dir, rv->lock, rv->lock_fd);
-        qdir_close(rv->dir);
-    }
-    rv->dir = NULL;
+    g_clear_pointer(&rv->dir, qdir_close);
+    if (rv->lock_fd >= 0)
+        qfile_unlock(rv->lock_fd);
     rv->lock_fd = -1;
 }
 
@@ -667,7 +657,6 @@ static gboolean vol_remove(QubesVolume *vol, GError **error)
     /* Synced so that removed images do not come back as orphans. */
     if (!remove_all_images(vol, error) || !qfile_fsync_dir(rv->dir, error))
         return FALSE;
-    volume_unlock(vol);
     /* The VM folder goes when this was its last volume. */
     g_autofree char *parent = NULL, *name = NULL;
     split_vid(rv->dir_rel, &parent, &name);

@@ -58,7 +58,9 @@ static void cleanup_all(void)
         unlink(fs->image);
         rmdir(fs->mountpoint);
     }
-    rmdir(workdir);
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", workdir);
+    if (system(cmd) != 0)
+        g_printerr("cannot remove %s\n", workdir);
 }
 
 char *test_loop_attach(const char *path)
@@ -84,6 +86,10 @@ TestFs *testfs_get(const char *type)
         filesystems = g_hash_table_new(g_str_hash, g_str_equal);
         workdir = g_dir_make_tmp("qubes-testfs-XXXXXX", NULL);
         g_assert_nonnull(workdir);
+        /* Lock files of the test pools, away from the system's. */
+        g_autofree char *locks = g_strdup_printf("%s/locks", workdir);
+        g_assert_cmpint(g_mkdir_with_parents(locks, 0700), ==, 0);
+        g_setenv("QUBES_LOCK_DIR", locks, TRUE);
         atexit(cleanup_all);
     }
     TestFs *fs = g_hash_table_lookup(filesystems, type);
