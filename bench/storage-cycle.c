@@ -121,10 +121,12 @@ static double floor_cycle(int tdir, int dir, int i)
            "rename");
     sys_ok(fsync(dir), "fsync");
     close(mk(dir, "volatile-dirty.img", (off_t)(10 * GiB)));
-    /* the VM writes */
+    /* the VM writes: the same 4 KiB as ours */
     int fd = openat(dir, "private-dirty.img", O_WRONLY | O_CLOEXEC);
-    char buf[4096] = {1};
-    sys_ok((int)pwrite(fd, buf, sizeof buf, 0), "pwrite");
+    char buf[4096];
+    off_t off = (off_t)((i % 64) * 4096);
+    memset(buf, (int)(off & 0xff) | 1, sizeof buf);
+    sys_ok((int)pwrite(fd, buf, sizeof buf, off), "pwrite");
     /* stop: fsync dirty, keep a revision, prune, commit, precache, fsync
      * the folder; discard the rest */
     sys_ok(fsync(fd), "fsync");
@@ -143,33 +145,44 @@ static double floor_cycle(int tdir, int dir, int i)
     return (double)(g_get_monotonic_time() - t0) / 1000.0;
 }
 
-static double run_floor(const char *pool_dir, int cycles)
+typedef struct {
+    char *base;
+    int tdir, dir;
+} Floor;
+
+static void floor_setup(Floor *f, const char *pool_dir)
 {
-    g_autofree char *base = g_strdup_printf("%s/floor", pool_dir);
-    g_autofree char *tpl = g_strdup_printf("%s/tpl", base);
-    g_autofree char *app = g_strdup_printf("%s/app", base);
-    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", base);
+    f->base = g_strdup_printf("%s/floor", pool_dir);
+    g_autofree char *tpl = g_strdup_printf("%s/tpl", f->base);
+    g_autofree char *app = g_strdup_printf("%s/app", f->base);
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", f->base);
     if (system(cmd) != 0 || g_mkdir_with_parents(tpl, 0755) < 0 ||
         g_mkdir_with_parents(app, 0755) < 0)
-        die(base, NULL);
-    int tdir = open(tpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int dir = open(app, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    close(mk(tdir, "root.img", (off_t)(10 * GiB)));
-    g_autofree char *troot = g_strdup_printf("%s/root.img", tpl);
-    for (int i = 0; i < 64; i++)
-        write_4k(troot, (off_t)(i * 160 * MiB));
-    close(mk(dir, "private.img", (off_t)(2 * GiB)));
-    clone_to(dir, "private.img", "private-precache.img");
-    double *t = g_new(double, cycles);
-    for (int i = 0; i < cycles; i++)
-        t[i] = floor_cycle(tdir, dir, i);
-    double m = median(t, cycles);
-    g_free(t);
-    close(tdir);
-    close(dir);
+        die(f->base, NULL);
+    f->tdir = open(tpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    f->dir = open(app, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* The same template as ours: 64 MiB in 1 MiB pieces, synced. */
+    int t = mk(f->tdir, "root.img", (off_t)(10 * GiB));
+    g_autofree char *buf = g_malloc(MiB);
+    for (int i = 0; i < 64; i++) {
+        memset(buf, i + 1, MiB);
+        if (pwrite(t, buf, MiB, (off_t)(i * 160 * MiB)) != (ssize_t)MiB)
+            die("floor template", NULL);
+    }
+    sys_ok(fsync(t), "fsync");
+    close(t);
+    close(mk(f->dir, "private.img", (off_t)(2 * GiB)));
+    clone_to(f->dir, "private.img", "private-precache.img");
+}
+
+static void floor_teardown(Floor *f)
+{
+    close(f->tdir);
+    close(f->dir);
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", f->base);
     if (system(cmd) != 0)
-        die(base, NULL);
-    return m;
+        die(f->base, NULL);
+    g_free(f->base);
 }
 
 int main(int argc, char **argv)
@@ -229,9 +242,18 @@ int main(int argc, char **argv)
     QubesVolume *vols[] = {root, priv, vola};
     g_autofree char *pdirty = qubes_volume_get_path(priv);
 
+    /* Our cycles and the floor's alternate, so both see the same noise
+     * from the rest of the machine. */
+    gboolean with_floor = !setup_check; /* the floor needs reflinks */
+    Floor fl = {0};
+    if (with_floor)
+        floor_setup(&fl, pool_dir);
     double *ms = g_new(double, cycles);
     double *fs = g_new(double, cycles);
+    double *fms = g_new(double, cycles);
     for (int i = 0; i < cycles; i++) {
+        if (with_floor)
+            fms[i] = floor_cycle(fl.tdir, fl.dir, i);
         guint64 f0 = qubes_pool_get_fsync_count(pool);
         gint64 t0 = g_get_monotonic_time();
         for (int v = 0; v < 3; v++)
@@ -244,8 +266,9 @@ int main(int argc, char **argv)
     }
     double m = median(ms, cycles);
     printf("cycles=%d\n", cycles);
-    if (!setup_check) { /* the floor needs reflinks */
-        double floor_ms = run_floor(pool_dir, cycles);
+    if (with_floor) {
+        floor_teardown(&fl);
+        double floor_ms = median(fms, cycles);
         printf("floor_ms_per_cycle=%.3f (bare system calls, 3 fsyncs)\n",
                floor_ms);
         printf("ratio_to_floor=%.2f\n", m / floor_ms);
@@ -253,6 +276,7 @@ int main(int argc, char **argv)
     printf("ms_per_cycle=%.3f fsyncs_per_cycle=%.0f\n", m, median(fs, cycles));
     g_free(ms);
     g_free(fs);
+    g_free(fms);
     for (int v = 0; v < 3; v++)
         qubes_volume_remove(vols[v], NULL);
     qubes_volume_remove(troot, NULL);

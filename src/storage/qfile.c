@@ -740,7 +740,8 @@ gboolean qfile_copy_fd(int src_fd, const char *src_desc, QDir *dst_dir,
                 goto fail;
         }
     }
-    if (opts->size >= 0 && ftruncate(t.fd, (off_t)opts->size) < 0) {
+    if (opts->size >= 0 && opts->size != st.st_size &&
+        ftruncate(t.fd, (off_t)opts->size) < 0) {
         qubes_error_errno(error, errno, "Cannot set the size of %s", t.path);
         goto fail;
     }

@@ -61,7 +61,8 @@ typedef struct {
     char *clean, *dirty, *precache, *import, *lock;
     char *src_dir_rel, *src_clean; /* snap_on_start only */
     /* while locked */
-    QDir *dir; /* NULL when the folder does not exist */
+    QDir *dir;         /* NULL when the folder does not exist */
+    GHashTable *names; /* what the folder holds, kept current by img_*() */
     int lock_fd;
 } ReflinkVolume;
 
@@ -324,6 +325,16 @@ static gboolean volume_lock(QubesVolume *vol, gboolean may_create,
         qfile_unlock(fd);
         return FALSE;
     }
+    rv->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr(GPtrArray) names = dir ? qfile_list(dir, error) : NULL;
+    if (dir && !names) {
+        qdir_close(dir);
+        g_clear_pointer(&rv->names, g_hash_table_unref);
+        qfile_unlock(fd);
+        return FALSE;
+    }
+    for (guint i = 0; names && i < names->len; i++)
+        g_hash_table_add(rv->names, g_steal_pointer(&names->pdata[i]));
     rv->dir = dir;
     rv->lock_fd = fd;
     return TRUE;
@@ -333,6 +344,7 @@ static void volume_unlock(QubesVolume *vol)
 {
     ReflinkVolume *rv = rvol(vol);
     g_clear_pointer(&rv->dir, qdir_close);
+    g_clear_pointer(&rv->names, g_hash_table_unref);
     if (rv->lock_fd >= 0)
         qfile_unlock(rv->lock_fd);
     rv->lock_fd = -1;
@@ -418,11 +430,10 @@ static gboolean same_inode(const struct stat *a, const struct stat *b)
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* Lists the revision files in the folder, oldest first, with any that
- * shares the clean image's inode (an interrupted commit) left out or, if
- * @unfinished is not NULL, put there. */
-static GPtrArray *scan_revisions(QubesVolume *vol, QDir *dir,
-                                 GPtrArray *unfinished, GError **error)
+/* Lists the revision files in a folder read without the lock, oldest
+ * first, leaving out any that shares the clean image's inode (an
+ * interrupted commit). */
+static GPtrArray *scan_revisions(QubesVolume *vol, QDir *dir, GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
     GPtrArray *revs = g_ptr_array_new_with_free_func((GDestroyNotify)rev_free);
@@ -442,10 +453,7 @@ static GPtrArray *scan_revisions(QubesVolume *vol, QDir *dir,
         struct stat st;
         if (have_clean == 1 && qfile_stat(dir, r->name, &st, NULL) == 1 &&
             same_inode(&st, &clean)) {
-            if (unfinished)
-                g_ptr_array_add(unfinished, r);
-            else
-                rev_free(r);
+            rev_free(r);
             continue;
         }
         g_ptr_array_add(revs, r);
@@ -462,9 +470,91 @@ static int keep_count(QubesVolume *vol)
 /* The listed revisions: the newest keep_count() of the files. */
 static GPtrArray *visible_revisions(QubesVolume *vol, QDir *dir, GError **error)
 {
-    GPtrArray *revs = scan_revisions(vol, dir, NULL, error);
+    GPtrArray *revs = scan_revisions(vol, dir, error);
     if (revs && revs->len > (guint)keep_count(vol))
         g_ptr_array_remove_range(revs, 0, revs->len - (guint)keep_count(vol));
+    return revs;
+}
+
+/* ---- changes to the locked folder ----
+ *
+ * While a volume is locked, its folder was listed once (volume_lock) and
+ * these wrappers keep that list current, so that an operation never lists
+ * the folder again or removes what is not there. Only this volume's names
+ * are looked at, and only this process changes them while it holds the
+ * lock. */
+
+static gboolean has(ReflinkVolume *rv, const char *name)
+{
+    return rv->names && g_hash_table_contains(rv->names, name);
+}
+
+static void now_has(ReflinkVolume *rv, const char *name)
+{
+    g_hash_table_add(rv->names, g_strdup(name));
+}
+
+static gboolean img_unlink(ReflinkVolume *rv, const char *name, GError **error)
+{
+    if (!has(rv, name))
+        return TRUE;
+    if (!qfile_unlink(rv->dir, name, error))
+        return FALSE;
+    g_hash_table_remove(rv->names, name);
+    return TRUE;
+}
+
+static gboolean img_rename(ReflinkVolume *rv, const char *from, const char *to,
+                           GError **error)
+{
+    if (!qfile_rename(rv->dir, from, rv->dir, to, error))
+        return FALSE;
+    g_hash_table_remove(rv->names, from);
+    now_has(rv, to);
+    return TRUE;
+}
+
+static gboolean img_link(QDir *src_dir, const char *src, ReflinkVolume *rv,
+                         const char *dst, GError **error)
+{
+    if (!qfile_link(src_dir, src, rv->dir, dst, error))
+        return FALSE;
+    now_has(rv, dst);
+    return TRUE;
+}
+
+static gboolean img_copy(ReflinkVolume *rv, const char *src, const char *dst,
+                         const QFileCopyOpts *opts, GError **error)
+{
+    if (!qfile_copy(rv->dir, src, rv->dir, dst, opts, NULL, error))
+        return FALSE;
+    now_has(rv, dst);
+    return TRUE;
+}
+
+static gboolean img_create_sparse(ReflinkVolume *rv, const char *name,
+                                  guint64 size, GError **error)
+{
+    if (!qfile_create_sparse(rv->dir, name, size, error))
+        return FALSE;
+    now_has(rv, name);
+    return TRUE;
+}
+
+/* The revision files in the locked folder, oldest first. */
+static GPtrArray *locked_revisions(ReflinkVolume *rv)
+{
+    GPtrArray *revs = g_ptr_array_new_with_free_func((GDestroyNotify)rev_free);
+    GHashTableIter it;
+    gpointer name;
+    if (rv->names)
+        g_hash_table_iter_init(&it, rv->names);
+    while (rv->names && g_hash_table_iter_next(&it, &name, NULL)) {
+        Rev *r = parse_revision(rv, name);
+        if (r)
+            g_ptr_array_add(revs, r);
+    }
+    g_ptr_array_sort(revs, rev_cmp);
     return revs;
 }
 
@@ -474,12 +564,10 @@ static GPtrArray *visible_revisions(QubesVolume *vol, QDir *dir, GError **error)
 static gboolean prune_revisions(QubesVolume *vol, int keep, GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
-    g_autoptr(GPtrArray) revs = scan_revisions(vol, rv->dir, NULL, error);
-    if (!revs)
-        return FALSE;
+    g_autoptr(GPtrArray) revs = locked_revisions(rv);
     for (guint i = 0; i + (guint)keep < revs->len; i++) {
         Rev *r = revs->pdata[i];
-        if (!qfile_unlink(rv->dir, r->name, error))
+        if (!img_unlink(rv, r->name, error))
             return FALSE;
     }
     return TRUE;
@@ -494,26 +582,33 @@ static gboolean remove_incomplete(QubesVolume *vol, GError **error)
     ReflinkVolume *rv = rvol(vol);
     if (!rv->dir)
         return TRUE;
-    g_autoptr(GPtrArray) names = qfile_list(rv->dir, error);
-    if (!names)
-        return FALSE;
-    for (guint i = 0; i < names->len; i++) {
-        if (is_temporary(rv, names->pdata[i]) &&
-            !qfile_unlink(rv->dir, names->pdata[i], error))
+    g_autoptr(GPtrArray) temporaries = g_ptr_array_new_with_free_func(g_free);
+    GHashTableIter it;
+    gpointer name;
+    g_hash_table_iter_init(&it, rv->names);
+    while (g_hash_table_iter_next(&it, &name, NULL)) {
+        if (is_temporary(rv, name))
+            g_ptr_array_add(temporaries, g_strdup(name));
+    }
+    for (guint i = 0; i < temporaries->len; i++) {
+        if (!img_unlink(rv, temporaries->pdata[i], error))
             return FALSE;
     }
-    g_autoptr(GPtrArray) unfinished =
-        g_ptr_array_new_with_free_func((GDestroyNotify)rev_free);
-    g_autoptr(GPtrArray) revs = scan_revisions(vol, rv->dir, unfinished, error);
-    if (!revs)
+    /* A revision with the clean image's inode: an interrupted commit. */
+    struct stat clean, st;
+    if (has(rv, rv->clean) && qfile_stat(rv->dir, rv->clean, &clean, error) < 0)
         return FALSE;
-    for (guint i = 0; i < unfinished->len; i++) {
-        Rev *r = unfinished->pdata[i];
-        if (!qfile_unlink(rv->dir, r->name, error))
+    g_autoptr(GPtrArray) revs = locked_revisions(rv);
+    for (guint i = 0; has(rv, rv->clean) && i < revs->len; i++) {
+        Rev *r = revs->pdata[i];
+        int have = qfile_stat(rv->dir, r->name, &st, error);
+        if (have < 0)
+            return FALSE;
+        if (have && same_inode(&st, &clean) && !img_unlink(rv, r->name, error))
             return FALSE;
     }
     return prune_revisions(vol, keep_count(vol), error) &&
-           qfile_unlink(rv->dir, rv->import, error);
+           img_unlink(rv, rv->import, error);
 }
 
 /* Keeps the current clean image as the next revision, by hardlink. Until
@@ -525,12 +620,11 @@ static gboolean add_revision(QubesVolume *vol, GError **error)
     if (vol->revisions_to_keep <= 0)
         return TRUE;
     struct stat clean;
-    int have = qfile_stat(rv->dir, rv->clean, &clean, error);
-    if (have <= 0)
-        return have == 0;
-    g_autoptr(GPtrArray) revs = scan_revisions(vol, rv->dir, NULL, error);
-    if (!revs)
+    if (!has(rv, rv->clean))
+        return TRUE;
+    if (qfile_stat(rv->dir, rv->clean, &clean, error) < 0)
         return FALSE;
+    g_autoptr(GPtrArray) revs = locked_revisions(rv);
     guint64 next = 1;
     for (guint i = 0; i < revs->len; i++)
         next = MAX(next, ((Rev *)revs->pdata[i])->number + 1);
@@ -538,7 +632,7 @@ static gboolean add_revision(QubesVolume *vol, GError **error)
     g_autofree char *ts = g_date_time_format(t, "%Y-%m-%dT%H:%M:%S");
     g_autofree char *name =
         g_strdup_printf("%s.%" G_GUINT64_FORMAT "@%sZ", rv->clean, next, ts);
-    return qfile_link(rv->dir, rv->clean, rv->dir, name, error);
+    return img_link(rv->dir, rv->clean, rv, name, error);
 }
 
 /* A fresh precache: a reflink of the clean image with its mtime, so that
@@ -551,9 +645,8 @@ static gboolean refresh_precache(QubesVolume *vol, GError **error)
         return TRUE;
     QFileCopyOpts opts = QFILE_COPY_OPTS_INIT;
     opts.keep_mtime = TRUE;
-    return qfile_unlink(rv->dir, rv->precache, error) &&
-           qfile_copy(rv->dir, rv->clean, rv->dir, rv->precache, &opts, NULL,
-                      error);
+    return img_unlink(rv, rv->precache, error) &&
+           img_copy(rv, rv->clean, rv->precache, &opts, error);
 }
 
 /* Makes @from (the dirty or the import image) the new clean image.
@@ -575,8 +668,8 @@ static gboolean commit(QubesVolume *vol, const char *from, GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
     return qfile_fsync(rv->dir, from, error) && add_revision(vol, error) &&
-           qfile_unlink(rv->dir, rv->precache, error) &&
-           qfile_rename(rv->dir, from, rv->dir, rv->clean, error) &&
+           img_unlink(rv, rv->precache, error) &&
+           img_rename(rv, from, rv->clean, error) &&
            prune_revisions(vol, keep_count(vol), error) &&
            refresh_precache(vol, error) && qfile_fsync_dir(rv->dir, error);
 }
@@ -597,11 +690,7 @@ static gboolean require_stopped(QubesVolume *vol, const char *what,
                                 GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
-    struct stat st;
-    int dirty = rv->dir ? qfile_stat(rv->dir, rv->dirty, &st, error) : 0;
-    if (dirty < 0)
-        return FALSE;
-    if (dirty && vol->save_on_stop) {
+    if (has(rv, rv->dirty) && vol->save_on_stop) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
                     "Cannot %s: %s is not cleanly stopped", what, vol->vid);
         return FALSE;
@@ -625,11 +714,9 @@ static gboolean require_save_on_stop(QubesVolume *vol, const char *what,
 static gboolean remove_all_images(QubesVolume *vol, GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
-    return remove_incomplete(vol, error) &&
-           qfile_unlink(rv->dir, rv->dirty, error) &&
-           qfile_unlink(rv->dir, rv->precache, error) &&
-           prune_revisions(vol, 0, error) &&
-           qfile_unlink(rv->dir, rv->clean, error);
+    return remove_incomplete(vol, error) && img_unlink(rv, rv->dirty, error) &&
+           img_unlink(rv, rv->precache, error) &&
+           prune_revisions(vol, 0, error) && img_unlink(rv, rv->clean, error);
 }
 
 /* ---- operations ---- */
@@ -643,7 +730,7 @@ static gboolean vol_create(QubesVolume *vol, GError **error)
     if (!remove_all_images(vol, error))
         return FALSE;
     if (is_origin(vol) &&
-        (!qfile_create_sparse(rv->dir, rv->clean, vol->size, error) ||
+        (!img_create_sparse(rv, rv->clean, vol->size, error) ||
          !refresh_precache(vol, error)))
         return FALSE;
     return qfile_fsync_dir(rv->dir, error);
@@ -672,10 +759,10 @@ static gboolean remove_stale_precache(QubesVolume *vol, GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
     struct stat clean, pre;
-    int have = qfile_stat(rv->dir, rv->precache, &pre, error);
-    if (have <= 0)
-        return have == 0;
-    if (qfile_stat(rv->dir, rv->clean, &clean, error) < 0)
+    if (!has(rv, rv->precache))
+        return TRUE;
+    if (qfile_stat(rv->dir, rv->precache, &pre, error) < 0 ||
+        qfile_stat(rv->dir, rv->clean, &clean, error) < 0)
         return FALSE;
     if (clean.st_size == pre.st_size &&
         clean.st_mtim.tv_sec == pre.st_mtim.tv_sec &&
@@ -684,7 +771,7 @@ static gboolean remove_stale_precache(QubesVolume *vol, GError **error)
         return TRUE;
     g_autofree char *path = qdir_child_path(rv->dir, rv->precache);
     g_warning("Removing stale file: %s", path);
-    return qfile_unlink(rv->dir, rv->precache, error);
+    return img_unlink(rv, rv->precache, error);
 }
 
 /* start, by kind:
@@ -701,13 +788,9 @@ static gboolean remove_stale_precache(QubesVolume *vol, GError **error)
 static gboolean vol_start(QubesVolume *vol, GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
-    struct stat st;
     if (!remove_incomplete(vol, error))
         return FALSE;
-    int dirty = qfile_stat(rv->dir, rv->dirty, &st, error);
-    if (dirty < 0)
-        return FALSE;
-    if (dirty && vol->save_on_stop)
+    if (has(rv, rv->dirty) && vol->save_on_stop)
         return TRUE;
     if (vol->snap_on_start) {
         g_autoptr(QDir) src = open_dir(vol, rv->src_dir_rel, FALSE, error);
@@ -721,41 +804,33 @@ static gboolean vol_start(QubesVolume *vol, GError **error)
         QFileCopyOpts opts = QFILE_COPY_OPTS_INIT;
         opts.size = (gint64)MAX((guint64)sst.st_size, vol->size);
         opts.discardable = !vol->save_on_stop;
-        if (!qfile_unlink(rv->dir, rv->dirty, error) ||
-            !qfile_unlink(rv->dir, rv->clean, error) ||
-            !qfile_link(src, rv->src_clean, rv->dir, rv->clean, error))
+        if (!img_unlink(rv, rv->dirty, error) ||
+            !img_unlink(rv, rv->clean, error) ||
+            !img_link(src, rv->src_clean, rv, rv->clean, error))
             return FALSE;
-        if (!qfile_copy(rv->dir, rv->clean, rv->dir, rv->dirty, &opts, NULL,
-                        error)) {
+        if (!img_copy(rv, rv->clean, rv->dirty, &opts, error)) {
             /* Back to stopped: the marker link alone would claim a start. */
-            qfile_unlink(rv->dir, rv->clean, NULL);
+            img_unlink(rv, rv->clean, NULL);
             return FALSE;
         }
     } else if (vol->save_on_stop) {
-        struct stat cst;
-        int have = qfile_stat(rv->dir, rv->clean, &cst, error);
-        if (have <= 0)
-            return have == 0 ? missing_image(vol, rv->dir, rv->clean, error)
-                             : FALSE;
+        if (!has(rv, rv->clean))
+            return missing_image(vol, rv->dir, rv->clean, error);
         if (snapshots_disabled(vol)) {
-            if (!qfile_unlink(rv->dir, rv->precache, error) ||
-                !qfile_rename(rv->dir, rv->clean, rv->dir, rv->dirty, error))
+            if (!img_unlink(rv, rv->precache, error) ||
+                !img_rename(rv, rv->clean, rv->dirty, error))
                 return FALSE;
         } else {
             if (!remove_stale_precache(vol, error))
                 return FALSE;
-            int pre = qfile_stat(rv->dir, rv->precache, &st, error);
-            if (pre < 0)
-                return FALSE;
-            if (pre ? !qfile_rename(rv->dir, rv->precache, rv->dir, rv->dirty,
-                                    error)
-                    : !qfile_copy(rv->dir, rv->clean, rv->dir, rv->dirty, NULL,
-                                  NULL, error))
+            if (has(rv, rv->precache)
+                    ? !img_rename(rv, rv->precache, rv->dirty, error)
+                    : !img_copy(rv, rv->clean, rv->dirty, NULL, error))
                 return FALSE;
         }
     } else {
-        if (!qfile_unlink(rv->dir, rv->dirty, error) ||
-            !qfile_create_sparse(rv->dir, rv->dirty, vol->size, error))
+        if (!img_unlink(rv, rv->dirty, error) ||
+            !img_create_sparse(rv, rv->dirty, vol->size, error))
             return FALSE;
     }
     return !vol->save_on_stop || qfile_fsync_dir(rv->dir, error);
@@ -768,28 +843,29 @@ static gboolean vol_start(QubesVolume *vol, GError **error)
 static gboolean vol_stop(QubesVolume *vol, GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
-    if (!rv->dir || !remove_incomplete(vol, error))
-        return rv->dir == NULL;
-    struct stat st;
-    int dirty = qfile_stat(rv->dir, rv->dirty, &st, error);
-    if (dirty < 0)
+    if (!rv->dir)
+        return TRUE;
+    if (!remove_incomplete(vol, error))
         return FALSE;
     if (vol->save_on_stop) {
-        if (!dirty)
+        if (!has(rv, rv->dirty))
             return TRUE;
         if (snapshots_disabled(vol) && !vol->snap_on_start) {
             /* fsync the data (rule 1), rename back, sync the folder. */
             return qfile_fsync(rv->dir, rv->dirty, error) &&
-                   qfile_rename(rv->dir, rv->dirty, rv->dir, rv->clean,
-                                error) &&
+                   img_rename(rv, rv->dirty, rv->clean, error) &&
                    qfile_fsync_dir(rv->dir, error);
         }
         return commit(vol, rv->dirty, error);
     }
-    if (dirty && !vol->snap_on_start)
+    struct stat st;
+    if (!vol->snap_on_start && has(rv, rv->dirty)) {
+        if (qfile_stat(rv->dir, rv->dirty, &st, error) < 0)
+            return FALSE;
         vol->size = (guint64)st.st_size;
-    return qfile_unlink(rv->dir, rv->dirty, error) &&
-           (!vol->snap_on_start || qfile_unlink(rv->dir, rv->clean, error));
+    }
+    return img_unlink(rv, rv->dirty, error) &&
+           (!vol->snap_on_start || img_unlink(rv, rv->clean, error));
 }
 
 /* revert: the chosen revision becomes the clean image, the current clean
@@ -802,9 +878,7 @@ static gboolean vol_revert(QubesVolume *vol, const char *revision,
         return FALSE;
     if (rv->dir && !remove_incomplete(vol, error))
         return FALSE;
-    g_autoptr(GPtrArray) revs = visible_revisions(vol, rv->dir, error);
-    if (!revs)
-        return FALSE;
+    g_autoptr(GPtrArray) revs = locked_revisions(rv);
     Rev *target = NULL;
     for (guint i = 0; i < revs->len; i++) {
         Rev *r = revs->pdata[i];
@@ -821,9 +895,8 @@ static gboolean vol_revert(QubesVolume *vol, const char *revision,
                         "No revision of volume %s to revert to", vol->vid);
         return FALSE;
     }
-    return add_revision(vol, error) &&
-           qfile_unlink(rv->dir, rv->precache, error) &&
-           qfile_rename(rv->dir, target->name, rv->dir, rv->clean, error) &&
+    return add_revision(vol, error) && img_unlink(rv, rv->precache, error) &&
+           img_rename(rv, target->name, rv->clean, error) &&
            prune_revisions(vol, keep_count(vol), error) &&
            refresh_precache(vol, error) && qfile_fsync_dir(rv->dir, error);
 }
@@ -850,11 +923,7 @@ static gboolean vol_resize(QubesVolume *vol, guint64 size, GError **error)
     }
     if (rv->dir && !remove_incomplete(vol, error))
         return FALSE;
-    struct stat st;
-    int dirty = rv->dir ? qfile_stat(rv->dir, rv->dirty, &st, error) : 0;
-    if (dirty < 0)
-        return FALSE;
-    if (dirty) {
+    if (has(rv, rv->dirty)) {
         /* qfile_truncate syncs: the VM may be told its new size now. */
         if (!qfile_truncate(rv->dir, rv->dirty, size, error))
             return FALSE;
@@ -867,16 +936,15 @@ static gboolean vol_resize(QubesVolume *vol, guint64 size, GError **error)
         if (n < 0)
             return FALSE;
     } else if (is_origin(vol)) {
-        if (!rv->dir || qfile_stat(rv->dir, rv->clean, &st, error) <= 0)
+        if (!has(rv, rv->clean))
             return missing_image(vol, rv->dir, rv->clean, error);
         /* A new inode (clean images are never changed in place), replaced
          * atomically; synced with the folder like a commit. */
         QFileCopyOpts opts = QFILE_COPY_OPTS_INIT;
         opts.size = (gint64)size;
         opts.replace = TRUE;
-        if (!qfile_unlink(rv->dir, rv->precache, error) ||
-            !qfile_copy(rv->dir, rv->clean, rv->dir, rv->clean, &opts, NULL,
-                        error) ||
+        if (!img_unlink(rv, rv->precache, error) ||
+            !img_copy(rv, rv->clean, rv->clean, &opts, error) ||
             !refresh_precache(vol, error) || !qfile_fsync_dir(rv->dir, error))
             return FALSE;
     }
@@ -890,7 +958,7 @@ static char *vol_import_data(QubesVolume *vol, guint64 size, GError **error)
     if (!require_save_on_stop(vol, "import_data", error) ||
         !require_stopped(vol, "import data", error) ||
         !remove_incomplete(vol, error) ||
-        !qfile_create_sparse(rv->dir, rv->import, size, error))
+        !img_create_sparse(rv, rv->import, size, error))
         return NULL;
     return qdir_child_path(rv->dir, rv->import);
 }
@@ -900,17 +968,15 @@ static gboolean vol_import_data_end(QubesVolume *vol, gboolean success,
 {
     ReflinkVolume *rv = rvol(vol);
     struct stat st;
-    int have = rv->dir ? qfile_stat(rv->dir, rv->import, &st, error) : 0;
-    if (have < 0)
-        return FALSE;
     if (!success)
-        return !have || qfile_unlink(rv->dir, rv->import, error);
-    if (!have) {
+        return img_unlink(rv, rv->import, error);
+    if (!has(rv, rv->import)) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
                     "No import in progress for volume %s", vol->vid);
         return FALSE;
     }
-    if (!commit(vol, rv->import, error))
+    if (qfile_stat(rv->dir, rv->import, &st, error) < 0 ||
+        !commit(vol, rv->import, error))
         return FALSE;
     vol->size = (guint64)st.st_size;
     return TRUE;
@@ -932,6 +998,7 @@ static gboolean vol_import_volume(QubesVolume *vol, int src_fd,
     if (!qfile_copy_fd(src_fd, src_desc, rv->dir, rv->import, &opts, NULL,
                        error))
         return FALSE;
+    now_has(rv, rv->import);
     return vol_import_data_end(vol, TRUE, error);
 }
 
