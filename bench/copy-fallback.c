@@ -9,6 +9,7 @@
  * promise the same), alternating, with the page cache dropped before each
  * copy. Prints the medians and checks both copies match the source.
  */
+#include "bench-util.h"
 #include "qfile.h"
 
 #include <errno.h>
@@ -23,21 +24,7 @@
 
 static void die(const char *what, GError *error)
 {
-    fprintf(stderr, "copy-fallback: %s: %s\n", what,
-            error ? error->message : g_strerror(errno));
-    exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    bench_die("copy-fallback", what, error);
 }
 
 static void drop_caches(void)
@@ -169,7 +156,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "copy-fallback: the copies differ from the source\n");
         return 1;
     }
-    double mo = median(t_ours, runs), mc = median(t_cp, runs);
+    double mo = bench_median(t_ours, runs), mc = bench_median(t_cp, runs);
     printf("image=%d GiB data=%" G_GUINT64_FORMAT " MiB runs=%d\n", size_gib,
            data / MiB, runs);
     printf("allocated: source=%" G_GUINT64_FORMAT " ours=%" G_GUINT64_FORMAT

@@ -11,6 +11,7 @@
  * Prints the medians; the last line is
  *   ms_per_cycle=X fsyncs_per_cycle=Y
  */
+#include "bench-util.h"
 #include "storage.h"
 
 #include <errno.h>
@@ -28,27 +29,13 @@
 
 static void die(const char *what, GError *error)
 {
-    fprintf(stderr, "storage-cycle: %s: %s\n", what,
-            error ? error->message : g_strerror(errno));
-    exit(1);
+    bench_die("storage-cycle", what, error);
 }
 
 static void check(gboolean ok, const char *what, GError *error)
 {
     if (!ok)
         die(what, error);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void write_4k(const char *path, off_t off)
@@ -264,16 +251,17 @@ int main(int argc, char **argv)
         ms[i] = (double)(g_get_monotonic_time() - t0) / 1000.0;
         fs[i] = (double)(qubes_pool_get_fsync_count(pool) - f0);
     }
-    double m = median(ms, cycles);
+    double m = bench_median(ms, cycles);
     printf("cycles=%d\n", cycles);
     if (with_floor) {
         floor_teardown(&fl);
-        double floor_ms = median(fms, cycles);
+        double floor_ms = bench_median(fms, cycles);
         printf("floor_ms_per_cycle=%.3f (bare system calls, 3 fsyncs)\n",
                floor_ms);
         printf("ratio_to_floor=%.2f\n", m / floor_ms);
     }
-    printf("ms_per_cycle=%.3f fsyncs_per_cycle=%.0f\n", m, median(fs, cycles));
+    printf("ms_per_cycle=%.3f fsyncs_per_cycle=%.0f\n", m,
+           bench_median(fs, cycles));
     g_free(ms);
     g_free(fs);
     g_free(fms);

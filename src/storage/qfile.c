@@ -679,6 +679,12 @@ static gboolean sparse_copy(int src, int dst, off_t size, const char *desc,
     return TRUE;
 }
 
+static gboolean is_no_reflink_errno(int errsv)
+{
+    return errsv == EBADF || errsv == EINVAL || errsv == EOPNOTSUPP ||
+           errsv == EXDEV || errsv == ENOTTY;
+}
+
 gboolean qfile_copy_fd(int src_fd, const char *src_desc, QDir *dst_dir,
                        const char *dst, const QFileCopyOpts *opts,
                        gboolean *reflinked, GError **error)
@@ -704,8 +710,7 @@ gboolean qfile_copy_fd(int src_fd, const char *src_desc, QDir *dst_dir,
             goto fail;
         if (!opts->no_reflink && ioctl(t.fd, FICLONE, src_fd) == 0) {
             cloned = TRUE;
-        } else if (!opts->no_reflink && errno != EBADF && errno != EINVAL &&
-                   errno != EOPNOTSUPP && errno != EXDEV && errno != ENOTTY) {
+        } else if (!opts->no_reflink && !is_no_reflink_errno(errno)) {
             qubes_error_errno(error, errno, "Cannot reflink %s to %s", src_desc,
                               t.path);
             goto fail;
@@ -800,32 +805,27 @@ gboolean qfile_extent_usage(int fd, const char *desc, guint64 *shared,
 gboolean qfile_reflink_supported(QDir *dir, GError **error)
 {
     int a = openat(dir->fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    int b = openat(dir->fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    gboolean ok = FALSE;
-    if (a < 0 || b < 0) {
+    int b =
+        a < 0 ? -1 : openat(dir->fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    gboolean supported = FALSE;
+    if (b < 0) {
         qubes_error_errno(error, errno, "Cannot create a test file in %s",
                           dir->path);
     } else if (pwrite(a, "foo", 3, 0) != 3) {
         /* An empty file could be "cloned" by a clever filesystem. */
         qubes_error_errno(error, errno, "Cannot write a test file in %s",
                           dir->path);
-    } else {
-        ok = ioctl(b, FICLONE, a) == 0;
-        if (!ok && errno != EBADF && errno != EINVAL && errno != EOPNOTSUPP &&
-            errno != EXDEV && errno != ENOTTY) {
-            qubes_error_errno(error, errno, "Cannot test reflinks in %s",
-                              dir->path);
-        } else {
-            error = NULL;
-        }
+    } else if (ioctl(b, FICLONE, a) == 0) {
+        supported = TRUE;
+    } else if (!is_no_reflink_errno(errno)) {
+        qubes_error_errno(error, errno, "Cannot test reflinks in %s",
+                          dir->path);
     }
     if (a >= 0)
         close(a);
     if (b >= 0)
         close(b);
-    if (!ok && error && *error)
-        return FALSE;
-    return ok;
+    return supported;
 }
 
 int qfile_update_loop_devices(int fd, const char *desc, GError **error)

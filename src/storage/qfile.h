@@ -141,7 +141,8 @@ gboolean qfile_copy(QDir *src_dir, const char *src, QDir *dst_dir,
 gboolean qfile_extent_usage(int fd, const char *desc, guint64 *shared,
                             guint64 *exclusive, GError **error);
 
-/* Returns TRUE when two temporary files in @dir can be reflinked. */
+/* Returns TRUE when two temporary files in @dir can be reflinked; FALSE
+ * when they cannot, with @error set only if the test itself failed. */
 gboolean qfile_reflink_supported(QDir *dir, GError **error);
 
 /* Tells every loop device backed by the inode of @fd that its size

@@ -8,9 +8,38 @@
 #pragma once
 
 #include <glib.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "storage.h"
+
+/* Gets the filesystem named by the test's data, or returns (the test was
+ * marked skipped or failed). */
+#define GET_FS(data)                                                           \
+    TestFs *fs = testfs_get(data);                                             \
+    if (!fs)                                                                   \
+    return
+
+/* Asserts that @call, given &err_ as its error argument, succeeds. */
+#define OK(call)                                                               \
+    do {                                                                       \
+        g_autoptr(GError) err_ = NULL;                                         \
+        gboolean ok_ = (call);                                                 \
+        g_assert_no_error(err_);                                               \
+        g_assert_true(ok_);                                                    \
+    } while (0)
+
+/* Asserts that @call fails with QUBES_ERROR @code and a message holding
+ * @needle. */
+#define FAILS(call, code, needle)                                              \
+    do {                                                                       \
+        g_autoptr(GError) err_ = NULL;                                         \
+        gboolean ok_ = (call);                                                 \
+        g_assert_false(ok_);                                                   \
+        g_assert_error(err_, QUBES_ERROR, (code));                             \
+        if (!strstr(err_->message, (needle)))                                  \
+            g_error("message \"%s\" lacks \"%s\"", err_->message, (needle));   \
+    } while (0)
 
 typedef struct {
     char *type;

@@ -39,14 +39,6 @@ typedef struct {
     gboolean partial_ok; /* deletes on purpose: see partial_ok() */
 } Scenario;
 
-#define OK(call)                                                               \
-    do {                                                                       \
-        g_autoptr(GError) err_ = NULL;                                         \
-        gboolean ok_ = (call);                                                 \
-        g_assert_no_error(err_);                                               \
-        g_assert_true(ok_);                                                    \
-    } while (0)
-
 static char *sum_or_none(const char *path)
 {
     return test_exists(path) ? test_checksum(path) : g_strdup("none");

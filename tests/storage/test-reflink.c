@@ -11,30 +11,6 @@
 
 #define MiB (1024ull * 1024)
 
-#define GET_FS(data)                                                           \
-    TestFs *fs = testfs_get(data);                                             \
-    if (!fs)                                                                   \
-    return
-
-#define OK(call)                                                               \
-    do {                                                                       \
-        g_autoptr(GError) err_ = NULL;                                         \
-        gboolean ok_ = (call);                                                 \
-        g_assert_no_error(err_);                                               \
-        g_assert_true(ok_);                                                    \
-    } while (0)
-/* In OK(), pass &err_ as the error argument. */
-
-#define FAILS(call, code, needle)                                              \
-    do {                                                                       \
-        g_autoptr(GError) err_ = NULL;                                         \
-        gboolean ok_ = (call);                                                 \
-        g_assert_false(ok_);                                                   \
-        g_assert_error(err_, QUBES_ERROR, (code));                             \
-        if (!strstr(err_->message, (needle)))                                  \
-            g_error("message \"%s\" lacks \"%s\"", err_->message, (needle));   \
-    } while (0)
-
 static char *revisions_str(QubesVolume *vol)
 {
     g_autoptr(GError) error = NULL;

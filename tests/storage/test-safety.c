@@ -13,19 +13,6 @@
 
 #define MiB (1024ull * 1024)
 
-#define GET_FS(data)                                                           \
-    TestFs *fs = testfs_get(data);                                             \
-    if (!fs)                                                                   \
-    return
-
-#define OK(call)                                                               \
-    do {                                                                       \
-        g_autoptr(GError) err_ = NULL;                                         \
-        gboolean ok_ = (call);                                                 \
-        g_assert_no_error(err_);                                               \
-        g_assert_true(ok_);                                                    \
-    } while (0)
-
 static void expect_pool_refused(const char *driver, const char *name,
                                 const char *key, const char *value,
                                 const char *needle)
