@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <linux/types.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -135,6 +137,29 @@ TestFs *testfs_get(const char *type)
     fs->mountpoint = g_steal_pointer(&mnt);
     g_hash_table_insert(filesystems, fs->type, fs);
     return fs;
+}
+
+/* <linux/fs.h> of this Debian lacks them; the values are the kernel's. */
+#define QTEST_FS_IOC_SHUTDOWN _IOR('X', 125, __u32)
+#define QTEST_FS_GOING_DOWN_NOLOGFLUSH 0x2
+
+gboolean testfs_power_cut(TestFs *fs)
+{
+    int fd = open(fs->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    g_assert_cmpint(fd, >=, 0);
+    __u32 flags = QTEST_FS_GOING_DOWN_NOLOGFLUSH;
+    int rc = ioctl(fd, QTEST_FS_IOC_SHUTDOWN, &flags);
+    int errsv = errno;
+    close(fd);
+    if (rc < 0) {
+        unavailable(fs->type, g_strerror(errsv));
+        return FALSE;
+    }
+    g_assert_cmpint(umount2(fs->mountpoint, 0), ==, 0);
+    if (mount(fs->device, fs->mountpoint, fs->type, 0, NULL) < 0)
+        g_error("cannot mount %s again after the power cut: %s", fs->device,
+                g_strerror(errno));
+    return TRUE;
 }
 
 char *testfs_new_dir(TestFs *fs, const char *hint)

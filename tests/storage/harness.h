@@ -50,6 +50,12 @@ typedef struct {
 
 /* NULL (after marking the test skipped or failed) when unavailable. */
 TestFs *testfs_get(const char *type);
+/* Simulates a power cut on @fs: FS_IOC_SHUTDOWN without flushing the log
+ * (what xfstests does; XFS and ext4 have it), then unmounts and mounts
+ * again, which replays the journal. Every fd on @fs must be closed first
+ * (free the pools). Returns FALSE (test marked skipped or failed) when the
+ * filesystem cannot do it. */
+gboolean testfs_power_cut(TestFs *fs);
 /* A fresh, not yet existing folder path on @fs (caller frees). */
 char *testfs_new_dir(TestFs *fs, const char *hint);
 
