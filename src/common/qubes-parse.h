@@ -11,6 +11,13 @@
 
 G_BEGIN_DECLS
 
+/* The same with the error code of the caller's choice (the Admin API
+ * reports ProtocolError). Messages name @what: "Size contains non ASCII
+ * digits", "... is bigger than 19 decimal digits", "... contains spurious
+ * leading zeros". */
+gboolean qubes_parse_number(const char *untrusted, gboolean allow_negative,
+                            const char *what, int code, gint64 *out,
+                            GError **error);
 gboolean qubes_parse_int64(const char *untrusted, gboolean allow_negative,
                            const char *what, gint64 *out, GError **error);
 gboolean qubes_parse_uint64(const char *untrusted, const char *what,
