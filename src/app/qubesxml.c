@@ -1,0 +1,648 @@
+/* qubesxml.c: see qubesxml.h. The layout follows qubes/app.py
+ * (Qubes.__xml__, load) and qubes/vm (BaseVM.__xml__). */
+#include "qubesxml.h"
+
+#include "qubes-error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const struct {
+    const char *color, *name;
+} default_labels[] = {
+    {"0xcc0000", "red"},    {"0xf57900", "orange"}, {"0xedd400", "yellow"},
+    {"0x73d216", "green"},  {"0x555555", "gray"},   {"0x3465a4", "blue"},
+    {"0x75507b", "purple"}, {"0x000000", "black"},
+};
+
+static void property_free(QxProperty *p)
+{
+    g_free(p->name);
+    g_free(p->value);
+    g_free(p);
+}
+
+static void label_free(QxLabel *l)
+{
+    g_free(l->color);
+    g_free(l->name);
+    g_free(l);
+}
+
+static GPtrArray *strings(void)
+{
+    return g_ptr_array_new_with_free_func(g_free);
+}
+
+static void domain_free(QxDomain *d)
+{
+    g_free(d->id);
+    g_free(d->klass);
+    g_ptr_array_unref(d->properties);
+    g_ptr_array_unref(d->features);
+    g_ptr_array_unref(d->tags);
+    g_ptr_array_unref(d->volumes);
+    g_ptr_array_unref(d->extra);
+    g_free(d);
+}
+
+static QxDomain *domain_new(const char *id, const char *klass)
+{
+    QxDomain *d = g_new0(QxDomain, 1);
+    d->id = g_strdup(id);
+    d->klass = g_strdup(klass);
+    d->properties =
+        g_ptr_array_new_with_free_func((GDestroyNotify)property_free);
+    d->features = strings();
+    d->tags = strings();
+    d->volumes =
+        g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
+    d->extra = strings();
+    return d;
+}
+
+QubesXml *qubes_xml_new(void)
+{
+    QubesXml *x = g_new0(QubesXml, 1);
+    x->labels = g_ptr_array_new_with_free_func((GDestroyNotify)label_free);
+    x->pools =
+        g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
+    x->properties =
+        g_ptr_array_new_with_free_func((GDestroyNotify)property_free);
+    x->domains = g_ptr_array_new_with_free_func((GDestroyNotify)domain_free);
+    return x;
+}
+
+void qubes_xml_free(QubesXml *xml)
+{
+    if (!xml)
+        return;
+    g_ptr_array_unref(xml->labels);
+    g_ptr_array_unref(xml->pools);
+    g_ptr_array_unref(xml->properties);
+    g_ptr_array_unref(xml->domains);
+    g_free(xml);
+}
+
+/* ---- lookups ---- */
+
+const char *qx_attrs_get(const QxAttrs *attrs, const char *name)
+{
+    for (guint i = 0; i + 1 < attrs->len; i += 2) {
+        if (strcmp(attrs->pdata[i], name) == 0)
+            return attrs->pdata[i + 1];
+    }
+    return NULL;
+}
+
+void qx_attrs_set(QxAttrs *attrs, const char *name, const char *value)
+{
+    for (guint i = 0; i + 1 < attrs->len; i += 2) {
+        if (strcmp(attrs->pdata[i], name) == 0) {
+            g_free(attrs->pdata[i + 1]);
+            attrs->pdata[i + 1] = g_strdup(value);
+            return;
+        }
+    }
+    g_ptr_array_add(attrs, g_strdup(name));
+    g_ptr_array_add(attrs, g_strdup(value));
+}
+
+const QxProperty *qx_properties_get(const GPtrArray *props, const char *name)
+{
+    for (guint i = 0; i < props->len; i++) {
+        const QxProperty *p = props->pdata[i];
+        if (strcmp(p->name, name) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+void qx_properties_set(GPtrArray *props, const char *name, const char *value)
+{
+    for (guint i = 0; i < props->len; i++) {
+        QxProperty *p = props->pdata[i];
+        if (strcmp(p->name, name) == 0) {
+            g_free(p->value);
+            p->value = g_strdup(value);
+            p->is_ref = FALSE;
+            return;
+        }
+    }
+    QxProperty *p = g_new0(QxProperty, 1);
+    p->name = g_strdup(name);
+    p->value = g_strdup(value);
+    g_ptr_array_add(props, p);
+}
+
+QxDomain *qubes_xml_find_domain(const QubesXml *xml, const char *name)
+{
+    for (guint i = 0; i < xml->domains->len; i++) {
+        QxDomain *d = xml->domains->pdata[i];
+        const QxProperty *p = qx_properties_get(d->properties, "name");
+        const char *n =
+            p ? p->value : (strcmp(d->klass, "AdminVM") == 0 ? "dom0" : NULL);
+        if (g_strcmp0(n, name) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+/* ---- parsing ---- */
+
+typedef struct {
+    const char *path;
+    GError **error;
+} Parse;
+
+static gboolean fail_at(Parse *ps, xmlNodePtr node, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+static gboolean fail_at(Parse *ps, xmlNodePtr node, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(ps->error, QUBES_ERROR, QUBES_ERROR_EXCEPTION, "%s:%ld: %s",
+                ps->path, node ? xmlGetLineNo(node) : 0L, why);
+    return FALSE;
+}
+
+static gboolean is_element(xmlNodePtr n, const char *name)
+{
+    return n->type == XML_ELEMENT_NODE &&
+           strcmp((const char *)n->name, name) == 0;
+}
+
+/* The attribute @name of @n (new string), or NULL. */
+static char *attr(xmlNodePtr n, const char *name)
+{
+    xmlChar *v = xmlGetNoNsProp(n, (const xmlChar *)name);
+    char *s = v ? g_strdup((const char *)v) : NULL;
+    xmlFree(v);
+    return s;
+}
+
+/* Text content of @n (new string; "" when empty). */
+static char *text(xmlNodePtr n)
+{
+    xmlChar *v = xmlNodeGetContent(n);
+    char *s = g_strdup(v ? (const char *)v : "");
+    xmlFree(v);
+    return s;
+}
+
+static char *verbatim(xmlNodePtr n)
+{
+    xmlBufferPtr buf = xmlBufferCreate();
+    xmlNodeDump(buf, n->doc, n, 0, 0);
+    char *s = g_strdup((const char *)xmlBufferContent(buf));
+    xmlBufferFree(buf);
+    return s;
+}
+
+/* Checks that @n holds only elements named @child (and blank text). */
+static gboolean only_children(Parse *ps, xmlNodePtr n, const char *child)
+{
+    for (xmlNodePtr c = n->children; c; c = c->next) {
+        if (c->type == XML_ELEMENT_NODE && !is_element(c, child))
+            return fail_at(ps, c, "unexpected <%s> in <%s>", c->name, n->name);
+        if (c->type == XML_TEXT_NODE && !xmlIsBlankNode(c))
+            return fail_at(ps, c, "unexpected text in <%s>", n->name);
+    }
+    return TRUE;
+}
+
+static gboolean parse_properties(Parse *ps, xmlNodePtr n, GPtrArray *out)
+{
+    if (!only_children(ps, n, "property"))
+        return FALSE;
+    for (xmlNodePtr c = n->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE)
+            continue;
+        g_autofree char *name = attr(c, "name");
+        if (!name || !*name)
+            return fail_at(ps, c, "<property> without a name");
+        if (qx_properties_get(out, name))
+            return fail_at(ps, c, "property %s given twice", name);
+        QxProperty *p = g_new0(QxProperty, 1);
+        p->name = g_steal_pointer(&name);
+        p->value = attr(c, "ref");
+        p->is_ref = p->value != NULL;
+        if (!p->is_ref && c->children)
+            p->value = text(c);
+        g_ptr_array_add(out, p);
+    }
+    return TRUE;
+}
+
+static QxAttrs *attrs_of(xmlNodePtr n)
+{
+    QxAttrs *a = strings();
+    for (xmlAttrPtr at = n->properties; at; at = at->next) {
+        g_ptr_array_add(a, g_strdup((const char *)at->name));
+        xmlChar *v = xmlNodeListGetString(n->doc, at->children, 1);
+        g_ptr_array_add(a, g_strdup(v ? (const char *)v : ""));
+        xmlFree(v);
+    }
+    return a;
+}
+
+static gboolean parse_named(Parse *ps, xmlNodePtr n, const char *child,
+                            GPtrArray *out, gboolean with_value)
+{
+    if (!only_children(ps, n, child))
+        return FALSE;
+    for (xmlNodePtr c = n->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE)
+            continue;
+        char *name = attr(c, "name");
+        if (!name || !*name) {
+            g_free(name);
+            return fail_at(ps, c, "<%s> without a name", child);
+        }
+        g_ptr_array_add(out, name);
+        if (with_value)
+            g_ptr_array_add(out, text(c));
+    }
+    return TRUE;
+}
+
+static gboolean parse_domain(Parse *ps, xmlNodePtr n, QubesXml *x)
+{
+    g_autofree char *id = attr(n, "id");
+    g_autofree char *klass = attr(n, "class");
+    if (!klass || !*klass)
+        return fail_at(ps, n, "<domain> without a class");
+    QxDomain *d = domain_new(id, klass);
+    g_ptr_array_add(x->domains, d);
+    for (xmlNodePtr c = n->children; c; c = c->next) {
+        if (c->type == XML_TEXT_NODE && !xmlIsBlankNode(c))
+            return fail_at(ps, c, "unexpected text in <domain>");
+        if (c->type != XML_ELEMENT_NODE)
+            continue;
+        gboolean ok = TRUE;
+        if (is_element(c, "properties")) {
+            ok = parse_properties(ps, c, d->properties);
+        } else if (is_element(c, "features")) {
+            ok = parse_named(ps, c, "feature", d->features, TRUE);
+        } else if (is_element(c, "tags")) {
+            ok = parse_named(ps, c, "tag", d->tags, FALSE);
+        } else if (is_element(c, "volume-config")) {
+            ok = only_children(ps, c, "volume");
+            for (xmlNodePtr v = c->children; ok && v; v = v->next) {
+                if (v->type != XML_ELEMENT_NODE)
+                    continue;
+                QxAttrs *a = attrs_of(v);
+                g_ptr_array_add(d->volumes, a);
+                if (!qx_attrs_get(a, "name"))
+                    ok = fail_at(ps, v, "<volume> without a name");
+            }
+        } else {
+            g_ptr_array_add(d->extra, verbatim(c));
+        }
+        if (!ok)
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean parse_label(Parse *ps, xmlNodePtr c, QubesXml *x)
+{
+    g_autofree char *id = attr(c, "id");
+    guint64 index = 0;
+    if (!id || !g_str_has_prefix(id, "label-") ||
+        !g_ascii_string_to_unsigned(id + 6, 10, 1, G_MAXUINT, &index, NULL))
+        return fail_at(ps, c, "<label> needs an id label-N, not %s",
+                       id ? id : "none");
+    QxLabel *l = g_new0(QxLabel, 1);
+    l->index = (guint)index;
+    l->color = attr(c, "color");
+    l->name = text(c);
+    g_ptr_array_add(x->labels, l);
+    if (!*l->name)
+        return fail_at(ps, c, "<label> without a name");
+    return TRUE;
+}
+
+static gboolean parse_root(Parse *ps, xmlNodePtr root, QubesXml *x)
+{
+    if (!root || !is_element(root, "qubes"))
+        return fail_at(ps, root, "the root element is not <qubes>");
+    for (xmlNodePtr n = root->children; n; n = n->next) {
+        if (n->type == XML_TEXT_NODE && !xmlIsBlankNode(n))
+            return fail_at(ps, n, "unexpected text in <qubes>");
+        if (n->type != XML_ELEMENT_NODE)
+            continue;
+        if (is_element(n, "labels")) {
+            if (!only_children(ps, n, "label"))
+                return FALSE;
+            for (xmlNodePtr c = n->children; c; c = c->next) {
+                if (c->type == XML_ELEMENT_NODE && !parse_label(ps, c, x))
+                    return FALSE;
+            }
+        } else if (is_element(n, "pools")) {
+            if (!only_children(ps, n, "pool"))
+                return FALSE;
+            for (xmlNodePtr c = n->children; c; c = c->next) {
+                if (c->type != XML_ELEMENT_NODE)
+                    continue;
+                QxAttrs *a = attrs_of(c);
+                g_ptr_array_add(x->pools, a);
+                if (!qx_attrs_get(a, "name"))
+                    return fail_at(ps, c, "<pool> without a name");
+            }
+        } else if (is_element(n, "properties")) {
+            if (!parse_properties(ps, n, x->properties))
+                return FALSE;
+        } else if (is_element(n, "domains")) {
+            if (!only_children(ps, n, "domain"))
+                return FALSE;
+            for (xmlNodePtr c = n->children; c; c = c->next) {
+                if (c->type == XML_ELEMENT_NODE && !parse_domain(ps, c, x))
+                    return FALSE;
+            }
+        } else {
+            return fail_at(ps, n, "unknown element <%s> in <qubes>", n->name);
+        }
+    }
+    return TRUE;
+}
+
+typedef struct {
+    char *message;
+    int line;
+} FirstError;
+
+static void keep_first_error(void *data, xmlErrorPtr e)
+{
+    xmlParserCtxtPtr ctxt = data;
+    FirstError *first = ctxt->_private;
+    if (first->message || e->level < XML_ERR_ERROR)
+        return;
+    first->message = g_strdup(e->message ? e->message : "error");
+    first->line = e->line;
+}
+
+QubesXml *qubes_xml_parse(const char *untrusted_data, gsize len,
+                          const char *path, GError **error)
+{
+    Parse ps = {path, error};
+    if (len > G_MAXINT) {
+        fail_at(&ps, NULL, "file too large");
+        return NULL;
+    }
+    xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+    /* Keep the first error: later ones follow from it ("premature end"). */
+    FirstError first = {0};
+    ctxt->_private = &first;
+    ctxt->sax->serror = keep_first_error;
+    /* No network, no entity expansion, no DTD loading. */
+    xmlDocPtr doc = xmlCtxtReadMemory(
+        ctxt, untrusted_data, (int)len, path, NULL,
+        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc || first.message) {
+        g_autofree char *msg =
+            g_strdup(first.message ? first.message : "not XML");
+        g_strchomp(msg);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION, "%s:%d: %s",
+                    path, first.line, msg);
+        g_free(first.message);
+        if (doc)
+            xmlFreeDoc(doc);
+        xmlFreeParserCtxt(ctxt);
+        return NULL;
+    }
+    xmlFreeParserCtxt(ctxt);
+    QubesXml *x = qubes_xml_new();
+    gboolean ok;
+    if (doc->intSubset || doc->extSubset)
+        ok = fail_at(&ps, (xmlNodePtr)doc->intSubset,
+                     "a DOCTYPE is not allowed in qubes.xml");
+    else
+        ok = parse_root(&ps, xmlDocGetRootElement(doc), x);
+    xmlFreeDoc(doc);
+    if (!ok) {
+        qubes_xml_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* ---- writing ---- */
+
+static xmlNodePtr add(xmlNodePtr parent, const char *name, const char *txt)
+{
+    return xmlNewTextChild(parent, NULL, (const xmlChar *)name,
+                           (const xmlChar *)txt);
+}
+
+static void set(xmlNodePtr n, const char *name, const char *value)
+{
+    xmlSetProp(n, (const xmlChar *)name, (const xmlChar *)value);
+}
+
+static void write_properties(xmlNodePtr parent, const GPtrArray *props)
+{
+    xmlNodePtr n = add(parent, "properties", NULL);
+    for (guint i = 0; i < props->len; i++) {
+        const QxProperty *p = props->pdata[i];
+        xmlNodePtr c = add(n, "property", p->is_ref ? NULL : p->value);
+        set(c, "name", p->name);
+        if (p->is_ref)
+            set(c, "ref", p->value);
+    }
+}
+
+static void write_attrs(xmlNodePtr n, const QxAttrs *a)
+{
+    for (guint i = 0; i + 1 < a->len; i += 2)
+        set(n, a->pdata[i], a->pdata[i + 1]);
+}
+
+static void write_verbatim(xmlNodePtr parent, const char *xml)
+{
+    xmlDocPtr frag = xmlReadMemory(xml, (int)strlen(xml), "fragment", NULL,
+                                   XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                       XML_PARSE_NOWARNING);
+    if (!frag)
+        return; /* came from a parsed document: cannot happen */
+    xmlNodePtr copy =
+        xmlDocCopyNode(xmlDocGetRootElement(frag), parent->doc, 1);
+    xmlAddChild(parent, copy);
+    xmlFreeDoc(frag);
+}
+
+static void write_domain(xmlNodePtr parent, const QxDomain *d)
+{
+    xmlNodePtr n = add(parent, "domain", NULL);
+    if (d->id)
+        set(n, "id", d->id);
+    set(n, "class", d->klass);
+    write_properties(n, d->properties);
+    xmlNodePtr f = add(n, "features", NULL);
+    for (guint i = 0; i + 1 < d->features->len; i += 2) {
+        xmlNodePtr c = add(f, "feature", d->features->pdata[i + 1]);
+        set(c, "name", d->features->pdata[i]);
+    }
+    for (guint i = 0; i < d->extra->len; i++)
+        write_verbatim(n, d->extra->pdata[i]);
+    xmlNodePtr t = add(n, "tags", NULL);
+    for (guint i = 0; i < d->tags->len; i++)
+        set(add(t, "tag", NULL), "name", d->tags->pdata[i]);
+    if (d->volumes->len) {
+        xmlNodePtr vc = add(n, "volume-config", NULL);
+        for (guint i = 0; i < d->volumes->len; i++)
+            write_attrs(add(vc, "volume", NULL), d->volumes->pdata[i]);
+    }
+}
+
+char *qubes_xml_serialize(const QubesXml *xml, gsize *len)
+{
+    xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
+    xmlNodePtr root = xmlNewNode(NULL, (const xmlChar *)"qubes");
+    xmlDocSetRootElement(doc, root);
+    xmlNodePtr labels = add(root, "labels", NULL);
+    for (guint i = 0; i < xml->labels->len; i++) {
+        const QxLabel *l = xml->labels->pdata[i];
+        xmlNodePtr c = add(labels, "label", l->name);
+        g_autofree char *id = g_strdup_printf("label-%u", l->index);
+        set(c, "id", id);
+        if (l->color)
+            set(c, "color", l->color);
+    }
+    xmlNodePtr pools = add(root, "pools", NULL);
+    for (guint i = 0; i < xml->pools->len; i++)
+        write_attrs(add(pools, "pool", NULL), xml->pools->pdata[i]);
+    write_properties(root, xml->properties);
+    xmlNodePtr domains = add(root, "domains", NULL);
+    for (guint i = 0; i < xml->domains->len; i++)
+        write_domain(domains, xml->domains->pdata[i]);
+    xmlChar *buf = NULL;
+    int size = 0;
+    xmlDocDumpFormatMemoryEnc(doc, &buf, &size, "UTF-8", 1);
+    char *out = g_strndup((const char *)buf, (gsize)size);
+    if (len)
+        *len = (gsize)size;
+    xmlFree(buf);
+    xmlFreeDoc(doc);
+    return out;
+}
+
+QubesXml *qubes_xml_load(const char *path, GError **error)
+{
+    g_autofree char *data = NULL;
+    gsize len;
+    if (!g_file_get_contents(path, &data, &len, error))
+        return NULL;
+    return qubes_xml_parse(data, len, path, error);
+}
+
+/* Durability: the new content is written to a temporary in the same
+ * folder and fsynced before the rename makes it qubes.xml, and the folder
+ * is fsynced after, so after a crash qubes.xml is the old file or the
+ * whole new one. Readers need no lock: the rename is atomic. */
+gboolean qubes_xml_save(const QubesXml *xml, const char *path, GError **error)
+{
+    int lock_fd = -1;
+    for (;;) {
+        lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+        if (lock_fd < 0)
+            return qubes_error_errno(error, errno, "Cannot open %s", path);
+        if (lockf(lock_fd, F_LOCK, 0) < 0) {
+            int errsv = errno;
+            close(lock_fd);
+            return qubes_error_errno(error, errsv, "Cannot lock %s", path);
+        }
+        /* A writer before us may have renamed a new file over the one we
+         * locked: then lock the new one. */
+        struct stat a, b;
+        if (fstat(lock_fd, &a) == 0 && stat(path, &b) == 0 &&
+            a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            break;
+        close(lock_fd);
+    }
+    gsize len;
+    g_autofree char *data = qubes_xml_serialize(xml, &len);
+    g_autofree char *tmp = g_strconcat(path, "~XXXXXX", NULL);
+    g_autofree char *dir = g_path_get_dirname(path);
+    gboolean ok = FALSE;
+    int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0660);
+    if (fd < 0) {
+        qubes_error_errno(error, errno, "Cannot create %s", tmp);
+        goto out;
+    }
+    for (gsize off = 0; off < len;) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            qubes_error_errno(error, errno, "Cannot write %s", tmp);
+            goto out;
+        }
+        off += (gsize)n;
+    }
+    struct group *qubes = getgrnam("qubes");
+    if (fchmod(fd, 0660) < 0 ||
+        (qubes && fchown(fd, (uid_t)-1, qubes->gr_gid) < 0)) {
+        qubes_error_errno(error, errno, "Cannot set the mode of %s", tmp);
+        goto out;
+    }
+    if (fsync(fd) < 0) {
+        qubes_error_errno(error, errno, "Cannot fsync %s", tmp);
+        goto out;
+    }
+    if (rename(tmp, path) < 0) {
+        qubes_error_errno(error, errno, "Cannot rename %s to %s", tmp, path);
+        goto out;
+    }
+    g_clear_pointer(&tmp, g_free);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) < 0) {
+        qubes_error_errno(error, errno, "Cannot fsync %s", dir);
+        if (dfd >= 0)
+            close(dfd);
+        goto out;
+    }
+    close(dfd);
+    ok = TRUE;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp && fd >= 0)
+        unlink(tmp);
+    close(lock_fd);
+    return ok;
+}
+
+QubesXml *qubes_xml_new_default(const char *base_dir, gboolean reflinks)
+{
+    QubesXml *x = qubes_xml_new();
+    for (guint i = 0; i < G_N_ELEMENTS(default_labels); i++) {
+        QxLabel *l = g_new0(QxLabel, 1);
+        l->index = i + 1;
+        l->color = g_strdup(default_labels[i].color);
+        l->name = g_strdup(default_labels[i].name);
+        g_ptr_array_add(x->labels, l);
+    }
+    QxAttrs *pool = strings();
+    qx_attrs_set(pool, "name", "varlibqubes");
+    qx_attrs_set(pool, "dir_path", base_dir);
+    qx_attrs_set(pool, "driver", "file-reflink");
+    qx_attrs_set(pool, "revisions_to_keep", "1");
+    qx_attrs_set(pool, "ephemeral_volatile", "False");
+    if (!reflinks)
+        qx_attrs_set(pool, "setup_check", "False");
+    g_ptr_array_add(x->pools, pool);
+    QxDomain *dom0 = domain_new("domain-0", "AdminVM");
+    qx_properties_set(dom0->properties, "label", "black");
+    g_ptr_array_add(x->domains, dom0);
+    return x;
+}

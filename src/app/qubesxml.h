@@ -1,0 +1,86 @@
+/* qubesxml.h: the qubes.xml format, read and written losslessly.
+ *
+ * This is the format layer under the app model: it knows the elements of
+ * qubes.xml (labels, pools, global properties, domains with properties,
+ * features, tags, devices and volume configs) but not what the values
+ * mean; the typed properties and domain classes build on it.
+ *
+ * Loading refuses a malformed file with "PATH:LINE: reason". Whatever it
+ * does not know (a <devices> block, a future element) is kept verbatim
+ * and written back, so load + save changes nothing. Saving writes the
+ * reference's layout: labels, pools, properties, domains.
+ *
+ * The parser reads no network resource and expands no entity (qubes.xml
+ * is untrusted input until loaded).
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* A property: text, or (older files) a reference to another element. */
+typedef struct {
+    char *name;
+    char *value;     /* NULL for an empty <property/> */
+    gboolean is_ref; /* written as ref="value" */
+} QxProperty;
+
+typedef struct {
+    guint index; /* from id="label-N" */
+    char *color; /* "0xcc0000" */
+    char *name;
+} QxLabel;
+
+/* Ordered name/value pairs: a pool's or a volume's attributes. */
+typedef GPtrArray QxAttrs; /* of char*: name, value, name, value... */
+
+typedef struct {
+    char *id;              /* "domain-3" */
+    char *klass;           /* "AppVM" */
+    GPtrArray *properties; /* QxProperty */
+    GPtrArray *features;   /* char*: name, value, ... (value "" allowed) */
+    GPtrArray *tags;       /* char*: tag names */
+    GPtrArray *volumes;    /* QxAttrs, one per <volume> in volume-config */
+    GPtrArray *extra;      /* char*: other child elements, verbatim XML */
+} QxDomain;
+
+typedef struct {
+    GPtrArray *labels;     /* QxLabel */
+    GPtrArray *pools;      /* QxAttrs */
+    GPtrArray *properties; /* QxProperty */
+    GPtrArray *domains;    /* QxDomain */
+} QubesXml;
+
+QubesXml *qubes_xml_new(void);
+void qubes_xml_free(QubesXml *xml);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QubesXml, qubes_xml_free)
+
+/* Parses @untrusted_data (named @path in messages). */
+QubesXml *qubes_xml_parse(const char *untrusted_data, gsize len,
+                          const char *path, GError **error);
+/* Serialises @xml (new string, UTF-8, pretty printed). */
+char *qubes_xml_serialize(const QubesXml *xml, gsize *len);
+
+/* Reads @path under a shared view of the writers' lock. */
+QubesXml *qubes_xml_load(const char *path, GError **error);
+/* Writes @xml to @path atomically and durably, under an exclusive lockf
+ * on @path (the reference's protocol, so its tools and we exclude each
+ * other): a temporary in the same folder, written and fsynced, renamed
+ * over @path, and the folder fsynced. A failure at any point leaves the
+ * previous file as it was. Mode 0660. */
+gboolean qubes_xml_save(const QubesXml *xml, const char *path, GError **error);
+
+/* A new system's qubes.xml: the eight standard labels, dom0 (AdminVM, qid
+ * 0, label black) and the pool "varlibqubes" (file-reflink in @base_dir;
+ * with setup_check off when @reflinks is FALSE). */
+QubesXml *qubes_xml_new_default(const char *base_dir, gboolean reflinks);
+
+/* Lookups. */
+const char *qx_attrs_get(const QxAttrs *attrs, const char *name);
+void qx_attrs_set(QxAttrs *attrs, const char *name, const char *value);
+const QxProperty *qx_properties_get(const GPtrArray *props, const char *name);
+void qx_properties_set(GPtrArray *props, const char *name, const char *value);
+QxDomain *qubes_xml_find_domain(const QubesXml *xml, const char *name);
+
+G_END_DECLS
