@@ -22,6 +22,14 @@ struct _QubesStorageDriver {
      * generic layer when listed here. */
     const char *const *parameters;
 
+    /* TRUE when many volumes share one vid (kernels: one per VM, same
+     * version): the pool does not register volumes by vid, and lists them
+     * with list_volumes(). */
+    gboolean shared_vids;
+    /* Lists the pool's volumes itself (new array of new references), for
+     * drivers whose volumes exist without any domain (kernels). */
+    GPtrArray *(*list_volumes)(QubesPool *pool, GError **error);
+
     /* Parses the driver's own options (already stripped of the generic
      * ones) into the pool's driver data. */
     gboolean (*pool_init)(QubesPool *pool, GHashTable *options, GError **error);
@@ -75,6 +83,7 @@ struct _QubesStorageDriver {
 };
 
 extern const QubesStorageDriver qubes_driver_file_reflink;
+extern const QubesStorageDriver qubes_driver_linux_kernel;
 
 /* Helpers for drivers. */
 void qubes_pool_set_driver_data(QubesPool *pool, gpointer data);

@@ -13,6 +13,7 @@
 
 static const QubesStorageDriver *const drivers[] = {
     &qubes_driver_file_reflink,
+    &qubes_driver_linux_kernel,
 };
 
 struct _QubesPool {
@@ -312,6 +313,8 @@ QubesVolume *qubes_pool_init_volume(QubesPool *pool,
         qubes_volume_unref(vol);
         return NULL;
     }
+    if (pool->driver->shared_vids)
+        return vol; /* not registered: many volumes, one vid */
     g_autoptr(GMutexLocker) l = g_mutex_locker_new(&pool->lock);
     if (g_hash_table_contains(pool->volumes, vol->vid)) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
@@ -326,6 +329,11 @@ QubesVolume *qubes_pool_init_volume(QubesPool *pool,
 
 GPtrArray *qubes_pool_list_volumes(QubesPool *pool)
 {
+    if (pool->driver->list_volumes) {
+        GPtrArray *listed = pool->driver->list_volumes(pool, NULL);
+        if (listed)
+            return listed;
+    }
     g_autoptr(GMutexLocker) l = g_mutex_locker_new(&pool->lock);
     GPtrArray *out =
         g_ptr_array_new_with_free_func((GDestroyNotify)qubes_volume_unref);
