@@ -641,6 +641,13 @@ QubesXml *qubes_xml_new_default(const char *base_dir, gboolean reflinks)
     if (!reflinks)
         qx_attrs_set(pool, "setup_check", "False");
     g_ptr_array_add(x->pools, pool);
+    QxAttrs *kernels = strings();
+    g_autofree char *kdir = g_build_filename(base_dir, "vm-kernels", NULL);
+    qx_attrs_set(kernels, "name", "linux-kernel");
+    qx_attrs_set(kernels, "dir_path", kdir);
+    qx_attrs_set(kernels, "driver", "linux-kernel");
+    g_ptr_array_add(x->pools, kernels);
+    qx_properties_set(x->properties, "default_pool_kernel", "linux-kernel");
     QxDomain *dom0 = domain_new("domain-0", "AdminVM");
     qx_properties_set(dom0->properties, "label", "black");
     g_ptr_array_add(x->domains, dom0);

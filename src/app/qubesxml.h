@@ -72,8 +72,9 @@ QubesXml *qubes_xml_load(const char *path, GError **error);
 gboolean qubes_xml_save(const QubesXml *xml, const char *path, GError **error);
 
 /* A new system's qubes.xml: the eight standard labels, dom0 (AdminVM, qid
- * 0, label black) and the pool "varlibqubes" (file-reflink in @base_dir;
- * with setup_check off when @reflinks is FALSE). */
+ * 0, label black), the pool "varlibqubes" (file-reflink in @base_dir;
+ * with setup_check off when @reflinks is FALSE) and the pool
+ * "linux-kernel" (@base_dir/vm-kernels), the default for kernels. */
 QubesXml *qubes_xml_new_default(const char *base_dir, gboolean reflinks);
 
 /* Lookups. */

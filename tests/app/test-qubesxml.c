@@ -307,7 +307,14 @@ static void test_default(void)
         g_assert_cmpuint(l->index, ==, i + 1);
         g_assert_cmpstr(l->name, ==, names[i]);
     }
-    g_assert_cmpuint(x->pools->len, ==, 1);
+    g_assert_cmpuint(x->pools->len, ==, 2);
+    QxAttrs *kernels = x->pools->pdata[1];
+    g_assert_cmpstr(qx_attrs_get(kernels, "driver"), ==, "linux-kernel");
+    g_assert_cmpstr(qx_attrs_get(kernels, "dir_path"), ==,
+                    "/srv/qubes/vm-kernels");
+    g_assert_cmpstr(
+        qx_properties_get(x->properties, "default_pool_kernel")->value, ==,
+        "linux-kernel");
     QxAttrs *pool = x->pools->pdata[0];
     g_assert_cmpstr(qx_attrs_get(pool, "name"), ==, "varlibqubes");
     g_assert_cmpstr(qx_attrs_get(pool, "driver"), ==, "file-reflink");
