@@ -21,7 +21,7 @@ static const struct {
     {"0x75507b", "purple"}, {"0x000000", "black"},
 };
 
-static void property_free(QxProperty *p)
+void qx_property_free(QxProperty *p)
 {
     g_free(p->name);
     g_free(p->value);
@@ -58,7 +58,7 @@ static QxDomain *domain_new(const char *id, const char *klass)
     d->id = g_strdup(id);
     d->klass = g_strdup(klass);
     d->properties =
-        g_ptr_array_new_with_free_func((GDestroyNotify)property_free);
+        g_ptr_array_new_with_free_func((GDestroyNotify)qx_property_free);
     d->features = strings();
     d->tags = strings();
     d->volumes =
@@ -74,7 +74,7 @@ QubesXml *qubes_xml_new(void)
     x->pools =
         g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
     x->properties =
-        g_ptr_array_new_with_free_func((GDestroyNotify)property_free);
+        g_ptr_array_new_with_free_func((GDestroyNotify)qx_property_free);
     x->domains = g_ptr_array_new_with_free_func((GDestroyNotify)domain_free);
     return x;
 }

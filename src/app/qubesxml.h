@@ -26,6 +26,8 @@ typedef struct {
     gboolean is_ref; /* written as ref="value" */
 } QxProperty;
 
+void qx_property_free(QxProperty *prop);
+
 typedef struct {
     guint index; /* from id="label-N" */
     char *color; /* "0xcc0000" */

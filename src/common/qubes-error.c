@@ -21,6 +21,10 @@ const char *qubes_error_exception_name(QubesErrorCode code)
         return "ProtocolError";
     case QUBES_ERROR_PERMISSION_DENIED:
         return "PermissionDenied";
+    case QUBES_ERROR_NO_SUCH_PROPERTY:
+        return "QubesNoSuchPropertyError";
+    case QUBES_ERROR_PROPERTY_VALUE:
+        return "QubesPropertyValueError";
     case QUBES_ERROR_EXCEPTION:
     default:
         return "QubesException";

@@ -23,6 +23,8 @@ typedef enum {
     QUBES_ERROR_VM_NOT_HALTED,     /* QubesVMNotHaltedError */
     QUBES_ERROR_PROTOCOL,          /* ProtocolError */
     QUBES_ERROR_PERMISSION_DENIED, /* PermissionDenied */
+    QUBES_ERROR_NO_SUCH_PROPERTY,  /* QubesNoSuchPropertyError */
+    QUBES_ERROR_PROPERTY_VALUE,    /* QubesPropertyValueError */
 } QubesErrorCode;
 
 /* Returns the Qubes exception class name for @code (static string). */
