@@ -87,5 +87,9 @@ extern const QubesStorageDriver qubes_driver_linux_kernel;
 
 /* Helpers for drivers. */
 void qubes_pool_set_driver_data(QubesPool *pool, gpointer data);
+/* Checks the pool option "dir_path" (absolute, no "..") and returns it
+ * canonicalised (new string), or NULL with a StoragePoolException. */
+char *qubes_pool_option_dir_path(QubesPool *pool, GHashTable *options,
+                                 GError **error);
 
 G_END_DECLS

@@ -31,16 +31,9 @@ static QFileCtx *kctx(QubesPool *pool)
 
 static gboolean pool_init(QubesPool *pool, GHashTable *options, GError **error)
 {
-    const char *untrusted_dir = g_hash_table_lookup(options, "dir_path");
-    if (!untrusted_dir || !g_path_is_absolute(untrusted_dir) ||
-        strstr(untrusted_dir, "/../") ||
-        g_str_has_suffix(untrusted_dir, "/..")) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
-                    "Pool %s: dir_path must be an absolute path",
-                    qubes_pool_get_name(pool));
+    g_autofree char *canon = qubes_pool_option_dir_path(pool, options, error);
+    if (!canon)
         return FALSE;
-    }
-    g_autofree char *canon = g_canonicalize_filename(untrusted_dir, "/");
     qubes_pool_set_driver_data(pool, qfile_ctx_new(canon));
     return TRUE;
 }

@@ -105,21 +105,14 @@ static gboolean snapshots_disabled(QubesVolume *vol)
 
 static gboolean pool_init(QubesPool *pool, GHashTable *options, GError **error)
 {
-    const char *untrusted_dir = g_hash_table_lookup(options, "dir_path");
     const char *untrusted_check = g_hash_table_lookup(options, "setup_check");
-    if (!untrusted_dir || !g_path_is_absolute(untrusted_dir) ||
-        strstr(untrusted_dir, "/../") ||
-        g_str_has_suffix(untrusted_dir, "/..")) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
-                    "Pool %s: dir_path must be an absolute path",
-                    qubes_pool_get_name(pool));
+    g_autofree char *canon = qubes_pool_option_dir_path(pool, options, error);
+    if (!canon)
         return FALSE;
-    }
     gboolean check = TRUE;
     if (untrusted_check &&
         !qubes_parse_bool(untrusted_check, "setup_check", &check, error))
         return FALSE;
-    g_autofree char *canon = g_canonicalize_filename(untrusted_dir, "/");
     ReflinkPool *rp = g_new0(ReflinkPool, 1);
     rp->ctx = qfile_ctx_new(canon);
     rp->setup_check = check;

@@ -213,6 +213,20 @@ void qubes_pool_set_driver_data(QubesPool *pool, gpointer data)
     pool->driver_data = data;
 }
 
+char *qubes_pool_option_dir_path(QubesPool *pool, GHashTable *options,
+                                 GError **error)
+{
+    const char *untrusted_dir = g_hash_table_lookup(options, "dir_path");
+    if (!untrusted_dir || !g_path_is_absolute(untrusted_dir) ||
+        strstr(untrusted_dir, "/../") ||
+        g_str_has_suffix(untrusted_dir, "/..")) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
+                    "Pool %s: dir_path must be an absolute path", pool->name);
+        return NULL;
+    }
+    return g_canonicalize_filename(untrusted_dir, "/");
+}
+
 gboolean qubes_pool_setup(QubesPool *pool, GError **error)
 {
     return !pool->driver->pool_setup || pool->driver->pool_setup(pool, error);
