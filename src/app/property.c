@@ -187,28 +187,49 @@ static gboolean fire(QubesPropHolder *holder, const char *prefix,
     return effects != NULL;
 }
 
+/* Refuses changing a read-only property, or a write-once one that is
+ * set; @verb says which change ("set", "reset"). */
+static gboolean check_changeable(QubesPropHolder *holder,
+                                 const QubesPropDef *def, const char *verb,
+                                 GError **error)
+{
+    if (def->flags & QUBES_PROP_READ_ONLY) {
+        g_autofree char *why = g_strdup_printf("it cannot be %s", verb);
+        return value_error(error, holder, def, why);
+    }
+    if ((def->flags & QUBES_PROP_WRITE_ONCE) &&
+        !qubes_props_is_default(holder, def->name))
+        return value_error(error, holder, def,
+                           "it is write-once and already set");
+    return TRUE;
+}
+
+/* An untrusted value sanitised for its type, then through the setter
+ * when @with_setter: the canonical string (new), or NULL. */
+static char *checked_value(QubesPropHolder *holder, const QubesPropDef *def,
+                           const char *untrusted_value, gboolean with_setter,
+                           GError **error)
+{
+    char *value = sanitize(holder, def, untrusted_value, error);
+    if (!value || !with_setter || !def->setter)
+        return value;
+    char *checked = def->setter(holder, def, value, error);
+    g_free(value);
+    return checked;
+}
+
 gboolean qubes_props_set(QubesPropHolder *holder, const char *name,
                          const char *untrusted_value, GError **error)
 {
     const QubesPropDef *def = qubes_props_def(holder, name, error);
     if (!def)
         return FALSE;
-    if (def->flags & QUBES_PROP_READ_ONLY)
-        return value_error(error, holder, def, "it cannot be set");
-    if ((def->flags & QUBES_PROP_WRITE_ONCE) &&
-        !qubes_props_is_default(holder, name))
-        return value_error(error, holder, def,
-                           "it is write-once and already set");
-    g_autofree char *value = sanitize(holder, def, untrusted_value, error);
+    if (!check_changeable(holder, def, "set", error))
+        return FALSE;
+    g_autofree char *value =
+        checked_value(holder, def, untrusted_value, TRUE, error);
     if (!value)
         return FALSE;
-    if (def->setter) {
-        char *checked = def->setter(holder, def, value, error);
-        if (!checked)
-            return FALSE;
-        g_free(value);
-        value = checked;
-    }
     g_autofree char *old = NULL;
     if (!qubes_props_get(holder, name, &old, NULL, error))
         return FALSE;
@@ -226,12 +247,8 @@ gboolean qubes_props_reset(QubesPropHolder *holder, const char *name,
     const QubesPropDef *def = qubes_props_def(holder, name, error);
     if (!def)
         return FALSE;
-    if (def->flags & QUBES_PROP_READ_ONLY)
-        return value_error(error, holder, def, "it cannot be reset");
-    if ((def->flags & QUBES_PROP_WRITE_ONCE) &&
-        !qubes_props_is_default(holder, name))
-        return value_error(error, holder, def,
-                           "it is write-once and already set");
+    if (!check_changeable(holder, def, "reset", error))
+        return FALSE;
     g_autofree char *old = NULL;
     if (!qubes_props_get(holder, name, &old, NULL, error))
         return FALSE;
@@ -257,17 +274,12 @@ gboolean qubes_props_load(QubesPropHolder *holder, const GPtrArray *props,
         }
         if (load_stage && stage(def) != load_stage)
             continue;
-        const char *untrusted_value = p->value ? p->value : "";
-        g_autofree char *value = sanitize(holder, def, untrusted_value, error);
+        /* A read-only property's setter forbids setting, not loading. */
+        g_autofree char *value =
+            checked_value(holder, def, p->value ? p->value : "",
+                          !(def->flags & QUBES_PROP_READ_ONLY), error);
         if (!value)
             return FALSE;
-        if (def->setter && !(def->flags & QUBES_PROP_READ_ONLY)) {
-            char *checked = def->setter(holder, def, value, error);
-            if (!checked)
-                return FALSE;
-            g_free(value);
-            value = checked;
-        }
         g_hash_table_replace(holder->values, g_strdup(p->name),
                              g_steal_pointer(&value));
     }
