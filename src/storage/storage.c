@@ -341,13 +341,10 @@ QubesVolume *qubes_pool_init_volume(QubesPool *pool,
     return vol;
 }
 
-GPtrArray *qubes_pool_list_volumes(QubesPool *pool)
+GPtrArray *qubes_pool_list_volumes(QubesPool *pool, GError **error)
 {
-    if (pool->driver->list_volumes) {
-        GPtrArray *listed = pool->driver->list_volumes(pool, NULL);
-        if (listed)
-            return listed;
-    }
+    if (pool->driver->list_volumes)
+        return pool->driver->list_volumes(pool, error);
     g_autoptr(GMutexLocker) l = g_mutex_locker_new(&pool->lock);
     GPtrArray *out =
         g_ptr_array_new_with_free_func((GDestroyNotify)qubes_volume_unref);

@@ -126,8 +126,10 @@ gboolean qubes_pool_usage_details(QubesPool *pool, QubesPoolUsage *usage,
 QubesVolume *qubes_pool_init_volume(QubesPool *pool,
                                     const QubesVolumeConfig *config,
                                     GError **error);
-/* Returns the registered volumes (new array of new references). */
-GPtrArray *qubes_pool_list_volumes(QubesPool *pool);
+/* Returns the pool's volumes (new array of new references): the
+ * registered ones, or what the driver lists itself (kernels); NULL with
+ * @error set when the driver cannot list them. */
+GPtrArray *qubes_pool_list_volumes(QubesPool *pool, GError **error);
 /* Returns a new reference to the volume @vid, or NULL. */
 QubesVolume *qubes_pool_get_volume(QubesPool *pool, const char *vid);
 

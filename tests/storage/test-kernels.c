@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,7 +111,9 @@ static void test_missing(Kernels *k, gconstpointer data)
 
 static void test_list(Kernels *k, gconstpointer data)
 {
-    g_autoptr(GPtrArray) vols = qubes_pool_list_volumes(k->pool);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) vols = qubes_pool_list_volumes(k->pool, &error);
+    g_assert_no_error(error);
     g_assert_cmpuint(vols->len, ==, 2); /* not README */
     GString *s = g_string_new(NULL);
     for (guint i = 0; i < vols->len; i++) {
@@ -127,6 +130,20 @@ static void test_list(Kernels *k, gconstpointer data)
     const char *const *params = qubes_storage_driver_parameters("linux-kernel");
     g_assert_cmpstr(params[0], ==, "dir_path");
     g_assert_null(params[1]);
+}
+
+static void test_missing_folder(void)
+{
+    g_autoptr(GHashTable) opts = g_hash_table_new(g_str_hash, g_str_equal);
+    g_hash_table_insert(opts, "dir_path", "/nonexistent/vm-kernels");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QubesPool) pool =
+        qubes_pool_new("linux-kernel", "linux-kernel", opts, &error);
+    g_assert_no_error(error);
+    g_autoptr(GPtrArray) vols = qubes_pool_list_volumes(pool, &error);
+    g_assert_null(vols);
+    g_assert_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL);
+    g_assert_nonnull(strstr(error->message, "/nonexistent/vm-kernels"));
 }
 
 static void test_hostile(Kernels *k, gconstpointer data)
@@ -149,7 +166,7 @@ static void test_hostile(Kernels *k, gconstpointer data)
     g_autoptr(QubesVolume) evil = kernel_volume(k, "evil");
     FAILS(qubes_volume_verify(evil, &err_), QUBES_ERROR_STORAGE_POOL,
           "Missing kernel file");
-    g_autoptr(GPtrArray) vols = qubes_pool_list_volumes(k->pool);
+    g_autoptr(GPtrArray) vols = qubes_pool_list_volumes(k->pool, NULL);
     g_assert_cmpuint(vols->len, ==, 2);
     g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", outside);
     g_assert_cmpint(system(cmd), ==, 0);
@@ -169,5 +186,6 @@ int main(int argc, char **argv)
     ADD("/kernels/missing", test_missing);
     ADD("/kernels/list", test_list);
     ADD("/kernels/hostile", test_hostile);
+    g_test_add_func("/kernels/missing-folder", test_missing_folder);
     return g_test_run();
 }
