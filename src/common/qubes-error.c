@@ -25,6 +25,18 @@ const char *qubes_error_exception_name(QubesErrorCode code)
         return "QubesNoSuchPropertyError";
     case QUBES_ERROR_PROPERTY_VALUE:
         return "QubesPropertyValueError";
+    case QUBES_ERROR_VM_IN_USE:
+        return "QubesVMInUseError";
+    case QUBES_ERROR_FEATURE_NOT_FOUND:
+        return "QubesFeatureNotFoundError";
+    case QUBES_ERROR_TAG_NOT_FOUND:
+        return "QubesTagNotFoundError";
+    case QUBES_ERROR_LABEL_NOT_FOUND:
+        return "QubesLabelNotFoundError";
+    case QUBES_ERROR_POOL_IN_USE:
+        return "QubesPoolInUseError";
+    case QUBES_ERROR_VM_NOT_RUNNING:
+        return "QubesVMNotRunningError";
     case QUBES_ERROR_EXCEPTION:
     default:
         return "QubesException";

@@ -25,6 +25,12 @@ typedef enum {
     QUBES_ERROR_PERMISSION_DENIED, /* PermissionDenied */
     QUBES_ERROR_NO_SUCH_PROPERTY,  /* QubesNoSuchPropertyError */
     QUBES_ERROR_PROPERTY_VALUE,    /* QubesPropertyValueError */
+    QUBES_ERROR_VM_IN_USE,         /* QubesVMInUseError */
+    QUBES_ERROR_FEATURE_NOT_FOUND, /* QubesFeatureNotFoundError */
+    QUBES_ERROR_TAG_NOT_FOUND,     /* QubesTagNotFoundError */
+    QUBES_ERROR_LABEL_NOT_FOUND,   /* QubesLabelNotFoundError */
+    QUBES_ERROR_POOL_IN_USE,       /* QubesPoolInUseError */
+    QUBES_ERROR_VM_NOT_RUNNING,    /* QubesVMNotRunningError */
 } QubesErrorCode;
 
 /* Returns the Qubes exception class name for @code (static string). */

@@ -1,0 +1,931 @@
+/* app.c: the app object (qubes/app.py Qubes): global properties, labels,
+ * pools, the domain collection, and loading and saving qubes.xml. See
+ * app.h. */
+#include "app.h"
+
+#include "qubes-error.h"
+#include "qubes-parse.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define MAX_DEFAULT_LABEL 8
+
+/* domain.c */
+QubesDomain *qubes_domain_new_internal(QubesApp *app,
+                                       const QubesDomainClass *klass, guint qid,
+                                       const char *name);
+gboolean qubes_domain_init_volume_internal(QubesDomain *dom, QxAttrs *c,
+                                           GError **error);
+gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
+                                              const char *pool,
+                                              GHashTable *pools,
+                                              GError **error);
+
+static QubesApp *owner_app(QubesPropHolder *h)
+{
+    return h->owner;
+}
+
+static char *app_prop(QubesApp *app, const char *name)
+{
+    char *v = NULL;
+    qubes_props_get(&app->props, name, &v, NULL, NULL);
+    return v;
+}
+
+static gboolean app_prop_error(GError **error, const QubesPropDef *def,
+                               const char *value, const char *why)
+{
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
+                "Invalid value '%s' for property '%s' of Qubes: %s", value,
+                def->name, why);
+    return FALSE;
+}
+
+/* ---- global property defaults and setters ---- */
+
+/* The newest kernel installed in base/vm-kernels (version order). */
+static char *default_kernel(QubesPropHolder *h, const QubesPropDef *def)
+{
+    g_autofree char *dir =
+        g_build_filename(owner_app(h)->base_dir, "vm-kernels", NULL);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    char *best = NULL;
+    const char *name;
+    while (d && (name = g_dir_read_name(d))) {
+        g_autofree char *vmlinuz = g_build_filename(dir, name, "vmlinuz", NULL);
+        if (!g_file_test(vmlinuz, G_FILE_TEST_IS_REGULAR))
+            continue;
+        if (!best || strverscmp(name, best) > 0) {
+            g_free(best);
+            best = g_strdup(name);
+        }
+    }
+    return best ? best : g_strdup("");
+}
+
+static char *default_pool(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesApp *app = owner_app(h);
+    if (strcmp(def->name, "default_pool") != 0)
+        return app_prop(app, "default_pool");
+    const char *first = NULL;
+    for (guint i = 0; i < app->pools->len; i++) {
+        QubesPool *p = app->pools->pdata[i];
+        if (strcmp(qubes_pool_get_name(p), "varlibqubes") == 0)
+            return g_strdup("varlibqubes");
+        if (!first && strcmp(qubes_pool_get_driver(p), "linux-kernel") != 0)
+            first = qubes_pool_get_name(p);
+    }
+    return g_strdup(first ? first : "");
+}
+
+static char *default_pool_kernel(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesApp *app = owner_app(h);
+    for (guint i = 0; i < app->pools->len; i++) {
+        QubesPool *p = app->pools->pdata[i];
+        if (strcmp(qubes_pool_get_driver(p), "linux-kernel") == 0)
+            return g_strdup(qubes_pool_get_name(p));
+    }
+    return g_strdup("");
+}
+
+static char *default_dom0(QubesPropHolder *h, const QubesPropDef *def)
+{
+    return g_strdup("dom0");
+}
+
+static char *setter_pool(QubesPropHolder *h, const QubesPropDef *def,
+                         const char *value, GError **error)
+{
+    if (!*value && strcmp(def->name, "default_pool_kernel") == 0)
+        return g_strdup("");
+    if (!qubes_app_get_pool(owner_app(h), value, NULL)) {
+        g_autofree char *why = g_strdup_printf("No such pool: %s", value);
+        app_prop_error(error, def, value, why);
+        return NULL;
+    }
+    return g_strdup(value);
+}
+
+static gboolean kernel_installed(QubesApp *app, const char *kernel,
+                                 GError **error)
+{
+    g_autofree char *dir =
+        g_build_filename(app->base_dir, "vm-kernels", kernel, NULL);
+    g_autofree char *vmlinuz = g_build_filename(dir, "vmlinuz", NULL);
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
+                    "Kernel '%s' not installed", kernel);
+        return FALSE;
+    }
+    if (!g_file_test(vmlinuz, G_FILE_TEST_IS_REGULAR)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
+                    "Kernel '%s' not properly installed: missing 'vmlinuz' "
+                    "file",
+                    kernel);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static char *setter_app_kernel(QubesPropHolder *h, const QubesPropDef *def,
+                               const char *value, GError **error)
+{
+    if (strchr(value, '/') || strcmp(value, "..") == 0) {
+        app_prop_error(error, def, value, "Kernel name cannot contain '/'");
+        return NULL;
+    }
+    if (*value && !owner_app(h)->loading &&
+        !kernel_installed(owner_app(h), value, error))
+        return NULL;
+    return g_strdup(value);
+}
+
+static char *setter_app_vm(QubesPropHolder *h, const QubesPropDef *def,
+                           const char *value, GError **error)
+{
+    if (!*value)
+        return g_strdup("");
+    if (!qubes_validate_vm_name(value, error))
+        return NULL;
+    QubesDomain *d = qubes_app_get_domain(owner_app(h), value, error);
+    if (!d)
+        return NULL;
+    const char *want = NULL;
+    if (strcmp(def->name, "default_template") == 0 &&
+        strcmp(d->klass->name, "TemplateVM") != 0)
+        want = "TemplateVM";
+    if (want) {
+        g_autofree char *why = g_strdup_printf(
+            "wrong VM class: domains['%s'] is of type %s and not %s", value,
+            d->klass->name, want);
+        app_prop_error(error, def, value, why);
+        return NULL;
+    }
+    if (strcmp(def->name, "default_netvm") == 0) {
+        g_autofree char *net = NULL;
+        qubes_props_get(&d->props, "provides_network", &net, NULL, NULL);
+        if (g_strcmp0(net, "True") != 0) {
+            app_prop_error(error, def, value,
+                           "The qube does not provide network");
+            return NULL;
+        }
+    }
+    return g_strdup(value);
+}
+
+static char *setter_app_positive(QubesPropHolder *h, const QubesPropDef *def,
+                                 const char *value, GError **error)
+{
+    if (g_ascii_strtoll(value, NULL, 10) <= 0) {
+        g_autofree char *why =
+            g_strdup_printf("%s must be positive", def->name);
+        app_prop_error(error, def, value, why);
+        return NULL;
+    }
+    return g_strdup(value);
+}
+
+#define VM_PROP(n, d)                                                          \
+    {                                                                          \
+        .name = n, .type = QUBES_PROP_VM, .load_stage = 3,                     \
+        .setter = setter_app_vm, .default_value = "", .doc = d                 \
+    }
+#define POOL_PROP(n, f, d)                                                     \
+    {                                                                          \
+        .name = n, .type = QUBES_PROP_STR, .load_stage = 3, .default_func = f, \
+        .setter = setter_pool, .doc = d                                        \
+    }
+
+static const QubesPropDef app_props[] = {
+    VM_PROP("clockvm", "Which VM to use as NTP proxy for updating AdminVM"),
+    VM_PROP("updatevm", "Which VM to use as `yum` proxy for updating AdminVM "
+                        "and TemplateVMs"),
+    VM_PROP("default_template", "Default template for new AppVMs"),
+    VM_PROP("default_netvm", "Default NetVM for AppVMs. Initial state is "
+                             "`None`, which means that AppVMs are not "
+                             "connected to the Internet."),
+    VM_PROP("default_dispvm", "Default DispVM base for service calls"),
+    VM_PROP("management_dispvm", "Default DVM template for management "
+                                 "DispVMs"),
+    {.name = "default_guivm",
+     .type = QUBES_PROP_VM,
+     .load_stage = 3,
+     .default_func = default_dom0,
+     .setter = setter_app_vm,
+     .doc = "Default GuiVM for VMs."},
+    {.name = "default_audiovm",
+     .type = QUBES_PROP_VM,
+     .load_stage = 3,
+     .default_func = default_dom0,
+     .setter = setter_app_vm,
+     .doc = "Default AudioVM for VMs."},
+    POOL_PROP("default_pool", default_pool, "Default storage pool"),
+    POOL_PROP("default_pool_private", default_pool,
+              "Default storage pool for private volumes"),
+    POOL_PROP("default_pool_root", default_pool,
+              "Default storage pool for root volumes"),
+    POOL_PROP("default_pool_volatile", default_pool,
+              "Default storage pool for volatile volumes"),
+    POOL_PROP("default_pool_kernel", default_pool_kernel,
+              "Default storage pool for kernel volumes"),
+    {.name = "default_kernel",
+     .type = QUBES_PROP_STR,
+     .load_stage = 3,
+     .default_func = default_kernel,
+     .setter = setter_app_kernel,
+     .doc = "Which kernel to use when not overriden in VM"},
+    {.name = "default_qrexec_timeout",
+     .type = QUBES_PROP_INT,
+     .load_stage = 3,
+     .default_value = "60",
+     .setter = setter_app_positive,
+     .doc = "Default time in seconds after which qrexec connection attempt "
+            "is deemed failed"},
+    {.name = "default_shutdown_timeout",
+     .type = QUBES_PROP_INT,
+     .load_stage = 3,
+     .default_value = "60",
+     .setter = setter_app_positive,
+     .doc = "Default time in seconds for VM shutdown to complete"},
+    {.name = "stats_interval",
+     .type = QUBES_PROP_INT,
+     .load_stage = 3,
+     .default_value = "3",
+     .setter = setter_app_positive,
+     .doc = "Interval in seconds for VM stats reporting (memory, CPU usage)"},
+    {.name = "check_updates_vm",
+     .type = QUBES_PROP_BOOL,
+     .load_stage = 3,
+     .default_value = "True",
+     .doc = "Check for updates inside qubes"},
+    {NULL},
+};
+
+static const QubesPropDef *const app_tables[] = {app_props, NULL};
+static const char *const app_chain[] = {"Qubes", NULL};
+
+/* ---- labels ---- */
+
+const QxLabel *qubes_app_get_label(QubesApp *app, const char *name,
+                                   GError **error)
+{
+    guint64 index = 0;
+    const char *num = g_str_has_prefix(name, "label-") ? name + 6 : name;
+    gboolean by_index =
+        *num && strspn(num, "0123456789") == strlen(num) && strlen(num) < 10;
+    if (by_index)
+        index = g_ascii_strtoull(num, NULL, 10);
+    for (guint i = 0; i < app->labels->len; i++) {
+        const QxLabel *l = app->labels->pdata[i];
+        if (by_index ? l->index == index : strcmp(l->name, name) == 0)
+            return l;
+    }
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_LABEL_NOT_FOUND,
+                "Label does not exist: %s", name);
+    return NULL;
+}
+
+static void label_free(QxLabel *l)
+{
+    g_free(l->color);
+    g_free(l->name);
+    g_free(l);
+}
+
+gboolean qubes_app_add_label(QubesApp *app, const char *name, const char *color,
+                             GError **error)
+{
+    if (qubes_app_get_label(app, name, NULL)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "label already exists");
+        return FALSE;
+    }
+    guint index = MAX_DEFAULT_LABEL;
+    for (guint i = 0; i < app->labels->len; i++)
+        index = MAX(index, ((QxLabel *)app->labels->pdata[i])->index);
+    QxLabel *l = g_new0(QxLabel, 1);
+    l->index = index + 1;
+    l->name = g_strdup(name);
+    l->color = g_strdup(color);
+    g_ptr_array_add(app->labels, l);
+    return TRUE;
+}
+
+gboolean qubes_app_remove_label(QubesApp *app, const char *name, GError **error)
+{
+    const QxLabel *l = qubes_app_get_label(app, name, error);
+    if (!l)
+        return FALSE;
+    if (l->index <= MAX_DEFAULT_LABEL) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "Label %s is a default label and cannot be removed",
+                    l->name);
+        return FALSE;
+    }
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        g_autofree char *label = NULL;
+        qubes_props_get(&d->props, "label", &label, NULL, NULL);
+        if (g_strcmp0(label, l->name) == 0) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "label still in use");
+            return FALSE;
+        }
+    }
+    g_ptr_array_remove(app->labels, (gpointer)l);
+    return TRUE;
+}
+
+/* ---- pools ---- */
+
+QubesPool *qubes_app_get_pool(QubesApp *app, const char *name, GError **error)
+{
+    for (guint i = 0; i < app->pools->len; i++) {
+        QubesPool *p = app->pools->pdata[i];
+        if (strcmp(qubes_pool_get_name(p), name) == 0)
+            return p;
+    }
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                "Pool %s does not exist", name);
+    return NULL;
+}
+
+static QubesPool *pool_from_attrs(const QxAttrs *a, GError **error)
+{
+    const char *name = qx_attrs_get(a, "name");
+    const char *driver = qx_attrs_get(a, "driver");
+    if (!name || !driver) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "a pool in qubes.xml has no %s", name ? "driver" : "name");
+        return NULL;
+    }
+    if (strcmp(driver, "file") == 0) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
+                    "pool %s: the \"file\" driver is not supported; with its "
+                    "qubes halted and the *-cow.img files removed, change "
+                    "driver=\"file\" to driver=\"file-reflink\"",
+                    name);
+        return NULL;
+    }
+    g_autoptr(GHashTable) opts =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (guint i = 0; i + 1 < a->len; i += 2) {
+        if (strcmp(a->pdata[i], "name") && strcmp(a->pdata[i], "driver"))
+            g_hash_table_insert(opts, g_strdup(a->pdata[i]),
+                                g_strdup(a->pdata[i + 1]));
+    }
+    return qubes_pool_new(driver, name, opts, error);
+}
+
+QubesPool *qubes_app_add_pool(QubesApp *app, const char *driver,
+                              const char *name, GHashTable *options,
+                              GError **error)
+{
+    if (qubes_app_get_pool(app, name, NULL)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "pool named %s already exists", name);
+        return NULL;
+    }
+    g_autoptr(QubesPool) pool = qubes_pool_new(driver, name, options, error);
+    if (!pool || !qubes_pool_setup(pool, error))
+        return NULL;
+    g_ptr_array_add(app->pools, pool);
+    const char *kw[] = {"pool", name, NULL};
+    g_autoptr(GPtrArray) fx =
+        qubes_emitter_fire(&app->emitter, "pool-add", kw, NULL);
+    return g_steal_pointer(&pool);
+}
+
+gboolean qubes_app_remove_pool(QubesApp *app, const char *name, GError **error)
+{
+    QubesPool *pool = qubes_app_get_pool(app, name, error);
+    if (!pool)
+        return FALSE;
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        g_autoptr(GPtrArray) names = qubes_domain_volume_names(d);
+        for (guint j = 0; j < names->len; j++) {
+            if (g_strcmp0(qubes_domain_volume_pool(d, names->pdata[j]), name) ==
+                0) {
+                g_set_error(error, QUBES_ERROR, QUBES_ERROR_POOL_IN_USE,
+                            "Storage pool is in use: '%s' (volume %s of %s)",
+                            name, (char *)names->pdata[j], d->name);
+                return FALSE;
+            }
+        }
+    }
+    static const char *const pool_props[] = {
+        "default_pool", "default_pool_root", "default_pool_private",
+        "default_pool_volatile", "default_pool_kernel"};
+    for (guint i = 0; i < G_N_ELEMENTS(pool_props); i++) {
+        const char *v = g_hash_table_lookup(app->props.values, pool_props[i]);
+        if (g_strcmp0(v, name) == 0) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_POOL_IN_USE,
+                        "Storage pool is in use: '%s' (global property %s)",
+                        name, pool_props[i]);
+            return FALSE;
+        }
+    }
+    if (!qubes_pool_destroy(pool, error))
+        return FALSE;
+    g_ptr_array_remove(app->pools, pool);
+    const char *kw[] = {"pool", name, NULL};
+    g_autoptr(GPtrArray) fx =
+        qubes_emitter_fire(&app->emitter, "pool-delete", kw, NULL);
+    return TRUE;
+}
+
+char *qubes_app_default_pool(QubesApp *app, const char *volume)
+{
+    g_autofree char *prop = g_strconcat("default_pool_", volume, NULL);
+    if (!qubes_props_def(&app->props, prop, NULL))
+        return app_prop(app, "default_pool");
+    return app_prop(app, prop);
+}
+
+/* ---- domains ---- */
+
+QubesDomain *qubes_app_get_domain(QubesApp *app, const char *name,
+                                  GError **error)
+{
+    QubesDomain *d = g_hash_table_lookup(app->by_name, name);
+    if (!d)
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_FOUND,
+                    "No such domain: '%s'", name);
+    return d;
+}
+
+QubesDomain *qubes_app_get_domain_by_qid(QubesApp *app, guint qid)
+{
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        if (d->qid == qid)
+            return d;
+    }
+    return NULL;
+}
+
+static gint dom_cmp(gconstpointer a, gconstpointer b)
+{
+    const QubesDomain *x = *(QubesDomain *const *)a;
+    const QubesDomain *y = *(QubesDomain *const *)b;
+    return x->qid < y->qid ? -1 : x->qid > y->qid;
+}
+
+static void insert_domain(QubesApp *app, QubesDomain *dom)
+{
+    g_ptr_array_add(app->domains, dom);
+    g_ptr_array_sort(app->domains, dom_cmp);
+    g_hash_table_insert(app->by_name, dom->name, dom);
+}
+
+static gboolean set_initial(QubesDomain *dom, const char *name,
+                            const char *value, GError **error)
+{
+    /* Before events are on: plain sanitising and setter. */
+    QxProperty p = {.name = (char *)name, .value = (char *)value};
+    g_autoptr(GPtrArray) one = g_ptr_array_new();
+    g_ptr_array_add(one, &p);
+    return qubes_props_load(&dom->props, one, 0, error);
+}
+
+QubesDomain *qubes_app_add_new_domain(QubesApp *app,
+                                      const QubesDomainClass *klass,
+                                      const char *name, const char *label,
+                                      const char *template, const char *pool,
+                                      GHashTable *pools, GError **error)
+{
+    if (strcmp(klass->name, "AdminVM") == 0) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "an AdminVM cannot be created");
+        return NULL;
+    }
+    if (!qubes_validate_vm_name(name, error))
+        return NULL;
+    if (g_hash_table_contains(app->by_name, name)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "VM %s already exists", name);
+        return NULL;
+    }
+    if (!qubes_app_get_label(app, label, error))
+        return NULL;
+    guint qid = 1;
+    while (qid <= QUBES_MAX_QID && qubes_app_get_domain_by_qid(app, qid))
+        qid++;
+    if (qid > QUBES_MAX_QID) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "No unused qid left (the limit is %d qubes)",
+                    QUBES_MAX_QID);
+        return NULL;
+    }
+    g_autofree char *tpl = NULL;
+    if (klass->has_template) {
+        tpl = g_strdup(template);
+        if (!tpl)
+            tpl = app_prop(app, strcmp(klass->name, "DispVM") == 0
+                                    ? "default_dispvm"
+                                    : "default_template");
+        if (!tpl || !*tpl) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                        "%s %s needs a template and there is no default",
+                        klass->name, name);
+            return NULL;
+        }
+    } else if (template) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "%s cannot be based on template", klass->name);
+        return NULL;
+    }
+    g_autoptr(QubesDomain) dom =
+        qubes_domain_new_internal(app, klass, qid, name);
+    g_autofree char *qid_s = g_strdup_printf("%u", qid);
+    g_autofree char *uuid = g_uuid_string_random();
+    if (!set_initial(dom, "qid", qid_s, error) ||
+        !set_initial(dom, "name", name, error) ||
+        !set_initial(dom, "uuid", uuid, error) ||
+        !set_initial(dom, "label", label, error) ||
+        (tpl && !set_initial(dom, "template", tpl, error)))
+        return NULL;
+    if (!qubes_domain_config_volumes_internal(dom, pool, pools, error)) {
+        /* Unregister what was made. */
+        GHashTableIter it;
+        gpointer v;
+        g_hash_table_iter_init(&it, dom->volumes);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+            qubes_volume_remove(v, NULL);
+        return NULL;
+    }
+    if (!app->loading) {
+        g_autofree char *check = app_prop(app, "check_updates_vm");
+        if (g_strcmp0(check, "False") == 0)
+            qubes_domain_feature_set(dom, "check-updates", "", NULL);
+    }
+    insert_domain(app, qubes_domain_ref(dom));
+    dom->emitter.enabled = TRUE;
+    const char *kw[] = {"vm", name, NULL};
+    g_autoptr(GPtrArray) fx =
+        qubes_emitter_fire(&app->emitter, "domain-add", kw, NULL);
+    return dom; /* the app's reference */
+}
+
+/* Why @dom cannot go: another domain or a global property names it. */
+static gboolean check_unused(QubesApp *app, QubesDomain *dom, GError **error)
+{
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        if (d == dom)
+            continue;
+        const GPtrArray *defs = qubes_props_list(&d->props);
+        for (guint j = 0; j < defs->len; j++) {
+            const QubesPropDef *def = defs->pdata[j];
+            const char *v = g_hash_table_lookup(d->props.values, def->name);
+            if (def->type == QUBES_PROP_VM && g_strcmp0(v, dom->name) == 0) {
+                g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                            "Domain is in use: '%s'; used as %s by %s",
+                            dom->name, def->name, d->name);
+                return FALSE;
+            }
+        }
+    }
+    const GPtrArray *defs = qubes_props_list(&app->props);
+    for (guint j = 0; j < defs->len; j++) {
+        const QubesPropDef *def = defs->pdata[j];
+        const char *v = g_hash_table_lookup(app->props.values, def->name);
+        if (def->type == QUBES_PROP_VM && g_strcmp0(v, dom->name) == 0) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                        "Domain is in use: '%s'; used as global %s", dom->name,
+                        def->name);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+gboolean qubes_app_remove_domain(QubesApp *app, QubesDomain *dom,
+                                 GError **error)
+{
+    if (dom->qid == 0) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                    "'dom0' cannot be removed");
+        return FALSE;
+    }
+    if (!check_unused(app, dom, error))
+        return FALSE;
+    const char *kw[] = {"vm", dom->name, NULL};
+    g_autoptr(GPtrArray) pre =
+        qubes_emitter_fire(&app->emitter, "domain-pre-delete", kw, error);
+    if (!pre)
+        return FALSE;
+    g_hash_table_remove(app->by_name, dom->name);
+    g_ptr_array_remove(app->domains, dom);
+    dom->removed = TRUE;
+    g_autofree char *name = g_strdup(dom->name);
+    const char *kw2[] = {"vm", name, NULL};
+    g_autoptr(GPtrArray) post =
+        qubes_emitter_fire(&app->emitter, "domain-delete", kw2, NULL);
+    qubes_domain_unref(dom);
+    return TRUE;
+}
+
+/* ---- load ---- */
+
+static gboolean parse_qid(const QxDomain *x, guint *qid, GError **error)
+{
+    const QxProperty *p = qx_properties_get(x->properties, "qid");
+    const char *s = p && p->value ? p->value : NULL;
+    if (!s && x->id && g_str_has_prefix(x->id, "domain-"))
+        s = x->id + 7;
+    guint64 v;
+    if (!s || !qubes_parse_uint64(s, "qid", &v, NULL) || v > QUBES_MAX_QID) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "domain %s of class %s has no valid qid",
+                    x->id ? x->id : "(no id)", x->klass);
+        return FALSE;
+    }
+    *qid = (guint)v;
+    return TRUE;
+}
+
+static gboolean load_domain(QubesApp *app, const QxDomain *x, GError **error)
+{
+    const QubesDomainClass *klass = qubes_domain_class_lookup(x->klass);
+    if (!klass) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "domain %s: unknown class %s", x->id ? x->id : "",
+                    x->klass);
+        return FALSE;
+    }
+    guint qid;
+    if (!parse_qid(x, &qid, error))
+        return FALSE;
+    const QxProperty *np = qx_properties_get(x->properties, "name");
+    const char *name = np && np->value                       ? np->value
+                       : strcmp(klass->name, "AdminVM") == 0 ? "dom0"
+                                                             : NULL;
+    if (!name || !qubes_validate_vm_name(name, NULL) ||
+        (strcmp(klass->name, "AdminVM") == 0) != (qid == 0)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "domain %s: missing or invalid name, or qid 0 not an "
+                    "AdminVM",
+                    x->id ? x->id : "");
+        return FALSE;
+    }
+    if (g_hash_table_contains(app->by_name, name) ||
+        qubes_app_get_domain_by_qid(app, qid)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "domain %s: duplicate name or qid", name);
+        return FALSE;
+    }
+    QubesDomain *dom = qubes_domain_new_internal(app, klass, qid, name);
+    insert_domain(app, dom);
+    if (!qubes_props_load(&dom->props, x->properties, 2, error)) {
+        g_prefix_error(error, "domain %s: ", name);
+        return FALSE;
+    }
+    for (guint i = 0; i + 1 < x->features->len; i += 2) {
+        g_ptr_array_add(dom->features, g_strdup(x->features->pdata[i]));
+        g_ptr_array_add(dom->features, g_strdup(x->features->pdata[i + 1]));
+    }
+    for (guint i = 0; i < x->tags->len; i++) {
+        if (!qubes_tag_is_valid(x->tags->pdata[i])) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "domain %s: invalid tag", name);
+            return FALSE;
+        }
+        g_hash_table_add(dom->tags, g_strdup(x->tags->pdata[i]));
+    }
+    for (guint i = 0; i < x->volumes->len; i++) {
+        const QxAttrs *src = x->volumes->pdata[i];
+        QxAttrs *c = g_ptr_array_new_with_free_func(g_free);
+        for (guint j = 0; j < src->len; j++)
+            g_ptr_array_add(c, g_strdup(src->pdata[j]));
+        g_ptr_array_add(dom->vol_config, c);
+    }
+    for (guint i = 0; i < x->extra->len; i++)
+        g_ptr_array_add(dom->extra, g_strdup(x->extra->pdata[i]));
+    return TRUE;
+}
+
+static gboolean load_model(QubesApp *app, const QubesXml *xml, GError **error)
+{
+    for (guint i = 0; i < xml->labels->len; i++) {
+        const QxLabel *l = xml->labels->pdata[i];
+        QxLabel *c = g_new0(QxLabel, 1);
+        c->index = l->index;
+        c->name = g_strdup(l->name);
+        c->color = g_strdup(l->color);
+        g_ptr_array_add(app->labels, c);
+    }
+    for (guint i = 0; i < xml->pools->len; i++) {
+        QubesPool *p = pool_from_attrs(xml->pools->pdata[i], error);
+        if (!p)
+            return FALSE;
+        g_ptr_array_add(app->pools, p);
+    }
+    /* Stage 2: the domains with their own properties. */
+    for (guint i = 0; i < xml->domains->len; i++) {
+        if (!load_domain(app, xml->domains->pdata[i], error))
+            return FALSE;
+    }
+    /* Stage 3: global properties (they may name domains). */
+    if (!qubes_props_load(&app->props, xml->properties, 0, error)) {
+        g_prefix_error(error, "global properties: ");
+        return FALSE;
+    }
+    /* Stage 4: the domains' references to each other, then volumes
+     * (the kernel volume follows the kernel property). */
+    for (guint i = 0; i < xml->domains->len; i++) {
+        const QxDomain *x = xml->domains->pdata[i];
+        guint qid;
+        parse_qid(x, &qid, NULL);
+        QubesDomain *dom = qubes_app_get_domain_by_qid(app, qid);
+        if (!qubes_props_load(&dom->props, x->properties, 4, error)) {
+            g_prefix_error(error, "domain %s: ", dom->name);
+            return FALSE;
+        }
+    }
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *dom = app->domains->pdata[i];
+        if (dom->klass->has_template && !qubes_domain_get_template(dom)) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "domain %s: %s without a template", dom->name,
+                        dom->klass->name);
+            return FALSE;
+        }
+        for (guint j = 0; j < dom->vol_config->len; j++) {
+            if (!qubes_domain_init_volume_internal(
+                    dom, dom->vol_config->pdata[j], error))
+                return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+static void read_host_memory(QubesApp *app)
+{
+    g_autofree char *info = NULL;
+    if (!g_file_get_contents("/proc/meminfo", &info, NULL, NULL))
+        return;
+    const char *p = strstr(info, "MemTotal:");
+    if (p)
+        app->host_memory = g_ascii_strtoull(p + 9, NULL, 10);
+}
+
+static QubesApp *app_new(const char *base_dir, const char *xml_path)
+{
+    QubesApp *app = g_new0(QubesApp, 1);
+    app->base_dir = g_strdup(base_dir);
+    app->xml_path = xml_path ? g_strdup(xml_path)
+                             : g_build_filename(base_dir, "qubes.xml", NULL);
+    app->registry = qubes_event_registry_new();
+    qubes_emitter_init(&app->emitter, app->registry, app_chain, "");
+    qubes_props_init(&app->props, &app->emitter, "Qubes", app_tables, app);
+    app->labels = g_ptr_array_new_with_free_func((GDestroyNotify)label_free);
+    app->pools =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_pool_free);
+    app->domains =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_domain_unref);
+    app->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+    read_host_memory(app);
+    return app;
+}
+
+/* Whether the default pool's folder can hold reflinks; a new system on
+ * another filesystem gets setup_check off and a warning (issue 3). */
+static gboolean base_has_reflinks(const char *base_dir)
+{
+    g_autoptr(GHashTable) opts =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, NULL);
+    g_hash_table_insert(opts, "dir_path", (gpointer)base_dir);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(QubesPool) p =
+        qubes_pool_new("file-reflink", "varlibqubes", opts, &err);
+    if (p && qubes_pool_setup(p, &err))
+        return TRUE;
+    g_warning("%s has no reflinks (%s); the pool varlibqubes is made with "
+              "setup_check=no and copies images instead of sharing them",
+              base_dir, err ? err->message : "?");
+    return FALSE;
+}
+
+QubesApp *qubes_app_open(const char *base_dir, const char *xml_path,
+                         GError **error)
+{
+    g_autoptr(QubesApp) app = app_new(base_dir, xml_path);
+    g_autoptr(QubesXml) xml = NULL;
+    gboolean fresh = !g_file_test(app->xml_path, G_FILE_TEST_EXISTS);
+    if (fresh) {
+        if (g_mkdir_with_parents(base_dir, 0775) != 0) {
+            qubes_error_errno(error, errno, "Cannot create %s", base_dir);
+            return NULL;
+        }
+        g_autofree char *kdir = g_build_filename(base_dir, "vm-kernels", NULL);
+        g_mkdir_with_parents(kdir, 0775);
+        xml = qubes_xml_new_default(base_dir, base_has_reflinks(base_dir));
+    } else {
+        xml = qubes_xml_load(app->xml_path, error);
+        if (!xml)
+            return NULL;
+    }
+    app->loading = TRUE;
+    if (!load_model(app, xml, error)) {
+        g_prefix_error(error, "%s: ", app->xml_path);
+        return NULL;
+    }
+    if (fresh) {
+        for (guint i = 0; i < app->pools->len; i++) {
+            if (!qubes_pool_setup(app->pools->pdata[i], error))
+                return NULL;
+        }
+    }
+    app->loading = FALSE;
+    app->emitter.enabled = TRUE;
+    for (guint i = 0; i < app->domains->len; i++)
+        ((QubesDomain *)app->domains->pdata[i])->emitter.enabled = TRUE;
+    if (fresh && !qubes_app_save(app, error))
+        return NULL;
+    return g_steal_pointer(&app);
+}
+
+void qubes_app_free(QubesApp *app)
+{
+    if (!app)
+        return;
+    /* Domains first: their volumes belong to the pools. */
+    g_hash_table_unref(app->by_name);
+    g_ptr_array_unref(app->domains);
+    g_ptr_array_unref(app->pools);
+    g_ptr_array_unref(app->labels);
+    qubes_props_clear(&app->props);
+    qubes_emitter_clear(&app->emitter);
+    qubes_event_registry_free(app->registry);
+    g_free(app->base_dir);
+    g_free(app->xml_path);
+    g_free(app);
+}
+
+/* ---- save ---- */
+
+static GPtrArray *copy_strings(const GPtrArray *src)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < src->len; i++)
+        g_ptr_array_add(out, g_strdup(src->pdata[i]));
+    return out;
+}
+
+QubesXml *qubes_app_to_xml(QubesApp *app)
+{
+    QubesXml *x = qubes_xml_new();
+    for (guint i = 0; i < app->labels->len; i++) {
+        const QxLabel *l = app->labels->pdata[i];
+        QxLabel *c = g_new0(QxLabel, 1);
+        c->index = l->index;
+        c->name = g_strdup(l->name);
+        c->color = g_strdup(l->color);
+        g_ptr_array_add(x->labels, c);
+    }
+    for (guint i = 0; i < app->pools->len; i++) {
+        g_autoptr(GHashTable) cfg = qubes_pool_get_config(app->pools->pdata[i]);
+        QxAttrs *a = g_ptr_array_new_with_free_func(g_free);
+        qx_attrs_set(a, "name", g_hash_table_lookup(cfg, "name"));
+        qx_attrs_set(a, "driver", g_hash_table_lookup(cfg, "driver"));
+        GList *keys =
+            g_list_sort(g_hash_table_get_keys(cfg), (GCompareFunc)strcmp);
+        for (GList *k = keys; k; k = k->next) {
+            if (strcmp(k->data, "name") && strcmp(k->data, "driver"))
+                qx_attrs_set(a, k->data, g_hash_table_lookup(cfg, k->data));
+        }
+        g_list_free(keys);
+        g_ptr_array_add(x->pools, a);
+    }
+    g_ptr_array_unref(x->properties);
+    x->properties = qubes_props_save(&app->props);
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        QxDomain *xd = g_new0(QxDomain, 1);
+        xd->id = g_strdup_printf("domain-%u", d->qid);
+        xd->klass = g_strdup(d->klass->name);
+        xd->properties = qubes_props_save(&d->props);
+        xd->features = copy_strings(d->features);
+        g_autoptr(GPtrArray) tags = qubes_domain_tags(d);
+        xd->tags = copy_strings(tags);
+        xd->volumes =
+            g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
+        for (guint j = 0; j < d->vol_config->len; j++)
+            g_ptr_array_add(xd->volumes, copy_strings(d->vol_config->pdata[j]));
+        xd->extra = copy_strings(d->extra);
+        g_ptr_array_add(x->domains, xd);
+    }
+    return x;
+}
+
+gboolean qubes_app_save(QubesApp *app, GError **error)
+{
+    g_autoptr(QubesXml) x = qubes_app_to_xml(app);
+    return qubes_xml_save(x, app->xml_path, error);
+}

@@ -1,0 +1,200 @@
+/* app.h: the Qubes app model: global properties, labels, pools and
+ * domains, loaded from and saved to qubes.xml.
+ *
+ * The app owns every object. All functions here run on the thread of the
+ * main context (the events library is single-threaded); the storage work
+ * of a domain's volumes can run elsewhere through the volume references
+ * (QubesVolume is thread-safe and refcounted), never through the domain.
+ *
+ * Semantics follow qubes/app.py and the qubes/vm modules of qubes-core-admin:
+ * the same property names, types, defaults and checks, the same events
+ * (property-*, domain-feature-*, domain-tag-*, domain-add, domain-delete,
+ * domain-pre-delete) with the same arguments.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "events.h"
+#include "property.h"
+#include "qubesxml.h"
+#include "storage.h"
+
+G_BEGIN_DECLS
+
+typedef struct _QubesApp QubesApp;
+typedef struct _QubesDomain QubesDomain;
+typedef struct _QubesDomainClass QubesDomainClass;
+
+#define QUBES_MAX_QID 254
+
+/* A domain class: AdminVM, TemplateVM, AppVM, StandaloneVM, DispVM. */
+struct _QubesDomainClass {
+    const char *name;
+    const char *const *chain; /* event classes, most specific first */
+    const QubesPropDef *const *props;
+    const char *dir_prefix; /* "appvms", "vm-templates", NULL for none */
+    gboolean has_template;  /* template-based (AppVM, DispVM) */
+};
+
+/* The classes, NULL-terminated, in the order admin.vmclass.List gives. */
+const QubesDomainClass *const *qubes_domain_classes(void);
+const QubesDomainClass *qubes_domain_class_lookup(const char *name);
+
+typedef enum {
+    QUBES_POWER_HALTED,
+    QUBES_POWER_RUNNING,
+} QubesPowerState;
+
+struct _QubesDomain {
+    QubesApp *app;
+    const QubesDomainClass *klass;
+    QubesEmitter emitter;
+    QubesPropHolder props;
+    guint qid;
+    char *name;
+    GPtrArray *features;   /* char*: name, value, ... in insertion order */
+    GHashTable *tags;      /* set of char* */
+    GPtrArray *vol_config; /* QxAttrs per volume, in class order */
+    GHashTable *volumes;   /* name -> QubesVolume* (ref) */
+    GPtrArray *extra;      /* verbatim XML of <devices> and the like */
+    QubesPowerState power; /* no VM runtime yet: dom0 runs, others halt */
+    gint64 start_time;     /* seconds since the epoch; 0 when halted */
+    gboolean removed;      /* taken out of the app, freed when unused */
+    gint refcount;
+};
+
+struct _QubesApp {
+    char *base_dir;
+    char *xml_path;
+    QubesEventRegistry *registry;
+    QubesEmitter emitter; /* class "Qubes", subject "" */
+    QubesPropHolder props;
+    GPtrArray *labels;   /* QxLabel*, by index */
+    GPtrArray *pools;    /* QubesPool*, in qubes.xml order */
+    GPtrArray *domains;  /* QubesDomain*, by qid */
+    GHashTable *by_name; /* name -> QubesDomain* */
+    guint64 host_memory; /* KiB, from /proc/meminfo */
+    gboolean loading;
+};
+
+/* ---- the app ---- */
+
+/* Opens @base_dir/qubes.xml, or makes a new system when it does not
+ * exist (the eight labels, dom0, the pools "varlibqubes" and
+ * "linux-kernel") and saves it. @xml_path NULL means the default place. */
+QubesApp *qubes_app_open(const char *base_dir, const char *xml_path,
+                         GError **error);
+void qubes_app_free(QubesApp *app);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QubesApp, qubes_app_free)
+
+/* Writes the model to qubes.xml, atomically and durably (qubesxml.h). */
+gboolean qubes_app_save(QubesApp *app, GError **error);
+/* The model as a QubesXml (new). */
+QubesXml *qubes_app_to_xml(QubesApp *app);
+
+/* ---- labels ---- */
+/* By name, or by "label-N" / N. NULL with QubesLabelNotFoundError. */
+const QxLabel *qubes_app_get_label(QubesApp *app, const char *name,
+                                   GError **error);
+/* A new label after the default ones; @color "0xRRGGBB". */
+gboolean qubes_app_add_label(QubesApp *app, const char *name, const char *color,
+                             GError **error);
+gboolean qubes_app_remove_label(QubesApp *app, const char *name,
+                                GError **error);
+
+/* ---- pools ---- */
+QubesPool *qubes_app_get_pool(QubesApp *app, const char *name, GError **error);
+/* Creates, sets up and registers a pool from string options. */
+QubesPool *qubes_app_add_pool(QubesApp *app, const char *driver,
+                              const char *name, GHashTable *options,
+                              GError **error);
+/* Refused while a domain's volume lives in it (QubesPoolInUseError). */
+gboolean qubes_app_remove_pool(QubesApp *app, const char *name, GError **error);
+/* The name of the pool new volumes named @volume go to by default. */
+char *qubes_app_default_pool(QubesApp *app, const char *volume);
+
+/* ---- domains ---- */
+QubesDomain *qubes_app_get_domain(QubesApp *app, const char *name,
+                                  GError **error);
+QubesDomain *qubes_app_get_domain_by_qid(QubesApp *app, guint qid);
+
+/* Checks a VM name as qubes.vm.validate_name does (QubesValueError). */
+gboolean qubes_validate_vm_name(const char *untrusted_name, GError **error);
+
+/* Adds a new domain of @klass named @name with @label, and for a
+ * template-based class @template (NULL: the default), with volumes
+ * configured (@pool, or per volume in @pools: name -> pool name, may be
+ * NULL) but not created on disk. Fires domain-add. */
+QubesDomain *qubes_app_add_new_domain(QubesApp *app,
+                                      const QubesDomainClass *klass,
+                                      const char *name, const char *label,
+                                      const char *template, const char *pool,
+                                      GHashTable *pools, GError **error);
+/* Takes @dom out of the app (domain-pre-delete can veto: a domain in use
+ * as a template, netvm or default is refused). The object lives on while
+ * referenced. Fires domain-delete. */
+gboolean qubes_app_remove_domain(QubesApp *app, QubesDomain *dom,
+                                 GError **error);
+
+QubesDomain *qubes_domain_ref(QubesDomain *dom);
+void qubes_domain_unref(QubesDomain *dom);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QubesDomain, qubes_domain_unref)
+
+/* ---- one domain ---- */
+
+gboolean qubes_domain_is_halted(QubesDomain *dom);
+const char *qubes_domain_power_state(QubesDomain *dom); /* "Halted", ... */
+/* The template (NULL when the class has none or it is unset). */
+QubesDomain *qubes_domain_get_template(QubesDomain *dom);
+/* Folder of the domain's files: base/appvms/NAME (NULL for dom0). */
+char *qubes_domain_dir_path(QubesDomain *dom);
+
+/* Features (as qubes.features.Features; values are strings, a boolean
+ * False is stored as ""). */
+const char *qubes_domain_feature_get(QubesDomain *dom, const char *name);
+gboolean qubes_domain_feature_set(QubesDomain *dom, const char *name,
+                                  const char *value, GError **error);
+gboolean qubes_domain_feature_remove(QubesDomain *dom, const char *name,
+                                     GError **error);
+/* Feature lookups along the template, the netvm and dom0; NULL with
+ * QubesFeatureNotFoundError when none has it. */
+const char *qubes_domain_feature_check(QubesDomain *dom, const char *name,
+                                       gboolean template, gboolean netvm,
+                                       gboolean adminvm, GError **error);
+
+/* Tags: ASCII letters, digits, '_' and '-'. */
+gboolean qubes_tag_is_valid(const char *untrusted_tag);
+gboolean qubes_domain_tag_add(QubesDomain *dom, const char *tag,
+                              GError **error);
+gboolean qubes_domain_tag_remove(QubesDomain *dom, const char *tag,
+                                 GError **error);
+/* Sorted (new array of borrowed strings). */
+GPtrArray *qubes_domain_tags(QubesDomain *dom);
+
+/* Volumes: names in class order (new array of borrowed strings). */
+GPtrArray *qubes_domain_volume_names(QubesDomain *dom);
+QubesVolume *qubes_domain_get_volume(QubesDomain *dom, const char *name);
+/* The pool name a volume is in. */
+const char *qubes_domain_volume_pool(QubesDomain *dom, const char *name);
+/* Records the volume's changed settings (rw, revisions_to_keep,
+ * ephemeral, size) in its qubes.xml config. */
+void qubes_domain_volume_sync(QubesDomain *dom, const char *name);
+gboolean qubes_domain_volume_set_ephemeral(QubesDomain *dom, const char *name,
+                                           gboolean value, GError **error);
+
+/* Creates every volume on disk and the domain's folder (which may exist
+ * already). Blocking: call from a worker with @volumes from
+ * qubes_domain_volume_refs(). On failure nothing created stays. */
+gboolean qubes_storage_create(GPtrArray *volumes, const char *dir_path,
+                              GError **error);
+/* Removes the volumes and the folder (best effort: all are tried, the
+ * first error is returned). Blocking. */
+gboolean qubes_storage_remove(GPtrArray *volumes, const char *dir_path,
+                              GError **error);
+/* Copies each volume of @src into the same-named one of @dst. Blocking. */
+gboolean qubes_storage_clone(GPtrArray *dst, GPtrArray *src, GError **error);
+/* The domain's volumes (new array of new references), for a worker. */
+GPtrArray *qubes_domain_volume_refs(QubesDomain *dom);
+
+G_END_DECLS

@@ -1,0 +1,1353 @@
+/* domain.c: the domain classes (qubes/vm/{adminvm,qubesvm,appvm,
+ * templatevm,standalonevm,dispvm}.py): their property tables, features,
+ * tags and volumes. See app.h. */
+#include "app.h"
+
+#include "qubes-error.h"
+#include "qubes-parse.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define GIB (G_GUINT64_CONSTANT(1) << 30)
+#define ROOT_IMG_SIZE (20 * GIB)
+#define PRIVATE_IMG_SIZE (2 * GIB)
+
+static QubesDomain *owner_dom(QubesPropHolder *h)
+{
+    return h->owner;
+}
+
+static gboolean prop_error(GError **error, QubesPropHolder *h,
+                           const QubesPropDef *def, const char *value,
+                           const char *why)
+{
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
+                "Invalid value '%s' for property '%s' of %s: %s", value,
+                def->name, h->class_name, why);
+    return FALSE;
+}
+
+/* ---- defaults ---- */
+
+static char *get_prop(QubesPropHolder *h, const char *name)
+{
+    char *v = NULL;
+    qubes_props_get(h, name, &v, NULL, NULL);
+    return v;
+}
+
+/* The template's value of the same property, else the static default. */
+static char *default_from_template(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesDomain *tpl = qubes_domain_get_template(owner_dom(h));
+    if (tpl)
+        return get_prop(&tpl->props, def->name);
+    return g_strdup(def->default_value);
+}
+
+/* The template's value, else the app's property named in default_value. */
+static char *default_template_or_app(QubesPropHolder *h,
+                                     const QubesPropDef *def)
+{
+    QubesDomain *tpl = qubes_domain_get_template(owner_dom(h));
+    if (tpl)
+        return get_prop(&tpl->props, def->name);
+    return get_prop(&owner_dom(h)->app->props, def->default_value);
+}
+
+/* The app's property named in default_value. */
+static char *default_app(QubesPropHolder *h, const QubesPropDef *def)
+{
+    return get_prop(&owner_dom(h)->app->props, def->default_value);
+}
+
+static gboolean has_pci(QubesDomain *dom)
+{
+    for (guint i = 0; i < dom->extra->len; i++) {
+        const char *x = dom->extra->pdata[i];
+        if (strstr(x, "<devices") && strstr(x, "class=\"pci\"") &&
+            strstr(x, "<device "))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/* pvh, or hvm when PCI devices are assigned (SPEC 3). */
+static char *default_virt_mode(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesDomain *dom = owner_dom(h);
+    if (has_pci(dom))
+        return g_strdup("hvm");
+    QubesDomain *tpl = qubes_domain_get_template(dom);
+    return tpl ? get_prop(&tpl->props, "virt_mode") : g_strdup("pvh");
+}
+
+static char *default_maxmem(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesDomain *dom = owner_dom(h);
+    QubesDomain *tpl = qubes_domain_get_template(dom);
+    if (tpl)
+        return get_prop(&tpl->props, "maxmem");
+    g_autofree char *mode = get_prop(h, "virt_mode");
+    if (g_strcmp0(mode, "hvm") == 0 && has_pci(dom))
+        return g_strdup("0"); /* no balancing with PCI passthrough */
+    gint64 maxmem = 4000;
+    if (g_strcmp0(qubes_domain_feature_get(dom, "os"), "Linux") == 0) {
+        g_autofree char *mem = get_prop(h, "memory");
+        maxmem = g_ascii_strtoll(mem, NULL, 10) * 10;
+    }
+    gint64 half = (gint64)(dom->app->host_memory / 1024 / 2);
+    if (half > 0 && maxmem > half)
+        maxmem = half;
+    return g_strdup_printf("%" G_GINT64_FORMAT, maxmem);
+}
+
+static char *default_kernelopts(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesDomain *dom = owner_dom(h);
+    g_autofree char *kernel = get_prop(h, "kernel");
+    if (!kernel || !*kernel)
+        return g_strdup("");
+    gboolean pci = has_pci(dom);
+    QubesDomain *tpl = qubes_domain_get_template(dom);
+    if (!pci && tpl)
+        return get_prop(&tpl->props, "kernelopts");
+    g_autofree char *path = g_build_filename(
+        dom->app->base_dir, "vm-kernels", kernel,
+        pci ? "default-kernelopts-pci.txt" : "default-kernelopts-nopci.txt",
+        NULL);
+    char *text = NULL;
+    if (g_file_get_contents(path, &text, NULL, NULL))
+        return g_strstrip(text);
+    return g_strdup(pci ? "iommu=soft swiotlb=8192" : "swiotlb=2048");
+}
+
+static char *default_updateable(QubesPropHolder *h, const QubesPropDef *def)
+{
+    return g_strdup(owner_dom(h)->klass->has_template ? "False" : "True");
+}
+
+static char *default_klass(QubesPropHolder *h, const QubesPropDef *def)
+{
+    return g_strdup(owner_dom(h)->klass->name);
+}
+
+static char *default_start_time(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesDomain *dom = owner_dom(h);
+    if (dom->power == QUBES_POWER_HALTED || !dom->start_time)
+        return g_strdup("");
+    return g_strdup_printf("%" G_GINT64_FORMAT, dom->start_time);
+}
+
+static char *default_xid(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesDomain *dom = owner_dom(h);
+    if (dom->qid == 0)
+        return g_strdup("0");
+    return g_strdup("-1");
+}
+
+static char *default_icon(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesDomain *dom = owner_dom(h);
+    g_autofree char *label = get_prop(h, "label");
+    const char *kind = "appvm";
+    g_autofree char *dvm = get_prop(h, "template_for_dispvms");
+    g_autofree char *net = get_prop(h, "provides_network");
+    if (strcmp(dom->klass->name, "AdminVM") == 0)
+        kind = "adminvm";
+    else if (strcmp(dom->klass->name, "TemplateVM") == 0)
+        kind = "templatevm";
+    else if (strcmp(dom->klass->name, "StandaloneVM") == 0)
+        kind = "standalonevm";
+    else if (strcmp(dom->klass->name, "DispVM") == 0)
+        kind = "dispvm";
+    if (g_strcmp0(dvm, "True") == 0)
+        kind = "templatevm-dvm";
+    else if (g_strcmp0(net, "True") == 0)
+        kind = "servicevm";
+    return g_strdup_printf("%s-%s", kind, label ? label : "black");
+}
+
+static char *default_ip(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesDomain *dom = owner_dom(h);
+    g_autofree char *netvm = get_prop(h, "netvm");
+    if (!netvm || !*netvm)
+        return NULL;
+    return g_strdup_printf("10.137.0.%u", dom->qid);
+}
+
+static char *default_mac(QubesPropHolder *h, const QubesPropDef *def)
+{
+    return g_strdup_printf("00:16:3e:5e:6c:%02x", owner_dom(h)->qid & 0xff);
+}
+
+static char *default_netvm(QubesPropHolder *h, const QubesPropDef *def)
+{
+    g_autofree char *provides = get_prop(h, "provides_network");
+    if (g_strcmp0(provides, "True") == 0)
+        return g_strdup("");
+    return default_app(h, def);
+}
+
+/* ---- setters ---- */
+
+static char *setter_name(QubesPropHolder *h, const QubesPropDef *def,
+                         const char *value, GError **error)
+{
+    return qubes_validate_vm_name(value, error) ? g_strdup(value) : NULL;
+}
+
+static char *setter_qid(QubesPropHolder *h, const QubesPropDef *def,
+                        const char *value, GError **error)
+{
+    gint64 v = g_ascii_strtoll(value, NULL, 10);
+    if (v < 0 || v > QUBES_MAX_QID) {
+        prop_error(error, h, def, value, "qid must be between 0 and 254");
+        return NULL;
+    }
+    return g_strdup(value);
+}
+
+static char *setter_uuid(QubesPropHolder *h, const QubesPropDef *def,
+                         const char *value, GError **error)
+{
+    if (!g_uuid_string_is_valid(value)) {
+        prop_error(error, h, def, value, "not a UUID");
+        return NULL;
+    }
+    return g_ascii_strdown(value, -1);
+}
+
+static char *setter_label(QubesPropHolder *h, const QubesPropDef *def,
+                          const char *value, GError **error)
+{
+    const QxLabel *l = qubes_app_get_label(owner_dom(h)->app, value, error);
+    return l ? g_strdup(l->name) : NULL;
+}
+
+static char *setter_positive(QubesPropHolder *h, const QubesPropDef *def,
+                             const char *value, GError **error)
+{
+    if (g_ascii_strtoll(value, NULL, 10) <= 0) {
+        g_autofree char *why =
+            g_strdup_printf("%s must be positive", def->name);
+        prop_error(error, h, def, value, why);
+        return NULL;
+    }
+    return g_strdup(value);
+}
+
+static char *setter_non_negative(QubesPropHolder *h, const QubesPropDef *def,
+                                 const char *value, GError **error)
+{
+    if (g_ascii_strtoll(value, NULL, 10) < 0) {
+        g_autofree char *why =
+            g_strdup_printf("%s must be positive or zero", def->name);
+        prop_error(error, h, def, value, why);
+        return NULL;
+    }
+    return g_strdup(value);
+}
+
+static char *setter_virt_mode(QubesPropHolder *h, const QubesPropDef *def,
+                              const char *value, GError **error)
+{
+    g_autofree char *v = g_ascii_strdown(value, -1);
+    if (strcmp(v, "hvm") && strcmp(v, "pv") && strcmp(v, "pvh")) {
+        prop_error(error, h, def, value,
+                   "Invalid virtualization mode, supported values: hvm, pv, "
+                   "pvh");
+        return NULL;
+    }
+    if (strcmp(v, "pvh") == 0 && has_pci(owner_dom(h))) {
+        prop_error(error, h, def, value,
+                   "pvh mode can't be set if pci devices are assigned");
+        return NULL;
+    }
+    return g_steal_pointer(&v);
+}
+
+static char *setter_kernel(QubesPropHolder *h, const QubesPropDef *def,
+                           const char *value, GError **error)
+{
+    if (strchr(value, '/') || strcmp(value, "..") == 0 ||
+        strcmp(value, ".") == 0) {
+        prop_error(error, h, def, value, "Kernel name cannot contain '/'");
+        return NULL;
+    }
+    return g_strdup(value);
+}
+
+static char *setter_kernelopts(QubesPropHolder *h, const QubesPropDef *def,
+                               const char *value, GError **error)
+{
+    if (strlen(value) > 512) {
+        prop_error(error, h, def, value,
+                   "Kernelopts value too long (512 chars max)");
+        return NULL;
+    }
+    return g_strdup(value);
+}
+
+static char *setter_default_user(QubesPropHolder *h, const QubesPropDef *def,
+                                 const char *value, GError **error)
+{
+    for (const char *p = value; *p; p++) {
+        if (!g_ascii_isalnum(*p) && !strchr("_-+,.", *p)) {
+            prop_error(error, h, def, value,
+                       "Username can contain only those characters: "
+                       "letters, digits and _-+,.");
+            return NULL;
+        }
+    }
+    return g_strdup(value);
+}
+
+static char *setter_kbd_layout(QubesPropHolder *h, const QubesPropDef *def,
+                               const char *value, GError **error)
+{
+    g_auto(GStrv) parts = g_strsplit(value, "+", -1);
+    if (g_strv_length(parts) != 3) {
+        prop_error(error, h, def, value,
+                   "invalid number of keyboard layout parameters");
+        return NULL;
+    }
+    gboolean ok = *parts[0] != '\0';
+    for (const char *p = parts[0]; *p; p++)
+        ok = ok && g_ascii_isalpha(*p);
+    for (const char *p = parts[1]; *p; p++)
+        ok = ok && (g_ascii_isalnum(*p) || *p == '-' || *p == '_');
+    for (const char *p = parts[2]; *p; p++)
+        ok = ok && (g_ascii_isalnum(*p) || strchr("-_:,", *p));
+    if (!ok) {
+        prop_error(error, h, def, value, "Invalid keyboard layout provided");
+        return NULL;
+    }
+    return g_strdup(value);
+}
+
+static char *setter_ip(QubesPropHolder *h, const QubesPropDef *def,
+                       const char *value, GError **error)
+{
+    g_autoptr(GInetAddress) a = g_inet_address_new_from_string(value);
+    if (!a || g_inet_address_get_family(a) != G_SOCKET_FAMILY_IPV4) {
+        prop_error(error, h, def, value, "not an IPv4 address");
+        return NULL;
+    }
+    return g_inet_address_to_string(a);
+}
+
+static char *setter_mac(QubesPropHolder *h, const QubesPropDef *def,
+                        const char *value, GError **error)
+{
+    gboolean ok = strlen(value) == 17;
+    for (int i = 0; ok && i < 17; i++)
+        ok = (i % 3 == 2) ? value[i] == ':' : g_ascii_isxdigit(value[i]);
+    if (!ok) {
+        prop_error(error, h, def, value, "not a MAC address");
+        return NULL;
+    }
+    return g_ascii_strdown(value, -1);
+}
+
+/* A domain reference: "" (none) where allowed, else an existing domain
+ * of the right kind. */
+static QubesDomain *vm_ref(QubesPropHolder *h, const QubesPropDef *def,
+                           QubesApp *app, const char *value,
+                           gboolean allow_none, GError **error)
+{
+    if (!*value) {
+        if (!allow_none)
+            prop_error(error, h, def, value, "a qube is required");
+        return NULL;
+    }
+    if (!qubes_validate_vm_name(value, error))
+        return NULL;
+    return qubes_app_get_domain(app, value, error);
+}
+
+static gboolean vm_is(QubesDomain *d, const char *klass)
+{
+    return strcmp(d->klass->name, klass) == 0;
+}
+
+static gboolean vm_flag(QubesDomain *d, const char *prop)
+{
+    g_autofree char *v = get_prop(&d->props, prop);
+    return g_strcmp0(v, "True") == 0;
+}
+
+static char *setter_template(QubesPropHolder *h, const QubesPropDef *def,
+                             const char *value, GError **error)
+{
+    QubesDomain *self = owner_dom(h);
+    QubesDomain *t = vm_ref(h, def, self->app, value, FALSE, error);
+    if (!t)
+        return NULL;
+    gboolean dispvm = vm_is(self, "DispVM");
+    gboolean right = dispvm ? vm_is(t, "AppVM") || vm_is(t, "StandaloneVM")
+                            : vm_is(t, "TemplateVM");
+    if (!right) {
+        g_autofree char *why = g_strdup_printf(
+            "wrong VM class: domains['%s'] is of type %s and not %s", value,
+            t->klass->name, dispvm ? "AppVM" : "TemplateVM");
+        prop_error(error, h, def, value, why);
+        return NULL;
+    }
+    if (dispvm && !vm_flag(t, "template_for_dispvms")) {
+        prop_error(error, h, def, value,
+                   "template for DispVM must have template_for_dispvms=True");
+        return NULL;
+    }
+    return g_strdup(value);
+}
+
+static char *setter_vm_any(QubesPropHolder *h, const QubesPropDef *def,
+                           const char *value, GError **error)
+{
+    QubesDomain *self = owner_dom(h);
+    if (!*value)
+        return g_strdup("");
+    return vm_ref(h, def, self->app, value, TRUE, error) ? g_strdup(value)
+                                                         : NULL;
+}
+
+static char *setter_netvm(QubesPropHolder *h, const QubesPropDef *def,
+                          const char *value, GError **error)
+{
+    QubesDomain *self = owner_dom(h);
+    if (!*value)
+        return g_strdup("");
+    QubesDomain *net = vm_ref(h, def, self->app, value, TRUE, error);
+    if (!net)
+        return NULL;
+    if (!vm_flag(net, "provides_network")) {
+        prop_error(error, h, def, value, "The qube does not provide network");
+        return NULL;
+    }
+    /* Follow the chain from the new netvm: reaching ourselves is a loop. */
+    QubesDomain *cur = net;
+    for (guint hops = 0; cur && hops <= self->app->domains->len; hops++) {
+        if (cur == self) {
+            prop_error(error, h, def, value,
+                       "Loops in network are unsupported");
+            return NULL;
+        }
+        g_autofree char *next = get_prop(&cur->props, "netvm");
+        cur = (next && *next) ? g_hash_table_lookup(self->app->by_name, next)
+                              : NULL;
+    }
+    return g_strdup(value);
+}
+
+/* ---- the tables ---- */
+
+/* What every class has. */
+static const QubesPropDef base_props[] = {
+    {.name = "label",
+     .type = QUBES_PROP_LABEL,
+     .setter = setter_label,
+     .doc = "Colourful label assigned to VM. This is where the colour of "
+            "the padlock is set."},
+    {.name = "klass",
+     .type = QUBES_PROP_STR,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_func = default_klass,
+     .doc = "Domain class name"},
+    {.name = "icon",
+     .type = QUBES_PROP_STR,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_func = default_icon,
+     .doc = "freedesktop icon name, suitable for use in "
+            "PyQt4.QtGui.QIcon.fromTheme()"},
+    {.name = "start_time",
+     .type = QUBES_PROP_STR,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_func = default_start_time,
+     .doc = "Time of the last start of the qube, in seconds since the "
+            "epoch; empty when it is not running"},
+    {.name = "xid",
+     .type = QUBES_PROP_INT,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_func = default_xid,
+     .doc = "Xen ID. Or not Xen, but ID."},
+    {.name = "keyboard_layout",
+     .type = QUBES_PROP_STR,
+     .default_value = "us++",
+     .setter = setter_kbd_layout,
+     .doc = "Keyboard layout for this VM"},
+    {.name = "default_dispvm",
+     .type = QUBES_PROP_VM,
+     .load_stage = 4,
+     .default_value = "default_dispvm",
+     .default_func = default_app,
+     .setter = setter_vm_any,
+     .doc = "Default VM to be used as Disposable VM for service calls."},
+    {NULL},
+};
+
+static const QubesPropDef adminvm_props[] = {
+    {.name = "name",
+     .type = QUBES_PROP_STR,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_value = "dom0",
+     .doc = "The name of this VM is always dom0."},
+    {.name = "qid",
+     .type = QUBES_PROP_INT,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_value = "0",
+     .doc = "QID of this VM is always 0."},
+    {.name = "uuid",
+     .type = QUBES_PROP_STR,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_value = "00000000-0000-0000-0000-000000000000",
+     .doc = "UUID is always 00000000-0000-0000-0000-000000000000"},
+    {.name = "include_in_backups",
+     .type = QUBES_PROP_BOOL,
+     .default_value = "True",
+     .doc = "If this domain is to be included in default backup."},
+    {.name = "updateable",
+     .type = QUBES_PROP_BOOL,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_value = "True",
+     .doc = "True if this machine may be updated on its own."},
+    {NULL},
+};
+
+static const QubesPropDef qubesvm_props[] = {
+    {.name = "name",
+     .type = QUBES_PROP_STR,
+     .flags = QUBES_PROP_WRITE_ONCE | QUBES_PROP_NO_CLONE,
+     .setter = setter_name,
+     .doc = "User-specified name of the domain."},
+    {.name = "qid",
+     .type = QUBES_PROP_INT,
+     .flags = QUBES_PROP_WRITE_ONCE | QUBES_PROP_NO_CLONE,
+     .setter = setter_qid,
+     .doc = "Internal, persistent identificator of particular domain. Note "
+            "this is different from Xen domid."},
+    {.name = "uuid",
+     .type = QUBES_PROP_STR,
+     .flags = QUBES_PROP_WRITE_ONCE | QUBES_PROP_NO_CLONE,
+     .setter = setter_uuid,
+     .doc = "UUID from libvirt."},
+    {.name = "guivm",
+     .type = QUBES_PROP_VM,
+     .load_stage = 4,
+     .default_value = "default_guivm",
+     .default_func = default_app,
+     .setter = setter_vm_any,
+     .doc = "VM used for Gui"},
+    {.name = "audiovm",
+     .type = QUBES_PROP_VM,
+     .load_stage = 4,
+     .default_value = "default_audiovm",
+     .default_func = default_app,
+     .setter = setter_vm_any,
+     .doc = "VM used for Audio"},
+    {.name = "virt_mode",
+     .type = QUBES_PROP_STR,
+     .default_func = default_virt_mode,
+     .setter = setter_virt_mode,
+     .doc = "Virtualisation mode: full virtualisation (\"HVM\"), or "
+            "paravirtualisation (\"PV\"), or hybrid (\"PVH\"). "
+            "TemplateBasedVMs use its template's value by default."},
+    {.name = "installed_by_rpm",
+     .type = QUBES_PROP_BOOL,
+     .default_value = "False",
+     .doc = "If this domain's image was installed from package tracked by "
+            "package manager."},
+    {.name = "memory",
+     .type = QUBES_PROP_INT,
+     .default_value = "400",
+     .default_func = default_from_template,
+     .setter = setter_positive,
+     .doc = "Memory currently available for this VM. TemplateBasedVMs use "
+            "its template's value by default."},
+    {.name = "maxmem",
+     .type = QUBES_PROP_INT,
+     .default_func = default_maxmem,
+     .setter = setter_non_negative,
+     .doc = "Maximum amount of memory available for this VM (for the "
+            "purpose of the memory balancer). Set to 0 to disable memory "
+            "balancing for this qube. TemplateBasedVMs use its template's "
+            "value by default (unless memory balancing not supported for "
+            "this qube)."},
+    {.name = "stubdom_mem",
+     .type = QUBES_PROP_INT,
+     .setter = setter_positive,
+     .doc = "Memory amount allocated for the stubdom"},
+    {.name = "vcpus",
+     .type = QUBES_PROP_INT,
+     .default_value = "2",
+     .default_func = default_from_template,
+     .setter = setter_positive,
+     .doc = "Number of virtual CPUs for a qube. TemplateBasedVMs use its "
+            "template's value by default."},
+    {.name = "kernel",
+     .type = QUBES_PROP_STR,
+     .default_value = "default_kernel",
+     .default_func = default_template_or_app,
+     .setter = setter_kernel,
+     .doc = "Kernel used by this domain. TemplateBasedVMs use its "
+            "template's value by default."},
+    {.name = "kernelopts",
+     .type = QUBES_PROP_STR,
+     .load_stage = 4,
+     .default_func = default_kernelopts,
+     .setter = setter_kernelopts,
+     .doc = "Kernel command line passed to domain. TemplateBasedVMs use its "
+            "template's value by default."},
+    {.name = "debug",
+     .type = QUBES_PROP_BOOL,
+     .default_value = "False",
+     .doc = "Turns on debugging features."},
+    {.name = "default_user",
+     .type = QUBES_PROP_STR,
+     .default_value = "user",
+     .default_func = default_from_template,
+     .setter = setter_default_user,
+     .doc = "Default user to start applications as. TemplateBasedVMs use "
+            "its template's value by default."},
+    {.name = "qrexec_timeout",
+     .type = QUBES_PROP_INT,
+     .default_value = "default_qrexec_timeout",
+     .default_func = default_template_or_app,
+     .setter = setter_positive,
+     .doc = "Time in seconds after which qrexec connection attempt is "
+            "deemed failed. Operating system inside VM should be able to "
+            "boot in this time."},
+    {.name = "shutdown_timeout",
+     .type = QUBES_PROP_INT,
+     .default_value = "default_shutdown_timeout",
+     .default_func = default_template_or_app,
+     .setter = setter_positive,
+     .doc = "Time in seconds for shutdown of the VM, after which VM may be "
+            "forcefully powered off. Operating system inside VM should be "
+            "able to fully shutdown in this time."},
+    {.name = "autostart",
+     .type = QUBES_PROP_BOOL,
+     .default_value = "False",
+     .doc = "Setting this to `True` means that VM should be autostarted on "
+            "dom0 boot."},
+    {.name = "include_in_backups",
+     .type = QUBES_PROP_BOOL,
+     .default_value = "True",
+     .doc = "If this domain is to be included in default backup."},
+    {.name = "backup_timestamp",
+     .type = QUBES_PROP_INT,
+     .setter = setter_non_negative,
+     .doc = "Time of last backup of the qube, in seconds since unix epoch"},
+    {.name = "management_dispvm",
+     .type = QUBES_PROP_VM,
+     .load_stage = 4,
+     .default_value = "management_dispvm",
+     .default_func = default_template_or_app,
+     .setter = setter_vm_any,
+     .doc = "Default DVM template for Disposable VM for managing this VM."},
+    {.name = "updateable",
+     .type = QUBES_PROP_BOOL,
+     .flags = QUBES_PROP_READ_ONLY,
+     .default_func = default_updateable,
+     .doc = "True if this machine may be updated on its own."},
+    {.name = "netvm",
+     .type = QUBES_PROP_VM,
+     .load_stage = 4,
+     .default_value = "default_netvm",
+     .default_func = default_netvm,
+     .setter = setter_netvm,
+     .doc = "VM that provides network connection to this domain. When "
+            "empty, machine is disconnected. When absent, domain uses "
+            "default NetVM."},
+    {.name = "provides_network",
+     .type = QUBES_PROP_BOOL,
+     .default_value = "False",
+     .doc = "If this domain can act as network provider (formerly known as "
+            "NetVM or ProxyVM)"},
+    {.name = "ip",
+     .type = QUBES_PROP_STR,
+     .default_func = default_ip,
+     .setter = setter_ip,
+     .doc = "IP address of this domain."},
+    {.name = "mac",
+     .type = QUBES_PROP_STR,
+     .default_func = default_mac,
+     .setter = setter_mac,
+     .doc = "MAC address of the NIC emulated inside VM"},
+    {NULL},
+};
+
+static const QubesPropDef dvm_template_props[] = {
+    {.name = "template_for_dispvms",
+     .type = QUBES_PROP_BOOL,
+     .default_value = "False",
+     .doc = "Should this VM be allowed to start as Disposable VM"},
+    {NULL},
+};
+
+static const QubesPropDef appvm_props[] = {
+    {.name = "template",
+     .type = QUBES_PROP_VM,
+     .load_stage = 4,
+     .setter = setter_template,
+     .doc = "Template, on which this AppVM is based."},
+    {NULL},
+};
+
+static const QubesPropDef dispvm_props[] = {
+    {.name = "template",
+     .type = QUBES_PROP_VM,
+     .load_stage = 4,
+     .flags = QUBES_PROP_WRITE_ONCE,
+     .setter = setter_template,
+     .doc = "AppVM, on which this DispVM is based."},
+    {.name = "auto_cleanup",
+     .type = QUBES_PROP_BOOL,
+     .default_value = "False",
+     .doc = "automatically remove this VM upon shutdown"},
+    {.name = "template_for_dispvms",
+     .type = QUBES_PROP_BOOL,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_value = "False",
+     .doc = "A DispVM cannot be a template for other DispVMs"},
+    {NULL},
+};
+
+static const char *const adminvm_chain[] = {"AdminVM", "BaseVM", NULL};
+static const char *const templatevm_chain[] = {"TemplateVM", "QubesVM",
+                                               "BaseVM", NULL};
+static const char *const appvm_chain[] = {"AppVM", "QubesVM", "BaseVM", NULL};
+static const char *const standalone_chain[] = {"StandaloneVM", "QubesVM",
+                                               "BaseVM", NULL};
+static const char *const dispvm_chain[] = {"DispVM", "QubesVM", "BaseVM", NULL};
+
+static const QubesPropDef *const adminvm_tables[] = {adminvm_props, base_props,
+                                                     NULL};
+static const QubesPropDef *const templatevm_tables[] = {qubesvm_props,
+                                                        base_props, NULL};
+static const QubesPropDef *const appvm_tables[] = {
+    appvm_props, dvm_template_props, qubesvm_props, base_props, NULL};
+static const QubesPropDef *const standalone_tables[] = {
+    dvm_template_props, qubesvm_props, base_props, NULL};
+static const QubesPropDef *const dispvm_tables[] = {dispvm_props, qubesvm_props,
+                                                    base_props, NULL};
+
+static const QubesDomainClass class_adminvm = {"AdminVM", adminvm_chain,
+                                               adminvm_tables, NULL, FALSE};
+static const QubesDomainClass class_appvm = {"AppVM", appvm_chain, appvm_tables,
+                                             "appvms", TRUE};
+static const QubesDomainClass class_dispvm = {"DispVM", dispvm_chain,
+                                              dispvm_tables, "appvms", TRUE};
+static const QubesDomainClass class_standalone = {
+    "StandaloneVM", standalone_chain, standalone_tables, "appvms", FALSE};
+static const QubesDomainClass class_templatevm = {
+    "TemplateVM", templatevm_chain, templatevm_tables, "vm-templates", FALSE};
+
+/* Sorted by name, as the reference lists its entry points. */
+static const QubesDomainClass *const all_classes[] = {
+    &class_adminvm,    &class_appvm,      &class_dispvm,
+    &class_standalone, &class_templatevm, NULL};
+
+const QubesDomainClass *const *qubes_domain_classes(void)
+{
+    return all_classes;
+}
+
+const QubesDomainClass *qubes_domain_class_lookup(const char *name)
+{
+    for (const QubesDomainClass *const *c = all_classes; *c; c++) {
+        if (strcmp((*c)->name, name) == 0)
+            return *c;
+    }
+    return NULL;
+}
+
+/* ---- names ---- */
+
+gboolean qubes_validate_vm_name(const char *untrusted_name, GError **error)
+{
+    size_t len = strlen(untrusted_name);
+    const char *why = NULL;
+    if (len > 31)
+        why = "VM name must be shorter than 32 characters";
+    else if (!g_ascii_isalpha(untrusted_name[0]))
+        why = "VM name contains illegal characters";
+    for (size_t i = 0; !why && i < len; i++) {
+        char c = untrusted_name[i];
+        if (!g_ascii_isalnum(c) && c != '_' && c != '-')
+            why = "VM name contains illegal characters";
+    }
+    if (!why && strcmp(untrusted_name, "Domain-0") == 0)
+        why = "VM name cannot be 'Domain-0'";
+    if (!why && (strcmp(untrusted_name, "none") == 0 ||
+                 strcmp(untrusted_name, "default") == 0))
+        why = "VM name cannot be 'none' nor 'default'";
+    if (!why && g_str_has_suffix(untrusted_name, "-dm"))
+        why = "VM name cannot end with -dm";
+    if (why) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE, why);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean qubes_tag_is_valid(const char *untrusted_tag)
+{
+    if (!*untrusted_tag)
+        return FALSE;
+    for (const char *p = untrusted_tag; *p; p++) {
+        if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-')
+            return FALSE;
+    }
+    return TRUE;
+}
+
+/* ---- state ---- */
+
+gboolean qubes_domain_is_halted(QubesDomain *dom)
+{
+    return dom->power == QUBES_POWER_HALTED;
+}
+
+const char *qubes_domain_power_state(QubesDomain *dom)
+{
+    return dom->power == QUBES_POWER_RUNNING ? "Running" : "Halted";
+}
+
+QubesDomain *qubes_domain_get_template(QubesDomain *dom)
+{
+    if (!dom->klass->has_template)
+        return NULL;
+    const char *t = g_hash_table_lookup(dom->props.values, "template");
+    return t ? g_hash_table_lookup(dom->app->by_name, t) : NULL;
+}
+
+char *qubes_domain_dir_path(QubesDomain *dom)
+{
+    if (!dom->klass->dir_prefix)
+        return NULL;
+    return g_build_filename(dom->app->base_dir, dom->klass->dir_prefix,
+                            dom->name, NULL);
+}
+
+QubesDomain *qubes_domain_ref(QubesDomain *dom)
+{
+    g_atomic_int_inc(&dom->refcount);
+    return dom;
+}
+
+void qubes_domain_unref(QubesDomain *dom)
+{
+    if (!dom || !g_atomic_int_dec_and_test(&dom->refcount))
+        return;
+    qubes_props_clear(&dom->props);
+    qubes_emitter_clear(&dom->emitter);
+    g_free(dom->name);
+    g_ptr_array_unref(dom->features);
+    g_hash_table_unref(dom->tags);
+    g_ptr_array_unref(dom->vol_config);
+    g_hash_table_unref(dom->volumes);
+    g_ptr_array_unref(dom->extra);
+    g_free(dom);
+}
+
+QubesDomain *qubes_domain_new_internal(QubesApp *app,
+                                       const QubesDomainClass *klass, guint qid,
+                                       const char *name);
+
+/* A bare domain object: properties empty, events disabled. */
+QubesDomain *qubes_domain_new_internal(QubesApp *app,
+                                       const QubesDomainClass *klass, guint qid,
+                                       const char *name)
+{
+    QubesDomain *dom = g_new0(QubesDomain, 1);
+    dom->refcount = 1;
+    dom->app = app;
+    dom->klass = klass;
+    dom->qid = qid;
+    dom->name = g_strdup(name);
+    qubes_emitter_init(&dom->emitter, app->registry,
+                       (const char *const *)klass->chain, name);
+    qubes_props_init(&dom->props, &dom->emitter, klass->name, klass->props,
+                     dom);
+    dom->features = g_ptr_array_new_with_free_func(g_free);
+    dom->tags = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    dom->vol_config =
+        g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
+    dom->volumes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify)qubes_volume_unref);
+    dom->extra = g_ptr_array_new_with_free_func(g_free);
+    dom->power = qid == 0 ? QUBES_POWER_RUNNING : QUBES_POWER_HALTED;
+    return dom;
+}
+
+/* ---- features ---- */
+
+static int feature_index(QubesDomain *dom, const char *name)
+{
+    for (guint i = 0; i + 1 < dom->features->len; i += 2) {
+        if (strcmp(dom->features->pdata[i], name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+const char *qubes_domain_feature_get(QubesDomain *dom, const char *name)
+{
+    int i = feature_index(dom, name);
+    return i < 0 ? NULL : dom->features->pdata[i + 1];
+}
+
+static GPtrArray *fire(QubesEmitter *em, const char *prefix, const char *name,
+                       const char *const *kwargs, GError **error)
+{
+    g_autofree char *event = g_strconcat(prefix, name, NULL);
+    return qubes_emitter_fire(em, event, kwargs, error);
+}
+
+gboolean qubes_domain_feature_set(QubesDomain *dom, const char *name,
+                                  const char *value, GError **error)
+{
+    const char *old = qubes_domain_feature_get(dom, name);
+    g_autofree char *oldcopy = g_strdup(old);
+    const char *kw[] = {
+        "feature", name, "value", value, old ? "oldvalue" : NULL,
+        oldcopy,   NULL};
+    g_autoptr(GPtrArray) pre =
+        fire(&dom->emitter, "domain-feature-pre-set:", name, kw, error);
+    if (!pre)
+        return FALSE;
+    int i = feature_index(dom, name);
+    if (i >= 0) {
+        g_free(dom->features->pdata[i + 1]);
+        dom->features->pdata[i + 1] = g_strdup(value);
+    } else {
+        g_ptr_array_add(dom->features, g_strdup(name));
+        g_ptr_array_add(dom->features, g_strdup(value));
+    }
+    g_autoptr(GPtrArray) post =
+        fire(&dom->emitter, "domain-feature-set:", name, kw, error);
+    return post != NULL;
+}
+
+gboolean qubes_domain_feature_remove(QubesDomain *dom, const char *name,
+                                     GError **error)
+{
+    int i = feature_index(dom, name);
+    if (i < 0) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_FEATURE_NOT_FOUND,
+                    "Feature not set for domain %s: %s", dom->name, name);
+        return FALSE;
+    }
+    const char *kw[] = {"feature", name, NULL};
+    g_autoptr(GPtrArray) pre =
+        fire(&dom->emitter, "domain-feature-pre-delete:", name, kw, error);
+    if (!pre)
+        return FALSE;
+    i = feature_index(dom, name);
+    if (i >= 0)
+        g_ptr_array_remove_range(dom->features, i, 2);
+    g_autoptr(GPtrArray) post =
+        fire(&dom->emitter, "domain-feature-delete:", name, kw, error);
+    return post != NULL;
+}
+
+const char *qubes_domain_feature_check(QubesDomain *dom, const char *name,
+                                       gboolean template, gboolean netvm,
+                                       gboolean adminvm, GError **error)
+{
+    const char *v = qubes_domain_feature_get(dom, name);
+    if (v)
+        return v;
+    if (template) {
+        /* Along the chain of templates (a DispVM's AppVM, its template). */
+        QubesDomain *cur = qubes_domain_get_template(dom);
+        for (int hops = 0; cur && hops < 8; hops++) {
+            if ((v = qubes_domain_feature_get(cur, name)))
+                return v;
+            cur = qubes_domain_get_template(cur);
+        }
+    }
+    if (netvm) {
+        g_autofree char *net = get_prop(&dom->props, "netvm");
+        QubesDomain *n =
+            net && *net ? g_hash_table_lookup(dom->app->by_name, net) : NULL;
+        if (n &&
+            (v = qubes_domain_feature_check(n, name, FALSE, TRUE, FALSE, NULL)))
+            return v;
+    }
+    if (adminvm) {
+        QubesDomain *dom0 = qubes_app_get_domain_by_qid(dom->app, 0);
+        if (dom0 && (v = qubes_domain_feature_get(dom0, name)))
+            return v;
+    }
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_FEATURE_NOT_FOUND,
+                "Feature not set for domain %s: %s", dom->name, name);
+    return NULL;
+}
+
+/* ---- tags ---- */
+
+gboolean qubes_domain_tag_add(QubesDomain *dom, const char *tag, GError **error)
+{
+    if (!qubes_tag_is_valid(tag)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "Invalid character in tag");
+        return FALSE;
+    }
+    if (g_hash_table_contains(dom->tags, tag))
+        return TRUE;
+    g_hash_table_add(dom->tags, g_strdup(tag));
+    const char *kw[] = {"tag", tag, NULL};
+    g_autoptr(GPtrArray) post =
+        fire(&dom->emitter, "domain-tag-add:", tag, kw, error);
+    return post != NULL;
+}
+
+gboolean qubes_domain_tag_remove(QubesDomain *dom, const char *tag,
+                                 GError **error)
+{
+    if (!g_hash_table_remove(dom->tags, tag)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_TAG_NOT_FOUND,
+                    "Tag not set for domain %s: %s", dom->name, tag);
+        return FALSE;
+    }
+    const char *kw[] = {"tag", tag, NULL};
+    g_autoptr(GPtrArray) post =
+        fire(&dom->emitter, "domain-tag-delete:", tag, kw, error);
+    return post != NULL;
+}
+
+static gint str_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+GPtrArray *qubes_domain_tags(QubesDomain *dom)
+{
+    GPtrArray *out = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, dom->tags);
+    while (g_hash_table_iter_next(&it, &key, NULL))
+        g_ptr_array_add(out, key);
+    g_ptr_array_sort(out, str_cmp);
+    return out;
+}
+
+/* ---- volumes ---- */
+
+GPtrArray *qubes_domain_volume_names(QubesDomain *dom)
+{
+    GPtrArray *out = g_ptr_array_new();
+    for (guint i = 0; i < dom->vol_config->len; i++) {
+        const char *name = qx_attrs_get(dom->vol_config->pdata[i], "name");
+        if (name && g_hash_table_contains(dom->volumes, name))
+            g_ptr_array_add(out, (gpointer)name);
+    }
+    return out;
+}
+
+QubesVolume *qubes_domain_get_volume(QubesDomain *dom, const char *name)
+{
+    return g_hash_table_lookup(dom->volumes, name);
+}
+
+static QxAttrs *vol_config(QubesDomain *dom, const char *name)
+{
+    for (guint i = 0; i < dom->vol_config->len; i++) {
+        if (g_strcmp0(qx_attrs_get(dom->vol_config->pdata[i], "name"), name) ==
+            0)
+            return dom->vol_config->pdata[i];
+    }
+    return NULL;
+}
+
+const char *qubes_domain_volume_pool(QubesDomain *dom, const char *name)
+{
+    QxAttrs *c = vol_config(dom, name);
+    return c ? qx_attrs_get(c, "pool") : NULL;
+}
+
+static const char *tf(gboolean b)
+{
+    return b ? "True" : "False";
+}
+
+void qubes_domain_volume_sync(QubesDomain *dom, const char *name)
+{
+    QxAttrs *c = vol_config(dom, name);
+    QubesVolume *v = qubes_domain_get_volume(dom, name);
+    if (!c || !v)
+        return;
+    g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, v->size);
+    g_autofree char *rtk = g_strdup_printf("%d", v->revisions_to_keep);
+    qx_attrs_set(c, "vid", v->vid);
+    qx_attrs_set(c, "revisions_to_keep", rtk);
+    qx_attrs_set(c, "rw", tf(v->rw));
+    qx_attrs_set(c, "size", size);
+    if (v->ephemeral || qx_attrs_get(c, "ephemeral"))
+        qx_attrs_set(c, "ephemeral", tf(v->ephemeral));
+}
+
+gboolean qubes_domain_volume_set_ephemeral(QubesDomain *dom, const char *name,
+                                           gboolean value, GError **error)
+{
+    QxAttrs *c = vol_config(dom, name);
+    QubesVolume *v = qubes_domain_get_volume(dom, name);
+    if (!c || !v) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE, "No volume %s in %s",
+                    name, dom->name);
+        return FALSE;
+    }
+    if (value && v->save_on_stop) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "Volume %s of %s is saved on stop and cannot be ephemeral",
+                    name, dom->name);
+        return FALSE;
+    }
+    /* Only the VM runtime reads it; the storage object keeps a copy. */
+    v->ephemeral = value;
+    qx_attrs_set(c, "ephemeral", tf(value));
+    return TRUE;
+}
+
+static gboolean attr_bool(const QxAttrs *c, const char *name)
+{
+    const char *v = qx_attrs_get(c, name);
+    return v && (strcmp(v, "True") == 0 || strcmp(v, "true") == 0 ||
+                 strcmp(v, "1") == 0);
+}
+
+gboolean qubes_domain_init_volume_internal(QubesDomain *dom, QxAttrs *c,
+                                           GError **error);
+
+/* Makes the storage object for one volume config (no disk work). */
+gboolean qubes_domain_init_volume_internal(QubesDomain *dom, QxAttrs *c,
+                                           GError **error)
+{
+    const char *name = qx_attrs_get(c, "name");
+    if (!name || !qubes_name_is_valid_volume(name)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "%s: a volume has no valid name", dom->name);
+        return FALSE;
+    }
+    const char *pool_name = qx_attrs_get(c, "pool");
+    QubesPool *pool =
+        pool_name ? qubes_app_get_pool(dom->app, pool_name, error) : NULL;
+    if (!pool) {
+        if (!pool_name)
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "%s: volume %s has no pool", dom->name, name);
+        return FALSE;
+    }
+    QubesVolumeConfig cfg = {0};
+    cfg.name = name;
+    cfg.vid = qx_attrs_get(c, "vid");
+    g_autofree char *kernel = NULL;
+    if (strcmp(qubes_pool_get_driver(pool), "linux-kernel") == 0) {
+        kernel = get_prop(&dom->props, "kernel");
+        cfg.vid = kernel ? kernel : "";
+    }
+    cfg.vm_name = dom->name;
+    cfg.vm_dir_prefix = dom->klass->dir_prefix;
+    cfg.source = qx_attrs_get(c, "source");
+    if (cfg.source && !*cfg.source)
+        cfg.source = NULL;
+    const char *size = qx_attrs_get(c, "size");
+    if (size && !qubes_parse_uint64(size, "size", &cfg.size, error))
+        return FALSE;
+    cfg.rw = attr_bool(c, "rw");
+    cfg.save_on_stop = attr_bool(c, "save_on_stop");
+    cfg.snap_on_start = attr_bool(c, "snap_on_start");
+    cfg.ephemeral = attr_bool(c, "ephemeral");
+    const char *rtk = qx_attrs_get(c, "revisions_to_keep");
+    if (rtk) {
+        gint64 v;
+        if (!qubes_parse_int64(rtk, TRUE, "revisions_to_keep", &v, error))
+            return FALSE;
+        cfg.has_revisions_to_keep = TRUE;
+        cfg.revisions_to_keep = (int)v;
+    }
+    QubesVolume *vol = qubes_pool_init_volume(pool, &cfg, error);
+    if (!vol) {
+        g_prefix_error(error, "%s: volume %s: ", dom->name, name);
+        return FALSE;
+    }
+    g_hash_table_replace(dom->volumes, g_strdup(name), vol);
+    if (!kernel)
+        qx_attrs_set(c, "vid", vol->vid);
+    return TRUE;
+}
+
+GPtrArray *qubes_domain_volume_refs(QubesDomain *dom)
+{
+    GPtrArray *out =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_volume_unref);
+    g_autoptr(GPtrArray) names = qubes_domain_volume_names(dom);
+    for (guint i = 0; i < names->len; i++)
+        g_ptr_array_add(out, qubes_volume_ref(qubes_domain_get_volume(
+                                 dom, names->pdata[i])));
+    return out;
+}
+
+/* Class defaults (appvm.py, templatevm.py, standalonevm.py, dispvm.py). */
+typedef struct {
+    const char *name;
+    gboolean snap_on_start, save_on_stop, rw;
+    guint64 size;
+    gboolean from_template; /* source (and pool) from the template */
+} VolDefault;
+
+static const VolDefault template_vols[] = {
+    {"root", FALSE, TRUE, TRUE, ROOT_IMG_SIZE, FALSE},
+    {"private", FALSE, TRUE, TRUE, PRIVATE_IMG_SIZE, FALSE},
+    {"volatile", FALSE, FALSE, TRUE, ROOT_IMG_SIZE, FALSE},
+    {"kernel", FALSE, FALSE, FALSE, 0, FALSE},
+    {NULL},
+};
+static const VolDefault appvm_vols[] = {
+    {"root", TRUE, FALSE, FALSE, 0, TRUE},
+    {"private", FALSE, TRUE, TRUE, PRIVATE_IMG_SIZE, FALSE},
+    {"volatile", FALSE, FALSE, TRUE, ROOT_IMG_SIZE, FALSE},
+    {"kernel", FALSE, FALSE, FALSE, 0, FALSE},
+    {NULL},
+};
+static const VolDefault dispvm_vols[] = {
+    {"root", TRUE, FALSE, TRUE, 0, TRUE},
+    {"private", TRUE, FALSE, TRUE, 0, TRUE},
+    {"volatile", FALSE, FALSE, TRUE, ROOT_IMG_SIZE, FALSE},
+    {"kernel", FALSE, FALSE, FALSE, 0, FALSE},
+    {NULL},
+};
+
+gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
+                                              const char *pool,
+                                              GHashTable *pools,
+                                              GError **error);
+
+/* Writes the class's volume configs for a new domain and makes the
+ * storage objects. @pool: every volume there; @pools: per volume. */
+gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
+                                              const char *pool,
+                                              GHashTable *pools, GError **error)
+{
+    const VolDefault *defs = NULL;
+    if (vm_is(dom, "TemplateVM") || vm_is(dom, "StandaloneVM"))
+        defs = template_vols;
+    else if (vm_is(dom, "AppVM"))
+        defs = appvm_vols;
+    else if (vm_is(dom, "DispVM"))
+        defs = dispvm_vols;
+    if (!defs)
+        return TRUE;
+    QubesDomain *tpl = qubes_domain_get_template(dom);
+    for (const VolDefault *d = defs; d->name; d++) {
+        QxAttrs *c = g_ptr_array_new_with_free_func(g_free);
+        g_ptr_array_add(dom->vol_config, c);
+        qx_attrs_set(c, "name", d->name);
+        g_autofree char *pool_name = NULL;
+        if (strcmp(d->name, "kernel") == 0)
+            pool_name = qubes_app_default_pool(dom->app, "kernel");
+        else if (pools && g_hash_table_lookup(pools, d->name))
+            pool_name = g_strdup(g_hash_table_lookup(pools, d->name));
+        else if (pool)
+            pool_name = g_strdup(pool);
+        else
+            pool_name = qubes_app_default_pool(dom->app, d->name);
+        guint64 size = d->size;
+        if (d->from_template) {
+            QubesVolume *src =
+                tpl ? qubes_domain_get_volume(tpl, d->name) : NULL;
+            if (!src) {
+                g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "%s: template has no %s volume to snapshot",
+                            dom->name, d->name);
+                return FALSE;
+            }
+            /* A snapshot lives in its source's pool; a snapshot of a
+             * snapshot has the same source. */
+            g_free(pool_name);
+            pool_name = g_strdup(qubes_domain_volume_pool(tpl, d->name));
+            qx_attrs_set(c, "source",
+                         src->snap_on_start && src->source ? src->source
+                                                           : src->vid);
+            size = src->size;
+        }
+        qx_attrs_set(c, "pool", pool_name);
+        if (strcmp(d->name, "kernel") != 0) {
+            g_autofree char *s = g_strdup_printf("%" G_GUINT64_FORMAT, size);
+            qx_attrs_set(c, "size", s);
+        }
+        qx_attrs_set(c, "rw", tf(d->rw));
+        qx_attrs_set(c, "snap_on_start", tf(d->snap_on_start));
+        qx_attrs_set(c, "save_on_stop", tf(d->save_on_stop));
+        if (!qubes_domain_init_volume_internal(dom, c, error))
+            return FALSE;
+        qubes_domain_volume_sync(dom, d->name);
+    }
+    return TRUE;
+}
+
+/* ---- storage work, for workers ---- */
+
+gboolean qubes_storage_create(GPtrArray *volumes, const char *dir_path,
+                              GError **error)
+{
+    /* The domain's folder may exist already (SPEC 3: create over an
+     * existing folder succeeds). */
+    if (dir_path && g_mkdir_with_parents(dir_path, 0775) != 0)
+        return qubes_error_errno(error, errno, "Cannot create %s", dir_path);
+    for (guint i = 0; i < volumes->len; i++) {
+        if (!qubes_volume_create(volumes->pdata[i], error)) {
+            for (guint j = 0; j < i; j++)
+                qubes_volume_remove(volumes->pdata[j], NULL);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+gboolean qubes_storage_remove(GPtrArray *volumes, const char *dir_path,
+                              GError **error)
+{
+    gboolean ok = TRUE;
+    for (guint i = 0; i < volumes->len; i++) {
+        GError *e = NULL;
+        if (!qubes_volume_remove(volumes->pdata[i], &e)) {
+            if (ok)
+                g_propagate_error(error, e);
+            else
+                g_error_free(e);
+            ok = FALSE;
+        }
+    }
+    /* The folder goes when nothing else is in it (libvirt config, icons
+     * and the like are the VM runtime's; rmdir refuses a full folder). */
+    if (dir_path && g_rmdir(dir_path) != 0 && errno != ENOENT &&
+        errno != ENOTEMPTY)
+        g_warning("cannot remove %s: %s", dir_path, g_strerror(errno));
+    return ok;
+}
+
+gboolean qubes_storage_clone(GPtrArray *dst, GPtrArray *src, GError **error)
+{
+    for (guint i = 0; i < dst->len; i++) {
+        QubesVolume *d = dst->pdata[i];
+        for (guint j = 0; j < src->len; j++) {
+            QubesVolume *s = src->pdata[j];
+            if (strcmp(s->name, d->name) || !s->save_on_stop ||
+                !d->save_on_stop)
+                continue;
+            if (!qubes_volume_import_volume(d, s, NULL, NULL, error))
+                return FALSE;
+        }
+    }
+    return TRUE;
+}

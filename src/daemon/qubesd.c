@@ -1,0 +1,107 @@
+/* qubesd: the Qubes admin daemon.
+ *
+ *   qubesd [--base-dir DIR] [--socket PATH]
+ *
+ * Loads DIR/qubes.xml (making a new system when there is none), brings
+ * the storage of halted domains to rest, and serves the Admin API on
+ * PATH and on qubesd.internal.sock beside it until SIGTERM or SIGINT,
+ * when it saves qubes.xml and exits.
+ */
+#include "server.h"
+
+#include <glib-unix.h>
+#include <locale.h>
+#include <stdlib.h>
+
+static gboolean on_signal(gpointer data)
+{
+    Server *srv = data;
+    g_message("signal received, saving and exiting");
+    g_main_loop_quit(srv->loop);
+    return G_SOURCE_REMOVE;
+}
+
+/* Storage left mid-operation by a crash is finished or rolled back by the
+ * driver's next operation on each volume; stopping the volumes of every
+ * halted domain is that operation, and it commits (save_on_stop) or drops
+ * what a domain that died while running left behind. */
+static void settle_storage(QubesApp *app)
+{
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        if (!qubes_domain_is_halted(d))
+            continue;
+        g_autoptr(GPtrArray) vols = qubes_domain_volume_refs(d);
+        for (guint j = 0; j < vols->len; j++) {
+            QubesVolume *v = vols->pdata[j];
+            g_autoptr(GError) err = NULL;
+            if (!qubes_volume_stop(v, &err))
+                g_warning("%s: volume %s: %s", d->name, v->name, err->message);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "");
+    g_autofree char *base_dir = NULL;
+    g_autofree char *socket_path = NULL;
+    gboolean version = FALSE;
+    GOptionEntry entries[] = {
+        {"base-dir", 0, 0, G_OPTION_ARG_FILENAME, &base_dir,
+         "Folder of qubes.xml and the default pool (default /var/lib/qubes)",
+         "DIR"},
+        {"socket", 0, 0, G_OPTION_ARG_FILENAME, &socket_path,
+         "Admin API socket (default /var/run/qubesd.sock); the internal "
+         "socket qubesd.internal.sock goes beside it",
+         "PATH"},
+        {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version",
+         NULL},
+        {NULL},
+    };
+    g_autoptr(GOptionContext) ctx =
+        g_option_context_new("- Qubes admin daemon");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    g_option_context_set_description(
+        ctx, "Serves the Qubes Admin API on a Unix socket. See qubesd(8).");
+    g_autoptr(GError) err = NULL;
+    if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+        g_printerr("qubesd: %s\n", err->message);
+        return 2;
+    }
+    if (version) {
+        g_print("qubesd " QUBES_VERSION "\n");
+        return 0;
+    }
+    if (!base_dir)
+        base_dir = g_strdup("/var/lib/qubes");
+    if (!socket_path)
+        socket_path = g_strdup("/var/run/qubesd.sock");
+
+    g_autoptr(QubesApp) app = qubes_app_open(base_dir, NULL, &err);
+    if (!app) {
+        g_printerr("qubesd: %s\n", err->message);
+        return 1;
+    }
+    settle_storage(app);
+    Server *srv = server_new(app, socket_path, &err);
+    if (!srv) {
+        g_printerr("qubesd: %s\n", err->message);
+        return 1;
+    }
+    srv->loop = g_main_loop_new(NULL, FALSE);
+    g_unix_signal_add(SIGTERM, on_signal, srv);
+    g_unix_signal_add(SIGINT, on_signal, srv);
+    g_message("qubesd ready: %u domains, socket %s", app->domains->len,
+              socket_path);
+    g_main_loop_run(srv->loop);
+
+    int rc = 0;
+    if (!qubes_app_save(app, &err)) {
+        g_printerr("qubesd: %s\n", err->message);
+        rc = 1;
+    }
+    g_main_loop_unref(srv->loop);
+    server_free(srv);
+    return rc;
+}

@@ -1,0 +1,566 @@
+/* server.c: sockets, connections, dispatch and workers. See server.h;
+ * the connection protocol follows qubes/api/__init__.py
+ * (QubesDaemonProtocol). */
+#include "server.h"
+
+#include "qubes-error.h"
+
+#include <errno.h>
+#include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
+#include <grp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+char call_async_marker[1];
+
+struct _Conn {
+    gint ref;
+    Server *srv;
+    GSocketConnection *sc;
+    gboolean internal;
+    GByteArray *buf;
+    guint8 chunk[16384];
+    GQueue out;
+    GBytes *writing;
+    gboolean finish_after; /* close once the queue is written */
+    gboolean closed;
+    GSource *hup;
+    Call *events_call; /* admin.Events subscription */
+    guint sub_app, sub_vm;
+};
+
+static Conn *conn_ref(Conn *c)
+{
+    c->ref++;
+    return c;
+}
+
+static void conn_unref(Conn *c)
+{
+    if (--c->ref)
+        return;
+    g_queue_clear_full(&c->out, (GDestroyNotify)g_bytes_unref);
+    g_byte_array_unref(c->buf);
+    g_object_unref(c->sc);
+    g_free(c);
+}
+
+static void call_free(Call *call)
+{
+    g_free(call->method_name);
+    g_free(call->endpoint);
+    g_free(call->arg);
+    if (call->src)
+        qubes_domain_unref(call->src);
+    if (call->dest)
+        qubes_domain_unref(call->dest);
+    if (call->untrusted_payload)
+        g_bytes_unref(call->untrusted_payload);
+    conn_unref(call->conn);
+    g_free(call);
+}
+
+static void unsubscribe(Conn *c)
+{
+    if (!c->events_call)
+        return;
+    QubesEventRegistry *reg = c->srv->app->registry;
+    if (c->sub_app)
+        qubes_event_remove_class_handler(reg, c->sub_app);
+    if (c->sub_vm)
+        qubes_event_remove_class_handler(reg, c->sub_vm);
+    c->sub_app = c->sub_vm = 0;
+    Call *call = c->events_call;
+    c->events_call = NULL;
+    call_free(call);
+}
+
+static void conn_close(Conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = TRUE;
+    unsubscribe(c);
+    if (c->hup) {
+        g_source_destroy(c->hup);
+        g_source_unref(c->hup);
+        c->hup = NULL;
+    }
+    g_io_stream_close(G_IO_STREAM(c->sc), NULL, NULL);
+    c->srv->connections--;
+    conn_unref(c);
+}
+
+static void conn_flush(Conn *c);
+
+static void on_written(GObject *src, GAsyncResult *res, gpointer data)
+{
+    Conn *c = data;
+    g_autoptr(GError) err = NULL;
+    gboolean ok =
+        g_output_stream_write_all_finish(G_OUTPUT_STREAM(src), res, NULL, &err);
+    g_clear_pointer(&c->writing, g_bytes_unref);
+    if (!ok) {
+        if (!c->closed)
+            g_debug("client went away: %s", err->message);
+        conn_close(c);
+    } else {
+        conn_flush(c);
+    }
+    conn_unref(c);
+}
+
+static void conn_flush(Conn *c)
+{
+    if (c->writing || c->closed)
+        return;
+    GBytes *b = g_queue_pop_head(&c->out);
+    if (!b) {
+        if (c->finish_after)
+            conn_close(c);
+        return;
+    }
+    c->writing = b;
+    gsize len;
+    const void *data = g_bytes_get_data(b, &len);
+    GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(c->sc));
+    g_output_stream_write_all_async(out, data, len, G_PRIORITY_DEFAULT, NULL,
+                                    on_written, conn_ref(c));
+}
+
+static void conn_send(Conn *c, GBytes *b)
+{
+    if (c->closed) {
+        g_bytes_unref(b);
+        return;
+    }
+    g_queue_push_tail(&c->out, b);
+    conn_flush(c);
+}
+
+/* ---- completing calls ---- */
+
+void call_return(Call *call, const char *result)
+{
+    Conn *c = call->conn;
+    conn_send(c, qubes_response_ok(result ? result : "",
+                                   result ? strlen(result) : 0));
+    c->finish_after = TRUE;
+    conn_flush(c);
+    call_free(call);
+}
+
+void call_fail(Call *call, GError *error)
+{
+    Conn *c = call->conn;
+    gsize plen =
+        call->untrusted_payload ? g_bytes_get_size(call->untrusted_payload) : 0;
+    if (error->domain == QUBES_ERROR &&
+        (error->code == QUBES_ERROR_PROTOCOL ||
+         error->code == QUBES_ERROR_PERMISSION_DENIED)) {
+        /* As the reference: logged, and the client gets nothing. */
+        g_warning("failed call %s+%s (%s → %s) with payload of %zu bytes "
+                  "due to %s: %s",
+                  call->method_name, call->arg ? call->arg : "",
+                  call->src ? call->src->name : "?",
+                  call->dest ? call->dest->name : "?", plen,
+                  qubes_error_exception_name(error->code), error->message);
+        conn_close(c);
+    } else {
+        const char *type = error->domain == QUBES_ERROR
+                               ? qubes_error_exception_name(error->code)
+                               : "QubesException";
+        g_info("call %s+%s (%s → %s) failed: %s: %s", call->method_name,
+               call->arg ? call->arg : "", call->src ? call->src->name : "?",
+               call->dest ? call->dest->name : "?", type, error->message);
+        conn_send(c, qubes_response_exception(type, "", error->message));
+        c->finish_after = TRUE;
+        conn_flush(c);
+    }
+    g_error_free(error);
+    call_free(call);
+}
+
+/* Completes @call with what a method or a worker's done returned. */
+static void call_complete(Call *call, char *result, GError *error)
+{
+    if (result == CALL_ASYNC) {
+        if (error)
+            g_error_free(error);
+        return;
+    }
+    if (!result && error) {
+        call_fail(call, error);
+        return;
+    }
+    if (error)
+        g_error_free(error);
+    call_return(call, result);
+    g_free(result);
+}
+
+gboolean call_save(Call *call, GError **error)
+{
+    g_autoptr(GError) err = NULL;
+    if (qubes_app_save(call->app, &err))
+        return TRUE;
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION, "cannot save %s: %s",
+                call->app->xml_path, err->message);
+    return FALSE;
+}
+
+/* ---- workers ---- */
+
+typedef struct {
+    Call *call;
+    WorkerFunc work;
+    WorkerDone done;
+    gpointer data;
+    GDestroyNotify free;
+} Job;
+
+static void job_free(Job *j)
+{
+    if (j->free)
+        j->free(j->data);
+    g_free(j);
+}
+
+static void job_thread(GTask *task, gpointer src, gpointer task_data,
+                       GCancellable *cancellable)
+{
+    Job *j = task_data;
+    GError *err = NULL;
+    if (j->work(j->data, &err))
+        g_task_return_boolean(task, TRUE);
+    else
+        g_task_return_error(task, err);
+}
+
+static void job_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    Job *j = g_task_get_task_data(G_TASK(res));
+    GError *err = NULL;
+    gboolean ok = g_task_propagate_boolean(G_TASK(res), &err);
+    char *result = j->done(j->call, ok, &err, j->data);
+    call_complete(j->call, result, err);
+}
+
+void call_run_worker(Call *call, WorkerFunc work, WorkerDone done,
+                     gpointer data, GDestroyNotify free)
+{
+    Job *j = g_new0(Job, 1);
+    j->call = call;
+    j->work = work;
+    j->done = done;
+    j->data = data;
+    j->free = free;
+    GTask *task = g_task_new(NULL, NULL, job_done, NULL);
+    g_task_set_task_data(task, j, (GDestroyNotify)job_free);
+    g_task_run_in_thread(task, job_thread);
+    g_object_unref(task);
+}
+
+/* ---- events ---- */
+
+static gboolean forward_event(QubesEvent *ev, gpointer data, GError **error)
+{
+    Conn *c = data;
+    const char *name = ev->name;
+    if (g_str_has_prefix(name, "admin-permission:") ||
+        g_str_has_prefix(name, "device-get:") ||
+        g_str_has_prefix(name, "device-list:") ||
+        g_str_has_prefix(name, "device-list-attached:") ||
+        strcmp(name, "domain-is-fully-usable") == 0)
+        return TRUE;
+    QubesDomain *only = c->events_call ? c->events_call->dest : NULL;
+    if (only && only->qid != 0 && strcmp(ev->subject->name, only->name) != 0)
+        return TRUE;
+    conn_send(c, qubes_response_event(ev->subject->name, name, ev->kwargs));
+    return TRUE;
+}
+
+static gboolean on_hup(GSocket *sock, GIOCondition cond, gpointer data)
+{
+    Conn *c = data;
+    conn_close(c);
+    return G_SOURCE_REMOVE;
+}
+
+void call_subscribe_events(Call *call)
+{
+    Conn *c = call->conn;
+    QubesEventRegistry *reg = call->app->registry;
+    c->events_call = call;
+    c->sub_vm = qubes_event_add_class_handler(reg, "BaseVM", "*", forward_event,
+                                              0, c, NULL);
+    if (call->dest->qid == 0)
+        c->sub_app = qubes_event_add_class_handler(reg, "Qubes", "*",
+                                                   forward_event, 0, c, NULL);
+    conn_send(c, qubes_response_event("", "connection-established", NULL));
+    GSocket *sock = g_socket_connection_get_socket(c->sc);
+    c->hup = g_socket_create_source(sock, G_IO_HUP | G_IO_ERR, NULL);
+    g_source_set_callback(c->hup, (GSourceFunc)(void (*)(void))on_hup, c, NULL);
+    g_source_attach(c->hup, NULL);
+}
+
+/* ---- dispatch ---- */
+
+/* qubes/api decode_vm: "uuid:UUID" or a valid name of an existing VM. */
+static QubesDomain *decode_vm(QubesApp *app, const char *untrusted,
+                              GError **error)
+{
+    if (g_str_has_prefix(untrusted, "uuid:")) {
+        const char *u = untrusted + 5;
+        if (strlen(untrusted) != 41 || !g_uuid_string_is_valid(u)) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "VM UUID is not valid: '%s'", u);
+            return NULL;
+        }
+        for (guint i = 0; i < app->domains->len; i++) {
+            QubesDomain *d = app->domains->pdata[i];
+            g_autofree char *uuid = NULL;
+            qubes_props_get(&d->props, "uuid", &uuid, NULL, NULL);
+            if (g_ascii_strcasecmp(uuid, u) == 0)
+                return qubes_domain_ref(d);
+        }
+    } else {
+        if (!qubes_validate_vm_name(untrusted, error))
+            return NULL;
+        QubesDomain *d = g_hash_table_lookup(app->by_name, untrusted);
+        if (d)
+            return qubes_domain_ref(d);
+    }
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_FOUND,
+                "No such domain: '%s'", untrusted);
+    return NULL;
+}
+
+static const Method *find_method(const char *name, gboolean internal,
+                                 char **endpoint)
+{
+    for (const Method *m = admin_methods; m->name; m++) {
+        if ((m->flags & M_INTERNAL) && !internal)
+            continue;
+        if (m->flags & M_PREFIX) {
+            if (g_str_has_prefix(name, m->name) && name[strlen(m->name)]) {
+                *endpoint = g_strdup(name + strlen(m->name));
+                return m;
+            }
+        } else if (strcmp(m->name, name) == 0) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static gboolean protocol_error(GError **error, const char *why)
+{
+    g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL, why);
+    return FALSE;
+}
+
+static gboolean prepare(Call *call, QubesRequest *req, gboolean internal,
+                        GError **error)
+{
+    call->src = decode_vm(call->app, req->untrusted_src, error);
+    if (!call->src)
+        return FALSE;
+    call->dest = decode_vm(call->app, req->untrusted_dest, error);
+    if (!call->dest)
+        return FALSE;
+    call->method = find_method(call->method_name, internal, &call->endpoint);
+    if (!call->method)
+        return protocol_error(error, "no such method");
+    MethodFlags f = call->method->flags;
+    if ((f & M_NO_PAYLOAD) && g_bytes_get_size(call->untrusted_payload))
+        return protocol_error(error, "unexpected payload");
+    if ((f & M_NO_ARG) && *call->arg)
+        return protocol_error(error, "unexpected argument");
+    if ((f & M_DOM0) && call->dest->qid != 0)
+        return protocol_error(error, "destination must be dom0");
+    return TRUE;
+}
+
+static void handle_request(Conn *c)
+{
+    g_autoptr(GError) perr = NULL;
+    g_autoptr(QubesRequest) req =
+        qubes_request_parse(c->buf->data, c->buf->len, &perr);
+    if (!req) {
+        g_warning("framing error: %s", perr->message);
+        conn_close(c);
+        return;
+    }
+    c->srv->requests++;
+    Call *call = g_new0(Call, 1);
+    call->srv = c->srv;
+    call->conn = conn_ref(c);
+    call->app = c->srv->app;
+    /* The header is printable ASCII (protocol.c); the method and the
+     * argument are checked further by each method. */
+    call->method_name = g_strdup(req->untrusted_method);
+    call->arg = g_strdup(req->untrusted_arg);
+    call->untrusted_payload = g_bytes_ref(req->untrusted_payload);
+    GError *err = NULL;
+    if (!prepare(call, req, c->internal, &err)) {
+        call_fail(call, err);
+        return;
+    }
+    char *result = call->method->func(call, &err);
+    call_complete(call, result, err);
+}
+
+static void on_read(GObject *src, GAsyncResult *res, gpointer data)
+{
+    Conn *c = data;
+    g_autoptr(GError) err = NULL;
+    gssize n = g_input_stream_read_finish(G_INPUT_STREAM(src), res, &err);
+    if (c->closed) {
+        /* nothing */
+    } else if (n < 0) {
+        g_debug("read error: %s", err->message);
+        conn_close(c);
+    } else if (n == 0) {
+        handle_request(c);
+    } else if (c->buf->len + (gsize)n > QUBES_REQUEST_MAX) {
+        g_warning("request too long");
+        conn_close(c);
+    } else {
+        g_byte_array_append(c->buf, c->chunk, (guint)n);
+        GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(c->sc));
+        g_input_stream_read_async(in, c->chunk, sizeof c->chunk,
+                                  G_PRIORITY_DEFAULT, NULL, on_read,
+                                  conn_ref(c));
+    }
+    conn_unref(c);
+}
+
+static gboolean on_incoming(GSocketService *service,
+                            GSocketConnection *connection, GObject *source,
+                            gpointer data)
+{
+    Server *srv = data;
+    Conn *c = g_new0(Conn, 1);
+    c->ref = 1; /* the open connection's own reference */
+    c->srv = srv;
+    c->sc = g_object_ref(connection);
+    c->internal = service == srv->internal_service;
+    c->buf = g_byte_array_new();
+    g_queue_init(&c->out);
+    srv->connections++;
+    GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(c->sc));
+    g_input_stream_read_async(in, c->chunk, sizeof c->chunk, G_PRIORITY_DEFAULT,
+                              NULL, on_read, conn_ref(c));
+    return TRUE;
+}
+
+/* ---- sockets ---- */
+
+/* Removes a socket file no daemon answers on; refuses a live one. */
+static gboolean clear_stale(const char *path, GError **error)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return TRUE;
+    if (!S_ISSOCK(st.st_mode)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "%s exists and is not a socket", path);
+        return FALSE;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    g_strlcpy(sa.sun_path, path, sizeof sa.sun_path);
+    gboolean live = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    if (live) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "another qubesd is listening on %s", path);
+        return FALSE;
+    }
+    if (unlink(path) != 0 && errno != ENOENT)
+        return qubes_error_errno(error, errno, "Cannot remove stale %s", path);
+    return TRUE;
+}
+
+static GSocketService *listen_on(Server *srv, const char *path, mode_t mode,
+                                 GError **error)
+{
+    if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "socket path too long: %s", path);
+        return NULL;
+    }
+    if (!clear_stale(path, error))
+        return NULL;
+    g_autoptr(GSocketService) service = g_socket_service_new();
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
+    if (!g_socket_listener_add_address(
+            G_SOCKET_LISTENER(service), addr, G_SOCKET_TYPE_STREAM,
+            G_SOCKET_PROTOCOL_DEFAULT, NULL, NULL, error)) {
+        g_prefix_error(error, "Cannot listen on %s: ", path);
+        return NULL;
+    }
+    /* Mode 0660 and group qubes for the admin socket (as the reference's
+     * unit), 0600 for the internal one. */
+    struct group *gr = mode & 0070 ? getgrnam("qubes") : NULL;
+    if (gr && chown(path, (uid_t)-1, gr->gr_gid) != 0)
+        g_warning("cannot give %s to group qubes: %s", path, g_strerror(errno));
+    if (chmod(path, mode) != 0) {
+        qubes_error_errno(error, errno, "Cannot set the mode of %s", path);
+        return NULL;
+    }
+    g_signal_connect(service, "incoming", G_CALLBACK(on_incoming), srv);
+    g_socket_service_start(service);
+    return g_steal_pointer(&service);
+}
+
+Server *server_new(QubesApp *app, const char *socket_path, GError **error)
+{
+    Server *srv = g_new0(Server, 1);
+    srv->app = app;
+    srv->socket_path = g_strdup(socket_path);
+    g_autofree char *dir = g_path_get_dirname(socket_path);
+    srv->internal_path = g_build_filename(dir, "qubesd.internal.sock", NULL);
+    srv->clone_tokens = g_hash_table_new_full(
+        g_str_hash, g_str_equal, g_free, (GDestroyNotify)qubes_volume_unref);
+    if (g_mkdir_with_parents(dir, 0755) != 0) {
+        qubes_error_errno(error, errno, "Cannot create %s", dir);
+        server_free(srv);
+        return NULL;
+    }
+    srv->service = listen_on(srv, socket_path, 0660, error);
+    if (srv->service)
+        srv->internal_service = listen_on(srv, srv->internal_path, 0600, error);
+    if (!srv->service || !srv->internal_service) {
+        server_free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+void server_free(Server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->service) {
+        g_socket_service_stop(srv->service);
+        g_socket_listener_close(G_SOCKET_LISTENER(srv->service));
+        g_object_unref(srv->service);
+        unlink(srv->socket_path);
+    }
+    if (srv->internal_service) {
+        g_socket_service_stop(srv->internal_service);
+        g_socket_listener_close(G_SOCKET_LISTENER(srv->internal_service));
+        g_object_unref(srv->internal_service);
+        unlink(srv->internal_path);
+    }
+    g_hash_table_unref(srv->clone_tokens);
+    g_free(srv->socket_path);
+    g_free(srv->internal_path);
+    g_free(srv);
+}
