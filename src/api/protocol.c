@@ -33,7 +33,7 @@ QubesRequest *qubes_request_parse(const guint8 *untrusted_data, gsize len,
         framing(error, "request too long");
         return NULL;
     }
-    const guint8 *nul = memchr(untrusted_data, 0, len);
+    const guint8 *nul = len ? memchr(untrusted_data, 0, len) : NULL;
     if (!nul) {
         framing(error, "no NUL after the header");
         return NULL;

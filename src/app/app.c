@@ -110,8 +110,8 @@ static char *setter_pool(QubesPropHolder *h, const QubesPropDef *def,
     return g_strdup(value);
 }
 
-static gboolean kernel_installed(QubesApp *app, const char *kernel,
-                                 GError **error)
+gboolean qubes_app_kernel_installed(QubesApp *app, const char *kernel,
+                                    GError **error)
 {
     g_autofree char *dir =
         g_build_filename(app->base_dir, "vm-kernels", kernel, NULL);
@@ -139,7 +139,7 @@ static char *setter_app_kernel(QubesPropHolder *h, const QubesPropDef *def,
         return NULL;
     }
     if (*value && !owner_app(h)->loading &&
-        !kernel_installed(owner_app(h), value, error))
+        !qubes_app_kernel_installed(owner_app(h), value, error))
         return NULL;
     return g_strdup(value);
 }
@@ -620,8 +620,9 @@ gboolean qubes_app_remove_domain(QubesApp *app, QubesDomain *dom,
         qubes_emitter_fire(&app->emitter, "domain-pre-delete", kw, error);
     if (!pre)
         return FALSE;
+    qubes_domain_ref(dom); /* until the end of this function */
     g_hash_table_remove(app->by_name, dom->name);
-    g_ptr_array_remove(app->domains, dom);
+    g_ptr_array_remove(app->domains, dom); /* drops the app's reference */
     dom->removed = TRUE;
     g_autofree char *name = g_strdup(dom->name);
     const char *kw2[] = {"vm", name, NULL};

@@ -114,6 +114,11 @@ gboolean qubes_app_remove_pool(QubesApp *app, const char *name, GError **error);
 /* The name of the pool new volumes named @volume go to by default. */
 char *qubes_app_default_pool(QubesApp *app, const char *volume);
 
+/* Whether base/vm-kernels/@kernel holds a vmlinuz (QubesPropertyValueError
+ * "Kernel 'x' not installed" otherwise). */
+gboolean qubes_app_kernel_installed(QubesApp *app, const char *kernel,
+                                    GError **error);
+
 /* ---- domains ---- */
 QubesDomain *qubes_app_get_domain(QubesApp *app, const char *name,
                                   GError **error);

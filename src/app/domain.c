@@ -281,6 +281,10 @@ static char *setter_kernel(QubesPropHolder *h, const QubesPropDef *def,
         prop_error(error, h, def, value, "Kernel name cannot contain '/'");
         return NULL;
     }
+    QubesApp *app = owner_dom(h)->app;
+    if (*value && !app->loading &&
+        !qubes_app_kernel_installed(app, value, error))
+        return NULL;
     return g_strdup(value);
 }
 

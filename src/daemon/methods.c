@@ -36,7 +36,7 @@ static char *payload_text(Call *call, gboolean lines, GError **error)
         enforce(FALSE, error);
         return NULL;
     }
-    return g_strndup((const char *)p, len);
+    return len ? g_strndup((const char *)p, len) : g_strdup("");
 }
 
 /* qubes/api validate_size: the number rule, as a ProtocolError. */
@@ -255,12 +255,12 @@ static char *prop_set(Call *call, gboolean global, GError **error)
         return NULL;
     gsize len;
     const char *p = g_bytes_get_data(call->untrusted_payload, &len);
-    if (memchr(p, '\0', len)) {
+    if (len && memchr(p, '\0', len)) {
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
                             "Property value contains a NUL byte");
         return NULL;
     }
-    g_autofree char *untrusted_value = g_strndup(p, len);
+    g_autofree char *untrusted_value = len ? g_strndup(p, len) : g_strdup("");
     if (!qubes_props_set(holder_of(call, global), call->arg, untrusted_value,
                          error))
         return NULL;

@@ -498,6 +498,9 @@ static GSocketService *listen_on(Server *srv, const char *path, mode_t mode,
     if (!clear_stale(path, error))
         return NULL;
     g_autoptr(GSocketService) service = g_socket_service_new();
+    /* Many clients connect at once (qvm-ls with a thousand qubes, the
+     * GUI tools): a short accept queue would refuse them. */
+    g_socket_listener_set_backlog(G_SOCKET_LISTENER(service), 1024);
     g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
     if (!g_socket_listener_add_address(
             G_SOCKET_LISTENER(service), addr, G_SOCKET_TYPE_STREAM,

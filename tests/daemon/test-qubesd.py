@@ -1,0 +1,765 @@
+#!/usr/bin/python3
+"""qubesd through its socket: framing, every method's answers and errors,
+events, persistence, parallel clients and a reference pool tree.
+
+    test-qubesd.py PATH/TO/qubesd
+"""
+import os
+import socket
+import subprocess
+import sys
+import threading
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qubesd_harness import (Daemon, LoopFS, Skip, parse_events,  # noqa: E402
+                            run_tests)
+
+QUBESD = os.path.abspath(sys.argv[1])
+
+state = {}
+
+
+def setup():
+    fs = LoopFS('xfs')
+    state['fs'] = fs
+    base = os.path.join(fs.mnt, 'qubes')
+    kdir = os.path.join(base, 'vm-kernels', '6.1.0')
+    os.makedirs(kdir)
+    for f in ('vmlinuz', 'initramfs'):
+        with open(os.path.join(kdir, f), 'wb') as fh:
+            fh.write(b'kernel')
+    d = Daemon(QUBESD, base).start()
+    state['d'] = d
+    d.ok('admin.vm.Create.TemplateVM', payload='name=fedora label=black')
+    d.ok('admin.vm.Create.AppVM', arg='fedora', payload='name=work label=blue')
+    return d
+
+
+def D():
+    return state['d']
+
+
+def expect_exc(r, name, text=None):
+    assert r[0] == 'exc', r
+    assert r[1] == name, r
+    if text:
+        assert text in r[2], r
+
+
+def expect_drop(r):
+    assert r == ('drop',), r
+
+
+# ---- framing ----
+
+def test_framing():
+    d = D()
+    hdr = b'admin.vm.List dom0 name dom0'
+    assert d.raw(hdr + b'\0').startswith(b'0\0dom0 class=AdminVM')
+    assert d.raw(hdr) == b''  # no NUL
+    assert d.raw(b'admin.vm.List dom0 name') == b''  # three fields
+    big = hdr + b'\0' + b'x' * 65536
+    assert d.raw(big) == b''  # over 64 KiB
+    exact = b'admin.vm.feature.Set+big dom0 name work\0'
+    exact += b'y' * (65536 - len(exact))
+    assert d.raw(exact) == b'0\0'  # exactly 64 KiB is fine
+    assert d.call('admin.vm.feature.Get', 'work', 'big')[1] == 'y' * (
+        65536 - 40)
+    d.ok('admin.vm.feature.Remove', 'work', 'big')
+    # destination types: only "name", and the keyword adminvm
+    assert d.raw(b'admin.vm.List dom0 uuid dom0\0') == b''
+    assert d.raw(b'admin.vm.List dom0 keyword adminvm\0').startswith(b'0\0')
+    assert d.raw(b'admin.vm.List dom0 keyword other\0') == b''
+    expect_drop(d.call('admin.no.Such'))
+    expect_drop(d.call('admin.vm.List', payload='x'))  # unexpected payload
+    expect_drop(d.call('admin.vm.List', arg='x'))  # unexpected argument
+    expect_drop(d.call('admin.vmclass.List', dest='work'))  # not dom0
+    # bad numbers
+    for bad in ('01', '-1', '1x', '', '1' * 20, ' 1 2'):
+        expect_drop(d.call('admin.vm.volume.Resize', 'work', 'private', bad))
+    # non-ASCII and control bytes in the header
+    assert d.raw('admin.vm.List dom0 name dóm0\0'.encode()) == b''
+    assert d.raw(b'admin.vm.List\x01 dom0 name dom0\0') == b''
+    # names: invalid, unknown
+    expect_exc(d.call('admin.vm.List', dest='no-such'), 'QubesVMNotFoundError',
+               "No such domain: 'no-such'")
+    expect_exc(d.call('admin.vm.List', dest='a' * 40), 'QubesValueError')
+    expect_exc(d.call('admin.vm.List', src='0bad'), 'QubesValueError')
+    # uuid: destinations
+    uuid = d.ok('admin.vm.property.Get', 'work', 'uuid').split(' ', 2)[2]
+    assert d.ok('admin.vm.List', 'uuid:' + uuid).startswith('work class=AppVM')
+    expect_exc(d.call('admin.vm.List', 'uuid:1234'), 'QubesException')
+
+
+# ---- domains and classes ----
+
+def test_vm_list_and_classes():
+    d = D()
+    assert d.ok('admin.vmclass.List') == \
+        'AdminVM\nAppVM\nDispVM\nStandaloneVM\nTemplateVM\n'
+    lines = d.ok('admin.vm.List').splitlines()
+    assert lines[0].startswith('dom0 class=AdminVM state=Running uuid=')
+    names = [l.split()[0] for l in lines]
+    assert names[0] == 'dom0' and names[1:] == sorted(names[1:])
+    assert 'work class=AppVM state=Halted' in d.ok('admin.vm.List')
+    assert d.ok('admin.vm.List', 'work').count('\n') == 1
+    assert d.ok('admin.vm.CurrentState', 'work') == \
+        'mem=0 mem_static_max=0 cputime=0 power_state=Halted'
+
+
+def test_create_and_remove():
+    d = D()
+    d.ok('admin.vm.Create.StandaloneVM', payload='name=sa label=red')
+    vols = d.ok('admin.vm.volume.List', 'sa')
+    assert vols == 'root\nprivate\nvolatile\nkernel\n', vols
+    info = dict(l.split('=', 1) for l in
+                d.ok('admin.vm.volume.Info', 'sa', 'root').splitlines())
+    assert info['save_on_stop'] == 'True' and info['vid'] == 'appvms/sa/root'
+    # errors: duplicate, bad name, bad label, missing parts, bad class
+    expect_exc(d.call('admin.vm.Create.AppVM', payload='name=sa label=red'),
+               'QubesValueError', 'already exists')
+    expect_exc(d.call('admin.vm.Create.AppVM', payload='name=0x label=red'),
+               'QubesValueError')
+    expect_exc(d.call('admin.vm.Create.AppVM', payload='name=x label=pink'),
+               'QubesValueError')
+    expect_drop(d.call('admin.vm.Create.AppVM', payload='name=x'))
+    expect_drop(d.call('admin.vm.Create.AppVM', payload='name=x label=red x'))
+    expect_drop(d.call('admin.vm.Create.AppVM',
+                       payload='name=x label=red pool=varlibqubes'))
+    expect_drop(d.call('admin.vm.Create.NoClass', payload='name=x label=red'))
+    expect_drop(d.call('admin.vm.Create.AdminVM', payload='name=x label=red'))
+    expect_exc(d.call('admin.vm.Create.StandaloneVM', arg='fedora',
+                      payload='name=x label=red'), 'QubesValueError')
+    expect_exc(d.call('admin.vm.Create.AppVM', arg='nope',
+                      payload='name=x label=red'), 'QubesVMNotFoundError')
+    expect_exc(d.call('admin.vm.Create.AppVM', arg='work',
+                      payload='name=x label=red'), 'QubesPropertyValueError')
+    assert 'x class' not in d.ok('admin.vm.List')
+    # the tag of the creator
+    assert d.ok('admin.vm.tag.List', 'sa') == 'created-by-dom0\n'
+    # create over an existing folder (SPEC 3)
+    folder = os.path.join(d.base_dir, 'appvms', 'again')
+    os.makedirs(folder)
+    d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora', 'name=again label=red')
+    # in a pool, per volume
+    d.ok('admin.vm.CreateInPool.AppVM', 'dom0', 'fedora',
+         'name=pooled label=red pool:private=varlibqubes')
+    assert 'pool=varlibqubes' in d.ok('admin.vm.volume.Info', 'pooled',
+                                      'private')
+    # remove: in use, dom0, then fine
+    expect_exc(d.call('admin.vm.Remove', 'fedora'), 'QubesVMInUseError')
+    expect_exc(d.call('admin.vm.Remove', 'dom0'), 'QubesVMInUseError')
+    for name in ('sa', 'again', 'pooled'):
+        d.ok('admin.vm.Remove', name)
+    assert not os.path.exists(folder)
+    assert not os.path.exists(os.path.join(d.base_dir, 'appvms', 'sa'))
+    expect_exc(d.call('admin.vm.List', 'sa'), 'QubesVMNotFoundError')
+
+
+def test_dispvm_default_template():
+    d = D()
+    d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora', 'name=dvm label=red')
+    # no default_dispvm yet: a clear error
+    expect_exc(d.call('admin.vm.Create.DispVM', payload='name=disp1 '
+                      'label=red'), 'QubesValueError', 'template')
+    expect_exc(d.call('admin.property.Set', arg='default_dispvm',
+                      payload='nope'), 'QubesVMNotFoundError')
+    d.ok('admin.property.Set', arg='default_dispvm', payload='dvm')
+    # the AppVM is not yet a template for DispVMs
+    expect_exc(d.call('admin.vm.Create.DispVM',
+                      payload='name=disp1 label=red'),
+               'QubesPropertyValueError', 'template_for_dispvms')
+    d.ok('admin.vm.property.Set', 'dvm', 'template_for_dispvms', 'True')
+    d.ok('admin.vm.Create.DispVM', payload='name=disp1 label=red')
+    assert d.ok('admin.vm.property.Get', 'disp1', 'template') == \
+        'default=False type=vm dvm'
+    info = d.ok('admin.vm.volume.Info', 'disp1', 'private')
+    assert 'snap_on_start=True' in info and 'source=appvms/dvm/private' in info
+    assert 'source=vm-templates/fedora/root' in d.ok(
+        'admin.vm.volume.Info', 'disp1', 'root')
+    d.ok('admin.vm.Remove', 'disp1')
+    d.ok('admin.property.Reset', arg='default_dispvm')
+    d.ok('admin.vm.Remove', 'dvm')
+
+
+# ---- properties ----
+
+def test_vm_properties():
+    d = D()
+    names = d.ok('admin.vm.property.List', 'work').splitlines()
+    for p in ('name', 'qid', 'uuid', 'label', 'template', 'netvm', 'memory',
+              'maxmem', 'vcpus', 'kernel', 'kernelopts', 'virt_mode',
+              'start_time', 'backup_timestamp', 'default_dispvm',
+              'template_for_dispvms', 'include_in_backups', 'autostart'):
+        assert p in names, p
+    assert d.ok('admin.vm.property.Get', 'work', 'label') == \
+        'default=False type=label blue'
+    assert d.ok('admin.vm.property.Get', 'work', 'virt_mode') == \
+        'default=True type=str pvh'
+    assert d.ok('admin.vm.property.Get', 'work', 'start_time') == \
+        'default=True type=str '
+    assert d.ok('admin.vm.property.Get', 'work', 'kernel') == \
+        'default=True type=str 6.1.0'
+    assert d.ok('admin.vm.property.Get', 'work', 'backup_timestamp') == \
+        'default=True type=int '
+    d.ok('admin.vm.property.Set', 'work', 'backup_timestamp', '1700000000')
+    assert d.ok('admin.vm.property.Get', 'work', 'backup_timestamp') == \
+        'default=False type=int 1700000000'
+    # template values flow to AppVMs by default
+    d.ok('admin.vm.property.Set', 'fedora', 'memory', '600')
+    assert d.ok('admin.vm.property.Get', 'work', 'memory') == \
+        'default=True type=int 600'
+    d.ok('admin.vm.property.Set', 'work', 'memory', '800')
+    assert d.ok('admin.vm.property.Get', 'work', 'memory') == \
+        'default=False type=int 800'
+    assert d.ok('admin.vm.property.GetDefault', 'work', 'memory') == \
+        'type=int 600'
+    d.ok('admin.vm.property.Reset', 'work', 'memory')
+    assert d.ok('admin.vm.property.Get', 'work', 'memory') == \
+        'default=True type=int 600'
+    assert d.ok('admin.vm.property.GetDefault', 'work', 'stubdom_mem') == ''
+    assert 'Memory' in d.ok('admin.vm.property.Help', 'work', 'memory')
+    d.ok('admin.vm.property.Set', 'work', 'debug', 'yes')
+    assert d.ok('admin.vm.property.Get', 'work', 'debug') == \
+        'default=False type=bool True'
+    allp = d.ok('admin.vm.property.GetAll', 'work').splitlines()
+    assert [l.split()[0] for l in allp] == sorted(names)
+    assert 'debug default=False type=bool True' in allp
+    # errors
+    expect_exc(d.call('admin.vm.property.Get', 'work', 'nope'),
+               'QubesNoSuchPropertyError')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'nope', '1'),
+               'QubesNoSuchPropertyError')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'memory', '0'),
+               'QubesPropertyValueError', 'positive')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'memory', 'x'),
+               'QubesPropertyValueError')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'debug', 'maybe'),
+               'QubesPropertyValueError')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'virt_mode', 'xen'),
+               'QubesPropertyValueError', 'virtualization mode')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'label', 'pink'),
+               'QubesLabelNotFoundError')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'template', 'work'),
+               'QubesPropertyValueError', 'TemplateVM')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'template', 'nope'),
+               'QubesVMNotFoundError')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'kernel', '../x'),
+               'QubesPropertyValueError')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'kernel', '9.9'),
+               'QubesPropertyValueError', 'not installed')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'name', 'other'),
+               'QubesPropertyValueError')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'qid', '7'),
+               'QubesPropertyValueError')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'kernelopts', 'x' * 513),
+               'QubesPropertyValueError', '512')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'memory', b'\xff'),
+               'QubesPropertyValueError')
+    assert d.ok('admin.vm.property.Get', 'work', 'name') == \
+        'default=False type=str work'
+
+
+def test_netvm_loops():
+    d = D()
+    d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora', 'name=net1 label=red')
+    d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora', 'name=net2 label=red')
+    expect_exc(d.call('admin.vm.property.Set', 'net2', 'netvm', 'net1'),
+               'QubesPropertyValueError', 'does not provide network')
+    for n in ('net1', 'net2'):
+        d.ok('admin.vm.property.Set', n, 'provides_network', 'True')
+    d.ok('admin.vm.property.Set', 'net2', 'netvm', 'net1')
+    expect_exc(d.call('admin.vm.property.Set', 'net1', 'netvm', 'net2'),
+               'QubesPropertyValueError', 'Loops')
+    expect_exc(d.call('admin.vm.property.Set', 'net1', 'netvm', 'net1'),
+               'QubesPropertyValueError', 'Loops')
+    d.ok('admin.vm.property.Set', 'work', 'netvm', 'net2')
+    assert d.ok('admin.vm.property.Get', 'work', 'ip').endswith('10.137.0.%s' %
+        d.ok('admin.vm.property.Get', 'work', 'qid').split()[2])
+    d.ok('admin.vm.property.Set', 'work', 'netvm', '')
+    assert d.ok('admin.vm.property.Get', 'work', 'netvm') == \
+        'default=False type=vm '
+    expect_exc(d.call('admin.vm.Remove', 'net1'), 'QubesVMInUseError')
+    d.ok('admin.vm.property.Reset', 'net2', 'netvm')
+    d.ok('admin.vm.property.Reset', 'work', 'netvm')
+    d.ok('admin.vm.Remove', 'net1')
+    d.ok('admin.vm.Remove', 'net2')
+
+
+def test_global_properties():
+    d = D()
+    names = d.ok('admin.property.List').splitlines()
+    for p in ('default_template', 'default_netvm', 'default_dispvm',
+              'default_pool', 'default_kernel', 'clockvm', 'updatevm'):
+        assert p in names, p
+    assert d.ok('admin.property.Get', arg='default_kernel') == \
+        'default=True type=str 6.1.0'
+    assert d.ok('admin.property.Get', arg='default_pool') == \
+        'default=True type=str varlibqubes'
+    d.ok('admin.property.Set', arg='default_template', payload='fedora')
+    assert d.ok('admin.property.Get', arg='default_template') == \
+        'default=False type=vm fedora'
+    # a new AppVM without a template gets the default one
+    d.ok('admin.vm.Create.AppVM', payload='name=deftpl label=red')
+    assert d.ok('admin.vm.property.Get', 'deftpl', 'template') == \
+        'default=False type=vm fedora'
+    d.ok('admin.vm.Remove', 'deftpl')
+    expect_exc(d.call('admin.property.Set', arg='default_template',
+                      payload='work'), 'QubesPropertyValueError')
+    expect_exc(d.call('admin.vm.Remove', 'fedora'), 'QubesVMInUseError')
+    expect_exc(d.call('admin.property.Set', arg='default_pool',
+                      payload='nope'), 'QubesPropertyValueError')
+    expect_exc(d.call('admin.property.Get', arg='nope'),
+               'QubesNoSuchPropertyError')
+    expect_drop(d.call('admin.property.Get', dest='work', arg='default_pool'))
+    allp = d.ok('admin.property.GetAll').splitlines()
+    assert 'default_template default=False type=vm fedora' in allp
+    d.ok('admin.property.Reset', arg='default_template')
+    assert d.ok('admin.property.Help', arg='default_pool') == \
+        'Default storage pool'
+
+
+# ---- features and tags ----
+
+def test_features():
+    d = D()
+    d.ok('admin.vm.feature.Set', 'work', 'gui', '1')
+    d.ok('admin.vm.feature.Set', 'work', 'empty', '')
+    assert d.ok('admin.vm.feature.Get', 'work', 'gui') == '1'
+    assert d.ok('admin.vm.feature.Get', 'work', 'empty') == ''
+    assert d.ok('admin.vm.feature.List', 'work') == 'gui\nempty\n'
+    expect_exc(d.call('admin.vm.feature.Get', 'work', 'nope'),
+               'QubesFeatureNotFoundError', 'Feature not set for domain work')
+    d.ok('admin.vm.feature.Set', 'fedora', 'tplonly', 'yes')
+    d.ok('admin.vm.feature.Set', 'dom0', 'adminonly', 'a')
+    assert d.ok('admin.vm.feature.CheckWithTemplate', 'work', 'tplonly') == \
+        'yes'
+    expect_exc(d.call('admin.vm.feature.CheckWithTemplate', 'work',
+                      'adminonly'), 'QubesFeatureNotFoundError')
+    assert d.ok('admin.vm.feature.CheckWithAdminVM', 'work', 'adminonly') == \
+        'a'
+    assert d.ok('admin.vm.feature.CheckWithTemplateAndAdminVM', 'work',
+                'tplonly') == 'yes'
+    expect_exc(d.call('admin.vm.feature.CheckWithNetvm', 'work', 'tplonly'),
+               'QubesFeatureNotFoundError')
+    d.ok('admin.vm.feature.Remove', 'work', 'gui')
+    d.ok('admin.vm.feature.Remove', 'work', 'empty')
+    expect_exc(d.call('admin.vm.feature.Remove', 'work', 'gui'),
+               'QubesFeatureNotFoundError')
+    expect_drop(d.call('admin.vm.feature.Set', 'work', 'x', b'\x00\x01'))
+    assert d.ok('admin.vm.feature.List', 'work') == ''
+
+
+def test_tags():
+    d = D()
+    d.ok('admin.vm.tag.Set', 'work', 'zeta')
+    d.ok('admin.vm.tag.Set', 'work', 'alpha')
+    d.ok('admin.vm.tag.Set', 'work', 'alpha')
+    assert d.ok('admin.vm.tag.List', 'work') == \
+        'alpha\ncreated-by-dom0\nzeta\n'
+    assert d.ok('admin.vm.tag.Get', 'work', 'alpha') == '1'
+    assert d.ok('admin.vm.tag.Get', 'work', 'beta') == '0'
+    d.ok('admin.vm.tag.Remove', 'work', 'alpha')
+    d.ok('admin.vm.tag.Remove', 'work', 'zeta')
+    expect_exc(d.call('admin.vm.tag.Remove', 'work', 'alpha'),
+               'QubesTagNotFoundError')
+    expect_drop(d.call('admin.vm.tag.Set', 'work', 'a.b'))
+    expect_drop(d.call('admin.vm.tag.Get', 'work', 'a/b'))
+
+
+# ---- labels ----
+
+def test_labels():
+    d = D()
+    assert d.ok('admin.label.List') == \
+        'red\norange\nyellow\ngreen\ngray\nblue\npurple\nblack\n'
+    assert d.ok('admin.label.Get', arg='red') == '0xcc0000'
+    assert d.ok('admin.label.Index', arg='black') == '8'
+    d.ok('admin.label.Create', arg='pink', payload='0xffc0cb')
+    assert d.ok('admin.label.Index', arg='pink') == '9'
+    assert d.ok('admin.label.Get', arg='pink') == '0xffc0cb'
+    expect_exc(d.call('admin.label.Create', arg='pink', payload='0x000000'),
+               'QubesValueError', 'already exists')
+    expect_drop(d.call('admin.label.Create', arg='12', payload='0x000000'))
+    expect_drop(d.call('admin.label.Create', arg='new', payload='000000'))
+    expect_drop(d.call('admin.label.Create', arg='new', payload='0x00000g'))
+    expect_exc(d.call('admin.label.Get', arg='nope'), 'QubesValueError')
+    d.ok('admin.vm.property.Set', 'work', 'label', 'pink')
+    expect_exc(d.call('admin.label.Remove', arg='pink'), 'QubesException',
+               'in use')
+    d.ok('admin.vm.property.Set', 'work', 'label', 'blue')
+    d.ok('admin.label.Remove', arg='pink')
+    expect_drop(d.call('admin.label.Remove', arg='red'))  # a default one
+
+
+# ---- pools ----
+
+def test_pools():
+    d = D()
+    assert d.ok('admin.pool.List') == 'varlibqubes\nlinux-kernel\n'
+    drivers = d.ok('admin.pool.ListDrivers')
+    assert 'file-reflink dir_path ephemeral_volatile revisions_to_keep ' \
+        'setup_check\n' in drivers
+    info = d.ok('admin.pool.Info', arg='varlibqubes').splitlines()
+    assert 'driver=file-reflink' in info and 'revisions_to_keep=1' in info
+    assert any(l.startswith('size=') for l in info)
+    usage = d.ok('admin.pool.UsageDetails', arg='varlibqubes')
+    assert usage.startswith('data_size=') and 'data_usage=' in usage
+    path = os.path.join(state['fs'].mnt, 'second')
+    d.ok('admin.pool.Add', arg='file-reflink',
+         payload='name=second\ndir_path=%s\nrevisions_to_keep=2\n' % path)
+    assert os.path.isdir(os.path.join(path, 'appvms'))
+    assert 'second' in d.ok('admin.pool.List')
+    expect_exc(d.call('admin.pool.Add', arg='nodriver', payload='name=x'),
+               'QubesException', 'unexpected driver name')
+    expect_exc(d.call('admin.pool.Add', arg='file-reflink',
+                      payload='name=x\ndir_path=/tmp\nbogus=1'),
+               'QubesException', 'unexpected driver options: bogus')
+    expect_drop(d.call('admin.pool.Add', arg='file-reflink',
+                       payload='name=second\ndir_path=/tmp'))
+    expect_drop(d.call('admin.pool.Add', arg='file-reflink',
+                       payload='name=a/b\ndir_path=/tmp'))
+    expect_drop(d.call('admin.pool.Add', arg='file-reflink',
+                       payload='dir_path=/tmp'))
+    d.ok('admin.pool.Set.revisions_to_keep', arg='second', payload='3')
+    assert 'revisions_to_keep=3' in d.ok('admin.pool.Info', arg='second')
+    d.ok('admin.pool.Set.ephemeral_volatile', arg='second', payload='True')
+    assert 'ephemeral_volatile=True' in d.ok('admin.pool.Info', arg='second')
+    expect_drop(d.call('admin.pool.Set.ephemeral_volatile', arg='second',
+                       payload='maybe'))
+    expect_drop(d.call('admin.pool.Info', arg='nope'))
+    d.ok('admin.vm.CreateInPool.StandaloneVM', payload='name=inpool '
+         'label=red pool=second')
+    vids = d.ok('admin.pool.volume.List', arg='second').splitlines()
+    assert 'appvms/inpool/private' in vids, vids
+    expect_exc(d.call('admin.pool.Remove', arg='second'),
+               'QubesPoolInUseError')
+    d.ok('admin.vm.Remove', 'inpool')
+    d.ok('admin.pool.Remove', arg='second')
+    assert 'second' not in d.ok('admin.pool.List')
+    assert d.ok('admin.pool.volume.List', arg='linux-kernel') == '6.1.0\n'
+
+
+# ---- volumes ----
+
+def test_volumes():
+    d = D()
+    assert d.ok('admin.vm.volume.List', 'work') == \
+        'root\nprivate\nvolatile\nkernel\n'
+    info = dict(l.split('=', 1) for l in
+                d.ok('admin.vm.volume.Info', 'work', 'private').splitlines())
+    for k in ('pool', 'vid', 'size', 'usage', 'rw', 'source', 'path',
+              'save_on_stop', 'snap_on_start', 'revisions_to_keep',
+              'ephemeral', 'is_outdated', 'shared', 'exclusive'):
+        assert k in info, k
+    assert info['vid'] == 'appvms/work/private' and info['rw'] == 'True'
+    assert info['size'] == str(2 << 30)
+    expect_drop(d.call('admin.vm.volume.Info', 'work', 'nope'))
+    expect_drop(d.call('admin.vm.volume.Info', 'work', '../x'))
+    assert d.ok('admin.vm.volume.ListSnapshots', 'work', 'private') == ''
+    # Clear imports an empty image: each one keeps a revision.
+    d.ok('admin.vm.volume.Set.revisions_to_keep', 'work', 'private', '3')
+    img = os.path.join(d.base_dir, 'appvms', 'work', 'private.img')
+    with open(img, 'r+b') as f:
+        f.write(b'first')
+    d.ok('admin.vm.volume.Clear', 'work', 'private')
+    with open(img, 'r+b') as f:
+        assert f.read(5) == b'\0' * 5
+        f.seek(0)
+        f.write(b'second')
+    d.ok('admin.vm.volume.Clear', 'work', 'private')
+    snaps = d.ok('admin.vm.volume.ListSnapshots', 'work', 'private')
+    assert snaps == '1\n2\n', snaps
+    d.ok('admin.vm.volume.Revert', 'work', 'private', '1')
+    with open(img, 'rb') as f:
+        assert f.read(5) == b'first'
+    snaps = d.ok('admin.vm.volume.ListSnapshots', 'work', 'private')
+    assert snaps == '2\n3\n', snaps  # the replaced image became 3
+    d.ok('admin.vm.volume.Revert', 'work', 'private', '')  # the latest: 3
+    with open(img, 'rb') as f:
+        assert f.read(5) == b'\0' * 5
+    d.ok('admin.vm.volume.Revert', 'work', 'private', '2')
+    with open(img, 'rb') as f:
+        assert f.read(6) == b'second'
+    expect_drop(d.call('admin.vm.volume.Revert', 'work', 'private', '99'))
+    expect_drop(d.call('admin.vm.volume.Revert', 'work', 'private', '../1'))
+    # resize: grow only
+    d.ok('admin.vm.volume.Resize', 'work', 'private', str(3 << 30))
+    assert os.path.getsize(img) == 3 << 30
+    assert 'size=%d' % (3 << 30) in d.ok('admin.vm.volume.Info', 'work',
+                                         'private')
+    expect_exc(d.call('admin.vm.volume.Resize', 'work', 'private', '1024'),
+               'StoragePoolException', 'shrink')
+    # settings
+    d.ok('admin.vm.volume.Set.rw', 'work', 'root', 'True')
+    assert 'rw=True' in d.ok('admin.vm.volume.Info', 'work', 'root')
+    d.ok('admin.vm.volume.Set.ephemeral', 'work', 'volatile', 'True')
+    assert 'ephemeral=True' in d.ok('admin.vm.volume.Info', 'work',
+                                    'volatile')
+    expect_exc(d.call('admin.vm.volume.Set.ephemeral', 'work', 'private',
+                      'True'), 'QubesValueError')
+    expect_drop(d.call('admin.vm.volume.Set.rw', 'work', 'root', 'perhaps'))
+    # clone private of work into a new qube's private
+    d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora', 'name=copy label=red')
+    token = d.ok('admin.vm.volume.CloneFrom', 'work', 'private')
+    assert len(token) == 32 and token.isalnum()
+    d.ok('admin.vm.volume.CloneTo', 'copy', 'private', token)
+    with open(os.path.join(d.base_dir, 'appvms', 'copy', 'private.img'),
+              'rb') as f:
+        assert f.read(6) == b'second'
+    expect_drop(d.call('admin.vm.volume.CloneTo', 'copy', 'private', token))
+    d.ok('admin.vm.Remove', 'copy')
+
+
+# ---- events ----
+
+def test_events():
+    d = D()
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(d.sock)
+    s.sendall(b'admin.Events dom0 name dom0\0')
+    s.shutdown(socket.SHUT_WR)
+    buf = b''
+    while b'connection-established' not in buf:
+        buf += s.recv(4096)
+    d.ok('admin.vm.property.Set', 'work', 'vcpus', '3')
+    d.ok('admin.vm.feature.Set', 'work', 'evfeat', 'v')
+    d.ok('admin.vm.tag.Set', 'work', 'evtag')
+    d.ok('admin.property.Set', arg='default_netvm', payload='')
+    want = ['property-set:vcpus', 'domain-feature-set:evfeat',
+            'domain-tag-add:evtag']
+    events = []
+    while not all(any(e[1] == w for e in events) for w in want) or \
+            not any(e[1] == 'property-set:default_netvm' for e in events):
+        chunk = s.recv(4096)
+        assert chunk, 'event stream ended'
+        buf += chunk
+        got, buf = parse_events(buf) if buf.startswith(b'1\0') else ([], buf)
+        events += got
+        if not buf.startswith(b'1\0') and buf:
+            buf = b''
+    s.close()
+    ev = {e[1]: e for e in events}
+    assert ev['property-set:vcpus'][0] == 'work'
+    assert ev['property-set:vcpus'][2]['newvalue'] == '3'
+    assert ev['property-set:vcpus'][2]['name'] == 'vcpus'
+    assert 'property-pre-set:vcpus' in ev
+    assert ev['domain-feature-set:evfeat'][2] == {'feature': 'evfeat',
+                                                  'value': 'v'}
+    assert ev['domain-tag-add:evtag'][2] == {'tag': 'evtag'}
+    assert ev['property-set:default_netvm'][0] == ''
+    d.ok('admin.vm.feature.Remove', 'work', 'evfeat')
+    d.ok('admin.vm.tag.Remove', 'work', 'evtag')
+    d.ok('admin.property.Reset', arg='default_netvm')
+    # a subscriber to one VM only sees that VM's events
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(d.sock)
+    s.sendall(b'admin.Events dom0 name fedora\0')
+    s.shutdown(socket.SHUT_WR)
+    buf = s.recv(4096)
+    d.ok('admin.vm.property.Set', 'work', 'vcpus', '4')
+    d.ok('admin.vm.property.Set', 'fedora', 'vcpus', '4')
+    while b'property-set:vcpus' not in buf:
+        buf += s.recv(4096)
+    events, _ = parse_events(buf)
+    assert all(e[0] in ('', 'fedora') for e in events), events
+    s.close()
+    # the daemon notices the subscribers leaving
+    assert d.ok('admin.vm.List', 'work')
+
+
+# ---- persistence ----
+
+def test_restart_keeps_state():
+    d = D()
+    d.ok('admin.vm.property.Set', 'work', 'maxmem', '1234')
+    d.ok('admin.vm.feature.Set', 'work', 'keep', 'me')
+    d.ok('admin.vm.tag.Set', 'work', 'kept')
+    d.ok('admin.label.Create', arg='teal', payload='0x008080')
+    before = d.ok('admin.vm.property.GetAll', 'work')
+    xml_path = os.path.join(d.base_dir, 'qubes.xml')
+    d.stop()
+    with open(xml_path, 'rb') as f:
+        saved = f.read()
+    d.start()
+    assert d.ok('admin.vm.property.GetAll', 'work') == before
+    assert d.ok('admin.vm.feature.Get', 'work', 'keep') == 'me'
+    assert 'kept' in d.ok('admin.vm.tag.List', 'work')
+    assert d.ok('admin.label.Get', arg='teal') == '0x008080'
+    # load + save changes nothing
+    d.stop()
+    with open(xml_path, 'rb') as f:
+        assert f.read() == saved
+    d.start()
+    d.ok('admin.label.Remove', arg='teal')
+    d.ok('admin.vm.feature.Remove', 'work', 'keep')
+    d.ok('admin.vm.tag.Remove', 'work', 'kept')
+
+
+def test_malformed_xml_refused():
+    fs = state['fs']
+    base = os.path.join(fs.mnt, 'broken')
+    os.makedirs(base)
+    with open(os.path.join(base, 'qubes.xml'), 'w') as f:
+        f.write('<qubes>\n<labels>\n</qubes>\n')
+    r = subprocess.run([QUBESD, '--base-dir', base, '--socket',
+                        os.path.join(base, 's.sock')],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert 'qubes.xml:3' in r.stderr, r.stderr
+    with open(os.path.join(base, 'qubes.xml')) as f:
+        assert f.read() == '<qubes>\n<labels>\n</qubes>\n'
+
+
+def test_parallel_clients():
+    d = D()
+    names = ['par%d' % i for i in range(8)]
+    for n in names:
+        d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora',
+             'name=%s label=green' % n)
+    errors = []
+
+    def client(i):
+        try:
+            vm = names[i % len(names)]
+            d.ok('admin.vm.feature.Set', vm, 'f%d' % i, str(i))
+            d.ok('admin.vm.tag.Set', vm, 't%d' % i)
+            assert d.ok('admin.vm.feature.Get', vm, 'f%d' % i) == str(i)
+            d.ok('admin.vm.volume.Info', vm, 'private')
+        except Exception as e:  # collected for the main thread
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    root = ET.parse(os.path.join(d.base_dir, 'qubes.xml')).getroot()
+    feats = set()
+    tags = set()
+    for dom in root.iter('domain'):
+        for f in dom.iter('feature'):
+            feats.add(f.get('name'))
+        for t in dom.iter('tag'):
+            tags.add(t.get('name'))
+    for i in range(64):
+        assert 'f%d' % i in feats and 't%d' % i in tags, i
+    for n in names:
+        d.ok('admin.vm.Remove', n)
+
+
+def test_reference_pool_tree():
+    """A pool tree as the reference lays it out (SPEC 2.2), with revisions
+    in both namings, opens through the API."""
+    fs = state['fs']
+    base = os.path.join(fs.mnt, 'reftree')
+    vmdir = os.path.join(base, 'vm-templates', 'old')
+    os.makedirs(vmdir)
+    os.makedirs(os.path.join(base, 'appvms'))
+
+    def img(name, data):
+        with open(os.path.join(vmdir, name), 'wb') as f:
+            f.truncate(1 << 20)
+            f.write(data)
+
+    img('private.img', b'current')
+    img('private.img@2017-05-06T07:08:09Z', b'seed-old')
+    img('private.img@2018-01-02T03:04:05Z', b'seed-new')
+    img('private.img.3@2019-01-01T00:00:00Z', b'three')
+    img('private.img.4@2020-01-01T00:00:00Z', b'four')
+    img('root.img', b'root')
+    xml = '''<?xml version='1.0' encoding='UTF-8'?>
+<qubes>
+  <labels>
+    <label id="label-1" color="0xcc0000">red</label>
+    <label id="label-8" color="0x000000">black</label>
+  </labels>
+  <pools>
+    <pool dir_path="%s" driver="file-reflink" name="varlibqubes" revisions_to_keep="1"/>
+  </pools>
+  <properties/>
+  <domains>
+    <domain id="domain-0" class="AdminVM">
+      <properties><property name="label">black</property></properties>
+      <features/><tags/>
+    </domain>
+    <domain id="domain-5" class="TemplateVM">
+      <properties>
+        <property name="qid">5</property>
+        <property name="name">old</property>
+        <property name="uuid">2a0a6f9c-1d1d-4c59-a9bd-3b8c8c7f0b11</property>
+        <property name="label">label-1</property>
+      </properties>
+      <features><feature name="os">Linux</feature></features>
+      <tags/>
+      <volume-config>
+        <volume name="root" pool="varlibqubes" vid="vm-templates/old/root" revisions_to_keep="1" rw="True" save_on_stop="True" size="1048576"/>
+        <volume name="private" pool="varlibqubes" vid="vm-templates/old/private" revisions_to_keep="5" rw="True" save_on_stop="True" size="1048576"/>
+        <volume name="volatile" pool="varlibqubes" vid="vm-templates/old/volatile" revisions_to_keep="0" rw="True" size="1048576"/>
+      </volume-config>
+    </domain>
+  </domains>
+</qubes>
+''' % base
+    with open(os.path.join(base, 'qubes.xml'), 'w') as f:
+        f.write(xml)
+    d2 = Daemon(QUBESD, base).start()
+    try:
+        assert 'old class=TemplateVM' in d2.ok('admin.vm.List')
+        assert d2.ok('admin.vm.property.Get', 'old', 'label') == \
+            'default=False type=label red'
+        snaps = d2.ok('admin.vm.volume.ListSnapshots', 'old', 'private')
+        assert snaps == ('2017-05-06T07:08:09Z\n2018-01-02T03:04:05Z\n'
+                         '3\n4\n'), snaps
+        d2.ok('admin.vm.volume.Revert', 'old', 'private',
+              '2018-01-02T03:04:05Z')
+        with open(os.path.join(vmdir, 'private.img'), 'rb') as f:
+            assert f.read(8) == b'seed-new'
+        snaps = d2.ok('admin.vm.volume.ListSnapshots', 'old', 'private')
+        assert snaps == '2017-05-06T07:08:09Z\n3\n4\n5\n', snaps
+        d2.ok('admin.vm.volume.Revert', 'old', 'private', '5')
+        with open(os.path.join(vmdir, 'private.img'), 'rb') as f:
+            assert f.read(7) == b'current'
+        # the maxmem default follows the os feature (Linux: memory x 10)
+        assert d2.ok('admin.vm.property.Get', 'old', 'maxmem').startswith(
+            'default=True type=int ')
+    finally:
+        d2.stop()
+        d2.cleanup()
+
+
+def teardown():
+    d = state.get('d')
+    if d:
+        d.stop()
+        d.cleanup()
+    fs = state.get('fs')
+    if fs:
+        fs.close()
+
+
+def main():
+    if os.geteuid() != 0 and os.environ.get('CI') != 'true':
+        print('1..0 # SKIP needs root for loop devices')
+        return 0
+    tests = [(n[5:], f) for n, f in globals().items()
+             if n.startswith('test_') and callable(f)]
+    try:
+        setup()
+    except Skip as e:
+        teardown()
+        print('1..0 # SKIP %s' % e)
+        return 0
+    except Exception:
+        teardown()
+        raise
+    rc = run_tests(tests + [('daemon exits cleanly', teardown)])
+    return rc
+
+
+if __name__ == '__main__':
+    sys.exit(main())
