@@ -1027,6 +1027,100 @@ static char *volume_clone_to(Call *call, GError **error)
     return CALL_ASYNC;
 }
 
+/* ---- import (internal socket; the service programs drive it) ---- */
+
+static gboolean import_begin_work(gpointer data, GError **error)
+{
+    VolJob *j = data;
+    j->path = qubes_volume_import_data(j->vol, j->new_size, error);
+    return j->path != NULL;
+}
+
+static char *import_begin_done(Call *call, gboolean ok, GError **error,
+                               gpointer data)
+{
+    VolJob *j = data;
+    if (!ok)
+        return NULL;
+    /* The service program splits the answer at the first space. */
+    if (!enforce(strchr(j->path, ' ') == NULL, error))
+        return NULL;
+    const char *kw[] = {"volume", call->arg, "size", NULL, NULL};
+    g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, j->new_size);
+    kw[3] = size;
+    g_autoptr(GPtrArray) fx = qubes_emitter_fire(
+        &call->dest->emitter, "domain-volume-import-begin", kw, NULL);
+    return g_strdup_printf("%" G_GUINT64_FORMAT " %s", j->new_size, j->path);
+}
+
+/* internal.vm.volume.ImportBegin: payload the size in bytes, or empty for
+ * the volume's size; answers "SIZE PATH" of the image to fill. */
+static char *import_begin(Call *call, GError **error)
+{
+    QubesVolume *v = volume_arg(call, error);
+    if (!v || !halted(call, error))
+        return NULL;
+    VolJob *j = vol_job(call, v);
+    if (g_bytes_get_size(call->untrusted_payload)) {
+        gint64 size;
+        if (!payload_number(call, "size", &size, error)) {
+            vol_job_free(j);
+            return NULL;
+        }
+        j->new_size = (guint64)size;
+    } else {
+        j->new_size = v->size;
+    }
+    call_run_worker(call, import_begin_work, import_begin_done, j,
+                    (GDestroyNotify)vol_job_free);
+    return CALL_ASYNC;
+}
+
+static gboolean import_end_work(gpointer data, GError **error)
+{
+    VolJob *j = data;
+    return qubes_volume_import_data_end(j->vol, j->flag, error);
+}
+
+static char *import_end_done(Call *call, gboolean ok, GError **error,
+                             gpointer data)
+{
+    VolJob *j = data;
+    const char *kw[] = {"volume", call->arg, "success",
+                        ok && j->flag ? "True" : "False", NULL};
+    g_autoptr(GPtrArray) fx = qubes_emitter_fire(
+        &call->dest->emitter, "domain-volume-import-end", kw, NULL);
+    if (!ok)
+        return NULL;
+    if (!j->flag) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "Data import failed: %s", j->revision);
+        return NULL;
+    }
+    return volume_changed(call, j, error);
+}
+
+/* internal.vm.volume.ImportEnd: payload "ok", or "fail\nMESSAGE". */
+static char *import_end(Call *call, GError **error)
+{
+    QubesVolume *v = volume_arg(call, error);
+    if (!v)
+        return NULL;
+    gsize len;
+    const char *p = g_bytes_get_data(call->untrusted_payload, &len);
+    VolJob *j = vol_job(call, v);
+    j->flag = len == 2 && memcmp(p, "ok", 2) == 0;
+    /* The failure message is shown to the user: printable text only. */
+    const char *nl = len ? memchr(p, '\n', len) : NULL;
+    GString *msg = g_string_new(NULL);
+    for (const char *c = nl ? nl + 1 : p + len; c < p + len; c++)
+        g_string_append_c(msg, (*c >= 0x20 && *c < 0x7f) ? *c : '?');
+    j->revision = g_string_free(msg, FALSE);
+    call_run_worker(call, import_end_work, import_end_done, j,
+                    (GDestroyNotify)vol_job_free);
+    return CALL_ASYNC;
+}
+
 /* ---- create and remove ---- */
 
 typedef struct {
@@ -1280,5 +1374,7 @@ const Method admin_methods[] = {
     {"admin.vm.volume.CloneFrom", NP, volume_clone_from},
     {"admin.vm.volume.CloneTo", 0, volume_clone_to},
     {"admin.Events", NP | NA, events},
+    {"internal.vm.volume.ImportBegin", M_INTERNAL, import_begin},
+    {"internal.vm.volume.ImportEnd", M_INTERNAL, import_end},
     {NULL},
 };

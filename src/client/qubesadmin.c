@@ -1,0 +1,175 @@
+/* qubesadmin.c: see qubesadmin.h. Plain sockets: the tools are short
+ * lived and make a handful of calls. */
+#include "qubesadmin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+G_DEFINE_QUARK(qa - error - quark, qa_error)
+
+const char *qa_socket_path(void)
+{
+    const char *env = g_getenv("QUBESD_SOCKET");
+    return env && *env ? env : "/var/run/qubesd.sock";
+}
+
+char *qa_internal_socket_path(void)
+{
+    g_autofree char *dir = g_path_get_dirname(qa_socket_path());
+    return g_build_filename(dir, "qubesd.internal.sock", NULL);
+}
+
+static gboolean write_all(int fd, const void *data, gsize len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return FALSE;
+        p += n;
+        len -= (gsize)n;
+    }
+    return TRUE;
+}
+
+GBytes *qa_call_raw(const char *socket_path, const char *src,
+                    const char *method, const char *dest, const char *arg,
+                    const void *payload, gsize payload_len, GError **error)
+{
+    const char *path = socket_path ? socket_path : qa_socket_path();
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (fd < 0 || strlen(path) >= sizeof sa.sun_path) {
+        g_set_error(error, QA_ERROR, QA_ERROR_CONNECT,
+                    "cannot connect to qubesd at %s", path);
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    g_strlcpy(sa.sun_path, path, sizeof sa.sun_path);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        int e = errno;
+        close(fd);
+        g_set_error(error, QA_ERROR, QA_ERROR_CONNECT,
+                    "cannot connect to qubesd at %s: %s", path, g_strerror(e));
+        return NULL;
+    }
+    g_autofree char *header =
+        g_strdup_printf("%s%s%s %s name %s", method, arg && *arg ? "+" : "",
+                        arg && *arg ? arg : "", src ? src : "dom0", dest);
+    gboolean ok = write_all(fd, header, strlen(header) + 1) &&
+                  (!payload_len || write_all(fd, payload, payload_len));
+    shutdown(fd, SHUT_WR);
+    GByteArray *out = g_byte_array_new();
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        g_byte_array_append(out, (guint8 *)buf, (guint)n);
+    }
+    close(fd);
+    if (!ok && !out->len) {
+        g_byte_array_unref(out);
+        g_set_error(error, QA_ERROR, QA_ERROR_PROTOCOL,
+                    "cannot send the request to qubesd");
+        return NULL;
+    }
+    return g_byte_array_free_to_bytes(out);
+}
+
+char *qa_call_full(const char *socket_path, const char *src, const char *method,
+                   const char *dest, const char *arg, const void *payload,
+                   gsize payload_len, gsize *len, GError **error)
+{
+    g_autoptr(GBytes) raw = qa_call_raw(socket_path, src, method, dest, arg,
+                                        payload, payload_len, error);
+    if (!raw)
+        return NULL;
+    gsize n;
+    const char *p = g_bytes_get_data(raw, &n);
+    if (n >= 2 && p[0] == '0' && p[1] == '\0') {
+        if (len)
+            *len = n - 2;
+        return g_strndup(p + 2, n - 2);
+    }
+    if (n >= 2 && p[0] == '2' && p[1] == '\0') {
+        /* TYPE\0TRACEBACK\0MESSAGE\0 */
+        const char *type = p + 2;
+        const char *end = p + n;
+        const char *tb = memchr(type, '\0', (gsize)(end - type));
+        const char *msg =
+            tb ? memchr(tb + 1, '\0', (gsize)(end - tb - 1)) : NULL;
+        g_set_error(error, QA_ERROR, QA_ERROR_EXCEPTION, "%s: %s", type,
+                    msg ? msg + 1 : "");
+        return NULL;
+    }
+    g_set_error(error, QA_ERROR, QA_ERROR_PROTOCOL,
+                "qubesd refused the call %s%s%s (a malformed request, or a "
+                "denied one: see its log)",
+                method, arg && *arg ? "+" : "", arg && *arg ? arg : "");
+    return NULL;
+}
+
+char *qa_call(const char *method, const char *dest, const char *arg,
+              const char *payload, GError **error)
+{
+    return qa_call_full(NULL, NULL, method, dest, arg, payload,
+                        payload ? strlen(payload) : 0, NULL, error);
+}
+
+GHashTable *qa_parse_kv(const char *text, const char *sep)
+{
+    GHashTable *t =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_auto(GStrv) items = g_strsplit_set(text, sep, -1);
+    for (char **i = items; *i; i++) {
+        char *eq = strchr(*i, '=');
+        if (eq)
+            g_hash_table_insert(t, g_strndup(*i, (gsize)(eq - *i)),
+                                g_strdup(eq + 1));
+    }
+    return t;
+}
+
+const char *qa_error_type(const GError *error)
+{
+    static char type[64];
+    if (!error || error->domain != QA_ERROR ||
+        error->code != QA_ERROR_EXCEPTION)
+        return NULL;
+    const char *colon = strchr(error->message, ':');
+    gsize n = colon ? (gsize)(colon - error->message) : 0;
+    if (n >= sizeof type)
+        n = sizeof type - 1;
+    memcpy(type, error->message, n);
+    type[n] = '\0';
+    return type;
+}
+
+int qa_fail(const char *prog, const GError *error)
+{
+    const char *msg = error->message;
+    /* The tools show the message, as qubesadmin's do; the type is for
+     * scripts (and stays in the message of non-Qubes errors). */
+    if (error->domain == QA_ERROR && error->code == QA_ERROR_EXCEPTION) {
+        const char *colon = strstr(msg, ": ");
+        if (colon)
+            msg = colon + 2;
+    }
+    fprintf(stderr, "%s: error: %s\n", prog, msg);
+    return 1;
+}
+
+gboolean qa_isatty(void)
+{
+    return isatty(STDOUT_FILENO);
+}

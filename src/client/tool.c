@@ -1,0 +1,148 @@
+/* tool.c: see tool.h. */
+#include "tool.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void tool_parse(int *argc, char ***argv, const GOptionEntry *entries,
+                const char *usage, const char *summary, const char *description)
+{
+    g_autoptr(GOptionContext) ctx = g_option_context_new(usage);
+    g_option_context_set_summary(ctx, summary);
+    if (description)
+        g_option_context_set_description(ctx, description);
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    g_autoptr(GError) err = NULL;
+    if (!g_option_context_parse(ctx, argc, argv, &err)) {
+        g_autofree char *prog = g_path_get_basename((*argv)[0]);
+        fprintf(stderr, "%s: error: %s\nTry '%s --help'.\n", prog, err->message,
+                prog);
+        exit(2);
+    }
+}
+
+Table *table_new(guint columns, ...)
+{
+    Table *t = g_new0(Table, 1);
+    t->columns = columns;
+    t->cells = g_ptr_array_new_with_free_func(g_free);
+    va_list ap;
+    va_start(ap, columns);
+    const char *h;
+    while ((h = va_arg(ap, const char *)))
+        g_ptr_array_add(t->cells, g_strdup(h));
+    va_end(ap);
+    return t;
+}
+
+void table_add(Table *t, ...)
+{
+    va_list ap;
+    va_start(ap, t);
+    const char *c;
+    guint n = 0;
+    while ((c = va_arg(ap, const char *))) {
+        g_ptr_array_add(t->cells, g_strdup(c));
+        n++;
+    }
+    va_end(ap);
+    for (; n < t->columns; n++)
+        g_ptr_array_add(t->cells, g_strdup(""));
+}
+
+void table_print(Table *t)
+{
+    g_autofree guint *w = g_new0(guint, t->columns);
+    for (guint i = 0; i < t->cells->len; i++) {
+        guint len = (guint)strlen(t->cells->pdata[i]);
+        w[i % t->columns] = MAX(w[i % t->columns], len);
+    }
+    for (guint i = 0; i < t->cells->len; i++) {
+        guint col = i % t->columns;
+        const char *cell = t->cells->pdata[i];
+        if (col == t->columns - 1)
+            printf("%s\n", cell);
+        else
+            printf("%-*s  ", (int)w[col], cell);
+    }
+}
+
+void table_free(Table *t)
+{
+    g_ptr_array_unref(t->cells);
+    g_free(t);
+}
+
+gboolean tool_parse_size(const char *text, guint64 *out)
+{
+    char *end = NULL;
+    if (!text || !g_ascii_isdigit(*text))
+        return FALSE;
+    double v = g_ascii_strtod(text, &end);
+    static const struct {
+        const char *suffix;
+        guint64 mult;
+    } units[] = {
+        {"", 1},
+        {"B", 1},
+        {"K", 1ULL << 10},
+        {"KiB", 1ULL << 10},
+        {"KB", 1000},
+        {"M", 1ULL << 20},
+        {"MiB", 1ULL << 20},
+        {"MB", 1000000},
+        {"G", 1ULL << 30},
+        {"GiB", 1ULL << 30},
+        {"GB", 1000000000},
+        {"T", 1ULL << 40},
+        {"TiB", 1ULL << 40},
+        {"TB", 1000000000000ULL},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(units); i++) {
+        if (g_ascii_strcasecmp(end, units[i].suffix) == 0) {
+            double r = v * (double)units[i].mult;
+            if (r < 0 || r > 9.2e18)
+                return FALSE;
+            *out = (guint64)r;
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+char *tool_format_size(guint64 bytes)
+{
+    return g_format_size_full(bytes, G_FORMAT_SIZE_IEC_UNITS);
+}
+
+gboolean tool_confirm(const char *question)
+{
+    fprintf(stderr, "%s [y/N] ", question);
+    fflush(stderr);
+    char line[16];
+    if (!fgets(line, sizeof line, stdin))
+        return FALSE;
+    return line[0] == 'y' || line[0] == 'Y';
+}
+
+gboolean tool_split_vm_volume(const char *spec, char **vm, char **volume)
+{
+    const char *colon = strchr(spec, ':');
+    if (!colon || colon == spec || !colon[1])
+        return FALSE;
+    *vm = g_strndup(spec, (gsize)(colon - spec));
+    *volume = g_strdup(colon + 1);
+    return TRUE;
+}
+
+char *tool_prop_value(const char *answer, gboolean *is_default)
+{
+    if (is_default)
+        *is_default = g_str_has_prefix(answer, "default=True");
+    const char *sp = strchr(answer, ' ');
+    sp = sp ? strchr(sp + 1, ' ') : NULL;
+    return g_strdup(sp ? sp + 1 : "");
+}

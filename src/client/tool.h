@@ -1,0 +1,41 @@
+/* tool.h: what the qvm-* tools share: option parsing conventions,
+ * aligned tables, sizes with units, and confirmation prompts. */
+#pragma once
+
+#include "qubesadmin.h"
+
+G_BEGIN_DECLS
+
+/* Parses @argv with @entries; on a usage error prints it and exits 2.
+ * @summary is the one-line description, @usage the positional part. */
+void tool_parse(int *argc, char ***argv, const GOptionEntry *entries,
+                const char *usage, const char *summary,
+                const char *description);
+
+/* A table printed with columns padded to the widest cell. */
+typedef struct {
+    guint columns;
+    GPtrArray *cells; /* char*, row by row */
+} Table;
+Table *table_new(guint columns, ...) G_GNUC_NULL_TERMINATED; /* headers */
+void table_add(Table *t, ...) G_GNUC_NULL_TERMINATED;
+void table_print(Table *t);
+void table_free(Table *t);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Table, table_free)
+
+/* "10G", "512MiB", "1024" -> bytes; FALSE on nonsense. */
+gboolean tool_parse_size(const char *text, guint64 *out);
+/* Bytes as "1.5 GiB" (new). */
+char *tool_format_size(guint64 bytes);
+
+/* Asks @question [y/N] on the terminal; FALSE unless answered yes. */
+gboolean tool_confirm(const char *question);
+
+/* Splits "VM:VOLUME"; FALSE when it has no colon. */
+gboolean tool_split_vm_volume(const char *spec, char **vm, char **volume);
+
+/* The value part of a property.Get answer "default=X type=Y VALUE"
+ * (new); *is_default from X. */
+char *tool_prop_value(const char *answer, gboolean *is_default);
+
+G_END_DECLS

@@ -1,0 +1,125 @@
+/* qvm-clone: copy a qube: its class, template, label, properties,
+ * features, tags, and the data of every volume saved on stop (through
+ * admin.vm.volume.CloneFrom and CloneTo: reflinks where the pool can).
+ *
+ *   qvm-clone [-P POOL] [--class CLASS] SOURCE NEWNAME
+ */
+#include "tool.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Properties never copied (identity and computed ones). */
+static const char *const skip[] = {"name",     "qid",        "uuid", "klass",
+                                   "icon",     "start_time", "xid",  "label",
+                                   "template", "updateable", NULL};
+
+int main(int argc, char **argv)
+{
+    g_autofree char *pool = NULL, *klass = NULL;
+    GOptionEntry entries[] = {
+        {"pool", 'P', 0, G_OPTION_ARG_STRING, &pool,
+         "The pool of the new qube's volumes", "POOL"},
+        {"class", 'C', 0, G_OPTION_ARG_STRING, &klass,
+         "The class of the new qube (default: the source's)", "CLASS"},
+        {NULL},
+    };
+    tool_parse(&argc, &argv, entries, "SOURCE NEWNAME", "Clone a qube.", NULL);
+    if (argc != 3) {
+        fprintf(stderr, "qvm-clone: error: SOURCE and NEWNAME are required\n");
+        return 2;
+    }
+    const char *src = argv[1], *dst = argv[2];
+    g_autoptr(GError) err = NULL;
+    g_autofree char *list = qa_call("admin.vm.List", src, NULL, NULL, &err);
+    if (!list)
+        return qa_fail("qvm-clone", err);
+    g_autoptr(GHashTable) info = qa_parse_kv(list, " \n");
+    if (!klass)
+        klass = g_strdup(g_hash_table_lookup(info, "class"));
+    g_autofree char *label_ans =
+        qa_call("admin.vm.property.Get", src, "label", NULL, &err);
+    if (!label_ans)
+        return qa_fail("qvm-clone", err);
+    g_autofree char *label = tool_prop_value(label_ans, NULL);
+    g_autofree char *tpl_ans =
+        qa_call("admin.vm.property.Get", src, "template", NULL, NULL);
+    g_autofree char *tpl = tpl_ans ? tool_prop_value(tpl_ans, NULL) : NULL;
+    g_autofree char *payload =
+        g_strdup_printf("name=%s label=%s%s%s", dst, label,
+                        pool ? " pool=" : "", pool ? pool : "");
+    g_autofree char *method = g_strdup_printf(
+        "admin.vm.%s.%s", pool ? "CreateInPool" : "Create", klass);
+    g_autofree char *r =
+        qa_call(method, "dom0", tpl && *tpl ? tpl : NULL, payload, &err);
+    if (!r)
+        return qa_fail("qvm-clone", err);
+
+    /* Properties set on the source (not defaults). */
+    g_autofree char *all =
+        qa_call("admin.vm.property.GetAll", src, NULL, NULL, &err);
+    if (!all)
+        return qa_fail("qvm-clone", err);
+    g_auto(GStrv) lines = g_strsplit(all, "\n", -1);
+    for (char **l = lines; *l && **l; l++) {
+        char *sp = strchr(*l, ' ');
+        if (!sp)
+            continue;
+        *sp = '\0';
+        gboolean is_default;
+        g_autofree char *v = tool_prop_value(sp + 1, &is_default);
+        if (is_default || g_strv_contains(skip, *l))
+            continue;
+        g_autofree char *value = g_strcompress(v);
+        g_autoptr(GError) e = NULL;
+        g_autofree char *s =
+            qa_call("admin.vm.property.Set", dst, *l, value, &e);
+        if (!s)
+            fprintf(stderr, "qvm-clone: warning: property %s not copied: %s\n",
+                    *l, e->message);
+    }
+    g_autofree char *features =
+        qa_call("admin.vm.feature.List", src, NULL, NULL, NULL);
+    g_auto(GStrv) fnames = g_strsplit(features ? features : "", "\n", -1);
+    for (char **f = fnames; *f && **f; f++) {
+        g_autofree char *v =
+            qa_call("admin.vm.feature.Get", src, *f, NULL, NULL);
+        g_autofree char *s =
+            v ? qa_call("admin.vm.feature.Set", dst, *f, v, NULL) : NULL;
+    }
+    g_autofree char *tags = qa_call("admin.vm.tag.List", src, NULL, NULL, NULL);
+    g_auto(GStrv) tnames = g_strsplit(tags ? tags : "", "\n", -1);
+    for (char **t = tnames; *t && **t; t++) {
+        if (g_str_has_prefix(*t, "created-by-"))
+            continue;
+        g_autofree char *s = qa_call("admin.vm.tag.Set", dst, *t, NULL, NULL);
+    }
+    /* The data: every volume the source saves on stop. */
+    g_autofree char *vols =
+        qa_call("admin.vm.volume.List", src, NULL, NULL, &err);
+    if (!vols)
+        return qa_fail("qvm-clone", err);
+    g_auto(GStrv) vnames = g_strsplit(vols, "\n", -1);
+    for (char **v = vnames; *v && **v; v++) {
+        g_autofree char *vi =
+            qa_call("admin.vm.volume.Info", src, *v, NULL, &err);
+        if (!vi)
+            return qa_fail("qvm-clone", err);
+        g_autoptr(GHashTable) kv = qa_parse_kv(vi, "\n");
+        if (g_strcmp0(g_hash_table_lookup(kv, "save_on_stop"), "True") != 0)
+            continue;
+        g_autofree char *token =
+            qa_call("admin.vm.volume.CloneFrom", src, *v, NULL, &err);
+        g_autofree char *done =
+            token ? qa_call("admin.vm.volume.CloneTo", dst, *v, token, &err)
+                  : NULL;
+        if (!done) {
+            fprintf(stderr, "qvm-clone: error: volume %s: %s\n", *v,
+                    err->message);
+            g_autofree char *rm =
+                qa_call("admin.vm.Remove", dst, NULL, NULL, NULL);
+            return 1;
+        }
+    }
+    return 0;
+}

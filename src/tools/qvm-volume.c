@@ -1,0 +1,321 @@
+/* qvm-volume: list and manage the volumes of qubes.
+ *
+ *   qvm-volume [list] [-p POOL] [VM...]      POOL:VOLUME VMNAME VOLUME_NAME
+ *                                            REVERT_POSSIBLE
+ *   qvm-volume info VM:VOLUME [PROPERTY]     its settings and revisions
+ *   qvm-volume config VM:VOLUME PROPERTY VALUE
+ *                     (rw, revisions_to_keep, ephemeral)
+ *   qvm-volume resize VM:VOLUME SIZE         grow (10G, 512MiB, bytes)
+ *   qvm-volume revert VM:VOLUME [REVISION]   the latest when none is named
+ *   qvm-volume import [--size SIZE] VM:VOLUME PATH|-
+ *
+ * import runs the service program admin.vm.volume.Import (or
+ * ImportWithSize) from $QUBES_RPC_DIR, else from beside this program,
+ * else from the installed services folder, feeding it the image and
+ * showing progress on a terminal.
+ */
+#include "tool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef QUBES_RPC_INSTALL_DIR
+#define QUBES_RPC_INSTALL_DIR "/etc/qubes-rpc"
+#endif
+
+static const char *P = "qvm-volume";
+
+static GHashTable *volume_info(const char *vm, const char *vol, GError **err)
+{
+    g_autofree char *info = qa_call("admin.vm.volume.Info", vm, vol, NULL, err);
+    return info ? qa_parse_kv(info, "\n") : NULL;
+}
+
+static int cmd_list(char **vms, const char *pool_filter)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *list = qa_call("admin.vm.List", "dom0", NULL, NULL, &err);
+    if (!list)
+        return qa_fail(P, err);
+    g_autoptr(Table) t = table_new(4, "POOL:VOLUME", "VMNAME", "VOLUME_NAME",
+                                   "REVERT_POSSIBLE", NULL);
+    g_auto(GStrv) lines = g_strsplit(list, "\n", -1);
+    for (char **l = lines; *l && **l; l++) {
+        g_autofree char *vm = g_strndup(*l, strcspn(*l, " "));
+        if (vms && *vms && !g_strv_contains((const char *const *)vms, vm))
+            continue;
+        g_autofree char *vols =
+            qa_call("admin.vm.volume.List", vm, NULL, NULL, NULL);
+        g_auto(GStrv) names = g_strsplit(vols ? vols : "", "\n", -1);
+        for (char **v = names; *v && **v; v++) {
+            g_autoptr(GHashTable) kv = volume_info(vm, *v, NULL);
+            if (!kv)
+                continue;
+            const char *pool = g_hash_table_lookup(kv, "pool");
+            if (pool_filter && g_strcmp0(pool, pool_filter) != 0)
+                continue;
+            g_autofree char *snaps =
+                qa_call("admin.vm.volume.ListSnapshots", vm, *v, NULL, NULL);
+            g_autofree char *pv =
+                g_strdup_printf("%s:%s", pool ? pool : "",
+                                (char *)g_hash_table_lookup(kv, "vid"));
+            table_add(t, pv, vm, *v, snaps && *snaps ? "Yes" : "No", NULL);
+        }
+    }
+    table_print(t);
+    return 0;
+}
+
+static int cmd_info(const char *vm, const char *vol, const char *prop)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *info =
+        qa_call("admin.vm.volume.Info", vm, vol, NULL, &err);
+    if (!info)
+        return qa_fail(P, err);
+    g_autofree char *snaps =
+        qa_call("admin.vm.volume.ListSnapshots", vm, vol, NULL, &err);
+    if (!snaps)
+        return qa_fail(P, err);
+    g_auto(GStrv) revs = g_strsplit(snaps, "\n", -1);
+    g_autofree char *revlist = g_strjoinv(" ", revs);
+    g_strstrip(revlist);
+    if (prop) {
+        if (strcmp(prop, "revisions") == 0) {
+            for (char **r = revs; *r && **r; r++)
+                printf("%s\n", *r);
+            return 0;
+        }
+        g_autoptr(GHashTable) kv = qa_parse_kv(info, "\n");
+        const char *v = g_hash_table_lookup(kv, prop);
+        if (!v) {
+            fprintf(stderr, "%s: error: no such property: %s\n", P, prop);
+            return 1;
+        }
+        printf("%s\n", v);
+        return 0;
+    }
+    g_autoptr(Table) t = table_new(2, NULL);
+    g_auto(GStrv) lines = g_strsplit(info, "\n", -1);
+    for (char **l = lines; *l && **l; l++) {
+        char *eq = strchr(*l, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        if (!strcmp(*l, "size") || !strcmp(*l, "usage") ||
+            !strcmp(*l, "shared") || !strcmp(*l, "exclusive")) {
+            g_autofree char *h =
+                tool_format_size(g_ascii_strtoull(eq + 1, NULL, 10));
+            g_autofree char *both = g_strdup_printf("%s (%s)", eq + 1, h);
+            table_add(t, *l, both, NULL);
+        } else {
+            table_add(t, *l, eq + 1, NULL);
+        }
+    }
+    table_add(t, "revisions", *revlist ? revlist : "(none)", NULL);
+    table_print(t);
+    return 0;
+}
+
+static char *find_service(const char *name)
+{
+    const char *env = g_getenv("QUBES_RPC_DIR");
+    if (env && *env)
+        return g_build_filename(env, name, NULL);
+    g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+    if (self) {
+        g_autofree char *dir = g_path_get_dirname(self);
+        char *beside = g_build_filename(dir, name, NULL);
+        if (g_file_test(beside, G_FILE_TEST_IS_EXECUTABLE))
+            return beside;
+        g_free(beside);
+    }
+    return g_build_filename(QUBES_RPC_INSTALL_DIR, name, NULL);
+}
+
+static void progress(guint64 done, guint64 total)
+{
+    int pct = total ? (int)(done * 100 / total) : 100;
+    int bar = pct / 4;
+    fprintf(stderr,
+            "\r[%.*s%*s] %3d%% %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " MiB",
+            bar, "#########################", 25 - bar, "", pct, done >> 20,
+            total >> 20);
+    fflush(stderr);
+}
+
+static int cmd_import(const char *vm, const char *vol, const char *path,
+                      const char *size_opt, gboolean no_resize)
+{
+    int in = STDIN_FILENO;
+    guint64 size = 0;
+    gboolean have_size = FALSE;
+    if (strcmp(path, "-") != 0) {
+        in = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (in < 0 || fstat(in, &st) != 0) {
+            fprintf(stderr, "%s: error: cannot open %s: %s\n", P, path,
+                    g_strerror(errno));
+            return 1;
+        }
+        if (S_ISREG(st.st_mode) && !no_resize) {
+            size = (guint64)st.st_size;
+            have_size = TRUE;
+        }
+    }
+    if (size_opt) {
+        if (!tool_parse_size(size_opt, &size)) {
+            fprintf(stderr, "%s: error: bad size: %s\n", P, size_opt);
+            return 2;
+        }
+        have_size = TRUE;
+    }
+    g_autofree char *prog =
+        find_service(have_size ? "admin.vm.volume.ImportWithSize"
+                               : "admin.vm.volume.Import");
+    int pipefd[2], outfd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0 || pipe2(outfd, O_CLOEXEC) != 0)
+        return 1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[0], STDIN_FILENO);
+        dup2(outfd[1], STDOUT_FILENO);
+        g_setenv("QREXEC_REQUESTED_TARGET", vm, TRUE);
+        if (!g_getenv("QREXEC_REMOTE_DOMAIN"))
+            g_setenv("QREXEC_REMOTE_DOMAIN", "dom0", TRUE);
+        execl(prog, prog, vol, (char *)NULL);
+        fprintf(stderr, "%s: error: cannot run %s: %s\n", P, prog,
+                g_strerror(errno));
+        _exit(127);
+    }
+    close(outfd[1]);
+    close(pipefd[0]);
+    FILE *to = fdopen(pipefd[1], "w");
+    if (have_size)
+        fprintf(to, "%" G_GUINT64_FORMAT "\n", size);
+    gboolean show = isatty(STDERR_FILENO);
+    g_autofree char *buf = g_malloc(1 << 20);
+    guint64 done = 0;
+    for (;;) {
+        ssize_t n = read(in, buf, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (fwrite(buf, 1, (size_t)n, to) != (size_t)n)
+            break; /* the service stopped reading: it says why */
+        done += (guint64)n;
+        if (show)
+            progress(done, have_size ? size : done);
+    }
+    fclose(to);
+    if (show)
+        fputc('\n', stderr);
+    /* The service answers as qubesd does: "0\0", or an exception. */
+    GByteArray *answer = g_byte_array_new();
+    for (;;) {
+        ssize_t n = read(outfd[0], buf, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        g_byte_array_append(answer, (guint8 *)buf, (guint)n);
+    }
+    close(outfd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    gboolean ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+                  answer->len >= 2 && answer->data[0] == '0';
+    if (!ok) {
+        const char *msg = "";
+        if (answer->len > 2 && answer->data[0] == '2') {
+            g_byte_array_append(answer, (const guint8 *)"", 1);
+            const char *p = (const char *)answer->data + 2;
+            const char *end = (const char *)answer->data + answer->len;
+            p += strlen(p) + 1; /* type */
+            if (p < end)
+                p += strlen(p) + 1; /* traceback */
+            if (p < end)
+                msg = p;
+        }
+        fprintf(stderr, "%s: error: import into %s:%s failed%s%s\n", P, vm, vol,
+                *msg ? ": " : "", msg);
+    }
+    g_byte_array_unref(answer);
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    g_autofree char *pool = NULL, *size_opt = NULL;
+    gboolean no_resize = FALSE;
+    GOptionEntry entries[] = {
+        {"no-resize", 0, 0, G_OPTION_ARG_NONE, &no_resize,
+         "import: keep the volume's size (the data must fill it)", NULL},
+        {"pool", 'p', 0, G_OPTION_ARG_STRING, &pool,
+         "list: only volumes in this pool", "POOL"},
+        {"size", 0, 0, G_OPTION_ARG_STRING, &size_opt,
+         "import: the size of the data (default: the file's)", "SIZE"},
+        {NULL},
+    };
+    tool_parse(&argc, &argv, entries,
+               "[list [VM...] | info VM:VOLUME [PROPERTY] | config VM:VOLUME "
+               "PROPERTY VALUE | resize VM:VOLUME SIZE | revert VM:VOLUME "
+               "[REVISION] | import VM:VOLUME PATH]",
+               "Manage the volumes of qubes.", NULL);
+    const char *cmd = argc > 1 ? argv[1] : "list";
+    if (!strcmp(cmd, "list") || !strcmp(cmd, "ls") || !strcmp(cmd, "l"))
+        return cmd_list(argc > 2 ? argv + 2 : NULL, pool);
+    if (argc < 3) {
+        fprintf(stderr, "%s: error: %s needs VM:VOLUME\n", P, cmd);
+        return 2;
+    }
+    g_autofree char *vm = NULL, *vol = NULL;
+    if (!tool_split_vm_volume(argv[2], &vm, &vol)) {
+        fprintf(stderr, "%s: error: expected VM:VOLUME, got %s\n", P, argv[2]);
+        return 2;
+    }
+    g_autoptr(GError) err = NULL;
+    if (!strcmp(cmd, "info") || !strcmp(cmd, "i"))
+        return cmd_info(vm, vol, argc > 3 ? argv[3] : NULL);
+    if (!strcmp(cmd, "config") || !strcmp(cmd, "c") || !strcmp(cmd, "set")) {
+        if (argc != 5) {
+            fprintf(stderr, "%s: error: config VM:VOLUME PROPERTY VALUE\n", P);
+            return 2;
+        }
+        g_autofree char *method =
+            g_strdup_printf("admin.vm.volume.Set.%s", argv[3]);
+        g_autofree char *r = qa_call(method, vm, vol, argv[4], &err);
+        return r ? 0 : qa_fail(P, err);
+    }
+    if (!strcmp(cmd, "resize") || !strcmp(cmd, "extend")) {
+        guint64 size;
+        if (argc != 4 || !tool_parse_size(argv[3], &size)) {
+            fprintf(stderr, "%s: error: resize VM:VOLUME SIZE\n", P);
+            return 2;
+        }
+        g_autofree char *s = g_strdup_printf("%" G_GUINT64_FORMAT, size);
+        g_autofree char *r =
+            qa_call("admin.vm.volume.Resize", vm, vol, s, &err);
+        return r ? 0 : qa_fail(P, err);
+    }
+    if (!strcmp(cmd, "revert") || !strcmp(cmd, "rv") || !strcmp(cmd, "r")) {
+        g_autofree char *r = qa_call("admin.vm.volume.Revert", vm, vol,
+                                     argc > 3 ? argv[3] : "", &err);
+        return r ? 0 : qa_fail(P, err);
+    }
+    if (!strcmp(cmd, "import")) {
+        if (argc != 4) {
+            fprintf(stderr, "%s: error: import VM:VOLUME PATH\n", P);
+            return 2;
+        }
+        return cmd_import(vm, vol, argv[3], size_opt, no_resize);
+    }
+    fprintf(stderr, "%s: error: unknown command %s\n", P, cmd);
+    return 2;
+}

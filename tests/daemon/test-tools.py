@@ -1,0 +1,264 @@
+#!/usr/bin/python3
+"""The qvm-* tools and the import service programs, run as processes
+against a real qubesd on a loop-mounted XFS.
+
+    test-tools.py PATH/TO/qubesd TOOLS_DIR
+"""
+import hashlib
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qubesd_harness import Daemon, LoopFS, Skip, run_tests  # noqa: E402
+
+QUBESD = os.path.abspath(sys.argv[1])
+TOOLS = os.path.abspath(sys.argv[2])
+state = {}
+
+ALL_TOOLS = ['qvm-prefs', 'qubes-prefs', 'qvm-ls', 'qvm-features',
+             'qvm-tags', 'qvm-create', 'qvm-remove', 'qvm-clone',
+             'qvm-pool', 'qvm-volume']
+
+
+def run(tool, *args, ok=True, stdin=None, env=None):
+    e = dict(os.environ)
+    e['QUBESD_SOCKET'] = state['d'].sock
+    e.update(env or {})
+    r = subprocess.run([os.path.join(TOOLS, tool)] + list(args),
+                       capture_output=True, env=e, input=stdin, timeout=120)
+    out = r.stdout.decode(errors='replace')
+    err = r.stderr.decode(errors='replace')
+    if ok and r.returncode != 0:
+        raise AssertionError('%s %s: exit %d: %s%s' % (tool, args,
+                                                      r.returncode, out, err))
+    if ok is False and r.returncode == 0:
+        raise AssertionError('%s %s: succeeded: %s' % (tool, args, out))
+    return out if ok else (r.returncode, out, err)
+
+
+def sha(path, n=None):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read() if n is None else f.read(n)).hexdigest()
+
+
+def setup():
+    fs = LoopFS('xfs')
+    state['fs'] = fs
+    base = os.path.join(fs.mnt, 'qubes')
+    state['d'] = Daemon(QUBESD, base).start()
+    state['base'] = base
+
+
+def test_help_for_every_tool():
+    for t in ALL_TOOLS:
+        out = run(t, '--help')
+        assert 'Usage:' in out, (t, out)
+
+
+def test_create_ls_prefs():
+    run('qvm-create', '--class', 'TemplateVM', '--label', 'black', 'fedora')
+    run('qvm-create', '-t', 'fedora', '-l', 'red', '--property', 'vcpus=3',
+        'work')
+    out = run('qvm-ls').splitlines()
+    assert out[0].split() == ['NAME', 'STATE', 'CLASS', 'LABEL', 'TEMPLATE',
+                              'NETVM']
+    assert out[1].split()[:3] == ['dom0', 'Running', 'AdminVM']
+    assert ['work', 'Halted', 'AppVM', 'red', 'fedora', '-'] in \
+        [l.split() for l in out]
+    assert run('qvm-ls', '--raw-list') == 'dom0\nfedora\nwork\n'
+    assert run('qvm-prefs', 'work', 'vcpus') == '3\n'
+    run('qvm-prefs', 'work', 'memory', '700')
+    assert run('qvm-prefs', 'work', 'memory') == '700\n'
+    lines = run('qvm-prefs', 'work').splitlines()
+    assert any(l.split() == ['memory', '-', '700'] for l in lines), lines
+    assert any(l.split()[:2] == ['maxmem', 'D'] for l in lines), lines
+    run('qvm-prefs', '-D', 'work', 'memory')
+    assert run('qvm-prefs', 'work', 'memory') == '400\n'
+    rc, out, err = run('qvm-prefs', 'work', 'memory', '0', ok=False)
+    assert rc == 1 and 'memory must be positive' in err, err
+    rc, out, err = run('qvm-prefs', 'work', 'nope', ok=False)
+    assert rc == 1 and "Invalid property 'nope'" in err, err
+    rc, out, err = run('qvm-prefs', 'ghost', ok=False)
+    assert rc == 1 and "No such domain: 'ghost'" in err, err
+    run('qubes-prefs', 'default_template', 'fedora')
+    assert run('qubes-prefs', 'default_template') == 'fedora\n'
+    run('qubes-prefs', '--default', 'default_template')
+    assert run('qubes-prefs', 'default_template') == '\n'
+    assert 'default_pool' in run('qubes-prefs')
+    rc, out, err = run('qvm-create', '-l', 'red', 'work', ok=False)
+    assert 'already exists' in err, err
+    rc, out, err = run('qvm-create', 'nolabel', ok=False)
+    assert rc == 2
+
+
+def test_features_and_tags():
+    run('qvm-features', 'work', 'gui', '1')
+    run('qvm-features', 'work', 'os', 'Linux')
+    assert run('qvm-features', 'work').split() == ['gui', '1', 'os', 'Linux']
+    assert run('qvm-features', 'work', 'gui') == '1\n'
+    run('qvm-features', '--unset', 'work', 'gui')
+    rc, out, err = run('qvm-features', 'work', 'gui', ok=False)
+    assert rc == 1 and out == ''
+    run('qvm-tags', 'work', 'add', 'b-tag', 'a-tag')
+    assert run('qvm-tags', 'work') == 'a-tag\nb-tag\ncreated-by-dom0\n'
+    assert run('qvm-tags', 'work', 'list', 'a-tag') == 'a-tag\n'
+    rc, _, _ = run('qvm-tags', 'work', 'list', 'zzz', ok=False)
+    assert rc == 1
+    run('qvm-tags', 'work', 'del', 'a-tag', 'b-tag')
+    rc, out, err = run('qvm-tags', 'work', 'del', 'a-tag', ok=False)
+    assert 'Tag not set' in err, err
+
+
+def test_pools():
+    out = run('qvm-pool').splitlines()
+    assert out[0].split() == ['NAME', 'DRIVER']
+    assert ['varlibqubes', 'file-reflink'] in [l.split() for l in out]
+    path = os.path.join(state['fs'].mnt, 'p2')
+    run('qvm-pool', 'add', 'p2', 'file-reflink', '-o',
+        'dir_path=%s,revisions_to_keep=2' % path)
+    info = dict(l.split(None, 1) for l in
+                run('qvm-pool', 'info', 'p2').splitlines())
+    assert info['dir_path'] == path and info['revisions_to_keep'] == '2'
+    run('qvm-pool', 'set', 'p2', '-o', 'revisions_to_keep=4')
+    assert 'revisions_to_keep   4' in run('qvm-pool', 'info', 'p2')
+    assert 'file-reflink' in run('qvm-pool', 'drivers')
+    rc, out, err = run('qvm-pool', 'add', 'p3', 'nodriver', '-o', 'x=1',
+                       ok=False)
+    assert 'unexpected driver name' in err, err
+    run('qvm-create', '-C', 'StandaloneVM', '-P', 'p2', '-l', 'green', 'inp2')
+    rc, out, err = run('qvm-pool', 'remove', 'p2', ok=False)
+    assert 'in use' in err, err
+    run('qvm-remove', '-f', 'inp2')
+    run('qvm-pool', 'remove', 'p2')
+    assert 'p2' not in run('qvm-pool', 'list')
+    assert 'varlibqubes' in run('qvm-pool', '-l')
+
+
+def test_volumes_and_import():
+    base = state['base']
+    img = os.path.join(state['fs'].top, 'disk.img')
+    with open(img, 'wb') as f:
+        f.write(os.urandom(1 << 20))
+        f.seek(8 << 20)  # a hole, kept sparse on import
+        f.write(os.urandom(1 << 20))
+    run('qvm-volume', 'import', 'work:private', img)
+    priv = os.path.join(base, 'appvms', 'work', 'private.img')
+    assert sha(priv) == sha(img)
+    st = os.stat(priv)
+    assert st.st_blocks * 512 < 4 << 20, st.st_blocks  # the hole stayed
+    listing = run('qvm-volume', 'list', 'work').splitlines()
+    assert listing[0].split() == ['POOL:VOLUME', 'VMNAME', 'VOLUME_NAME',
+                                  'REVERT_POSSIBLE']
+    assert ['varlibqubes:appvms/work/private', 'work', 'private', 'Yes'] in \
+        [l.split() for l in listing]
+    assert run('qvm-volume', 'info', 'work:private', 'size') == \
+        '%d\n' % (9 << 20)
+    assert run('qvm-volume', 'info', 'work:private', 'revisions') == '1\n'
+    # import from standard input with a size; a short stream fails and
+    # changes nothing
+    data = os.urandom(3 << 20)
+    run('qvm-volume', 'import', '--size', '3MiB', 'work:private', '-',
+        stdin=data)
+    assert sha(priv) == hashlib.sha256(data).hexdigest()
+    rc, out, err = run('qvm-volume', 'import', '--size', '4MiB',
+                       'work:private', '-', stdin=b'x' * 100, ok=False)
+    assert 'Data import failed' in err and 'ended after 100' in err, err
+    assert sha(priv) == hashlib.sha256(data).hexdigest()
+    assert not [f for f in os.listdir(os.path.dirname(priv))
+                if 'import' in f], os.listdir(os.path.dirname(priv))
+    # revert to the latest revision: the first import
+    assert run('qvm-volume', 'info', 'work:private', 'revisions') == '2\n'
+    run('qvm-volume', 'revert', 'work:private')
+    assert sha(priv) == sha(img)
+    # config and resize
+    run('qvm-volume', 'config', 'work:private', 'revisions_to_keep', '3')
+    assert run('qvm-volume', 'info', 'work:private',
+               'revisions_to_keep') == '3\n'
+    run('qvm-volume', 'resize', 'work:private', '16MiB')
+    assert os.path.getsize(priv) == 16 << 20
+    rc, out, err = run('qvm-volume', 'resize', 'work:private', '1MiB',
+                       ok=False)
+    assert 'shrink' in err, err
+    rc, out, err = run('qvm-volume', 'info', 'work:nope', ok=False)
+    assert rc == 1
+    rc, out, err = run('qvm-volume', 'info', 'nocolon', ok=False)
+    assert rc == 2
+
+
+def test_import_service_program():
+    """The service program as the Qubes client runs it."""
+    base = state['base']
+    priv = os.path.join(base, 'appvms', 'work', 'private.img')
+    before = sha(priv)
+    e = dict(os.environ, QUBESD_SOCKET=state['d'].sock,
+             QREXEC_REQUESTED_TARGET='work', QREXEC_REMOTE_DOMAIN='dom0')
+    size = os.path.getsize(priv)
+    data = os.urandom(size)
+    r = subprocess.run([os.path.join(TOOLS, 'admin.vm.volume.Import'),
+                        'private'], input=data, capture_output=True, env=e)
+    assert r.returncode == 0 and r.stdout == b'0\0', r
+    assert sha(priv) == hashlib.sha256(data).hexdigest()
+    r = subprocess.run([os.path.join(TOOLS, 'admin.vm.volume.ImportWithSize'),
+                        'private'], input=b'4096\n' + b'z' * 4096,
+                       capture_output=True, env=e)
+    assert r.returncode == 0 and r.stdout == b'0\0', r
+    assert os.path.getsize(priv) == 4096
+    # a volume that does not exist: qubesd's refusal, nothing started
+    r = subprocess.run([os.path.join(TOOLS, 'admin.vm.volume.Import'),
+                        'nope'], input=b'', capture_output=True, env=e)
+    assert r.returncode == 1
+    del before
+
+
+def test_clone_and_remove():
+    run('qvm-prefs', 'work', 'vcpus', '2')
+    run('qvm-features', 'work', 'cloned', 'yes')
+    run('qvm-clone', 'work', 'work-copy')
+    base = state['base']
+    assert sha(os.path.join(base, 'appvms', 'work-copy', 'private.img')) == \
+        sha(os.path.join(base, 'appvms', 'work', 'private.img'))
+    assert run('qvm-prefs', 'work-copy', 'vcpus') == '2\n'
+    assert run('qvm-features', 'work-copy', 'cloned') == 'yes\n'
+    assert run('qvm-prefs', 'work-copy', 'template') == 'fedora\n'
+    # on XFS the copy is a reflink: the data is shared
+    info = run('qvm-volume', 'info', 'work-copy:private', 'shared')
+    assert int(info) > 0, info
+    rc, out, err = run('qvm-remove', 'work-copy', ok=False, stdin=b'n\n')
+    assert rc == 1 and 'work-copy' in run('qvm-ls', '--raw-list')
+    run('qvm-remove', 'work-copy', stdin=b'y\n')
+    assert 'work-copy' not in run('qvm-ls', '--raw-list')
+    assert not os.path.exists(os.path.join(base, 'appvms', 'work-copy'))
+    rc, out, err = run('qvm-remove', '-f', 'fedora', ok=False)
+    assert 'in use' in err, err
+
+
+def teardown():
+    d = state.get('d')
+    if d:
+        d.stop()
+        d.cleanup()
+    if state.get('fs'):
+        state['fs'].close()
+
+
+def main():
+    if os.geteuid() != 0 and os.environ.get('CI') != 'true':
+        print('1..0 # SKIP needs root for loop devices')
+        return 0
+    try:
+        setup()
+    except Skip as e:
+        teardown()
+        print('1..0 # SKIP %s' % e)
+        return 0
+    except Exception:
+        teardown()
+        raise
+    tests = [(n[5:], f) for n, f in globals().items()
+             if n.startswith('test_') and callable(f)]
+    return run_tests(tests + [('daemon exits cleanly', teardown)])
+
+
+if __name__ == '__main__':
+    sys.exit(main())
