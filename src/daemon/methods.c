@@ -86,6 +86,12 @@ static char *join_lines(GPtrArray *items)
     return g_string_free(out, FALSE);
 }
 
+/* The answer of a method that changed the model: empty, once saved. */
+static char *saved(Call *call, GError **error)
+{
+    return call_save(call, error) ? g_strdup("") : NULL;
+}
+
 static QubesPropHolder *holder_of(Call *call, gboolean global)
 {
     return global ? &call->app->props : &call->dest->props;
@@ -264,7 +270,7 @@ static char *prop_set(Call *call, gboolean global, GError **error)
     if (!qubes_props_set(holder_of(call, global), call->arg, untrusted_value,
                          error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static char *prop_reset(Call *call, gboolean global, GError **error)
@@ -273,7 +279,7 @@ static char *prop_reset(Call *call, gboolean global, GError **error)
         return NULL;
     if (!qubes_props_reset(holder_of(call, global), call->arg, error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 #define PROP_PAIR(fn)                                                          \
@@ -360,14 +366,14 @@ static char *feature_set(Call *call, GError **error)
         return NULL;
     if (!qubes_domain_feature_set(call->dest, call->arg, value, error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static char *feature_remove(Call *call, GError **error)
 {
     if (!qubes_domain_feature_remove(call->dest, call->arg, error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 /* ---- tags ---- */
@@ -397,7 +403,7 @@ static char *tag_set(Call *call, GError **error)
     if (!tag_ok(call, error) ||
         !qubes_domain_tag_add(call->dest, call->arg, error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static char *tag_remove(Call *call, GError **error)
@@ -405,7 +411,7 @@ static char *tag_remove(Call *call, GError **error)
     if (!tag_ok(call, error) ||
         !qubes_domain_tag_remove(call->dest, call->arg, error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 /* ---- labels ---- */
@@ -462,7 +468,7 @@ static char *label_create(Call *call, GError **error)
     }
     if (!qubes_app_add_label(call->app, call->arg, untrusted, error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static char *label_remove(Call *call, GError **error)
@@ -474,7 +480,7 @@ static char *label_remove(Call *call, GError **error)
         return NULL;
     if (!qubes_app_remove_label(call->app, call->arg, error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 /* ---- pools ---- */
@@ -643,7 +649,7 @@ static char *pool_add(Call *call, GError **error)
     g_string_free(unexpected, TRUE);
     if (!qubes_app_add_pool(call->app, driver, name, opts, error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static char *pool_remove(Call *call, GError **error)
@@ -651,7 +657,7 @@ static char *pool_remove(Call *call, GError **error)
     if (!pool_arg(call, error) ||
         !qubes_app_remove_pool(call->app, call->arg, error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static char *pool_volume_list(Call *call, GError **error)
@@ -682,7 +688,7 @@ static char *pool_set_revisions(Call *call, GError **error)
     }
     if (!qubes_pool_set_revisions_to_keep(p, (int)v, error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static char *pool_set_ephemeral(Call *call, GError **error)
@@ -692,7 +698,7 @@ static char *pool_set_ephemeral(Call *call, GError **error)
     if (!p || !payload_bool(call, &v, error))
         return NULL;
     qubes_pool_set_ephemeral_volatile(p, v);
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 /* ---- volumes ---- */
@@ -838,7 +844,7 @@ static char *volume_changed(Call *call, VolJob *j, GError **error)
     if (call->dest->removed)
         return g_strdup("");
     qubes_domain_volume_sync(call->dest, call->arg);
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static gboolean revert_work(gpointer data, GError **error)
@@ -925,7 +931,7 @@ static char *volume_set_revisions(Call *call, GError **error)
     if (!qubes_volume_set_revisions_to_keep(v, (int)n, error))
         return NULL;
     qubes_domain_volume_sync(call->dest, call->arg);
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static gboolean halted(Call *call, GError **error)
@@ -945,7 +951,7 @@ static char *volume_set_rw(Call *call, GError **error)
         !qubes_volume_set_rw(v, rw, error))
         return NULL;
     qubes_domain_volume_sync(call->dest, call->arg);
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static char *volume_set_ephemeral(Call *call, GError **error)
@@ -955,7 +961,7 @@ static char *volume_set_ephemeral(Call *call, GError **error)
     if (!v || !payload_bool(call, &e, error) || !halted(call, error) ||
         !qubes_domain_volume_set_ephemeral(call->dest, call->arg, e, error))
         return NULL;
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static gboolean clear_work(gpointer data, GError **error)
@@ -1152,7 +1158,7 @@ static char *create_done(Call *call, gboolean ok, GError **error, gpointer data)
             qubes_app_remove_domain(call->app, j->dom, NULL);
         return NULL;
     }
-    return call_save(call, error) ? g_strdup("") : NULL;
+    return saved(call, error);
 }
 
 static char *vm_create(Call *call, gboolean allow_pool, GError **error)

@@ -214,3 +214,21 @@ def run_tests(tests):
                 print('# ' + line)
         sys.stdout.flush()
     return 1 if failed else 0
+
+
+def main(setup, teardown, tests):
+    """Sets up, runs @tests (name, func) and then @teardown as a last test
+    (the daemon must exit cleanly); skips all where the machine cannot."""
+    if os.geteuid() != 0 and not in_ci():
+        print('1..0 # SKIP needs root for loop devices')
+        return 0
+    try:
+        setup()
+    except Skip as e:
+        teardown()
+        print('1..0 # SKIP %s' % e)
+        return 0
+    except Exception:
+        teardown()
+        raise
+    return run_tests(tests + [('daemon exits cleanly', teardown)])

@@ -12,8 +12,8 @@ import threading
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qubesd_harness import (Daemon, LoopFS, Skip, parse_events,  # noqa: E402
-                            run_tests)
+from qubesd_harness import main as harness_main  # noqa: E402
+from qubesd_harness import Daemon, LoopFS, parse_events  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
 
@@ -743,22 +743,9 @@ def teardown():
 
 
 def main():
-    if os.geteuid() != 0 and os.environ.get('CI') != 'true':
-        print('1..0 # SKIP needs root for loop devices')
-        return 0
     tests = [(n[5:], f) for n, f in globals().items()
              if n.startswith('test_') and callable(f)]
-    try:
-        setup()
-    except Skip as e:
-        teardown()
-        print('1..0 # SKIP %s' % e)
-        return 0
-    except Exception:
-        teardown()
-        raise
-    rc = run_tests(tests + [('daemon exits cleanly', teardown)])
-    return rc
+    return harness_main(setup, teardown, tests)
 
 
 if __name__ == '__main__':
