@@ -15,12 +15,27 @@ void tool_parse(int *argc, char ***argv, const GOptionEntry *entries,
     if (description)
         g_option_context_set_description(ctx, description);
     g_option_context_add_main_entries(ctx, entries, NULL);
+    gboolean version = FALSE;
+    GOptionEntry common[] = {
+        {"version", 0, 0, G_OPTION_ARG_NONE, &version,
+         "Print the version and exit", NULL},
+        {NULL},
+    };
+    GOptionGroup *misc = g_option_group_new("misc", "Other options",
+                                            "Show other options", NULL, NULL);
+    g_option_group_add_entries(misc, common);
+    g_option_context_add_group(ctx, misc);
     g_autoptr(GError) err = NULL;
     if (!g_option_context_parse(ctx, argc, argv, &err)) {
         g_autofree char *prog = g_path_get_basename((*argv)[0]);
         fprintf(stderr, "%s: error: %s\nTry '%s --help'.\n", prog, err->message,
                 prog);
         exit(2);
+    }
+    if (version) {
+        g_autofree char *prog = g_path_get_basename((*argv)[0]);
+        printf("%s (qubes-core-c) %s\n", prog, QUBES_VERSION);
+        exit(0);
     }
 }
 

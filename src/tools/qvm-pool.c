@@ -115,7 +115,16 @@ int main(int argc, char **argv)
     tool_parse(&argc, &argv, entries,
                "[list | info POOL | add POOL DRIVER | remove POOL... | "
                "set POOL | drivers]",
-               "Manage storage pools.", NULL);
+               "Manage storage pools.",
+               "Commands:\n"
+               "  list                     NAME DRIVER\n"
+               "  info POOL                settings and usage\n"
+               "  add POOL DRIVER -o dir_path=DIR[,revisions_to_keep=N,...]\n"
+               "  remove POOL...           refused while a volume lives there\n"
+               "  set POOL -o revisions_to_keep=N|ephemeral_volatile=BOOL\n"
+               "  drivers                  DRIVER OPTIONS\n\n"
+               "The daemon is found through $QUBESD_SOCKET, else "
+               "/var/run/qubesd.sock.");
     const char *cmd = argc > 1 ? argv[1] : "list";
     if (old_list)
         return list();

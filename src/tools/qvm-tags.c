@@ -14,7 +14,10 @@ int main(int argc, char **argv)
     GOptionEntry entries[] = {{NULL}};
     tool_parse(&argc, &argv, entries,
                "VMNAME [list|add|del|set|unset] [TAG...]",
-               "Manage the tags of a qube.", NULL);
+               "Manage the tags of a qube.",
+               "Commands: list [TAG] (exit 1 when TAG is not set), "
+               "add TAG..., del TAG...\nTags are ASCII letters, digits, "
+               "'_' and '-'.");
     if (argc < 2) {
         fprintf(stderr, "qvm-tags: error: a qube name is required\n");
         return 2;

@@ -267,7 +267,19 @@ int main(int argc, char **argv)
                "[list [VM...] | info VM:VOLUME [PROPERTY] | config VM:VOLUME "
                "PROPERTY VALUE | resize VM:VOLUME SIZE | revert VM:VOLUME "
                "[REVISION] | import VM:VOLUME PATH]",
-               "Manage the volumes of qubes.", NULL);
+               "Manage the volumes of qubes.",
+               "Commands:\n"
+               "  list [VM...]                 POOL:VOLUME VMNAME VOLUME_NAME "
+               "REVERT_POSSIBLE\n"
+               "  info VM:VOLUME [PROPERTY]    settings, usage and revisions\n"
+               "  config VM:VOLUME PROP VALUE  rw, revisions_to_keep or "
+               "ephemeral\n"
+               "  resize VM:VOLUME SIZE        grow (10G, 512MiB, bytes)\n"
+               "  revert VM:VOLUME [REVISION]  the latest revision by default\n"
+               "  import VM:VOLUME PATH|-      the volume takes the image's "
+               "size unless --no-resize\n\n"
+               "The daemon is found through $QUBESD_SOCKET, else "
+               "/var/run/qubesd.sock.");
     const char *cmd = argc > 1 ? argv[1] : "list";
     if (!strcmp(cmd, "list") || !strcmp(cmd, "ls") || !strcmp(cmd, "l"))
         return cmd_list(argc > 2 ? argv + 2 : NULL, pool);

@@ -55,6 +55,10 @@ def test_help_for_every_tool():
     for t in ALL_TOOLS:
         out = run(t, '--help')
         assert 'Usage:' in out, (t, out)
+        assert '(qubes-core-c)' in run(t, '--version'), t
+        # the man page made from it at build time
+        man = os.path.join(TOOLS, t + '.1')
+        assert os.path.exists(man), man
 
 
 def test_create_ls_prefs():
