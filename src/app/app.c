@@ -34,15 +34,6 @@ static char *app_prop(QubesApp *app, const char *name)
     return v;
 }
 
-static gboolean app_prop_error(GError **error, const QubesPropDef *def,
-                               const char *value, const char *why)
-{
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
-                "Invalid value '%s' for property '%s' of Qubes: %s", value,
-                def->name, why);
-    return FALSE;
-}
-
 /* ---- global property defaults and setters ---- */
 
 /* The newest kernel installed in base/vm-kernels (version order). */
@@ -104,7 +95,7 @@ static char *setter_pool(QubesPropHolder *h, const QubesPropDef *def,
         return g_strdup("");
     if (!qubes_app_get_pool(owner_app(h), value, NULL)) {
         g_autofree char *why = g_strdup_printf("No such pool: %s", value);
-        app_prop_error(error, def, value, why);
+        qubes_prop_error(error, h, def, value, why);
         return NULL;
     }
     return g_strdup(value);
@@ -131,17 +122,26 @@ gboolean qubes_app_kernel_installed(QubesApp *app, const char *kernel,
     return TRUE;
 }
 
+char *qubes_app_setter_kernel(QubesApp *app, QubesPropHolder *h,
+                              const QubesPropDef *def, const char *value,
+                              GError **error)
+{
+    if (strchr(value, '/') || strcmp(value, "..") == 0 ||
+        strcmp(value, ".") == 0) {
+        qubes_prop_error(error, h, def, value,
+                         "Kernel name cannot contain '/'");
+        return NULL;
+    }
+    if (*value && !app->loading &&
+        !qubes_app_kernel_installed(app, value, error))
+        return NULL;
+    return g_strdup(value);
+}
+
 static char *setter_app_kernel(QubesPropHolder *h, const QubesPropDef *def,
                                const char *value, GError **error)
 {
-    if (strchr(value, '/') || strcmp(value, "..") == 0) {
-        app_prop_error(error, def, value, "Kernel name cannot contain '/'");
-        return NULL;
-    }
-    if (*value && !owner_app(h)->loading &&
-        !qubes_app_kernel_installed(owner_app(h), value, error))
-        return NULL;
-    return g_strdup(value);
+    return qubes_app_setter_kernel(owner_app(h), h, def, value, error);
 }
 
 static char *setter_app_vm(QubesPropHolder *h, const QubesPropDef *def,
@@ -149,9 +149,7 @@ static char *setter_app_vm(QubesPropHolder *h, const QubesPropDef *def,
 {
     if (!*value)
         return g_strdup("");
-    if (!qubes_validate_vm_name(value, error))
-        return NULL;
-    QubesDomain *d = qubes_app_get_domain(owner_app(h), value, error);
+    QubesDomain *d = qubes_prop_vm(owner_app(h), h, def, value, error);
     if (!d)
         return NULL;
     const char *want = NULL;
@@ -162,30 +160,12 @@ static char *setter_app_vm(QubesPropHolder *h, const QubesPropDef *def,
         g_autofree char *why = g_strdup_printf(
             "wrong VM class: domains['%s'] is of type %s and not %s", value,
             d->klass->name, want);
-        app_prop_error(error, def, value, why);
+        qubes_prop_error(error, h, def, value, why);
         return NULL;
     }
-    if (strcmp(def->name, "default_netvm") == 0) {
-        g_autofree char *net = NULL;
-        qubes_props_get(&d->props, "provides_network", &net, NULL, NULL);
-        if (g_strcmp0(net, "True") != 0) {
-            app_prop_error(error, def, value,
-                           "The qube does not provide network");
-            return NULL;
-        }
-    }
-    return g_strdup(value);
-}
-
-static char *setter_app_positive(QubesPropHolder *h, const QubesPropDef *def,
-                                 const char *value, GError **error)
-{
-    if (g_ascii_strtoll(value, NULL, 10) <= 0) {
-        g_autofree char *why =
-            g_strdup_printf("%s must be positive", def->name);
-        app_prop_error(error, def, value, why);
+    if (strcmp(def->name, "default_netvm") == 0 &&
+        !qubes_prop_vm_provides_network(h, def, d, error))
         return NULL;
-    }
     return g_strdup(value);
 }
 
@@ -242,20 +222,20 @@ static const QubesPropDef app_props[] = {
      .type = QUBES_PROP_INT,
      .load_stage = 3,
      .default_value = "60",
-     .setter = setter_app_positive,
+     .setter = qubes_prop_setter_positive,
      .doc = "Default time in seconds after which qrexec connection attempt "
             "is deemed failed"},
     {.name = "default_shutdown_timeout",
      .type = QUBES_PROP_INT,
      .load_stage = 3,
      .default_value = "60",
-     .setter = setter_app_positive,
+     .setter = qubes_prop_setter_positive,
      .doc = "Default time in seconds for VM shutdown to complete"},
     {.name = "stats_interval",
      .type = QUBES_PROP_INT,
      .load_stage = 3,
      .default_value = "3",
-     .setter = setter_app_positive,
+     .setter = qubes_prop_setter_positive,
      .doc = "Interval in seconds for VM stats reporting (memory, CPU usage)"},
     {.name = "check_updates_vm",
      .type = QUBES_PROP_BOOL,
@@ -289,13 +269,6 @@ const QxLabel *qubes_app_get_label(QubesApp *app, const char *name,
     return NULL;
 }
 
-static void label_free(QxLabel *l)
-{
-    g_free(l->color);
-    g_free(l->name);
-    g_free(l);
-}
-
 gboolean qubes_app_add_label(QubesApp *app, const char *name, const char *color,
                              GError **error)
 {
@@ -307,11 +280,7 @@ gboolean qubes_app_add_label(QubesApp *app, const char *name, const char *color,
     guint index = MAX_DEFAULT_LABEL;
     for (guint i = 0; i < app->labels->len; i++)
         index = MAX(index, ((QxLabel *)app->labels->pdata[i])->index);
-    QxLabel *l = g_new0(QxLabel, 1);
-    l->index = index + 1;
-    l->name = g_strdup(name);
-    l->color = g_strdup(color);
-    g_ptr_array_add(app->labels, l);
+    g_ptr_array_add(app->labels, qx_label_new(index + 1, color, name));
     return TRUE;
 }
 
@@ -687,10 +656,7 @@ static gboolean load_domain(QubesApp *app, const QxDomain *x, GError **error)
         g_prefix_error(error, "domain %s: ", name);
         return FALSE;
     }
-    for (guint i = 0; i + 1 < x->features->len; i += 2) {
-        g_ptr_array_add(dom->features, g_strdup(x->features->pdata[i]));
-        g_ptr_array_add(dom->features, g_strdup(x->features->pdata[i + 1]));
-    }
+    g_ptr_array_extend(dom->features, x->features, qx_copy_string, NULL);
     for (guint i = 0; i < x->tags->len; i++) {
         if (!qubes_tag_is_valid(x->tags->pdata[i])) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
@@ -699,15 +665,8 @@ static gboolean load_domain(QubesApp *app, const QxDomain *x, GError **error)
         }
         g_hash_table_add(dom->tags, g_strdup(x->tags->pdata[i]));
     }
-    for (guint i = 0; i < x->volumes->len; i++) {
-        const QxAttrs *src = x->volumes->pdata[i];
-        QxAttrs *c = g_ptr_array_new_with_free_func(g_free);
-        for (guint j = 0; j < src->len; j++)
-            g_ptr_array_add(c, g_strdup(src->pdata[j]));
-        g_ptr_array_add(dom->vol_config, c);
-    }
-    for (guint i = 0; i < x->extra->len; i++)
-        g_ptr_array_add(dom->extra, g_strdup(x->extra->pdata[i]));
+    g_ptr_array_extend(dom->vol_config, x->volumes, qx_copy_attrs, NULL);
+    g_ptr_array_extend(dom->extra, x->extra, qx_copy_string, NULL);
     return TRUE;
 }
 
@@ -715,11 +674,7 @@ static gboolean load_model(QubesApp *app, const QubesXml *xml, GError **error)
 {
     for (guint i = 0; i < xml->labels->len; i++) {
         const QxLabel *l = xml->labels->pdata[i];
-        QxLabel *c = g_new0(QxLabel, 1);
-        c->index = l->index;
-        c->name = g_strdup(l->name);
-        c->color = g_strdup(l->color);
-        g_ptr_array_add(app->labels, c);
+        g_ptr_array_add(app->labels, qx_label_new(l->index, l->color, l->name));
     }
     for (guint i = 0; i < xml->pools->len; i++) {
         QubesPool *p = pool_from_attrs(xml->pools->pdata[i], error);
@@ -785,7 +740,7 @@ static QubesApp *app_new(const char *base_dir, const char *xml_path)
     app->registry = qubes_event_registry_new();
     qubes_emitter_init(&app->emitter, app->registry, app_chain, "");
     qubes_props_init(&app->props, &app->emitter, "Qubes", app_tables, app);
-    app->labels = g_ptr_array_new_with_free_func((GDestroyNotify)label_free);
+    app->labels = g_ptr_array_new_with_free_func((GDestroyNotify)qx_label_free);
     app->pools =
         g_ptr_array_new_with_free_func((GDestroyNotify)qubes_pool_free);
     app->domains =
@@ -871,24 +826,12 @@ void qubes_app_free(QubesApp *app)
 
 /* ---- save ---- */
 
-static GPtrArray *copy_strings(const GPtrArray *src)
-{
-    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
-    for (guint i = 0; i < src->len; i++)
-        g_ptr_array_add(out, g_strdup(src->pdata[i]));
-    return out;
-}
-
 QubesXml *qubes_app_to_xml(QubesApp *app)
 {
     QubesXml *x = qubes_xml_new();
     for (guint i = 0; i < app->labels->len; i++) {
         const QxLabel *l = app->labels->pdata[i];
-        QxLabel *c = g_new0(QxLabel, 1);
-        c->index = l->index;
-        c->name = g_strdup(l->name);
-        c->color = g_strdup(l->color);
-        g_ptr_array_add(x->labels, c);
+        g_ptr_array_add(x->labels, qx_label_new(l->index, l->color, l->name));
     }
     for (guint i = 0; i < app->pools->len; i++) {
         g_autoptr(GHashTable) cfg = qubes_pool_get_config(app->pools->pdata[i]);
@@ -908,18 +851,15 @@ QubesXml *qubes_app_to_xml(QubesApp *app)
     x->properties = qubes_props_save(&app->props);
     for (guint i = 0; i < app->domains->len; i++) {
         QubesDomain *d = app->domains->pdata[i];
-        QxDomain *xd = g_new0(QxDomain, 1);
-        xd->id = g_strdup_printf("domain-%u", d->qid);
-        xd->klass = g_strdup(d->klass->name);
+        g_autofree char *id = g_strdup_printf("domain-%u", d->qid);
+        QxDomain *xd = qx_domain_new(id, d->klass->name);
+        g_ptr_array_unref(xd->properties);
         xd->properties = qubes_props_save(&d->props);
-        xd->features = copy_strings(d->features);
+        g_ptr_array_extend(xd->features, d->features, qx_copy_string, NULL);
         g_autoptr(GPtrArray) tags = qubes_domain_tags(d);
-        xd->tags = copy_strings(tags);
-        xd->volumes =
-            g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
-        for (guint j = 0; j < d->vol_config->len; j++)
-            g_ptr_array_add(xd->volumes, copy_strings(d->vol_config->pdata[j]));
-        xd->extra = copy_strings(d->extra);
+        g_ptr_array_extend(xd->tags, tags, qx_copy_string, NULL);
+        g_ptr_array_extend(xd->volumes, d->vol_config, qx_copy_attrs, NULL);
+        g_ptr_array_extend(xd->extra, d->extra, qx_copy_string, NULL);
         g_ptr_array_add(x->domains, xd);
     }
     return x;

@@ -119,6 +119,23 @@ char *qubes_app_default_pool(QubesApp *app, const char *volume);
 gboolean qubes_app_kernel_installed(QubesApp *app, const char *kernel,
                                     GError **error);
 
+/* The setter of `kernel` and `default_kernel`: a name without '/', of
+ * an installed kernel (not checked while loading), or "" for none. */
+char *qubes_app_setter_kernel(QubesApp *app, QubesPropHolder *holder,
+                              const QubesPropDef *def, const char *value,
+                              GError **error);
+
+/* For the setters of qube-valued properties: the existing qube @value
+ * names (QubesValueError for a bad name, QubesVMNotFoundError, or a
+ * QubesPropertyValueError for "", which callers take as none first). */
+QubesDomain *qubes_prop_vm(QubesApp *app, QubesPropHolder *holder,
+                           const QubesPropDef *def, const char *value,
+                           GError **error);
+/* Refuses, as a value of @def, a qube that does not provide network. */
+gboolean qubes_prop_vm_provides_network(QubesPropHolder *holder,
+                                        const QubesPropDef *def,
+                                        QubesDomain *vm, GError **error);
+
 /* ---- domains ---- */
 QubesDomain *qubes_app_get_domain(QubesApp *app, const char *name,
                                   GError **error);

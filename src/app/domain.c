@@ -20,16 +20,6 @@ static QubesDomain *owner_dom(QubesPropHolder *h)
     return h->owner;
 }
 
-static gboolean prop_error(GError **error, QubesPropHolder *h,
-                           const QubesPropDef *def, const char *value,
-                           const char *why)
-{
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
-                "Invalid value '%s' for property '%s' of %s: %s", value,
-                def->name, h->class_name, why);
-    return FALSE;
-}
-
 /* ---- defaults ---- */
 
 static char *get_prop(QubesPropHolder *h, const char *name)
@@ -208,7 +198,7 @@ static char *setter_qid(QubesPropHolder *h, const QubesPropDef *def,
 {
     gint64 v = g_ascii_strtoll(value, NULL, 10);
     if (v < 0 || v > QUBES_MAX_QID) {
-        prop_error(error, h, def, value, "qid must be between 0 and 254");
+        qubes_prop_error(error, h, def, value, "qid must be between 0 and 254");
         return NULL;
     }
     return g_strdup(value);
@@ -218,7 +208,7 @@ static char *setter_uuid(QubesPropHolder *h, const QubesPropDef *def,
                          const char *value, GError **error)
 {
     if (!g_uuid_string_is_valid(value)) {
-        prop_error(error, h, def, value, "not a UUID");
+        qubes_prop_error(error, h, def, value, "not a UUID");
         return NULL;
     }
     return g_ascii_strdown(value, -1);
@@ -231,43 +221,20 @@ static char *setter_label(QubesPropHolder *h, const QubesPropDef *def,
     return l ? g_strdup(l->name) : NULL;
 }
 
-static char *setter_positive(QubesPropHolder *h, const QubesPropDef *def,
-                             const char *value, GError **error)
-{
-    if (g_ascii_strtoll(value, NULL, 10) <= 0) {
-        g_autofree char *why =
-            g_strdup_printf("%s must be positive", def->name);
-        prop_error(error, h, def, value, why);
-        return NULL;
-    }
-    return g_strdup(value);
-}
-
-static char *setter_non_negative(QubesPropHolder *h, const QubesPropDef *def,
-                                 const char *value, GError **error)
-{
-    if (g_ascii_strtoll(value, NULL, 10) < 0) {
-        g_autofree char *why =
-            g_strdup_printf("%s must be positive or zero", def->name);
-        prop_error(error, h, def, value, why);
-        return NULL;
-    }
-    return g_strdup(value);
-}
-
 static char *setter_virt_mode(QubesPropHolder *h, const QubesPropDef *def,
                               const char *value, GError **error)
 {
     g_autofree char *v = g_ascii_strdown(value, -1);
     if (strcmp(v, "hvm") && strcmp(v, "pv") && strcmp(v, "pvh")) {
-        prop_error(error, h, def, value,
-                   "Invalid virtualization mode, supported values: hvm, pv, "
-                   "pvh");
+        qubes_prop_error(
+            error, h, def, value,
+            "Invalid virtualization mode, supported values: hvm, pv, "
+            "pvh");
         return NULL;
     }
     if (strcmp(v, "pvh") == 0 && has_pci(owner_dom(h))) {
-        prop_error(error, h, def, value,
-                   "pvh mode can't be set if pci devices are assigned");
+        qubes_prop_error(error, h, def, value,
+                         "pvh mode can't be set if pci devices are assigned");
         return NULL;
     }
     return g_steal_pointer(&v);
@@ -276,24 +243,15 @@ static char *setter_virt_mode(QubesPropHolder *h, const QubesPropDef *def,
 static char *setter_kernel(QubesPropHolder *h, const QubesPropDef *def,
                            const char *value, GError **error)
 {
-    if (strchr(value, '/') || strcmp(value, "..") == 0 ||
-        strcmp(value, ".") == 0) {
-        prop_error(error, h, def, value, "Kernel name cannot contain '/'");
-        return NULL;
-    }
-    QubesApp *app = owner_dom(h)->app;
-    if (*value && !app->loading &&
-        !qubes_app_kernel_installed(app, value, error))
-        return NULL;
-    return g_strdup(value);
+    return qubes_app_setter_kernel(owner_dom(h)->app, h, def, value, error);
 }
 
 static char *setter_kernelopts(QubesPropHolder *h, const QubesPropDef *def,
                                const char *value, GError **error)
 {
     if (strlen(value) > 512) {
-        prop_error(error, h, def, value,
-                   "Kernelopts value too long (512 chars max)");
+        qubes_prop_error(error, h, def, value,
+                         "Kernelopts value too long (512 chars max)");
         return NULL;
     }
     return g_strdup(value);
@@ -304,9 +262,9 @@ static char *setter_default_user(QubesPropHolder *h, const QubesPropDef *def,
 {
     for (const char *p = value; *p; p++) {
         if (!g_ascii_isalnum(*p) && !strchr("_-+,.", *p)) {
-            prop_error(error, h, def, value,
-                       "Username can contain only those characters: "
-                       "letters, digits and _-+,.");
+            qubes_prop_error(error, h, def, value,
+                             "Username can contain only those characters: "
+                             "letters, digits and _-+,.");
             return NULL;
         }
     }
@@ -318,8 +276,8 @@ static char *setter_kbd_layout(QubesPropHolder *h, const QubesPropDef *def,
 {
     g_auto(GStrv) parts = g_strsplit(value, "+", -1);
     if (g_strv_length(parts) != 3) {
-        prop_error(error, h, def, value,
-                   "invalid number of keyboard layout parameters");
+        qubes_prop_error(error, h, def, value,
+                         "invalid number of keyboard layout parameters");
         return NULL;
     }
     gboolean ok = *parts[0] != '\0';
@@ -330,7 +288,8 @@ static char *setter_kbd_layout(QubesPropHolder *h, const QubesPropDef *def,
     for (const char *p = parts[2]; *p; p++)
         ok = ok && (g_ascii_isalnum(*p) || strchr("-_:,", *p));
     if (!ok) {
-        prop_error(error, h, def, value, "Invalid keyboard layout provided");
+        qubes_prop_error(error, h, def, value,
+                         "Invalid keyboard layout provided");
         return NULL;
     }
     return g_strdup(value);
@@ -341,7 +300,7 @@ static char *setter_ip(QubesPropHolder *h, const QubesPropDef *def,
 {
     g_autoptr(GInetAddress) a = g_inet_address_new_from_string(value);
     if (!a || g_inet_address_get_family(a) != G_SOCKET_FAMILY_IPV4) {
-        prop_error(error, h, def, value, "not an IPv4 address");
+        qubes_prop_error(error, h, def, value, "not an IPv4 address");
         return NULL;
     }
     return g_inet_address_to_string(a);
@@ -354,26 +313,34 @@ static char *setter_mac(QubesPropHolder *h, const QubesPropDef *def,
     for (int i = 0; ok && i < 17; i++)
         ok = (i % 3 == 2) ? value[i] == ':' : g_ascii_isxdigit(value[i]);
     if (!ok) {
-        prop_error(error, h, def, value, "not a MAC address");
+        qubes_prop_error(error, h, def, value, "not a MAC address");
         return NULL;
     }
     return g_ascii_strdown(value, -1);
 }
 
-/* A domain reference: "" (none) where allowed, else an existing domain
- * of the right kind. */
-static QubesDomain *vm_ref(QubesPropHolder *h, const QubesPropDef *def,
-                           QubesApp *app, const char *value,
-                           gboolean allow_none, GError **error)
+QubesDomain *qubes_prop_vm(QubesApp *app, QubesPropHolder *h,
+                           const QubesPropDef *def, const char *value,
+                           GError **error)
 {
     if (!*value) {
-        if (!allow_none)
-            prop_error(error, h, def, value, "a qube is required");
+        qubes_prop_error(error, h, def, value, "a qube is required");
         return NULL;
     }
     if (!qubes_validate_vm_name(value, error))
         return NULL;
     return qubes_app_get_domain(app, value, error);
+}
+
+gboolean qubes_prop_vm_provides_network(QubesPropHolder *h,
+                                        const QubesPropDef *def,
+                                        QubesDomain *vm, GError **error)
+{
+    g_autofree char *v = get_prop(&vm->props, "provides_network");
+    if (g_strcmp0(v, "True") == 0)
+        return TRUE;
+    return qubes_prop_error(error, h, def, vm->name,
+                            "The qube does not provide network");
 }
 
 static gboolean vm_is(QubesDomain *d, const char *klass)
@@ -391,7 +358,7 @@ static char *setter_template(QubesPropHolder *h, const QubesPropDef *def,
                              const char *value, GError **error)
 {
     QubesDomain *self = owner_dom(h);
-    QubesDomain *t = vm_ref(h, def, self->app, value, FALSE, error);
+    QubesDomain *t = qubes_prop_vm(self->app, h, def, value, error);
     if (!t)
         return NULL;
     gboolean dispvm = vm_is(self, "DispVM");
@@ -401,12 +368,13 @@ static char *setter_template(QubesPropHolder *h, const QubesPropDef *def,
         g_autofree char *why = g_strdup_printf(
             "wrong VM class: domains['%s'] is of type %s and not %s", value,
             t->klass->name, dispvm ? "AppVM" : "TemplateVM");
-        prop_error(error, h, def, value, why);
+        qubes_prop_error(error, h, def, value, why);
         return NULL;
     }
     if (dispvm && !vm_flag(t, "template_for_dispvms")) {
-        prop_error(error, h, def, value,
-                   "template for DispVM must have template_for_dispvms=True");
+        qubes_prop_error(
+            error, h, def, value,
+            "template for DispVM must have template_for_dispvms=True");
         return NULL;
     }
     return g_strdup(value);
@@ -418,8 +386,8 @@ static char *setter_vm_any(QubesPropHolder *h, const QubesPropDef *def,
     QubesDomain *self = owner_dom(h);
     if (!*value)
         return g_strdup("");
-    return vm_ref(h, def, self->app, value, TRUE, error) ? g_strdup(value)
-                                                         : NULL;
+    return qubes_prop_vm(self->app, h, def, value, error) ? g_strdup(value)
+                                                          : NULL;
 }
 
 static char *setter_netvm(QubesPropHolder *h, const QubesPropDef *def,
@@ -428,19 +396,17 @@ static char *setter_netvm(QubesPropHolder *h, const QubesPropDef *def,
     QubesDomain *self = owner_dom(h);
     if (!*value)
         return g_strdup("");
-    QubesDomain *net = vm_ref(h, def, self->app, value, TRUE, error);
+    QubesDomain *net = qubes_prop_vm(self->app, h, def, value, error);
     if (!net)
         return NULL;
-    if (!vm_flag(net, "provides_network")) {
-        prop_error(error, h, def, value, "The qube does not provide network");
+    if (!qubes_prop_vm_provides_network(h, def, net, error))
         return NULL;
-    }
     /* Follow the chain from the new netvm: reaching ourselves is a loop. */
     QubesDomain *cur = net;
     for (guint hops = 0; cur && hops <= self->app->domains->len; hops++) {
         if (cur == self) {
-            prop_error(error, h, def, value,
-                       "Loops in network are unsupported");
+            qubes_prop_error(error, h, def, value,
+                             "Loops in network are unsupported");
             return NULL;
         }
         g_autofree char *next = get_prop(&cur->props, "netvm");
@@ -571,13 +537,13 @@ static const QubesPropDef qubesvm_props[] = {
      .type = QUBES_PROP_INT,
      .default_value = "400",
      .default_func = default_from_template,
-     .setter = setter_positive,
+     .setter = qubes_prop_setter_positive,
      .doc = "Memory currently available for this VM. TemplateBasedVMs use "
             "its template's value by default."},
     {.name = "maxmem",
      .type = QUBES_PROP_INT,
      .default_func = default_maxmem,
-     .setter = setter_non_negative,
+     .setter = qubes_prop_setter_non_negative,
      .doc = "Maximum amount of memory available for this VM (for the "
             "purpose of the memory balancer). Set to 0 to disable memory "
             "balancing for this qube. TemplateBasedVMs use its template's "
@@ -585,13 +551,13 @@ static const QubesPropDef qubesvm_props[] = {
             "this qube)."},
     {.name = "stubdom_mem",
      .type = QUBES_PROP_INT,
-     .setter = setter_positive,
+     .setter = qubes_prop_setter_positive,
      .doc = "Memory amount allocated for the stubdom"},
     {.name = "vcpus",
      .type = QUBES_PROP_INT,
      .default_value = "2",
      .default_func = default_from_template,
-     .setter = setter_positive,
+     .setter = qubes_prop_setter_positive,
      .doc = "Number of virtual CPUs for a qube. TemplateBasedVMs use its "
             "template's value by default."},
     {.name = "kernel",
@@ -623,7 +589,7 @@ static const QubesPropDef qubesvm_props[] = {
      .type = QUBES_PROP_INT,
      .default_value = "default_qrexec_timeout",
      .default_func = default_template_or_app,
-     .setter = setter_positive,
+     .setter = qubes_prop_setter_positive,
      .doc = "Time in seconds after which qrexec connection attempt is "
             "deemed failed. Operating system inside VM should be able to "
             "boot in this time."},
@@ -631,7 +597,7 @@ static const QubesPropDef qubesvm_props[] = {
      .type = QUBES_PROP_INT,
      .default_value = "default_shutdown_timeout",
      .default_func = default_template_or_app,
-     .setter = setter_positive,
+     .setter = qubes_prop_setter_positive,
      .doc = "Time in seconds for shutdown of the VM, after which VM may be "
             "forcefully powered off. Operating system inside VM should be "
             "able to fully shutdown in this time."},
@@ -646,7 +612,7 @@ static const QubesPropDef qubesvm_props[] = {
      .doc = "If this domain is to be included in default backup."},
     {.name = "backup_timestamp",
      .type = QUBES_PROP_INT,
-     .setter = setter_non_negative,
+     .setter = qubes_prop_setter_non_negative,
      .doc = "Time of last backup of the qube, in seconds since unix epoch"},
     {.name = "management_dispvm",
      .type = QUBES_PROP_VM,

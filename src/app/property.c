@@ -128,6 +128,43 @@ static gboolean value_error(GError **error, QubesPropHolder *holder,
     return FALSE;
 }
 
+gboolean qubes_prop_error(GError **error, QubesPropHolder *holder,
+                          const QubesPropDef *def, const char *value,
+                          const char *why)
+{
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
+                "Invalid value '%s' for property '%s' of %s: %s", value,
+                def->name, holder->class_name, why);
+    return FALSE;
+}
+
+/* Refuses an integer below @min ("must be positive[ or zero]"). */
+static char *at_least(QubesPropHolder *holder, const QubesPropDef *def,
+                      const char *value, gint64 min, GError **error)
+{
+    if (g_ascii_strtoll(value, NULL, 10) < min) {
+        g_autofree char *why = g_strdup_printf(
+            "%s must be positive%s", def->name, min ? "" : " or zero");
+        qubes_prop_error(error, holder, def, value, why);
+        return NULL;
+    }
+    return g_strdup(value);
+}
+
+char *qubes_prop_setter_positive(QubesPropHolder *holder,
+                                 const QubesPropDef *def, const char *value,
+                                 GError **error)
+{
+    return at_least(holder, def, value, 1, error);
+}
+
+char *qubes_prop_setter_non_negative(QubesPropHolder *holder,
+                                     const QubesPropDef *def, const char *value,
+                                     GError **error)
+{
+    return at_least(holder, def, value, 0, error);
+}
+
 /* The coarse check every value passes before its setter (the reference's
  * property.sanitize), giving the canonical form of ints and booleans. */
 static char *sanitize(QubesPropHolder *holder, const QubesPropDef *def,

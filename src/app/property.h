@@ -108,6 +108,19 @@ gboolean qubes_props_set(QubesPropHolder *holder, const char *name,
 gboolean qubes_props_reset(QubesPropHolder *holder, const char *name,
                            GError **error);
 
+/* Sets @error to a QubesPropertyValueError in the reference's words,
+ * "Invalid value 'V' for property 'P' of HOLDER: WHY"; returns FALSE. */
+gboolean qubes_prop_error(GError **error, QubesPropHolder *holder,
+                          const QubesPropDef *def, const char *value,
+                          const char *why);
+/* Setters several classes share: an integer above zero, or not below. */
+char *qubes_prop_setter_positive(QubesPropHolder *holder,
+                                 const QubesPropDef *def, const char *value,
+                                 GError **error);
+char *qubes_prop_setter_non_negative(QubesPropHolder *holder,
+                                     const QubesPropDef *def, const char *value,
+                                     GError **error);
+
 /* Loads the properties of @load_stage (0: all) from qubes.xml, without
  * events. A name the class does not have is an error. */
 gboolean qubes_props_load(QubesPropHolder *holder, const GPtrArray *props,

@@ -28,7 +28,16 @@ void qx_property_free(QxProperty *p)
     g_free(p);
 }
 
-static void label_free(QxLabel *l)
+QxLabel *qx_label_new(guint index, const char *color, const char *name)
+{
+    QxLabel *l = g_new0(QxLabel, 1);
+    l->index = index;
+    l->color = g_strdup(color);
+    l->name = g_strdup(name);
+    return l;
+}
+
+void qx_label_free(QxLabel *l)
 {
     g_free(l->color);
     g_free(l->name);
@@ -38,6 +47,18 @@ static void label_free(QxLabel *l)
 static GPtrArray *strings(void)
 {
     return g_ptr_array_new_with_free_func(g_free);
+}
+
+gpointer qx_copy_string(gconstpointer src, gpointer unused)
+{
+    return g_strdup(src);
+}
+
+gpointer qx_copy_attrs(gconstpointer src, gpointer unused)
+{
+    GPtrArray *copy = strings();
+    g_ptr_array_extend(copy, (GPtrArray *)src, qx_copy_string, NULL);
+    return copy;
 }
 
 static void domain_free(QxDomain *d)
@@ -52,7 +73,7 @@ static void domain_free(QxDomain *d)
     g_free(d);
 }
 
-static QxDomain *domain_new(const char *id, const char *klass)
+QxDomain *qx_domain_new(const char *id, const char *klass)
 {
     QxDomain *d = g_new0(QxDomain, 1);
     d->id = g_strdup(id);
@@ -70,7 +91,7 @@ static QxDomain *domain_new(const char *id, const char *klass)
 QubesXml *qubes_xml_new(void)
 {
     QubesXml *x = g_new0(QubesXml, 1);
-    x->labels = g_ptr_array_new_with_free_func((GDestroyNotify)label_free);
+    x->labels = g_ptr_array_new_with_free_func((GDestroyNotify)qx_label_free);
     x->pools =
         g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
     x->properties =
@@ -281,7 +302,7 @@ static gboolean parse_domain(Parse *ps, xmlNodePtr n, QubesXml *x)
     g_autofree char *klass = attr(n, "class");
     if (!klass || !*klass)
         return fail_at(ps, n, "<domain> without a class");
-    QxDomain *d = domain_new(id, klass);
+    QxDomain *d = qx_domain_new(id, klass);
     g_ptr_array_add(x->domains, d);
     for (xmlNodePtr c = n->children; c; c = c->next) {
         if (c->type == XML_TEXT_NODE && !xmlIsBlankNode(c))
@@ -626,11 +647,8 @@ QubesXml *qubes_xml_new_default(const char *base_dir, gboolean reflinks)
 {
     QubesXml *x = qubes_xml_new();
     for (guint i = 0; i < G_N_ELEMENTS(default_labels); i++) {
-        QxLabel *l = g_new0(QxLabel, 1);
-        l->index = i + 1;
-        l->color = g_strdup(default_labels[i].color);
-        l->name = g_strdup(default_labels[i].name);
-        g_ptr_array_add(x->labels, l);
+        g_ptr_array_add(x->labels, qx_label_new(i + 1, default_labels[i].color,
+                                                default_labels[i].name));
     }
     QxAttrs *pool = strings();
     qx_attrs_set(pool, "name", "varlibqubes");
@@ -648,7 +666,7 @@ QubesXml *qubes_xml_new_default(const char *base_dir, gboolean reflinks)
     qx_attrs_set(kernels, "driver", "linux-kernel");
     g_ptr_array_add(x->pools, kernels);
     qx_properties_set(x->properties, "default_pool_kernel", "linux-kernel");
-    QxDomain *dom0 = domain_new("domain-0", "AdminVM");
+    QxDomain *dom0 = qx_domain_new("domain-0", "AdminVM");
     qx_properties_set(dom0->properties, "label", "black");
     g_ptr_array_add(x->domains, dom0);
     return x;

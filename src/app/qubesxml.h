@@ -34,6 +34,9 @@ typedef struct {
     char *name;
 } QxLabel;
 
+QxLabel *qx_label_new(guint index, const char *color, const char *name);
+void qx_label_free(QxLabel *label);
+
 /* Ordered name/value pairs: a pool's or a volume's attributes. */
 typedef GPtrArray QxAttrs; /* of char*: name, value, name, value... */
 
@@ -53,6 +56,13 @@ typedef struct {
     GPtrArray *properties; /* QxProperty */
     GPtrArray *domains;    /* QxDomain */
 } QubesXml;
+
+/* A domain element with no properties, features, tags or volumes yet. */
+QxDomain *qx_domain_new(const char *id, const char *klass);
+
+/* GCopyFunc for g_ptr_array_extend(): a string, or a QxAttrs. */
+gpointer qx_copy_string(gconstpointer src, gpointer unused);
+gpointer qx_copy_attrs(gconstpointer src, gpointer unused);
 
 QubesXml *qubes_xml_new(void);
 void qubes_xml_free(QubesXml *xml);

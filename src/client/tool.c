@@ -161,3 +161,33 @@ char *tool_prop_value(const char *answer, gboolean *is_default)
     sp = sp ? strchr(sp + 1, ' ') : NULL;
     return g_strdup(sp ? sp + 1 : "");
 }
+
+static void tool_prop_free(ToolProp *p)
+{
+    g_free(p->name);
+    g_free(p->value);
+    g_free(p);
+}
+
+GPtrArray *tool_get_all(const char *method, const char *dest, GError **error)
+{
+    g_autofree char *all = qa_call(method, dest, NULL, NULL, error);
+    if (!all)
+        return NULL;
+    GPtrArray *props =
+        g_ptr_array_new_with_free_func((GDestroyNotify)tool_prop_free);
+    g_auto(GStrv) lines = g_strsplit(all, "\n", -1);
+    for (char **l = lines; *l && **l; l++) {
+        char *sp = strchr(*l, ' ');
+        if (!sp)
+            continue;
+        *sp = '\0';
+        ToolProp *p = g_new0(ToolProp, 1);
+        p->name = g_strdup(*l);
+        g_autofree char *v = tool_prop_value(sp + 1, &p->is_default);
+        /* GetAll escapes backslashes and newlines. */
+        p->value = g_strcompress(v);
+        g_ptr_array_add(props, p);
+    }
+    return props;
+}

@@ -38,4 +38,14 @@ gboolean tool_split_vm_volume(const char *spec, char **vm, char **volume);
  * (new); *is_default from X. */
 char *tool_prop_value(const char *answer, gboolean *is_default);
 
+/* One line of a property.GetAll answer. */
+typedef struct {
+    char *name;
+    char *value; /* unescaped */
+    gboolean is_default;
+} ToolProp;
+/* Calls @method (admin.vm.property.GetAll or admin.property.GetAll) on
+ * @dest and parses the answer (new array of ToolProp), or NULL. */
+GPtrArray *tool_get_all(const char *method, const char *dest, GError **error);
+
 G_END_DECLS

@@ -703,6 +703,15 @@ static char *pool_set_ephemeral(Call *call, GError **error)
 
 /* ---- volumes ---- */
 
+static gboolean halted(Call *call, GError **error)
+{
+    if (qubes_domain_is_halted(call->dest))
+        return TRUE;
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_HALTED,
+                "Domain is not powered off: '%s'", call->dest->name);
+    return FALSE;
+}
+
 static QubesVolume *volume_arg(Call *call, GError **error)
 {
     QubesVolume *v = qubes_domain_get_volume(call->dest, call->arg);
@@ -886,11 +895,8 @@ static char *volume_revert(Call *call, GError **error)
         if (!enforce(g_ascii_isalnum(*p) || strchr("-:.T", *p), error))
             return NULL;
     }
-    if (!qubes_domain_is_halted(call->dest)) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_HALTED,
-                    "Domain is not powered off: '%s'", call->dest->name);
+    if (!halted(call, error))
         return NULL;
-    }
     VolJob *j = vol_job(call, v);
     j->revision = g_steal_pointer(&untrusted);
     call_run_worker(call, revert_work, changed_done, j,
@@ -932,15 +938,6 @@ static char *volume_set_revisions(Call *call, GError **error)
         return NULL;
     qubes_domain_volume_sync(call->dest, call->arg);
     return saved(call, error);
-}
-
-static gboolean halted(Call *call, GError **error)
-{
-    if (qubes_domain_is_halted(call->dest))
-        return TRUE;
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_HALTED,
-                "Domain is not powered off: '%s'", call->dest->name);
-    return FALSE;
 }
 
 static char *volume_set_rw(Call *call, GError **error)
@@ -1216,18 +1213,12 @@ static char *vm_create(Call *call, gboolean allow_pool, GError **error)
     if (!enforce(name && label, error) ||
         !enforce(!(pool && g_hash_table_size(pools)), error))
         return NULL;
-    if (g_hash_table_contains(call->app->by_name, name)) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                    "VM %s already exists", name);
-        return NULL;
-    }
+    /* The app refuses a taken name, and a template for a class without
+     * one; a template that does not exist is QubesVMNotFoundError here,
+     * whatever its spelling, as in the reference. */
     const char *tpl = *call->arg ? call->arg : NULL;
-    if (tpl && !klass->has_template) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                    "%s cannot be based on template", klass->name);
-        return NULL;
-    }
-    if (tpl && !qubes_app_get_domain(call->app, tpl, error))
+    if (tpl && klass->has_template &&
+        !qubes_app_get_domain(call->app, tpl, error))
         return NULL;
     QubesDomain *dom = qubes_app_add_new_domain(
         call->app, klass, name, label, tpl, pool,

@@ -142,15 +142,21 @@ static void conn_send(Conn *c, GBytes *b)
     conn_flush(c);
 }
 
+/* Sends the one answer of a call; the connection closes once it is
+ * written. */
+static void conn_answer(Conn *c, GBytes *answer)
+{
+    conn_send(c, answer);
+    c->finish_after = TRUE;
+    conn_flush(c);
+}
+
 /* ---- completing calls ---- */
 
 void call_return(Call *call, const char *result)
 {
-    Conn *c = call->conn;
-    conn_send(c, qubes_response_ok(result ? result : "",
-                                   result ? strlen(result) : 0));
-    c->finish_after = TRUE;
-    conn_flush(c);
+    conn_answer(call->conn, qubes_response_ok(result ? result : "",
+                                              result ? strlen(result) : 0));
     call_free(call);
 }
 
@@ -177,9 +183,7 @@ void call_fail(Call *call, GError *error)
         g_info("call %s+%s (%s → %s) failed: %s: %s", call->method_name,
                call->arg ? call->arg : "", call->src ? call->src->name : "?",
                call->dest ? call->dest->name : "?", type, error->message);
-        conn_send(c, qubes_response_exception(type, "", error->message));
-        c->finish_after = TRUE;
-        conn_flush(c);
+        conn_answer(c, qubes_response_exception(type, "", error->message));
     }
     g_error_free(error);
     call_free(call);

@@ -56,27 +56,20 @@ int main(int argc, char **argv)
         return qa_fail("qvm-clone", err);
 
     /* Properties set on the source (not defaults). */
-    g_autofree char *all =
-        qa_call("admin.vm.property.GetAll", src, NULL, NULL, &err);
-    if (!all)
+    g_autoptr(GPtrArray) props =
+        tool_get_all("admin.vm.property.GetAll", src, &err);
+    if (!props)
         return qa_fail("qvm-clone", err);
-    g_auto(GStrv) lines = g_strsplit(all, "\n", -1);
-    for (char **l = lines; *l && **l; l++) {
-        char *sp = strchr(*l, ' ');
-        if (!sp)
+    for (guint i = 0; i < props->len; i++) {
+        ToolProp *p = props->pdata[i];
+        if (p->is_default || g_strv_contains(skip, p->name))
             continue;
-        *sp = '\0';
-        gboolean is_default;
-        g_autofree char *v = tool_prop_value(sp + 1, &is_default);
-        if (is_default || g_strv_contains(skip, *l))
-            continue;
-        g_autofree char *value = g_strcompress(v);
         g_autoptr(GError) e = NULL;
         g_autofree char *s =
-            qa_call("admin.vm.property.Set", dst, *l, value, &e);
+            qa_call("admin.vm.property.Set", dst, p->name, p->value, &e);
         if (!s)
             fprintf(stderr, "qvm-clone: warning: property %s not copied: %s\n",
-                    *l, e->message);
+                    p->name, e->message);
     }
     g_autofree char *features =
         qa_call("admin.vm.feature.List", src, NULL, NULL, NULL);

@@ -75,23 +75,15 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!prop) {
-        g_autofree char *all = qa_call(NS "GetAll", dest, NULL, NULL, &err);
-        if (!all)
+        g_autoptr(GPtrArray) props = tool_get_all(NS "GetAll", dest, &err);
+        if (!props)
             return qa_fail(PROG, err);
         g_autoptr(Table) t = table_new(3, NULL);
-        g_auto(GStrv) lines = g_strsplit(all, "\n", -1);
-        for (char **l = lines; *l && **l; l++) {
-            char *sp = strchr(*l, ' ');
-            if (!sp)
-                continue;
-            *sp = '\0';
-            gboolean is_default;
-            g_autofree char *v = tool_prop_value(sp + 1, &is_default);
-            if (hide_default && is_default)
-                continue;
-            /* GetAll escapes backslashes and newlines. */
-            g_autofree char *unescaped = g_strcompress(v);
-            table_add(t, *l, is_default ? "D" : "-", unescaped, NULL);
+        for (guint i = 0; i < props->len; i++) {
+            ToolProp *p = props->pdata[i];
+            if (!(hide_default && p->is_default))
+                table_add(t, p->name, p->is_default ? "D" : "-", p->value,
+                          NULL);
         }
         table_print(t);
         return 0;
