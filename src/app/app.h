@@ -26,7 +26,11 @@ typedef struct _QubesApp QubesApp;
 typedef struct _QubesDomain QubesDomain;
 typedef struct _QubesDomainClass QubesDomainClass;
 
-#define QUBES_MAX_QID 254
+/* Qubes stops at 254 (qubes.config.max_qid); we allow the 16 bits that
+ * the IP scheme 10.137.(qid>>8).(qid&255) can address. New qids are the
+ * lowest unused ones, as in Qubes, so a system of fewer than 255 qubes has
+ * the same qids and its qubes.xml stays loadable by Qubes. */
+#define QUBES_MAX_QID 65535
 
 /* A domain class: AdminVM, TemplateVM, AppVM, StandaloneVM, DispVM. */
 struct _QubesDomainClass {

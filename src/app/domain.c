@@ -169,7 +169,8 @@ static char *default_ip(QubesPropHolder *h, const QubesPropDef *def)
     g_autofree char *netvm = get_prop(h, "netvm");
     if (!netvm || !*netvm)
         return NULL;
-    return g_strdup_printf("10.137.0.%u", dom->qid);
+    return g_strdup_printf("10.137.%u.%u", (dom->qid >> 8) & 0xff,
+                           dom->qid & 0xff);
 }
 
 static char *default_mac(QubesPropHolder *h, const QubesPropDef *def)
@@ -198,7 +199,9 @@ static char *setter_qid(QubesPropHolder *h, const QubesPropDef *def,
 {
     gint64 v = g_ascii_strtoll(value, NULL, 10);
     if (v < 0 || v > QUBES_MAX_QID) {
-        qubes_prop_error(error, h, def, value, "qid must be between 0 and 254");
+        g_autofree char *why =
+            g_strdup_printf("qid must be between 0 and %d", QUBES_MAX_QID);
+        qubes_prop_error(error, h, def, value, why);
         return NULL;
     }
     return g_strdup(value);
