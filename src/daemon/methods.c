@@ -86,10 +86,16 @@ static char *join_lines(GPtrArray *items)
     return g_string_free(out, FALSE);
 }
 
+static char *saved_done(Call *call, gboolean ok, GError **error, gpointer data)
+{
+    return ok ? g_strdup("") : NULL;
+}
+
 /* The answer of a method that changed the model: empty, once saved. */
 static char *saved(Call *call, GError **error)
 {
-    return call_save(call, error) ? g_strdup("") : NULL;
+    call_save_then(call, saved_done, NULL, NULL);
+    return CALL_ASYNC;
 }
 
 static QubesPropHolder *holder_of(Call *call, gboolean global)
@@ -1261,6 +1267,19 @@ static char *remove_done(Call *call, gboolean ok, GError **error, gpointer data)
     return g_strdup("");
 }
 
+/* Owns the DomJob @data from here. */
+static char *remove_saved(Call *call, gboolean ok, GError **error,
+                          gpointer data)
+{
+    if (!ok) {
+        dom_job_free(data);
+        return NULL;
+    }
+    call_run_worker(call, remove_work, remove_done, data,
+                    (GDestroyNotify)dom_job_free);
+    return CALL_ASYNC;
+}
+
 static char *vm_remove(Call *call, GError **error)
 {
     QubesDomain *dom = call->dest;
@@ -1288,12 +1307,7 @@ static char *vm_remove(Call *call, GError **error)
     }
     /* qubes.xml forgets the domain before its files go: a crash in
      * between leaves unreferenced files, never a domain without disks. */
-    if (!call_save(call, error)) {
-        dom_job_free(j);
-        return NULL;
-    }
-    call_run_worker(call, remove_work, remove_done, j,
-                    (GDestroyNotify)dom_job_free);
+    call_save_then(call, remove_saved, j, NULL);
     return CALL_ASYNC;
 }
 

@@ -95,6 +95,9 @@ int main(int argc, char **argv)
     g_message("qubesd ready: %u domains, socket %s", app->domains->len,
               socket_path);
     g_main_loop_run(srv->loop);
+    /* The calls waiting for a save get it; the last save below then holds
+     * every change, as no save of an older snapshot is left to land. */
+    server_flush_saves(srv);
 
     int rc = 0;
     if (!qubes_app_save(app, &err)) {

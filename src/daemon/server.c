@@ -207,16 +207,6 @@ static void call_complete(Call *call, char *result, GError *error)
     g_free(result);
 }
 
-gboolean call_save(Call *call, GError **error)
-{
-    g_autoptr(GError) err = NULL;
-    if (qubes_app_save(call->app, &err))
-        return TRUE;
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION, "cannot save %s: %s",
-                call->app->xml_path, err->message);
-    return FALSE;
-}
-
 /* ---- workers ---- */
 
 typedef struct {
@@ -267,6 +257,105 @@ void call_run_worker(Call *call, WorkerFunc work, WorkerDone done,
     g_task_set_task_data(task, j, (GDestroyNotify)job_free);
     g_task_run_in_thread(task, job_thread);
     g_object_unref(task);
+}
+
+/* ---- saving qubes.xml ----
+ *
+ * A method that changed the model answers only once a qubes.xml holding
+ * the change is on disk (qubes_xml_save: temporary, fsync, rename, fsync
+ * of the folder). Saves are a group commit:
+ *  - a call joins save_waiting after its change is made in the model;
+ *  - one save runs at a time: it takes the whole waiting list as its
+ *    batch and a snapshot of the model (qubes_app_to_xml, on the main
+ *    thread, so after every change of the batch), then writes the
+ *    snapshot on a worker thread while the main loop goes on serving;
+ *  - when it is on disk the batch is answered, and the calls that came
+ *    meanwhile start the next save, all of their changes in one write.
+ * So no answer precedes the durability of its change, the main loop never
+ * waits for the disk, and under load one fsync'd write serves many calls.
+ * As saves never overlap, an older snapshot never lands after a newer one
+ * (qubes_xml_save's lockf also orders us against other writers). A failed
+ * save fails each call of its batch with the cause; the changes stay in
+ * the model and go to disk with the next save, as in the reference. */
+
+typedef struct {
+    QubesXml *xml;
+    char *path;
+} SaveJob;
+
+static void save_job_free(SaveJob *s)
+{
+    qubes_xml_free(s->xml);
+    g_free(s->path);
+    g_free(s);
+}
+
+static void save_thread(GTask *task, gpointer src, gpointer task_data,
+                        GCancellable *cancellable)
+{
+    SaveJob *s = task_data;
+    GError *err = NULL;
+    if (qubes_xml_save(s->xml, s->path, &err))
+        g_task_return_boolean(task, TRUE);
+    else
+        g_task_return_error(task, err);
+}
+
+static void save_start(Server *srv);
+
+static void save_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    Server *srv = data;
+    g_autoptr(GError) err = NULL;
+    gboolean ok = g_task_propagate_boolean(G_TASK(res), &err);
+    g_autoptr(GPtrArray) batch = g_steal_pointer(&srv->save_batch);
+    if (!ok)
+        g_warning("cannot save %s: %s", srv->app->xml_path, err->message);
+    for (guint i = 0; i < batch->len; i++) {
+        Job *j = batch->pdata[i];
+        GError *e = NULL;
+        if (!ok)
+            e = g_error_new(QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "cannot save %s: %s", srv->app->xml_path,
+                            err->message);
+        char *result = j->done(j->call, ok, &e, j->data);
+        call_complete(j->call, result, e);
+    }
+    save_start(srv);
+}
+
+static void save_start(Server *srv)
+{
+    if (srv->save_batch || !srv->save_waiting->len)
+        return;
+    srv->save_batch = g_steal_pointer(&srv->save_waiting);
+    srv->save_waiting =
+        g_ptr_array_new_with_free_func((GDestroyNotify)job_free);
+    SaveJob *s = g_new0(SaveJob, 1);
+    s->xml = qubes_app_to_xml(srv->app);
+    s->path = g_strdup(srv->app->xml_path);
+    GTask *task = g_task_new(NULL, NULL, save_done, srv);
+    g_task_set_task_data(task, s, (GDestroyNotify)save_job_free);
+    g_task_run_in_thread(task, save_thread);
+    g_object_unref(task);
+}
+
+void call_save_then(Call *call, WorkerDone done, gpointer data,
+                    GDestroyNotify free)
+{
+    Job *j = g_new0(Job, 1);
+    j->call = call;
+    j->done = done;
+    j->data = data;
+    j->free = free;
+    g_ptr_array_add(call->srv->save_waiting, j);
+    save_start(call->srv);
+}
+
+void server_flush_saves(Server *srv)
+{
+    while (srv->save_batch || srv->save_waiting->len)
+        g_main_context_iteration(NULL, TRUE);
 }
 
 /* ---- events ---- */
@@ -535,6 +624,8 @@ Server *server_new(QubesApp *app, const char *socket_path, GError **error)
     srv->internal_path = g_build_filename(dir, "qubesd.internal.sock", NULL);
     srv->clone_tokens = g_hash_table_new_full(
         g_str_hash, g_str_equal, g_free, (GDestroyNotify)qubes_volume_unref);
+    srv->save_waiting =
+        g_ptr_array_new_with_free_func((GDestroyNotify)job_free);
     if (g_mkdir_with_parents(dir, 0755) != 0) {
         qubes_error_errno(error, errno, "Cannot create %s", dir);
         server_free(srv);
@@ -567,6 +658,7 @@ void server_free(Server *srv)
         unlink(srv->internal_path);
     }
     g_hash_table_unref(srv->clone_tokens);
+    g_ptr_array_unref(srv->save_waiting);
     g_free(srv->socket_path);
     g_free(srv->internal_path);
     g_free(srv);

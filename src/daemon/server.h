@@ -71,6 +71,8 @@ struct _Server {
     char *socket_path;
     char *internal_path;
     GHashTable *clone_tokens; /* token -> QubesVolume* (ref) */
+    GPtrArray *save_waiting;  /* calls waiting for the next save */
+    GPtrArray *save_batch;    /* calls the running save answers, or NULL */
     guint connections;
     guint64 requests;
 };
@@ -96,8 +98,14 @@ typedef char *(*WorkerDone)(Call *call, gboolean ok, GError **error,
 void call_run_worker(Call *call, WorkerFunc work, WorkerDone done,
                      gpointer data, GDestroyNotify free);
 
-/* Saves qubes.xml, for methods that changed the model. */
-gboolean call_save(Call *call, GError **error);
+/* Saves qubes.xml with every change made so far, then calls @done(call,
+ * ok, error, @data) on the main thread, whose return value completes the
+ * call as a WorkerDone's does; @free frees @data after @done. Saves run
+ * on a worker thread and are grouped (server.c). */
+void call_save_then(Call *call, WorkerDone done, gpointer data,
+                    GDestroyNotify free);
+/* Runs the main context until no save is running or waiting. */
+void server_flush_saves(Server *srv);
 
 /* admin.Events: subscribes @call's connection to the app's events (all,
  * or those of @dest only) until the client leaves. */

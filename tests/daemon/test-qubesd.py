@@ -652,6 +652,42 @@ def test_parallel_clients():
         d.ok('admin.vm.Remove', n)
 
 
+def test_answered_changes_survive_sigkill():
+    """Saves are grouped, but a change is answered only once it is on
+    disk: 32 clients set properties and features at once, qubesd is
+    killed with SIGKILL the moment the last answer is in, and after a
+    restart every answered change is there."""
+    d = D()
+    errors = []
+
+    def client(i):
+        try:
+            d.ok('admin.vm.feature.Set', 'work', 'k%d' % i, 'v%d' % i)
+            if i % 4 == 0:
+                d.ok('admin.vm.property.Set', 'work', 'maxmem',
+                     str(2000 + i))
+        except Exception as e:  # collected for the main thread
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    last = d.ok('admin.vm.property.Get', 'work', 'maxmem')
+    d.ok('admin.vm.feature.Set', 'work', 'last', 'one')
+    d.kill()
+    d.start()
+    for i in range(32):
+        assert d.ok('admin.vm.feature.Get', 'work', 'k%d' % i) == 'v%d' % i
+        d.ok('admin.vm.feature.Remove', 'work', 'k%d' % i)
+    assert d.ok('admin.vm.feature.Get', 'work', 'last') == 'one'
+    assert d.ok('admin.vm.property.Get', 'work', 'maxmem') == last
+    d.ok('admin.vm.feature.Remove', 'work', 'last')
+    d.ok('admin.vm.property.Reset', 'work', 'maxmem')
+
+
 def test_reference_pool_tree():
     """A pool tree as the reference lays it out (SPEC 2.2), with revisions
     in both namings, opens through the API."""
