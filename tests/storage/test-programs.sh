@@ -21,7 +21,7 @@ check() { # description, then a command that must succeed
         fails=$((fails + 1))
     fi
 }
-echo "1..5"
+echo "1..6"
 check "tour runs" sh -c "'$build/src/qubes-storage-tour' --pool-dir '$work/tour' >'$work/tour.txt' 2>&1"
 check "tour shows an outdated root and a revert" \
     grep -Eq "is_outdated\(appvms/work/root\) = yes|0x23 before, 0x22 after" "$work/tour.txt"
@@ -31,4 +31,6 @@ check "storage-cycle prints its figures" \
     sh -c "'$build/bench/storage-cycle' --pool-dir '$work/cycle' --cycles 3 --setup-check no | tail -1 | grep -Eq '^ms_per_cycle=[0-9.]+ fsyncs_per_cycle=[34]$'"
 check "copy-fallback copies a sparse image exactly" \
     "$build/bench/copy-fallback" --dir "$work/copy" --size-gib 1 --runs 1
+check "api-bench runs its calls through qubesd and prints its figures" \
+    sh -c "'$build/bench/api-bench' --qubesd '$build/src/qubesd' --base-dir '$work/api' --domains 40 --calls 64 --runs 1 --clients 1,4 | tail -1 | grep -Eq '^list_cps=[0-9]+ get_cps=[0-9]+ load_ms=[0-9.]+ save_ms=[0-9.]+$'"
 exit $((fails > 0))

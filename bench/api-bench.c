@@ -1,0 +1,346 @@
+/* api-bench: qubes.xml load/save time and Admin API calls through qubesd,
+ * with many domains.
+ *
+ *   api-bench --qubesd PATH --base-dir DIR [--domains 1000] [--calls 4000]
+ *             [--runs 5] [--clients 1,16]
+ *
+ * Makes a new system in DIR (which must not hold a qubes.xml yet) with
+ * --domains domains (dom0, ten TemplateVMs, the rest AppVMs spread over
+ * them, every third with a feature and a tag), their storage created in
+ * DIR's pool. Then:
+ *  - times loading and saving that qubes.xml in this process (the same
+ *    library calls qubesd makes), --runs times;
+ *  - starts qubesd on DIR and times how long until it answers;
+ *  - for each client count, runs --calls calls of admin.vm.List, of
+ *    admin.vm.property.Get (a random AppVM, one of five properties, some
+ *    default, some set) and, with a tenth as many calls, of
+ *    admin.vm.property.Set (memory of a random AppVM: a qubes.xml save
+ *    each), from that many threads, each call on its own connection as
+ *    Qubes clients do; --runs times;
+ *  - stops qubesd with SIGTERM and checks that it exits 0.
+ * Prints medians over the runs (calls/s, and the p50 and p99 latency of
+ * each run). The last line is
+ *   list_cps=X get_cps=Y load_ms=Z save_ms=W
+ * with the figures of the largest client count.
+ */
+#include "app.h"
+#include "bench-util.h"
+#include "qubesadmin.h"
+
+#include <gio/gio.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void die(const char *what, GError *error)
+{
+    bench_die("api-bench", what, error);
+}
+
+static double now_ms(void)
+{
+    return (double)g_get_monotonic_time() / 1000.0;
+}
+
+#define N_TEMPLATES 10
+
+static char *template_name(guint i)
+{
+    return g_strdup_printf("tpl-%02u", i);
+}
+
+static char *appvm_name(guint i)
+{
+    return g_strdup_printf("vm-%04u", i);
+}
+
+/* Builds the system in @base and returns the number of AppVMs. */
+static guint make_system(const char *base, guint domains)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *xml = g_build_filename(base, "qubes.xml", NULL);
+    if (g_file_test(xml, G_FILE_TEST_EXISTS)) {
+        fprintf(stderr, "api-bench: %s exists; give an empty --base-dir\n",
+                xml);
+        exit(2);
+    }
+    g_autoptr(QubesApp) app = qubes_app_open(base, NULL, &error);
+    if (!app)
+        die(base, error);
+    const QubesDomainClass *tpl_class = qubes_domain_class_lookup("TemplateVM");
+    const QubesDomainClass *app_class = qubes_domain_class_lookup("AppVM");
+    guint n_templates = MIN(N_TEMPLATES, domains - 1);
+    guint n_appvms = domains - 1 - n_templates;
+    for (guint i = 0; i < n_templates + n_appvms; i++) {
+        gboolean is_tpl = i < n_templates;
+        g_autofree char *name =
+            is_tpl ? template_name(i) : appvm_name(i - n_templates);
+        g_autofree char *tpl = template_name(i % MAX(n_templates, 1));
+        QubesDomain *dom = qubes_app_add_new_domain(
+            app, is_tpl ? tpl_class : app_class, name, is_tpl ? "black" : "red",
+            is_tpl ? NULL : tpl, NULL, NULL, &error);
+        if (!dom)
+            die(name, error);
+        if (i % 3 == 0 &&
+            (!qubes_domain_feature_set(dom, "service.cups", "1", &error) ||
+             !qubes_domain_tag_add(dom, "bench", &error)))
+            die(name, error);
+        g_autoptr(GPtrArray) vols = qubes_domain_volume_refs(dom);
+        g_autofree char *dir = qubes_domain_dir_path(dom);
+        if (!qubes_storage_create(vols, dir, &error))
+            die(name, error);
+    }
+    if (!qubes_app_save(app, &error))
+        die(xml, error);
+    return n_appvms;
+}
+
+static void bench_load_save(const char *base, int runs, double *load_ms,
+                            double *save_ms)
+{
+    double load[runs], save[runs];
+    for (int r = 0; r < runs; r++) {
+        g_autoptr(GError) error = NULL;
+        double t0 = now_ms();
+        QubesApp *app = qubes_app_open(base, NULL, &error);
+        double t1 = now_ms();
+        if (!app)
+            die("load", error);
+        if (!qubes_app_save(app, &error))
+            die("save", error);
+        double t2 = now_ms();
+        qubes_app_free(app);
+        load[r] = t1 - t0;
+        save[r] = t2 - t1;
+    }
+    *load_ms = bench_median(load, runs);
+    *save_ms = bench_median(save, runs);
+}
+
+typedef enum { CALL_LIST, CALL_GET, CALL_SET } CallKind;
+
+static const char *const call_names[] = {
+    "admin.vm.List", "admin.vm.property.Get", "admin.vm.property.Set"};
+
+typedef struct {
+    const char *socket;
+    CallKind kind;
+    guint n_appvms;
+    guint calls;
+    guint32 seed;
+    double *lat; /* @calls latencies, ms */
+    char *failure;
+} Client;
+
+static const char *const get_props[] = {"netvm", "label", "memory", "template",
+                                        "kernel"};
+
+static gpointer client_run(gpointer data)
+{
+    Client *c = data;
+    g_autoptr(GRand) rand = g_rand_new_with_seed(c->seed);
+    for (guint i = 0; i < c->calls; i++) {
+        g_autofree char *vm =
+            appvm_name((guint)g_rand_int_range(rand, 0, (gint32)c->n_appvms));
+        const char *method = call_names[c->kind], *dest = "dom0", *arg = "";
+        g_autofree char *payload = NULL;
+        if (c->kind == CALL_GET) {
+            dest = vm;
+            arg = get_props[g_rand_int_range(rand, 0, G_N_ELEMENTS(get_props))];
+        } else if (c->kind == CALL_SET) {
+            dest = vm;
+            arg = "memory";
+            payload = g_strdup_printf("%d", g_rand_int_range(rand, 300, 4000));
+        }
+        g_autoptr(GError) error = NULL;
+        double t0 = now_ms();
+        g_autoptr(GBytes) out =
+            qa_call_raw(c->socket, "dom0", method, dest, arg, payload,
+                        payload ? strlen(payload) : 0, &error);
+        c->lat[i] = now_ms() - t0;
+        gsize n = 0;
+        const char *p = out ? g_bytes_get_data(out, &n) : NULL;
+        if (!p || n < 2 || p[0] != '0' || p[1] != '\0') {
+            c->failure =
+                g_strdup_printf("%s %s %s: %s", method, dest, arg,
+                                error ? error->message : "no success answer");
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+typedef struct {
+    double cps, p50, p99;
+} Figures;
+
+/* One run: @calls calls of @kind from @clients threads. */
+static Figures run_calls(const char *socket, CallKind kind, guint clients,
+                         guint calls, guint n_appvms, guint32 seed)
+{
+    Client c[clients];
+    GThread *th[clients];
+    guint per = MAX(calls / clients, 1);
+    g_autofree double *all = g_new(double, (gsize)per *clients);
+    double t0 = now_ms();
+    for (guint i = 0; i < clients; i++) {
+        c[i] = (Client){.socket = socket,
+                        .kind = kind,
+                        .n_appvms = n_appvms,
+                        .calls = per,
+                        .seed = seed + i,
+                        .lat = all + (gsize)per * i};
+        th[i] = g_thread_new("client", client_run, &c[i]);
+    }
+    for (guint i = 0; i < clients; i++)
+        g_thread_join(th[i]);
+    double wall = now_ms() - t0;
+    for (guint i = 0; i < clients; i++)
+        if (c[i].failure) {
+            fprintf(stderr, "api-bench: %s\n", c[i].failure);
+            exit(1);
+        }
+    guint n = per * clients;
+    qsort(all, n, sizeof *all, bench_cmp_double);
+    return (Figures){.cps = n / (wall / 1000.0),
+                     .p50 = all[n / 2],
+                     .p99 = all[MIN(n - 1, (guint)(n * 0.99))]};
+}
+
+static GSubprocess *start_qubesd(const char *qubesd, const char *base,
+                                 const char *socket, double *start_ms)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *log = g_build_filename(base, "qubesd.log", NULL);
+    g_autoptr(GSubprocessLauncher) l =
+        g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+    g_subprocess_launcher_set_stderr_file_path(l, log);
+    double t0 = now_ms();
+    GSubprocess *p = g_subprocess_launcher_spawn(
+        l, &error, qubesd, "--base-dir", base, "--socket", socket, NULL);
+    if (!p)
+        die(qubesd, error);
+    for (;;) {
+        g_autoptr(GBytes) out = qa_call_raw(socket, "dom0", "admin.vm.List",
+                                            "dom0", "", NULL, 0, NULL);
+        if (out && g_bytes_get_size(out) > 2)
+            break;
+        if (now_ms() - t0 > 120000 || !g_subprocess_get_identifier(p)) {
+            fprintf(stderr, "api-bench: qubesd did not answer (log: %s)\n",
+                    log);
+            exit(1);
+        }
+        g_usleep(2000);
+    }
+    *start_ms = now_ms() - t0;
+    return p;
+}
+
+static void stop_qubesd(GSubprocess *p)
+{
+    g_autoptr(GError) error = NULL;
+    g_subprocess_send_signal(p, SIGTERM);
+    if (!g_subprocess_wait(p, NULL, &error))
+        die("qubesd", error);
+    if (!g_subprocess_get_if_exited(p) || g_subprocess_get_exit_status(p)) {
+        fprintf(stderr, "api-bench: qubesd did not exit cleanly\n");
+        exit(1);
+    }
+}
+
+static void print_figures(CallKind kind, guint clients, Figures *f, int runs)
+{
+    double cps[runs], p50[runs], p99[runs];
+    for (int r = 0; r < runs; r++) {
+        cps[r] = f[r].cps;
+        p50[r] = f[r].p50;
+        p99[r] = f[r].p99;
+    }
+    printf("%-22s clients=%-2u calls/s %8.0f   p50 %7.3f ms   p99 %7.3f ms\n",
+           call_names[kind], clients, bench_median(cps, runs),
+           bench_median(p50, runs), bench_median(p99, runs));
+    f[0].cps = bench_median(cps, runs);
+}
+
+int main(int argc, char **argv)
+{
+    g_autofree char *qubesd = NULL, *base = NULL, *clients_arg = NULL;
+    gint domains = 1000, calls = 4000, runs = 5;
+    GOptionEntry entries[] = {
+        {"qubesd", 0, 0, G_OPTION_ARG_FILENAME, &qubesd, "qubesd program",
+         "PATH"},
+        {"base-dir", 0, 0, G_OPTION_ARG_FILENAME, &base, "empty folder", "DIR"},
+        {"domains", 0, 0, G_OPTION_ARG_INT, &domains,
+         "domains, dom0 included (1000)", "N"},
+        {"calls", 0, 0, G_OPTION_ARG_INT, &calls, "calls per run (4000)", "N"},
+        {"runs", 0, 0, G_OPTION_ARG_INT, &runs, "runs (5)", "N"},
+        {"clients", 0, 0, G_OPTION_ARG_STRING, &clients_arg,
+         "client counts (1,16)", "N,N"},
+        {NULL}};
+    g_autoptr(GOptionContext) ctx = g_option_context_new("");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    g_autoptr(GError) error = NULL;
+    if (!g_option_context_parse(ctx, &argc, &argv, &error))
+        die("arguments", error);
+    if (!qubesd || !base || domains < 12 || domains > QUBES_MAX_QID + 1 ||
+        calls < 10 || runs < 1) {
+        fprintf(stderr,
+                "api-bench: need --qubesd, --base-dir, 12 <= "
+                "--domains <= %d, --calls >= 10, --runs >= 1\n",
+                QUBES_MAX_QID + 1);
+        return 2;
+    }
+    g_auto(GStrv) counts =
+        g_strsplit(clients_arg ? clients_arg : "1,16", ",", 0);
+    if (g_mkdir_with_parents(base, 0755) != 0)
+        die(base, NULL);
+
+    double t0 = now_ms();
+    guint n_appvms = make_system(base, (guint)domains);
+    double make_ms = now_ms() - t0;
+    g_autofree char *xml = g_build_filename(base, "qubes.xml", NULL);
+    struct stat st;
+    if (stat(xml, &st) != 0)
+        die(xml, NULL);
+    printf("domains=%d (%u AppVMs) qubes.xml %lld bytes, made with storage "
+           "in %.0f ms\n",
+           domains, n_appvms, (long long)st.st_size, make_ms);
+    double load_ms, save_ms;
+    bench_load_save(base, runs, &load_ms, &save_ms);
+    printf("qubes.xml load %.2f ms   save %.2f ms (with fsyncs)\n", load_ms,
+           save_ms);
+
+    g_autofree char *socket = g_build_filename(base, "qubesd.sock", NULL);
+    double start_ms;
+    GSubprocess *p = start_qubesd(qubesd, base, socket, &start_ms);
+    printf("qubesd answers %.0f ms after its start\n", start_ms);
+    double list_cps = 0, get_cps = 0;
+    for (CallKind k = CALL_LIST; k <= CALL_SET; k++) {
+        for (guint i = 0; counts[i]; i++) {
+            guint clients = (guint)g_ascii_strtoull(counts[i], NULL, 10);
+            if (clients < 1 || clients > 256) {
+                fprintf(stderr, "api-bench: --clients: each 1 to 256\n");
+                return 2;
+            }
+            guint n =
+                k == CALL_SET ? MAX((guint)calls / 10, clients) : (guint)calls;
+            Figures f[runs];
+            for (int r = 0; r < runs; r++)
+                f[r] = run_calls(socket, k, clients, n, n_appvms,
+                                 (guint32)(r * 1000 + 1));
+            print_figures(k, clients, f, runs);
+            if (k == CALL_LIST)
+                list_cps = f[0].cps;
+            else if (k == CALL_GET)
+                get_cps = f[0].cps;
+        }
+    }
+    stop_qubesd(p);
+    g_object_unref(p);
+    printf("list_cps=%.0f get_cps=%.0f load_ms=%.2f save_ms=%.2f\n", list_cps,
+           get_cps, load_ms, save_ms);
+    return 0;
+}
