@@ -280,6 +280,7 @@ int main(int argc, char **argv)
         {"clients", 0, 0, G_OPTION_ARG_STRING, &clients_arg,
          "client counts (1,16)", "N,N"},
         {NULL}};
+    setvbuf(stdout, NULL, _IOLBF, 0);
     g_autoptr(GOptionContext) ctx = g_option_context_new("");
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_autoptr(GError) error = NULL;

@@ -1027,11 +1027,6 @@ GPtrArray *qubes_domain_volume_names(QubesDomain *dom)
     return out;
 }
 
-QubesVolume *qubes_domain_get_volume(QubesDomain *dom, const char *name)
-{
-    return g_hash_table_lookup(dom->volumes, name);
-}
-
 static QxAttrs *vol_config(QubesDomain *dom, const char *name)
 {
     for (guint i = 0; i < dom->vol_config->len; i++) {
@@ -1040,6 +1035,33 @@ static QxAttrs *vol_config(QubesDomain *dom, const char *name)
             return dom->vol_config->pdata[i];
     }
     return NULL;
+}
+
+gboolean qubes_domain_init_volume_internal(QubesDomain *dom, QxAttrs *c,
+                                           GError **error);
+
+QubesVolume *qubes_domain_get_volume(QubesDomain *dom, const char *name)
+{
+    QubesVolume *vol = g_hash_table_lookup(dom->volumes, name);
+    if (!vol || !vol->pool ||
+        strcmp(qubes_pool_get_driver(vol->pool), "linux-kernel") != 0)
+        return vol;
+    /* A kernel volume is the `kernel` property's folder, read at each use
+     * as the reference's (whose vid is a callable), so that setting or
+     * resetting the property, or the default it follows (the template's
+     * kernel, default_kernel), re-points it. */
+    g_autofree char *kernel = get_prop(&dom->props, "kernel");
+    if (g_strcmp0(kernel ? kernel : "", vol->vid) == 0)
+        return vol;
+    g_autoptr(GError) err = NULL;
+    QxAttrs *c = vol_config(dom, name);
+    if (!c || !qubes_domain_init_volume_internal(dom, c, &err)) {
+        g_warning("%s: cannot re-point volume %s to kernel %s: %s", dom->name,
+                  name, kernel ? kernel : "(none)",
+                  err ? err->message : "no config");
+        return vol;
+    }
+    return g_hash_table_lookup(dom->volumes, name);
 }
 
 const char *qubes_domain_volume_pool(QubesDomain *dom, const char *name)
@@ -1097,9 +1119,6 @@ static gboolean attr_bool(const QxAttrs *c, const char *name)
     return v && (strcmp(v, "True") == 0 || strcmp(v, "true") == 0 ||
                  strcmp(v, "1") == 0);
 }
-
-gboolean qubes_domain_init_volume_internal(QubesDomain *dom, QxAttrs *c,
-                                           GError **error);
 
 /* Makes the storage object for one volume config (no disk work). */
 gboolean qubes_domain_init_volume_internal(QubesDomain *dom, QxAttrs *c,

@@ -261,6 +261,44 @@ def test_vm_properties():
         'default=False type=str work'
 
 
+def test_kernel_volume_follows_kernel():
+    """The kernel volume is the folder the `kernel` property names, set on
+    the qube, on its template, or through default_kernel, or none."""
+    d = D()
+    kdir = os.path.join(d.base_dir, 'vm-kernels', '6.2.0')
+    os.makedirs(kdir)
+    for f in ('vmlinuz', 'initramfs'):
+        with open(os.path.join(kdir, f), 'wb') as fh:
+            fh.write(b'kernel 6.2')
+
+    def vid():
+        info = dict(line.split('=', 1) for line in
+                    d.ok('admin.vm.volume.Info', 'work',
+                         'kernel').splitlines())
+        return info['vid']
+
+    # default_kernel defaults to the newest installed kernel
+    assert vid() == '6.2.0'
+    try:
+        d.ok('admin.property.Set', arg='default_kernel', payload='6.1.0')
+        assert vid() == '6.1.0'
+        d.ok('admin.vm.property.Set', 'work', 'kernel', '6.2.0')
+        assert vid() == '6.2.0'
+        d.ok('admin.vm.property.Reset', 'work', 'kernel')
+        assert vid() == '6.1.0'
+        d.ok('admin.vm.property.Set', 'fedora', 'kernel', '6.2.0')
+        assert vid() == '6.2.0'
+        d.ok('admin.vm.property.Reset', 'fedora', 'kernel')
+        assert vid() == '6.1.0'
+        d.ok('admin.vm.property.Set', 'work', 'kernel', '')
+        assert vid() == ''
+        d.ok('admin.vm.property.Reset', 'work', 'kernel')
+    finally:
+        d.ok('admin.property.Reset', arg='default_kernel')
+        subprocess.run(['rm', '-rf', kdir], check=True)
+    assert vid() == '6.1.0'
+
+
 def test_netvm_loops():
     d = D()
     d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora', 'name=net1 label=red')
