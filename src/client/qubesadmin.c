@@ -60,9 +60,8 @@ GBytes *qa_call_raw(const char *socket_path, const char *src,
                     "cannot connect to qubesd at %s: %s", path, g_strerror(e));
         return NULL;
     }
-    g_autofree char *header =
-        g_strdup_printf("%s%s%s %s name %s", method, arg && *arg ? "+" : "",
-                        arg && *arg ? arg : "", src ? src : "dom0", dest);
+    g_autofree char *header = g_strdup_printf(
+        "%s+%s %s name %s", method, arg ? arg : "", src ? src : "dom0", dest);
     gboolean ok = write_all(fd, header, strlen(header) + 1) &&
                   (!payload_len || write_all(fd, payload, payload_len));
     shutdown(fd, SHUT_WR);

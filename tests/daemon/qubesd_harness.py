@@ -152,9 +152,10 @@ class Daemon:
     def call(self, method, dest='dom0', arg='', payload=b'', src='dom0'):
         if isinstance(payload, str):
             payload = payload.encode()
-        m = method + ('+' + arg if arg else '')
-        return parse(self.raw(('%s %s name %s' % (m, src, dest)).encode() +
-                              b'\0' + payload))
+        # The header exactly as the qubesadmin client (QubesLocal) writes
+        # it: '+' even with no argument.
+        return parse(self.raw(('%s+%s %s name %s' % (method, arg, src, dest))
+                              .encode() + b'\0' + payload))
 
     def ok(self, method, dest='dom0', arg='', payload=b''):
         r = self.call(method, dest, arg, payload)

@@ -57,6 +57,9 @@ def test_framing():
     d = D()
     hdr = b'admin.vm.List dom0 name dom0'
     assert d.raw(hdr + b'\0').startswith(b'0\0dom0 class=AdminVM')
+    # the qubesadmin client always writes '+', with an empty argument too
+    assert d.raw(b'admin.vm.List+ dom0 name dom0\0').startswith(
+        b'0\0dom0 class=AdminVM')
     assert d.raw(hdr) == b''  # no NUL
     assert d.raw(b'admin.vm.List dom0 name') == b''  # three fields
     big = hdr + b'\0' + b'x' * 65536
