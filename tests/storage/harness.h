@@ -56,6 +56,10 @@ TestFs *testfs_get(const char *type);
  * (free the pools). Returns FALSE (test marked skipped or failed) when the
  * filesystem cannot do it. */
 gboolean testfs_power_cut(TestFs *fs);
+/* Its two halves: the shutdown alone (every later file operation on @fs
+ * fails), and the unmount and mount (journal replay). */
+gboolean testfs_shutdown(TestFs *fs);
+gboolean testfs_remount(TestFs *fs);
 /* A fresh, not yet existing folder path on @fs (caller frees). */
 char *testfs_new_dir(TestFs *fs, const char *hint);
 

@@ -1,4 +1,5 @@
-/* test-failpoints.c: a failure injected at each step of each operation.
+/* test-failpoints.c: a failure, or a power cut, at each step of each
+ * operation.
  *
  * For every scenario the operation is first run clean, which gives the
  * "before" and "after" states and the number N of file steps it takes.
@@ -16,17 +17,37 @@
  *   - after recovery (a stop, as the daemon does at start for domains
  *     that are not running) no temporary, unfinished revision, import or
  *     lock file is left, and the committed data is intact.
+ *
+ * With --cut, /cut/FS/SCENARIO does the same with a power cut instead of an
+ * error (XFS and ext4, which have FS_IOC_SHUTDOWN): at the k-th step the
+ * filesystem is shut down without a log flush, so nothing that was not yet
+ * durable reaches the disk and every later step fails; then it is mounted again
+ * (journal replay), the pool and volumes are opened anew from their
+ * configuration, and the same checks run on what the disk holds. The
+ * state before each trial is made durable first (syncfs), so "before"
+ * means what was on disk when the power went.
  */
 #include "harness.h"
 
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define MiB (1024ull * 1024)
 
+/* The volumes a scenario works on; made again after a power cut. */
+typedef enum {
+    VOLS_ORIGIN,        /* vol: vm:private, revisions_to_keep 2 */
+    VOLS_ORIGIN_SOURCE, /* and other: src:private to import from */
+    VOLS_SNAPSHOT,      /* other: tpl:root; vol: app:root, its snapshot */
+    VOLS_VOLATILE,      /* vol: app:volatile */
+    VOLS_NOSNAP,        /* vol: vm:private, revisions_to_keep -1 */
+} Vols;
+
 typedef struct {
     TestFs *fs;
+    char *dir; /* the pool's folder */
     QubesPool *pool;
     QubesVolume *vol; /* the volume under test */
     QubesVolume *other;
@@ -34,9 +55,15 @@ typedef struct {
 
 typedef struct {
     const char *name;
+    Vols vols;
     void (*setup)(Ctx *c);
     gboolean (*op)(Ctx *c, GError **error);
     gboolean partial_ok; /* deletes on purpose: see partial_ok() */
+    /* Its result holds no data of its own (a snapshot's or a volatile
+     * volume's running image, made and dropped without a folder fsync on
+     * purpose): a cut right after it may undo it; the next start makes
+     * the image again. */
+    gboolean disposable;
 } Scenario;
 
 static char *sum_or_none(const char *path)
@@ -121,20 +148,80 @@ static void check_no_leftovers(Ctx *c)
     g_assert_cmpuint(rev_files, ==, revs->len);
 }
 
+static void make_vols(Ctx *c, Vols vols)
+{
+    switch (vols) {
+    case VOLS_ORIGIN:
+        c->vol = test_origin(c->pool, "vm", "private", 4 * MiB, 2);
+        break;
+    case VOLS_ORIGIN_SOURCE:
+        c->vol = test_origin(c->pool, "vm", "private", 4 * MiB, 2);
+        c->other = test_origin(c->pool, "src", "private", 2 * MiB, 1);
+        break;
+    case VOLS_SNAPSHOT:
+        c->other = test_origin(c->pool, "tpl", "root", 4 * MiB, 1);
+        c->vol = test_snapshot(c->pool, "app", "root", c->other->vid, FALSE);
+        break;
+    case VOLS_VOLATILE:
+        c->vol = test_volatile(c->pool, "app", 4 * MiB);
+        break;
+    case VOLS_NOSNAP:
+        c->vol = test_origin(c->pool, "vm", "private", 4 * MiB, -1);
+        break;
+    }
+}
+
+static void sync_fs(TestFs *fs)
+{
+    int fd = open(fs->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(syncfs(fd), ==, 0);
+    close(fd);
+}
+
+/* A new pool with the scenario's volumes set up, durably. */
 static Ctx *ctx_new(TestFs *fs, const Scenario *sc)
 {
     Ctx *c = g_new0(Ctx, 1);
     c->fs = fs;
     c->pool = test_pool_new(fs, NULL, NULL);
+    c->dir = g_strdup(test_pool_dir(c->pool));
+    make_vols(c, sc->vols);
     sc->setup(c);
+    sync_fs(fs);
+    /* A running volume also holds a write the VM has not flushed: a power
+     * cut may lose it until the operation commits it, never after. */
+    g_autofree char *dirty = test_image(c->pool, c->vol, "-dirty.img");
+    if (qubes_volume_is_dirty(c->vol) && test_exists(dirty))
+        test_write_pattern(dirty, MiB, 64 * 1024, 0x5a);
     return c;
+}
+
+static void ctx_close(Ctx *c)
+{
+    g_clear_pointer(&c->vol, qubes_volume_unref);
+    g_clear_pointer(&c->other, qubes_volume_unref);
+    g_clear_pointer(&c->pool, qubes_pool_free);
+}
+
+/* The pool and volumes opened again from their configuration, as the
+ * daemon does at start. */
+static void ctx_reopen(Ctx *c, const Scenario *sc)
+{
+    g_autoptr(GHashTable) opts = g_hash_table_new(g_str_hash, g_str_equal);
+    g_hash_table_insert(opts, "dir_path", c->dir);
+    if (g_str_equal(c->fs->type, "ext4"))
+        g_hash_table_insert(opts, "setup_check", "no");
+    g_autoptr(GError) error = NULL;
+    c->pool = qubes_pool_new("file-reflink", "test", opts, &error);
+    g_assert_no_error(error);
+    make_vols(c, sc->vols);
 }
 
 static void ctx_free(Ctx *c)
 {
-    g_clear_pointer(&c->vol, qubes_volume_unref);
-    g_clear_pointer(&c->other, qubes_volume_unref);
-    qubes_pool_free(c->pool);
+    ctx_close(c);
+    g_free(c->dir);
     g_free(c);
 }
 
@@ -142,6 +229,7 @@ typedef struct {
     int target;
     int count;
     char *hit;
+    TestFs *cut; /* power cut there instead of an error */
 } Failpoint;
 
 static gboolean failpoint(const char *step, const char *path, gpointer data)
@@ -150,6 +238,8 @@ static gboolean failpoint(const char *step, const char *path, gpointer data)
     if (++fp->count != fp->target)
         return FALSE;
     fp->hit = g_strdup_printf("%s %s", step, path);
+    if (fp->cut)
+        g_assert_true(testfs_shutdown(fp->cut));
     return TRUE;
 }
 
@@ -163,14 +253,12 @@ static void cycle(Ctx *c, guint8 seed)
 
 /* ---- scenarios ---- */
 
-static void setup_empty_origin(Ctx *c)
+static void setup_nothing(Ctx *c)
 {
-    c->vol = test_origin(c->pool, "vm", "private", 4 * MiB, 2);
 }
 
 static void setup_stopped_origin(Ctx *c)
 {
-    setup_empty_origin(c);
     OK(qubes_volume_create(c->vol, &err_));
     cycle(c, 1);
     cycle(c, 2);
@@ -203,7 +291,6 @@ static void setup_importing(Ctx *c)
 static void setup_import_source(Ctx *c)
 {
     setup_stopped_origin(c);
-    c->other = test_origin(c->pool, "src", "private", 2 * MiB, 1);
     OK(qubes_volume_create(c->other, &err_));
     OK(qubes_volume_start(c->other, &err_));
     g_autofree char *dirty = test_image(c->pool, c->other, "-dirty.img");
@@ -213,13 +300,11 @@ static void setup_import_source(Ctx *c)
 
 static void setup_snapshot(Ctx *c)
 {
-    c->other = test_origin(c->pool, "tpl", "root", 4 * MiB, 1);
     OK(qubes_volume_create(c->other, &err_));
     OK(qubes_volume_start(c->other, &err_));
     g_autofree char *dirty = test_image(c->pool, c->other, "-dirty.img");
     test_write_pattern(dirty, 0, 64 * 1024, 3);
     OK(qubes_volume_stop(c->other, &err_));
-    c->vol = test_snapshot(c->pool, "app", "root", c->other->vid, FALSE);
 }
 
 static void setup_running_snapshot(Ctx *c)
@@ -228,14 +313,8 @@ static void setup_running_snapshot(Ctx *c)
     OK(qubes_volume_start(c->vol, &err_));
 }
 
-static void setup_volatile(Ctx *c)
-{
-    c->vol = test_volatile(c->pool, "app", 4 * MiB);
-}
-
 static void setup_nosnap(Ctx *c)
 {
-    c->vol = test_origin(c->pool, "vm", "private", 4 * MiB, -1);
     OK(qubes_volume_create(c->vol, &err_));
 }
 
@@ -295,28 +374,34 @@ static gboolean op_remove(Ctx *c, GError **e)
 }
 
 static const Scenario scenarios[] = {
-    {"create", setup_empty_origin, op_create, FALSE},
-    {"create-over-existing", setup_stopped_origin, op_create, TRUE},
-    {"start", setup_stopped_origin, op_start, FALSE},
-    {"start-without-precache", setup_stopped_no_precache, op_start, FALSE},
-    {"stop", setup_running_origin, op_stop, FALSE},
-    {"revert-latest", setup_stopped_origin, op_revert, FALSE},
-    {"revert-oldest", setup_stopped_origin, op_revert_oldest, FALSE},
-    {"resize", setup_stopped_origin, op_resize, FALSE},
-    {"resize-running", setup_running_origin, op_resize, FALSE},
-    {"import-data-end", setup_importing, op_import_end, FALSE},
-    {"import-volume", setup_import_source, op_import_volume, FALSE},
-    {"remove", setup_running_origin, op_remove, TRUE},
-    {"snapshot-start", setup_snapshot, op_start, FALSE},
-    {"snapshot-stop", setup_running_snapshot, op_stop, TRUE},
-    {"volatile-start", setup_volatile, op_start, FALSE},
-    {"nosnap-start", setup_nosnap, op_start, FALSE},
-    {"nosnap-stop", setup_running_nosnap, op_stop, FALSE},
+    {"create", VOLS_ORIGIN, setup_nothing, op_create, FALSE},
+    {"create-over-existing", VOLS_ORIGIN, setup_stopped_origin, op_create,
+     TRUE},
+    {"start", VOLS_ORIGIN, setup_stopped_origin, op_start, FALSE},
+    {"start-without-precache", VOLS_ORIGIN, setup_stopped_no_precache, op_start,
+     FALSE},
+    {"stop", VOLS_ORIGIN, setup_running_origin, op_stop, FALSE},
+    {"revert-latest", VOLS_ORIGIN, setup_stopped_origin, op_revert, FALSE},
+    {"revert-oldest", VOLS_ORIGIN, setup_stopped_origin, op_revert_oldest,
+     FALSE},
+    {"resize", VOLS_ORIGIN, setup_stopped_origin, op_resize, FALSE},
+    {"resize-running", VOLS_ORIGIN, setup_running_origin, op_resize, FALSE},
+    {"import-data-end", VOLS_ORIGIN, setup_importing, op_import_end, FALSE},
+    {"import-volume", VOLS_ORIGIN_SOURCE, setup_import_source, op_import_volume,
+     FALSE},
+    {"remove", VOLS_ORIGIN, setup_running_origin, op_remove, TRUE},
+    {"snapshot-start", VOLS_SNAPSHOT, setup_snapshot, op_start, FALSE, TRUE},
+    {"snapshot-stop", VOLS_SNAPSHOT, setup_running_snapshot, op_stop, TRUE,
+     TRUE},
+    {"volatile-start", VOLS_VOLATILE, setup_nothing, op_start, FALSE, TRUE},
+    {"nosnap-start", VOLS_NOSNAP, setup_nosnap, op_start, FALSE},
+    {"nosnap-stop", VOLS_NOSNAP, setup_running_nosnap, op_stop, FALSE},
 };
 
 typedef struct {
     const char *fstype;
     const Scenario *sc;
+    gboolean cut;
 } Case;
 
 /* For remove and create over stale images, which delete on purpose: the
@@ -331,6 +416,16 @@ static gboolean partial_ok(Ctx *c, const Scenario *sc, const char *s,
     g_autofree char *retried = state(c);
     g_assert_cmpstr(retried, ==, after);
     return TRUE;
+}
+
+/* Whether two states differ at most in the running image's checksum. */
+static gboolean same_but_dirty(const char *a, const char *b)
+{
+    const char *da = strstr(a, "dirty="), *db = strstr(b, "dirty=");
+    const char *ea = strchr(da, ' '), *eb = strchr(db, ' ');
+    return da - a == db - b && strncmp(a, b, (size_t)(da - a)) == 0 &&
+           strcmp(ea, eb) == 0 && strncmp(da, "dirty=none", 10) != 0 &&
+           strncmp(db, "dirty=none", 10) != 0;
 }
 
 static void run_case(gconstpointer data)
@@ -355,11 +450,27 @@ static void run_case(gconstpointer data)
     g_test_message("%s on %s: %d steps\n  before %s\n  after  %s", sc->name,
                    fs->type, steps, before, after);
 
+    if (tc->cut) {
+        /* The cut right after the operation returns: all of it is there. */
+        c = ctx_new(fs, sc);
+        OK(sc->op(c, &err_));
+        ctx_close(c);
+        g_assert_true(testfs_power_cut(fs));
+        ctx_reopen(c, sc);
+        g_autofree char *s = state(c);
+        if (!g_str_equal(s, after) &&
+            !(sc->disposable &&
+              (g_str_equal(s, before) || same_but_dirty(s, before))))
+            g_error("%s: a power cut after it returned left\n  %s\nnot after\n"
+                    "  %s",
+                    sc->name, s, after);
+        ctx_free(c);
+    }
     for (int k = 1; k <= steps; k++) {
         c = ctx_new(fs, sc);
         g_autofree char *b = state(c);
         g_assert_cmpstr(b, ==, before);
-        Failpoint fp = {.target = k};
+        Failpoint fp = {.target = k, .cut = tc->cut ? fs : NULL};
         qubes_pool_set_failpoint(c->pool, failpoint, &fp);
         g_autoptr(GError) error = NULL;
         gboolean ok = sc->op(c, &error);
@@ -369,7 +480,18 @@ static void run_case(gconstpointer data)
             g_error("%s: failing step %d (%s) was not reported", sc->name, k,
                     fp.hit);
         g_assert_nonnull(strstr(error->message, "failpoint"));
+        if (tc->cut) {
+            /* Every fd closed, then the journal replayed. */
+            ctx_close(c);
+            g_assert_true(testfs_remount(fs));
+            ctx_reopen(c, sc);
+        }
         g_autofree char *s = state(c);
+        if (tc->cut && !g_str_equal(s, after) && same_but_dirty(s, before)) {
+            /* Before, but for the unflushed write: allowed. */
+            g_free(s);
+            s = g_strdup(before);
+        }
         if (!g_str_equal(s, before) && !g_str_equal(s, after) &&
             !(sc->partial_ok && partial_ok(c, sc, s, before, after)))
             g_error("%s: failing step %d (%s) left\n  %s\nnot before\n  %s\n"
@@ -395,6 +517,13 @@ static void drop_log(const char *domain, GLogLevelFlags level,
 
 int main(int argc, char **argv)
 {
+    /* --cut: the power cuts (/cut/...), else the I/O errors. */
+    gboolean cut_mode = argc > 1 && g_str_equal(argv[1], "--cut");
+    if (cut_mode) {
+        argv[1] = argv[0];
+        argc--;
+        argv++;
+    }
     g_test_init(&argc, &argv, NULL);
     g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
     /* Thousands of operations: keep their INFO lines out of the output. */
@@ -402,13 +531,18 @@ int main(int argc, char **argv)
     static const char *const types[] = {"btrfs", "xfs", "ext4"};
     static Case cases[G_N_ELEMENTS(types) * G_N_ELEMENTS(scenarios)];
     size_t n = 0;
-    for (size_t t = 0; t < G_N_ELEMENTS(types); t++) {
-        for (size_t i = 0; i < G_N_ELEMENTS(scenarios); i++) {
-            cases[n] = (Case){types[t], &scenarios[i]};
-            g_autofree char *path = g_strdup_printf(
-                "/failpoints/%s/%s", types[t], scenarios[i].name);
-            g_test_add_data_func(path, &cases[n], run_case);
-            n++;
+    for (int cut = cut_mode; cut <= cut_mode; cut++) {
+        for (size_t t = 0; t < G_N_ELEMENTS(types); t++) {
+            if (cut && g_str_equal(types[t], "btrfs"))
+                continue; /* no FS_IOC_SHUTDOWN */
+            for (size_t i = 0; i < G_N_ELEMENTS(scenarios); i++) {
+                cases[n] = (Case){types[t], &scenarios[i], cut};
+                g_autofree char *path =
+                    g_strdup_printf("/%s/%s/%s", cut ? "cut" : "failpoints",
+                                    types[t], scenarios[i].name);
+                g_test_add_data_func(path, &cases[n], run_case);
+                n++;
+            }
         }
     }
     return g_test_run();
