@@ -7,6 +7,7 @@
 #include "qubes-parse.h"
 
 #include <errno.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 #define MAX_DEFAULT_LABEL 8
@@ -773,7 +774,20 @@ QubesApp *qubes_app_open(const char *base_dir, const char *xml_path,
 {
     g_autoptr(QubesApp) app = app_new(base_dir, xml_path);
     g_autoptr(QubesXml) xml = NULL;
-    gboolean fresh = !g_file_test(app->xml_path, G_FILE_TEST_EXISTS);
+    GStatBuf st;
+    gboolean fresh = g_stat(app->xml_path, &st) != 0;
+    if (!fresh) {
+        if (!qubes_xml_remove_temporaries(app->xml_path, error))
+            return NULL;
+        if (st.st_size == 0) {
+            /* Only a first save cut short leaves it so (qubesxml.c):
+             * nothing was ever committed. */
+            g_warning("%s is empty (the first save of a new system was "
+                      "interrupted); making a new system",
+                      app->xml_path);
+            fresh = TRUE;
+        }
+    }
     if (fresh) {
         if (g_mkdir_with_parents(base_dir, 0775) != 0) {
             qubes_error_errno(error, errno, "Cannot create %s", base_dir);

@@ -566,40 +566,129 @@ QubesXml *qubes_xml_load(const char *path, GError **error)
     return qubes_xml_parse(data, len, path, error);
 }
 
-/* Durability: the new content is written to a temporary in the same
- * folder and fsynced before the rename makes it qubes.xml, and the folder
- * is fsynced after, so after a crash qubes.xml is the old file or the
- * whole new one. Readers need no lock: the rename is atomic. */
-gboolean qubes_xml_save(const QubesXml *xml, const char *path, GError **error)
+static QubesXmlFailpoint failpoint_func;
+static gpointer failpoint_data;
+
+void qubes_xml_set_failpoint(QubesXmlFailpoint func, gpointer data)
 {
-    int lock_fd = -1;
+    failpoint_func = func;
+    failpoint_data = data;
+}
+
+/* FALSE with an error when a test's failpoint fails @step on @path. */
+static gboolean step_ok(const char *step, const char *path, GError **error)
+{
+    if (failpoint_func && failpoint_func(step, path, failpoint_data)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "failpoint at %s of %s", step, path);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Opens and lockf's @path (creating it empty when missing), the writers'
+ * lock of the reference's protocol. A writer before us may rename a new
+ * file over the one we locked: then we lock the new one. */
+static int lock_xml(const char *path, GError **error)
+{
+    if (!step_ok("lock", path, error))
+        return -1;
     for (;;) {
-        lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
-        if (lock_fd < 0)
-            return qubes_error_errno(error, errno, "Cannot open %s", path);
+        int lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+        if (lock_fd < 0) {
+            qubes_error_errno(error, errno, "Cannot open %s", path);
+            return -1;
+        }
         if (lockf(lock_fd, F_LOCK, 0) < 0) {
             int errsv = errno;
             close(lock_fd);
-            return qubes_error_errno(error, errsv, "Cannot lock %s", path);
+            qubes_error_errno(error, errsv, "Cannot lock %s", path);
+            return -1;
         }
-        /* A writer before us may have renamed a new file over the one we
-         * locked: then lock the new one. */
         struct stat a, b;
         if (fstat(lock_fd, &a) == 0 && stat(path, &b) == 0 &&
             a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-            break;
+            return lock_fd;
         close(lock_fd);
     }
+}
+
+/* Our temporaries: @base followed by '~' and six characters. */
+static gboolean is_temporary(const char *name, const char *base)
+{
+    size_t n = strlen(base);
+    return strncmp(name, base, n) == 0 && name[n] == '~' &&
+           strlen(name + n + 1) == 6;
+}
+
+gboolean qubes_xml_remove_temporaries(const char *path, GError **error)
+{
+    int lock_fd = lock_xml(path, error);
+    if (lock_fd < 0)
+        return FALSE;
+    /* Under the lock no save of ours is running: every temporary is one
+     * a crash left. */
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autofree char *base = g_path_get_basename(path);
+    gboolean ok = TRUE, removed = FALSE;
+    g_autoptr(GDir) d = g_dir_open(dir, 0, error);
+    if (!d) {
+        close(lock_fd);
+        return FALSE;
+    }
+    const char *name;
+    while ((name = g_dir_read_name(d)) != NULL) {
+        if (!is_temporary(name, base))
+            continue;
+        g_autofree char *p = g_build_filename(dir, name, NULL);
+        if (unlink(p) < 0 && errno != ENOENT) {
+            ok = qubes_error_errno(error, errno, "Cannot remove %s", p);
+            break;
+        }
+        g_message("removed %s, left by an interrupted save", p);
+        removed = TRUE;
+    }
+    if (ok && removed) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) < 0)
+            ok = qubes_error_errno(error, errno, "Cannot fsync %s", dir);
+        if (dfd >= 0)
+            close(dfd);
+    }
+    close(lock_fd);
+    return ok;
+}
+
+/* Durability: the new content is written to a temporary in the same
+ * folder and fsynced before the rename makes it qubes.xml, and the folder
+ * is fsynced after, so after a crash qubes.xml is the old file or the
+ * whole new one (test-qubesxml cuts the power at each step). A crash
+ * leaves at most a temporary, which qubes_xml_remove_temporaries() drops
+ * at the next start. Readers need no lock: the rename is atomic. The
+ * first save of a new system creates qubes.xml empty to lock it; a crash
+ * before its rename leaves that empty file, which qubes_app_open() takes
+ * as no file. */
+gboolean qubes_xml_save(const QubesXml *xml, const char *path, GError **error)
+{
+    int lock_fd = lock_xml(path, error);
+    if (lock_fd < 0)
+        return FALSE;
     gsize len;
     g_autofree char *data = qubes_xml_serialize(xml, &len);
     g_autofree char *tmp = g_strconcat(path, "~XXXXXX", NULL);
     g_autofree char *dir = g_path_get_dirname(path);
     gboolean ok = FALSE;
-    int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0660);
+    int fd = step_ok("create", tmp, error)
+                 ? g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0660)
+                 : -2;
+    if (fd == -2)
+        goto out;
     if (fd < 0) {
         qubes_error_errno(error, errno, "Cannot create %s", tmp);
         goto out;
     }
+    if (!step_ok("write", tmp, error))
+        goto out;
     for (gsize off = 0; off < len;) {
         ssize_t n = write(fd, data + off, len - off);
         if (n < 0 && errno == EINTR)
@@ -616,15 +705,21 @@ gboolean qubes_xml_save(const QubesXml *xml, const char *path, GError **error)
         qubes_error_errno(error, errno, "Cannot set the mode of %s", tmp);
         goto out;
     }
+    if (!step_ok("fsync", tmp, error))
+        goto out;
     if (fsync(fd) < 0) {
         qubes_error_errno(error, errno, "Cannot fsync %s", tmp);
         goto out;
     }
+    if (!step_ok("rename", tmp, error))
+        goto out;
     if (rename(tmp, path) < 0) {
         qubes_error_errno(error, errno, "Cannot rename %s to %s", tmp, path);
         goto out;
     }
     g_clear_pointer(&tmp, g_free);
+    if (!step_ok("fsync-dir", dir, error))
+        goto out;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || fsync(dfd) < 0) {
         qubes_error_errno(error, errno, "Cannot fsync %s", dir);

@@ -74,7 +74,7 @@ QubesXml *qubes_xml_parse(const char *untrusted_data, gsize len,
 /* Serialises @xml (new string, UTF-8, pretty printed). */
 char *qubes_xml_serialize(const QubesXml *xml, gsize *len);
 
-/* Reads @path under a shared view of the writers' lock. */
+/* Reads @path (no lock needed: writers rename whole files over it). */
 QubesXml *qubes_xml_load(const char *path, GError **error);
 /* Writes @xml to @path atomically and durably, under an exclusive lockf
  * on @path (the reference's protocol, so its tools and we exclude each
@@ -82,6 +82,16 @@ QubesXml *qubes_xml_load(const char *path, GError **error);
  * over @path, and the folder fsynced. A failure at any point leaves the
  * previous file as it was. Mode 0660. */
 gboolean qubes_xml_save(const QubesXml *xml, const char *path, GError **error);
+/* Removes, under the writers' lock, the temporaries an interrupted save
+ * left beside @path (it is created empty when missing). */
+gboolean qubes_xml_remove_temporaries(const char *path, GError **error);
+
+/* Tests: @func is called before each step of a save ("lock", "create",
+ * "write", "fsync", "rename", "fsync-dir") and fails it by returning
+ * TRUE. NULL turns it off. Process-wide; not for concurrent saves. */
+typedef gboolean (*QubesXmlFailpoint)(const char *step, const char *path,
+                                      gpointer data);
+void qubes_xml_set_failpoint(QubesXmlFailpoint func, gpointer data);
 
 /* A new system's qubes.xml: the eight standard labels, dom0 (AdminVM, qid
  * 0, label black), the pool "varlibqubes" (file-reflink in @base_dir;

@@ -1,6 +1,9 @@
 /* test-qubesxml.c: qubes.xml load, save and load again is lossless;
- * malformed files are refused with their line; saving is atomic. */
+ * malformed files are refused with their line; saving is atomic, also
+ * across a power cut at each of its steps. */
 #include "qubesxml.h"
+
+#include "harness.h"
 
 #include "qubes-error.h"
 
@@ -296,6 +299,102 @@ static void test_concurrent_saves(void)
     rmdir(dir);
 }
 
+/* ---- a power cut at each step of a save ---- */
+
+typedef struct {
+    int target;
+    int count;
+    TestFs *cut;
+    char *hit;
+} Cut;
+
+static gboolean cut_at(const char *step, const char *path, gpointer data)
+{
+    Cut *c = data;
+    if (++c->count != c->target)
+        return FALSE;
+    c->hit = g_strdup_printf("%s %s", step, path);
+    g_assert_true(testfs_shutdown(c->cut));
+    return TRUE;
+}
+
+static QubesXml *with_writer(const char *writer)
+{
+    g_autoptr(GError) error = NULL;
+    QubesXml *x = qubes_xml_parse(sample, strlen(sample), "sample", &error);
+    g_assert_no_error(error);
+    QxProperty *p = g_new0(QxProperty, 1);
+    p->name = g_strdup("writer");
+    p->value = g_strdup(writer);
+    g_ptr_array_add(x->properties, p);
+    return x;
+}
+
+static char *writer_of(const char *path)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QubesXml) x = qubes_xml_load(path, &error);
+    g_assert_no_error(error);
+    const QxProperty *p = qx_properties_get(x->properties, "writer");
+    return g_strdup(p ? p->value : "none");
+}
+
+/* Old qubes.xml durable; a save of a new one cut at step @k (0: no cut
+ * during it, one right after it returns); then the journal replayed and
+ * the temporaries removed as qubesd's start does. Returns the writer
+ * found. */
+static char *cut_trial(TestFs *fs, int k, int *steps)
+{
+    g_autofree char *dir = testfs_new_dir(fs, "xml");
+    g_assert_cmpint(g_mkdir_with_parents(dir, 0755), ==, 0);
+    g_autofree char *path = g_build_filename(dir, "qubes.xml", NULL);
+    g_autoptr(QubesXml) old = with_writer("old");
+    g_autoptr(QubesXml) new = with_writer("new");
+    OK(qubes_xml_save(old, path, &err_));
+    Cut c = {.target = k ? k : -1, .cut = fs};
+    qubes_xml_set_failpoint(cut_at, &c);
+    g_autoptr(GError) error = NULL;
+    gboolean ok = qubes_xml_save(new, path, &error);
+    qubes_xml_set_failpoint(NULL, NULL);
+    if (k) {
+        g_assert_false(ok);
+        g_assert_nonnull(strstr(error->message, "failpoint"));
+        g_assert_true(testfs_remount(fs));
+    } else {
+        g_assert_no_error(error);
+        g_assert_true(testfs_power_cut(fs));
+    }
+    if (steps)
+        *steps = c.count;
+    OK(qubes_xml_remove_temporaries(path, &err_));
+    g_autofree char *left = test_ls(dir);
+    if (!g_str_equal(left, "qubes.xml"))
+        g_error("cut at %s left %s", c.hit ? c.hit : "the end", left);
+    g_free(c.hit);
+    return writer_of(path);
+}
+
+static void test_save_power_cut(gconstpointer data)
+{
+    GET_FS(data);
+    int steps = 0;
+    g_autofree char *after = cut_trial(fs, 0, &steps);
+    g_assert_cmpstr(after, ==, "new");
+    g_assert_cmpint(steps, ==, 6);
+    gboolean seen_new = FALSE;
+    for (int k = 1; k <= steps; k++) {
+        g_autofree char *w = cut_trial(fs, k, NULL);
+        if (!g_str_equal(w, "old") && !g_str_equal(w, "new"))
+            g_error("cut at step %d: qubes.xml by %s", k, w);
+        seen_new |= g_str_equal(w, "new");
+        /* Before the rename is made, nothing of the new file may show. */
+        if (k <= 5)
+            g_assert_cmpstr(w, ==, "old");
+    }
+    g_test_message("%s: %d cuts, all old or new (new seen: %d)", fs->type,
+                   steps, seen_new);
+}
+
 static void test_default(void)
 {
     g_autoptr(QubesXml) x = qubes_xml_new_default("/srv/qubes", FALSE);
@@ -337,5 +436,9 @@ int main(int argc, char **argv)
     g_test_add_func("/qubesxml/save-full-disk", test_save_full_disk);
     g_test_add_func("/qubesxml/concurrent-saves", test_concurrent_saves);
     g_test_add_func("/qubesxml/default", test_default);
+    g_test_add_data_func("/qubesxml/save-power-cut/xfs", "xfs",
+                         test_save_power_cut);
+    g_test_add_data_func("/qubesxml/save-power-cut/ext4", "ext4",
+                         test_save_power_cut);
     return g_test_run();
 }

@@ -729,6 +729,30 @@ def test_answered_changes_survive_sigkill():
     d.ok('admin.vm.property.Reset', 'work', 'maxmem')
 
 
+def test_interrupted_saves_recovered():
+    """What a crash during a save leaves: a temporary beside qubes.xml
+    (removed at start), or on a new system's first save an empty
+    qubes.xml (taken as no file: a new system is made)."""
+    fs = state['fs']
+    base = os.path.join(fs.mnt, 'interrupted')
+    os.makedirs(base)
+    open(os.path.join(base, 'qubes.xml'), 'wb').close()
+    with open(os.path.join(base, 'qubes.xml~Ab12Cd'), 'wb') as f:
+        f.write(b'<qubes>')
+    d2 = Daemon(QUBESD, base).start()
+    try:
+        assert d2.ok('admin.vm.List').startswith('dom0 class=AdminVM')
+        assert sorted(n for n in os.listdir(base)
+                      if n.startswith('qubes.xml')) == ['qubes.xml']
+        d2.stop()
+        log = d2.read_log()
+    finally:
+        d2.stop(check=False)
+        d2.cleanup()
+    assert 'is empty (the first save of a new system was interrupted)' in log
+    assert 'qubes.xml~Ab12Cd, left by an interrupted save' in log
+
+
 def test_reference_pool_tree():
     """A pool tree as the reference lays it out (SPEC 2.2), with revisions
     in both namings, opens through the API."""
