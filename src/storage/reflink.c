@@ -287,14 +287,24 @@ static gboolean open_dir_if_exists(QubesVolume *vol, const char *rel,
     *dir = open_dir(vol, rel, FALSE, &err);
     if (*dir)
         return TRUE;
-    /* Find out whether it is missing, or there is another problem. */
+    /* Find out whether it is missing, or there is another problem (an
+     * I/O error must not pass for a missing folder: a stop would then
+     * report success having committed nothing). */
+    if (!*rel) {
+        g_propagate_error(error, err);
+        return FALSE;
+    }
     g_autofree char *parent = NULL, *name = NULL;
     split_vid(rel, &parent, &name);
-    g_autoptr(QDir) p = *rel ? open_dir(vol, parent, FALSE, NULL) : NULL;
+    g_autoptr(QDir) p = NULL;
+    if (!open_dir_if_exists(vol, parent, &p, NULL)) {
+        g_propagate_error(error, err);
+        return FALSE;
+    }
     struct stat st;
-    if (*rel && (!p || qfile_stat(p, name, &st, NULL) == 0)) {
+    if (!p || qfile_stat(p, name, &st, NULL) == 0) {
         g_error_free(err);
-        return TRUE;
+        return TRUE; /* the parent or the folder itself is missing */
     }
     g_propagate_error(error, err);
     return FALSE;

@@ -295,6 +295,35 @@ static void test_remove(gconstpointer data)
     close_pool(&p);
 }
 
+/* Once the disk is gone (shut down: every call fails with EIO), each
+ * operation reports it; none passes for done because it could not even
+ * read the volume's folder. Then the cut, and the volume is as before. */
+static void test_dead_disk(gconstpointer data)
+{
+    Pool p = {0};
+    if (!new_pool(&p, data))
+        return;
+    OK(qubes_volume_create(p.vol, &err_));
+    OK(qubes_volume_start(p.vol, &err_));
+    g_autofree char *sum = vm_write(&p, 3);
+    g_assert_true(testfs_shutdown(p.fs));
+    g_autoptr(GError) error = NULL;
+    g_assert_false(qubes_volume_stop(p.vol, &error));
+    g_assert_nonnull(error);
+    g_clear_error(&error);
+    g_assert_false(qubes_volume_revert(p.vol, NULL, &error));
+    g_assert_nonnull(error);
+    g_clear_pointer(&p.vol, qubes_volume_unref);
+    g_clear_pointer(&p.pool, qubes_pool_free);
+    g_assert_true(testfs_remount(p.fs));
+    open_pool(&p);
+    g_assert_true(qubes_volume_is_dirty(p.vol));
+    g_autofree char *dirty = test_image(p.pool, p.vol, "-dirty.img");
+    g_autofree char *now = test_checksum(dirty);
+    g_assert_cmpstr(now, ==, sum);
+    close_pool(&p);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -309,7 +338,7 @@ int main(int argc, char **argv)
             {"running", test_running}, {"nosnap-stop", test_nosnap_stop},
             {"stop", test_stop},       {"revert", test_revert},
             {"import", test_import},   {"resize", test_resize},
-            {"remove", test_remove},
+            {"remove", test_remove},   {"dead-disk", test_dead_disk},
         };
         for (size_t j = 0; j < G_N_ELEMENTS(tests); j++) {
             g_autofree char *path =
