@@ -18,6 +18,11 @@
  *     that are not running) no temporary, unfinished revision, import or
  *     lock file is left, and the committed data is intact.
  *
+ * With --kill, /kill/FS/SCENARIO does the same with the process killed
+ * (SIGKILL) at the k-th step instead: no error path runs, the volume's
+ * lock dies with the process, and a fresh process (the pool opened anew)
+ * must find the volume before or after and recover it.
+ *
  * With --cut, /cut/FS/SCENARIO does the same with a power cut instead of an
  * error (XFS and ext4, which have FS_IOC_SHUTDOWN): at the k-th step the
  * filesystem is shut down without a log flush, so nothing that was not yet
@@ -30,7 +35,9 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -229,7 +236,8 @@ typedef struct {
     int target;
     int count;
     char *hit;
-    TestFs *cut; /* power cut there instead of an error */
+    TestFs *cut;   /* power cut there instead of an error */
+    gboolean kill; /* or SIGKILL */
 } Failpoint;
 
 static gboolean failpoint(const char *step, const char *path, gpointer data)
@@ -240,6 +248,8 @@ static gboolean failpoint(const char *step, const char *path, gpointer data)
     fp->hit = g_strdup_printf("%s %s", step, path);
     if (fp->cut)
         g_assert_true(testfs_shutdown(fp->cut));
+    if (fp->kill)
+        raise(SIGKILL);
     return TRUE;
 }
 
@@ -398,10 +408,17 @@ static const Scenario scenarios[] = {
     {"nosnap-stop", VOLS_NOSNAP, setup_running_nosnap, op_stop, FALSE},
 };
 
+typedef enum {
+    MODE_EIO,  /* the step fails with an error */
+    MODE_CUT,  /* the power is cut before the step */
+    MODE_KILL, /* the process is killed (SIGKILL) before the step */
+} Mode;
+
 typedef struct {
     const char *fstype;
     const Scenario *sc;
-    gboolean cut;
+    Mode mode;
+    gboolean cut; /* mode == MODE_CUT */
 } Case;
 
 /* For remove and create over stale images, which delete on purpose: the
@@ -444,6 +461,12 @@ static void run_case(gconstpointer data)
     OK(sc->op(c, &err_));
     qubes_pool_set_failpoint(c->pool, NULL, NULL);
     g_autofree char *after = state(c);
+    /* What recovery makes of a disposable result: stopped. */
+    g_autofree char *recovered = NULL;
+    if (sc->disposable) {
+        OK(qubes_volume_stop(c->vol, &err_));
+        recovered = state(c);
+    }
     ctx_free(c);
     int steps = counter.count;
     g_assert_cmpint(steps, >, 0);
@@ -470,16 +493,38 @@ static void run_case(gconstpointer data)
         c = ctx_new(fs, sc);
         g_autofree char *b = state(c);
         g_assert_cmpstr(b, ==, before);
-        Failpoint fp = {.target = k, .cut = tc->cut ? fs : NULL};
-        qubes_pool_set_failpoint(c->pool, failpoint, &fp);
-        g_autoptr(GError) error = NULL;
-        gboolean ok = sc->op(c, &error);
-        qubes_pool_set_failpoint(c->pool, NULL, NULL);
-        g_assert_nonnull(fp.hit);
-        if (ok || !error)
-            g_error("%s: failing step %d (%s) was not reported", sc->name, k,
-                    fp.hit);
-        g_assert_nonnull(strstr(error->message, "failpoint"));
+        Failpoint fp = {.target = k,
+                        .cut = tc->cut ? fs : NULL,
+                        .kill = tc->mode == MODE_KILL};
+        if (tc->mode == MODE_KILL) {
+            /* The child dies at step k, holding the volume's lock and
+             * whatever it had half done; it never runs atexit handlers. */
+            pid_t pid = fork();
+            g_assert_cmpint(pid, >=, 0);
+            if (pid == 0) {
+                qubes_pool_set_failpoint(c->pool, failpoint, &fp);
+                sc->op(c, NULL);
+                _exit(3);
+            }
+            int status;
+            g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+            if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+                g_error("%s: step %d: the child was not killed (status %d)",
+                        sc->name, k, status);
+            fp.hit = g_strdup_printf("step %d", k);
+            ctx_close(c);
+            ctx_reopen(c, sc);
+        } else {
+            qubes_pool_set_failpoint(c->pool, failpoint, &fp);
+            g_autoptr(GError) error = NULL;
+            gboolean ok = sc->op(c, &error);
+            qubes_pool_set_failpoint(c->pool, NULL, NULL);
+            g_assert_nonnull(fp.hit);
+            if (ok || !error)
+                g_error("%s: failing step %d (%s) was not reported", sc->name,
+                        k, fp.hit);
+            g_assert_nonnull(strstr(error->message, "failpoint"));
+        }
         if (tc->cut) {
             /* Every fd closed, then the journal replayed. */
             ctx_close(c);
@@ -492,7 +537,11 @@ static void run_case(gconstpointer data)
             g_free(s);
             s = g_strdup(before);
         }
-        if (!g_str_equal(s, before) && !g_str_equal(s, after) &&
+        /* A disposable result interrupted with no error path run (a cut,
+         * a kill) may be half made: it holds no data, and recovery must
+         * make it the stopped state (checked below). */
+        gboolean half_ok = sc->disposable && tc->mode != MODE_EIO;
+        if (!half_ok && !g_str_equal(s, before) && !g_str_equal(s, after) &&
             !(sc->partial_ok && partial_ok(c, sc, s, before, after)))
             g_error("%s: failing step %d (%s) left\n  %s\nnot before\n  %s\n"
                     "nor after\n  %s",
@@ -504,6 +553,12 @@ static void run_case(gconstpointer data)
             OK(qubes_volume_stop(c->vol, &err_));
             check_no_leftovers(c);
             check_precache(c);
+        }
+        if (half_ok) {
+            g_autofree char *r = state(c);
+            if (!g_str_equal(r, recovered))
+                g_error("%s: step %d (%s): recovery left\n  %s\nnot\n  %s",
+                        sc->name, k, fp.hit, r, recovered);
         }
         g_free(fp.hit);
         ctx_free(c);
@@ -517,9 +572,12 @@ static void drop_log(const char *domain, GLogLevelFlags level,
 
 int main(int argc, char **argv)
 {
-    /* --cut: the power cuts (/cut/...), else the I/O errors. */
-    gboolean cut_mode = argc > 1 && g_str_equal(argv[1], "--cut");
-    if (cut_mode) {
+    /* --cut: the power cuts (/cut/...); --kill: SIGKILL (/kill/...);
+     * else the I/O errors (/failpoints/...). */
+    Mode mode = MODE_EIO;
+    if (argc > 1 &&
+        (g_str_equal(argv[1], "--cut") || g_str_equal(argv[1], "--kill"))) {
+        mode = g_str_equal(argv[1], "--cut") ? MODE_CUT : MODE_KILL;
         argv[1] = argv[0];
         argc--;
         argv++;
@@ -531,18 +589,16 @@ int main(int argc, char **argv)
     static const char *const types[] = {"btrfs", "xfs", "ext4"};
     static Case cases[G_N_ELEMENTS(types) * G_N_ELEMENTS(scenarios)];
     size_t n = 0;
-    for (int cut = cut_mode; cut <= cut_mode; cut++) {
-        for (size_t t = 0; t < G_N_ELEMENTS(types); t++) {
-            if (cut && g_str_equal(types[t], "btrfs"))
-                continue; /* no FS_IOC_SHUTDOWN */
-            for (size_t i = 0; i < G_N_ELEMENTS(scenarios); i++) {
-                cases[n] = (Case){types[t], &scenarios[i], cut};
-                g_autofree char *path =
-                    g_strdup_printf("/%s/%s/%s", cut ? "cut" : "failpoints",
-                                    types[t], scenarios[i].name);
-                g_test_add_data_func(path, &cases[n], run_case);
-                n++;
-            }
+    static const char *const mode_names[] = {"failpoints", "cut", "kill"};
+    for (size_t t = 0; t < G_N_ELEMENTS(types); t++) {
+        if (mode == MODE_CUT && g_str_equal(types[t], "btrfs"))
+            continue; /* no FS_IOC_SHUTDOWN */
+        for (size_t i = 0; i < G_N_ELEMENTS(scenarios); i++) {
+            cases[n] = (Case){types[t], &scenarios[i], mode, mode == MODE_CUT};
+            g_autofree char *path = g_strdup_printf(
+                "/%s/%s/%s", mode_names[mode], types[t], scenarios[i].name);
+            g_test_add_data_func(path, &cases[n], run_case);
+            n++;
         }
     }
     return g_test_run();
