@@ -8,7 +8,9 @@
 #include "qubes-error.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -395,6 +397,46 @@ static void test_save_power_cut(gconstpointer data)
                    steps, seen_new);
 }
 
+static gboolean kill_at(const char *step, const char *path, gpointer data)
+{
+    int *left = data;
+    if (--*left == 0)
+        raise(SIGKILL);
+    return FALSE;
+}
+
+/* qubesd killed at each step of a save: the old file or the new one, and
+ * the temporary gone after the next start's cleanup. */
+static void test_save_killed(void)
+{
+    g_autofree char *dir = tmpdir();
+    g_autofree char *path = g_build_filename(dir, "qubes.xml", NULL);
+    g_autoptr(QubesXml) old = with_writer("old");
+    g_autoptr(QubesXml) new = with_writer("new");
+    for (int k = 1; k <= 6; k++) {
+        OK(qubes_xml_save(old, path, &err_));
+        pid_t pid = fork();
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+            int left = k;
+            qubes_xml_set_failpoint(kill_at, &left);
+            qubes_xml_save(new, path, NULL);
+            _exit(3);
+        }
+        int status;
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        g_assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        OK(qubes_xml_remove_temporaries(path, &err_));
+        g_autofree char *left = test_ls(dir);
+        g_assert_cmpstr(left, ==, "qubes.xml");
+        g_autofree char *w = writer_of(path);
+        /* Killed before the rename: old; the rename is step 5. */
+        g_assert_cmpstr(w, ==, k <= 5 ? "old" : "new");
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_default(void)
 {
     g_autoptr(QubesXml) x = qubes_xml_new_default("/srv/qubes", FALSE);
@@ -436,6 +478,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qubesxml/save-full-disk", test_save_full_disk);
     g_test_add_func("/qubesxml/concurrent-saves", test_concurrent_saves);
     g_test_add_func("/qubesxml/default", test_default);
+    g_test_add_func("/qubesxml/save-killed", test_save_killed);
     g_test_add_data_func("/qubesxml/save-power-cut/xfs", "xfs",
                          test_save_power_cut);
     g_test_add_data_func("/qubesxml/save-power-cut/ext4", "ext4",
