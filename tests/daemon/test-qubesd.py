@@ -4,8 +4,10 @@ events, persistence, parallel clients and a reference pool tree.
 
     test-qubesd.py PATH/TO/qubesd
 """
+import grp
 import os
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -21,6 +23,11 @@ state = {}
 
 
 def setup():
+    try:
+        grp.getgrnam('qubes')
+    except KeyError:
+        subprocess.run(['groupadd', '--system', 'qubes'], check=True)
+        state['made_group'] = True
     fs = LoopFS('xfs')
     state['fs'] = fs
     base = os.path.join(fs.mnt, 'qubes')
@@ -753,6 +760,19 @@ def test_interrupted_saves_recovered():
     assert 'qubes.xml~Ab12Cd, left by an interrupted save' in log
 
 
+def test_socket_modes():
+    """The admin socket is 0660 and group qubes (setup makes the group
+    where it is missing); the internal socket 0600, root only."""
+    d = D()
+    st = os.stat(d.sock)
+    assert stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode)
+    assert st.st_gid == grp.getgrnam('qubes').gr_gid, st.st_gid
+    internal = os.path.join(os.path.dirname(d.sock), 'qubesd.internal.sock')
+    st = os.stat(internal)
+    assert stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
+    assert st.st_uid == 0
+
+
 def test_reference_pool_tree():
     """A pool tree as the reference lays it out (SPEC 2.2), with revisions
     in both namings, opens through the API."""
@@ -841,6 +861,8 @@ def teardown():
     fs = state.get('fs')
     if fs:
         fs.close()
+    if state.pop('made_group', False):
+        subprocess.run(['groupdel', 'qubes'], check=True)
 
 
 def main():
