@@ -8,6 +8,7 @@ const char *qubes_error_exception_name(QubesErrorCode code)
 {
     switch (code) {
     case QUBES_ERROR_STORAGE_POOL:
+    case QUBES_ERROR_STORAGE_IO:
         return "StoragePoolException";
     case QUBES_ERROR_VALUE:
         return "QubesValueError";
@@ -43,13 +44,31 @@ const char *qubes_error_exception_name(QubesErrorCode code)
     }
 }
 
+static void set_errno(GError **error, int code, int errsv, const char *format,
+                      va_list ap) G_GNUC_PRINTF(4, 0);
+
+static void set_errno(GError **error, int code, int errsv, const char *format,
+                      va_list ap)
+{
+    g_autofree char *what = g_strdup_vprintf(format, ap);
+    g_set_error(error, QUBES_ERROR, code, "%s: %s", what, g_strerror(errsv));
+}
+
 gboolean qubes_error_errno(GError **error, int errsv, const char *format, ...)
 {
     va_list ap;
     va_start(ap, format);
-    g_autofree char *what = g_strdup_vprintf(format, ap);
+    set_errno(error, QUBES_ERROR_STORAGE_POOL, errsv, format, ap);
     va_end(ap);
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL, "%s: %s", what,
-                g_strerror(errsv));
+    return FALSE;
+}
+
+gboolean qubes_error_errno_code(GError **error, int code, int errsv,
+                                const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    set_errno(error, code, errsv, format, ap);
+    va_end(ap);
     return FALSE;
 }

@@ -31,6 +31,9 @@ typedef enum {
     QUBES_ERROR_LABEL_NOT_FOUND,   /* QubesLabelNotFoundError */
     QUBES_ERROR_POOL_IN_USE,       /* QubesPoolInUseError */
     QUBES_ERROR_VM_NOT_RUNNING,    /* QubesVMNotRunningError */
+    /* A system call of the storage file layer failed (StoragePoolException;
+     * the storage API adds the pool's name and makes it STORAGE_POOL). */
+    QUBES_ERROR_STORAGE_IO,
 } QubesErrorCode;
 
 /* Returns the Qubes exception class name for @code (static string). */
@@ -41,5 +44,8 @@ const char *qubes_error_exception_name(QubesErrorCode code);
  * callers can write `return qubes_error_errno(...)`. */
 gboolean qubes_error_errno(GError **error, int errsv, const char *format, ...)
     G_GNUC_PRINTF(3, 4);
+/* The same with @code. */
+gboolean qubes_error_errno_code(GError **error, int code, int errsv,
+                                const char *format, ...) G_GNUC_PRINTF(4, 5);
 
 G_END_DECLS

@@ -97,8 +97,8 @@ static gboolean step(QFileCtx *ctx, const char *what, const char *path,
                      GError **error)
 {
     if (ctx->failpoint && ctx->failpoint(what, path, ctx->failpoint_data)) {
-        return qubes_error_errno(error, EIO, "Cannot %s %s (failpoint)", what,
-                                 path);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, EIO,
+                                      "Cannot %s %s (failpoint)", what, path);
     }
     return TRUE;
 }
@@ -110,7 +110,8 @@ static gboolean counted_fsync(QFileCtx *ctx, int fd, const char *path,
         return FALSE;
     atomic_fetch_add(&ctx->fsyncs, 1);
     if (fsync(fd) < 0)
-        return qubes_error_errno(error, errno, "Cannot fsync %s", path);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                      "Cannot fsync %s", path);
     return TRUE;
 }
 
@@ -136,8 +137,8 @@ gboolean qfile_ctx_open_root(QFileCtx *ctx, gboolean create, gboolean *created,
             g_autofree char *parent = g_path_get_dirname(ctx->root_path);
             int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             if (pfd < 0)
-                return qubes_error_errno(error, errno, "Cannot open %s",
-                                         parent);
+                return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO,
+                                              errno, "Cannot open %s", parent);
             /* The new folder's name is durable before anything in it. */
             gboolean ok = counted_fsync(ctx, pfd, parent, error);
             close(pfd);
@@ -145,14 +146,15 @@ gboolean qfile_ctx_open_root(QFileCtx *ctx, gboolean create, gboolean *created,
                 return FALSE;
             g_info("Created directory: %s", ctx->root_path);
         } else if (errno != EEXIST) {
-            return qubes_error_errno(error, errno, "Cannot create %s",
-                                     ctx->root_path);
+            return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                          "Cannot create %s", ctx->root_path);
         }
     }
     int fd = open(ctx->root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return qubes_error_errno(error, errno, "Cannot open pool folder %s",
-                                 ctx->root_path);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                      "Cannot open pool folder %s",
+                                      ctx->root_path);
     ctx->root_fd = fd;
     return TRUE;
 }
@@ -207,7 +209,8 @@ QDir *qdir_open(QFileCtx *ctx, const char *relpath, gboolean create,
     }
     int fd = fcntl(ctx->root_fd, F_DUPFD_CLOEXEC, 3);
     if (fd < 0) {
-        qubes_error_errno(error, errno, "Cannot open %s", ctx->root_path);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot open %s", ctx->root_path);
         return NULL;
     }
     g_autofree char *path = g_strdup(ctx->root_path);
@@ -231,7 +234,8 @@ QDir *qdir_open(QFileCtx *ctx, const char *relpath, gboolean create,
                 }
                 g_info("Created directory: %s", child);
             } else if (errno != EEXIST) {
-                qubes_error_errno(error, errno, "Cannot create %s", child);
+                qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                       "Cannot create %s", child);
                 close(fd);
                 return NULL;
             }
@@ -247,7 +251,8 @@ QDir *qdir_open(QFileCtx *ctx, const char *relpath, gboolean create,
                             "followed in a pool)",
                             child);
             else
-                qubes_error_errno(error, errsv, "Cannot open %s", child);
+                qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errsv,
+                                       "Cannot open %s", child);
             return NULL;
         }
         close(fd);
@@ -293,7 +298,8 @@ int qfile_stat(QDir *dir, const char *name, struct stat *st, GError **error)
     if (errno == ENOENT)
         return 0;
     g_autofree char *path = qdir_child_path(dir, name);
-    qubes_error_errno(error, errno, "Cannot stat %s", path);
+    qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                           "Cannot stat %s", path);
     return -1;
 }
 
@@ -302,7 +308,8 @@ int qfile_open_read(QDir *dir, const char *name, GError **error)
     int fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         g_autofree char *path = qdir_child_path(dir, name);
-        qubes_error_errno(error, errno, "Cannot open %s", path);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot open %s", path);
     }
     return fd;
 }
@@ -312,7 +319,8 @@ GPtrArray *qfile_list(QDir *dir, GError **error)
     int fd = openat(dir->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
-        qubes_error_errno(error, errno, "Cannot list %s", dir->path);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot list %s", dir->path);
         if (fd >= 0)
             close(fd);
         return NULL;
@@ -327,7 +335,8 @@ GPtrArray *qfile_list(QDir *dir, GError **error)
     closedir(d);
     if (errsv) {
         g_ptr_array_unref(names);
-        qubes_error_errno(error, errsv, "Cannot list %s", dir->path);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errsv,
+                               "Cannot list %s", dir->path);
         return NULL;
     }
     return names;
@@ -341,7 +350,8 @@ gboolean qfile_unlink(QDir *dir, const char *name, GError **error)
     if (unlinkat(dir->fd, name, 0) < 0) {
         if (errno == ENOENT)
             return TRUE;
-        return qubes_error_errno(error, errno, "Cannot remove %s", path);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                      "Cannot remove %s", path);
     }
     g_info("Removed file: %s", path);
     return TRUE;
@@ -355,8 +365,9 @@ gboolean qfile_rename(QDir *from_dir, const char *from, QDir *to_dir,
     if (!step(from_dir->ctx, "rename", from_path, error))
         return FALSE;
     if (renameat(from_dir->fd, from, to_dir->fd, to) < 0)
-        return qubes_error_errno(error, errno, "Cannot rename %s to %s",
-                                 from_path, to_path);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                      "Cannot rename %s to %s", from_path,
+                                      to_path);
     g_info("Renamed file: %s -> %s", from_path, to_path);
     return TRUE;
 }
@@ -370,8 +381,9 @@ gboolean qfile_link(QDir *src_dir, const char *src, QDir *dst_dir,
         return FALSE;
     /* flags 0: a link planted at @src is linked itself, never followed */
     if (linkat(src_dir->fd, src, dst_dir->fd, dst, 0) < 0)
-        return qubes_error_errno(error, errno, "Cannot hardlink %s to %s",
-                                 src_path, dst_path);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                      "Cannot hardlink %s to %s", src_path,
+                                      dst_path);
     g_info("Hardlinked file: %s -> %s", src_path, dst_path);
     return TRUE;
 }
@@ -384,7 +396,8 @@ gboolean qfile_rmdir_if_empty(QDir *parent, const char *name, GError **error)
     if (unlinkat(parent->fd, name, AT_REMOVEDIR) < 0) {
         if (errno == ENOENT || errno == ENOTEMPTY || errno == EEXIST)
             return TRUE;
-        return qubes_error_errno(error, errno, "Cannot remove folder %s", path);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                      "Cannot remove folder %s", path);
     }
     g_info("Removed empty directory: %s", path);
     /* Sync the parent so that a removed VM folder stays removed. */
@@ -396,7 +409,8 @@ gboolean qfile_fsync(QDir *dir, const char *name, GError **error)
     g_autofree char *path = qdir_child_path(dir, name);
     int fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return qubes_error_errno(error, errno, "Cannot open %s", path);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                      "Cannot open %s", path);
     gboolean ok = counted_fsync(dir->ctx, fd, path, error);
     close(fd);
     return ok;
@@ -438,8 +452,8 @@ static gboolean tmp_open(QDir *dir, const char *final, TmpFile *t,
     if (t->fd >= 0)
         return TRUE;
     if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
-        qubes_error_errno(error, errno, "Cannot create a file in %s",
-                          dir->path);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot create a file in %s", dir->path);
         goto fail;
     }
     for (int i = 0; i < 100; i++) {
@@ -454,8 +468,8 @@ static gboolean tmp_open(QDir *dir, const char *final, TmpFile *t,
         if (errno != EEXIST)
             break;
     }
-    qubes_error_errno(error, errno, "Cannot create a temporary for %s",
-                      t->path);
+    qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                           "Cannot create a temporary for %s", t->path);
 fail:
     g_clear_pointer(&t->path, g_free);
     t->fd = -1;
@@ -497,7 +511,8 @@ static gboolean tmp_commit(TmpFile *t, const char *final, gboolean replace,
         goto out;
     if (!t->tmpname && !replace) {
         if (!link_anonymous(t, final)) {
-            qubes_error_errno(error, errno, "Cannot create %s", t->path);
+            qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                   "Cannot create %s", t->path);
             goto out;
         }
         ok = TRUE;
@@ -512,8 +527,8 @@ static gboolean tmp_commit(TmpFile *t, const char *final, gboolean replace,
                 break;
         }
         if (!t->tmpname) {
-            qubes_error_errno(error, errno, "Cannot create a temporary for %s",
-                              t->path);
+            qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                   "Cannot create a temporary for %s", t->path);
             goto out;
         }
     }
@@ -521,11 +536,13 @@ static gboolean tmp_commit(TmpFile *t, const char *final, gboolean replace,
         /* Named temporary on a filesystem without O_TMPFILE. */
         if (renameat2(t->dir->fd, t->tmpname, t->dir->fd, final,
                       RENAME_NOREPLACE) < 0) {
-            qubes_error_errno(error, errno, "Cannot create %s", t->path);
+            qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                   "Cannot create %s", t->path);
             goto out;
         }
     } else if (renameat(t->dir->fd, t->tmpname, t->dir->fd, final) < 0) {
-        qubes_error_errno(error, errno, "Cannot replace %s", t->path);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot replace %s", t->path);
         goto out;
     }
     g_clear_pointer(&t->tmpname, g_free);
@@ -542,9 +559,9 @@ gboolean qfile_create_sparse(QDir *dir, const char *name, guint64 size,
     if (!tmp_open(dir, name, &t, error))
         return FALSE;
     if (ftruncate(t.fd, (off_t)size) < 0) {
-        qubes_error_errno(error, errno,
-                          "Cannot set the size of %s to %" G_GUINT64_FORMAT,
-                          t.path, size);
+        qubes_error_errno_code(
+            error, QUBES_ERROR_STORAGE_IO, errno,
+            "Cannot set the size of %s to %" G_GUINT64_FORMAT, t.path, size);
         tmp_abort(&t);
         return FALSE;
     }
@@ -564,12 +581,14 @@ gboolean qfile_truncate(QDir *dir, const char *name, guint64 size,
         return FALSE;
     int fd = openat(dir->fd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return qubes_error_errno(error, errno, "Cannot open %s", path);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                      "Cannot open %s", path);
     if (ftruncate(fd, (off_t)size) < 0) {
         int errsv = errno;
         close(fd);
-        return qubes_error_errno(
-            error, errsv, "Cannot resize %s to %" G_GUINT64_FORMAT, path, size);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errsv,
+                                      "Cannot resize %s to %" G_GUINT64_FORMAT,
+                                      path, size);
     }
     /* The caller reports the new size as done: make it durable. */
     gboolean ok = counted_fsync(dir->ctx, fd, path, error);
@@ -598,7 +617,8 @@ static gboolean copy_range_rw(int src, int dst, off_t off, off_t len,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return qubes_error_errno(error, errno, "Cannot read %s", desc);
+            return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                          "Cannot read %s", desc);
         if (n == 0)
             break;
         for (size_t pos = 0; pos < (size_t)n; pos += blk) {
@@ -612,8 +632,9 @@ static gboolean copy_range_rw(int src, int dst, off_t off, off_t len,
                 if (w < 0 && errno == EINTR)
                     continue;
                 if (w < 0)
-                    return qubes_error_errno(
-                        error, errno, "Cannot write the copy of %s", desc);
+                    return qubes_error_errno_code(
+                        error, QUBES_ERROR_STORAGE_IO, errno,
+                        "Cannot write the copy of %s", desc);
                 p += w;
                 o += w;
                 l -= (size_t)w;
@@ -646,10 +667,12 @@ static gboolean sparse_copy(int src, int dst, off_t size, const char *desc,
             break;
         }
         if (data < 0)
-            return qubes_error_errno(error, errno, "Cannot map %s", desc);
+            return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                          "Cannot map %s", desc);
         off_t hole = lseek(src, data, SEEK_HOLE);
         if (hole < 0)
-            return qubes_error_errno(error, errno, "Cannot map %s", desc);
+            return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                          "Cannot map %s", desc);
         hole = MIN(hole, size);
         off_t r[2] = {data, hole};
         g_array_append_val(ranges, r);
@@ -657,8 +680,8 @@ static gboolean sparse_copy(int src, int dst, off_t size, const char *desc,
         pos = hole;
     }
     if (ftruncate(dst, size) < 0)
-        return qubes_error_errno(error, errno, "Cannot size the copy of %s",
-                                 desc);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                      "Cannot size the copy of %s", desc);
     guint64 done = 0;
     g_autofree guint8 *buf = g_malloc(COPY_CHUNK);
     if (opts->progress)
@@ -694,7 +717,8 @@ gboolean qfile_copy_fd(int src_fd, const char *src_desc, QDir *dst_dir,
         opts = &defaults;
     struct stat st;
     if (fstat(src_fd, &st) < 0)
-        return qubes_error_errno(error, errno, "Cannot stat %s", src_desc);
+        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                      "Cannot stat %s", src_desc);
     if (!S_ISREG(st.st_mode)) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
                     "Cannot copy %s: not a regular file", src_desc);
@@ -711,8 +735,8 @@ gboolean qfile_copy_fd(int src_fd, const char *src_desc, QDir *dst_dir,
         if (!opts->no_reflink && ioctl(t.fd, FICLONE, src_fd) == 0) {
             cloned = TRUE;
         } else if (!opts->no_reflink && !is_no_reflink_errno(errno)) {
-            qubes_error_errno(error, errno, "Cannot reflink %s to %s", src_desc,
-                              t.path);
+            qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                   "Cannot reflink %s to %s", src_desc, t.path);
             goto fail;
         } else {
             if (!step(dst_dir->ctx, "copy", t.path, error))
@@ -726,14 +750,15 @@ gboolean qfile_copy_fd(int src_fd, const char *src_desc, QDir *dst_dir,
     }
     if (opts->size >= 0 && opts->size != st.st_size &&
         ftruncate(t.fd, (off_t)opts->size) < 0) {
-        qubes_error_errno(error, errno, "Cannot set the size of %s", t.path);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot set the size of %s", t.path);
         goto fail;
     }
     if (opts->keep_mtime) {
         struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, st.st_mtim};
         if (futimens(t.fd, ts) < 0) {
-            qubes_error_errno(error, errno, "Cannot set the time of %s",
-                              t.path);
+            qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                   "Cannot set the time of %s", t.path);
             goto fail;
         }
     }
@@ -782,8 +807,8 @@ gboolean qfile_extent_usage(int fd, const char *desc, guint64 *shared,
         fm->fm_length = FIEMAP_MAX_OFFSET - start;
         fm->fm_extent_count = N;
         if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0)
-            return qubes_error_errno(error, errno, "Cannot map extents of %s",
-                                     desc);
+            return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                          "Cannot map extents of %s", desc);
         if (fm->fm_mapped_extents == 0)
             return TRUE;
         gboolean last = FALSE;
@@ -809,17 +834,17 @@ gboolean qfile_reflink_supported(QDir *dir, GError **error)
         a < 0 ? -1 : openat(dir->fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     gboolean supported = FALSE;
     if (b < 0) {
-        qubes_error_errno(error, errno, "Cannot create a test file in %s",
-                          dir->path);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot create a test file in %s", dir->path);
     } else if (pwrite(a, "foo", 3, 0) != 3) {
         /* An empty file could be "cloned" by a clever filesystem. */
-        qubes_error_errno(error, errno, "Cannot write a test file in %s",
-                          dir->path);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot write a test file in %s", dir->path);
     } else if (ioctl(b, FICLONE, a) == 0) {
         supported = TRUE;
     } else if (!is_no_reflink_errno(errno)) {
-        qubes_error_errno(error, errno, "Cannot test reflinks in %s",
-                          dir->path);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot test reflinks in %s", dir->path);
     }
     if (a >= 0)
         close(a);
@@ -832,7 +857,8 @@ int qfile_update_loop_devices(int fd, const char *desc, GError **error)
 {
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        qubes_error_errno(error, errno, "Cannot stat %s", desc);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot stat %s", desc);
         return -1;
     }
     g_autoptr(GDir) sys = g_dir_open("/sys/block", 0, NULL);
@@ -856,10 +882,11 @@ int qfile_update_loop_devices(int fd, const char *desc, GError **error)
             info.lo_device == (guint64)st.st_dev &&
             info.lo_inode == (guint64)st.st_ino) {
             if (ioctl(lfd, LOOP_SET_CAPACITY, 0) < 0) {
-                qubes_error_errno(error, errno,
-                                  "Cannot update the size of %s (backed by "
-                                  "%s)",
-                                  node, desc);
+                qubes_error_errno_code(
+                    error, QUBES_ERROR_STORAGE_IO, errno,
+                    "Cannot update the size of %s (backed by "
+                    "%s)",
+                    node, desc);
                 close(lfd);
                 return -1;
             }
@@ -876,13 +903,15 @@ static int open_private_dir(int parent, const char *path, const char *name,
                             GError **error)
 {
     if (mkdirat(parent, name, 0700) < 0 && errno != EEXIST) {
-        qubes_error_errno(error, errno, "Cannot create %s/%s", path, name);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot create %s/%s", path, name);
         return -1;
     }
     int fd =
         openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        qubes_error_errno(error, errno, "Cannot open %s/%s", path, name);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot open %s/%s", path, name);
     return fd;
 }
 
@@ -898,18 +927,21 @@ static int lock_dir(QFileCtx *ctx, GError **error)
     }
     struct stat st;
     if (fstat(ctx->root_fd, &st) < 0) {
-        qubes_error_errno(error, errno, "Cannot stat %s", ctx->root_path);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot stat %s", ctx->root_path);
         return -1;
     }
     const char *base = g_getenv("QUBES_LOCK_DIR");
     g_autofree char *top = g_strdup(base ? base : "/run/qubes");
     if (g_mkdir_with_parents(top, 0755) < 0) {
-        qubes_error_errno(error, errno, "Cannot create %s", top);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot create %s", top);
         return -1;
     }
     int top_fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (top_fd < 0) {
-        qubes_error_errno(error, errno, "Cannot open %s", top);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot open %s", top);
         return -1;
     }
     int fd =
@@ -932,12 +964,14 @@ int qfile_lock(QFileCtx *ctx, const char *name, GError **error)
         return -1;
     int fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        qubes_error_errno(error, errno, "Cannot open lock file %s", name);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                               "Cannot open lock file %s", name);
         return -1;
     }
     while (flock(fd, LOCK_EX) < 0) {
         if (errno != EINTR) {
-            qubes_error_errno(error, errno, "Cannot lock %s", name);
+            qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
+                                   "Cannot lock %s", name);
             close(fd);
             return -1;
         }

@@ -227,15 +227,36 @@ char *qubes_pool_option_dir_path(QubesPool *pool, GHashTable *options,
     return g_canonicalize_filename(untrusted_dir, "/");
 }
 
+/* The file layer's I/O errors (a full disk, a failing one) get the name
+ * of the pool, for the admin who has to free space in it or repair it,
+ * and become the StoragePoolException they are. Returns @ok. */
+static gboolean name_pool(QubesPool *pool, gboolean ok, GError **error)
+{
+    if (!ok && error && *error && (*error)->domain == QUBES_ERROR &&
+        (*error)->code == QUBES_ERROR_STORAGE_IO) {
+        char *m =
+            g_strdup_printf("%s (pool %s)", (*error)->message, pool->name);
+        g_free((*error)->message);
+        (*error)->message = m;
+        (*error)->code = QUBES_ERROR_STORAGE_POOL;
+    }
+    return ok;
+}
+
 gboolean qubes_pool_setup(QubesPool *pool, GError **error)
 {
-    return !pool->driver->pool_setup || pool->driver->pool_setup(pool, error);
+    return name_pool(pool,
+                     !pool->driver->pool_setup ||
+                         pool->driver->pool_setup(pool, error),
+                     error);
 }
 
 gboolean qubes_pool_destroy(QubesPool *pool, GError **error)
 {
-    return !pool->driver->pool_destroy ||
-           pool->driver->pool_destroy(pool, error);
+    return name_pool(pool,
+                     !pool->driver->pool_destroy ||
+                         pool->driver->pool_destroy(pool, error),
+                     error);
 }
 
 GHashTable *qubes_pool_get_config(QubesPool *pool)
@@ -263,8 +284,10 @@ gboolean qubes_pool_usage_details(QubesPool *pool, QubesPoolUsage *usage,
                                   GError **error)
 {
     memset(usage, 0, sizeof *usage);
-    return !pool->driver->pool_usage ||
-           pool->driver->pool_usage(pool, usage, error);
+    return name_pool(pool,
+                     !pool->driver->pool_usage ||
+                         pool->driver->pool_usage(pool, usage, error),
+                     error);
 }
 
 guint64 qubes_pool_get_fsync_count(QubesPool *pool)
@@ -343,8 +366,11 @@ QubesVolume *qubes_pool_init_volume(QubesPool *pool,
 
 GPtrArray *qubes_pool_list_volumes(QubesPool *pool, GError **error)
 {
-    if (pool->driver->list_volumes)
-        return pool->driver->list_volumes(pool, error);
+    if (pool->driver->list_volumes) {
+        GPtrArray *vols = pool->driver->list_volumes(pool, error);
+        name_pool(pool, vols != NULL, error);
+        return vols;
+    }
     g_autoptr(GMutexLocker) l = g_mutex_locker_new(&pool->lock);
     GPtrArray *out =
         g_ptr_array_new_with_free_func((GDestroyNotify)qubes_volume_unref);
@@ -398,7 +424,7 @@ static gboolean begin(QubesVolume *vol, gboolean may_create, GError **error)
     const QubesStorageDriver *d = vol->pool->driver;
     if (d->volume_lock && !d->volume_lock(vol, may_create, error)) {
         g_mutex_unlock(&vol->lock);
-        return FALSE;
+        return name_pool(vol->pool, FALSE, error);
     }
     return TRUE;
 }
@@ -431,7 +457,7 @@ void qubes_volume_unlock(QubesVolume *vol)
             return FALSE;                                                      \
         gboolean ok_ = d_->opname((vol), ##__VA_ARGS__, (error));              \
         end(vol);                                                              \
-        return ok_;                                                            \
+        return name_pool((vol)->pool, ok_, (error));                           \
     } while (0)
 
 gboolean qubes_volume_create(QubesVolume *vol, GError **error)
@@ -482,7 +508,7 @@ gboolean qubes_volume_remove(QubesVolume *vol, GError **error)
         gboolean ok = d->remove(vol, error);
         end(vol);
         if (!ok)
-            return FALSE;
+            return name_pool(vol->pool, FALSE, error);
     }
     QubesPool *pool = vol->pool;
     g_autoptr(GMutexLocker) l = g_mutex_locker_new(&pool->lock);
@@ -507,6 +533,7 @@ char *qubes_volume_import_data(QubesVolume *vol, guint64 size, GError **error)
         return NULL;
     char *path = d->import_data(vol, size, error);
     end(vol);
+    name_pool(vol->pool, path != NULL, error);
     return path;
 }
 
@@ -535,13 +562,13 @@ gboolean qubes_volume_import_volume(QubesVolume *vol, QubesVolume *src,
         end(vol);
     }
     close(fd);
-    return ok;
+    return name_pool(vol->pool, ok, error);
 }
 
 gboolean qubes_volume_verify(QubesVolume *vol, GError **error)
 {
     const QubesStorageDriver *d = vol->pool->driver;
-    return !d->verify || d->verify(vol, error);
+    return name_pool(vol->pool, !d->verify || d->verify(vol, error), error);
 }
 
 char *qubes_volume_export(QubesVolume *vol, GError **error)
@@ -551,7 +578,9 @@ char *qubes_volume_export(QubesVolume *vol, GError **error)
         not_supported(vol, "export", error);
         return NULL;
     }
-    return d->export_path(vol, error);
+    char *path = d->export_path(vol, error);
+    name_pool(vol->pool, path != NULL, error);
+    return path;
 }
 
 int qubes_volume_export_open(QubesVolume *vol, GError **error)
@@ -561,7 +590,9 @@ int qubes_volume_export_open(QubesVolume *vol, GError **error)
         not_supported(vol, "export", error);
         return -1;
     }
-    return d->export_open(vol, error);
+    int fd = d->export_open(vol, error);
+    name_pool(vol->pool, fd >= 0, error);
+    return fd;
 }
 
 char *qubes_volume_get_path(QubesVolume *vol)
@@ -603,7 +634,9 @@ GPtrArray *qubes_volume_list_revisions(QubesVolume *vol, GError **error)
     if (!d->list_revisions)
         return g_ptr_array_new_with_free_func(
             (GDestroyNotify)qubes_revision_free);
-    return d->list_revisions(vol, error);
+    GPtrArray *revs = d->list_revisions(vol, error);
+    name_pool(vol->pool, revs != NULL, error);
+    return revs;
 }
 
 GPtrArray *qubes_volume_get_space(QubesVolume *vol, GError **error)
@@ -613,7 +646,9 @@ GPtrArray *qubes_volume_get_space(QubesVolume *vol, GError **error)
         not_supported(vol, "report space", error);
         return NULL;
     }
-    return d->get_space(vol, error);
+    GPtrArray *space = d->get_space(vol, error);
+    name_pool(vol->pool, space != NULL, error);
+    return space;
 }
 
 gboolean qubes_volume_set_revisions_to_keep(QubesVolume *vol, int value,

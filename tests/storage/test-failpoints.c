@@ -23,6 +23,11 @@
  * lock dies with the process, and a fresh process (the pool opened anew)
  * must find the volume before or after and recover it.
  *
+ * With --full, /full/FS/SCENARIO fills the filesystem before the k-th
+ * step and lets it run: the operation succeeds (state after) or fails
+ * with an error that names the pool, leaving the volume before or after;
+ * then, with the space freed, the same operation succeeds.
+ *
  * With --cut, /cut/FS/SCENARIO does the same with a power cut instead of an
  * error (XFS and ext4, which have FS_IOC_SHUTDOWN): at the k-th step the
  * filesystem is shut down without a log flush, so nothing that was not yet
@@ -37,6 +42,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -238,7 +244,36 @@ typedef struct {
     char *hit;
     TestFs *cut;   /* power cut there instead of an error */
     gboolean kill; /* or SIGKILL */
+    TestFs *fill;  /* or fill the filesystem and go on */
 } Failpoint;
+
+static char *filler_path(TestFs *fs)
+{
+    return g_build_filename(fs->mountpoint, "filler", NULL);
+}
+
+/* Takes every free block: fallocate in halving chunks down to 4 KiB. */
+static void fill_fs(TestFs *fs)
+{
+    g_autofree char *path = filler_path(fs);
+    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    struct statvfs sv;
+    g_assert_cmpint(fstatvfs(fd, &sv), ==, 0);
+    off_t end = 0;
+    for (off_t chunk = (off_t)(sv.f_bavail * sv.f_frsize); chunk >= 4096;
+         chunk /= 2)
+        while (fallocate(fd, 0, end, chunk) == 0)
+            end += chunk;
+    close(fd);
+}
+
+static void unfill_fs(TestFs *fs)
+{
+    g_autofree char *path = filler_path(fs);
+    unlink(path);
+    sync_fs(fs); /* btrfs frees the blocks with its next commit */
+}
 
 static gboolean failpoint(const char *step, const char *path, gpointer data)
 {
@@ -250,6 +285,10 @@ static gboolean failpoint(const char *step, const char *path, gpointer data)
         g_assert_true(testfs_shutdown(fp->cut));
     if (fp->kill)
         raise(SIGKILL);
+    if (fp->fill) {
+        fill_fs(fp->fill);
+        return FALSE; /* the step runs, on a full disk */
+    }
     return TRUE;
 }
 
@@ -412,6 +451,7 @@ typedef enum {
     MODE_EIO,  /* the step fails with an error */
     MODE_CUT,  /* the power is cut before the step */
     MODE_KILL, /* the process is killed (SIGKILL) before the step */
+    MODE_FULL, /* the filesystem is filled before the step */
 } Mode;
 
 typedef struct {
@@ -489,7 +529,9 @@ static void run_case(gconstpointer data)
                     sc->name, s, after);
         ctx_free(c);
     }
+    int full_failures = 0;
     for (int k = 1; k <= steps; k++) {
+        gboolean full_ok = TRUE;
         c = ctx_new(fs, sc);
         g_autofree char *b = state(c);
         g_assert_cmpstr(b, ==, before);
@@ -514,6 +556,20 @@ static void run_case(gconstpointer data)
             fp.hit = g_strdup_printf("step %d", k);
             ctx_close(c);
             ctx_reopen(c, sc);
+        } else if (tc->mode == MODE_FULL) {
+            fp.fill = fs;
+            qubes_pool_set_failpoint(c->pool, failpoint, &fp);
+            g_autoptr(GError) error = NULL;
+            full_ok = sc->op(c, &error);
+            qubes_pool_set_failpoint(c->pool, NULL, NULL);
+            unfill_fs(fs);
+            g_assert_nonnull(fp.hit);
+            if (!full_ok && (!error || !strstr(error->message, "(pool test)")))
+                g_error("%s: full at step %d (%s): the error does not name "
+                        "the pool: %s",
+                        sc->name, k, fp.hit, error ? error->message : "(none)");
+            if (!full_ok)
+                full_failures++;
         } else {
             qubes_pool_set_failpoint(c->pool, failpoint, &fp);
             g_autoptr(GError) error = NULL;
@@ -532,6 +588,10 @@ static void run_case(gconstpointer data)
             ctx_reopen(c, sc);
         }
         g_autofree char *s = state(c);
+        if (tc->mode == MODE_FULL && full_ok && !g_str_equal(s, after))
+            g_error("%s: full at step %d (%s): it succeeded but left\n  %s\n"
+                    "not\n  %s",
+                    sc->name, k, fp.hit, s, after);
         if (tc->cut && !g_str_equal(s, after) && same_but_dirty(s, before)) {
             /* Before, but for the unflushed write: allowed. */
             g_free(s);
@@ -540,12 +600,22 @@ static void run_case(gconstpointer data)
         /* A disposable result interrupted with no error path run (a cut,
          * a kill) may be half made: it holds no data, and recovery must
          * make it the stopped state (checked below). */
-        gboolean half_ok = sc->disposable && tc->mode != MODE_EIO;
+        gboolean half_ok =
+            sc->disposable && (tc->mode == MODE_CUT || tc->mode == MODE_KILL);
         if (!half_ok && !g_str_equal(s, before) && !g_str_equal(s, after) &&
             !(sc->partial_ok && partial_ok(c, sc, s, before, after)))
             g_error("%s: failing step %d (%s) left\n  %s\nnot before\n  %s\n"
                     "nor after\n  %s",
                     sc->name, k, fp.hit, s, before, after);
+        if (tc->mode == MODE_FULL && !full_ok) {
+            /* With the space back, the same operation succeeds. */
+            g_autofree char *now = state(c);
+            if (!g_str_equal(now, after)) {
+                OK(sc->op(c, &err_));
+                g_autofree char *retried = state(c);
+                g_assert_cmpstr(retried, ==, after);
+            }
+        }
         check_precache(c);
         /* Recovery, as the daemon does for a domain that is not running. */
         g_autofree char *dir = vm_dir(c);
@@ -563,6 +633,9 @@ static void run_case(gconstpointer data)
         g_free(fp.hit);
         ctx_free(c);
     }
+    if (tc->mode == MODE_FULL)
+        g_test_message("%s on %s: full before each of %d steps, %d failed",
+                       sc->name, fs->type, steps, full_failures);
 }
 
 static void drop_log(const char *domain, GLogLevelFlags level,
@@ -576,8 +649,11 @@ int main(int argc, char **argv)
      * else the I/O errors (/failpoints/...). */
     Mode mode = MODE_EIO;
     if (argc > 1 &&
-        (g_str_equal(argv[1], "--cut") || g_str_equal(argv[1], "--kill"))) {
-        mode = g_str_equal(argv[1], "--cut") ? MODE_CUT : MODE_KILL;
+        (g_str_equal(argv[1], "--cut") || g_str_equal(argv[1], "--kill") ||
+         g_str_equal(argv[1], "--full"))) {
+        mode = g_str_equal(argv[1], "--cut")    ? MODE_CUT
+               : g_str_equal(argv[1], "--kill") ? MODE_KILL
+                                                : MODE_FULL;
         argv[1] = argv[0];
         argc--;
         argv++;
@@ -589,7 +665,8 @@ int main(int argc, char **argv)
     static const char *const types[] = {"btrfs", "xfs", "ext4"};
     static Case cases[G_N_ELEMENTS(types) * G_N_ELEMENTS(scenarios)];
     size_t n = 0;
-    static const char *const mode_names[] = {"failpoints", "cut", "kill"};
+    static const char *const mode_names[] = {"failpoints", "cut", "kill",
+                                             "full"};
     for (size_t t = 0; t < G_N_ELEMENTS(types); t++) {
         if (mode == MODE_CUT && g_str_equal(types[t], "btrfs"))
             continue; /* no FS_IOC_SHUTDOWN */
