@@ -233,3 +233,22 @@ def main(setup, teardown, tests):
         teardown()
         raise
     return run_tests(tests + [('daemon exits cleanly', teardown)])
+
+
+def teardown_state(state):
+    """Stops the daemon in state['d'] (which must exit cleanly) and removes
+    its folder, then unmounts state['fs']."""
+    d = state.get('d')
+    if d:
+        d.stop()
+        d.cleanup()
+    fs = state.get('fs')
+    if fs:
+        fs.close()
+
+
+def run_file(namespace, setup, teardown):
+    """main() over the test_* functions of a test file's globals."""
+    tests = [(n[5:], f) for n, f in namespace.items()
+             if n.startswith('test_') and callable(f)]
+    return main(setup, teardown, tests)

@@ -18,7 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qubesd_harness import main as harness_main  # noqa: E402
+from qubesd_harness import run_file, teardown_state  # noqa: E402
 from qubesd_harness import Daemon, LoopFS  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
@@ -184,19 +184,11 @@ def test_connection_flood():
 
 
 def teardown():
-    d = state.get('d')
-    if d:
-        d.stop()
-        d.cleanup()
-    fs = state.get('fs')
-    if fs:
-        fs.close()
+    teardown_state(state)
 
 
 def main():
-    tests = [(n[5:], f) for n, f in globals().items()
-             if n.startswith('test_') and callable(f)]
-    return harness_main(setup, teardown, tests)
+    return run_file(globals(), setup, teardown)
 
 
 if __name__ == '__main__':

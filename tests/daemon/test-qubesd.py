@@ -14,7 +14,7 @@ import threading
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qubesd_harness import main as harness_main  # noqa: E402
+from qubesd_harness import run_file, teardown_state  # noqa: E402
 from qubesd_harness import Daemon, LoopFS, parse_events  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
@@ -854,21 +854,13 @@ def test_reference_pool_tree():
 
 
 def teardown():
-    d = state.get('d')
-    if d:
-        d.stop()
-        d.cleanup()
-    fs = state.get('fs')
-    if fs:
-        fs.close()
+    teardown_state(state)
     if state.pop('made_group', False):
         subprocess.run(['groupdel', 'qubes'], check=True)
 
 
 def main():
-    tests = [(n[5:], f) for n, f in globals().items()
-             if n.startswith('test_') and callable(f)]
-    return harness_main(setup, teardown, tests)
+    return run_file(globals(), setup, teardown)
 
 
 if __name__ == '__main__':

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qubesd_harness import main as harness_main  # noqa: E402
+from qubesd_harness import run_file, teardown_state  # noqa: E402
 from qubesd_harness import Daemon, LoopFS  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
@@ -239,18 +239,11 @@ def test_clone_and_remove():
 
 
 def teardown():
-    d = state.get('d')
-    if d:
-        d.stop()
-        d.cleanup()
-    if state.get('fs'):
-        state['fs'].close()
+    teardown_state(state)
 
 
 def main():
-    tests = [(n[5:], f) for n, f in globals().items()
-             if n.startswith('test_') and callable(f)]
-    return harness_main(setup, teardown, tests)
+    return run_file(globals(), setup, teardown)
 
 
 if __name__ == '__main__':

@@ -173,18 +173,25 @@ gboolean testfs_power_cut(TestFs *fs)
     return testfs_shutdown(fs) && testfs_remount(fs);
 }
 
+void testfs_sync(TestFs *fs)
+{
+    int fd = open(fs->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(syncfs(fd), ==, 0);
+    close(fd);
+}
+
 char *testfs_new_dir(TestFs *fs, const char *hint)
 {
     static int counter;
     return g_strdup_printf("%s/%s-%d", fs->mountpoint, hint, ++counter);
 }
 
-QubesPool *test_pool_new(TestFs *fs, const char *setup_check,
-                         const char *revisions_to_keep)
+static QubesPool *pool_in(TestFs *fs, const char *dir, const char *setup_check,
+                          const char *revisions_to_keep)
 {
-    g_autofree char *dir = testfs_new_dir(fs, "pool");
     g_autoptr(GHashTable) opts = g_hash_table_new(g_str_hash, g_str_equal);
-    g_hash_table_insert(opts, "dir_path", dir);
+    g_hash_table_insert(opts, "dir_path", (char *)dir);
     if (!setup_check && g_str_equal(fs->type, "ext4"))
         setup_check = "no";
     if (setup_check)
@@ -195,6 +202,20 @@ QubesPool *test_pool_new(TestFs *fs, const char *setup_check,
     g_autoptr(GError) error = NULL;
     QubesPool *pool = qubes_pool_new("file-reflink", "test", opts, &error);
     g_assert_no_error(error);
+    return pool;
+}
+
+QubesPool *test_pool_open(TestFs *fs, const char *dir)
+{
+    return pool_in(fs, dir, NULL, NULL);
+}
+
+QubesPool *test_pool_new(TestFs *fs, const char *setup_check,
+                         const char *revisions_to_keep)
+{
+    g_autofree char *dir = testfs_new_dir(fs, "pool");
+    QubesPool *pool = pool_in(fs, dir, setup_check, revisions_to_keep);
+    g_autoptr(GError) error = NULL;
     g_assert_true(qubes_pool_setup(pool, &error));
     g_assert_no_error(error);
     return pool;
@@ -294,6 +315,25 @@ void test_stat(const char *path, struct stat *st)
 char *test_image(QubesPool *pool, QubesVolume *vol, const char *suffix)
 {
     return g_strdup_printf("%s/%s%s", test_pool_dir(pool), vol->vid, suffix);
+}
+
+char *test_vol_dir(QubesPool *pool, QubesVolume *vol)
+{
+    g_autofree char *clean = test_image(pool, vol, ".img");
+    return g_path_get_dirname(clean);
+}
+
+char *test_revision_path(QubesPool *pool, QubesVolume *vol, const char *id)
+{
+    g_autofree char *dir = test_vol_dir(pool, vol);
+    g_autofree char *prefix = g_strdup_printf("%s.img.%s@", vol->name, id);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *n;
+    while (d && (n = g_dir_read_name(d)) != NULL) {
+        if (g_str_has_prefix(n, prefix) && !strchr(n, '~'))
+            return g_build_filename(dir, n, NULL);
+    }
+    return NULL;
 }
 
 static gint cmp_names(gconstpointer a, gconstpointer b)

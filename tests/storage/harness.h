@@ -60,6 +60,8 @@ gboolean testfs_power_cut(TestFs *fs);
  * fails), and the unmount and mount (journal replay). */
 gboolean testfs_shutdown(TestFs *fs);
 gboolean testfs_remount(TestFs *fs);
+/* syncfs() of @fs: what was written so far is durable. */
+void testfs_sync(TestFs *fs);
 /* A fresh, not yet existing folder path on @fs (caller frees). */
 char *testfs_new_dir(TestFs *fs, const char *hint);
 
@@ -71,6 +73,9 @@ char *test_run(const char *const *argv);
 QubesPool *test_pool_new(TestFs *fs, const char *setup_check,
                          const char *revisions_to_keep);
 const char *test_pool_dir(QubesPool *pool);
+/* The pool test_pool_new(fs, NULL, NULL) made in @dir, opened again (no
+ * setup), as after a restart. */
+QubesPool *test_pool_open(TestFs *fs, const char *dir);
 
 /* Volume helpers for the four kinds. */
 QubesVolume *test_origin(QubesPool *pool, const char *vm, const char *name,
@@ -88,6 +93,10 @@ struct stat;
 void test_stat(const char *path, struct stat *st);
 /* Path of @name in the volume's folder. */
 char *test_image(QubesPool *pool, QubesVolume *vol, const char *suffix);
+/* The volume's folder (caller frees). */
+char *test_vol_dir(QubesPool *pool, QubesVolume *vol);
+/* The file of the volume's revision @id, or NULL (caller frees). */
+char *test_revision_path(QubesPool *pool, QubesVolume *vol, const char *id);
 /* Names in a folder, sorted, joined by spaces. */
 char *test_ls(const char *dir);
 

@@ -86,8 +86,7 @@ static char *sum_or_none(const char *path)
 
 static char *vm_dir(Ctx *c)
 {
-    g_autofree char *clean = test_image(c->pool, c->vol, ".img");
-    return g_path_get_dirname(clean);
+    return test_vol_dir(c->pool, c->vol);
 }
 
 /* The observable state of the volume under test. */
@@ -104,20 +103,12 @@ static char *state(Ctx *c)
     g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) revs = qubes_volume_list_revisions(c->vol, &error);
     g_assert_no_error(error);
-    g_autofree char *dir = vm_dir(c);
-    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-    for (guint i = 0; d && i < revs->len; i++) {
+    for (guint i = 0; i < revs->len; i++) {
         QubesRevision *r = revs->pdata[i];
-        g_autofree char *prefix =
-            g_strdup_printf("%s.img.%s@", c->vol->name, r->id);
-        const char *n;
-        g_dir_rewind(d);
-        while ((n = g_dir_read_name(d)) != NULL) {
-            if (g_str_has_prefix(n, prefix) && !strchr(n, '~')) {
-                g_autofree char *p = g_strdup_printf("%s/%s", dir, n);
-                g_autofree char *rs = test_checksum(p);
-                g_string_append_printf(s, " %s:%.12s", r->id, rs);
-            }
+        g_autofree char *p = test_revision_path(c->pool, c->vol, r->id);
+        if (p) {
+            g_autofree char *rs = test_checksum(p);
+            g_string_append_printf(s, " %s:%.12s", r->id, rs);
         }
     }
     g_string_append(s, " ]");
@@ -184,14 +175,6 @@ static void make_vols(Ctx *c, Vols vols)
     }
 }
 
-static void sync_fs(TestFs *fs)
-{
-    int fd = open(fs->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(syncfs(fd), ==, 0);
-    close(fd);
-}
-
 /* A new pool with the scenario's volumes set up, durably. */
 static Ctx *ctx_new(TestFs *fs, const Scenario *sc)
 {
@@ -201,7 +184,7 @@ static Ctx *ctx_new(TestFs *fs, const Scenario *sc)
     c->dir = g_strdup(test_pool_dir(c->pool));
     make_vols(c, sc->vols);
     sc->setup(c);
-    sync_fs(fs);
+    testfs_sync(fs);
     /* A running volume also holds a write the VM has not flushed: a power
      * cut may lose it until the operation commits it, never after. */
     g_autofree char *dirty = test_image(c->pool, c->vol, "-dirty.img");
@@ -221,13 +204,7 @@ static void ctx_close(Ctx *c)
  * daemon does at start. */
 static void ctx_reopen(Ctx *c, const Scenario *sc)
 {
-    g_autoptr(GHashTable) opts = g_hash_table_new(g_str_hash, g_str_equal);
-    g_hash_table_insert(opts, "dir_path", c->dir);
-    if (g_str_equal(c->fs->type, "ext4"))
-        g_hash_table_insert(opts, "setup_check", "no");
-    g_autoptr(GError) error = NULL;
-    c->pool = qubes_pool_new("file-reflink", "test", opts, &error);
-    g_assert_no_error(error);
+    c->pool = test_pool_open(c->fs, c->dir);
     make_vols(c, sc->vols);
 }
 
@@ -272,7 +249,7 @@ static void unfill_fs(TestFs *fs)
 {
     g_autofree char *path = filler_path(fs);
     unlink(path);
-    sync_fs(fs); /* btrfs frees the blocks with its next commit */
+    testfs_sync(fs); /* btrfs frees the blocks with its next commit */
 }
 
 static gboolean failpoint(const char *step, const char *path, gpointer data)
@@ -458,7 +435,6 @@ typedef struct {
     const char *fstype;
     const Scenario *sc;
     Mode mode;
-    gboolean cut; /* mode == MODE_CUT */
 } Case;
 
 /* For remove and create over stale images, which delete on purpose: the
@@ -488,6 +464,7 @@ static gboolean same_but_dirty(const char *a, const char *b)
 static void run_case(gconstpointer data)
 {
     const Case *tc = data;
+    gboolean cut = tc->mode == MODE_CUT;
     TestFs *fs = testfs_get(tc->fstype);
     if (!fs)
         return;
@@ -513,7 +490,7 @@ static void run_case(gconstpointer data)
     g_test_message("%s on %s: %d steps\n  before %s\n  after  %s", sc->name,
                    fs->type, steps, before, after);
 
-    if (tc->cut) {
+    if (cut) {
         /* The cut right after the operation returns: all of it is there. */
         c = ctx_new(fs, sc);
         OK(sc->op(c, &err_));
@@ -535,9 +512,8 @@ static void run_case(gconstpointer data)
         c = ctx_new(fs, sc);
         g_autofree char *b = state(c);
         g_assert_cmpstr(b, ==, before);
-        Failpoint fp = {.target = k,
-                        .cut = tc->cut ? fs : NULL,
-                        .kill = tc->mode == MODE_KILL};
+        Failpoint fp = {
+            .target = k, .cut = cut ? fs : NULL, .kill = tc->mode == MODE_KILL};
         if (tc->mode == MODE_KILL) {
             /* The child dies at step k, holding the volume's lock and
              * whatever it had half done; it never runs atexit handlers. */
@@ -581,7 +557,7 @@ static void run_case(gconstpointer data)
                         k, fp.hit);
             g_assert_nonnull(strstr(error->message, "failpoint"));
         }
-        if (tc->cut) {
+        if (cut) {
             /* Every fd closed, then the journal replayed. */
             ctx_close(c);
             g_assert_true(testfs_remount(fs));
@@ -592,7 +568,7 @@ static void run_case(gconstpointer data)
             g_error("%s: full at step %d (%s): it succeeded but left\n  %s\n"
                     "not\n  %s",
                     sc->name, k, fp.hit, s, after);
-        if (tc->cut && !g_str_equal(s, after) && same_but_dirty(s, before)) {
+        if (cut && !g_str_equal(s, after) && same_but_dirty(s, before)) {
             /* Before, but for the unflushed write: allowed. */
             g_free(s);
             s = g_strdup(before);
@@ -671,7 +647,7 @@ int main(int argc, char **argv)
         if (mode == MODE_CUT && g_str_equal(types[t], "btrfs"))
             continue; /* no FS_IOC_SHUTDOWN */
         for (size_t i = 0; i < G_N_ELEMENTS(scenarios); i++) {
-            cases[n] = (Case){types[t], &scenarios[i], mode, mode == MODE_CUT};
+            cases[n] = (Case){types[t], &scenarios[i], mode};
             g_autofree char *path = g_strdup_printf(
                 "/%s/%s/%s", mode_names[mode], types[t], scenarios[i].name);
             g_test_add_data_func(path, &cases[n], run_case);

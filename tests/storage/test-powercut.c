@@ -32,12 +32,7 @@ typedef struct {
 
 static void open_pool(Pool *p)
 {
-    g_autoptr(GHashTable) opts = g_hash_table_new(g_str_hash, g_str_equal);
-    g_hash_table_insert(opts, "dir_path", p->dir);
-    g_hash_table_insert(opts, "setup_check", "no");
-    g_autoptr(GError) error = NULL;
-    p->pool = qubes_pool_new("file-reflink", "cut", opts, &error);
-    g_assert_no_error(error);
+    p->pool = test_pool_open(p->fs, p->dir);
     p->vol = test_origin(p->pool, "vm", "private", 8 * MiB, 2);
 }
 
@@ -53,14 +48,22 @@ static gboolean new_pool(Pool *p, const char *fstype)
     return TRUE;
 }
 
-/* Cuts the power and opens the pool again. */
-static gboolean cut(Pool *p)
+/* Closes the pool, mounts the filesystem again (journal replay) and
+ * opens the pool anew. */
+static void remount(Pool *p)
 {
     g_clear_pointer(&p->vol, qubes_volume_unref);
     g_clear_pointer(&p->pool, qubes_pool_free);
-    if (!testfs_power_cut(p->fs))
-        return FALSE;
+    g_assert_true(testfs_remount(p->fs));
     open_pool(p);
+}
+
+/* Cuts the power and opens the pool again. */
+static gboolean cut(Pool *p)
+{
+    if (!testfs_shutdown(p->fs))
+        return FALSE;
+    remount(p);
     return TRUE;
 }
 
@@ -313,10 +316,7 @@ static void test_dead_disk(gconstpointer data)
     g_clear_error(&error);
     g_assert_false(qubes_volume_revert(p.vol, NULL, &error));
     g_assert_nonnull(error);
-    g_clear_pointer(&p.vol, qubes_volume_unref);
-    g_clear_pointer(&p.pool, qubes_pool_free);
-    g_assert_true(testfs_remount(p.fs));
-    open_pool(&p);
+    remount(&p);
     g_assert_true(qubes_volume_is_dirty(p.vol));
     g_autofree char *dirty = test_image(p.pool, p.vol, "-dirty.img");
     g_autofree char *now = test_checksum(dirty);

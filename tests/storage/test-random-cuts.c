@@ -145,12 +145,6 @@ static GBytes *read_or_null(const char *path)
     return g_bytes_new_take(data, len);
 }
 
-static char *vol_dir(Trial *t, int i)
-{
-    g_autofree char *clean = test_image(t->pool, t->vols[i], ".img");
-    return g_path_get_dirname(clean);
-}
-
 /* What the disk holds, as a model. */
 static Model disk_model(Trial *t, int i)
 {
@@ -162,20 +156,13 @@ static Model disk_model(Trial *t, int i)
     g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) revs = qubes_volume_list_revisions(v, &error);
     g_assert_no_error(error);
-    g_autofree char *dir = vol_dir(t, i);
-    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-    for (guint r = 0; d && r < revs->len; r++) {
-        g_autofree char *prefix = g_strdup_printf(
-            "%s.img.%s@", v->name, ((QubesRevision *)revs->pdata[r])->id);
-        const char *n;
-        g_dir_rewind(d);
-        while ((n = g_dir_read_name(d)) != NULL) {
-            if (g_str_has_prefix(n, prefix) && !strchr(n, '~')) {
-                g_autofree char *p = g_build_filename(dir, n, NULL);
-                GBytes *b = read_or_null(p);
-                g_assert_nonnull(b);
-                g_ptr_array_add(m.revs, b);
-            }
+    for (guint r = 0; r < revs->len; r++) {
+        g_autofree char *p = test_revision_path(
+            t->pool, v, ((QubesRevision *)revs->pdata[r])->id);
+        if (p) {
+            GBytes *b = read_or_null(p);
+            g_assert_nonnull(b);
+            g_ptr_array_add(m.revs, b);
         }
     }
     if (!m.clean)
@@ -185,13 +172,7 @@ static Model disk_model(Trial *t, int i)
 
 static void open_pool(Trial *t)
 {
-    g_autoptr(GHashTable) opts = g_hash_table_new(g_str_hash, g_str_equal);
-    g_hash_table_insert(opts, "dir_path", t->dir);
-    if (g_str_equal(t->fs->type, "ext4"))
-        g_hash_table_insert(opts, "setup_check", "no");
-    g_autoptr(GError) error = NULL;
-    t->pool = qubes_pool_new("file-reflink", "cuts", opts, &error);
-    g_assert_no_error(error);
+    t->pool = test_pool_open(t->fs, t->dir);
     for (int i = 0; i < N_VOLS; i++) {
         g_autofree char *vm = g_strdup_printf("vm%d", i);
         t->vols[i] = test_origin(t->pool, vm, "private", SIZE, KEEP);
@@ -330,14 +311,12 @@ static void setup(Trial *t)
         }
     }
     t->op = OP_NONE;
-    int fd = open(t->fs->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    g_assert_cmpint(syncfs(fd), ==, 0);
-    close(fd);
+    testfs_sync(t->fs);
 }
 
 static void check_no_leftovers(Trial *t, int i)
 {
-    g_autofree char *dir = vol_dir(t, i);
+    g_autofree char *dir = test_vol_dir(t->pool, t->vols[i]);
     g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
     g_assert_nonnull(d);
     const char *n;
