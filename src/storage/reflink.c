@@ -435,7 +435,8 @@ static gboolean same_inode(const struct stat *a, const struct stat *b)
 
 /* Lists the revision files in a folder read without the lock, oldest
  * first, leaving out any that shares the clean image's inode (an
- * interrupted commit). */
+ * interrupted commit) and any that is not a regular file (a link or a
+ * folder planted in the pool is never a revision). */
 static GPtrArray *scan_revisions(QubesVolume *vol, QDir *dir, GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
@@ -454,8 +455,9 @@ static GPtrArray *scan_revisions(QubesVolume *vol, QDir *dir, GError **error)
         if (!r)
             continue;
         struct stat st;
-        if (have_clean == 1 && qfile_stat(dir, r->name, &st, NULL) == 1 &&
-            same_inode(&st, &clean)) {
+        int have = qfile_stat(dir, r->name, &st, NULL);
+        if (have == 1 && (!S_ISREG(st.st_mode) ||
+                          (have_clean == 1 && same_inode(&st, &clean)))) {
             rev_free(r);
             continue;
         }
