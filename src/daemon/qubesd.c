@@ -1,6 +1,7 @@
 /* qubesd: the Qubes admin daemon.
  *
- *   qubesd [--base-dir DIR] [--socket PATH]
+ *   qubesd [--base-dir DIR] [--socket PATH] [--request-timeout SECONDS]
+ *          [--max-connections N] [--max-event-backlog BYTES]
  *
  * Loads DIR/qubes.xml (making a new system when there is none), brings
  * the storage of halted domains to rest, and serves the Admin API on
@@ -12,6 +13,7 @@
 #include <glib-unix.h>
 #include <locale.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 static gboolean on_signal(gpointer data)
 {
@@ -41,12 +43,43 @@ static void settle_storage(QubesApp *app)
     }
 }
 
+/* Raises the open-file limit to its hard limit and fits @max_connections
+ * under it, keeping room for the pools' and workers' own files. */
+static guint fit_connections(gint64 max_connections)
+{
+    const rlim_t reserve = 256;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return (guint)MIN(max_connections, 768);
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        if (want == RLIM_INFINITY || want > 1 << 20)
+            want = 1 << 20;
+        struct rlimit up = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = want;
+    }
+    rlim_t room =
+        rl.rlim_cur > 2 * reserve ? rl.rlim_cur - reserve : rl.rlim_cur / 2;
+    if ((rlim_t)max_connections > room) {
+        g_warning("at most %lu open files: serving %lu connections at once, "
+                  "not %" G_GINT64_FORMAT,
+                  (unsigned long)rl.rlim_cur, (unsigned long)room,
+                  max_connections);
+        return (guint)room;
+    }
+    return (guint)max_connections;
+}
+
 int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
     g_autofree char *base_dir = NULL;
     g_autofree char *socket_path = NULL;
     gboolean version = FALSE;
+    gint64 request_timeout = SERVER_REQUEST_TIMEOUT;
+    gint64 max_connections = SERVER_MAX_CONNECTIONS;
+    gint64 max_event_backlog = SERVER_MAX_EVENT_BACKLOG;
     GOptionEntry entries[] = {
         {"base-dir", 0, 0, G_OPTION_ARG_FILENAME, &base_dir,
          "Folder of qubes.xml and the default pool (default /var/lib/qubes)",
@@ -55,6 +88,19 @@ int main(int argc, char **argv)
          "Admin API socket (default /var/run/qubesd.sock); the internal "
          "socket qubesd.internal.sock goes beside it",
          "PATH"},
+        {"request-timeout", 0, 0, G_OPTION_ARG_INT64, &request_timeout,
+         "Seconds a client has to send its request, and again to take its "
+         "answer, before its connection is closed; 0: no limit (default 60)",
+         "SECONDS"},
+        {"max-connections", 0, 0, G_OPTION_ARG_INT64, &max_connections,
+         "Connections open at once; past it a new one closes the oldest "
+         "still sending its request (default 4096, within the open-file "
+         "limit)",
+         "N"},
+        {"max-event-backlog", 0, 0, G_OPTION_ARG_INT64, &max_event_backlog,
+         "Bytes of events an admin.Events client may leave unread before it "
+         "is dropped (default 16 MiB)",
+         "BYTES"},
         {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version",
          NULL},
         {NULL},
@@ -73,6 +119,13 @@ int main(int argc, char **argv)
         g_print("qubesd " QUBES_VERSION "\n");
         return 0;
     }
+    if (request_timeout < 0 || request_timeout > G_MAXINT ||
+        max_connections < 1 || max_connections > G_MAXINT ||
+        max_event_backlog < 1) {
+        g_printerr("qubesd: --request-timeout must be 0 or more, "
+                   "--max-connections and --max-event-backlog 1 or more\n");
+        return 2;
+    }
     if (!base_dir)
         base_dir = g_strdup("/var/lib/qubes");
     if (!socket_path)
@@ -89,6 +142,9 @@ int main(int argc, char **argv)
         g_printerr("qubesd: %s\n", err->message);
         return 1;
     }
+    srv->request_timeout = (guint)request_timeout;
+    srv->max_connections = fit_connections(max_connections);
+    srv->max_event_backlog = (gsize)max_event_backlog;
     srv->loop = g_main_loop_new(NULL, FALSE);
     g_unix_signal_add(SIGTERM, on_signal, srv);
     g_unix_signal_add(SIGINT, on_signal, srv);

@@ -31,6 +31,9 @@ struct _Conn {
     GSource *hup;
     Call *events_call; /* admin.Events subscription */
     guint sub_app, sub_vm;
+    gsize queued;   /* bytes waiting in out and writing */
+    guint timer;    /* deadline of the request or of its answer */
+    GList *reading; /* link in srv->reading while the request comes */
 };
 
 static Conn *conn_ref(Conn *c)
@@ -79,12 +82,82 @@ static void unsubscribe(Conn *c)
     call_free(call);
 }
 
+/* ---- limits ----
+ *
+ * A client is trusted to send its request and to take its answer, not to
+ * be quick about it: each has request_timeout seconds (the time a method
+ * works in between does not count), then the connection is closed. At
+ * max_connections open, a new connection evicts the oldest one still
+ * sending its request, or is refused when none is; an admin.Events
+ * subscriber whose unread events pass max_event_backlog bytes is
+ * dropped. So half-sent, idle and unread connections are bounded in
+ * number, time and memory, and a flood of them cannot keep others out. */
+
+/* Logs a dropped connection, at most one line per 10 s for each reason
+ * in a flood. */
+static const char *const drop_reasons[DROP_N_REASONS] = {
+    "a client did not send its request in time; connection closed",
+    "a client did not take its answer in time; connection closed",
+    "an admin.Events client stopped reading its events; connection closed",
+    "too many connections; the oldest one still sending its request closed",
+    "too many connections; a new one refused",
+};
+
+static void note_dropped(Server *srv, DropReason why)
+{
+    srv->dropped++;
+    gint64 now = g_get_monotonic_time();
+    gint64 *last = &srv->dropped_logged_at[why];
+    if (*last && now - *last < 10 * G_USEC_PER_SEC)
+        return;
+    *last = now;
+    g_warning("%s (%" G_GUINT64_FORMAT " connections dropped so far)",
+              drop_reasons[why], srv->dropped);
+}
+
+static void conn_disarm(Conn *c)
+{
+    if (c->timer) {
+        g_source_remove(c->timer);
+        c->timer = 0;
+    }
+}
+
+static void conn_done_reading(Conn *c)
+{
+    if (c->reading) {
+        g_queue_delete_link(&c->srv->reading, c->reading);
+        c->reading = NULL;
+    }
+}
+
+static void conn_close(Conn *c);
+
+static gboolean on_deadline(gpointer data)
+{
+    Conn *c = data;
+    c->timer = 0;
+    note_dropped(c->srv, c->reading ? DROP_REQUEST_LATE : DROP_ANSWER_UNTAKEN);
+    conn_close(c);
+    return G_SOURCE_REMOVE;
+}
+
+static void conn_arm(Conn *c)
+{
+    conn_disarm(c);
+    if (c->srv->request_timeout)
+        c->timer =
+            g_timeout_add_seconds(c->srv->request_timeout, on_deadline, c);
+}
+
 static void conn_close(Conn *c)
 {
     if (c->closed)
         return;
     c->closed = TRUE;
     unsubscribe(c);
+    conn_disarm(c);
+    conn_done_reading(c);
     if (c->hup) {
         g_source_destroy(c->hup);
         g_source_unref(c->hup);
@@ -103,6 +176,7 @@ static void on_written(GObject *src, GAsyncResult *res, gpointer data)
     g_autoptr(GError) err = NULL;
     gboolean ok =
         g_output_stream_write_all_finish(G_OUTPUT_STREAM(src), res, NULL, &err);
+    c->queued -= g_bytes_get_size(c->writing);
     g_clear_pointer(&c->writing, g_bytes_unref);
     if (!ok) {
         if (!c->closed)
@@ -138,7 +212,13 @@ static void conn_send(Conn *c, GBytes *b)
         g_bytes_unref(b);
         return;
     }
+    c->queued += g_bytes_get_size(b);
     g_queue_push_tail(&c->out, b);
+    if (c->events_call && c->queued > c->srv->max_event_backlog) {
+        note_dropped(c->srv, DROP_EVENTS_UNREAD);
+        conn_close(c);
+        return;
+    }
     conn_flush(c);
 }
 
@@ -148,6 +228,8 @@ static void conn_answer(Conn *c, GBytes *answer)
 {
     conn_send(c, answer);
     c->finish_after = TRUE;
+    if (!c->closed)
+        conn_arm(c);
     conn_flush(c);
 }
 
@@ -519,6 +601,8 @@ static void on_read(GObject *src, GAsyncResult *res, gpointer data)
         g_debug("read error: %s", err->message);
         conn_close(c);
     } else if (n == 0) {
+        conn_disarm(c);
+        conn_done_reading(c);
         handle_request(c);
     } else if (c->buf->len + (gsize)n > QUBES_REQUEST_MAX) {
         g_warning("request too long");
@@ -538,6 +622,17 @@ static gboolean on_incoming(GSocketService *service,
                             gpointer data)
 {
     Server *srv = data;
+    if (srv->connections >= srv->max_connections) {
+        Conn *oldest = g_queue_peek_head(&srv->reading);
+        if (!oldest) {
+            /* Every open connection has its request in: refuse this one
+             * (GIO closes it when we do not keep it). */
+            note_dropped(srv, DROP_REFUSED);
+            return TRUE;
+        }
+        note_dropped(srv, DROP_EVICTED);
+        conn_close(oldest);
+    }
     Conn *c = g_new0(Conn, 1);
     c->ref = 1; /* the open connection's own reference */
     c->srv = srv;
@@ -546,6 +641,9 @@ static gboolean on_incoming(GSocketService *service,
     c->buf = g_byte_array_new();
     g_queue_init(&c->out);
     srv->connections++;
+    g_queue_push_tail(&srv->reading, c);
+    c->reading = srv->reading.tail;
+    conn_arm(c);
     GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(c->sc));
     g_input_stream_read_async(in, c->chunk, sizeof c->chunk, G_PRIORITY_DEFAULT,
                               NULL, on_read, conn_ref(c));
@@ -626,6 +724,10 @@ Server *server_new(QubesApp *app, const char *socket_path, GError **error)
         g_str_hash, g_str_equal, g_free, (GDestroyNotify)qubes_volume_unref);
     srv->save_waiting =
         g_ptr_array_new_with_free_func((GDestroyNotify)job_free);
+    srv->request_timeout = SERVER_REQUEST_TIMEOUT;
+    srv->max_connections = SERVER_MAX_CONNECTIONS;
+    srv->max_event_backlog = SERVER_MAX_EVENT_BACKLOG;
+    g_queue_init(&srv->reading);
     if (g_mkdir_with_parents(dir, 0755) != 0) {
         qubes_error_errno(error, errno, "Cannot create %s", dir);
         server_free(srv);
@@ -645,6 +747,9 @@ void server_free(Server *srv)
 {
     if (!srv)
         return;
+    Conn *c;
+    while ((c = g_queue_peek_head(&srv->reading)))
+        conn_close(c);
     if (srv->service) {
         g_socket_service_stop(srv->service);
         g_socket_listener_close(G_SOCKET_LISTENER(srv->service));

@@ -6,6 +6,11 @@
  * dispatched to a method, and answered once, except admin.Events which
  * streams until the client goes away.
  *
+ * Limits: a connection has request_timeout seconds to send its request
+ * and as long again to take its answer; at max_connections a new one
+ * evicts the oldest still sending; an events client that leaves more
+ * than max_event_backlog bytes unread is dropped (server.c).
+ *
  * Errors: a ProtocolError or PermissionDenied drops the connection with no
  * answer (the reference does the same: a correct client never sees them);
  * any other error becomes an exception answer with the Qubes name.
@@ -63,6 +68,16 @@ struct _Call {
     GBytes *untrusted_payload;
 };
 
+/* Why a limit closed a connection (server.c). */
+typedef enum {
+    DROP_REQUEST_LATE,
+    DROP_ANSWER_UNTAKEN,
+    DROP_EVENTS_UNREAD,
+    DROP_EVICTED,
+    DROP_REFUSED,
+    DROP_N_REASONS
+} DropReason;
+
 struct _Server {
     QubesApp *app;
     GMainLoop *loop;
@@ -75,7 +90,19 @@ struct _Server {
     GPtrArray *save_batch;    /* calls the running save answers, or NULL */
     guint connections;
     guint64 requests;
+    /* Limits (server.c); server_new sets the defaults below. */
+    guint request_timeout;   /* seconds to send a request or take an answer;
+                                0: no limit */
+    guint max_connections;   /* open connections at once */
+    gsize max_event_backlog; /* unread bytes of an admin.Events client */
+    GQueue reading;          /* connections still sending, oldest first */
+    guint64 dropped;         /* connections closed by a limit */
+    gint64 dropped_logged_at[DROP_N_REASONS];
 };
+
+#define SERVER_REQUEST_TIMEOUT 60
+#define SERVER_MAX_CONNECTIONS 4096
+#define SERVER_MAX_EVENT_BACKLOG (16u << 20)
 
 Server *server_new(QubesApp *app, const char *socket_path, GError **error);
 void server_free(Server *srv);

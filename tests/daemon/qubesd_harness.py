@@ -60,10 +60,12 @@ class LoopFS:
 
 
 class Daemon:
-    """qubesd on @base_dir, its socket in a private temp dir."""
+    """qubesd on @base_dir, its socket in a private temp dir; @args are
+    further command-line options."""
 
-    def __init__(self, binary, base_dir, sockdir=None):
+    def __init__(self, binary, base_dir, sockdir=None, args=()):
         self.binary = binary
+        self.args = list(args)
         self.base_dir = base_dir
         self.sockdir = sockdir or tempfile.mkdtemp(prefix='qubesd-sock-')
         self.sock = os.path.join(self.sockdir, 'qubesd.sock')
@@ -75,7 +77,8 @@ class Daemon:
         env['G_DEBUG'] = 'fatal-criticals'
         self.logf = open(self.log, 'ab')
         self.proc = subprocess.Popen(
-            [self.binary, '--base-dir', self.base_dir, '--socket', self.sock],
+            [self.binary, '--base-dir', self.base_dir, '--socket', self.sock]
+            + self.args,
             stdout=self.logf, stderr=subprocess.STDOUT, env=env)
         for _ in range(500):
             if self.proc.poll() is not None:
