@@ -546,7 +546,8 @@ static gboolean img_create_sparse(ReflinkVolume *rv, const char *name,
     return TRUE;
 }
 
-/* The revision files in the locked folder, oldest first. */
+/* The revision files in the locked folder, oldest first; as in
+ * scan_revisions, a name that is not a regular file is no revision. */
 static GPtrArray *locked_revisions(ReflinkVolume *rv)
 {
     GPtrArray *revs = g_ptr_array_new_with_free_func((GDestroyNotify)rev_free);
@@ -556,6 +557,10 @@ static GPtrArray *locked_revisions(ReflinkVolume *rv)
         g_hash_table_iter_init(&it, rv->names);
     while (rv->names && g_hash_table_iter_next(&it, &name, NULL)) {
         Rev *r = parse_revision(rv, name);
+        struct stat st;
+        if (r && qfile_stat(rv->dir, name, &st, NULL) == 1 &&
+            !S_ISREG(st.st_mode))
+            g_clear_pointer(&r, rev_free);
         if (r)
             g_ptr_array_add(revs, r);
     }

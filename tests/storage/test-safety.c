@@ -204,6 +204,25 @@ static void test_planted_links(gconstpointer data)
     /* Images that are links: never read, written or synced through. */
     g_autoptr(QubesVolume) vol = test_origin(pool, "good", "private", MiB, 1);
     OK(qubes_volume_create(vol, &err_));
+    /* A revision that is a link out: not listed, not reverted to. */
+    OK(qubes_volume_start(vol, &err_));
+    OK(qubes_volume_stop(vol, &err_));
+    g_autofree char *rev1 = test_revision_path(pool, vol, "1");
+    g_assert_nonnull(rev1);
+    g_autofree char *vdir = test_vol_dir(pool, vol);
+    g_autofree char *rev9 =
+        g_strdup_printf("%s/private.img.9%s", vdir, strchr(rev1, '@'));
+    g_autofree char *secret_img = g_strdup_printf("%s/secret.img", outside);
+    g_assert_cmpint(symlink(secret_img, rev9), ==, 0);
+    g_autoptr(GError) el = NULL;
+    g_autoptr(GPtrArray) revs = qubes_volume_list_revisions(vol, &el);
+    g_assert_no_error(el);
+    g_assert_cmpuint(revs->len, ==, 1);
+    g_assert_cmpstr(((QubesRevision *)revs->pdata[0])->id, ==, "1");
+    g_autoptr(GError) e9 = NULL;
+    g_assert_false(qubes_volume_revert(vol, "9", &e9));
+    g_assert_cmpint(unlink(rev9), ==, 0);
+    assert_outside_untouched(outside, secret_sum);
     g_autofree char *secret = g_strdup_printf("%s/secret.img", outside);
     g_autofree char *clean = test_image(pool, vol, ".img");
     g_autofree char *pre = test_image(pool, vol, "-precache.img");
