@@ -93,8 +93,6 @@ static void unsubscribe(Conn *c)
  * dropped. So half-sent, idle and unread connections are bounded in
  * number, time and memory, and a flood of them cannot keep others out. */
 
-/* Logs a dropped connection, at most one line per 10 s for each reason
- * in a flood. */
 static const char *const drop_reasons[DROP_N_REASONS] = {
     "a client did not send its request in time; connection closed",
     "a client did not take its answer in time; connection closed",
@@ -103,6 +101,8 @@ static const char *const drop_reasons[DROP_N_REASONS] = {
     "too many connections; a new one refused",
 };
 
+/* Logs a dropped connection, at most one line per 10 s for each reason
+ * in a flood. */
 static void note_dropped(Server *srv, DropReason why)
 {
     srv->dropped++;
