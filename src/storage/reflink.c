@@ -547,8 +547,10 @@ static gboolean img_create_sparse(ReflinkVolume *rv, const char *name,
 }
 
 /* The revision files in the locked folder, oldest first; as in
- * scan_revisions, a name that is not a regular file is no revision. */
-static GPtrArray *locked_revisions(ReflinkVolume *rv)
+ * scan_revisions, a name that is not a regular file is no revision, but
+ * with @any_kind every revision name is listed (to number a new one past
+ * them all). */
+static GPtrArray *locked_revisions_of(ReflinkVolume *rv, gboolean any_kind)
 {
     GPtrArray *revs = g_ptr_array_new_with_free_func((GDestroyNotify)rev_free);
     GHashTableIter it;
@@ -558,7 +560,7 @@ static GPtrArray *locked_revisions(ReflinkVolume *rv)
     while (rv->names && g_hash_table_iter_next(&it, &name, NULL)) {
         Rev *r = parse_revision(rv, name);
         struct stat st;
-        if (r && qfile_stat(rv->dir, name, &st, NULL) == 1 &&
+        if (r && !any_kind && qfile_stat(rv->dir, name, &st, NULL) == 1 &&
             !S_ISREG(st.st_mode))
             g_clear_pointer(&r, rev_free);
         if (r)
@@ -566,6 +568,11 @@ static GPtrArray *locked_revisions(ReflinkVolume *rv)
     }
     g_ptr_array_sort(revs, rev_cmp);
     return revs;
+}
+
+static GPtrArray *locked_revisions(ReflinkVolume *rv)
+{
+    return locked_revisions_of(rv, FALSE);
 }
 
 /* ---- building blocks of the operations ---- */
@@ -634,7 +641,15 @@ static gboolean add_revision(QubesVolume *vol, GError **error)
         return TRUE;
     if (qfile_stat(rv->dir, rv->clean, &clean, error) < 0)
         return FALSE;
-    g_autoptr(GPtrArray) revs = locked_revisions(rv);
+    if (!S_ISREG(clean.st_mode)) {
+        g_autofree char *path = qdir_child_path(rv->dir, rv->clean);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
+                    "Refusing %s: not a regular file (links are not "
+                    "followed in a pool)",
+                    path);
+        return FALSE;
+    }
+    g_autoptr(GPtrArray) revs = locked_revisions_of(rv, TRUE);
     guint64 next = 1;
     for (guint i = 0; i < revs->len; i++)
         next = MAX(next, ((Rev *)revs->pdata[i])->number + 1);

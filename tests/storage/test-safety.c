@@ -233,6 +233,15 @@ static void test_planted_links(gconstpointer data)
     g_autoptr(GError) e3 = NULL;
     g_assert_false(qubes_volume_start(vol, &e3)); /* copy refuses it */
     g_assert_false(test_exists(dirty));
+    /* Nor kept as a revision by a revert (the link would be renamed). */
+    g_autoptr(GError) e3b = NULL;
+    g_assert_false(qubes_volume_revert(vol, "1", &e3b));
+    g_assert_error(e3b, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL);
+    struct stat lst;
+    g_assert_cmpint(lstat(clean, &lst), ==, 0);
+    g_assert_true(S_ISLNK(lst.st_mode));
+    g_assert_nonnull(rev1);
+    g_assert_true(test_exists(rev1));
     g_autoptr(GError) e4 = NULL;
     g_assert_cmpint(qubes_volume_export_open(vol, &e4), ==, -1);
     g_assert_nonnull(e4);
