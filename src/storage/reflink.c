@@ -433,38 +433,42 @@ static gboolean same_inode(const struct stat *a, const struct stat *b)
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* Lists the revision files in a folder read without the lock, oldest
- * first, leaving out any that shares the clean image's inode (an
- * interrupted commit) and any that is not a regular file (a link or a
- * folder planted in the pool is never a revision). */
-static GPtrArray *scan_revisions(QubesVolume *vol, QDir *dir, GError **error)
+/* The revisions among @names in @dir, oldest first. A name that is not a
+ * regular file is no revision (a link or a folder planted in the pool),
+ * unless @any_kind (to number a new revision past every name); with
+ * @skip_clean, one that shares the clean image's inode (an interrupted
+ * commit) is left out too. */
+static GPtrArray *revisions_among(ReflinkVolume *rv, QDir *dir, gpointer *names,
+                                  guint n, gboolean any_kind,
+                                  gboolean skip_clean)
 {
-    ReflinkVolume *rv = rvol(vol);
     GPtrArray *revs = g_ptr_array_new_with_free_func((GDestroyNotify)rev_free);
-    if (!dir)
-        return revs;
-    g_autoptr(GPtrArray) names = qfile_list(dir, error);
-    if (!names) {
-        g_ptr_array_unref(revs);
-        return NULL;
-    }
     struct stat clean;
-    int have_clean = qfile_stat(dir, rv->clean, &clean, NULL);
-    for (guint i = 0; i < names->len; i++) {
-        Rev *r = parse_revision(rv, names->pdata[i]);
-        if (!r)
-            continue;
+    int have_clean = skip_clean ? qfile_stat(dir, rv->clean, &clean, NULL) : 0;
+    for (guint i = 0; i < n; i++) {
+        Rev *r = parse_revision(rv, names[i]);
         struct stat st;
-        int have = qfile_stat(dir, r->name, &st, NULL);
-        if (have == 1 && (!S_ISREG(st.st_mode) ||
-                          (have_clean == 1 && same_inode(&st, &clean)))) {
-            rev_free(r);
-            continue;
-        }
-        g_ptr_array_add(revs, r);
+        if (r && !any_kind && qfile_stat(dir, r->name, &st, NULL) == 1 &&
+            (!S_ISREG(st.st_mode) ||
+             (have_clean == 1 && same_inode(&st, &clean))))
+            g_clear_pointer(&r, rev_free);
+        if (r)
+            g_ptr_array_add(revs, r);
     }
     g_ptr_array_sort(revs, rev_cmp);
     return revs;
+}
+
+/* Lists the revision files in a folder read without the lock. */
+static GPtrArray *scan_revisions(QubesVolume *vol, QDir *dir, GError **error)
+{
+    if (!dir)
+        return g_ptr_array_new_with_free_func((GDestroyNotify)rev_free);
+    g_autoptr(GPtrArray) names = qfile_list(dir, error);
+    if (!names)
+        return NULL;
+    return revisions_among(rvol(vol), dir, names->pdata, names->len, FALSE,
+                           TRUE);
 }
 
 static int keep_count(QubesVolume *vol)
@@ -546,33 +550,13 @@ static gboolean img_create_sparse(ReflinkVolume *rv, const char *name,
     return TRUE;
 }
 
-/* The revision files in the locked folder, oldest first; as in
- * scan_revisions, a name that is not a regular file is no revision, but
- * with @any_kind every revision name is listed (to number a new one past
- * them all). */
-static GPtrArray *locked_revisions_of(ReflinkVolume *rv, gboolean any_kind)
+/* The revision files in the locked folder (revisions_among). */
+static GPtrArray *locked_revisions(ReflinkVolume *rv, gboolean any_kind)
 {
-    GPtrArray *revs = g_ptr_array_new_with_free_func((GDestroyNotify)rev_free);
-    GHashTableIter it;
-    gpointer name;
-    if (rv->names)
-        g_hash_table_iter_init(&it, rv->names);
-    while (rv->names && g_hash_table_iter_next(&it, &name, NULL)) {
-        Rev *r = parse_revision(rv, name);
-        struct stat st;
-        if (r && !any_kind && qfile_stat(rv->dir, name, &st, NULL) == 1 &&
-            !S_ISREG(st.st_mode))
-            g_clear_pointer(&r, rev_free);
-        if (r)
-            g_ptr_array_add(revs, r);
-    }
-    g_ptr_array_sort(revs, rev_cmp);
-    return revs;
-}
-
-static GPtrArray *locked_revisions(ReflinkVolume *rv)
-{
-    return locked_revisions_of(rv, FALSE);
+    guint n = 0;
+    g_autofree gpointer *names =
+        rv->names ? g_hash_table_get_keys_as_array(rv->names, &n) : NULL;
+    return revisions_among(rv, rv->dir, names, n, any_kind, FALSE);
 }
 
 /* ---- building blocks of the operations ---- */
@@ -581,7 +565,7 @@ static GPtrArray *locked_revisions(ReflinkVolume *rv)
 static gboolean prune_revisions(QubesVolume *vol, int keep, GError **error)
 {
     ReflinkVolume *rv = rvol(vol);
-    g_autoptr(GPtrArray) revs = locked_revisions(rv);
+    g_autoptr(GPtrArray) revs = locked_revisions(rv, FALSE);
     for (guint i = 0; i + (guint)keep < revs->len; i++) {
         Rev *r = revs->pdata[i];
         if (!img_unlink(rv, r->name, error))
@@ -615,7 +599,7 @@ static gboolean remove_incomplete(QubesVolume *vol, GError **error)
     struct stat clean, st;
     if (has(rv, rv->clean) && qfile_stat(rv->dir, rv->clean, &clean, error) < 0)
         return FALSE;
-    g_autoptr(GPtrArray) revs = locked_revisions(rv);
+    g_autoptr(GPtrArray) revs = locked_revisions(rv, FALSE);
     for (guint i = 0; has(rv, rv->clean) && i < revs->len; i++) {
         Rev *r = revs->pdata[i];
         int have = qfile_stat(rv->dir, r->name, &st, error);
@@ -649,7 +633,7 @@ static gboolean add_revision(QubesVolume *vol, GError **error)
                     path);
         return FALSE;
     }
-    g_autoptr(GPtrArray) revs = locked_revisions_of(rv, TRUE);
+    g_autoptr(GPtrArray) revs = locked_revisions(rv, TRUE);
     guint64 next = 1;
     for (guint i = 0; i < revs->len; i++)
         next = MAX(next, ((Rev *)revs->pdata[i])->number + 1);
@@ -903,7 +887,7 @@ static gboolean vol_revert(QubesVolume *vol, const char *revision,
         return FALSE;
     if (rv->dir && !remove_incomplete(vol, error))
         return FALSE;
-    g_autoptr(GPtrArray) revs = locked_revisions(rv);
+    g_autoptr(GPtrArray) revs = locked_revisions(rv, FALSE);
     Rev *target = NULL;
     for (guint i = 0; i < revs->len; i++) {
         Rev *r = revs->pdata[i];
