@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -167,6 +168,25 @@ class Daemon:
         return r[1]
 
 
+def in_parallel(n, func):
+    """Runs func(0) .. func(n - 1) on n threads at once; fails with every
+    exception they raised."""
+    errors = []
+
+    def run(i):
+        try:
+            func(i)
+        except Exception as e:  # collected for the calling thread
+            errors.append('%d: %r' % (i, e))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
 def parse(out):
     """('ok', text) | ('exc', type, message) | ('drop',) | ('events', ...)"""
     if out == b'':
@@ -250,8 +270,16 @@ def teardown_state(state):
         fs.close()
 
 
-def run_file(namespace, setup, teardown):
-    """main() over the test_* functions of a test file's globals."""
+def run_file(namespace, setup, state, after=None):
+    """main() over the test_* functions of a test file's globals; the
+    teardown is teardown_state(@state), then @after() if given."""
     tests = [(n[5:], f) for n, f in namespace.items()
              if n.startswith('test_') and callable(f)]
+
+    def teardown():
+        try:
+            teardown_state(state)
+        finally:
+            if after:
+                after()
     return main(setup, teardown, tests)

@@ -25,7 +25,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qubesd_harness import run_file, teardown_state  # noqa: E402
+from qubesd_harness import run_file  # noqa: E402
 from qubesd_harness import Daemon, LoopFS, parse  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
@@ -604,13 +604,5 @@ def test_dead_disk():
         d.ok('admin.vm.volume.Clear', 'work', 'private')
 
 
-def teardown():
-    teardown_state(state)
-
-
-def main():
-    return run_file(globals(), setup, teardown)
-
-
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_file(globals(), setup, state))

@@ -10,12 +10,12 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qubesd_harness import run_file, teardown_state  # noqa: E402
-from qubesd_harness import Daemon, LoopFS, parse_events  # noqa: E402
+from qubesd_harness import run_file  # noqa: E402
+from qubesd_harness import Daemon, LoopFS, in_parallel  # noqa: E402
+from qubesd_harness import parse_events  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
 
@@ -668,24 +668,15 @@ def test_parallel_clients():
     for n in names:
         d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora',
              'name=%s label=green' % n)
-    errors = []
 
     def client(i):
-        try:
-            vm = names[i % len(names)]
-            d.ok('admin.vm.feature.Set', vm, 'f%d' % i, str(i))
-            d.ok('admin.vm.tag.Set', vm, 't%d' % i)
-            assert d.ok('admin.vm.feature.Get', vm, 'f%d' % i) == str(i)
-            d.ok('admin.vm.volume.Info', vm, 'private')
-        except Exception as e:  # collected for the main thread
-            errors.append(repr(e))
+        vm = names[i % len(names)]
+        d.ok('admin.vm.feature.Set', vm, 'f%d' % i, str(i))
+        d.ok('admin.vm.tag.Set', vm, 't%d' % i)
+        assert d.ok('admin.vm.feature.Get', vm, 'f%d' % i) == str(i)
+        d.ok('admin.vm.volume.Info', vm, 'private')
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(64)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    in_parallel(64, client)
     root = ET.parse(os.path.join(d.base_dir, 'qubes.xml')).getroot()
     feats = set()
     tags = set()
@@ -706,23 +697,13 @@ def test_answered_changes_survive_sigkill():
     killed with SIGKILL the moment the last answer is in, and after a
     restart every answered change is there."""
     d = D()
-    errors = []
 
     def client(i):
-        try:
-            d.ok('admin.vm.feature.Set', 'work', 'k%d' % i, 'v%d' % i)
-            if i % 4 == 0:
-                d.ok('admin.vm.property.Set', 'work', 'maxmem',
-                     str(2000 + i))
-        except Exception as e:  # collected for the main thread
-            errors.append(repr(e))
+        d.ok('admin.vm.feature.Set', 'work', 'k%d' % i, 'v%d' % i)
+        if i % 4 == 0:
+            d.ok('admin.vm.property.Set', 'work', 'maxmem', str(2000 + i))
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(32)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    in_parallel(32, client)
     last = d.ok('admin.vm.property.Get', 'work', 'maxmem')
     d.ok('admin.vm.feature.Set', 'work', 'last', 'one')
     d.kill()
@@ -853,15 +834,10 @@ def test_reference_pool_tree():
         d2.cleanup()
 
 
-def teardown():
-    teardown_state(state)
+def remove_group():
     if state.pop('made_group', False):
         subprocess.run(['groupdel', 'qubes'], check=True)
 
 
-def main():
-    return run_file(globals(), setup, teardown)
-
-
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_file(globals(), setup, state, remove_group))

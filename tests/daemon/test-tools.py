@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qubesd_harness import run_file, teardown_state  # noqa: E402
+from qubesd_harness import run_file  # noqa: E402
 from qubesd_harness import Daemon, LoopFS  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
@@ -238,13 +238,5 @@ def test_clone_and_remove():
     assert 'in use' in err, err
 
 
-def teardown():
-    teardown_state(state)
-
-
-def main():
-    return run_file(globals(), setup, teardown)
-
-
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_file(globals(), setup, state))
