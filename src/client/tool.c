@@ -68,6 +68,26 @@ void table_add(Table *t, ...)
         g_ptr_array_add(t->cells, g_strdup(""));
 }
 
+void table_add_kv_lines(Table *t, const char *text,
+                        const char *const *size_keys)
+{
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l && **l; l++) {
+        char *eq = strchr(*l, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        if (size_keys && g_strv_contains(size_keys, *l)) {
+            g_autofree char *h =
+                tool_format_size(g_ascii_strtoull(eq + 1, NULL, 10));
+            g_autofree char *both = g_strdup_printf("%s (%s)", eq + 1, h);
+            table_add(t, *l, both, NULL);
+        } else {
+            table_add(t, *l, eq + 1, NULL);
+        }
+    }
+}
+
 void table_print(Table *t)
 {
     g_autofree guint *w = g_new0(guint, t->columns);

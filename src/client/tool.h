@@ -19,6 +19,10 @@ typedef struct {
 } Table;
 Table *table_new(guint columns, ...) G_GNUC_NULL_TERMINATED; /* headers */
 void table_add(Table *t, ...) G_GNUC_NULL_TERMINATED;
+/* Adds a KEY, VALUE row for each KEY=VALUE line of @text, in order; a
+ * KEY in @size_keys (NULL-ended, or NULL) shows its bytes as "N (1.5 GiB)". */
+void table_add_kv_lines(Table *t, const char *text,
+                        const char *const *size_keys);
 void table_print(Table *t);
 void table_free(Table *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Table, table_free)

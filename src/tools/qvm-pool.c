@@ -42,14 +42,7 @@ static int info(const char *pool)
     if (!info)
         return qa_fail("qvm-pool", err);
     g_autoptr(Table) t = table_new(2, NULL);
-    g_auto(GStrv) lines = g_strsplit(info, "\n", -1);
-    for (char **l = lines; *l && **l; l++) {
-        char *eq = strchr(*l, '=');
-        if (!eq)
-            continue;
-        *eq = '\0';
-        table_add(t, *l, eq + 1, NULL);
-    }
+    table_add_kv_lines(t, info, NULL);
     table_print(t);
     return 0;
 }

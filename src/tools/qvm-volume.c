@@ -101,22 +101,9 @@ static int cmd_info(const char *vm, const char *vol, const char *prop)
         return 0;
     }
     g_autoptr(Table) t = table_new(2, NULL);
-    g_auto(GStrv) lines = g_strsplit(info, "\n", -1);
-    for (char **l = lines; *l && **l; l++) {
-        char *eq = strchr(*l, '=');
-        if (!eq)
-            continue;
-        *eq = '\0';
-        if (!strcmp(*l, "size") || !strcmp(*l, "usage") ||
-            !strcmp(*l, "shared") || !strcmp(*l, "exclusive")) {
-            g_autofree char *h =
-                tool_format_size(g_ascii_strtoull(eq + 1, NULL, 10));
-            g_autofree char *both = g_strdup_printf("%s (%s)", eq + 1, h);
-            table_add(t, *l, both, NULL);
-        } else {
-            table_add(t, *l, eq + 1, NULL);
-        }
-    }
+    static const char *const sizes[] = {"size", "usage", "shared", "exclusive",
+                                        NULL};
+    table_add_kv_lines(t, info, sizes);
     table_add(t, "revisions", *revlist ? revlist : "(none)", NULL);
     table_print(t);
     return 0;

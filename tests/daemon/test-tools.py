@@ -160,6 +160,10 @@ def test_volumes_and_import():
     assert run('qvm-volume', 'info', 'work:private', 'size') == \
         '%d\n' % (9 << 20)
     assert run('qvm-volume', 'info', 'work:private', 'revisions') == '1\n'
+    table = [l.split(None, 1) for l in
+             run('qvm-volume', 'info', 'work:private').splitlines()]
+    assert ['size', '%d (9.0\xa0MiB)' % (9 << 20)] in table, table
+    assert ['vid', 'appvms/work/private'] in table, table
     # import from standard input with a size; a short stream fails and
     # changes nothing
     data = os.urandom(3 << 20)
