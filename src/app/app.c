@@ -16,7 +16,7 @@
 QubesDomain *qubes_domain_new_internal(QubesApp *app,
                                        const QubesDomainClass *klass, guint qid,
                                        const char *name);
-gboolean qubes_domain_init_volume_internal(QubesDomain *dom, QxAttrs *c,
+gboolean qubes_domain_load_volume_internal(QubesDomain *dom, const QxAttrs *c,
                                            GError **error);
 gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
                                               const char *pool,
@@ -522,11 +522,9 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
         return NULL;
     if (!qubes_domain_config_volumes_internal(dom, pool, pools, error)) {
         /* Unregister what was made. */
-        GHashTableIter it;
-        gpointer v;
-        g_hash_table_iter_init(&it, dom->volumes);
-        while (g_hash_table_iter_next(&it, NULL, &v))
-            qubes_volume_remove(v, NULL);
+        for (guint i = 0; i < dom->volumes->len; i++)
+            qubes_volume_remove(
+                ((QubesDomainVolume *)dom->volumes->pdata[i])->vol, NULL);
         return NULL;
     }
     if (!app->loading) {
@@ -666,7 +664,6 @@ static gboolean load_domain(QubesApp *app, const QxDomain *x, GError **error)
         }
         g_hash_table_add(dom->tags, g_strdup(x->tags->pdata[i]));
     }
-    g_ptr_array_extend(dom->vol_config, x->volumes, qx_copy_attrs, NULL);
     g_ptr_array_extend(dom->extra, x->extra, qx_copy_string, NULL);
     return TRUE;
 }
@@ -705,17 +702,20 @@ static gboolean load_model(QubesApp *app, const QubesXml *xml, GError **error)
             return FALSE;
         }
     }
-    for (guint i = 0; i < app->domains->len; i++) {
-        QubesDomain *dom = app->domains->pdata[i];
+    for (guint i = 0; i < xml->domains->len; i++) {
+        const QxDomain *x = xml->domains->pdata[i];
+        guint qid;
+        parse_qid(x, &qid, NULL);
+        QubesDomain *dom = qubes_app_get_domain_by_qid(app, qid);
         if (dom->klass->has_template && !qubes_domain_get_template(dom)) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                         "domain %s: %s without a template", dom->name,
                         dom->klass->name);
             return FALSE;
         }
-        for (guint j = 0; j < dom->vol_config->len; j++) {
-            if (!qubes_domain_init_volume_internal(
-                    dom, dom->vol_config->pdata[j], error))
+        for (guint j = 0; j < x->volumes->len; j++) {
+            if (!qubes_domain_load_volume_internal(dom, x->volumes->pdata[j],
+                                                   error))
                 return FALSE;
         }
     }
@@ -872,7 +872,8 @@ QubesXml *qubes_app_to_xml(QubesApp *app)
         g_ptr_array_extend(xd->features, d->features, qx_copy_string, NULL);
         g_autoptr(GPtrArray) tags = qubes_domain_tags(d);
         g_ptr_array_extend(xd->tags, tags, qx_copy_string, NULL);
-        g_ptr_array_extend(xd->volumes, d->vol_config, qx_copy_attrs, NULL);
+        for (guint j = 0; j < d->volumes->len; j++)
+            g_ptr_array_add(xd->volumes, qubes_domain_volume_attrs(d, j));
         g_ptr_array_extend(xd->extra, d->extra, qx_copy_string, NULL);
         g_ptr_array_add(x->domains, xd);
     }

@@ -50,6 +50,16 @@ typedef enum {
     QUBES_POWER_RUNNING,
 } QubesPowerState;
 
+/* One volume of a domain. Its configuration is kept once, typed, in the
+ * storage object; qubes.xml's <volume> attributes are read into it at
+ * load and written from it at save. */
+typedef struct {
+    QubesVolume *vol; /* referenced; a kernel volume is re-pointed when the
+                         kernel changes */
+    QxAttrs *unknown; /* attributes of <volume> we do not interpret,
+                         written back verbatim */
+} QubesDomainVolume;
+
 struct _QubesDomain {
     QubesApp *app;
     const QubesDomainClass *klass;
@@ -59,8 +69,7 @@ struct _QubesDomain {
     char *name;
     GPtrArray *features;   /* char*: name, value, ... in insertion order */
     GHashTable *tags;      /* set of char* */
-    GPtrArray *vol_config; /* QxAttrs per volume, in class order */
-    GHashTable *volumes;   /* name -> QubesVolume* (ref) */
+    GPtrArray *volumes;    /* QubesDomainVolume*, in qubes.xml order */
     GPtrArray *extra;      /* verbatim XML of <devices> and the like */
     QubesPowerState power; /* no VM runtime yet: dom0 runs, others halt */
     gint64 start_time;     /* seconds since the epoch; 0 when halted */
@@ -203,11 +212,9 @@ GPtrArray *qubes_domain_volume_names(QubesDomain *dom);
 QubesVolume *qubes_domain_get_volume(QubesDomain *dom, const char *name);
 /* The pool name a volume is in. */
 const char *qubes_domain_volume_pool(QubesDomain *dom, const char *name);
-/* Records the volume's changed settings (rw, revisions_to_keep,
- * ephemeral, size) in its qubes.xml config. */
-void qubes_domain_volume_sync(QubesDomain *dom, const char *name);
-gboolean qubes_domain_volume_set_ephemeral(QubesDomain *dom, const char *name,
-                                           gboolean value, GError **error);
+/* The <volume> attributes qubes.xml stores for the volume at @index of
+ * dom->volumes, in the reference's order (new). */
+QxAttrs *qubes_domain_volume_attrs(QubesDomain *dom, guint index);
 
 /* Creates every volume on disk and the domain's folder (which may exist
  * already). Blocking: call from a worker with @volumes from

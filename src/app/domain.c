@@ -15,6 +15,8 @@
 #define ROOT_IMG_SIZE (20 * GIB)
 #define PRIVATE_IMG_SIZE (2 * GIB)
 
+static void domain_volume_free(QubesDomainVolume *dv);
+
 static QubesDomain *owner_dom(QubesPropHolder *h)
 {
     return h->owner;
@@ -824,8 +826,7 @@ void qubes_domain_unref(QubesDomain *dom)
     g_free(dom->name);
     g_ptr_array_unref(dom->features);
     g_hash_table_unref(dom->tags);
-    g_ptr_array_unref(dom->vol_config);
-    g_hash_table_unref(dom->volumes);
+    g_ptr_array_unref(dom->volumes);
     g_ptr_array_unref(dom->extra);
     g_free(dom);
 }
@@ -851,10 +852,8 @@ QubesDomain *qubes_domain_new_internal(QubesApp *app,
                      dom);
     dom->features = g_ptr_array_new_with_free_func(g_free);
     dom->tags = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    dom->vol_config =
-        g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
-    dom->volumes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                         (GDestroyNotify)qubes_volume_unref);
+    dom->volumes =
+        g_ptr_array_new_with_free_func((GDestroyNotify)domain_volume_free);
     dom->extra = g_ptr_array_new_with_free_func(g_free);
     dom->power = qid == 0 ? QUBES_POWER_RUNNING : QUBES_POWER_HALTED;
     return dom;
@@ -1016,58 +1015,87 @@ GPtrArray *qubes_domain_tags(QubesDomain *dom)
 
 /* ---- volumes ---- */
 
-GPtrArray *qubes_domain_volume_names(QubesDomain *dom)
+static void domain_volume_free(QubesDomainVolume *dv)
 {
-    GPtrArray *out = g_ptr_array_new();
-    for (guint i = 0; i < dom->vol_config->len; i++) {
-        const char *name = qx_attrs_get(dom->vol_config->pdata[i], "name");
-        if (name && g_hash_table_contains(dom->volumes, name))
-            g_ptr_array_add(out, (gpointer)name);
-    }
-    return out;
+    qubes_volume_unref(dv->vol);
+    if (dv->unknown)
+        g_ptr_array_unref(dv->unknown);
+    g_free(dv);
 }
 
-static QxAttrs *vol_config(QubesDomain *dom, const char *name)
+static QubesDomainVolume *find_volume(QubesDomain *dom, const char *name)
 {
-    for (guint i = 0; i < dom->vol_config->len; i++) {
-        if (g_strcmp0(qx_attrs_get(dom->vol_config->pdata[i], "name"), name) ==
-            0)
-            return dom->vol_config->pdata[i];
+    for (guint i = 0; i < dom->volumes->len; i++) {
+        QubesDomainVolume *dv = dom->volumes->pdata[i];
+        if (strcmp(dv->vol->name, name) == 0)
+            return dv;
     }
     return NULL;
 }
 
-gboolean qubes_domain_init_volume_internal(QubesDomain *dom, QxAttrs *c,
-                                           GError **error);
+GPtrArray *qubes_domain_volume_names(QubesDomain *dom)
+{
+    GPtrArray *out = g_ptr_array_new();
+    for (guint i = 0; i < dom->volumes->len; i++)
+        g_ptr_array_add(
+            out, ((QubesDomainVolume *)dom->volumes->pdata[i])->vol->name);
+    return out;
+}
+
+static gboolean is_kernel_pool(QubesPool *pool)
+{
+    return strcmp(qubes_pool_get_driver(pool), "linux-kernel") == 0;
+}
+
+/* The configuration @vol was made from, for making it again. */
+static QubesVolumeConfig config_of(QubesDomain *dom, QubesVolume *vol)
+{
+    QubesVolumeConfig c = {0};
+    c.name = vol->name;
+    c.vid = vol->vid;
+    c.vm_name = dom->name;
+    c.vm_dir_prefix = dom->klass->dir_prefix;
+    c.source = vol->source;
+    c.size = vol->size;
+    c.rw = vol->rw;
+    c.save_on_stop = vol->save_on_stop;
+    c.snap_on_start = vol->snap_on_start;
+    c.ephemeral = vol->ephemeral;
+    c.has_revisions_to_keep = TRUE;
+    c.revisions_to_keep = vol->revisions_to_keep;
+    return c;
+}
 
 QubesVolume *qubes_domain_get_volume(QubesDomain *dom, const char *name)
 {
-    QubesVolume *vol = g_hash_table_lookup(dom->volumes, name);
-    if (!vol || !vol->pool ||
-        strcmp(qubes_pool_get_driver(vol->pool), "linux-kernel") != 0)
-        return vol;
+    QubesDomainVolume *dv = find_volume(dom, name);
+    if (!dv || !is_kernel_pool(dv->vol->pool))
+        return dv ? dv->vol : NULL;
     /* A kernel volume is the `kernel` property's folder, read at each use
      * as the reference's (whose vid is a callable), so that setting or
      * resetting the property, or the default it follows (the template's
      * kernel, default_kernel), re-points it. */
     g_autofree char *kernel = get_prop(&dom->props, "kernel");
-    if (g_strcmp0(kernel ? kernel : "", vol->vid) == 0)
-        return vol;
+    if (g_strcmp0(kernel ? kernel : "", dv->vol->vid) == 0)
+        return dv->vol;
+    QubesVolumeConfig c = config_of(dom, dv->vol);
+    c.vid = kernel ? kernel : "";
     g_autoptr(GError) err = NULL;
-    QxAttrs *c = vol_config(dom, name);
-    if (!c || !qubes_domain_init_volume_internal(dom, c, &err)) {
+    QubesVolume *v = qubes_pool_init_volume(dv->vol->pool, &c, &err);
+    if (!v) {
         g_warning("%s: cannot re-point volume %s to kernel %s: %s", dom->name,
-                  name, kernel ? kernel : "(none)",
-                  err ? err->message : "no config");
-        return vol;
+                  name, kernel ? kernel : "(none)", err->message);
+        return dv->vol;
     }
-    return g_hash_table_lookup(dom->volumes, name);
+    qubes_volume_unref(dv->vol);
+    dv->vol = v;
+    return v;
 }
 
 const char *qubes_domain_volume_pool(QubesDomain *dom, const char *name)
 {
-    QxAttrs *c = vol_config(dom, name);
-    return c ? qx_attrs_get(c, "pool") : NULL;
+    QubesDomainVolume *dv = find_volume(dom, name);
+    return dv ? qubes_pool_get_name(dv->vol->pool) : NULL;
 }
 
 static const char *tf(gboolean b)
@@ -1075,42 +1103,36 @@ static const char *tf(gboolean b)
     return b ? "True" : "False";
 }
 
-void qubes_domain_volume_sync(QubesDomain *dom, const char *name)
-{
-    QxAttrs *c = vol_config(dom, name);
-    QubesVolume *v = qubes_domain_get_volume(dom, name);
-    if (!c || !v)
-        return;
-    g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, v->size);
-    g_autofree char *rtk = g_strdup_printf("%d", v->revisions_to_keep);
-    qx_attrs_set(c, "vid", v->vid);
-    qx_attrs_set(c, "revisions_to_keep", rtk);
-    qx_attrs_set(c, "rw", tf(v->rw));
-    qx_attrs_set(c, "size", size);
-    if (v->ephemeral || qx_attrs_get(c, "ephemeral"))
-        qx_attrs_set(c, "ephemeral", tf(v->ephemeral));
-}
+/* The attributes we interpret; any other is kept verbatim. */
+static const char *const known_attrs[] = {
+    "name", "pool",         "vid",           "revisions_to_keep",
+    "rw",   "save_on_stop", "snap_on_start", "ephemeral",
+    "size", "source",       "internal",      NULL};
 
-gboolean qubes_domain_volume_set_ephemeral(QubesDomain *dom, const char *name,
-                                           gboolean value, GError **error)
+QxAttrs *qubes_domain_volume_attrs(QubesDomain *dom, guint index)
 {
-    QxAttrs *c = vol_config(dom, name);
-    QubesVolume *v = qubes_domain_get_volume(dom, name);
-    if (!c || !v) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE, "No volume %s in %s",
-                    name, dom->name);
-        return FALSE;
-    }
-    if (value && v->save_on_stop) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                    "Volume %s of %s is saved on stop and cannot be ephemeral",
-                    name, dom->name);
-        return FALSE;
-    }
-    /* Only the VM runtime reads it; the storage object keeps a copy. */
-    v->ephemeral = value;
-    qx_attrs_set(c, "ephemeral", tf(value));
-    return TRUE;
+    QubesDomainVolume *dv = dom->volumes->pdata[index];
+    QubesVolume *v = qubes_domain_get_volume(dom, dv->vol->name);
+    QxAttrs *a = g_ptr_array_new_with_free_func(g_free);
+    /* storage Volume.config, in its order. */
+    g_autofree char *rtk = g_strdup_printf("%d", v->revisions_to_keep);
+    g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, v->size);
+    qx_attrs_set(a, "name", v->name);
+    qx_attrs_set(a, "pool", qubes_pool_get_name(v->pool));
+    qx_attrs_set(a, "vid", v->vid);
+    qx_attrs_set(a, "revisions_to_keep", rtk);
+    qx_attrs_set(a, "rw", tf(v->rw));
+    qx_attrs_set(a, "save_on_stop", tf(v->save_on_stop));
+    qx_attrs_set(a, "snap_on_start", tf(v->snap_on_start));
+    if (v->ephemeral != QUBES_EPHEMERAL_DEFAULT)
+        qx_attrs_set(a, "ephemeral", tf(v->ephemeral));
+    if (v->size)
+        qx_attrs_set(a, "size", size);
+    if (v->source)
+        qx_attrs_set(a, "source", v->source);
+    for (guint i = 0; dv->unknown && i + 1 < dv->unknown->len; i += 2)
+        qx_attrs_set(a, dv->unknown->pdata[i], dv->unknown->pdata[i + 1]);
+    return a;
 }
 
 static gboolean attr_bool(const QxAttrs *c, const char *name)
@@ -1120,35 +1142,60 @@ static gboolean attr_bool(const QxAttrs *c, const char *name)
                  strcmp(v, "1") == 0);
 }
 
-/* Makes the storage object for one volume config (no disk work). */
-gboolean qubes_domain_init_volume_internal(QubesDomain *dom, QxAttrs *c,
-                                           GError **error)
+/* Makes the storage object of one volume from @cfg (name, vid, flags,
+ * ...) in @pool_name and appends it to the domain (no disk work). A
+ * kernel volume's vid is the kernel property. */
+static gboolean add_volume(QubesDomain *dom, QubesVolumeConfig *cfg,
+                           const char *pool_name, QxAttrs *unknown,
+                           GError **error)
 {
-    const char *name = qx_attrs_get(c, "name");
-    if (!name || !qubes_name_is_valid_volume(name)) {
+    if (!cfg->name || !qubes_name_is_valid_volume(cfg->name)) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                     "%s: a volume has no valid name", dom->name);
         return FALSE;
     }
-    const char *pool_name = qx_attrs_get(c, "pool");
+    if (find_volume(dom, cfg->name)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "%s: volume %s given twice", dom->name, cfg->name);
+        return FALSE;
+    }
     QubesPool *pool =
         pool_name ? qubes_app_get_pool(dom->app, pool_name, error) : NULL;
     if (!pool) {
         if (!pool_name)
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                        "%s: volume %s has no pool", dom->name, name);
+                        "%s: volume %s has no pool", dom->name, cfg->name);
         return FALSE;
     }
-    QubesVolumeConfig cfg = {0};
-    cfg.name = name;
-    cfg.vid = qx_attrs_get(c, "vid");
     g_autofree char *kernel = NULL;
-    if (strcmp(qubes_pool_get_driver(pool), "linux-kernel") == 0) {
+    if (is_kernel_pool(pool)) {
         kernel = get_prop(&dom->props, "kernel");
-        cfg.vid = kernel ? kernel : "";
+        cfg->vid = kernel ? kernel : "";
     }
-    cfg.vm_name = dom->name;
-    cfg.vm_dir_prefix = dom->klass->dir_prefix;
+    cfg->vm_name = dom->name;
+    cfg->vm_dir_prefix = dom->klass->dir_prefix;
+    QubesVolume *vol = qubes_pool_init_volume(pool, cfg, error);
+    if (!vol) {
+        g_prefix_error(error, "%s: volume %s: ", dom->name, cfg->name);
+        return FALSE;
+    }
+    QubesDomainVolume *dv = g_new0(QubesDomainVolume, 1);
+    dv->vol = vol;
+    dv->unknown = unknown ? g_ptr_array_ref(unknown) : NULL;
+    g_ptr_array_add(dom->volumes, dv);
+    return TRUE;
+}
+
+gboolean qubes_domain_load_volume_internal(QubesDomain *dom, const QxAttrs *c,
+                                           GError **error);
+
+/* A <volume> of qubes.xml, read into the domain's typed configuration. */
+gboolean qubes_domain_load_volume_internal(QubesDomain *dom, const QxAttrs *c,
+                                           GError **error)
+{
+    QubesVolumeConfig cfg = {0};
+    cfg.name = qx_attrs_get(c, "name");
+    cfg.vid = qx_attrs_get(c, "vid");
     cfg.source = qx_attrs_get(c, "source");
     if (cfg.source && !*cfg.source)
         cfg.source = NULL;
@@ -1158,34 +1205,34 @@ gboolean qubes_domain_init_volume_internal(QubesDomain *dom, QxAttrs *c,
     cfg.rw = attr_bool(c, "rw");
     cfg.save_on_stop = attr_bool(c, "save_on_stop");
     cfg.snap_on_start = attr_bool(c, "snap_on_start");
-    cfg.ephemeral = attr_bool(c, "ephemeral");
+    cfg.ephemeral = qx_attrs_get(c, "ephemeral") ? attr_bool(c, "ephemeral")
+                                                 : QUBES_EPHEMERAL_DEFAULT;
     const char *rtk = qx_attrs_get(c, "revisions_to_keep");
     if (rtk) {
         gint64 v;
         if (!qubes_parse_int64(rtk, TRUE, "revisions_to_keep", &v, error))
             return FALSE;
         cfg.has_revisions_to_keep = TRUE;
-        cfg.revisions_to_keep = (int)v;
+        cfg.revisions_to_keep = (int)CLAMP(v, G_MININT, G_MAXINT);
     }
-    QubesVolume *vol = qubes_pool_init_volume(pool, &cfg, error);
-    if (!vol) {
-        g_prefix_error(error, "%s: volume %s: ", dom->name, name);
-        return FALSE;
+    g_autoptr(GPtrArray) unknown = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i + 1 < c->len; i += 2) {
+        if (!g_strv_contains(known_attrs, c->pdata[i]))
+            qx_attrs_set(unknown, c->pdata[i], c->pdata[i + 1]);
     }
-    g_hash_table_replace(dom->volumes, g_strdup(name), vol);
-    if (!kernel)
-        qx_attrs_set(c, "vid", vol->vid);
-    return TRUE;
+    return add_volume(dom, &cfg, qx_attrs_get(c, "pool"),
+                      unknown->len ? unknown : NULL, error);
 }
 
 GPtrArray *qubes_domain_volume_refs(QubesDomain *dom)
 {
     GPtrArray *out =
         g_ptr_array_new_with_free_func((GDestroyNotify)qubes_volume_unref);
-    g_autoptr(GPtrArray) names = qubes_domain_volume_names(dom);
-    for (guint i = 0; i < names->len; i++)
-        g_ptr_array_add(out, qubes_volume_ref(qubes_domain_get_volume(
-                                 dom, names->pdata[i])));
+    for (guint i = 0; i < dom->volumes->len; i++) {
+        QubesDomainVolume *dv = dom->volumes->pdata[i];
+        g_ptr_array_add(
+            out, qubes_volume_ref(qubes_domain_get_volume(dom, dv->vol->name)));
+    }
     return out;
 }
 
@@ -1224,8 +1271,8 @@ gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
                                               GHashTable *pools,
                                               GError **error);
 
-/* Writes the class's volume configs for a new domain and makes the
- * storage objects. @pool: every volume there; @pools: per volume. */
+/* Configures the class's volumes for a new domain and makes the storage
+ * objects. @pool: every volume there; @pools: per volume. */
 gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
                                               const char *pool,
                                               GHashTable *pools, GError **error)
@@ -1241,9 +1288,6 @@ gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
         return TRUE;
     QubesDomain *tpl = qubes_domain_get_template(dom);
     for (const VolDefault *d = defs; d->name; d++) {
-        QxAttrs *c = g_ptr_array_new_with_free_func(g_free);
-        g_ptr_array_add(dom->vol_config, c);
-        qx_attrs_set(c, "name", d->name);
         g_autofree char *pool_name = NULL;
         if (strcmp(d->name, "kernel") == 0)
             pool_name = qubes_app_default_pool(dom->app, "kernel");
@@ -1253,7 +1297,13 @@ gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
             pool_name = g_strdup(pool);
         else
             pool_name = qubes_app_default_pool(dom->app, d->name);
-        guint64 size = d->size;
+        QubesVolumeConfig cfg = {0};
+        cfg.name = d->name;
+        cfg.size = d->size;
+        cfg.rw = d->rw;
+        cfg.snap_on_start = d->snap_on_start;
+        cfg.save_on_stop = d->save_on_stop;
+        cfg.ephemeral = QUBES_EPHEMERAL_DEFAULT;
         if (d->from_template) {
             QubesVolume *src =
                 tpl ? qubes_domain_get_volume(tpl, d->name) : NULL;
@@ -1266,23 +1316,13 @@ gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
             /* A snapshot lives in its source's pool; a snapshot of a
              * snapshot has the same source. */
             g_free(pool_name);
-            pool_name = g_strdup(qubes_domain_volume_pool(tpl, d->name));
-            qx_attrs_set(c, "source",
-                         src->snap_on_start && src->source ? src->source
-                                                           : src->vid);
-            size = src->size;
+            pool_name = g_strdup(qubes_pool_get_name(src->pool));
+            cfg.source =
+                src->snap_on_start && src->source ? src->source : src->vid;
+            cfg.size = src->size;
         }
-        qx_attrs_set(c, "pool", pool_name);
-        if (strcmp(d->name, "kernel") != 0) {
-            g_autofree char *s = g_strdup_printf("%" G_GUINT64_FORMAT, size);
-            qx_attrs_set(c, "size", s);
-        }
-        qx_attrs_set(c, "rw", tf(d->rw));
-        qx_attrs_set(c, "snap_on_start", tf(d->snap_on_start));
-        qx_attrs_set(c, "save_on_stop", tf(d->save_on_stop));
-        if (!qubes_domain_init_volume_internal(dom, c, error))
+        if (!add_volume(dom, &cfg, pool_name, NULL, error))
             return FALSE;
-        qubes_domain_volume_sync(dom, d->name);
     }
     return TRUE;
 }

@@ -63,7 +63,7 @@ static void call_free(Call *call)
         qubes_domain_unref(call->dest);
     if (call->untrusted_payload)
         g_bytes_unref(call->untrusted_payload);
-    conn_unref(call->conn);
+    conn_unref(call->transport);
     g_free(call);
 }
 
@@ -235,16 +235,22 @@ static void conn_answer(Conn *c, GBytes *answer)
 
 /* ---- completing calls ---- */
 
+static Conn *call_conn(Call *call)
+{
+    return call->transport;
+}
+
 void call_return(Call *call, const char *result)
 {
-    conn_answer(call->conn, qubes_response_ok(result ? result : "",
-                                              result ? strlen(result) : 0));
+    conn_answer(
+        call_conn(call),
+        qubes_response_ok(result ? result : "", result ? strlen(result) : 0));
     call_free(call);
 }
 
 void call_fail(Call *call, GError *error)
 {
-    Conn *c = call->conn;
+    Conn *c = call_conn(call);
     gsize plen =
         call->untrusted_payload ? g_bytes_get_size(call->untrusted_payload) : 0;
     if (error->domain == QUBES_ERROR &&
@@ -430,8 +436,9 @@ void call_save_then(Call *call, WorkerDone done, gpointer data,
     j->done = done;
     j->data = data;
     j->free = free;
-    g_ptr_array_add(call->srv->save_waiting, j);
-    save_start(call->srv);
+    Server *srv = call_conn(call)->srv;
+    g_ptr_array_add(srv->save_waiting, j);
+    save_start(srv);
 }
 
 void server_flush_saves(Server *srv)
@@ -468,7 +475,7 @@ static gboolean on_hup(GSocket *sock, GIOCondition cond, gpointer data)
 
 void call_subscribe_events(Call *call)
 {
-    Conn *c = call->conn;
+    Conn *c = call_conn(call);
     QubesEventRegistry *reg = call->app->registry;
     c->events_call = call;
     c->sub_vm = qubes_event_add_class_handler(reg, "BaseVM", "*", forward_event,
@@ -515,24 +522,6 @@ static QubesDomain *decode_vm(QubesApp *app, const char *untrusted,
     return NULL;
 }
 
-static const Method *find_method(const char *name, gboolean internal,
-                                 char **endpoint)
-{
-    for (const Method *m = admin_methods; m->name; m++) {
-        if ((m->flags & M_INTERNAL) && !internal)
-            continue;
-        if (m->flags & M_PREFIX) {
-            if (g_str_has_prefix(name, m->name) && name[strlen(m->name)]) {
-                *endpoint = g_strdup(name + strlen(m->name));
-                return m;
-            }
-        } else if (strcmp(m->name, name) == 0) {
-            return m;
-        }
-    }
-    return NULL;
-}
-
 static gboolean protocol_error(GError **error, const char *why)
 {
     g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL, why);
@@ -548,7 +537,8 @@ static gboolean prepare(Call *call, QubesRequest *req, gboolean internal,
     call->dest = decode_vm(call->app, req->untrusted_dest, error);
     if (!call->dest)
         return FALSE;
-    call->method = find_method(call->method_name, internal, &call->endpoint);
+    call->method =
+        api_find_method(call->method_name, internal, &call->endpoint);
     if (!call->method)
         return protocol_error(error, "no such method");
     MethodFlags f = call->method->flags;
@@ -573,9 +563,9 @@ static void handle_request(Conn *c)
     }
     c->srv->requests++;
     Call *call = g_new0(Call, 1);
-    call->srv = c->srv;
-    call->conn = conn_ref(c);
+    call->transport = conn_ref(c);
     call->app = c->srv->app;
+    call->state = c->srv->api;
     /* The header is printable ASCII (protocol.c); the method and the
      * argument are checked further by each method. */
     call->method_name = g_strdup(req->untrusted_method);
@@ -720,8 +710,7 @@ Server *server_new(QubesApp *app, const char *socket_path, GError **error)
     srv->socket_path = g_strdup(socket_path);
     g_autofree char *dir = g_path_get_dirname(socket_path);
     srv->internal_path = g_build_filename(dir, "qubesd.internal.sock", NULL);
-    srv->clone_tokens = g_hash_table_new_full(
-        g_str_hash, g_str_equal, g_free, (GDestroyNotify)qubes_volume_unref);
+    srv->api = api_state_new();
     srv->save_waiting =
         g_ptr_array_new_with_free_func((GDestroyNotify)job_free);
     srv->request_timeout = SERVER_REQUEST_TIMEOUT;
@@ -762,7 +751,7 @@ void server_free(Server *srv)
         g_object_unref(srv->internal_service);
         unlink(srv->internal_path);
     }
-    g_hash_table_unref(srv->clone_tokens);
+    api_state_free(srv->api);
     g_ptr_array_unref(srv->save_waiting);
     g_free(srv->socket_path);
     g_free(srv->internal_path);

@@ -23,6 +23,7 @@
 
 #include <gio/gio.h>
 
+#include "api.h"
 #include "app.h"
 #include "protocol.h"
 
@@ -30,43 +31,6 @@ G_BEGIN_DECLS
 
 typedef struct _Server Server;
 typedef struct _Conn Conn;
-typedef struct _Call Call;
-typedef struct _Method Method;
-
-/* What a method's result is: text (new), or CALL_ASYNC when the method
- * completes later with call_return()/call_fail(). NULL with @error set
- * is a failure. */
-extern char call_async_marker[];
-#define CALL_ASYNC (call_async_marker)
-
-typedef char *(*MethodFunc)(Call *call, GError **error);
-
-typedef enum {
-    M_NO_PAYLOAD = 1 << 0, /* payload must be empty */
-    M_DOM0 = 1 << 1,       /* destination must be dom0 */
-    M_NO_ARG = 1 << 2,     /* argument must be empty */
-    M_INTERNAL = 1 << 3,   /* only on the internal socket */
-    M_PREFIX = 1 << 4,     /* name is a prefix: admin.vm.Create.<class> */
-} MethodFlags;
-
-struct _Method {
-    const char *name;
-    MethodFlags flags;
-    MethodFunc func;
-};
-
-struct _Call {
-    Server *srv;
-    Conn *conn;
-    QubesApp *app;
-    const Method *method;
-    char *method_name; /* full name, e.g. admin.vm.Create.AppVM */
-    char *endpoint;    /* for M_PREFIX methods: the part after the prefix */
-    char *arg;         /* validated printable ASCII, "" when none */
-    QubesDomain *src;  /* referenced */
-    QubesDomain *dest; /* referenced */
-    GBytes *untrusted_payload;
-};
 
 /* Why a limit closed a connection (server.c). */
 typedef enum {
@@ -85,9 +49,9 @@ struct _Server {
     GSocketService *internal_service;
     char *socket_path;
     char *internal_path;
-    GHashTable *clone_tokens; /* token -> QubesVolume* (ref) */
-    GPtrArray *save_waiting;  /* calls waiting for the next save */
-    GPtrArray *save_batch;    /* calls the running save answers, or NULL */
+    ApiState *api;           /* the API's state between calls */
+    GPtrArray *save_waiting; /* calls waiting for the next save */
+    GPtrArray *save_batch;   /* calls the running save answers, or NULL */
     guint connections;
     guint64 requests;
     /* Limits (server.c); server_new sets the defaults below. */
@@ -107,35 +71,7 @@ struct _Server {
 Server *server_new(QubesApp *app, const char *socket_path, GError **error);
 void server_free(Server *srv);
 
-/* The method table (methods.c), ended by a NULL name. */
-extern const Method admin_methods[];
-
-/* Completes an async call; @result may be NULL (empty answer). */
-void call_return(Call *call, const char *result);
-/* Fails an async call (takes @error). */
-void call_fail(Call *call, GError *error);
-
-/* Runs @work(@data) on a worker thread, then @done(call, ok, error,
- * @data) on the main thread, whose return value completes the call as a
- * MethodFunc's would (CALL_ASYNC to chain further). @free frees @data
- * after @done. */
-typedef gboolean (*WorkerFunc)(gpointer data, GError **error);
-typedef char *(*WorkerDone)(Call *call, gboolean ok, GError **error,
-                            gpointer data);
-void call_run_worker(Call *call, WorkerFunc work, WorkerDone done,
-                     gpointer data, GDestroyNotify free);
-
-/* Saves qubes.xml with every change made so far, then calls @done(call,
- * ok, error, @data) on the main thread, whose return value completes the
- * call as a WorkerDone's does; @free frees @data after @done. Saves run
- * on a worker thread and are grouped (server.c). */
-void call_save_then(Call *call, WorkerDone done, gpointer data,
-                    GDestroyNotify free);
 /* Runs the main context until no save is running or waiting. */
 void server_flush_saves(Server *srv);
-
-/* admin.Events: subscribes @call's connection to the app's events (all,
- * or those of @dest only) until the client leaves. */
-void call_subscribe_events(Call *call);
 
 G_END_DECLS

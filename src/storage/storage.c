@@ -17,6 +17,7 @@ static const QubesStorageDriver *const drivers[] = {
 };
 
 struct _QubesPool {
+    gint refcount; /* the owner's handle, and one per volume */
     char *name;
     const QubesStorageDriver *driver;
     GMutex lock; /* guards volumes and the defaults below */
@@ -96,6 +97,7 @@ QubesPool *qubes_pool_new(const char *driver, const char *name,
         return NULL;
     }
     g_autoptr(QubesPool) pool = g_new0(QubesPool, 1);
+    pool->refcount = 1;
     pool->name = g_strdup(name);
     pool->driver = d;
     g_mutex_init(&pool->lock);
@@ -143,14 +145,40 @@ void qubes_pool_free(QubesPool *pool)
 {
     if (!pool)
         return;
-    /* Volumes may outlive the registry; they must not reach the pool
-     * afterwards. */
+    /* The registry's references would keep the pool alive through its
+     * own volumes: drop them, outside the lock (a volume's last unref
+     * unrefs the pool). */
+    g_mutex_lock(&pool->lock);
+    GHashTable *vols = pool->volumes;
+    pool->volumes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                          (GDestroyNotify)qubes_volume_unref);
+    g_mutex_unlock(&pool->lock);
+    g_hash_table_destroy(vols);
+    qubes_pool_unref(pool);
+}
+
+QubesPool *qubes_pool_ref(QubesPool *pool)
+{
+    g_atomic_int_inc(&pool->refcount);
+    return pool;
+}
+
+void qubes_pool_unref(QubesPool *pool)
+{
+    if (!pool || !g_atomic_int_dec_and_test(&pool->refcount))
+        return;
     g_hash_table_destroy(pool->volumes);
     if (pool->driver->pool_free && pool->driver_data)
         pool->driver->pool_free(pool);
     g_mutex_clear(&pool->lock);
     g_free(pool->name);
     g_free(pool);
+}
+
+guint qubes_pool_count_volumes(QubesPool *pool)
+{
+    g_autoptr(GMutexLocker) l = g_mutex_locker_new(&pool->lock);
+    return g_hash_table_size(pool->volumes);
 }
 
 const char *qubes_pool_get_name(QubesPool *pool)
@@ -329,7 +357,7 @@ QubesVolume *qubes_pool_init_volume(QubesPool *pool,
     QubesVolume *vol = g_new0(QubesVolume, 1);
     vol->refcount = 1;
     g_mutex_init(&vol->lock);
-    vol->pool = pool;
+    vol->pool = qubes_pool_ref(pool);
     vol->name = g_strdup(config->name);
     vol->vid = g_strdup(config->vid);
     vol->source = g_strdup(config->source);
@@ -403,6 +431,7 @@ void qubes_volume_unref(QubesVolume *vol)
         return;
     if (vol->driver_data && vol->pool->driver->volume_free)
         vol->pool->driver->volume_free(vol);
+    qubes_pool_unref(vol->pool);
     g_mutex_clear(&vol->lock);
     g_free(vol->name);
     g_free(vol->vid);
@@ -666,5 +695,31 @@ gboolean qubes_volume_set_rw(QubesVolume *vol, gboolean rw, GError **error)
     (void)error;
     g_autoptr(GMutexLocker) l = g_mutex_locker_new(&vol->lock);
     vol->rw = rw;
+    return TRUE;
+}
+
+gboolean qubes_volume_get_ephemeral(QubesVolume *vol)
+{
+    g_autoptr(GMutexLocker) l = g_mutex_locker_new(&vol->lock);
+    if (vol->ephemeral != QUBES_EPHEMERAL_DEFAULT)
+        return vol->ephemeral;
+    if (vol->snap_on_start || vol->save_on_stop || !vol->rw)
+        return FALSE;
+    return qubes_pool_get_ephemeral_volatile(vol->pool);
+}
+
+gboolean qubes_volume_set_ephemeral(QubesVolume *vol, gboolean value,
+                                    GError **error)
+{
+    g_autoptr(GMutexLocker) l = g_mutex_locker_new(&vol->lock);
+    if (value && (vol->snap_on_start || vol->save_on_stop || !vol->rw)) {
+        /* The reference's words: "non-dom0" is a volume a qube other
+         * than dom0 provides, which we never have. */
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                            "Cannot enable ephemeral on snap_on_start or "
+                            "save_on_stop or non-dom0 or not writable volume");
+        return FALSE;
+    }
+    vol->ephemeral = value ? TRUE : FALSE;
     return TRUE;
 }

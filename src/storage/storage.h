@@ -36,15 +36,22 @@ typedef struct {
     gboolean rw;
     gboolean save_on_stop;
     gboolean snap_on_start;
-    gboolean ephemeral;
+    int ephemeral; /* QUBES_EPHEMERAL_DEFAULT, or TRUE/FALSE as set */
     gboolean has_revisions_to_keep; /* else the pool's */
     int revisions_to_keep;          /* -1: snapshots disabled */
 } QubesVolumeConfig;
 
+/* A volume's ephemeral setting when none was made: the reference's
+ * default (the pool's ephemeral_volatile for a writable volatile volume,
+ * else off; see qubes_volume_get_ephemeral()). */
+#define QUBES_EPHEMERAL_DEFAULT (-1)
+
 /* A volume. The configuration fields are read-only for callers; they
- * change only through the functions below, under the volume's lock. */
+ * change only through the functions below, under the volume's lock. The
+ * volume holds a reference to its pool, so the pool lives as long as any
+ * of its volumes does. */
 struct _QubesVolume {
-    QubesPool *pool; /* not owned */
+    QubesPool *pool; /* referenced */
     char *name;
     char *vid;
     char *source;
@@ -52,7 +59,7 @@ struct _QubesVolume {
     gboolean rw;
     gboolean save_on_stop;
     gboolean snap_on_start;
-    gboolean ephemeral;
+    int ephemeral; /* QUBES_EPHEMERAL_DEFAULT, or TRUE/FALSE as set */
     int revisions_to_keep;
     /* private */
     GMutex lock;
@@ -98,7 +105,16 @@ const char *const *qubes_storage_driver_parameters(const char *driver);
  * Does not touch the disk; see qubes_pool_setup(). */
 QubesPool *qubes_pool_new(const char *driver, const char *name,
                           GHashTable *options, GError **error);
+/* Drops the owner's handle on @pool (the app's, when it removes or
+ * closes it): the pool forgets its registered volumes, and the object
+ * lives on until the last volume referring to it is gone, so a volume a
+ * worker or a clone token still holds never reaches freed memory. */
 void qubes_pool_free(QubesPool *pool);
+QubesPool *qubes_pool_ref(QubesPool *pool);
+void qubes_pool_unref(QubesPool *pool);
+/* How many volumes are registered in @pool (those of the app's domains,
+ * and those being created or removed). */
+guint qubes_pool_count_volumes(QubesPool *pool);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QubesPool, qubes_pool_free)
 
 const char *qubes_pool_get_name(QubesPool *pool);
@@ -204,6 +220,14 @@ GPtrArray *qubes_volume_get_space(QubesVolume *vol, GError **error);
 
 gboolean qubes_volume_set_revisions_to_keep(QubesVolume *vol, int value,
                                             GError **error);
+/* Whether the volume is ephemeral: as set, else the default (the pool's
+ * ephemeral_volatile for a writable volume that is neither snapshot nor
+ * saved on stop). */
+gboolean qubes_volume_get_ephemeral(QubesVolume *vol);
+/* Sets it; TRUE is refused (QubesValueError) for a volume that is a
+ * snapshot, saved on stop or read-only. */
+gboolean qubes_volume_set_ephemeral(QubesVolume *vol, gboolean value,
+                                    GError **error);
 gboolean qubes_volume_set_rw(QubesVolume *vol, gboolean rw, GError **error);
 
 /* Takes and releases the volume's lock around a sequence of calls made by

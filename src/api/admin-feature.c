@@ -1,0 +1,91 @@
+/* admin-feature.c: admin.vm.feature.* (a qube's features, and the
+ * lookups along its template, netvm and dom0). */
+#include "api-util.h"
+
+#include "qubes-error.h"
+
+static char *feature_list(Call *call, GError **error)
+{
+    GString *out = g_string_new(NULL);
+    GPtrArray *f = call->dest->features;
+    for (guint i = 0; i + 1 < f->len; i += 2)
+        g_string_append_printf(out, "%s\n", (char *)f->pdata[i]);
+    return g_string_free(out, FALSE);
+}
+
+static char *feature_get(Call *call, GError **error)
+{
+    const char *v = qubes_domain_feature_get(call->dest, call->arg);
+    if (!v) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_FEATURE_NOT_FOUND,
+                    "Feature not set for domain %s: %s", call->dest->name,
+                    call->arg);
+        return NULL;
+    }
+    return g_strdup(v);
+}
+
+static char *feature_check(Call *call, gboolean tpl, gboolean net,
+                           gboolean admin, GError **error)
+{
+    const char *v = qubes_domain_feature_check(call->dest, call->arg, tpl, net,
+                                               admin, error);
+    return v ? g_strdup(v) : NULL;
+}
+
+static char *feature_check_template(Call *call, GError **error)
+{
+    return feature_check(call, TRUE, FALSE, FALSE, error);
+}
+
+static char *feature_check_netvm(Call *call, GError **error)
+{
+    return feature_check(call, FALSE, TRUE, FALSE, error);
+}
+
+static char *feature_check_adminvm(Call *call, GError **error)
+{
+    return feature_check(call, FALSE, FALSE, TRUE, error);
+}
+
+static char *feature_check_template_adminvm(Call *call, GError **error)
+{
+    return feature_check(call, TRUE, FALSE, TRUE, error);
+}
+
+static char *feature_set(Call *call, GError **error)
+{
+    /* The header is printable ASCII without spaces; a feature name must
+     * also not be empty. */
+    if (!api_enforce(*call->arg != '\0', NULL, error))
+        return NULL;
+    g_autofree char *value = api_payload_text(call, TRUE, error);
+    if (!value)
+        return NULL;
+    if (!qubes_domain_feature_set(call->dest, call->arg, value, error))
+        return NULL;
+    return api_saved(call, error);
+}
+
+static char *feature_remove(Call *call, GError **error)
+{
+    if (!qubes_domain_feature_remove(call->dest, call->arg, error))
+        return NULL;
+    return api_saved(call, error);
+}
+
+#define NP M_NO_PAYLOAD
+#define NA M_NO_ARG
+
+const Method api_feature_methods[] = {
+    {"admin.vm.feature.List", NP | NA, feature_list},
+    {"admin.vm.feature.Get", NP, feature_get},
+    {"admin.vm.feature.CheckWithTemplate", NP, feature_check_template},
+    {"admin.vm.feature.CheckWithNetvm", NP, feature_check_netvm},
+    {"admin.vm.feature.CheckWithAdminVM", NP, feature_check_adminvm},
+    {"admin.vm.feature.CheckWithTemplateAndAdminVM", NP,
+     feature_check_template_adminvm},
+    {"admin.vm.feature.Set", 0, feature_set},
+    {"admin.vm.feature.Remove", NP, feature_remove},
+    {NULL},
+};

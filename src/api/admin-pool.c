@@ -1,0 +1,239 @@
+/* admin-pool.c: admin.pool.* (storage pools and their drivers). */
+#include "api-util.h"
+
+#include "qubes-error.h"
+
+#include <string.h>
+
+static QubesPool *pool_arg(Call *call, GError **error)
+{
+    QubesPool *p = qubes_app_get_pool(call->app, call->arg, NULL);
+    api_enforce(p != NULL, NULL, error);
+    return p;
+}
+
+static char *pool_list(Call *call, GError **error)
+{
+    GString *out = g_string_new(NULL);
+    for (guint i = 0; i < call->app->pools->len; i++)
+        g_string_append_printf(out, "%s\n",
+                               qubes_pool_get_name(call->app->pools->pdata[i]));
+    return g_string_free(out, FALSE);
+}
+
+static char *pool_list_drivers(Call *call, GError **error)
+{
+    GString *out = g_string_new(NULL);
+    for (const char *const *d = qubes_storage_driver_names(); *d; d++) {
+        g_autofree char *params =
+            g_strjoinv(" ", (char **)qubes_storage_driver_parameters(*d));
+        g_string_append_printf(out, "%s %s\n", *d, params);
+    }
+    return g_string_free(out, FALSE);
+}
+
+typedef struct {
+    QubesPool *pool;
+    QubesPoolUsage usage;
+    gboolean have_usage;
+    GHashTable *config;
+} PoolInfo;
+
+static void pool_info_free(PoolInfo *pi)
+{
+    if (pi->config)
+        g_hash_table_unref(pi->config);
+    g_free(pi);
+}
+
+static gboolean pool_usage_work(gpointer data, GError **error)
+{
+    PoolInfo *pi = data;
+    g_autoptr(GError) err = NULL;
+    pi->have_usage = qubes_pool_usage_details(pi->pool, &pi->usage, &err);
+    if (!pi->have_usage)
+        g_warning("usage of pool %s: %s", qubes_pool_get_name(pi->pool),
+                  err->message);
+    return TRUE;
+}
+
+static char *pool_info_done(Call *call, gboolean ok, GError **error,
+                            gpointer data)
+{
+    PoolInfo *pi = data;
+    GList *keys =
+        g_list_sort(g_hash_table_get_keys(pi->config), (GCompareFunc)strcmp);
+    GString *out = g_string_new(NULL);
+    for (GList *k = keys; k; k = k->next)
+        g_string_append_printf(
+            out, "%s=%s\n", (char *)k->data,
+            (char *)g_hash_table_lookup(pi->config, k->data));
+    g_list_free(keys);
+    if (pi->have_usage && pi->usage.data_size) {
+        g_string_append_printf(out, "size=%" G_GUINT64_FORMAT "\n",
+                               pi->usage.data_size);
+        g_string_append_printf(out, "usage=%" G_GUINT64_FORMAT "\n",
+                               pi->usage.data_usage);
+    }
+    return g_string_free(out, FALSE);
+}
+
+static char *pool_usage_done(Call *call, gboolean ok, GError **error,
+                             gpointer data)
+{
+    PoolInfo *pi = data;
+    if (!pi->have_usage || !pi->usage.data_size)
+        return g_strdup("");
+    return g_strdup_printf("data_size=%" G_GUINT64_FORMAT
+                           "\ndata_usage=%" G_GUINT64_FORMAT "\n",
+                           pi->usage.data_size, pi->usage.data_usage);
+}
+
+static char *pool_info(Call *call, GError **error)
+{
+    QubesPool *p = pool_arg(call, error);
+    if (!p)
+        return NULL;
+    PoolInfo *pi = g_new0(PoolInfo, 1);
+    pi->pool = p;
+    pi->config = qubes_pool_get_config(p);
+    call_run_worker(call, pool_usage_work, pool_info_done, pi,
+                    (GDestroyNotify)pool_info_free);
+    return CALL_ASYNC;
+}
+
+static char *pool_usage_details(Call *call, GError **error)
+{
+    QubesPool *p = pool_arg(call, error);
+    if (!p)
+        return NULL;
+    PoolInfo *pi = g_new0(PoolInfo, 1);
+    pi->pool = p;
+    call_run_worker(call, pool_usage_work, pool_usage_done, pi,
+                    (GDestroyNotify)pool_info_free);
+    return CALL_ASYNC;
+}
+
+static char *pool_add(Call *call, GError **error)
+{
+    const char *driver = call->arg;
+    gboolean known = FALSE;
+    for (const char *const *d = qubes_storage_driver_names(); *d; d++)
+        known = known || strcmp(*d, call->arg) == 0;
+    if (!known) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "unexpected driver name: %s", call->arg);
+        return NULL;
+    }
+    g_autofree char *untrusted = api_payload_text(call, TRUE, error);
+    if (!untrusted)
+        return NULL;
+    g_auto(GStrv) lines = g_strsplit(untrusted, "\n", -1);
+    g_autoptr(GHashTable) opts =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_autofree char *name = NULL;
+    for (char **l = lines; *l; l++) {
+        if (!**l && !l[1])
+            break; /* the final newline */
+        char *eq = strchr(*l, '=');
+        if (!api_enforce(eq != NULL, NULL, error))
+            return NULL;
+        *eq = '\0';
+        if (!api_enforce(!g_hash_table_contains(opts, *l) &&
+                             !(name && strcmp(*l, "name") == 0),
+                         NULL, error))
+            return NULL;
+        if (strcmp(*l, "name") == 0)
+            name = g_strdup(eq + 1);
+        else
+            g_hash_table_insert(opts, g_strdup(*l), g_strdup(eq + 1));
+    }
+    if (!api_enforce(name && api_name_chars_ok(name), NULL, error) ||
+        !api_enforce(!qubes_app_get_pool(call->app, name, NULL), NULL, error))
+        return NULL;
+    const char *const *params = qubes_storage_driver_parameters(driver);
+    GString *unexpected = g_string_new(NULL);
+    GList *keys =
+        g_list_sort(g_hash_table_get_keys(opts), (GCompareFunc)strcmp);
+    for (GList *k = keys; k; k = k->next) {
+        if (!g_strv_contains(params, k->data))
+            g_string_append_printf(unexpected, " %s", (char *)k->data);
+    }
+    g_list_free(keys);
+    if (unexpected->len) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "unexpected driver options:%s", unexpected->str);
+        g_string_free(unexpected, TRUE);
+        return NULL;
+    }
+    g_string_free(unexpected, TRUE);
+    if (!qubes_app_add_pool(call->app, driver, name, opts, error))
+        return NULL;
+    return api_saved(call, error);
+}
+
+static char *pool_remove(Call *call, GError **error)
+{
+    if (!pool_arg(call, error) ||
+        !qubes_app_remove_pool(call->app, call->arg, error))
+        return NULL;
+    return api_saved(call, error);
+}
+
+static char *pool_volume_list(Call *call, GError **error)
+{
+    QubesPool *p = pool_arg(call, error);
+    if (!p)
+        return NULL;
+    g_autoptr(GPtrArray) vols = qubes_pool_list_volumes(p, error);
+    if (!vols)
+        return NULL;
+    GString *out = g_string_new(NULL);
+    for (guint i = 0; i < vols->len; i++)
+        g_string_append_printf(out, "%s\n",
+                               ((QubesVolume *)vols->pdata[i])->vid);
+    return g_string_free(out, FALSE);
+}
+
+static char *pool_set_revisions(Call *call, GError **error)
+{
+    QubesPool *p = pool_arg(call, error);
+    gint64 v;
+    if (!p || !api_payload_number(call, "revisions_to_keep", FALSE, &v, error))
+        return NULL;
+    if (v > G_MAXINT) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "revisions_to_keep is too big");
+        return NULL;
+    }
+    if (!qubes_pool_set_revisions_to_keep(p, (int)v, error))
+        return NULL;
+    return api_saved(call, error);
+}
+
+static char *pool_set_ephemeral(Call *call, GError **error)
+{
+    QubesPool *p = pool_arg(call, error);
+    gboolean v;
+    if (!p || !api_payload_bool(call, &v, error))
+        return NULL;
+    qubes_pool_set_ephemeral_volatile(p, v);
+    return api_saved(call, error);
+}
+
+#define NP M_NO_PAYLOAD
+#define NA M_NO_ARG
+#define D0 M_DOM0
+
+const Method api_pool_methods[] = {
+    {"admin.pool.List", NP | NA | D0, pool_list},
+    {"admin.pool.ListDrivers", NP | NA | D0, pool_list_drivers},
+    {"admin.pool.Info", NP | D0, pool_info},
+    {"admin.pool.UsageDetails", NP | D0, pool_usage_details},
+    {"admin.pool.Add", D0, pool_add},
+    {"admin.pool.Remove", NP | D0, pool_remove},
+    {"admin.pool.volume.List", NP | D0, pool_volume_list},
+    {"admin.pool.Set.revisions_to_keep", D0, pool_set_revisions},
+    {"admin.pool.Set.ephemeral_volatile", D0, pool_set_ephemeral},
+    {NULL},
+};

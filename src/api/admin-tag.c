@@ -1,0 +1,50 @@
+/* admin-tag.c: admin.vm.tag.* (a qube's tags). */
+#include "api-util.h"
+
+#include <string.h>
+
+static char *tag_list(Call *call, GError **error)
+{
+    g_autoptr(GPtrArray) tags = qubes_domain_tags(call->dest);
+    return api_join_lines(tags);
+}
+
+static gboolean tag_ok(Call *call, GError **error)
+{
+    return api_enforce(qubes_tag_is_valid(call->arg), NULL, error);
+}
+
+static char *tag_get(Call *call, GError **error)
+{
+    if (!tag_ok(call, error))
+        return NULL;
+    return g_strdup(g_hash_table_contains(call->dest->tags, call->arg) ? "1"
+                                                                       : "0");
+}
+
+static char *tag_set(Call *call, GError **error)
+{
+    if (!tag_ok(call, error) ||
+        !qubes_domain_tag_add(call->dest, call->arg, error))
+        return NULL;
+    return api_saved(call, error);
+}
+
+static char *tag_remove(Call *call, GError **error)
+{
+    if (!tag_ok(call, error) ||
+        !qubes_domain_tag_remove(call->dest, call->arg, error))
+        return NULL;
+    return api_saved(call, error);
+}
+
+#define NP M_NO_PAYLOAD
+#define NA M_NO_ARG
+
+const Method api_tag_methods[] = {
+    {"admin.vm.tag.List", NP | NA, tag_list},
+    {"admin.vm.tag.Get", NP, tag_get},
+    {"admin.vm.tag.Set", NP, tag_set},
+    {"admin.vm.tag.Remove", NP, tag_remove},
+    {NULL},
+};

@@ -1,0 +1,262 @@
+/* admin-vm.c: admin.vmclass.List, admin.vm.List, CurrentState,
+ * Create, CreateInPool and Remove. */
+#include "api-util.h"
+
+#include "qubes-error.h"
+
+#include <string.h>
+
+/* ---- classes and domains ---- */
+
+static char *vmclass_list(Call *call, GError **error)
+{
+    GString *out = g_string_new(NULL);
+    for (const QubesDomainClass *const *c = qubes_domain_classes(); *c; c++)
+        g_string_append_printf(out, "%s\n", (*c)->name);
+    return g_string_free(out, FALSE);
+}
+
+static void vm_line(GString *out, QubesDomain *d)
+{
+    g_autofree char *uuid = NULL;
+    qubes_props_get(&d->props, "uuid", &uuid, NULL, NULL);
+    g_string_append_printf(out, "%s class=%s state=%s uuid=%s\n", d->name,
+                           d->klass->name, qubes_domain_power_state(d),
+                           uuid ? uuid : "");
+}
+
+static gint vm_sort(gconstpointer a, gconstpointer b)
+{
+    const QubesDomain *x = *(QubesDomain *const *)a;
+    const QubesDomain *y = *(QubesDomain *const *)b;
+    /* dom0 first, then by name (QubesVM.__lt__). */
+    if ((x->qid == 0) != (y->qid == 0))
+        return x->qid == 0 ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static char *vm_list(Call *call, GError **error)
+{
+    GString *out = g_string_new(NULL);
+    if (call->dest->qid != 0) {
+        vm_line(out, call->dest);
+    } else {
+        g_autoptr(GPtrArray) all = g_ptr_array_new();
+        for (guint i = 0; i < call->app->domains->len; i++)
+            g_ptr_array_add(all, call->app->domains->pdata[i]);
+        g_ptr_array_sort(all, vm_sort);
+        for (guint i = 0; i < all->len; i++)
+            vm_line(out, all->pdata[i]);
+    }
+    return g_string_free(out, FALSE);
+}
+
+static char *vm_current_state(Call *call, GError **error)
+{
+    QubesDomain *d = call->dest;
+    guint64 mem = 0;
+    if (d->qid == 0)
+        mem = call->app->host_memory;
+    return g_strdup_printf("mem=%" G_GUINT64_FORMAT
+                           " mem_static_max=%" G_GUINT64_FORMAT
+                           " cputime=0 power_state=%s",
+                           mem, mem, qubes_domain_power_state(d));
+}
+
+/* ---- create and remove ---- */
+
+typedef struct {
+    QubesDomain *dom;
+    GPtrArray *volumes;
+    char *dir;
+} DomJob;
+
+static void dom_job_free(DomJob *j)
+{
+    qubes_domain_unref(j->dom);
+    g_ptr_array_unref(j->volumes);
+    g_free(j->dir);
+    g_free(j);
+}
+
+static gboolean create_work(gpointer data, GError **error)
+{
+    DomJob *j = data;
+    return qubes_storage_create(j->volumes, j->dir, error);
+}
+
+static char *create_done(Call *call, gboolean ok, GError **error, gpointer data)
+{
+    DomJob *j = data;
+    if (!ok) {
+        /* Nothing of it stays: the volumes were unmade by the worker. */
+        if (!j->dom->removed)
+            qubes_app_remove_domain(call->app, j->dom, NULL);
+        return NULL;
+    }
+    return api_saved(call, error);
+}
+
+static char *vm_create(Call *call, gboolean allow_pool, GError **error)
+{
+    const QubesDomainClass *klass = qubes_domain_class_lookup(call->endpoint);
+    if (!klass || strcmp(klass->name, "AdminVM") == 0)
+        return api_enforce(FALSE, NULL, error), NULL;
+    g_autofree char *untrusted = api_payload_text(call, FALSE, error);
+    if (!untrusted)
+        return NULL;
+    g_autofree char *name = NULL, *label = NULL, *pool = NULL;
+    g_autoptr(GHashTable) pools =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_auto(GStrv) params = g_strsplit(untrusted, " ", -1);
+    for (char **p = params; *p; p++) {
+        char *eq = strchr(*p, '=');
+        if (!api_enforce(eq != NULL, NULL, error))
+            return NULL;
+        *eq = '\0';
+        const char *key = *p, *value = eq + 1;
+        if (strcmp(key, "name") == 0) {
+            if (!api_enforce(!name, NULL, error) ||
+                !qubes_validate_vm_name(value, error))
+                return NULL;
+            name = g_strdup(value);
+        } else if (strcmp(key, "label") == 0) {
+            if (!api_enforce(!label && !api_is_digits(value) &&
+                                 api_name_chars_ok(value),
+                             NULL, error))
+                return NULL;
+            if (!qubes_app_get_label(call->app, value, NULL)) {
+                g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                            "Label does not exist: %s", value);
+                return NULL;
+            }
+            label = g_strdup(value);
+        } else if (allow_pool && strcmp(key, "pool") == 0) {
+            if (!api_enforce(!pool, NULL, error) ||
+                !qubes_app_get_pool(call->app, value, error))
+                return NULL;
+            pool = g_strdup(value);
+        } else if (allow_pool && g_str_has_prefix(key, "pool:")) {
+            const char *vol = key + 5;
+            if (!api_enforce(
+                    g_strv_contains((const char *const[]){"root", "private",
+                                                          "volatile", "kernel",
+                                                          NULL},
+                                    vol) &&
+                        !g_hash_table_contains(pools, vol),
+                    NULL, error) ||
+                !qubes_app_get_pool(call->app, value, error))
+                return NULL;
+            g_hash_table_insert(pools, g_strdup(vol), g_strdup(value));
+        } else {
+            return api_enforce(FALSE, NULL, error), NULL;
+        }
+    }
+    if (!api_enforce(name && label, NULL, error) ||
+        !api_enforce(!(pool && g_hash_table_size(pools)), NULL, error))
+        return NULL;
+    /* The app refuses a taken name, and a template for a class without
+     * one; a template that does not exist is QubesVMNotFoundError here,
+     * whatever its spelling, as in the reference. */
+    const char *tpl = *call->arg ? call->arg : NULL;
+    if (tpl && klass->has_template &&
+        !qubes_app_get_domain(call->app, tpl, error))
+        return NULL;
+    QubesDomain *dom = qubes_app_add_new_domain(
+        call->app, klass, name, label, tpl, pool,
+        g_hash_table_size(pools) ? pools : NULL, error);
+    if (!dom)
+        return NULL;
+    g_autofree char *tag = g_strconcat("created-by-", call->src->name, NULL);
+    qubes_domain_tag_add(dom, tag, NULL);
+    DomJob *j = g_new0(DomJob, 1);
+    j->dom = qubes_domain_ref(dom);
+    j->volumes = qubes_domain_volume_refs(dom);
+    j->dir = qubes_domain_dir_path(dom);
+    call_run_worker(call, create_work, create_done, j,
+                    (GDestroyNotify)dom_job_free);
+    return CALL_ASYNC;
+}
+
+static char *vm_create_plain(Call *call, GError **error)
+{
+    return vm_create(call, FALSE, error);
+}
+
+static char *vm_create_in_pool(Call *call, GError **error)
+{
+    return vm_create(call, TRUE, error);
+}
+
+static gboolean remove_work(gpointer data, GError **error)
+{
+    DomJob *j = data;
+    g_autoptr(GError) err = NULL;
+    if (!qubes_storage_remove(j->volumes, j->dir, &err))
+        g_warning("Error while removing VM '%s' files: %s", j->dom->name,
+                  err->message);
+    return TRUE;
+}
+
+static char *remove_done(Call *call, gboolean ok, GError **error, gpointer data)
+{
+    return g_strdup("");
+}
+
+/* Owns the DomJob @data from here. */
+static char *remove_saved(Call *call, gboolean ok, GError **error,
+                          gpointer data)
+{
+    if (!ok) {
+        dom_job_free(data);
+        return NULL;
+    }
+    call_run_worker(call, remove_work, remove_done, data,
+                    (GDestroyNotify)dom_job_free);
+    return CALL_ASYNC;
+}
+
+static char *vm_remove(Call *call, GError **error)
+{
+    QubesDomain *dom = call->dest;
+    if (dom->qid == 0) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                    "'dom0' cannot be removed");
+        return NULL;
+    }
+    if (!api_dest_halted(call, error))
+        return NULL;
+    g_autofree char *rpm = NULL;
+    qubes_props_get(&dom->props, "installed_by_rpm", &rpm, NULL, NULL);
+    if (g_strcmp0(rpm, "True") == 0) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                    "VM installed by package manager: %s", dom->name);
+        return NULL;
+    }
+    DomJob *j = g_new0(DomJob, 1);
+    j->dom = qubes_domain_ref(dom);
+    j->volumes = qubes_domain_volume_refs(dom);
+    j->dir = qubes_domain_dir_path(dom);
+    if (!qubes_app_remove_domain(call->app, dom, error)) {
+        dom_job_free(j);
+        return NULL;
+    }
+    /* qubes.xml forgets the domain before its files go: a crash in
+     * between leaves unreferenced files, never a domain without disks. */
+    call_save_then(call, remove_saved, j, NULL);
+    return CALL_ASYNC;
+}
+
+#define NP M_NO_PAYLOAD
+#define NA M_NO_ARG
+#define D0 M_DOM0
+
+const Method api_vm_methods[] = {
+    {"admin.vmclass.List", NP | NA | D0, vmclass_list},
+    {"admin.vm.List", NP | NA, vm_list},
+    {"admin.vm.CurrentState", NP | NA, vm_current_state},
+    {"admin.vm.Create.", D0 | M_PREFIX, vm_create_plain},
+    {"admin.vm.CreateInPool.", D0 | M_PREFIX, vm_create_in_pool},
+    {"admin.vm.Remove", NP | NA, vm_remove},
+    {NULL},
+};

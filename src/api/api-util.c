@@ -1,0 +1,97 @@
+/* api-util.c: see api-util.h. */
+#include "api-util.h"
+
+#include "qubes-error.h"
+#include "qubes-parse.h"
+
+#include <string.h>
+
+gboolean api_enforce(gboolean ok, const char *why, GError **error)
+{
+    if (!ok)
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
+                            why ? why : "");
+    return ok;
+}
+
+char *api_payload_text(Call *call, gboolean lines, GError **error)
+{
+    gsize len;
+    const guint8 *p = g_bytes_get_data(call->untrusted_payload, &len);
+    for (gsize i = 0; i < len; i++) {
+        if ((p[i] >= 0x20 && p[i] < 0x7f) || (lines && p[i] == '\n'))
+            continue;
+        if (p[i] == '\t' || p[i] == '\r')
+            continue;
+        api_enforce(FALSE, "payload is not ASCII text", error);
+        return NULL;
+    }
+    return len ? g_strndup((const char *)p, len) : g_strdup("");
+}
+
+gboolean api_payload_number(Call *call, const char *what,
+                            gboolean allow_negative, gint64 *out,
+                            GError **error)
+{
+    g_autofree char *untrusted = api_payload_text(call, TRUE, error);
+    if (!untrusted)
+        return FALSE;
+    return qubes_parse_number(g_strstrip(untrusted), allow_negative, what,
+                              QUBES_ERROR_PROTOCOL, out, error);
+}
+
+gboolean api_payload_bool(Call *call, gboolean *out, GError **error)
+{
+    g_autofree char *untrusted = api_payload_text(call, FALSE, error);
+    if (!untrusted || !qubes_parse_bool(untrusted, "value", out, NULL)) {
+        g_clear_error(error);
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
+                            "Invalid value");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean api_name_chars_ok(const char *s)
+{
+    if (!*s)
+        return FALSE;
+    for (; *s; s++) {
+        if (!g_ascii_isalnum(*s) && !strchr("-_.", *s))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean api_is_digits(const char *s)
+{
+    return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+char *api_join_lines(GPtrArray *items)
+{
+    GString *out = g_string_new(NULL);
+    for (guint i = 0; i < items->len; i++)
+        g_string_append_printf(out, "%s\n", (char *)items->pdata[i]);
+    return g_string_free(out, FALSE);
+}
+
+static char *saved_done(Call *call, gboolean ok, GError **error, gpointer data)
+{
+    return ok ? g_strdup("") : NULL;
+}
+
+char *api_saved(Call *call, GError **error)
+{
+    call_save_then(call, saved_done, NULL, NULL);
+    return CALL_ASYNC;
+}
+
+gboolean api_dest_halted(Call *call, GError **error)
+{
+    if (qubes_domain_is_halted(call->dest))
+        return TRUE;
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_HALTED,
+                "Domain is not powered off: '%s'", call->dest->name);
+    return FALSE;
+}

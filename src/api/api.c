@@ -1,0 +1,48 @@
+/* api.c: the method tables of every area, joined; see api.h. */
+#include "api.h"
+
+#include <string.h>
+
+static const Method *const tables[] = {
+    api_vm_methods,       api_property_methods, api_feature_methods,
+    api_tag_methods,      api_label_methods,    api_pool_methods,
+    api_volume_methods,   api_notes_methods,    api_events_methods,
+    api_internal_methods,
+};
+
+const Method *api_find_method(const char *name, gboolean internal,
+                              char **endpoint)
+{
+    for (guint t = 0; t < G_N_ELEMENTS(tables); t++) {
+        for (const Method *m = tables[t]; m->name; m++) {
+            if ((m->flags & M_INTERNAL) && !internal)
+                continue;
+            if (m->flags & M_PREFIX) {
+                size_t n = strlen(m->name);
+                if (strncmp(name, m->name, n) == 0 && name[n]) {
+                    *endpoint = g_strdup(name + n);
+                    return m;
+                }
+            } else if (strcmp(m->name, name) == 0) {
+                return m;
+            }
+        }
+    }
+    return NULL;
+}
+
+ApiState *api_state_new(void)
+{
+    ApiState *s = g_new0(ApiState, 1);
+    s->clone_tokens = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                            (GDestroyNotify)qubes_volume_unref);
+    return s;
+}
+
+void api_state_free(ApiState *state)
+{
+    if (!state)
+        return;
+    g_hash_table_unref(state->clone_tokens);
+    g_free(state);
+}

@@ -1,0 +1,127 @@
+/* api.h: the Admin API methods and what they need of the server.
+ *
+ * Each area of the API (qubes/api/admin.py of the reference) has its
+ * file here with its table of methods: admin-vm.c (classes, the domain
+ * list, create, remove, state), admin-property.c, admin-feature.c,
+ * admin-tag.c, admin-label.c, admin-pool.c, admin-volume.c,
+ * admin-notes.c, admin-events.c, and internal.c (the internal socket's
+ * import methods). api.c joins the tables and finds a method by name.
+ *
+ * A method runs on the main thread with a Call: the request's validated
+ * header (source and destination domains, method name, argument) and its
+ * untrusted payload. It returns its answer text (new), CALL_ASYNC when it
+ * completes later with call_return()/call_fail(), or NULL with @error
+ * set. A method must not block: storage work goes to a worker thread
+ * through call_run_worker() (touching only volume references), and a
+ * change to the model answers once qubes.xml holds it (call_save_then()).
+ *
+ * The transport (src/daemon/server.c) implements the call_* functions.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "app.h"
+
+G_BEGIN_DECLS
+
+typedef struct _Call Call;
+typedef struct _Method Method;
+typedef struct _ApiState ApiState;
+
+/* What a method's result is: text (new), or CALL_ASYNC when the method
+ * completes later with call_return()/call_fail(). NULL with @error set
+ * is a failure. */
+extern char call_async_marker[];
+#define CALL_ASYNC (call_async_marker)
+
+typedef char *(*MethodFunc)(Call *call, GError **error);
+
+/* The reference's qubes.api.method() options, checked before the method
+ * runs with the reference's ProtocolError messages. */
+typedef enum {
+    M_NO_PAYLOAD = 1 << 0, /* payload must be empty ("unexpected payload") */
+    M_DOM0 = 1 << 1,       /* destination must be dom0 */
+    M_NO_ARG = 1 << 2,     /* argument must be empty */
+    M_INTERNAL = 1 << 3,   /* only on the internal socket */
+    M_PREFIX = 1 << 4,     /* name is a prefix: admin.vm.Create.<class> */
+    M_NOT_DOM0 = 1 << 5,   /* destination must not be dom0 */
+    M_ARG = 1 << 6,        /* argument must not be empty */
+    M_PAYLOAD = 1 << 7,    /* payload must not be empty */
+} MethodFlags;
+
+struct _Method {
+    const char *name;
+    MethodFlags flags;
+    MethodFunc func;
+};
+
+/* State the API keeps between calls (not saved): clone tokens. */
+struct _ApiState {
+    GHashTable *clone_tokens; /* token -> QubesVolume* (ref) */
+};
+
+ApiState *api_state_new(void);
+void api_state_free(ApiState *state);
+
+struct _Call {
+    QubesApp *app;
+    ApiState *state;
+    gpointer transport; /* the server's connection, for call_* */
+    const Method *method;
+    char *method_name; /* full name, e.g. admin.vm.Create.AppVM */
+    char *endpoint;    /* for M_PREFIX methods: the part after the prefix */
+    char *arg;         /* validated printable ASCII, "" when none */
+    QubesDomain *src;  /* referenced */
+    QubesDomain *dest; /* referenced */
+    GBytes *untrusted_payload;
+};
+
+/* The method called @name (NULL when none). @internal: the internal
+ * socket, which also serves M_INTERNAL methods. *@endpoint is set (new)
+ * for an M_PREFIX method. */
+const Method *api_find_method(const char *name, gboolean internal,
+                              char **endpoint);
+
+/* The tables of each area, ended by a NULL name. */
+extern const Method api_vm_methods[];
+extern const Method api_property_methods[];
+extern const Method api_feature_methods[];
+extern const Method api_tag_methods[];
+extern const Method api_label_methods[];
+extern const Method api_pool_methods[];
+extern const Method api_volume_methods[];
+extern const Method api_notes_methods[];
+extern const Method api_events_methods[];
+extern const Method api_internal_methods[];
+
+/* ---- provided by the transport ---- */
+
+/* Completes an async call; @result may be NULL (empty answer). */
+void call_return(Call *call, const char *result);
+/* Fails an async call (takes @error). */
+void call_fail(Call *call, GError *error);
+
+/* Runs @work(@data) on a worker thread, then @done(call, ok, error,
+ * @data) on the main thread, whose return value completes the call as a
+ * MethodFunc's would (CALL_ASYNC to chain further). @free frees @data
+ * after @done. */
+typedef gboolean (*WorkerFunc)(gpointer data, GError **error);
+typedef char *(*WorkerDone)(Call *call, gboolean ok, GError **error,
+                            gpointer data);
+void call_run_worker(Call *call, WorkerFunc work, WorkerDone done,
+                     gpointer data, GDestroyNotify free);
+
+/* Saves qubes.xml with every change made so far, then calls @done(call,
+ * ok, error, @data) on the main thread, whose return value completes the
+ * call as a WorkerDone's does; @free frees @data after @done. Saves run
+ * on a worker thread and are grouped (server.c). */
+void call_save_then(Call *call, WorkerDone done, gpointer data,
+                    GDestroyNotify free);
+
+/* admin.Events: subscribes @call's connection to the app's events (all,
+ * or those of @dest only), as @call->src may see them, until the client
+ * leaves. */
+void call_subscribe_events(Call *call);
+
+G_END_DECLS
