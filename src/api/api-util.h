@@ -4,6 +4,7 @@
 #pragma once
 
 #include "api.h"
+#include "qubes-parse.h"
 
 G_BEGIN_DECLS
 

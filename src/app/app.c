@@ -133,7 +133,7 @@ char *qubes_app_setter_kernel(QubesApp *app, QubesPropHolder *h,
                          "Kernel name cannot contain '/'");
         return NULL;
     }
-    if (*value && !app->loading &&
+    if (*value && !app->loading && !app->checking &&
         !qubes_app_kernel_installed(app, value, error))
         return NULL;
     return g_strdup(value);
@@ -145,12 +145,39 @@ static char *setter_app_kernel(QubesPropHolder *h, const QubesPropDef *def,
     return qubes_app_setter_kernel(owner_app(h), h, def, value, error);
 }
 
+/* _setter_default_netvm: no qube that follows the default may then
+ * reach itself through netvm links. */
+static gboolean default_netvm_ok(QubesApp *app, QubesPropHolder *h,
+                                 const QubesPropDef *def, QubesDomain *net,
+                                 GError **error)
+{
+    if (app->loading || app->checking)
+        return TRUE;
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *vm = app->domains->pdata[i];
+        if (!qubes_props_def(&vm->props, "netvm", NULL) ||
+            !qubes_props_is_default(&vm->props, "netvm") ||
+            strcmp(vm->klass->name, "TemplateVM") == 0)
+            continue;
+        if (net == vm || qubes_net_would_loop(vm, net)) {
+            g_autofree char *why =
+                g_strdup_printf("Network loop on '%s'", vm->name);
+            return qubes_prop_error(error, h, def, net->name, why);
+        }
+    }
+    return TRUE;
+}
+
 static char *setter_app_vm(QubesPropHolder *h, const QubesPropDef *def,
                            const char *value, GError **error)
 {
+    QubesApp *app = owner_app(h);
+    if (strcmp(def->name, "default_dispvm") == 0 ||
+        strcmp(def->name, "management_dispvm") == 0)
+        return qubes_setter_disposable_template(app, h, def, value, error);
     if (!*value)
         return g_strdup("");
-    QubesDomain *d = qubes_prop_vm(owner_app(h), h, def, value, error);
+    QubesDomain *d = qubes_prop_vm(app, h, def, value, error);
     if (!d)
         return NULL;
     const char *want = NULL;
@@ -165,7 +192,8 @@ static char *setter_app_vm(QubesPropHolder *h, const QubesPropDef *def,
         return NULL;
     }
     if (strcmp(def->name, "default_netvm") == 0 &&
-        !qubes_prop_vm_provides_network(h, def, d, error))
+        (!qubes_prop_vm_provides_network(h, def, d, error) ||
+         !default_netvm_ok(app, h, def, d, error)))
         return NULL;
     return g_strdup(value);
 }
@@ -460,7 +488,7 @@ static gboolean set_initial(QubesDomain *dom, const char *name,
     QxProperty p = {.name = (char *)name, .value = (char *)value};
     g_autoptr(GPtrArray) one = g_ptr_array_new();
     g_ptr_array_add(one, &p);
-    return qubes_props_load(&dom->props, one, 0, error);
+    return qubes_props_load(&dom->props, one, 0, FALSE, NULL, error);
 }
 
 QubesDomain *qubes_app_add_new_domain(QubesApp *app,
@@ -600,7 +628,143 @@ gboolean qubes_app_remove_domain(QubesApp *app, QubesDomain *dom,
     return TRUE;
 }
 
-/* ---- load ---- */
+/* ---- consistency ----
+ *
+ * The invariant: whatever sequence of changes was answered, the model
+ * (and so the qubes.xml saved from it) loads again with every value
+ * valid. The setters check each change in the reference's words; this
+ * is the net under them for what a change does to other values (a qube
+ * that a default made someone's netvm turned into one that provides no
+ * network, a disposable template in use losing template_for_dispvms):
+ * after every property change of the app or a domain, every explicitly
+ * set value of every holder goes through its setter again (as a load
+ * would), and the network, defaults followed, must stay loop-free with
+ * every netvm providing network. A failure undoes the change
+ * (property.c). */
+
+gboolean qubes_app_check(QubesApp *app, GError **error)
+{
+    gboolean ok = TRUE;
+    g_autoptr(GError) err = NULL;
+    const char *who = NULL;
+    app->checking = TRUE;
+    if (!qubes_props_check_all(&app->props, &err))
+        who = "the system";
+    for (guint i = 0; !err && i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        if (!qubes_props_check_all(&d->props, &err))
+            who = d->name;
+    }
+    app->checking = FALSE;
+    if (err) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "This change would leave a value of %s invalid: %s", who,
+                    err->message);
+        ok = FALSE;
+    }
+    if (ok && !qubes_net_check_loops(app, error))
+        ok = FALSE;
+    for (guint i = 0; ok && i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        QubesDomain *n = qubes_domain_get_netvm(d);
+        if (n && !qubes_domain_flag(n, "provides_network")) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                        "This change would leave %s with netvm %s, which "
+                        "does not provide network",
+                        d->name, n->name);
+            ok = FALSE;
+        }
+    }
+    return ok;
+}
+
+static gboolean check_hook(QubesPropHolder *holder, const char *name,
+                           GError **error)
+{
+    QubesApp *app = strcmp(holder->class_name, "Qubes") == 0
+                        ? holder->owner
+                        : ((QubesDomain *)holder->owner)->app;
+    if (app->loading)
+        return TRUE;
+    return qubes_app_check(app, error);
+}
+
+void qubes_app_watch_holder(QubesPropHolder *holder)
+{
+    holder->check = check_hook;
+}
+
+/* DVMTemplateMixin: template_for_dispvms cannot go off while a DispVM
+ * is based on the qube, nor while the qube is someone's default_dispvm
+ * or management_dispvm (a value that would then be invalid). */
+static gboolean on_dvm_template_off(QubesEvent *ev, gpointer data,
+                                    GError **error)
+{
+    QubesApp *app = data;
+    QubesDomain *self = qubes_domain_of_emitter(ev->subject);
+    const char *nv = qubes_event_get(ev, "newvalue");
+    if (nv && strcmp(nv, "True") == 0)
+        return TRUE;
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        if (strcmp(d->klass->name, "DispVM") == 0 &&
+            qubes_domain_get_template(d) == self) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                        "Cannot change template_for_dispvms to False while "
+                        "there are some DispVMs based on this DVM template");
+            return FALSE;
+        }
+    }
+    static const char *const props[] = {"default_dispvm", "management_dispvm"};
+    for (guint k = 0; k < G_N_ELEMENTS(props); k++) {
+        for (guint i = 0; i <= app->domains->len; i++) {
+            QubesPropHolder *h =
+                i < app->domains->len
+                    ? &((QubesDomain *)app->domains->pdata[i])->props
+                    : &app->props;
+            const char *v = g_hash_table_lookup(h->values, props[k]);
+            if (g_strcmp0(v, self->name) != 0)
+                continue;
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                        "Cannot change template_for_dispvms to False while "
+                        "this qube is %s of %s",
+                        props[k],
+                        i < app->domains->len
+                            ? ((QubesDomain *)app->domains->pdata[i])->name
+                            : "the system");
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+static void register_handlers(QubesApp *app)
+{
+    static const char *const dvm_classes[] = {"AppVM", "StandaloneVM"};
+    for (guint i = 0; i < G_N_ELEMENTS(dvm_classes); i++) {
+        qubes_event_add_class_handler(app->registry, dvm_classes[i],
+                                      "property-pre-set:template_for_dispvms",
+                                      on_dvm_template_off, QUBES_HANDLER_BOUND,
+                                      app, NULL);
+        qubes_event_add_class_handler(app->registry, dvm_classes[i],
+                                      "property-pre-reset:template_for_dispvms",
+                                      on_dvm_template_off, QUBES_HANDLER_BOUND,
+                                      app, NULL);
+    }
+    qubes_net_register_handlers(app);
+}
+
+/* ---- load ----
+ *
+ * A qubes.xml that holds an inconsistency (written by hand, by another
+ * version, or by a bug of ours) must not lock its user out of every
+ * qube. Whatever cannot be interpreted is logged with the qube and
+ * property it concerns and left out of the model: a property value is
+ * dropped (its default applies, and the next save forgets it), and a
+ * whole element (a pool, a domain, a volume) is kept verbatim and written
+ * back, so that nothing of it is lost and a newer version or a person can
+ * repair it. The file is refused as a whole only when it is not qubes.xml
+ * at all (qubesxml.c: syntax, structure). */
 
 static gboolean parse_qid(const QxDomain *x, guint *qid, GError **error)
 {
@@ -619,107 +783,179 @@ static gboolean parse_qid(const QxDomain *x, guint *qid, GError **error)
     return TRUE;
 }
 
-static gboolean load_domain(QubesApp *app, const QxDomain *x, GError **error)
+/* Logs why @x (or the app) cannot be loaded and keeps it verbatim. */
+static void lose_domain(QubesApp *app, const QxDomain *x, const char *why)
 {
+    g_warning("%s: domain %s (class %s) cannot be loaded and is kept as it "
+              "is in the file: %s",
+              app->xml_path, x->id ? x->id : "(no id)", x->klass, why);
+    g_ptr_array_add(app->lost_domains, qx_domain_copy(x));
+}
+
+/* Stage 2: a domain with its own properties, features and tags; NULL
+ * when it cannot be loaded (then kept verbatim). */
+static QubesDomain *load_domain(QubesApp *app, const QxDomain *x)
+{
+    g_autoptr(GError) err = NULL;
     const QubesDomainClass *klass = qubes_domain_class_lookup(x->klass);
     if (!klass) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "domain %s: unknown class %s", x->id ? x->id : "",
-                    x->klass);
-        return FALSE;
+        lose_domain(app, x, "unknown class");
+        return NULL;
     }
     guint qid;
-    if (!parse_qid(x, &qid, error))
-        return FALSE;
+    if (!parse_qid(x, &qid, &err)) {
+        lose_domain(app, x, err->message);
+        return NULL;
+    }
+    gboolean admin = strcmp(klass->name, "AdminVM") == 0;
     const QxProperty *np = qx_properties_get(x->properties, "name");
-    const char *name = np && np->value                       ? np->value
-                       : strcmp(klass->name, "AdminVM") == 0 ? "dom0"
-                                                             : NULL;
-    if (!name || !qubes_validate_vm_name(name, NULL) ||
-        (strcmp(klass->name, "AdminVM") == 0) != (qid == 0)) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "domain %s: missing or invalid name, or qid 0 not an "
-                    "AdminVM",
-                    x->id ? x->id : "");
-        return FALSE;
+    const char *name = np && np->value ? np->value : admin ? "dom0" : NULL;
+    if (!name || !qubes_validate_vm_name(name, NULL) || admin != (qid == 0)) {
+        lose_domain(app, x, "missing or invalid name, or qid 0 not an AdminVM");
+        return NULL;
     }
     if (g_hash_table_contains(app->by_name, name) ||
         qubes_app_get_domain_by_qid(app, qid)) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "domain %s: duplicate name or qid", name);
-        return FALSE;
+        lose_domain(app, x, "a domain of the same name or qid comes first");
+        return NULL;
     }
     QubesDomain *dom = qubes_domain_new_internal(app, klass, qid, name);
     insert_domain(app, dom);
-    if (!qubes_props_load(&dom->props, x->properties, 2, error)) {
-        g_prefix_error(error, "domain %s: ", name);
-        return FALSE;
-    }
+    g_autofree char *who =
+        g_strdup_printf("%s: domain %s", app->xml_path, name);
+    qubes_props_load(&dom->props, x->properties, 2, TRUE, who, NULL);
     g_ptr_array_extend(dom->features, x->features, qx_copy_string, NULL);
     for (guint i = 0; i < x->tags->len; i++) {
         if (!qubes_tag_is_valid(x->tags->pdata[i])) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                        "domain %s: invalid tag", name);
-            return FALSE;
+            g_warning("%s: tag '%s' left out: invalid character in tag", who,
+                      (char *)x->tags->pdata[i]);
+            continue;
         }
         g_hash_table_add(dom->tags, g_strdup(x->tags->pdata[i]));
     }
     g_ptr_array_extend(dom->extra, x->extra, qx_copy_string, NULL);
-    return TRUE;
+    return dom;
 }
 
-static gboolean load_model(QubesApp *app, const QubesXml *xml, GError **error)
+/* The reference's load fix-ups (app.py _migrate_global_properties, the
+ * netvm loop breaking of mix/net.py on domain-load), with a log line for
+ * each: a default_dispvm or management_dispvm that is not a disposable
+ * template is cleared, and a qube whose netvm leads back to itself (or
+ * to a qube that provides no network) is disconnected. */
+static void repair_loaded(QubesApp *app)
+{
+    static const char *const dvm_props[] = {"default_dispvm",
+                                            "management_dispvm"};
+    for (guint k = 0; k < G_N_ELEMENTS(dvm_props); k++) {
+        for (guint i = 0; i <= app->domains->len; i++) {
+            QubesPropHolder *h =
+                i < app->domains->len
+                    ? &((QubesDomain *)app->domains->pdata[i])->props
+                    : &app->props;
+            const char *v = g_hash_table_lookup(h->values, dvm_props[k]);
+            QubesDomain *d =
+                v && *v ? g_hash_table_lookup(app->by_name, v) : NULL;
+            if (!v || !*v || (d && qubes_domain_is_dvm_template(d)))
+                continue;
+            g_warning("%s: %s's %s '%s' is not a disposable template; "
+                      "cleared",
+                      app->xml_path,
+                      i < app->domains->len
+                          ? ((QubesDomain *)app->domains->pdata[i])->name
+                          : "the system",
+                      dvm_props[k], v);
+            g_hash_table_replace(h->values, g_strdup(dvm_props[k]),
+                                 g_strdup(""));
+        }
+    }
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        QubesDomain *n = qubes_domain_get_netvm(d);
+        g_autoptr(GError) err = NULL;
+        if (!n || qubes_net_check_netvm(d, n, &err))
+            continue;
+        g_warning("%s: domain %s: netvm %s: %s; disconnected (netvm set to "
+                  "none)",
+                  app->xml_path, d->name, n->name, err->message);
+        g_hash_table_replace(d->props.values, g_strdup("netvm"), g_strdup(""));
+    }
+}
+
+static void load_model(QubesApp *app, const QubesXml *xml)
 {
     for (guint i = 0; i < xml->labels->len; i++) {
         const QxLabel *l = xml->labels->pdata[i];
         g_ptr_array_add(app->labels, qx_label_new(l->index, l->color, l->name));
     }
     for (guint i = 0; i < xml->pools->len; i++) {
-        QubesPool *p = pool_from_attrs(xml->pools->pdata[i], error);
-        if (!p)
-            return FALSE;
+        g_autoptr(GError) err = NULL;
+        const QxAttrs *a = xml->pools->pdata[i];
+        const char *name = qx_attrs_get(a, "name");
+        QubesPool *p = NULL;
+        if (name && qubes_app_get_pool(app, name, NULL))
+            g_set_error(&err, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "a pool of the same name comes first");
+        else
+            p = pool_from_attrs(a, &err);
+        if (!p) {
+            g_warning("%s: pool %s cannot be loaded and is kept as it is in "
+                      "the file: %s",
+                      app->xml_path, name ? name : "(no name)", err->message);
+            g_ptr_array_add(app->lost_pools, qx_copy_attrs(a, NULL));
+            continue;
+        }
         g_ptr_array_add(app->pools, p);
     }
     /* Stage 2: the domains with their own properties. */
+    g_autoptr(GPtrArray) loaded = g_ptr_array_new();
     for (guint i = 0; i < xml->domains->len; i++) {
-        if (!load_domain(app, xml->domains->pdata[i], error))
-            return FALSE;
+        const QxDomain *x = xml->domains->pdata[i];
+        QubesDomain *dom = load_domain(app, x);
+        if (dom) {
+            g_ptr_array_add(loaded, dom);
+            g_ptr_array_add(loaded, (gpointer)x);
+        }
+    }
+    if (!qubes_app_get_domain_by_qid(app, 0)) {
+        /* As the reference: the AdminVM is always there. */
+        g_warning("%s: no AdminVM (qid 0); adding dom0", app->xml_path);
+        QubesDomain *dom0 = qubes_domain_new_internal(
+            app, qubes_domain_class_lookup("AdminVM"), 0, "dom0");
+        insert_domain(app, dom0);
+        g_hash_table_insert(dom0->props.values, g_strdup("label"),
+                            g_strdup("black"));
     }
     /* Stage 3: global properties (they may name domains). */
-    if (!qubes_props_load(&app->props, xml->properties, 0, error)) {
-        g_prefix_error(error, "global properties: ");
-        return FALSE;
-    }
+    g_autofree char *who = g_strdup_printf("%s: global", app->xml_path);
+    qubes_props_load(&app->props, xml->properties, 0, TRUE, who, NULL);
     /* Stage 4: the domains' references to each other, then volumes
      * (the kernel volume follows the kernel property). */
-    for (guint i = 0; i < xml->domains->len; i++) {
-        const QxDomain *x = xml->domains->pdata[i];
-        guint qid;
-        parse_qid(x, &qid, NULL);
-        QubesDomain *dom = qubes_app_get_domain_by_qid(app, qid);
-        if (!qubes_props_load(&dom->props, x->properties, 4, error)) {
-            g_prefix_error(error, "domain %s: ", dom->name);
-            return FALSE;
-        }
+    for (guint i = 0; i < loaded->len; i += 2) {
+        QubesDomain *dom = loaded->pdata[i];
+        const QxDomain *x = loaded->pdata[i + 1];
+        g_autofree char *dwho =
+            g_strdup_printf("%s: domain %s", app->xml_path, dom->name);
+        qubes_props_load(&dom->props, x->properties, 4, TRUE, dwho, NULL);
     }
-    for (guint i = 0; i < xml->domains->len; i++) {
-        const QxDomain *x = xml->domains->pdata[i];
-        guint qid;
-        parse_qid(x, &qid, NULL);
-        QubesDomain *dom = qubes_app_get_domain_by_qid(app, qid);
-        if (dom->klass->has_template && !qubes_domain_get_template(dom)) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                        "domain %s: %s without a template", dom->name,
-                        dom->klass->name);
-            return FALSE;
-        }
+    repair_loaded(app);
+    for (guint i = 0; i < loaded->len; i += 2) {
+        QubesDomain *dom = loaded->pdata[i];
+        const QxDomain *x = loaded->pdata[i + 1];
+        if (dom->klass->has_template && !qubes_domain_get_template(dom))
+            g_warning("%s: domain %s: %s without a template", app->xml_path,
+                      dom->name, dom->klass->name);
         for (guint j = 0; j < x->volumes->len; j++) {
-            if (!qubes_domain_load_volume_internal(dom, x->volumes->pdata[j],
-                                                   error))
-                return FALSE;
+            g_autoptr(GError) err = NULL;
+            if (qubes_domain_load_volume_internal(dom, x->volumes->pdata[j],
+                                                  &err))
+                continue;
+            g_warning("%s: domain %s: a volume cannot be loaded and is kept "
+                      "as it is in the file: %s",
+                      app->xml_path, dom->name, err->message);
+            g_ptr_array_add(dom->lost_volumes,
+                            qx_copy_attrs(x->volumes->pdata[j], NULL));
         }
     }
-    return TRUE;
 }
 
 static void read_host_memory(QubesApp *app)
@@ -741,13 +977,19 @@ static QubesApp *app_new(const char *base_dir, const char *xml_path)
     app->registry = qubes_event_registry_new();
     qubes_emitter_init(&app->emitter, app->registry, app_chain, "");
     qubes_props_init(&app->props, &app->emitter, "Qubes", app_tables, app);
+    qubes_app_watch_holder(&app->props);
     app->labels = g_ptr_array_new_with_free_func((GDestroyNotify)qx_label_free);
     app->pools =
         g_ptr_array_new_with_free_func((GDestroyNotify)qubes_pool_free);
     app->domains =
         g_ptr_array_new_with_free_func((GDestroyNotify)qubes_domain_unref);
     app->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+    app->lost_pools =
+        g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
+    app->lost_domains =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qx_domain_free);
     read_host_memory(app);
+    register_handlers(app);
     return app;
 }
 
@@ -802,10 +1044,7 @@ QubesApp *qubes_app_open(const char *base_dir, const char *xml_path,
             return NULL;
     }
     app->loading = TRUE;
-    if (!load_model(app, xml, error)) {
-        g_prefix_error(error, "%s: ", app->xml_path);
-        return NULL;
-    }
+    load_model(app, xml);
     if (fresh) {
         for (guint i = 0; i < app->pools->len; i++) {
             if (!qubes_pool_setup(app->pools->pdata[i], error))
@@ -830,6 +1069,8 @@ void qubes_app_free(QubesApp *app)
     g_ptr_array_unref(app->domains);
     g_ptr_array_unref(app->pools);
     g_ptr_array_unref(app->labels);
+    g_ptr_array_unref(app->lost_pools);
+    g_ptr_array_unref(app->lost_domains);
     qubes_props_clear(&app->props);
     qubes_emitter_clear(&app->emitter);
     qubes_event_registry_free(app->registry);
@@ -861,6 +1102,7 @@ QubesXml *qubes_app_to_xml(QubesApp *app)
         g_list_free(keys);
         g_ptr_array_add(x->pools, a);
     }
+    g_ptr_array_extend(x->pools, app->lost_pools, qx_copy_attrs, NULL);
     g_ptr_array_unref(x->properties);
     x->properties = qubes_props_save(&app->props);
     for (guint i = 0; i < app->domains->len; i++) {
@@ -874,9 +1116,13 @@ QubesXml *qubes_app_to_xml(QubesApp *app)
         g_ptr_array_extend(xd->tags, tags, qx_copy_string, NULL);
         for (guint j = 0; j < d->volumes->len; j++)
             g_ptr_array_add(xd->volumes, qubes_domain_volume_attrs(d, j));
+        g_ptr_array_extend(xd->volumes, d->lost_volumes, qx_copy_attrs, NULL);
         g_ptr_array_extend(xd->extra, d->extra, qx_copy_string, NULL);
         g_ptr_array_add(x->domains, xd);
     }
+    for (guint i = 0; i < app->lost_domains->len; i++)
+        g_ptr_array_add(x->domains,
+                        qx_domain_copy(app->lost_domains->pdata[i]));
     return x;
 }
 

@@ -67,13 +67,14 @@ struct _QubesDomain {
     QubesPropHolder props;
     guint qid;
     char *name;
-    GPtrArray *features;   /* char*: name, value, ... in insertion order */
-    GHashTable *tags;      /* set of char* */
-    GPtrArray *volumes;    /* QubesDomainVolume*, in qubes.xml order */
-    GPtrArray *extra;      /* verbatim XML of <devices> and the like */
-    QubesPowerState power; /* no VM runtime yet: dom0 runs, others halt */
-    gint64 start_time;     /* seconds since the epoch; 0 when halted */
-    gboolean removed;      /* taken out of the app, freed when unused */
+    GPtrArray *features;     /* char*: name, value, ... in insertion order */
+    GHashTable *tags;        /* set of char* */
+    GPtrArray *volumes;      /* QubesDomainVolume*, in qubes.xml order */
+    GPtrArray *lost_volumes; /* QxAttrs of volumes that could not load */
+    GPtrArray *extra;        /* verbatim XML of <devices> and the like */
+    QubesPowerState power;   /* no VM runtime yet: dom0 runs, others halt */
+    gint64 start_time;       /* seconds since the epoch; 0 when halted */
+    gboolean removed;        /* taken out of the app, freed when unused */
     gint refcount;
 };
 
@@ -88,7 +89,13 @@ struct _QubesApp {
     GPtrArray *domains;  /* QubesDomain*, by qid */
     GHashTable *by_name; /* name -> QubesDomain* */
     guint64 host_memory; /* KiB, from /proc/meminfo */
+    /* What qubes.xml held that could not be loaded (a pool whose driver
+     * we lack, a domain of an unknown class, ...): kept verbatim and
+     * written back, so that serving the rest loses nothing. */
+    GPtrArray *lost_pools;   /* QxAttrs */
+    GPtrArray *lost_domains; /* QxDomain */
     gboolean loading;
+    gboolean checking; /* qubes_app_check() re-runs every setter */
 };
 
 /* ---- the app ---- */
@@ -100,6 +107,14 @@ QubesApp *qubes_app_open(const char *base_dir, const char *xml_path,
                          GError **error);
 void qubes_app_free(QubesApp *app);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QubesApp, qubes_app_free)
+
+/* The model's invariant (app.c): every explicitly set value passes its
+ * setter, and the network, defaults followed, has no loop and every
+ * netvm provides network. Runs after each property change; a failure
+ * undoes the change. */
+gboolean qubes_app_check(QubesApp *app, GError **error);
+/* Makes @holder's changes subject to qubes_app_check(). */
+void qubes_app_watch_holder(QubesPropHolder *holder);
 
 /* Writes the model to qubes.xml, atomically and durably (qubesxml.h). */
 gboolean qubes_app_save(QubesApp *app, GError **error);
@@ -144,6 +159,15 @@ char *qubes_app_setter_kernel(QubesApp *app, QubesPropHolder *holder,
 QubesDomain *qubes_prop_vm(QubesApp *app, QubesPropHolder *holder,
                            const QubesPropDef *def, const char *value,
                            GError **error);
+/* Whether the qube is a disposable template (template_for_dispvms). */
+gboolean qubes_domain_is_dvm_template(QubesDomain *d);
+/* A boolean property of @d is "True". */
+gboolean qubes_domain_flag(QubesDomain *d, const char *prop);
+/* The setter of default_dispvm and management_dispvm: none, or a
+ * disposable template. */
+char *qubes_setter_disposable_template(QubesApp *app, QubesPropHolder *holder,
+                                       const QubesPropDef *def,
+                                       const char *value, GError **error);
 /* Refuses, as a value of @def, a qube that does not provide network. */
 gboolean qubes_prop_vm_provides_network(QubesPropHolder *holder,
                                         const QubesPropDef *def,
@@ -153,9 +177,6 @@ gboolean qubes_prop_vm_provides_network(QubesPropHolder *holder,
 QubesDomain *qubes_app_get_domain(QubesApp *app, const char *name,
                                   GError **error);
 QubesDomain *qubes_app_get_domain_by_qid(QubesApp *app, guint qid);
-
-/* Checks a VM name as qubes.vm.validate_name does (QubesValueError). */
-gboolean qubes_validate_vm_name(const char *untrusted_name, GError **error);
 
 /* Adds a new domain of @klass named @name with @label, and for a
  * template-based class @template (NULL: the default), with volumes
@@ -177,6 +198,32 @@ void qubes_domain_unref(QubesDomain *dom);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QubesDomain, qubes_domain_unref)
 
 /* ---- one domain ---- */
+
+/* The domain whose emitter @emitter is (class handlers on domain
+ * classes get it as the event's subject). */
+QubesDomain *qubes_domain_of_emitter(QubesEmitter *emitter);
+
+/* ---- network (net.c) ---- */
+
+/* The netvm the domain uses, its default followed (NULL: none). */
+QubesDomain *qubes_domain_get_netvm(QubesDomain *dom);
+/* Whether it has a netvm or provides network itself. */
+gboolean qubes_domain_is_networked(QubesDomain *dom);
+/* The domains whose netvm (default followed) is @netvm (new array). */
+GPtrArray *qubes_domain_connected_vms(QubesDomain *netvm);
+/* Whether @dom using @netvm would close a loop of netvm links. */
+gboolean qubes_net_would_loop(QubesDomain *dom, QubesDomain *netvm);
+/* The netvm setter's checks for @self using @net (NULL: none): provides
+ * network, no loop (QubesValueError in the reference's words). */
+gboolean qubes_net_check_netvm(QubesDomain *self, QubesDomain *net,
+                               GError **error);
+/* QubesValueError when any domain reaches itself through netvm links. */
+gboolean qubes_net_check_loops(QubesApp *app, GError **error);
+void qubes_net_register_handlers(QubesApp *app);
+/* The network properties of every QubesVM class, and a TemplateVM's
+ * netvm (which hides the other). */
+extern const QubesPropDef qubes_net_props[];
+extern const QubesPropDef qubes_template_net_props[];
 
 gboolean qubes_domain_is_halted(QubesDomain *dom);
 const char *qubes_domain_power_state(QubesDomain *dom); /* "Halted", ... */

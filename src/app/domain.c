@@ -165,29 +165,6 @@ static char *default_icon(QubesPropHolder *h, const QubesPropDef *def)
     return g_strdup_printf("%s-%s", kind, label ? label : "black");
 }
 
-static char *default_ip(QubesPropHolder *h, const QubesPropDef *def)
-{
-    QubesDomain *dom = owner_dom(h);
-    g_autofree char *netvm = get_prop(h, "netvm");
-    if (!netvm || !*netvm)
-        return NULL;
-    return g_strdup_printf("10.137.%u.%u", (dom->qid >> 8) & 0xff,
-                           dom->qid & 0xff);
-}
-
-static char *default_mac(QubesPropHolder *h, const QubesPropDef *def)
-{
-    return g_strdup_printf("00:16:3e:5e:6c:%02x", owner_dom(h)->qid & 0xff);
-}
-
-static char *default_netvm(QubesPropHolder *h, const QubesPropDef *def)
-{
-    g_autofree char *provides = get_prop(h, "provides_network");
-    if (g_strcmp0(provides, "True") == 0)
-        return g_strdup("");
-    return default_app(h, def);
-}
-
 /* ---- setters ---- */
 
 static char *setter_name(QubesPropHolder *h, const QubesPropDef *def,
@@ -300,41 +277,55 @@ static char *setter_kbd_layout(QubesPropHolder *h, const QubesPropDef *def,
     return g_strdup(value);
 }
 
-static char *setter_ip(QubesPropHolder *h, const QubesPropDef *def,
-                       const char *value, GError **error)
-{
-    g_autoptr(GInetAddress) a = g_inet_address_new_from_string(value);
-    if (!a || g_inet_address_get_family(a) != G_SOCKET_FAMILY_IPV4) {
-        qubes_prop_error(error, h, def, value, "not an IPv4 address");
-        return NULL;
-    }
-    return g_inet_address_to_string(a);
-}
-
-static char *setter_mac(QubesPropHolder *h, const QubesPropDef *def,
-                        const char *value, GError **error)
-{
-    gboolean ok = strlen(value) == 17;
-    for (int i = 0; ok && i < 17; i++)
-        ok = (i % 3 == 2) ? value[i] == ':' : g_ascii_isxdigit(value[i]);
-    if (!ok) {
-        qubes_prop_error(error, h, def, value, "not a MAC address");
-        return NULL;
-    }
-    return g_ascii_strdown(value, -1);
-}
-
 QubesDomain *qubes_prop_vm(QubesApp *app, QubesPropHolder *h,
                            const QubesPropDef *def, const char *value,
                            GError **error)
 {
+    /* VMProperty.__set__: "" is None, refused where none is allowed. */
     if (!*value) {
-        qubes_prop_error(error, h, def, value, "a qube is required");
+        g_autofree char *why =
+            g_strdup_printf("Invalid value None for property '%s' of %s",
+                            def->name, h->class_name);
+        qubes_prop_error(error, h, def, value, why);
         return NULL;
     }
     if (!qubes_validate_vm_name(value, error))
         return NULL;
-    return qubes_app_get_domain(app, value, error);
+    QubesDomain *d = g_hash_table_lookup(app->by_name, value);
+    if (!d) {
+        g_autofree char *why = g_strdup_printf(
+            "Can't set %s to non-existing qube %s", def->name, value);
+        qubes_prop_error(error, h, def, value, why);
+    }
+    return d;
+}
+
+gboolean qubes_domain_is_dvm_template(QubesDomain *d)
+{
+    return qubes_props_def(&d->props, "template_for_dispvms", NULL) &&
+           !(qubes_props_def(&d->props, "template_for_dispvms", NULL)->flags &
+             QUBES_PROP_READ_ONLY) &&
+           qubes_domain_flag(d, "template_for_dispvms");
+}
+
+char *qubes_setter_disposable_template(QubesApp *app, QubesPropHolder *h,
+                                       const QubesPropDef *def,
+                                       const char *value, GError **error)
+{
+    if (!*value)
+        return g_strdup("");
+    QubesDomain *d = qubes_prop_vm(app, h, def, value, error);
+    if (!d)
+        return NULL;
+    if (!qubes_domain_is_dvm_template(d)) {
+        g_autofree char *why =
+            g_strdup_printf("%s must be a disposable template (a qube with "
+                            "template_for_dispvms=True); %s is not",
+                            def->name, value);
+        qubes_prop_error(error, h, def, value, why);
+        return NULL;
+    }
+    return g_strdup(value);
 }
 
 gboolean qubes_prop_vm_provides_network(QubesPropHolder *h,
@@ -353,10 +344,15 @@ static gboolean vm_is(QubesDomain *d, const char *klass)
     return strcmp(d->klass->name, klass) == 0;
 }
 
-static gboolean vm_flag(QubesDomain *d, const char *prop)
+gboolean qubes_domain_flag(QubesDomain *d, const char *prop)
 {
     g_autofree char *v = get_prop(&d->props, prop);
     return g_strcmp0(v, "True") == 0;
+}
+
+static gboolean vm_flag(QubesDomain *d, const char *prop)
+{
+    return qubes_domain_flag(d, prop);
 }
 
 static char *setter_template(QubesPropHolder *h, const QubesPropDef *def,
@@ -385,6 +381,13 @@ static char *setter_template(QubesPropHolder *h, const QubesPropDef *def,
     return g_strdup(value);
 }
 
+static char *setter_dvm(QubesPropHolder *h, const QubesPropDef *def,
+                        const char *value, GError **error)
+{
+    return qubes_setter_disposable_template(owner_dom(h)->app, h, def, value,
+                                            error);
+}
+
 static char *setter_vm_any(QubesPropHolder *h, const QubesPropDef *def,
                            const char *value, GError **error)
 {
@@ -393,32 +396,6 @@ static char *setter_vm_any(QubesPropHolder *h, const QubesPropDef *def,
         return g_strdup("");
     return qubes_prop_vm(self->app, h, def, value, error) ? g_strdup(value)
                                                           : NULL;
-}
-
-static char *setter_netvm(QubesPropHolder *h, const QubesPropDef *def,
-                          const char *value, GError **error)
-{
-    QubesDomain *self = owner_dom(h);
-    if (!*value)
-        return g_strdup("");
-    QubesDomain *net = qubes_prop_vm(self->app, h, def, value, error);
-    if (!net)
-        return NULL;
-    if (!qubes_prop_vm_provides_network(h, def, net, error))
-        return NULL;
-    /* Follow the chain from the new netvm: reaching ourselves is a loop. */
-    QubesDomain *cur = net;
-    for (guint hops = 0; cur && hops <= self->app->domains->len; hops++) {
-        if (cur == self) {
-            qubes_prop_error(error, h, def, value,
-                             "Loops in network are unsupported");
-            return NULL;
-        }
-        g_autofree char *next = get_prop(&cur->props, "netvm");
-        cur = (next && *next) ? g_hash_table_lookup(self->app->by_name, next)
-                              : NULL;
-    }
-    return g_strdup(value);
 }
 
 /* ---- the tables ---- */
@@ -462,7 +439,7 @@ static const QubesPropDef base_props[] = {
      .load_stage = 4,
      .default_value = "default_dispvm",
      .default_func = default_app,
-     .setter = setter_vm_any,
+     .setter = setter_dvm,
      .doc = "Default VM to be used as Disposable VM for service calls."},
     {NULL},
 };
@@ -624,37 +601,13 @@ static const QubesPropDef qubesvm_props[] = {
      .load_stage = 4,
      .default_value = "management_dispvm",
      .default_func = default_template_or_app,
-     .setter = setter_vm_any,
+     .setter = setter_dvm,
      .doc = "Default DVM template for Disposable VM for managing this VM."},
     {.name = "updateable",
      .type = QUBES_PROP_BOOL,
      .flags = QUBES_PROP_READ_ONLY,
      .default_func = default_updateable,
      .doc = "True if this machine may be updated on its own."},
-    {.name = "netvm",
-     .type = QUBES_PROP_VM,
-     .load_stage = 4,
-     .default_value = "default_netvm",
-     .default_func = default_netvm,
-     .setter = setter_netvm,
-     .doc = "VM that provides network connection to this domain. When "
-            "empty, machine is disconnected. When absent, domain uses "
-            "default NetVM."},
-    {.name = "provides_network",
-     .type = QUBES_PROP_BOOL,
-     .default_value = "False",
-     .doc = "If this domain can act as network provider (formerly known as "
-            "NetVM or ProxyVM)"},
-    {.name = "ip",
-     .type = QUBES_PROP_STR,
-     .default_func = default_ip,
-     .setter = setter_ip,
-     .doc = "IP address of this domain."},
-    {.name = "mac",
-     .type = QUBES_PROP_STR,
-     .default_func = default_mac,
-     .setter = setter_mac,
-     .doc = "MAC address of the NIC emulated inside VM"},
     {NULL},
 };
 
@@ -704,14 +657,15 @@ static const char *const dispvm_chain[] = {"DispVM", "QubesVM", "BaseVM", NULL};
 
 static const QubesPropDef *const adminvm_tables[] = {adminvm_props, base_props,
                                                      NULL};
-static const QubesPropDef *const templatevm_tables[] = {qubesvm_props,
-                                                        base_props, NULL};
+static const QubesPropDef *const templatevm_tables[] = {
+    qubes_template_net_props, qubes_net_props, qubesvm_props, base_props, NULL};
 static const QubesPropDef *const appvm_tables[] = {
-    appvm_props, dvm_template_props, qubesvm_props, base_props, NULL};
+    appvm_props,   dvm_template_props, qubes_net_props,
+    qubesvm_props, base_props,         NULL};
 static const QubesPropDef *const standalone_tables[] = {
-    dvm_template_props, qubesvm_props, base_props, NULL};
-static const QubesPropDef *const dispvm_tables[] = {dispvm_props, qubesvm_props,
-                                                    base_props, NULL};
+    dvm_template_props, qubes_net_props, qubesvm_props, base_props, NULL};
+static const QubesPropDef *const dispvm_tables[] = {
+    dispvm_props, qubes_net_props, qubesvm_props, base_props, NULL};
 
 static const QubesDomainClass class_adminvm = {"AdminVM", adminvm_chain,
                                                adminvm_tables, NULL, FALSE};
@@ -744,33 +698,6 @@ const QubesDomainClass *qubes_domain_class_lookup(const char *name)
 }
 
 /* ---- names ---- */
-
-gboolean qubes_validate_vm_name(const char *untrusted_name, GError **error)
-{
-    size_t len = strlen(untrusted_name);
-    const char *why = NULL;
-    if (len > 31)
-        why = "VM name must be shorter than 32 characters";
-    else if (!g_ascii_isalpha(untrusted_name[0]))
-        why = "VM name contains illegal characters";
-    for (size_t i = 0; !why && i < len; i++) {
-        char c = untrusted_name[i];
-        if (!g_ascii_isalnum(c) && c != '_' && c != '-')
-            why = "VM name contains illegal characters";
-    }
-    if (!why && strcmp(untrusted_name, "Domain-0") == 0)
-        why = "VM name cannot be 'Domain-0'";
-    if (!why && (strcmp(untrusted_name, "none") == 0 ||
-                 strcmp(untrusted_name, "default") == 0))
-        why = "VM name cannot be 'none' nor 'default'";
-    if (!why && g_str_has_suffix(untrusted_name, "-dm"))
-        why = "VM name cannot end with -dm";
-    if (why) {
-        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE, why);
-        return FALSE;
-    }
-    return TRUE;
-}
 
 gboolean qubes_tag_is_valid(const char *untrusted_tag)
 {
@@ -811,6 +738,12 @@ char *qubes_domain_dir_path(QubesDomain *dom)
                             dom->name, NULL);
 }
 
+QubesDomain *qubes_domain_of_emitter(QubesEmitter *emitter)
+{
+    return (QubesDomain *)((char *)emitter -
+                           G_STRUCT_OFFSET(QubesDomain, emitter));
+}
+
 QubesDomain *qubes_domain_ref(QubesDomain *dom)
 {
     g_atomic_int_inc(&dom->refcount);
@@ -828,6 +761,7 @@ void qubes_domain_unref(QubesDomain *dom)
     g_hash_table_unref(dom->tags);
     g_ptr_array_unref(dom->volumes);
     g_ptr_array_unref(dom->extra);
+    g_ptr_array_unref(dom->lost_volumes);
     g_free(dom);
 }
 
@@ -850,11 +784,14 @@ QubesDomain *qubes_domain_new_internal(QubesApp *app,
                        (const char *const *)klass->chain, name);
     qubes_props_init(&dom->props, &dom->emitter, klass->name, klass->props,
                      dom);
+    qubes_app_watch_holder(&dom->props);
     dom->features = g_ptr_array_new_with_free_func(g_free);
     dom->tags = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     dom->volumes =
         g_ptr_array_new_with_free_func((GDestroyNotify)domain_volume_free);
     dom->extra = g_ptr_array_new_with_free_func(g_free);
+    dom->lost_volumes =
+        g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
     dom->power = qid == 0 ? QUBES_POWER_RUNNING : QUBES_POWER_HALTED;
     return dom;
 }
@@ -947,16 +884,19 @@ const char *qubes_domain_feature_check(QubesDomain *dom, const char *name,
         }
     }
     if (netvm) {
-        g_autofree char *net = get_prop(&dom->props, "netvm");
-        QubesDomain *n =
-            net && *net ? g_hash_table_lookup(dom->app->by_name, net) : NULL;
-        if (n &&
-            (v = qubes_domain_feature_check(n, name, FALSE, TRUE, FALSE, NULL)))
-            return v;
+        /* Along the netvm chain, bounded: a loop (which the app refuses,
+         * but a hand-written qubes.xml may hold until it is repaired)
+         * cannot trap it. */
+        QubesDomain *cur = qubes_domain_get_netvm(dom);
+        for (guint hops = 0; cur && hops < dom->app->domains->len; hops++) {
+            if ((v = qubes_domain_feature_get(cur, name)))
+                return v;
+            cur = qubes_domain_get_netvm(cur);
+        }
     }
     if (adminvm) {
         QubesDomain *dom0 = qubes_app_get_domain_by_qid(dom->app, 0);
-        if (dom0 && (v = qubes_domain_feature_get(dom0, name)))
+        if (dom0 && dom0 != dom && (v = qubes_domain_feature_get(dom0, name)))
             return v;
     }
     g_set_error(error, QUBES_ERROR, QUBES_ERROR_FEATURE_NOT_FOUND,

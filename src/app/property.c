@@ -119,22 +119,43 @@ gboolean qubes_props_get(QubesPropHolder *holder, const char *name,
     return TRUE;
 }
 
-static gboolean value_error(GError **error, QubesPropHolder *holder,
-                            const QubesPropDef *def, const char *why)
+char *qubes_py_repr(const char *s)
 {
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
-                "Invalid value for property %s of %s: %s", def->name,
-                holder->class_name, why);
-    return FALSE;
+    /* repr() quotes with ' unless the text holds ' and no ". */
+    char q = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+    GString *out = g_string_new(NULL);
+    g_string_append_c(out, q);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\\' || *p == (unsigned char)q)
+            g_string_append_printf(out, "\\%c", *p);
+        else if (*p == '\n')
+            g_string_append(out, "\\n");
+        else if (*p == '\r')
+            g_string_append(out, "\\r");
+        else if (*p == '\t')
+            g_string_append(out, "\\t");
+        else if (*p < 0x20 || *p >= 0x7f)
+            g_string_append_printf(out, "\\x%02x", *p);
+        else
+            g_string_append_c(out, (char)*p);
+    }
+    g_string_append_c(out, q);
+    return g_string_free(out, FALSE);
 }
 
 gboolean qubes_prop_error(GError **error, QubesPropHolder *holder,
                           const QubesPropDef *def, const char *value,
                           const char *why)
 {
+    if (why) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
+                            why);
+        return FALSE;
+    }
+    g_autofree char *r = qubes_py_repr(value);
     g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
-                "Invalid value '%s' for property '%s' of %s: %s", value,
-                def->name, holder->class_name, why);
+                "Invalid value %s for property '%s' of %s", r, def->name,
+                holder->class_name);
     return FALSE;
 }
 
@@ -165,26 +186,64 @@ char *qubes_prop_setter_non_negative(QubesPropHolder *holder,
     return at_least(holder, def, value, 0, error);
 }
 
+/* QubesValueError with the reference's message (often none at all). */
+static char *bad_value(GError **error, const char *msg)
+{
+    g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE, msg ? msg : "");
+    return NULL;
+}
+
+static gboolean py_space(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+/* Python's int() of a string: blanks around, a sign, digits with single
+ * underscores between them. The decimal form (new), or NULL. */
+static char *py_int(const char *s)
+{
+    while (py_space(*s))
+        s++;
+    gboolean neg = *s == '-';
+    if (*s == '-' || *s == '+')
+        s++;
+    guint64 v = 0;
+    gboolean digit = FALSE;
+    for (; *s && !py_space(*s); s++) {
+        if (*s == '_' && digit && g_ascii_isdigit(s[1]))
+            continue;
+        if (!g_ascii_isdigit(*s))
+            return NULL;
+        digit = TRUE;
+        if (v > (G_MAXUINT64 - 9) / 10)
+            return NULL; /* we hold 64 bits; the reference any size */
+        v = v * 10 + (guint64)(*s - '0');
+    }
+    while (py_space(*s))
+        s++;
+    if (!digit || *s || v > (guint64)G_MAXINT64 + neg)
+        return NULL;
+    if (neg)
+        return g_strdup_printf("-%" G_GUINT64_FORMAT, v);
+    return g_strdup_printf("%" G_GUINT64_FORMAT, v);
+}
+
 /* The coarse check every value passes before its setter (the reference's
- * property.sanitize), giving the canonical form of ints and booleans. */
+ * property.sanitize and VMProperty.sanitize), giving the canonical form
+ * of ints and booleans. */
 static char *sanitize(QubesPropHolder *holder, const QubesPropDef *def,
                       const char *untrusted, GError **error)
 {
     for (const char *p = untrusted; *p; p++) {
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) {
-            value_error(error, holder, def,
-                        "invalid characters in property value");
-            return NULL;
-        }
+        if ((unsigned char)*p >= 0x80)
+            return bad_value(error, NULL); /* not ASCII */
     }
-    if (def->type == QUBES_PROP_INT) {
-        gint64 v;
-        if (!qubes_parse_number(untrusted, TRUE, def->name,
-                                QUBES_ERROR_PROPERTY_VALUE, &v, error))
-            return NULL;
-        return g_strdup_printf("%" G_GINT64_FORMAT, v);
+    switch (def->type) {
+    case QUBES_PROP_INT: {
+        char *v = py_int(untrusted);
+        return v ? v : bad_value(error, NULL);
     }
-    if (def->type == QUBES_PROP_BOOL) {
+    case QUBES_PROP_BOOL: {
         static const char *const yes[] = {"1", "yes", "true", "on"};
         static const char *const no[] = {"0", "no", "false", "off"};
         for (size_t i = 0; i < G_N_ELEMENTS(yes); i++) {
@@ -193,10 +252,42 @@ static char *sanitize(QubesPropHolder *holder, const QubesPropDef *def,
             if (g_ascii_strcasecmp(untrusted, no[i]) == 0)
                 return g_strdup("False");
         }
-        value_error(error, holder, def, "not a boolean");
-        return NULL;
+        g_autofree char *r = qubes_py_repr(untrusted);
+        g_autofree char *why =
+            g_strdup_printf("Invalid literal for boolean property: %s", r);
+        return bad_value(error, why);
     }
-    return g_strdup(untrusted);
+    case QUBES_PROP_VM: {
+        if (*untrusted && !qubes_validate_vm_name(untrusted, error))
+            return NULL;
+        return g_strdup(untrusted);
+    }
+    case QUBES_PROP_IP4:
+    case QUBES_PROP_IP6: {
+        GSocketFamily want = def->type == QUBES_PROP_IP4 ? G_SOCKET_FAMILY_IPV4
+                                                         : G_SOCKET_FAMILY_IPV6;
+        g_autoptr(GInetAddress) a = g_inet_address_new_from_string(untrusted);
+        if (!a || g_inet_address_get_family(a) != want ||
+            strchr(untrusted, '%'))
+            return bad_value(error, NULL);
+        return g_inet_address_to_string(a);
+    }
+    case QUBES_PROP_UUID:
+        if (!g_uuid_string_is_valid(untrusted))
+            return bad_value(error, NULL);
+        return g_ascii_strdown(untrusted, -1);
+    case QUBES_PROP_STR:
+    case QUBES_PROP_LABEL:
+    default:
+        /* string.printable */
+        for (const char *p = untrusted; *p; p++) {
+            if ((unsigned char)*p < 0x20 && !(*p >= '\t' && *p <= '\r'))
+                return bad_value(error, "Invalid characters in property value");
+            if ((unsigned char)*p == 0x7f)
+                return bad_value(error, "Invalid characters in property value");
+        }
+        return g_strdup(untrusted);
+    }
 }
 
 static gboolean fire(QubesPropHolder *holder, const char *prefix,
@@ -224,21 +315,41 @@ static gboolean fire(QubesPropHolder *holder, const char *prefix,
     return effects != NULL;
 }
 
-/* Refuses changing a read-only property, or a write-once one that is
- * set; @verb says which change ("set", "reset"). */
-static gboolean check_changeable(QubesPropHolder *holder,
-                                 const QubesPropDef *def, const char *verb,
-                                 GError **error)
+/* The reference's write-once rule: only while not set. (It raises a bare
+ * AttributeError, which its clients see as a dropped connection; we
+ * answer with the reason.) */
+static gboolean check_write_once(QubesPropHolder *holder,
+                                 const QubesPropDef *def, GError **error)
+{
+    if ((def->flags & QUBES_PROP_WRITE_ONCE) &&
+        !qubes_props_is_default(holder, def->name)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
+                    "property '%s' is write-once and already set", def->name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* property.forbidden, the setter of read-only (stateless) properties. */
+static gboolean check_settable(QubesPropHolder *holder, const QubesPropDef *def,
+                               GError **error)
 {
     if (def->flags & QUBES_PROP_READ_ONLY) {
-        g_autofree char *why = g_strdup_printf("it cannot be %s", verb);
-        return value_error(error, holder, def, why);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
+                    "property '%s' on %s instance cannot be set", def->name,
+                    holder->class_name);
+        return FALSE;
     }
-    if ((def->flags & QUBES_PROP_WRITE_ONCE) &&
-        !qubes_props_is_default(holder, def->name))
-        return value_error(error, holder, def,
-                           "it is write-once and already set");
     return TRUE;
+}
+
+/* Puts back the value @name had (@was; NULL: not set). */
+static void restore(QubesPropHolder *holder, const char *name, const char *was)
+{
+    if (was)
+        g_hash_table_replace(holder->values, g_strdup(name), g_strdup(was));
+    else
+        g_hash_table_remove(holder->values, name);
 }
 
 /* An untrusted value sanitised for its type, then through the setter
@@ -261,10 +372,13 @@ gboolean qubes_props_set(QubesPropHolder *holder, const char *name,
     const QubesPropDef *def = qubes_props_def(holder, name, error);
     if (!def)
         return FALSE;
-    if (!check_changeable(holder, def, "set", error))
+    /* The reference's order: sanitize (the API), write-once, setter. */
+    g_autofree char *sane = sanitize(holder, def, untrusted_value, error);
+    if (!sane || !check_write_once(holder, def, error) ||
+        !check_settable(holder, def, error))
         return FALSE;
     g_autofree char *value =
-        checked_value(holder, def, untrusted_value, TRUE, error);
+        def->setter ? def->setter(holder, def, sane, error) : g_strdup(sane);
     if (!value)
         return FALSE;
     g_autofree char *old = NULL;
@@ -272,7 +386,12 @@ gboolean qubes_props_set(QubesPropHolder *holder, const char *name,
         return FALSE;
     if (!fire(holder, "property-pre-set:", name, value, old, error))
         return FALSE;
+    g_autofree char *was = g_strdup(g_hash_table_lookup(holder->values, name));
     g_hash_table_replace(holder->values, g_strdup(name), g_strdup(value));
+    if (holder->check && !holder->check(holder, name, error)) {
+        restore(holder, name, was);
+        return FALSE;
+    }
     /* The change is made; a failing handler of the post-event is
      * reported but does not undo it (as in the reference). */
     return fire(holder, "property-set:", name, value, old, error);
@@ -284,7 +403,7 @@ gboolean qubes_props_reset(QubesPropHolder *holder, const char *name,
     const QubesPropDef *def = qubes_props_def(holder, name, error);
     if (!def)
         return FALSE;
-    if (!check_changeable(holder, def, "reset", error))
+    if (!check_write_once(holder, def, error))
         return FALSE;
     g_autofree char *old = NULL;
     if (!qubes_props_get(holder, name, &old, NULL, error))
@@ -292,33 +411,66 @@ gboolean qubes_props_reset(QubesPropHolder *holder, const char *name,
     if (!fire(holder, "property-pre-reset:", name, NULL, old, error) ||
         !fire(holder, "property-pre-del:", name, NULL, old, error))
         return FALSE;
+    g_autofree char *was = g_strdup(g_hash_table_lookup(holder->values, name));
     g_hash_table_remove(holder->values, name);
+    if (holder->check && !holder->check(holder, name, error)) {
+        restore(holder, name, was);
+        return FALSE;
+    }
     return fire(holder, "property-reset:", name, NULL, old, error) &&
            fire(holder, "property-del:", name, NULL, old, error);
 }
 
 gboolean qubes_props_load(QubesPropHolder *holder, const GPtrArray *props,
-                          int load_stage, GError **error)
+                          int load_stage, gboolean tolerant, const char *who,
+                          GError **error)
 {
     for (guint i = 0; i < props->len; i++) {
         const QxProperty *p = props->pdata[i];
         const QubesPropDef *def = qubes_props_def(holder, p->name, NULL);
+        g_autoptr(GError) err = NULL;
         if (!def) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+            g_set_error(&err, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                         "property %s not applicable to %s", p->name,
                         holder->class_name);
+        } else if (load_stage && stage(def) != load_stage) {
+            continue;
+        } else {
+            /* A read-only property's setter forbids setting, not
+             * loading. */
+            g_autofree char *value =
+                checked_value(holder, def, p->value ? p->value : "",
+                              !(def->flags & QUBES_PROP_READ_ONLY), &err);
+            if (value) {
+                g_hash_table_replace(holder->values, g_strdup(p->name),
+                                     g_steal_pointer(&value));
+                continue;
+            }
+        }
+        if (!tolerant) {
+            g_propagate_error(error, g_steal_pointer(&err));
             return FALSE;
         }
-        if (load_stage && stage(def) != load_stage)
+        g_autofree char *r = qubes_py_repr(p->value ? p->value : "");
+        g_warning("%s: property %s: value %s left out, the default applies: "
+                  "%s",
+                  who, p->name, r, err->message);
+    }
+    return TRUE;
+}
+
+gboolean qubes_props_check_all(QubesPropHolder *holder, GError **error)
+{
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, holder->values);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        const QubesPropDef *def = qubes_props_def(holder, k, NULL);
+        if (!def || !def->setter || (def->flags & QUBES_PROP_READ_ONLY))
             continue;
-        /* A read-only property's setter forbids setting, not loading. */
-        g_autofree char *value =
-            checked_value(holder, def, p->value ? p->value : "",
-                          !(def->flags & QUBES_PROP_READ_ONLY), error);
-        if (!value)
+        g_autofree char *ok = def->setter(holder, def, v, error);
+        if (!ok)
             return FALSE;
-        g_hash_table_replace(holder->values, g_strdup(p->name),
-                             g_steal_pointer(&value));
     }
     return TRUE;
 }

@@ -31,6 +31,9 @@ typedef enum {
     QUBES_PROP_BOOL,
     QUBES_PROP_VM,    /* a domain's name, "" for none */
     QUBES_PROP_LABEL, /* a label's name */
+    QUBES_PROP_IP4,   /* an IPv4 address (the API calls it "str") */
+    QUBES_PROP_IP6,   /* an IPv6 address, canonical form ("str") */
+    QUBES_PROP_UUID,  /* a UUID, lower case ("str") */
 } QubesPropType;
 
 typedef struct _QubesPropHolder QubesPropHolder;
@@ -65,10 +68,17 @@ struct _QubesPropDef {
     const char *doc;
 };
 
+/* Called after a value of @holder changed (set or reset), before the
+ * post-events: FALSE with @error undoes the change. The app checks there
+ * that the whole system stays loadable. */
+typedef gboolean (*QubesPropCheck)(QubesPropHolder *holder, const char *name,
+                                   GError **error);
+
 struct _QubesPropHolder {
     QubesEmitter *emitter; /* not owned */
     const char *class_name;
-    gpointer owner; /* the app or domain, for setters and defaults */
+    gpointer owner;       /* the app or domain, for setters and defaults */
+    QubesPropCheck check; /* may be NULL */
     /* private */
     GPtrArray *defs;    /* const QubesPropDef*, sorted */
     GHashTable *values; /* name -> canonical string */
@@ -108,8 +118,9 @@ gboolean qubes_props_set(QubesPropHolder *holder, const char *name,
 gboolean qubes_props_reset(QubesPropHolder *holder, const char *name,
                            GError **error);
 
-/* Sets @error to a QubesPropertyValueError in the reference's words,
- * "Invalid value 'V' for property 'P' of HOLDER: WHY"; returns FALSE. */
+/* Sets @error to a QubesPropertyValueError: @why, as the reference's
+ * setters give it, or without one "Invalid value 'V' for property 'P' of
+ * HOLDER"; returns FALSE. */
 gboolean qubes_prop_error(GError **error, QubesPropHolder *holder,
                           const QubesPropDef *def, const char *value,
                           const char *why);
@@ -122,9 +133,19 @@ char *qubes_prop_setter_non_negative(QubesPropHolder *holder,
                                      GError **error);
 
 /* Loads the properties of @load_stage (0: all) from qubes.xml, without
- * events. A name the class does not have is an error. */
+ * events. A name the class does not have, or a value its setter refuses,
+ * is an error; with @tolerant it is logged (naming @who and the
+ * property) and left out instead, so that the property keeps its
+ * default. */
 gboolean qubes_props_load(QubesPropHolder *holder, const GPtrArray *props,
-                          int load_stage, GError **error);
+                          int load_stage, gboolean tolerant, const char *who,
+                          GError **error);
+/* Runs the setter of every explicitly set value of @holder again, as a
+ * load would: FALSE with the first refusal. */
+gboolean qubes_props_check_all(QubesPropHolder *holder, GError **error);
+/* Python's repr() of an ASCII string, as the reference's messages quote
+ * values (new). */
+char *qubes_py_repr(const char *s);
 /* The explicitly set values, for qubes.xml (new array of QxProperty). */
 GPtrArray *qubes_props_save(QubesPropHolder *holder);
 

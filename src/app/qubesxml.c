@@ -61,7 +61,7 @@ gpointer qx_copy_attrs(gconstpointer src, gpointer unused)
     return copy;
 }
 
-static void domain_free(QxDomain *d)
+void qx_domain_free(QxDomain *d)
 {
     g_free(d->id);
     g_free(d->klass);
@@ -88,6 +88,27 @@ QxDomain *qx_domain_new(const char *id, const char *klass)
     return d;
 }
 
+static gpointer copy_property(gconstpointer src, gpointer unused)
+{
+    const QxProperty *p = src;
+    QxProperty *c = g_new0(QxProperty, 1);
+    c->name = g_strdup(p->name);
+    c->value = g_strdup(p->value);
+    c->is_ref = p->is_ref;
+    return c;
+}
+
+QxDomain *qx_domain_copy(const QxDomain *d)
+{
+    QxDomain *c = qx_domain_new(d->id, d->klass);
+    g_ptr_array_extend(c->properties, d->properties, copy_property, NULL);
+    g_ptr_array_extend(c->features, d->features, qx_copy_string, NULL);
+    g_ptr_array_extend(c->tags, d->tags, qx_copy_string, NULL);
+    g_ptr_array_extend(c->volumes, d->volumes, qx_copy_attrs, NULL);
+    g_ptr_array_extend(c->extra, d->extra, qx_copy_string, NULL);
+    return c;
+}
+
 QubesXml *qubes_xml_new(void)
 {
     QubesXml *x = g_new0(QubesXml, 1);
@@ -96,7 +117,7 @@ QubesXml *qubes_xml_new(void)
         g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
     x->properties =
         g_ptr_array_new_with_free_func((GDestroyNotify)qx_property_free);
-    x->domains = g_ptr_array_new_with_free_func((GDestroyNotify)domain_free);
+    x->domains = g_ptr_array_new_with_free_func((GDestroyNotify)qx_domain_free);
     return x;
 }
 

@@ -59,6 +59,8 @@ typedef struct {
 
 /* A domain element with no properties, features, tags or volumes yet. */
 QxDomain *qx_domain_new(const char *id, const char *klass);
+QxDomain *qx_domain_copy(const QxDomain *d);
+void qx_domain_free(QxDomain *d);
 
 /* GCopyFunc for g_ptr_array_extend(): a string, or a QxAttrs. */
 gpointer qx_copy_string(gconstpointer src, gpointer unused);

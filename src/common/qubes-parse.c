@@ -112,3 +112,32 @@ gboolean qubes_name_is_valid_volume(const char *untrusted)
 {
     return simple_name(untrusted);
 }
+
+gboolean qubes_validate_vm_name(const char *untrusted_name, GError **error)
+{
+    size_t len = strlen(untrusted_name);
+    const char *why = NULL;
+    if (len > 31)
+        why = "VM name must be shorter than 32 characters";
+    else if (strchr("0123456789_.-", untrusted_name[0]) && untrusted_name[0])
+        why = "VM name cannot start with hyphen, underscore, dot or numbers";
+    else if (!g_ascii_isalpha(untrusted_name[0]))
+        why = "VM name contains illegal characters";
+    for (size_t i = 0; !why && i < len; i++) {
+        char c = untrusted_name[i];
+        if (!g_ascii_isalnum(c) && !strchr("_.-", c))
+            why = "VM name contains illegal characters";
+    }
+    if (!why && strcmp(untrusted_name, "Domain-0") == 0)
+        why = "VM name cannot be 'Domain-0'";
+    if (!why && (strcmp(untrusted_name, "none") == 0 ||
+                 strcmp(untrusted_name, "default") == 0))
+        why = "VM name cannot be 'none' nor 'default'";
+    if (!why && g_str_has_suffix(untrusted_name, "-dm"))
+        why = "VM name cannot end with -dm";
+    if (why) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE, why);
+        return FALSE;
+    }
+    return TRUE;
+}

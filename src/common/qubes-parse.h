@@ -31,4 +31,10 @@ gboolean qubes_parse_bool(const char *untrusted, const char *what,
 gboolean qubes_name_is_valid_pool(const char *untrusted);
 gboolean qubes_name_is_valid_volume(const char *untrusted);
 
+/* A qube name as qubes.vm.validate_name accepts it: a letter, then
+ * letters, digits and "_.-", at most 31 characters, not "Domain-0",
+ * "none" or "default" and not ending in "-dm"; else QubesValueError with
+ * the reference's message. */
+gboolean qubes_validate_vm_name(const char *untrusted_name, GError **error);
+
 G_END_DECLS

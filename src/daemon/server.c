@@ -4,6 +4,7 @@
 #include "server.h"
 
 #include "qubes-error.h"
+#include "qubes-parse.h"
 
 #include <errno.h>
 #include <gio/gunixsocketaddress.h>

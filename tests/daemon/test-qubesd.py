@@ -174,13 +174,18 @@ def test_dispvm_default_template():
     expect_exc(d.call('admin.vm.Create.DispVM', payload='name=disp1 '
                       'label=red'), 'QubesValueError', 'template')
     expect_exc(d.call('admin.property.Set', arg='default_dispvm',
-                      payload='nope'), 'QubesVMNotFoundError')
-    d.ok('admin.property.Set', arg='default_dispvm', payload='dvm')
-    # the AppVM is not yet a template for DispVMs
-    expect_exc(d.call('admin.vm.Create.DispVM',
+                      payload='nope'), 'QubesPropertyValueError',
+               "Can't set default_dispvm to non-existing qube nope")
+    # the AppVM is not yet a template for DispVMs: default_dispvm refuses
+    # it (the reference's setter_disposable_template), and so does a DispVM
+    expect_exc(d.call('admin.property.Set', arg='default_dispvm',
+                      payload='dvm'), 'QubesPropertyValueError',
+               'template_for_dispvms')
+    expect_exc(d.call('admin.vm.Create.DispVM', 'dom0', 'dvm',
                       payload='name=disp1 label=red'),
                'QubesPropertyValueError', 'template_for_dispvms')
     d.ok('admin.vm.property.Set', 'dvm', 'template_for_dispvms', 'True')
+    d.ok('admin.property.Set', arg='default_dispvm', payload='dvm')
     d.ok('admin.vm.Create.DispVM', payload='name=disp1 label=red')
     assert d.ok('admin.vm.property.Get', 'disp1', 'template') == \
         'default=False type=vm dvm'
@@ -243,10 +248,12 @@ def test_vm_properties():
                'QubesNoSuchPropertyError')
     expect_exc(d.call('admin.vm.property.Set', 'work', 'memory', '0'),
                'QubesPropertyValueError', 'positive')
+    # the reference's sanitize: int() fails, an unknown boolean word
     expect_exc(d.call('admin.vm.property.Set', 'work', 'memory', 'x'),
-               'QubesPropertyValueError')
+               'QubesValueError', '')
     expect_exc(d.call('admin.vm.property.Set', 'work', 'debug', 'maybe'),
-               'QubesPropertyValueError')
+               'QubesValueError', "Invalid literal for boolean property: "
+               "'maybe'")
     expect_exc(d.call('admin.vm.property.Set', 'work', 'virt_mode', 'xen'),
                'QubesPropertyValueError', 'virtualization mode')
     expect_exc(d.call('admin.vm.property.Set', 'work', 'label', 'pink'),
@@ -254,7 +261,8 @@ def test_vm_properties():
     expect_exc(d.call('admin.vm.property.Set', 'work', 'template', 'work'),
                'QubesPropertyValueError', 'TemplateVM')
     expect_exc(d.call('admin.vm.property.Set', 'work', 'template', 'nope'),
-               'QubesVMNotFoundError')
+               'QubesPropertyValueError',
+               "Can't set template to non-existing qube nope")
     expect_exc(d.call('admin.vm.property.Set', 'work', 'kernel', '../x'),
                'QubesPropertyValueError')
     expect_exc(d.call('admin.vm.property.Set', 'work', 'kernel', '9.9'),
@@ -266,7 +274,7 @@ def test_vm_properties():
     expect_exc(d.call('admin.vm.property.Set', 'work', 'kernelopts', 'x' * 513),
                'QubesPropertyValueError', '512')
     expect_exc(d.call('admin.vm.property.Set', 'work', 'memory', b'\xff'),
-               'QubesPropertyValueError')
+               'QubesValueError', '')
     assert d.ok('admin.vm.property.Get', 'work', 'name') == \
         'default=False type=str work'
 
@@ -314,14 +322,14 @@ def test_netvm_loops():
     d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora', 'name=net1 label=red')
     d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora', 'name=net2 label=red')
     expect_exc(d.call('admin.vm.property.Set', 'net2', 'netvm', 'net1'),
-               'QubesPropertyValueError', 'does not provide network')
+               'QubesValueError', 'The net1 qube does not provide network')
     for n in ('net1', 'net2'):
         d.ok('admin.vm.property.Set', n, 'provides_network', 'True')
     d.ok('admin.vm.property.Set', 'net2', 'netvm', 'net1')
     expect_exc(d.call('admin.vm.property.Set', 'net1', 'netvm', 'net2'),
-               'QubesPropertyValueError', 'Loops')
+               'QubesValueError', 'Loops in network are unsupported')
     expect_exc(d.call('admin.vm.property.Set', 'net1', 'netvm', 'net1'),
-               'QubesPropertyValueError', 'Loops')
+               'QubesValueError', 'Loops in network are unsupported')
     d.ok('admin.vm.property.Set', 'work', 'netvm', 'net2')
     assert d.ok('admin.vm.property.Get', 'work', 'ip').endswith('10.137.0.%s' %
         d.ok('admin.vm.property.Get', 'work', 'qid').split()[2])
