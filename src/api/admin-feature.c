@@ -4,6 +4,8 @@
 
 #include "qubes-error.h"
 
+#include <string.h>
+
 static char *feature_list(Call *call, GError **error)
 {
     GString *out = g_string_new(NULL);
@@ -55,12 +57,16 @@ static char *feature_check_template_adminvm(Call *call, GError **error)
 
 static char *feature_set(Call *call, GError **error)
 {
-    /* The header is printable ASCII without spaces; a feature name must
-     * also not be empty. */
-    if (!api_enforce(*call->arg != '\0', NULL, error))
+    /* A feature name becomes a QubesDB path element in the qube: no
+     * '/'; a value is one line of text. */
+    if (!api_enforce(!strchr(call->arg, '/'), "Feature name cannot contain '/'",
+                     error))
         return NULL;
     g_autofree char *value = api_payload_text(call, TRUE, error);
     if (!value)
+        return NULL;
+    if (!api_enforce(!strpbrk(value, "\n\t\r"),
+                     "Feature value cannot contain newline or tab", error))
         return NULL;
     if (!qubes_domain_feature_set(call->dest, call->arg, value, error))
         return NULL;
@@ -79,13 +85,13 @@ static char *feature_remove(Call *call, GError **error)
 
 const Method api_feature_methods[] = {
     {"admin.vm.feature.List", NP | NA, feature_list},
-    {"admin.vm.feature.Get", NP, feature_get},
-    {"admin.vm.feature.CheckWithTemplate", NP, feature_check_template},
-    {"admin.vm.feature.CheckWithNetvm", NP, feature_check_netvm},
-    {"admin.vm.feature.CheckWithAdminVM", NP, feature_check_adminvm},
-    {"admin.vm.feature.CheckWithTemplateAndAdminVM", NP,
+    {"admin.vm.feature.Get", NP | M_ARG, feature_get},
+    {"admin.vm.feature.CheckWithTemplate", NP | M_ARG, feature_check_template},
+    {"admin.vm.feature.CheckWithNetvm", NP | M_ARG, feature_check_netvm},
+    {"admin.vm.feature.CheckWithAdminVM", NP | M_ARG, feature_check_adminvm},
+    {"admin.vm.feature.CheckWithTemplateAndAdminVM", NP | M_ARG,
      feature_check_template_adminvm},
-    {"admin.vm.feature.Set", 0, feature_set},
-    {"admin.vm.feature.Remove", NP, feature_remove},
+    {"admin.vm.feature.Set", M_ARG, feature_set},
+    {"admin.vm.feature.Remove", NP | M_ARG, feature_remove},
     {NULL},
 };

@@ -16,11 +16,7 @@ static char *label_list(Call *call, GError **error)
 
 static const QxLabel *label_arg(Call *call, GError **error)
 {
-    const QxLabel *l = qubes_app_get_label(call->app, call->arg, NULL);
-    if (!l)
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                    "Label does not exist: %s", call->arg);
-    return l;
+    return qubes_app_get_label(call->app, call->arg, error);
 }
 
 static char *label_get(Call *call, GError **error)
@@ -37,9 +33,12 @@ static char *label_index(Call *call, GError **error)
 
 static char *label_create(Call *call, GError **error)
 {
-    if (!api_enforce(!api_is_digits(call->arg) && api_name_chars_ok(call->arg),
-                     NULL, error))
+    /* Not to be confused with an index; label name characters only. */
+    if (api_is_digits(call->arg) || !api_name_chars_ok(call->arg)) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL,
+                            "Invalid label name");
         return NULL;
+    }
     if (qubes_app_get_label(call->app, call->arg, NULL)) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
                     "label already exists");
@@ -49,13 +48,13 @@ static char *label_create(Call *call, GError **error)
     if (!untrusted)
         return NULL;
     g_strstrip(untrusted);
-    if (!api_enforce(strlen(untrusted) == 8 &&
-                         g_str_has_prefix(untrusted, "0x"),
-                     NULL, error))
+    gboolean ok = strlen(untrusted) == 8 && g_str_has_prefix(untrusted, "0x");
+    for (int i = 2; ok && i < 8; i++)
+        ok = g_ascii_isxdigit(untrusted[i]);
+    if (!ok) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL_VALUE,
+                            "Invalid label color, expected 0xRRGGBB");
         return NULL;
-    for (int i = 2; i < 8; i++) {
-        if (!api_enforce(g_ascii_isxdigit(untrusted[i]), NULL, error))
-            return NULL;
     }
     if (!qubes_app_add_label(call->app, call->arg, untrusted, error))
         return NULL;
@@ -67,7 +66,7 @@ static char *label_remove(Call *call, GError **error)
     const QxLabel *l = label_arg(call, error);
     if (!l)
         return NULL;
-    if (!api_enforce(l->index > 8, NULL, error))
+    if (!api_enforce(l->index > 8, "default labels cannot be removed", error))
         return NULL;
     if (!qubes_app_remove_label(call->app, call->arg, error))
         return NULL;
@@ -80,9 +79,9 @@ static char *label_remove(Call *call, GError **error)
 
 const Method api_label_methods[] = {
     {"admin.label.List", NP | NA | D0, label_list},
-    {"admin.label.Get", NP | D0, label_get},
-    {"admin.label.Index", NP | D0, label_index},
-    {"admin.label.Create", D0, label_create},
-    {"admin.label.Remove", NP | D0, label_remove},
+    {"admin.label.Get", NP | D0 | M_ARG, label_get},
+    {"admin.label.Index", NP | D0 | M_ARG, label_index},
+    {"admin.label.Create", D0 | M_ARG | M_PAYLOAD, label_create},
+    {"admin.label.Remove", NP | D0 | M_ARG, label_remove},
     {NULL},
 };

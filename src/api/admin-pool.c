@@ -148,9 +148,13 @@ static char *pool_add(Call *call, GError **error)
         else
             g_hash_table_insert(opts, g_strdup(*l), g_strdup(eq + 1));
     }
-    if (!api_enforce(name && api_name_chars_ok(name), NULL, error) ||
-        !api_enforce(!qubes_app_get_pool(call->app, name, NULL), NULL, error))
+    if (!api_enforce(name && api_name_chars_ok(name), NULL, error))
         return NULL;
+    if (qubes_app_get_pool(call->app, name, NULL)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_POOL_IN_USE,
+                    "Storage pool is in use: '%s'", name);
+        return NULL;
+    }
     const char *const *params = qubes_storage_driver_parameters(driver);
     GString *unexpected = g_string_new(NULL);
     GList *keys =
@@ -228,12 +232,14 @@ static char *pool_set_ephemeral(Call *call, GError **error)
 const Method api_pool_methods[] = {
     {"admin.pool.List", NP | NA | D0, pool_list},
     {"admin.pool.ListDrivers", NP | NA | D0, pool_list_drivers},
-    {"admin.pool.Info", NP | D0, pool_info},
-    {"admin.pool.UsageDetails", NP | D0, pool_usage_details},
-    {"admin.pool.Add", D0, pool_add},
-    {"admin.pool.Remove", NP | D0, pool_remove},
-    {"admin.pool.volume.List", NP | D0, pool_volume_list},
-    {"admin.pool.Set.revisions_to_keep", D0, pool_set_revisions},
-    {"admin.pool.Set.ephemeral_volatile", D0, pool_set_ephemeral},
+    {"admin.pool.Info", NP | D0 | M_ARG, pool_info},
+    {"admin.pool.UsageDetails", NP | D0 | M_ARG, pool_usage_details},
+    {"admin.pool.Add", D0 | M_ARG | M_PAYLOAD, pool_add},
+    {"admin.pool.Remove", NP | D0 | M_ARG, pool_remove},
+    {"admin.pool.volume.List", NP | D0 | M_ARG, pool_volume_list},
+    {"admin.pool.Set.revisions_to_keep", D0 | M_ARG | M_PAYLOAD,
+     pool_set_revisions},
+    {"admin.pool.Set.ephemeral_volatile", D0 | M_ARG | M_PAYLOAD,
+     pool_set_ephemeral},
     {NULL},
 };

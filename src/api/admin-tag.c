@@ -1,6 +1,8 @@
 /* admin-tag.c: admin.vm.tag.* (a qube's tags). */
 #include "api-util.h"
 
+#include "qubes-error.h"
+
 #include <string.h>
 
 static char *tag_list(Call *call, GError **error)
@@ -11,7 +13,11 @@ static char *tag_list(Call *call, GError **error)
 
 static gboolean tag_ok(Call *call, GError **error)
 {
-    return api_enforce(qubes_tag_is_valid(call->arg), NULL, error);
+    if (qubes_tag_is_valid(call->arg))
+        return TRUE;
+    g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_INVALID_TAG,
+                        "disallowed characters");
+    return FALSE;
 }
 
 static char *tag_get(Call *call, GError **error)
@@ -43,8 +49,8 @@ static char *tag_remove(Call *call, GError **error)
 
 const Method api_tag_methods[] = {
     {"admin.vm.tag.List", NP | NA, tag_list},
-    {"admin.vm.tag.Get", NP, tag_get},
-    {"admin.vm.tag.Set", NP, tag_set},
-    {"admin.vm.tag.Remove", NP, tag_remove},
+    {"admin.vm.tag.Get", NP | M_ARG, tag_get},
+    {"admin.vm.tag.Set", NP | M_ARG, tag_set},
+    {"admin.vm.tag.Remove", NP | M_ARG, tag_remove},
     {NULL},
 };

@@ -97,11 +97,40 @@ static char *create_done(Call *call, gboolean ok, GError **error, gpointer data)
     return api_saved(call, error);
 }
 
+static const char *const volume_names[] = {"root", "private", "volatile",
+                                           "kernel", NULL};
+
+/* admin.vm.Create.CLASS and CreateInPool.CLASS: "name=N label=L" and,
+ * in a pool, "pool=P" or "pool:VOLUME=P" (not both). The reference's
+ * checks in its order and words. */
 static char *vm_create(Call *call, gboolean allow_pool, GError **error)
 {
     const QubesDomainClass *klass = qubes_domain_class_lookup(call->endpoint);
-    if (!klass || strcmp(klass->name, "AdminVM") == 0)
-        return api_enforce(FALSE, NULL, error), NULL;
+    if (!klass) {
+        /* The reference registers one method per class. */
+        g_autofree char *r = qubes_py_repr(call->method_name);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
+                    "no such method: %s", r);
+        return NULL;
+    }
+    if (strcmp(klass->name, "AdminVM") == 0) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
+                    "property 'name' on AdminVM instance cannot be set");
+        return NULL;
+    }
+    const char *tpl = *call->arg ? call->arg : NULL;
+    if (tpl) {
+        if (!klass->has_template) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                        "%s cannot be based on template", klass->name);
+            return NULL;
+        }
+        if (!g_hash_table_lookup(call->app->by_name, tpl)) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_FOUND,
+                        "No such domain: '%s'", tpl);
+            return NULL;
+        }
+    }
     g_autofree char *untrusted = api_payload_text(call, FALSE, error);
     if (!untrusted)
         return NULL;
@@ -111,57 +140,64 @@ static char *vm_create(Call *call, gboolean allow_pool, GError **error)
     g_auto(GStrv) params = g_strsplit(untrusted, " ", -1);
     for (char **p = params; *p; p++) {
         char *eq = strchr(*p, '=');
-        if (!api_enforce(eq != NULL, NULL, error))
+        if (!api_enforce(eq != NULL, "Invalid param, expected key=value",
+                         error))
             return NULL;
         *eq = '\0';
         const char *key = *p, *value = eq + 1;
+        if ((strcmp(key, "name") == 0 && name) ||
+            (strcmp(key, "label") == 0 && label)) {
+            api_enforce(FALSE, "duplicated parameters", error);
+            return NULL;
+        }
         if (strcmp(key, "name") == 0) {
-            if (!api_enforce(!name, NULL, error) ||
-                !qubes_validate_vm_name(value, error))
+            if (!qubes_validate_vm_name(value, error))
                 return NULL;
             name = g_strdup(value);
         } else if (strcmp(key, "label") == 0) {
-            if (!api_enforce(!label && !api_is_digits(value) &&
-                                 api_name_chars_ok(value),
+            /* Not a label's index, and a name of label characters. */
+            if (!api_enforce(!api_is_digits(value) && api_name_chars_ok(value),
                              NULL, error))
                 return NULL;
-            if (!qubes_app_get_label(call->app, value, NULL)) {
-                g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                            "Label does not exist: %s", value);
+            if (!qubes_app_get_label(call->app, value, error))
                 return NULL;
-            }
             label = g_strdup(value);
         } else if (allow_pool && strcmp(key, "pool") == 0) {
-            if (!api_enforce(!pool, NULL, error) ||
-                !qubes_app_get_pool(call->app, value, error))
+            if (pool) {
+                api_enforce(FALSE, "duplicated pool parameter", error);
+                return NULL;
+            }
+            if (!qubes_app_get_pool(call->app, value, error))
                 return NULL;
             pool = g_strdup(value);
         } else if (allow_pool && g_str_has_prefix(key, "pool:")) {
             const char *vol = key + 5;
-            if (!api_enforce(
-                    g_strv_contains((const char *const[]){"root", "private",
-                                                          "volatile", "kernel",
-                                                          NULL},
-                                    vol) &&
-                        !g_hash_table_contains(pools, vol),
-                    NULL, error) ||
-                !qubes_app_get_pool(call->app, value, error))
+            if (!api_enforce(g_strv_contains(volume_names, vol), NULL, error))
+                return NULL;
+            if (g_hash_table_contains(pools, vol)) {
+                g_autofree char *why =
+                    g_strdup_printf("duplicated pool:%s parameter", vol);
+                api_enforce(FALSE, why, error);
+                return NULL;
+            }
+            if (!qubes_app_get_pool(call->app, value, error))
                 return NULL;
             g_hash_table_insert(pools, g_strdup(vol), g_strdup(value));
         } else {
-            return api_enforce(FALSE, NULL, error), NULL;
+            api_enforce(FALSE, "Invalid param name", error);
+            return NULL;
         }
     }
-    if (!api_enforce(name && label, NULL, error) ||
-        !api_enforce(!(pool && g_hash_table_size(pools)), NULL, error))
+    if (!api_enforce(name && label, "Missing name or label", error) ||
+        !api_enforce(!(pool && g_hash_table_size(pools)),
+                     "Only one of 'pool=' and 'pool:volume=' can be used",
+                     error))
         return NULL;
-    /* The app refuses a taken name, and a template for a class without
-     * one; a template that does not exist is QubesVMNotFoundError here,
-     * whatever its spelling, as in the reference. */
-    const char *tpl = *call->arg ? call->arg : NULL;
-    if (tpl && klass->has_template &&
-        !qubes_app_get_domain(call->app, tpl, error))
+    if (g_hash_table_contains(call->app->by_name, name)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_ALREADY_EXISTS,
+                    "VM %s already exists", name);
         return NULL;
+    }
     QubesDomain *dom = qubes_app_add_new_domain(
         call->app, klass, name, label, tpl, pool,
         g_hash_table_size(pools) ? pools : NULL, error);
@@ -255,8 +291,8 @@ const Method api_vm_methods[] = {
     {"admin.vmclass.List", NP | NA | D0, vmclass_list},
     {"admin.vm.List", NP | NA, vm_list},
     {"admin.vm.CurrentState", NP | NA, vm_current_state},
-    {"admin.vm.Create.", D0 | M_PREFIX, vm_create_plain},
-    {"admin.vm.CreateInPool.", D0 | M_PREFIX, vm_create_in_pool},
+    {"admin.vm.Create.", D0 | M_PREFIX | M_PAYLOAD, vm_create_plain},
+    {"admin.vm.CreateInPool.", D0 | M_PREFIX | M_PAYLOAD, vm_create_in_pool},
     {"admin.vm.Remove", NP | NA, vm_remove},
     {NULL},
 };

@@ -316,12 +316,30 @@ static char *volume_clone_to(Call *call, GError **error)
     g_strstrip(untrusted);
     QubesVolume *src = NULL;
     gpointer key = NULL;
-    if (!api_enforce(g_hash_table_steal_extended(call->state->clone_tokens,
-                                                 untrusted, &key,
-                                                 (gpointer *)&src),
-                     NULL, error))
+    if (!g_hash_table_steal_extended(call->state->clone_tokens, untrusted, &key,
+                                     (gpointer *)&src)) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_CLONE_TOKEN,
+                            "Token to clone volume of qube was not found");
         return NULL;
+    }
     g_free(key);
+    /* The token is used up either way. Its volume must still be one: its
+     * pool in the app and the volume registered in it (its qube may have
+     * been removed, or its pool, since CloneFrom; the reference holds the
+     * volume object and checks the same). The reference kept the pool
+     * alive through the volume either way, so no memory goes wrong. */
+    gboolean alive = FALSE;
+    for (guint i = 0; i < call->app->pools->len; i++)
+        alive = alive || call->app->pools->pdata[i] == src->pool;
+    if (alive) {
+        g_autoptr(QubesVolume) reg = qubes_pool_get_volume(src->pool, src->vid);
+        alive = reg == src;
+    }
+    if (!alive) {
+        qubes_volume_unref(src);
+        api_enforce(FALSE, "the volume to clone from no longer exists", error);
+        return NULL;
+    }
     VolJob *j = vol_job(call, v);
     j->src = src; /* the token's reference */
     call_run_worker(call, clone_to_work, changed_done, j,
@@ -430,21 +448,23 @@ static char *import_end(Call *call, GError **error)
 
 const Method api_volume_methods[] = {
     {"admin.vm.volume.List", NP | NA, volume_list},
-    {"admin.vm.volume.Info", NP, volume_info},
-    {"admin.vm.volume.ListSnapshots", NP, volume_list_snapshots},
-    {"admin.vm.volume.Revert", 0, volume_revert},
-    {"admin.vm.volume.Resize", 0, volume_resize},
-    {"admin.vm.volume.Set.revisions_to_keep", 0, volume_set_revisions},
-    {"admin.vm.volume.Set.rw", 0, volume_set_rw},
-    {"admin.vm.volume.Set.ephemeral", 0, volume_set_ephemeral},
-    {"admin.vm.volume.Clear", NP, volume_clear},
-    {"admin.vm.volume.CloneFrom", NP, volume_clone_from},
-    {"admin.vm.volume.CloneTo", 0, volume_clone_to},
+    {"admin.vm.volume.Info", NP | M_ARG, volume_info},
+    {"admin.vm.volume.ListSnapshots", NP | M_ARG, volume_list_snapshots},
+    {"admin.vm.volume.Revert", M_ARG, volume_revert},
+    {"admin.vm.volume.Resize", M_ARG | M_PAYLOAD, volume_resize},
+    {"admin.vm.volume.Set.revisions_to_keep", M_ARG | M_PAYLOAD,
+     volume_set_revisions},
+    {"admin.vm.volume.Set.rw", M_ARG | M_PAYLOAD, volume_set_rw},
+    {"admin.vm.volume.Set.ephemeral", M_ARG | M_PAYLOAD, volume_set_ephemeral},
+    {"admin.vm.volume.Clear", NP | M_ARG, volume_clear},
+    {"admin.vm.volume.CloneFrom", NP | M_ARG, volume_clone_from},
+    {"admin.vm.volume.CloneTo", M_ARG | M_PAYLOAD, volume_clone_to},
     {NULL},
 };
 
 const Method api_internal_methods[] = {
-    {"internal.vm.volume.ImportBegin", M_INTERNAL, import_begin},
-    {"internal.vm.volume.ImportEnd", M_INTERNAL, import_end},
+    {"internal.vm.volume.ImportBegin", M_INTERNAL | M_ARG, import_begin},
+    {"internal.vm.volume.ImportEnd", M_INTERNAL | M_ARG | M_PAYLOAD,
+     import_end},
     {NULL},
 };

@@ -282,16 +282,20 @@ static const char *const app_chain[] = {"Qubes", NULL};
 const QxLabel *qubes_app_get_label(QubesApp *app, const char *name,
                                    GError **error)
 {
-    guint64 index = 0;
-    const char *num = g_str_has_prefix(name, "label-") ? name + 6 : name;
-    gboolean by_index =
-        *num && strspn(num, "0123456789") == strlen(num) && strlen(num) < 10;
-    if (by_index)
-        index = g_ascii_strtoull(num, NULL, 10);
+    /* app.get_label: a name, else an index written in digits. */
     for (guint i = 0; i < app->labels->len; i++) {
         const QxLabel *l = app->labels->pdata[i];
-        if (by_index ? l->index == index : strcmp(l->name, name) == 0)
+        if (strcmp(l->name, name) == 0)
             return l;
+    }
+    if (*name && strspn(name, "0123456789") == strlen(name) &&
+        strlen(name) < 10) {
+        guint64 index = g_ascii_strtoull(name, NULL, 10);
+        for (guint i = 0; i < app->labels->len; i++) {
+            const QxLabel *l = app->labels->pdata[i];
+            if (l->index == index)
+                return l;
+        }
     }
     g_set_error(error, QUBES_ERROR, QUBES_ERROR_LABEL_NOT_FOUND,
                 "Label does not exist: %s", name);
@@ -329,8 +333,8 @@ gboolean qubes_app_remove_label(QubesApp *app, const char *name, GError **error)
         g_autofree char *label = NULL;
         qubes_props_get(&d->props, "label", &label, NULL, NULL);
         if (g_strcmp0(label, l->name) == 0) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                        "label still in use");
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_LABEL_IN_USE,
+                        "Label is still in use: '%s'", l->name);
             return FALSE;
         }
     }
@@ -348,7 +352,7 @@ QubesPool *qubes_app_get_pool(QubesApp *app, const char *name, GError **error)
             return p;
     }
     g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                "Pool %s does not exist", name);
+                "Unknown storage pool %s", name);
     return NULL;
 }
 
@@ -416,17 +420,27 @@ gboolean qubes_app_remove_pool(QubesApp *app, const char *name, GError **error)
             }
         }
     }
-    static const char *const pool_props[] = {
-        "default_pool", "default_pool_root", "default_pool_private",
-        "default_pool_volatile", "default_pool_kernel"};
-    for (guint i = 0; i < G_N_ELEMENTS(pool_props); i++) {
-        const char *v = g_hash_table_lookup(app->props.values, pool_props[i]);
+    /* The effective defaults count, as the reference's getattr(): on a
+     * fresh system varlibqubes is default_pool without being set. */
+    static const char *const suffixes[] = {"", "_kernel", "_private", "_root",
+                                           "_volatile"};
+    for (guint i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+        g_autofree char *prop = g_strconcat("default_pool", suffixes[i], NULL);
+        g_autofree char *v = app_prop(app, prop);
         if (g_strcmp0(v, name) == 0) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_POOL_IN_USE,
-                        "Storage pool is in use: '%s' (global property %s)",
-                        name, pool_props[i]);
+                        "Storage pool is in use: set as %s", prop);
             return FALSE;
         }
+    }
+    /* Volumes still registered: those of a qube being removed or made
+     * right now, whose storage work runs on a worker. */
+    if (qubes_pool_count_volumes(pool)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_POOL_IN_USE,
+                    "Storage pool is in use: '%s' (volumes are being created "
+                    "or removed in it)",
+                    name);
+        return FALSE;
     }
     if (!qubes_pool_destroy(pool, error))
         return FALSE;
@@ -505,7 +519,7 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
     if (!qubes_validate_vm_name(name, error))
         return NULL;
     if (g_hash_table_contains(app->by_name, name)) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_ALREADY_EXISTS,
                     "VM %s already exists", name);
         return NULL;
     }
@@ -528,9 +542,9 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
                                     ? "default_dispvm"
                                     : "default_template");
         if (!tpl || !*tpl) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                        "%s %s needs a template and there is no default",
-                        klass->name, name);
+            g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                                "Template for the qube not specified, nor "
+                                "default template set.");
             return NULL;
         }
     } else if (template) {

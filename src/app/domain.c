@@ -199,6 +199,10 @@ static char *setter_uuid(QubesPropHolder *h, const QubesPropDef *def,
 static char *setter_label(QubesPropHolder *h, const QubesPropDef *def,
                           const char *value, GError **error)
 {
+    /* "label-N" names the label of index N (setter_label). */
+    if (g_str_has_prefix(value, "label-") && value[6] &&
+        strspn(value + 6, "0123456789") == strlen(value + 6))
+        value += 6;
     const QxLabel *l = qubes_app_get_label(owner_dom(h)->app, value, error);
     return l ? g_strdup(l->name) : NULL;
 }

@@ -38,6 +38,28 @@ const char *qubes_error_exception_name(QubesErrorCode code)
         return "QubesPoolInUseError";
     case QUBES_ERROR_VM_NOT_RUNNING:
         return "QubesVMNotRunningError";
+    case QUBES_ERROR_VM_ALREADY_EXISTS:
+        return "QubesVMAlreadyExistsError";
+    case QUBES_ERROR_VM_INVALID_UUID:
+        return "QubesVMInvalidUUIDError";
+    case QUBES_ERROR_VM:
+        return "QubesVMError";
+    case QUBES_ERROR_VM_NOT_STARTED:
+        return "QubesVMNotStartedError";
+    case QUBES_ERROR_NO_TEMPLATE:
+        return "QubesNoTemplateError";
+    case QUBES_ERROR_MEMORY:
+        return "QubesMemoryError";
+    case QUBES_ERROR_LABEL_IN_USE:
+        return "QubesLabelInUseError";
+    case QUBES_ERROR_INVALID_TAG:
+        return "QubesInvalidTagError";
+    case QUBES_ERROR_INVALID_LABEL:
+        return "QubesInvalidLabelError";
+    case QUBES_ERROR_INVALID_LABEL_VALUE:
+        return "QubesInvalidLabelValueError";
+    case QUBES_ERROR_CLONE_TOKEN:
+        return "QubesVolumeCopyTokenNotFoundError";
     case QUBES_ERROR_EXCEPTION:
     default:
         return "QubesException";

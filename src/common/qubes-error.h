@@ -31,6 +31,18 @@ typedef enum {
     QUBES_ERROR_LABEL_NOT_FOUND,   /* QubesLabelNotFoundError */
     QUBES_ERROR_POOL_IN_USE,       /* QubesPoolInUseError */
     QUBES_ERROR_VM_NOT_RUNNING,    /* QubesVMNotRunningError */
+    QUBES_ERROR_VM_ALREADY_EXISTS, /* QubesVMAlreadyExistsError */
+    QUBES_ERROR_VM_INVALID_UUID,   /* QubesVMInvalidUUIDError */
+    QUBES_ERROR_VM,                /* QubesVMError */
+    QUBES_ERROR_VM_NOT_STARTED,    /* QubesVMNotStartedError */
+    QUBES_ERROR_NO_TEMPLATE,       /* QubesNoTemplateError */
+    QUBES_ERROR_MEMORY,            /* QubesMemoryError */
+    QUBES_ERROR_LABEL_IN_USE,      /* QubesLabelInUseError */
+    /* The reference's ProtocolError subclasses: answered like it. */
+    QUBES_ERROR_INVALID_TAG,         /* QubesInvalidTagError */
+    QUBES_ERROR_INVALID_LABEL,       /* QubesInvalidLabelError */
+    QUBES_ERROR_INVALID_LABEL_VALUE, /* QubesInvalidLabelValueError */
+    QUBES_ERROR_CLONE_TOKEN,         /* QubesVolumeCopyTokenNotFoundError */
     /* A system call of the storage file layer failed (StoragePoolException;
      * the storage API adds the pool's name and makes it STORAGE_POOL). */
     QUBES_ERROR_STORAGE_IO,

@@ -254,26 +254,27 @@ void call_fail(Call *call, GError *error)
     Conn *c = call_conn(call);
     gsize plen =
         call->untrusted_payload ? g_bytes_get_size(call->untrusted_payload) : 0;
+    const char *type = error->domain == QUBES_ERROR
+                           ? qubes_error_exception_name(error->code)
+                           : "QubesException";
+    /* Every refusal is answered with its exception, as the reference's
+     * current qubesd answers ProtocolError and PermissionDenied too (a
+     * client then shows why, not "Got empty response"); those two are
+     * logged as warnings, as the reference logs them. */
     if (error->domain == QUBES_ERROR &&
         (error->code == QUBES_ERROR_PROTOCOL ||
-         error->code == QUBES_ERROR_PERMISSION_DENIED)) {
-        /* As the reference: logged, and the client gets nothing. */
+         error->code == QUBES_ERROR_PERMISSION_DENIED))
         g_warning("failed call %s+%s (%s → %s) with payload of %zu bytes "
                   "due to %s: %s",
                   call->method_name, call->arg ? call->arg : "",
                   call->src ? call->src->name : "?",
-                  call->dest ? call->dest->name : "?", plen,
-                  qubes_error_exception_name(error->code), error->message);
-        conn_close(c);
-    } else {
-        const char *type = error->domain == QUBES_ERROR
-                               ? qubes_error_exception_name(error->code)
-                               : "QubesException";
+                  call->dest ? call->dest->name : "?", plen, type,
+                  error->message);
+    else
         g_info("call %s+%s (%s → %s) failed: %s: %s", call->method_name,
                call->arg ? call->arg : "", call->src ? call->src->name : "?",
                call->dest ? call->dest->name : "?", type, error->message);
-        conn_answer(c, qubes_response_exception(type, "", error->message));
-    }
+    conn_answer(c, qubes_response_exception(type, "", error->message));
     g_error_free(error);
     call_free(call);
 }
@@ -500,8 +501,9 @@ static QubesDomain *decode_vm(QubesApp *app, const char *untrusted,
     if (g_str_has_prefix(untrusted, "uuid:")) {
         const char *u = untrusted + 5;
         if (strlen(untrusted) != 41 || !g_uuid_string_is_valid(u)) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                        "VM UUID is not valid: '%s'", u);
+            g_autofree char *r = qubes_py_repr(u);
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_INVALID_UUID,
+                        "VM UUID is not valid: %s", r);
             return NULL;
         }
         for (guint i = 0; i < app->domains->len; i++) {
@@ -540,15 +542,27 @@ static gboolean prepare(Call *call, QubesRequest *req, gboolean internal,
         return FALSE;
     call->method =
         api_find_method(call->method_name, internal, &call->endpoint);
-    if (!call->method)
-        return protocol_error(error, "no such method");
+    if (!call->method) {
+        g_autofree char *r = qubes_py_repr(call->method_name);
+        g_autofree char *why = g_strdup_printf("no such method: %s", r);
+        return protocol_error(error, why);
+    }
+    /* The reference's checks of its method options, in its order and
+     * words (qubes/api AbstractQubesAPI.execute). */
     MethodFlags f = call->method->flags;
-    if ((f & M_NO_PAYLOAD) && g_bytes_get_size(call->untrusted_payload))
+    gsize plen = g_bytes_get_size(call->untrusted_payload);
+    if ((f & M_PAYLOAD) && !plen)
+        return protocol_error(error, "expected payload");
+    if ((f & M_NO_PAYLOAD) && plen)
         return protocol_error(error, "unexpected payload");
+    if ((f & M_ARG) && !*call->arg)
+        return protocol_error(error, "expected an argument");
     if ((f & M_NO_ARG) && *call->arg)
         return protocol_error(error, "unexpected argument");
     if ((f & M_DOM0) && call->dest->qid != 0)
-        return protocol_error(error, "destination must be dom0");
+        return protocol_error(error, "expected destination to be AdminVM");
+    if ((f & M_NOT_DOM0) && call->dest->qid == 0)
+        return protocol_error(error, "expected destination to not be AdminVM");
     return TRUE;
 }
 

@@ -11,9 +11,11 @@
  * evicts the oldest still sending; an events client that leaves more
  * than max_event_backlog bytes unread is dropped (server.c).
  *
- * Errors: a ProtocolError or PermissionDenied drops the connection with no
- * answer (the reference does the same: a correct client never sees them);
- * any other error becomes an exception answer with the Qubes name.
+ * Errors: every failure of a call is answered with its Qubes exception
+ * name and message, ProtocolError and PermissionDenied included (as the
+ * reference's current qubesd); only a request that cannot be framed (no
+ * NUL, over 64 KiB, a bad destination type) closes the connection with
+ * no answer.
  *
  * Methods run on the main thread and must not block; storage work goes to
  * GLib's worker threads through call_run_worker(), touching only volume

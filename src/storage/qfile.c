@@ -303,15 +303,40 @@ int qfile_stat(QDir *dir, const char *name, struct stat *st, GError **error)
     return -1;
 }
 
-int qfile_open_read(QDir *dir, const char *name, GError **error)
+/* Opens @name for reading, only when it is a regular file: a FIFO or a
+ * device planted in a pool would block the open (or a read) forever, or
+ * read what is not an image. O_NONBLOCK makes the open of a FIFO return
+ * at once; it changes nothing for a regular file. */
+static int open_regular(QDir *dir, const char *name, GError **error)
 {
-    int fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd =
+        openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    int errsv = errno;
+    if (fd >= 0 && fstat(fd, &st) != 0) {
+        errsv = errno;
+        close(fd);
+        fd = -1;
+    } else if (fd >= 0 && !S_ISREG(st.st_mode)) {
+        close(fd);
+        fd = -1;
+        errsv = EINVAL;
+    }
     if (fd < 0) {
         g_autofree char *path = qdir_child_path(dir, name);
-        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
-                               "Cannot open %s", path);
+        if (errsv == EINVAL)
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
+                        "Cannot open %s: not a regular file", path);
+        else
+            qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errsv,
+                                   "Cannot open %s", path);
     }
     return fd;
+}
+
+int qfile_open_read(QDir *dir, const char *name, GError **error)
+{
+    return open_regular(dir, name, error);
 }
 
 GPtrArray *qfile_list(QDir *dir, GError **error)
@@ -407,10 +432,9 @@ gboolean qfile_rmdir_if_empty(QDir *parent, const char *name, GError **error)
 gboolean qfile_fsync(QDir *dir, const char *name, GError **error)
 {
     g_autofree char *path = qdir_child_path(dir, name);
-    int fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open_regular(dir, name, error);
     if (fd < 0)
-        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
-                                      "Cannot open %s", path);
+        return FALSE;
     gboolean ok = counted_fsync(dir->ctx, fd, path, error);
     close(fd);
     return ok;

@@ -54,10 +54,6 @@ def expect_exc(r, name, text=None):
         assert text in r[2], r
 
 
-def expect_drop(r):
-    assert r == ('drop',), r
-
-
 # ---- framing ----
 
 def test_framing():
@@ -81,13 +77,27 @@ def test_framing():
     assert d.raw(b'admin.vm.List dom0 uuid dom0\0') == b''
     assert d.raw(b'admin.vm.List dom0 keyword adminvm\0').startswith(b'0\0')
     assert d.raw(b'admin.vm.List dom0 keyword other\0') == b''
-    expect_drop(d.call('admin.no.Such'))
-    expect_drop(d.call('admin.vm.List', payload='x'))  # unexpected payload
-    expect_drop(d.call('admin.vm.List', arg='x'))  # unexpected argument
-    expect_drop(d.call('admin.vmclass.List', dest='work'))  # not dom0
-    # bad numbers
-    for bad in ('01', '-1', '1x', '', '1' * 20, ' 1 2'):
-        expect_drop(d.call('admin.vm.volume.Resize', 'work', 'private', bad))
+    # refusals are answered as the reference answers them
+    expect_exc(d.call('admin.no.Such'), 'ProtocolError',
+               "no such method: 'admin.no.Such'")
+    expect_exc(d.call('admin.vm.List', payload='x'), 'ProtocolError',
+               'unexpected payload')
+    expect_exc(d.call('admin.vm.List', arg='x'), 'ProtocolError',
+               'unexpected argument')
+    expect_exc(d.call('admin.vmclass.List', dest='work'), 'ProtocolError',
+               'expected destination to be AdminVM')
+    expect_exc(d.call('admin.vm.property.Get', 'work'), 'ProtocolError',
+               'expected an argument')
+    expect_exc(d.call('admin.vm.volume.Resize', 'work', 'private'),
+               'ProtocolError', 'expected payload')
+    # bad numbers (validate_number)
+    for bad, why in (('01', 'Size contains spurious leading zeros'),
+                     ('-1', 'Size contains non ASCII digits'),
+                     ('1x', 'Size contains non ASCII digits'),
+                     ('1' * 20, 'Size is bigger than 19 decimal digits'),
+                     (' 1 2', 'Size contains non ASCII digits')):
+        expect_exc(d.call('admin.vm.volume.Resize', 'work', 'private', bad),
+                   'ProtocolError', why)
     # non-ASCII and control bytes in the header
     assert d.raw('admin.vm.List dom0 name dóm0\0'.encode()) == b''
     assert d.raw(b'admin.vm.List\x01 dom0 name dom0\0') == b''
@@ -99,7 +109,8 @@ def test_framing():
     # uuid: destinations
     uuid = d.ok('admin.vm.property.Get', 'work', 'uuid').split(' ', 2)[2]
     assert d.ok('admin.vm.List', 'uuid:' + uuid).startswith('work class=AppVM')
-    expect_exc(d.call('admin.vm.List', 'uuid:1234'), 'QubesException')
+    expect_exc(d.call('admin.vm.List', 'uuid:1234'), 'QubesVMInvalidUUIDError',
+               "VM UUID is not valid: '1234'")
 
 
 # ---- domains and classes ----
@@ -128,17 +139,26 @@ def test_create_and_remove():
     assert info['save_on_stop'] == 'True' and info['vid'] == 'appvms/sa/root'
     # errors: duplicate, bad name, bad label, missing parts, bad class
     expect_exc(d.call('admin.vm.Create.AppVM', payload='name=sa label=red'),
-               'QubesValueError', 'already exists')
+               'QubesVMAlreadyExistsError', 'VM sa already exists')
     expect_exc(d.call('admin.vm.Create.AppVM', payload='name=0x label=red'),
-               'QubesValueError')
+               'QubesValueError', 'VM name cannot start with hyphen, '
+               'underscore, dot or numbers')
     expect_exc(d.call('admin.vm.Create.AppVM', payload='name=x label=pink'),
-               'QubesValueError')
-    expect_drop(d.call('admin.vm.Create.AppVM', payload='name=x'))
-    expect_drop(d.call('admin.vm.Create.AppVM', payload='name=x label=red x'))
-    expect_drop(d.call('admin.vm.Create.AppVM',
-                       payload='name=x label=red pool=varlibqubes'))
-    expect_drop(d.call('admin.vm.Create.NoClass', payload='name=x label=red'))
-    expect_drop(d.call('admin.vm.Create.AdminVM', payload='name=x label=red'))
+               'QubesLabelNotFoundError', 'Label does not exist: pink')
+    expect_exc(d.call('admin.vm.Create.AppVM', payload='name=x'),
+               'ProtocolError', 'Missing name or label')
+    expect_exc(d.call('admin.vm.Create.AppVM', payload='name=x label=red x'),
+               'ProtocolError')
+    expect_exc(d.call('admin.vm.Create.AppVM',
+                      payload='name=x label=red pool=varlibqubes'),
+               'ProtocolError', 'Invalid param name')
+    expect_exc(d.call('admin.vm.Create.AppVM',
+                      payload='name=x label=red label=red'),
+               'ProtocolError', 'duplicated parameters')
+    expect_exc(d.call('admin.vm.Create.NoClass', payload='name=x label=red'),
+               'ProtocolError', "no such method: 'admin.vm.Create.NoClass'")
+    expect_exc(d.call('admin.vm.Create.AdminVM', payload='name=x label=red'),
+               'QubesPropertyValueError')
     expect_exc(d.call('admin.vm.Create.StandaloneVM', arg='fedora',
                       payload='name=x label=red'), 'QubesValueError')
     expect_exc(d.call('admin.vm.Create.AppVM', arg='nope',
@@ -368,7 +388,8 @@ def test_global_properties():
                       payload='nope'), 'QubesPropertyValueError')
     expect_exc(d.call('admin.property.Get', arg='nope'),
                'QubesNoSuchPropertyError')
-    expect_drop(d.call('admin.property.Get', dest='work', arg='default_pool'))
+    expect_exc(d.call('admin.property.Get', dest='work', arg='default_pool'),
+               'ProtocolError', 'expected destination to be AdminVM')
     allp = d.ok('admin.property.GetAll').splitlines()
     assert 'default_template default=False type=vm fedora' in allp
     d.ok('admin.property.Reset', arg='default_template')
@@ -403,7 +424,14 @@ def test_features():
     d.ok('admin.vm.feature.Remove', 'work', 'empty')
     expect_exc(d.call('admin.vm.feature.Remove', 'work', 'gui'),
                'QubesFeatureNotFoundError')
-    expect_drop(d.call('admin.vm.feature.Set', 'work', 'x', b'\x00\x01'))
+    expect_exc(d.call('admin.vm.feature.Set', 'work', 'x', b'\x00\x01'),
+               'ProtocolError')
+    expect_exc(d.call('admin.vm.feature.Set', 'work', 'a/b', 'x'),
+               'ProtocolError', "Feature name cannot contain '/'")
+    expect_exc(d.call('admin.vm.feature.Set', 'work', 'x', 'a\nb'),
+               'ProtocolError', 'newline or tab')
+    expect_exc(d.call('admin.vm.feature.Set', 'work', 'x', 'a\tb'),
+               'ProtocolError', 'newline or tab')
     assert d.ok('admin.vm.feature.List', 'work') == ''
 
 
@@ -420,8 +448,10 @@ def test_tags():
     d.ok('admin.vm.tag.Remove', 'work', 'zeta')
     expect_exc(d.call('admin.vm.tag.Remove', 'work', 'alpha'),
                'QubesTagNotFoundError')
-    expect_drop(d.call('admin.vm.tag.Set', 'work', 'a.b'))
-    expect_drop(d.call('admin.vm.tag.Get', 'work', 'a/b'))
+    expect_exc(d.call('admin.vm.tag.Set', 'work', 'a.b'),
+               'QubesInvalidTagError')
+    expect_exc(d.call('admin.vm.tag.Get', 'work', 'a/b'),
+               'QubesInvalidTagError')
 
 
 # ---- labels ----
@@ -437,16 +467,21 @@ def test_labels():
     assert d.ok('admin.label.Get', arg='pink') == '0xffc0cb'
     expect_exc(d.call('admin.label.Create', arg='pink', payload='0x000000'),
                'QubesValueError', 'already exists')
-    expect_drop(d.call('admin.label.Create', arg='12', payload='0x000000'))
-    expect_drop(d.call('admin.label.Create', arg='new', payload='000000'))
-    expect_drop(d.call('admin.label.Create', arg='new', payload='0x00000g'))
-    expect_exc(d.call('admin.label.Get', arg='nope'), 'QubesValueError')
+    expect_exc(d.call('admin.label.Create', arg='12', payload='0x000000'),
+               'QubesInvalidLabelError')
+    expect_exc(d.call('admin.label.Create', arg='new', payload='000000'),
+               'QubesInvalidLabelValueError')
+    expect_exc(d.call('admin.label.Create', arg='new', payload='0x00000g'),
+               'QubesInvalidLabelValueError')
+    expect_exc(d.call('admin.label.Get', arg='nope'),
+               'QubesLabelNotFoundError', 'Label does not exist: nope')
     d.ok('admin.vm.property.Set', 'work', 'label', 'pink')
-    expect_exc(d.call('admin.label.Remove', arg='pink'), 'QubesException',
-               'in use')
+    expect_exc(d.call('admin.label.Remove', arg='pink'),
+               'QubesLabelInUseError', "Label is still in use: 'pink'")
     d.ok('admin.vm.property.Set', 'work', 'label', 'blue')
     d.ok('admin.label.Remove', arg='pink')
-    expect_drop(d.call('admin.label.Remove', arg='red'))  # a default one
+    expect_exc(d.call('admin.label.Remove', arg='red'),  # a default one
+               'ProtocolError')
 
 
 # ---- pools ----
@@ -472,19 +507,20 @@ def test_pools():
     expect_exc(d.call('admin.pool.Add', arg='file-reflink',
                       payload='name=x\ndir_path=/tmp\nbogus=1'),
                'QubesException', 'unexpected driver options: bogus')
-    expect_drop(d.call('admin.pool.Add', arg='file-reflink',
-                       payload='name=second\ndir_path=/tmp'))
-    expect_drop(d.call('admin.pool.Add', arg='file-reflink',
-                       payload='name=a/b\ndir_path=/tmp'))
-    expect_drop(d.call('admin.pool.Add', arg='file-reflink',
-                       payload='dir_path=/tmp'))
+    expect_exc(d.call('admin.pool.Add', arg='file-reflink',
+                      payload='name=second\ndir_path=/tmp'),
+               'QubesPoolInUseError', "Storage pool is in use: 'second'")
+    expect_exc(d.call('admin.pool.Add', arg='file-reflink',
+                      payload='name=a/b\ndir_path=/tmp'), 'ProtocolError')
+    expect_exc(d.call('admin.pool.Add', arg='file-reflink',
+                      payload='dir_path=/tmp'), 'ProtocolError')
     d.ok('admin.pool.Set.revisions_to_keep', arg='second', payload='3')
     assert 'revisions_to_keep=3' in d.ok('admin.pool.Info', arg='second')
     d.ok('admin.pool.Set.ephemeral_volatile', arg='second', payload='True')
     assert 'ephemeral_volatile=True' in d.ok('admin.pool.Info', arg='second')
-    expect_drop(d.call('admin.pool.Set.ephemeral_volatile', arg='second',
-                       payload='maybe'))
-    expect_drop(d.call('admin.pool.Info', arg='nope'))
+    expect_exc(d.call('admin.pool.Set.ephemeral_volatile', arg='second',
+                      payload='maybe'), 'ProtocolError', 'Invalid value')
+    expect_exc(d.call('admin.pool.Info', arg='nope'), 'ProtocolError')
     d.ok('admin.vm.CreateInPool.StandaloneVM', payload='name=inpool '
          'label=red pool=second')
     vids = d.ok('admin.pool.volume.List', arg='second').splitlines()
@@ -511,8 +547,10 @@ def test_volumes():
         assert k in info, k
     assert info['vid'] == 'appvms/work/private' and info['rw'] == 'True'
     assert info['size'] == str(2 << 30)
-    expect_drop(d.call('admin.vm.volume.Info', 'work', 'nope'))
-    expect_drop(d.call('admin.vm.volume.Info', 'work', '../x'))
+    expect_exc(d.call('admin.vm.volume.Info', 'work', 'nope'),
+               'ProtocolError')
+    expect_exc(d.call('admin.vm.volume.Info', 'work', '../x'),
+               'ProtocolError')
     assert d.ok('admin.vm.volume.ListSnapshots', 'work', 'private') == ''
     # Clear imports an empty image: each one keeps a revision.
     d.ok('admin.vm.volume.Set.revisions_to_keep', 'work', 'private', '3')
@@ -538,8 +576,10 @@ def test_volumes():
     d.ok('admin.vm.volume.Revert', 'work', 'private', '2')
     with open(img, 'rb') as f:
         assert f.read(6) == b'second'
-    expect_drop(d.call('admin.vm.volume.Revert', 'work', 'private', '99'))
-    expect_drop(d.call('admin.vm.volume.Revert', 'work', 'private', '../1'))
+    expect_exc(d.call('admin.vm.volume.Revert', 'work', 'private', '99'),
+               'ProtocolError')
+    expect_exc(d.call('admin.vm.volume.Revert', 'work', 'private', '../1'),
+               'ProtocolError')
     # resize: grow only
     d.ok('admin.vm.volume.Resize', 'work', 'private', str(3 << 30))
     assert os.path.getsize(img) == 3 << 30
@@ -555,7 +595,8 @@ def test_volumes():
                                     'volatile')
     expect_exc(d.call('admin.vm.volume.Set.ephemeral', 'work', 'private',
                       'True'), 'QubesValueError')
-    expect_drop(d.call('admin.vm.volume.Set.rw', 'work', 'root', 'perhaps'))
+    expect_exc(d.call('admin.vm.volume.Set.rw', 'work', 'root', 'perhaps'),
+               'ProtocolError', 'Invalid value')
     # clone private of work into a new qube's private
     d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora', 'name=copy label=red')
     token = d.ok('admin.vm.volume.CloneFrom', 'work', 'private')
@@ -564,7 +605,9 @@ def test_volumes():
     with open(os.path.join(d.base_dir, 'appvms', 'copy', 'private.img'),
               'rb') as f:
         assert f.read(6) == b'second'
-    expect_drop(d.call('admin.vm.volume.CloneTo', 'copy', 'private', token))
+    expect_exc(d.call('admin.vm.volume.CloneTo', 'copy', 'private', token),
+               'QubesVolumeCopyTokenNotFoundError',
+               'Token to clone volume of qube was not found')
     d.ok('admin.vm.Remove', 'copy')
 
 
