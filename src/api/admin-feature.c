@@ -55,8 +55,22 @@ static char *feature_check_template_adminvm(Call *call, GError **error)
     return feature_check(call, TRUE, FALSE, TRUE, error);
 }
 
+/* Features the system keeps for itself (the preloaded disposables'
+ * bookkeeping): a qube other than dom0 may not change them. */
+static gboolean feature_allowed(Call *call, GError **error)
+{
+    if (api_src_is_dom0(call) || !g_str_has_prefix(call->arg, "preload-dispvm"))
+        return TRUE;
+    g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_PERMISSION_DENIED,
+                        "changing this feature is prohibited by "
+                        "qubes.ext.admin.AdminExtension");
+    return FALSE;
+}
+
 static char *feature_set(Call *call, GError **error)
 {
+    if (!feature_allowed(call, error))
+        return NULL;
     /* A feature name becomes a QubesDB path element in the qube: no
      * '/'; a value is one line of text. */
     if (!api_enforce(!strchr(call->arg, '/'), "Feature name cannot contain '/'",
@@ -75,7 +89,8 @@ static char *feature_set(Call *call, GError **error)
 
 static char *feature_remove(Call *call, GError **error)
 {
-    if (!qubes_domain_feature_remove(call->dest, call->arg, error))
+    if (!feature_allowed(call, error) ||
+        !qubes_domain_feature_remove(call->dest, call->arg, error))
         return NULL;
     return api_saved(call, error);
 }

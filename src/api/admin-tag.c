@@ -28,9 +28,23 @@ static char *tag_get(Call *call, GError **error)
                                                                        : "0");
 }
 
+/* The reference's ext/admin.py: a qube other than dom0 may not set or
+ * remove the tags that record who made a qube. */
+static gboolean tag_allowed(Call *call, GError **error)
+{
+    if (api_src_is_dom0(call) ||
+        !(g_str_has_prefix(call->arg, "created-by-") ||
+          g_str_has_prefix(call->arg, "disp-created-by-")))
+        return TRUE;
+    g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_PERMISSION_DENIED,
+                        "changing this tag is prohibited by "
+                        "qubes.ext.admin.AdminExtension");
+    return FALSE;
+}
+
 static char *tag_set(Call *call, GError **error)
 {
-    if (!tag_ok(call, error) ||
+    if (!tag_ok(call, error) || !tag_allowed(call, error) ||
         !qubes_domain_tag_add(call->dest, call->arg, error))
         return NULL;
     return api_saved(call, error);
@@ -38,7 +52,7 @@ static char *tag_set(Call *call, GError **error)
 
 static char *tag_remove(Call *call, GError **error)
 {
-    if (!tag_ok(call, error) ||
+    if (!tag_ok(call, error) || !tag_allowed(call, error) ||
         !qubes_domain_tag_remove(call->dest, call->arg, error))
         return NULL;
     return api_saved(call, error);

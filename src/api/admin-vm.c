@@ -1,6 +1,7 @@
 /* admin-vm.c: admin.vmclass.List, admin.vm.List, CurrentState,
  * Create, CreateInPool and Remove. */
 #include "api-util.h"
+#include "policy.h"
 
 #include "qubes-error.h"
 
@@ -38,15 +39,25 @@ static gint vm_sort(gconstpointer a, gconstpointer b)
 static char *vm_list(Call *call, GError **error)
 {
     GString *out = g_string_new(NULL);
+    g_autoptr(GPtrArray) all = g_ptr_array_new();
     if (call->dest->qid != 0) {
-        vm_line(out, call->dest);
+        g_ptr_array_add(all, call->dest);
     } else {
-        g_autoptr(GPtrArray) all = g_ptr_array_new();
         for (guint i = 0; i < call->app->domains->len; i++)
             g_ptr_array_add(all, call->app->domains->pdata[i]);
         g_ptr_array_sort(all, vm_sort);
-        for (guint i = 0; i < all->len; i++)
-            vm_line(out, all->pdata[i]);
+    }
+    /* A source other than dom0 sees the qubes the qrexec policy lets it
+     * list (the reference's ext/admin.py filter). */
+    g_autoptr(QubesPolicy) policy =
+        api_src_is_dom0(call) ? NULL
+                              : qubes_policy_load(call->state->policy_dir);
+    for (guint i = 0; i < all->len; i++) {
+        QubesDomain *d = all->pdata[i];
+        if (policy && !qubes_policy_allows(policy, call->app, "admin.vm.List",
+                                           "+", call->src, d->name))
+            continue;
+        vm_line(out, d);
     }
     return g_string_free(out, FALSE);
 }
@@ -228,7 +239,8 @@ static gboolean remove_work(gpointer data, GError **error)
 {
     DomJob *j = data;
     g_autoptr(GError) err = NULL;
-    if (!qubes_storage_remove(j->volumes, j->dir, &err))
+    if (!qubes_domain_remove_notes(j->dom, &err) ||
+        !qubes_storage_remove(j->volumes, j->dir, &err))
         g_warning("Error while removing VM '%s' files: %s", j->dom->name,
                   err->message);
     return TRUE;

@@ -34,15 +34,22 @@ const Method *api_find_method(const char *name, gboolean internal,
 ApiState *api_state_new(void)
 {
     ApiState *s = g_new0(ApiState, 1);
+    s->policy_dir = g_strdup("/etc/qubes/policy.d");
     s->clone_tokens = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                             (GDestroyNotify)qubes_volume_unref);
     return s;
+}
+
+gboolean api_src_is_dom0(Call *call)
+{
+    return call->src->qid == 0;
 }
 
 void api_state_free(ApiState *state)
 {
     if (!state)
         return;
+    g_free(state->policy_dir);
     g_hash_table_unref(state->clone_tokens);
     g_free(state);
 }

@@ -56,9 +56,11 @@ struct _Method {
     MethodFunc func;
 };
 
-/* State the API keeps between calls (not saved): clone tokens. */
+/* State the API keeps between calls (not saved): clone tokens, and
+ * where the qrexec policy is (policy.h). */
 struct _ApiState {
     GHashTable *clone_tokens; /* token -> QubesVolume* (ref) */
+    char *policy_dir;
 };
 
 ApiState *api_state_new(void);
@@ -75,7 +77,16 @@ struct _Call {
     QubesDomain *src;  /* referenced */
     QubesDomain *dest; /* referenced */
     GBytes *untrusted_payload;
+    gpointer data; /* the method's, freed with the call */
+    GDestroyNotify data_free;
 };
+
+/* Whether @call's source is dom0 (the AdminVM), whose calls the
+ * reference never filters. */
+gboolean api_src_is_dom0(Call *call);
+/* For an admin.Events call: whether @event may go to its source (the
+ * reference's ext/admin.py filter for a source other than dom0). */
+gboolean api_event_visible(Call *call, const QubesEvent *event);
 
 /* The method called @name (NULL when none). @internal: the internal
  * socket, which also serves M_INTERNAL methods. *@endpoint is set (new)

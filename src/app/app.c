@@ -471,28 +471,61 @@ QubesDomain *qubes_app_get_domain(QubesApp *app, const char *name,
     return d;
 }
 
-QubesDomain *qubes_app_get_domain_by_qid(QubesApp *app, guint qid)
+/* The domains array is kept sorted by qid: a binary search. */
+static guint qid_position(QubesApp *app, guint qid)
 {
-    for (guint i = 0; i < app->domains->len; i++) {
-        QubesDomain *d = app->domains->pdata[i];
-        if (d->qid == qid)
-            return d;
+    guint lo = 0, hi = app->domains->len;
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+        if (((QubesDomain *)app->domains->pdata[mid])->qid < qid)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    return NULL;
+    return lo;
 }
 
-static gint dom_cmp(gconstpointer a, gconstpointer b)
+QubesDomain *qubes_app_get_domain_by_qid(QubesApp *app, guint qid)
 {
-    const QubesDomain *x = *(QubesDomain *const *)a;
-    const QubesDomain *y = *(QubesDomain *const *)b;
-    return x->qid < y->qid ? -1 : x->qid > y->qid;
+    guint i = qid_position(app, qid);
+    if (i < app->domains->len &&
+        ((QubesDomain *)app->domains->pdata[i])->qid == qid)
+        return app->domains->pdata[i];
+    return NULL;
 }
 
 static void insert_domain(QubesApp *app, QubesDomain *dom)
 {
-    g_ptr_array_add(app->domains, dom);
-    g_ptr_array_sort(app->domains, dom_cmp);
+    g_ptr_array_insert(app->domains, (gint)qid_position(app, dom->qid), dom);
     g_hash_table_insert(app->by_name, dom->name, dom);
+}
+
+/* The qids and names of domains kept verbatim (app->lost_domains) stay
+ * theirs: a new qube must not take them. */
+static gboolean lost_qid(QubesApp *app, guint qid)
+{
+    for (guint i = 0; i < app->lost_domains->len; i++) {
+        const QxDomain *x = app->lost_domains->pdata[i];
+        const QxProperty *p = qx_properties_get(x->properties, "qid");
+        const char *v = p && p->value ? p->value
+                        : x->id && g_str_has_prefix(x->id, "domain-")
+                            ? x->id + 7
+                            : NULL;
+        if (v && g_ascii_strtoull(v, NULL, 10) == qid)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static gboolean lost_name(QubesApp *app, const char *name)
+{
+    for (guint i = 0; i < app->lost_domains->len; i++) {
+        const QxDomain *x = app->lost_domains->pdata[i];
+        const QxProperty *p = qx_properties_get(x->properties, "name");
+        if (p && g_strcmp0(p->value, name) == 0)
+            return TRUE;
+    }
+    return FALSE;
 }
 
 static gboolean set_initial(QubesDomain *dom, const char *name,
@@ -518,7 +551,7 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
     }
     if (!qubes_validate_vm_name(name, error))
         return NULL;
-    if (g_hash_table_contains(app->by_name, name)) {
+    if (g_hash_table_contains(app->by_name, name) || lost_name(app, name)) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_ALREADY_EXISTS,
                     "VM %s already exists", name);
         return NULL;
@@ -526,7 +559,8 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
     if (!qubes_app_get_label(app, label, error))
         return NULL;
     guint qid = 1;
-    while (qid <= QUBES_MAX_QID && qubes_app_get_domain_by_qid(app, qid))
+    while (qid <= QUBES_MAX_QID &&
+           (qubes_app_get_domain_by_qid(app, qid) || lost_qid(app, qid)))
         qid++;
     if (qid > QUBES_MAX_QID) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
@@ -752,8 +786,47 @@ static gboolean on_dvm_template_off(QubesEvent *ev, gpointer data,
     return TRUE;
 }
 
+/* ext/admin.py on_tag_add: a qube tagged created-by-X also gets, as a
+ * DispVM, disp-created-by-X, and every tag X's feature
+ * tag-created-vm-with lists. */
+static gboolean on_created_by(QubesEvent *ev, gpointer data, GError **error)
+{
+    QubesApp *app = data;
+    QubesDomain *vm = qubes_domain_of_emitter(ev->subject);
+    const char *tag = qubes_event_get(ev, "tag");
+    QubesDomain *creator =
+        tag ? g_hash_table_lookup(app->by_name, tag + strlen("created-by-"))
+            : NULL;
+    if (!creator)
+        return TRUE;
+    if (strcmp(vm->klass->name, "DispVM") == 0) {
+        g_autofree char *t =
+            g_strconcat("disp-created-by-", creator->name, NULL);
+        if (!qubes_domain_tag_add(vm, t, error))
+            return FALSE;
+    }
+    const char *with = qubes_domain_feature_get(creator, "tag-created-vm-with");
+    g_auto(GStrv) words = g_strsplit_set(with ? with : "", " \t\n", -1);
+    for (char **w = words; *w; w++) {
+        if (!**w)
+            continue;
+        if (!qubes_tag_is_valid(*w)) {
+            g_warning("%s: tag-created-vm-with of %s: '%s' is not a valid "
+                      "tag; left out",
+                      vm->name, creator->name, *w);
+            continue;
+        }
+        if (!qubes_domain_tag_add(vm, *w, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
 static void register_handlers(QubesApp *app)
 {
+    qubes_event_add_class_handler(app->registry, "BaseVM",
+                                  "domain-tag-add:created-by-*", on_created_by,
+                                  QUBES_HANDLER_BOUND, app, NULL);
     static const char *const dvm_classes[] = {"AppVM", "StandaloneVM"};
     for (guint i = 0; i < G_N_ELEMENTS(dvm_classes); i++) {
         qubes_event_add_class_handler(app->registry, dvm_classes[i],
@@ -885,12 +958,20 @@ static void repair_loaded(QubesApp *app)
     for (guint i = 0; i < app->domains->len; i++) {
         QubesDomain *d = app->domains->pdata[i];
         QubesDomain *n = qubes_domain_get_netvm(d);
-        g_autoptr(GError) err = NULL;
-        if (!n || qubes_net_check_netvm(d, n, &err))
+        const char *why = NULL;
+        if (!n)
+            continue;
+        if (!qubes_domain_flag(n, "provides_network"))
+            why = "it does not provide network";
+        else if (n == d)
+            why = "it is the qube itself";
+        else if (qubes_net_would_loop(d, n))
+            why = "its netvm chain leads back to the qube";
+        if (!why)
             continue;
         g_warning("%s: domain %s: netvm %s: %s; disconnected (netvm set to "
                   "none)",
-                  app->xml_path, d->name, n->name, err->message);
+                  app->xml_path, d->name, n->name, why);
         g_hash_table_replace(d->props.values, g_strdup("netvm"), g_strdup(""));
     }
 }

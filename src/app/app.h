@@ -203,6 +203,19 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QubesDomain, qubes_domain_unref)
  * classes get it as the event's subject). */
 QubesDomain *qubes_domain_of_emitter(QubesEmitter *emitter);
 
+/* ---- notes (notes.c) ---- */
+
+/* The largest notes admin.vm.notes.Set takes, in bytes. */
+#define QUBES_NOTES_MAX 256000
+
+/* The qube's notes ("" when it has none; new string). Blocking. */
+char *qubes_domain_read_notes(QubesDomain *dom, GError **error);
+/* Replaces them, atomically and durably. Blocking. */
+gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
+                                  GError **error);
+/* Removes the notes file (with the qube). Blocking. */
+gboolean qubes_domain_remove_notes(QubesDomain *dom, GError **error);
+
 /* ---- network (net.c) ---- */
 
 /* The netvm the domain uses, its default followed (NULL: none). */

@@ -454,7 +454,7 @@ gboolean qubes_props_load(QubesPropHolder *holder, const GPtrArray *props,
         g_autofree char *r = qubes_py_repr(p->value ? p->value : "");
         g_warning("%s: property %s: value %s left out, the default applies: "
                   "%s",
-                  who, p->name, r, err->message);
+                  who, p->name, r, *err->message ? err->message : "invalid");
     }
     return TRUE;
 }

@@ -266,13 +266,17 @@ static gboolean parse_properties(Parse *ps, xmlNodePtr n, GPtrArray *out)
 {
     if (!only_children(ps, n, "property"))
         return FALSE;
+    /* Seen names in a set: a linear search per property is quadratic in
+     * a (hostile) file with very many. */
+    g_autoptr(GHashTable) seen =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (xmlNodePtr c = n->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;
         g_autofree char *name = attr(c, "name");
         if (!name || !*name)
             return fail_at(ps, c, "<property> without a name");
-        if (qx_properties_get(out, name))
+        if (!g_hash_table_add(seen, g_strdup(name)))
             return fail_at(ps, c, "property %s given twice", name);
         QxProperty *p = g_new0(QxProperty, 1);
         p->name = g_steal_pointer(&name);
@@ -433,6 +437,56 @@ static void keep_first_error(void *data, xmlErrorPtr e)
     first->line = e->line;
 }
 
+/* libxml2 checks an element's attributes for duplicates in quadratic
+ * time (200,000 attributes take minutes), so the raw text is scanned
+ * first, in linear time: no start tag may carry more attributes than
+ * qubes.xml ever needs. The scan follows quotes, comments, CDATA and
+ * processing instructions so that text inside them is not counted. */
+#define QUBES_XML_MAX_ATTRIBUTES 256
+
+static gboolean scan_attributes(const char *d, gsize len, const char *path,
+                                GError **error)
+{
+    int line = 1;
+    for (gsize i = 0; i < len; i++) {
+        if (d[i] == '\n')
+            line++;
+        if (d[i] != '<')
+            continue;
+        const char *end = NULL;
+        if (i + 4 <= len && memcmp(d + i, "<!--", 4) == 0)
+            end = "-->";
+        else if (i + 9 <= len && memcmp(d + i, "<![CDATA[", 9) == 0)
+            end = "]]>";
+        else if (i + 2 <= len && d[i + 1] == '?')
+            end = "?>";
+        if (end) {
+            size_t el = strlen(end);
+            for (i++; i + el <= len && memcmp(d + i, end, el) != 0; i++)
+                line += d[i] == '\n';
+            continue;
+        }
+        int start_line = line;
+        guint attrs = 0;
+        char quote = 0;
+        for (i++; i < len && (quote || d[i] != '>'); i++) {
+            line += d[i] == '\n';
+            if (quote) {
+                if (d[i] == quote)
+                    quote = 0;
+            } else if (d[i] == '"' || d[i] == '\'') {
+                quote = d[i];
+            } else if (d[i] == '=' && ++attrs > QUBES_XML_MAX_ATTRIBUTES) {
+                g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "%s:%d: an element with more than %d attributes",
+                            path, start_line, QUBES_XML_MAX_ATTRIBUTES);
+                return FALSE;
+            }
+        }
+    }
+    return TRUE;
+}
+
 QubesXml *qubes_xml_parse(const char *untrusted_data, gsize len,
                           const char *path, GError **error)
 {
@@ -441,6 +495,8 @@ QubesXml *qubes_xml_parse(const char *untrusted_data, gsize len,
         fail_at(&ps, NULL, "file too large");
         return NULL;
     }
+    if (!scan_attributes(untrusted_data, len, path, error))
+        return NULL;
     xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
     /* Keep the first error: later ones follow from it ("premature end"). */
     FirstError first = {0};

@@ -76,6 +76,7 @@ int main(int argc, char **argv)
     setlocale(LC_ALL, "");
     g_autofree char *base_dir = NULL;
     g_autofree char *socket_path = NULL;
+    g_autofree char *policy_dir = NULL;
     gboolean version = FALSE;
     gint64 request_timeout = SERVER_REQUEST_TIMEOUT;
     gint64 max_connections = SERVER_MAX_CONNECTIONS;
@@ -88,6 +89,10 @@ int main(int argc, char **argv)
          "Admin API socket (default /var/run/qubesd.sock); the internal "
          "socket qubesd.internal.sock goes beside it",
          "PATH"},
+        {"policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir,
+         "The qrexec policy, consulted for what a qube other than dom0 may "
+         "list or watch (default /etc/qubes/policy.d)",
+         "DIR"},
         {"request-timeout", 0, 0, G_OPTION_ARG_INT64, &request_timeout,
          "Seconds a client has to send its request, and again to take its "
          "answer, before its connection is closed; 0: no limit (default 60)",
@@ -141,6 +146,10 @@ int main(int argc, char **argv)
     if (!srv) {
         g_printerr("qubesd: %s\n", err->message);
         return 1;
+    }
+    if (policy_dir) {
+        g_free(srv->api->policy_dir);
+        srv->api->policy_dir = g_strdup(policy_dir);
     }
     srv->request_timeout = (guint)request_timeout;
     srv->max_connections = fit_connections(max_connections);

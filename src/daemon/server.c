@@ -64,6 +64,8 @@ static void call_free(Call *call)
         qubes_domain_unref(call->dest);
     if (call->untrusted_payload)
         g_bytes_unref(call->untrusted_payload);
+    if (call->data && call->data_free)
+        call->data_free(call->data);
     conn_unref(call->transport);
     g_free(call);
 }
@@ -134,10 +136,25 @@ static void conn_done_reading(Conn *c)
 
 static void conn_close(Conn *c);
 
+/* The deadline counts the client's time, not ours: when it passes while
+ * the client's bytes (or its end of the request) wait in the socket for
+ * us to read them, or its socket can take more of the answer, it was the
+ * daemon that was late (stopped with SIGSTOP, starved on a loaded
+ * machine), and the client gets a short grace for us to catch up. The
+ * grace is short, so a client trickling bytes gains nothing from it. */
+#define SERVER_DEADLINE_GRACE 1
+
 static gboolean on_deadline(gpointer data)
 {
     Conn *c = data;
     c->timer = 0;
+    GSocket *sock = g_socket_connection_get_socket(c->sc);
+    GIOCondition ready = g_socket_condition_check(
+        sock, c->reading ? (G_IO_IN | G_IO_HUP) : G_IO_OUT);
+    if (ready && !(ready & G_IO_ERR)) {
+        c->timer = g_timeout_add_seconds(SERVER_DEADLINE_GRACE, on_deadline, c);
+        return G_SOURCE_REMOVE;
+    }
     note_dropped(c->srv, c->reading ? DROP_REQUEST_LATE : DROP_ANSWER_UNTAKEN);
     conn_close(c);
     return G_SOURCE_REMOVE;
@@ -463,6 +480,8 @@ static gboolean forward_event(QubesEvent *ev, gpointer data, GError **error)
         return TRUE;
     QubesDomain *only = c->events_call ? c->events_call->dest : NULL;
     if (only && only->qid != 0 && strcmp(ev->subject->name, only->name) != 0)
+        return TRUE;
+    if (c->events_call && !api_event_visible(c->events_call, ev))
         return TRUE;
     conn_send(c, qubes_response_event(ev->subject->name, name, ev->kwargs));
     return TRUE;

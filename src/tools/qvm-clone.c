@@ -87,6 +87,21 @@ int main(int argc, char **argv)
             continue;
         g_autofree char *s = qa_call("admin.vm.tag.Set", dst, *t, NULL, NULL);
     }
+    /* The notes, as the Qubes client's clone_vm copies them. */
+    g_autofree char *notes =
+        qa_call("admin.vm.notes.Get", src, NULL, NULL, &err);
+    if (!notes) {
+        g_free(qa_call("admin.vm.Remove", dst, NULL, NULL, NULL));
+        return qa_fail("qvm-clone", err);
+    }
+    if (*notes) {
+        g_autofree char *s =
+            qa_call("admin.vm.notes.Set", dst, NULL, notes, &err);
+        if (!s) {
+            g_free(qa_call("admin.vm.Remove", dst, NULL, NULL, NULL));
+            return qa_fail("qvm-clone", err);
+        }
+    }
     /* The data: every volume the source saves on stop. */
     g_autofree char *vols =
         qa_call("admin.vm.volume.List", src, NULL, NULL, &err);

@@ -1,0 +1,168 @@
+/* notes.c: a qube's notes, the free text the reference keeps in
+ * notes.txt in the qube's folder (admin.vm.notes.Get/Set). See app.h.
+ *
+ * Durability: a new text is written to a temporary in the qube's
+ * folder, fsynced, renamed over notes.txt, and the folder fsynced: after
+ * a crash at any point the file holds the old text or the new one,
+ * never a mix or nothing. The folder is reached from the base folder one
+ * component at a time with O_NOFOLLOW, so a link planted in place of it
+ * (or of notes.txt, which is only ever replaced) leads nowhere else. */
+#include "app.h"
+
+#include "qubes-error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NOTES_FILE "notes.txt"
+
+/* Opens base/prefix/name as a folder, creating the last two when
+ * @create; -1 with errno (ENOENT: there is none). */
+static int open_qube_dir(QubesDomain *dom, gboolean create)
+{
+    const char *parts[] = {dom->klass->dir_prefix, dom->name};
+    int fd = open(dom->app->base_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (guint i = 0; fd >= 0 && i < G_N_ELEMENTS(parts); i++) {
+        if (create && mkdirat(fd, parts[i], 0775) != 0 && errno != EEXIST) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        int next = openat(fd, parts[i],
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        close(fd);
+        fd = next;
+        errno = e;
+    }
+    return fd;
+}
+
+char *qubes_domain_read_notes(QubesDomain *dom, GError **error)
+{
+    int dfd = open_qube_dir(dom, FALSE);
+    if (dfd < 0 && errno == ENOENT)
+        return g_strdup("");
+    g_autofree char *path = qubes_domain_dir_path(dom);
+    if (dfd < 0) {
+        qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
+                               "Cannot open %s", path);
+        return NULL;
+    }
+    int fd =
+        openat(dfd, NOTES_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    int errsv = errno;
+    close(dfd);
+    if (fd < 0 && errsv == ENOENT)
+        return g_strdup("");
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) != 0) {
+        errsv = errno;
+        close(fd);
+        fd = -1;
+    } else if (fd >= 0 &&
+               (!S_ISREG(st.st_mode) || st.st_size > QUBES_NOTES_MAX)) {
+        /* Not notes we wrote: a planted FIFO or link target, or a file
+         * larger than any Set makes. */
+        errsv = EINVAL;
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errsv,
+                               "Cannot read %s/" NOTES_FILE, path);
+        return NULL;
+    }
+    GString *out = g_string_sized_new((gsize)st.st_size);
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0 && out->len <= QUBES_NOTES_MAX)
+        g_string_append_len(out, buf, n);
+    errsv = errno;
+    close(fd);
+    if (n < 0) {
+        g_string_free(out, TRUE);
+        qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errsv,
+                               "Cannot read %s/" NOTES_FILE, path);
+        return NULL;
+    }
+    return g_string_free(out, FALSE);
+}
+
+gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
+                                  GError **error)
+{
+    g_autofree char *path = qubes_domain_dir_path(dom);
+    int dfd = open_qube_dir(dom, TRUE);
+    if (dfd < 0)
+        return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
+                                      "Cannot open %s", path);
+    char tmp[] = NOTES_FILE "~XXXXXXXX";
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 16; tries++) {
+        for (int i = 0; i < 8; i++)
+            tmp[sizeof NOTES_FILE + i] =
+                "0123456789abcdef"[g_random_int() % 16];
+        fd = openat(dfd, tmp,
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0664);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    gboolean ok = fd >= 0;
+    int errsv = errno;
+    const char *what = "create";
+    size_t len = strlen(text), done = 0;
+    while (ok && done < len) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        ok = n > 0;
+        errsv = errno;
+        what = "write";
+        done += ok ? (size_t)n : 0;
+    }
+    /* The text is on disk before it gets the name; the folder after the
+     * rename makes the name durable. */
+    if (ok && !(ok = fsync(fd) == 0)) {
+        errsv = errno;
+        what = "fsync";
+    }
+    if (fd >= 0)
+        close(fd);
+    if (ok && !(ok = renameat(dfd, tmp, dfd, NOTES_FILE) == 0)) {
+        errsv = errno;
+        what = "rename";
+    }
+    if (ok && !(ok = fsync(dfd) == 0)) {
+        errsv = errno;
+        what = "fsync the folder of";
+    }
+    if (!ok && fd >= 0)
+        unlinkat(dfd, tmp, 0);
+    close(dfd);
+    if (!ok)
+        return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errsv,
+                                      "Cannot %s %s/" NOTES_FILE, what, path);
+    return TRUE;
+}
+
+gboolean qubes_domain_remove_notes(QubesDomain *dom, GError **error)
+{
+    int dfd = open_qube_dir(dom, FALSE);
+    if (dfd < 0)
+        return TRUE;
+    gboolean ok = unlinkat(dfd, NOTES_FILE, 0) == 0 || errno == ENOENT;
+    int errsv = errno;
+    close(dfd);
+    if (!ok) {
+        g_autofree char *path = qubes_domain_dir_path(dom);
+        return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errsv,
+                                      "Cannot remove %s/" NOTES_FILE, path);
+    }
+    return TRUE;
+}
