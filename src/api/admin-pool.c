@@ -184,6 +184,37 @@ static char *pool_remove(Call *call, GError **error)
     return api_saved(call, error);
 }
 
+/* Where @vid comes in the listing: the reference lists a pool's volumes
+ * in the order its qubes were loaded or made, each qube's in its own
+ * order. Ours: qubes by qid (the qubes.xml order, so a restart gives the
+ * same list), then each qube's volumes as in qubes.xml; volumes no qube
+ * holds (the kernel pool's folders) after them, by vid. */
+static GHashTable *volume_ranks(QubesApp *app, QubesPool *pool)
+{
+    GHashTable *rank = g_hash_table_new(g_str_hash, g_str_equal);
+    guint n = 0;
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *dom = app->domains->pdata[i];
+        for (guint j = 0; j < dom->volumes->len; j++) {
+            QubesVolume *vol = ((QubesDomainVolume *)dom->volumes->pdata[j])->vol;
+            if (vol->pool == pool && !g_hash_table_contains(rank, vol->vid))
+                g_hash_table_insert(rank, vol->vid, GUINT_TO_POINTER(++n));
+        }
+    }
+    return rank;
+}
+
+static int by_rank(gconstpointer a, gconstpointer b, gpointer user_data)
+{
+    const QubesVolume *va = *(QubesVolume *const *)a;
+    const QubesVolume *vb = *(QubesVolume *const *)b;
+    guint ra = GPOINTER_TO_UINT(g_hash_table_lookup(user_data, va->vid));
+    guint rb = GPOINTER_TO_UINT(g_hash_table_lookup(user_data, vb->vid));
+    if (ra != rb)
+        return ra == 0 ? 1 : rb == 0 ? -1 : (ra < rb ? -1 : 1);
+    return strcmp(va->vid, vb->vid);
+}
+
 static char *pool_volume_list(Call *call, GError **error)
 {
     QubesPool *p = pool_arg(call, error);
@@ -192,6 +223,8 @@ static char *pool_volume_list(Call *call, GError **error)
     g_autoptr(GPtrArray) vols = qubes_pool_list_volumes(p, error);
     if (!vols)
         return NULL;
+    g_autoptr(GHashTable) rank = volume_ranks(call->app, p);
+    g_ptr_array_sort_with_data(vols, by_rank, rank);
     GString *out = g_string_new(NULL);
     for (guint i = 0; i < vols->len; i++)
         g_string_append_printf(out, "%s\n",
@@ -203,8 +236,13 @@ static char *pool_set_revisions(Call *call, GError **error)
 {
     QubesPool *p = pool_arg(call, error);
     gint64 v;
-    if (!p || !api_payload_number(call, "revisions_to_keep", FALSE, &v, error))
+    if (!p || !api_payload_number(call, "revisions_to_keep", TRUE, &v, error))
         return NULL;
+    if (v < -1) { /* the reference checks it here, as a protocol error */
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
+                            "Invalid value for revisions_to_keep");
+        return NULL;
+    }
     if (v > G_MAXINT) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
                     "revisions_to_keep is too big");

@@ -225,7 +225,7 @@ static char *volume_set_revisions(Call *call, GError **error)
 {
     QubesVolume *v = volume_arg(call, error);
     gint64 n;
-    if (!v || !api_payload_number(call, "revisions_to_keep", FALSE, &n, error))
+    if (!v || !api_payload_number(call, "revisions_to_keep", TRUE, &n, error))
         return NULL;
     if (n > G_MAXINT) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,

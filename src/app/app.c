@@ -822,8 +822,42 @@ static gboolean on_created_by(QubesEvent *ev, gpointer data, GError **error)
     return TRUE;
 }
 
+/* property-pre-reset:template: a qube based on a template keeps one. */
+static gboolean on_template_reset(QubesEvent *ev, gpointer data,
+                                  GError **error)
+{
+    QubesApp *app = data;
+    QubesDomain *self = qubes_domain_of_emitter(ev->subject);
+    g_autofree char *def = app_prop(app, "default_template");
+    if (strcmp(self->klass->name, "AppVM") == 0 && def && *def)
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "Cannot unset template. You can set it to the current "
+                    "default (%s) instead",
+                    def);
+    else
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                            "Cannot unset template");
+    return FALSE;
+}
+
+static gboolean on_template_set(QubesEvent *ev, gpointer data, GError **error)
+{
+    qubes_domain_follow_template(qubes_domain_of_emitter(ev->subject));
+    return TRUE;
+}
+
 static void register_handlers(QubesApp *app)
 {
+    static const char *const based[] = {"AppVM", "DispVM"};
+    for (guint i = 0; i < G_N_ELEMENTS(based); i++) {
+        qubes_event_add_class_handler(app->registry, based[i],
+                                      "property-pre-reset:template",
+                                      on_template_reset, QUBES_HANDLER_BOUND,
+                                      app, NULL);
+        qubes_event_add_class_handler(app->registry, based[i],
+                                      "property-set:template", on_template_set,
+                                      QUBES_HANDLER_BOUND, app, NULL);
+    }
     qubes_event_add_class_handler(app->registry, "BaseVM",
                                   "domain-tag-add:created-by-*", on_created_by,
                                   QUBES_HANDLER_BOUND, app, NULL);

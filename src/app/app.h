@@ -270,6 +270,11 @@ GPtrArray *qubes_domain_tags(QubesDomain *dom);
 /* Volumes: names in class order (new array of borrowed strings). */
 GPtrArray *qubes_domain_volume_names(QubesDomain *dom);
 QubesVolume *qubes_domain_get_volume(QubesDomain *dom, const char *name);
+/* After @dom's template changed: each snapshot volume is taken from the
+ * new template's volume of the same name (its source, and its pool when
+ * that lives in another), as the reference's
+ * template_changed_update_storage; the DispVMs based on @dom follow. */
+void qubes_domain_follow_template(QubesDomain *dom);
 /* The pool name a volume is in. */
 const char *qubes_domain_volume_pool(QubesDomain *dom, const char *name);
 /* The <volume> attributes qubes.xml stores for the volume at @index of

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #define GIB (G_GUINT64_CONSTANT(1) << 30)
-#define ROOT_IMG_SIZE (20 * GIB)
+#define ROOT_IMG_SIZE (10 * GIB) /* the reference's config.defaults */
 #define PRIVATE_IMG_SIZE (2 * GIB)
 
 static void domain_volume_free(QubesDomainVolume *dv);
@@ -636,7 +636,6 @@ static const QubesPropDef dispvm_props[] = {
     {.name = "template",
      .type = QUBES_PROP_VM,
      .load_stage = 4,
-     .flags = QUBES_PROP_WRITE_ONCE,
      .setter = setter_template,
      .doc = "AppVM, on which this DispVM is based."},
     {.name = "auto_cleanup",
@@ -1196,7 +1195,7 @@ static const VolDefault template_vols[] = {
     {NULL},
 };
 static const VolDefault appvm_vols[] = {
-    {"root", TRUE, FALSE, FALSE, 0, TRUE},
+    {"root", TRUE, FALSE, TRUE, 0, TRUE},
     {"private", FALSE, TRUE, TRUE, PRIVATE_IMG_SIZE, FALSE},
     {"volatile", FALSE, FALSE, TRUE, ROOT_IMG_SIZE, FALSE},
     {"kernel", FALSE, FALSE, FALSE, 0, FALSE},
@@ -1205,7 +1204,7 @@ static const VolDefault appvm_vols[] = {
 static const VolDefault dispvm_vols[] = {
     {"root", TRUE, FALSE, TRUE, 0, TRUE},
     {"private", TRUE, FALSE, TRUE, 0, TRUE},
-    {"volatile", FALSE, FALSE, TRUE, ROOT_IMG_SIZE, FALSE},
+    {"volatile", FALSE, FALSE, TRUE, ROOT_IMG_SIZE + PRIVATE_IMG_SIZE, FALSE},
     {"kernel", FALSE, FALSE, FALSE, 0, FALSE},
     {NULL},
 };
@@ -1231,16 +1230,8 @@ gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
     if (!defs)
         return TRUE;
     QubesDomain *tpl = qubes_domain_get_template(dom);
+    gboolean dispvm = vm_is(dom, "DispVM");
     for (const VolDefault *d = defs; d->name; d++) {
-        g_autofree char *pool_name = NULL;
-        if (strcmp(d->name, "kernel") == 0)
-            pool_name = qubes_app_default_pool(dom->app, "kernel");
-        else if (pools && g_hash_table_lookup(pools, d->name))
-            pool_name = g_strdup(g_hash_table_lookup(pools, d->name));
-        else if (pool)
-            pool_name = g_strdup(pool);
-        else
-            pool_name = qubes_app_default_pool(dom->app, d->name);
         QubesVolumeConfig cfg = {0};
         cfg.name = d->name;
         cfg.size = d->size;
@@ -1248,27 +1239,102 @@ gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
         cfg.snap_on_start = d->snap_on_start;
         cfg.save_on_stop = d->save_on_stop;
         cfg.ephemeral = QUBES_EPHEMERAL_DEFAULT;
+        const char *asked = pools ? g_hash_table_lookup(pools, d->name) : NULL;
+        g_autofree char *pool_name = NULL;
+        /* A DispVM takes its AppVM's live settings for the same volume:
+         * its pool, rw, and ephemeral when set (dispvm.py). */
+        QubesVolume *like =
+            dispvm && tpl ? qubes_domain_get_volume(tpl, d->name) : NULL;
+        if (like) {
+            cfg.rw = like->rw;
+            cfg.ephemeral = like->ephemeral;
+        }
         if (d->from_template) {
-            QubesVolume *src =
-                tpl ? qubes_domain_get_volume(tpl, d->name) : NULL;
+            QubesVolume *src = like ? like
+                               : tpl ? qubes_domain_get_volume(tpl, d->name)
+                                     : NULL;
             if (!src) {
                 g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                             "%s: template has no %s volume to snapshot",
                             dom->name, d->name);
                 return FALSE;
             }
+            if (asked) { /* the reference's words, its typo included */
+                g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "Snapshot volume %s must be in the same pool as "
+                            "its origin (%s volume of template),cannot move "
+                            "to pool %s ",
+                            d->name, d->name, asked);
+                return FALSE;
+            }
             /* A snapshot lives in its source's pool; a snapshot of a
              * snapshot has the same source. */
-            g_free(pool_name);
             pool_name = g_strdup(qubes_pool_get_name(src->pool));
             cfg.source =
                 src->snap_on_start && src->source ? src->source : src->vid;
             cfg.size = src->size;
+        } else if (asked) {
+            pool_name = g_strdup(asked);
+        } else if (pool && cfg.rw) { /* pool= moves writable volumes */
+            pool_name = g_strdup(pool);
+        } else if (like) {
+            pool_name = g_strdup(qubes_pool_get_name(like->pool));
+        } else {
+            pool_name = qubes_app_default_pool(dom->app, d->name);
         }
         if (!add_volume(dom, &cfg, pool_name, NULL, error))
             return FALSE;
     }
     return TRUE;
+}
+
+static void follow_template(QubesDomain *dom, QubesDomain *tpl)
+{
+    for (guint i = 0; i < dom->volumes->len; i++) {
+        QubesDomainVolume *dv = dom->volumes->pdata[i];
+        QubesVolume *vol = dv->vol;
+        QubesVolume *src = qubes_domain_get_volume(tpl, vol->name);
+        if (!vol->snap_on_start || !src)
+            continue;
+        const char *source =
+            src->snap_on_start && src->source ? src->source : src->vid;
+        if (src->pool == vol->pool) {
+            qubes_volume_set_source(vol, source);
+            continue;
+        }
+        /* The origin lives in another pool now: so does the snapshot.
+         * Halted, a snapshot volume holds no data to move. */
+        QubesVolumeConfig c = config_of(dom, vol);
+        c.vid = NULL;
+        c.source = source;
+        g_autoptr(GError) err = NULL;
+        QubesVolume *nv = qubes_pool_init_volume(src->pool, &c, &err);
+        if (!nv) {
+            g_warning("%s: volume %s cannot follow its template to pool %s: "
+                      "%s",
+                      dom->name, vol->name, qubes_pool_get_name(src->pool),
+                      err->message);
+            continue;
+        }
+        if (!qubes_volume_remove(vol, &err))
+            g_warning("%s: volume %s left in pool %s: %s", dom->name,
+                      vol->name, qubes_pool_get_name(vol->pool), err->message);
+        qubes_volume_unref(vol);
+        dv->vol = nv;
+    }
+}
+
+void qubes_domain_follow_template(QubesDomain *dom)
+{
+    QubesDomain *tpl = qubes_domain_get_template(dom);
+    if (!tpl)
+        return;
+    follow_template(dom, tpl);
+    for (guint i = 0; i < dom->app->domains->len; i++) {
+        QubesDomain *d = dom->app->domains->pdata[i];
+        if (d != dom && qubes_domain_get_template(d) == dom)
+            follow_template(d, dom);
+    }
 }
 
 /* ---- storage work, for workers ---- */

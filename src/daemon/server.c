@@ -588,6 +588,10 @@ static gboolean prepare(Call *call, QubesRequest *req, gboolean internal,
 static void handle_request(Conn *c)
 {
     g_autoptr(GError) perr = NULL;
+    if (c->buf->len == 0) { /* connected and left: a probe, not an error */
+        conn_close(c);
+        return;
+    }
     g_autoptr(QubesRequest) req =
         qubes_request_parse(c->buf->data, c->buf->len, &perr);
     if (!req) {

@@ -26,6 +26,10 @@ struct _QubesStorageDriver {
      * version): the pool does not register volumes by vid, and lists them
      * with list_volumes(). */
     gboolean shared_vids;
+    /* TRUE when its volumes are never writable and keep no revisions
+     * (kernels, the reference's LinuxModules): setting rw or a non-zero
+     * revisions_to_keep is refused with the reference's messages. */
+    gboolean read_only;
     /* Lists the pool's volumes itself (new array of new references), for
      * drivers whose volumes exist without any domain (kernels). */
     GPtrArray *(*list_volumes)(QubesPool *pool, GError **error);

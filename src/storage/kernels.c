@@ -9,7 +9,10 @@
  * domains share one), and the empty vid for "no kernel from dom0": then
  * it verifies and starts with nothing to check, and has no path. Nothing
  * is ever written: start and stop only check, create and remove do
- * nothing, resize, revert and imports are refused. Folder and file names
+ * nothing, resize, revert and imports are refused; rw and revisions stay
+ * off (driver->read_only). Like the reference's LinuxModules, a kernel
+ * volume reports size and usage 0: modules.img is not the qube's disk.
+ * Folder and file names
  * are walked with the same link-refusing primitives as file-reflink.
  */
 #include "driver.h"
@@ -158,28 +161,11 @@ static char *vol_get_path(QubesVolume *vol)
                             "modules.img", NULL);
 }
 
-static gboolean vol_get_size(QubesVolume *vol, guint64 *size)
-{
-    if (!*vol->vid)
-        return FALSE;
-    g_autoptr(QDir) dir = qdir_open(kctx(vol->pool), vol->vid, FALSE, NULL);
-    struct stat st;
-    if (!dir || qfile_stat(dir, "modules.img", &st, NULL) != 1)
-        return FALSE;
-    *size = (guint64)st.st_size;
-    return TRUE;
-}
-
-static guint64 vol_get_usage(QubesVolume *vol)
-{
-    guint64 size = 0;
-    return vol_get_size(vol, &size) ? size : 0;
-}
-
 const QubesStorageDriver qubes_driver_linux_kernel = {
     .name = "linux-kernel",
     .parameters = parameters,
     .shared_vids = TRUE,
+    .read_only = TRUE,
     .list_volumes = list_volumes,
     .pool_init = pool_init,
     .pool_free = pool_free,
@@ -193,6 +179,4 @@ const QubesStorageDriver qubes_driver_linux_kernel = {
     .resize = vol_resize,
     .verify = vol_verify,
     .get_path = vol_get_path,
-    .get_size = vol_get_size,
-    .get_usage = vol_get_usage,
 };

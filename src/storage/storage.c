@@ -101,7 +101,7 @@ QubesPool *qubes_pool_new(const char *driver, const char *name,
     pool->name = g_strdup(name);
     pool->driver = d;
     g_mutex_init(&pool->lock);
-    pool->revisions_to_keep = 1;
+    pool->revisions_to_keep = d->read_only ? 0 : 1;
     pool->volumes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                           (GDestroyNotify)qubes_volume_unref);
 
@@ -203,13 +203,19 @@ gboolean qubes_pool_get_ephemeral_volatile(QubesPool *pool)
     return pool->ephemeral_volatile;
 }
 
-static gboolean check_revisions_to_keep(int value, GError **error)
+/* The reference's rule for revisions_to_keep: -1 (snapshots disabled) or
+ * more, and only 0 on a read-only driver's pool or volume. */
+static gboolean check_revisions_to_keep(const QubesStorageDriver *d, int value,
+                                        GError **error)
 {
     if (value < -1) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                    "Invalid revisions_to_keep %d: must be -1 (snapshots "
-                    "disabled) or more",
-                    value);
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                            "Invalid value for revisions_to_keep");
+        return FALSE;
+    }
+    if (d->read_only && value != 0) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                            "LinuxModules supports only revisions_to_keep=0");
         return FALSE;
     }
     return TRUE;
@@ -218,7 +224,7 @@ static gboolean check_revisions_to_keep(int value, GError **error)
 gboolean qubes_pool_set_revisions_to_keep(QubesPool *pool, int value,
                                           GError **error)
 {
-    if (!check_revisions_to_keep(value, error))
+    if (!check_revisions_to_keep(pool->driver, value, error))
         return FALSE;
     g_autoptr(GMutexLocker) l = g_mutex_locker_new(&pool->lock);
     pool->revisions_to_keep = value;
@@ -348,10 +354,11 @@ QubesVolume *qubes_pool_init_volume(QubesPool *pool,
                     config->name);
         return NULL;
     }
-    int keep = config->has_revisions_to_keep
+    /* A read-only driver's volume keeps none, whatever qubes.xml says. */
+    int keep = config->has_revisions_to_keep && !pool->driver->read_only
                    ? config->revisions_to_keep
                    : qubes_pool_get_revisions_to_keep(pool);
-    if (!check_revisions_to_keep(keep, error))
+    if (!check_revisions_to_keep(pool->driver, keep, error))
         return NULL;
 
     QubesVolume *vol = g_new0(QubesVolume, 1);
@@ -683,7 +690,7 @@ GPtrArray *qubes_volume_get_space(QubesVolume *vol, GError **error)
 gboolean qubes_volume_set_revisions_to_keep(QubesVolume *vol, int value,
                                             GError **error)
 {
-    if (!check_revisions_to_keep(value, error))
+    if (!check_revisions_to_keep(vol->pool->driver, value, error))
         return FALSE;
     g_autoptr(GMutexLocker) l = g_mutex_locker_new(&vol->lock);
     vol->revisions_to_keep = value;
@@ -692,10 +699,21 @@ gboolean qubes_volume_set_revisions_to_keep(QubesVolume *vol, int value,
 
 gboolean qubes_volume_set_rw(QubesVolume *vol, gboolean rw, GError **error)
 {
-    (void)error;
+    if (rw && vol->pool->driver->read_only) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                            "LinuxModules supports only read-only volumes");
+        return FALSE;
+    }
     g_autoptr(GMutexLocker) l = g_mutex_locker_new(&vol->lock);
     vol->rw = rw;
     return TRUE;
+}
+
+void qubes_volume_set_source(QubesVolume *vol, const char *source)
+{
+    g_autoptr(GMutexLocker) l = g_mutex_locker_new(&vol->lock);
+    g_free(vol->source);
+    vol->source = g_strdup(source);
 }
 
 gboolean qubes_volume_get_ephemeral(QubesVolume *vol)

@@ -229,6 +229,8 @@ gboolean qubes_volume_get_ephemeral(QubesVolume *vol);
 gboolean qubes_volume_set_ephemeral(QubesVolume *vol, gboolean value,
                                     GError **error);
 gboolean qubes_volume_set_rw(QubesVolume *vol, gboolean rw, GError **error);
+/* The vid a snapshot volume is taken from (its template changed). */
+void qubes_volume_set_source(QubesVolume *vol, const char *source);
 
 /* Takes and releases the volume's lock around a sequence of calls made by
  * one thread (the operations above take it themselves: do not call them

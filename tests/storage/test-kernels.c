@@ -71,7 +71,21 @@ static void test_volumes(Kernels *k, gconstpointer data)
     g_autofree char *want =
         g_build_filename(k->dir, "6.1.0", "modules.img", NULL);
     g_assert_cmpstr(path, ==, want);
-    g_assert_cmpuint(qubes_volume_get_size(a), ==, 4096);
+    /* As the reference's LinuxModules: size and usage 0 (modules.img is
+     * not the qube's disk), never writable, no revisions. */
+    g_assert_cmpuint(qubes_volume_get_size(a), ==, 0);
+    g_assert_cmpuint(qubes_volume_get_usage(a), ==, 0);
+    g_assert_cmpint(a->revisions_to_keep, ==, 0);
+    FAILS(qubes_volume_set_rw(a, TRUE, &err_), QUBES_ERROR_VALUE,
+          "LinuxModules supports only read-only volumes");
+    OK(qubes_volume_set_rw(a, FALSE, &err_));
+    FAILS(qubes_volume_set_revisions_to_keep(a, 1, &err_), QUBES_ERROR_VALUE,
+          "LinuxModules supports only revisions_to_keep=0");
+    FAILS(qubes_volume_set_revisions_to_keep(a, -1, &err_), QUBES_ERROR_VALUE,
+          "LinuxModules supports only revisions_to_keep=0");
+    OK(qubes_volume_set_revisions_to_keep(a, 0, &err_));
+    FAILS(qubes_pool_set_revisions_to_keep(k->pool, 2, &err_),
+          QUBES_ERROR_VALUE, "LinuxModules supports only revisions_to_keep=0");
     g_assert_false(qubes_volume_is_dirty(a));
     OK(qubes_volume_stop(a, &err_));
     OK(qubes_volume_remove(a, &err_));
