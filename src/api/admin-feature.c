@@ -71,17 +71,41 @@ static char *feature_set(Call *call, GError **error)
 {
     if (!feature_allowed(call, error))
         return NULL;
-    /* A feature name becomes a QubesDB path element in the qube: no
-     * '/'; a value is one line of text. */
-    if (!api_enforce(!strchr(call->arg, '/'), "Feature name cannot contain '/'",
+    /* The reference's checks: a name of [a-zA-Z0-9_.-] (it becomes a
+     * QubesDB path element in the qube), a value of printable ASCII on
+     * one line; a service name fits QubesDB's 63-byte keys under
+     * /qubes-service/. */
+    gboolean name_ok = TRUE;
+    for (const char *p = call->arg; *p; p++)
+        name_ok = name_ok && (g_ascii_isalnum(*p) || strchr("_.-", *p));
+    if (!api_enforce(name_ok, "feature name contains illegal characters",
                      error))
         return NULL;
-    g_autofree char *value = api_payload_text(call, TRUE, error);
-    if (!value)
+    gsize len;
+    const guint8 *p = g_bytes_get_data(call->untrusted_payload, &len);
+    gboolean ascii = TRUE, printable = TRUE;
+    for (gsize i = 0; i < len; i++) {
+        ascii = ascii && p[i] < 0x80;
+        printable = printable && p[i] >= 0x20 && p[i] < 0x7f;
+    }
+    if (!api_enforce(ascii, "Value contains non-ASCII characters", error))
         return NULL;
-    if (!api_enforce(!strpbrk(value, "\n\t\r"),
-                     "Feature value cannot contain newline or tab", error))
+    if (!printable) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
+                    "%s value contains illegal characters", call->arg);
         return NULL;
+    }
+    g_autofree char *value = len ? g_strndup((const char *)p, len) : g_strdup("");
+    if (g_str_has_prefix(call->arg, "service.")) {
+        gsize n = strlen(call->arg) - strlen("service.");
+        if (n == 0 || n > 48) {
+            g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                                n ? "Service name must be at most 48 "
+                                    "characters long"
+                                  : "Service name cannot be empty");
+            return NULL;
+        }
+    }
     if (!qubes_domain_feature_set(call->dest, call->arg, value, error))
         return NULL;
     return api_saved(call, error);

@@ -31,32 +31,57 @@ static char *label_index(Call *call, GError **error)
     return l ? g_strdup_printf("%u", l->index) : NULL;
 }
 
+static gboolean bad_colour(const char *why, GError **error)
+{
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL_VALUE,
+                "Label color %s", why);
+    return FALSE;
+}
+
+/* The reference's checks of a new label's colour, in its order. */
+static char *label_colour(Call *call, GError **error)
+{
+    gsize len;
+    const char *p = g_bytes_get_data(call->untrusted_payload, &len);
+    for (gsize i = 0; i < len; i++) {
+        if ((guchar)p[i] >= 0x80 || p[i] == '\0') {
+            bad_colour("must be encoded in ASCII", error);
+            return NULL;
+        }
+    }
+    g_autofree char *untrusted = g_strndup(p, len);
+    g_strstrip(untrusted);
+    if (strlen(untrusted) != 8) {
+        bad_colour("must have a length of 8", error);
+        return NULL;
+    }
+    if (!g_str_has_prefix(untrusted, "0x")) {
+        bad_colour("must start with: 0x", error);
+        return NULL;
+    }
+    for (int i = 2; i < 8; i++) {
+        if (!g_ascii_isxdigit(untrusted[i])) {
+            bad_colour("must only have hexadecimal digits after prefix",
+                       error);
+            return NULL;
+        }
+    }
+    return g_steal_pointer(&untrusted);
+}
+
 static char *label_create(Call *call, GError **error)
 {
     /* Not to be confused with an index; label name characters only. */
-    if (api_is_digits(call->arg) || !api_name_chars_ok(call->arg)) {
-        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL,
-                            "Invalid label name");
+    if (!api_enforce(!api_is_digits(call->arg) && api_name_chars_ok(call->arg),
+                     "Invalid label name", error))
         return NULL;
-    }
     if (qubes_app_get_label(call->app, call->arg, NULL)) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_LABEL_IN_USE,
                     "label already exists");
         return NULL;
     }
-    g_autofree char *untrusted = api_payload_text(call, TRUE, error);
-    if (!untrusted)
-        return NULL;
-    g_strstrip(untrusted);
-    gboolean ok = strlen(untrusted) == 8 && g_str_has_prefix(untrusted, "0x");
-    for (int i = 2; ok && i < 8; i++)
-        ok = g_ascii_isxdigit(untrusted[i]);
-    if (!ok) {
-        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL_VALUE,
-                            "Invalid label color, expected 0xRRGGBB");
-        return NULL;
-    }
-    if (!qubes_app_add_label(call->app, call->arg, untrusted, error))
+    g_autofree char *colour = label_colour(call, error);
+    if (!colour || !qubes_app_add_label(call->app, call->arg, colour, error))
         return NULL;
     return api_saved(call, error);
 }

@@ -57,6 +57,86 @@ static char *set_done(Call *call, gboolean ok, GError **error, gpointer data)
     return ok ? g_strdup("") : NULL;
 }
 
+/* What the reference lets a note show (libqubes-pure's
+ * qubes_pure_code_point_safe_for_display, as near as GLib's Unicode
+ * tables tell it): letters, marks, digits, punctuation, symbols, the
+ * plain space, tabs and newlines; anything else (controls, other spaces,
+ * zero-width and bidirectional formatting, private use, unassigned) shows
+ * as '_'. */
+static gboolean safe_for_display(gunichar c)
+{
+    if (c == ' ' || c == '\t' || c == '\n')
+        return TRUE;
+    switch (g_unichar_type(c)) {
+    case G_UNICODE_LOWERCASE_LETTER:
+    case G_UNICODE_MODIFIER_LETTER:
+    case G_UNICODE_OTHER_LETTER:
+    case G_UNICODE_TITLECASE_LETTER:
+    case G_UNICODE_UPPERCASE_LETTER:
+    case G_UNICODE_SPACING_MARK:
+    case G_UNICODE_NON_SPACING_MARK:
+    case G_UNICODE_DECIMAL_NUMBER:
+    case G_UNICODE_LETTER_NUMBER:
+    case G_UNICODE_OTHER_NUMBER:
+    case G_UNICODE_CONNECT_PUNCTUATION:
+    case G_UNICODE_DASH_PUNCTUATION:
+    case G_UNICODE_CLOSE_PUNCTUATION:
+    case G_UNICODE_FINAL_PUNCTUATION:
+    case G_UNICODE_INITIAL_PUNCTUATION:
+    case G_UNICODE_OTHER_PUNCTUATION:
+    case G_UNICODE_OPEN_PUNCTUATION:
+    case G_UNICODE_CURRENCY_SYMBOL:
+    case G_UNICODE_MODIFIER_SYMBOL:
+    case G_UNICODE_MATH_SYMBOL:
+    case G_UNICODE_OTHER_SYMBOL:
+        return TRUE;
+    default:
+        return FALSE;
+    }
+}
+
+/* The untrusted payload as UTF-8 text with every code point unsafe to
+ * show replaced; NULL with the reference's ProtocolError (in Python's
+ * words for the decoding error) when it is not UTF-8. */
+static char *sanitise_notes(GBytes *payload, GError **error)
+{
+    gsize len;
+    const char *untrusted = g_bytes_get_data(payload, &len);
+    GString *out = g_string_sized_new(len);
+    gsize pos = 0;
+    while (pos < len) {
+        guchar b = (guchar)untrusted[pos];
+        if (b == 0) { /* valid UTF-8, never safe to show */
+            g_string_append_c(out, '_');
+            pos++;
+            continue;
+        }
+        gunichar c = g_utf8_get_char_validated(untrusted + pos, len - pos);
+        if (c == (gunichar)-1 || c == (gunichar)-2) {
+            int need = b >= 0xf0 && b <= 0xf4   ? 4
+                       : b >= 0xe0 && b <= 0xef ? 3
+                       : b >= 0xc2 && b <= 0xdf ? 2
+                                                : 0;
+            const char *why = !need                ? "invalid start byte"
+                              : c == (gunichar)-2 ? "unexpected end of data"
+                                                  : "invalid continuation byte";
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
+                        "Unable to sanitise qube notes: 'utf-8' codec can't "
+                        "decode byte 0x%02x in position %" G_GSIZE_FORMAT
+                        ": %s",
+                        b, pos, why);
+            g_string_free(out, TRUE);
+            return NULL;
+        }
+        if (safe_for_display(c))
+            g_string_append_unichar(out, c);
+        else
+            g_string_append_c(out, '_');
+        pos = (gsize)(g_utf8_next_char(untrusted + pos) - untrusted);
+    }
+    return g_string_free(out, FALSE);
+}
+
 static char *notes_set(Call *call, GError **error)
 {
     gsize len = g_bytes_get_size(call->untrusted_payload);
@@ -68,8 +148,7 @@ static char *notes_set(Call *call, GError **error)
         api_enforce(FALSE, why, error);
         return NULL;
     }
-    /* Text as the client sends it: printable ASCII, lines, tabs. */
-    char *text = api_payload_text(call, TRUE, error);
+    char *text = sanitise_notes(call->untrusted_payload, error);
     if (!text)
         return NULL;
     call_run_worker(call, set_work, set_done, notes_job(call, text),

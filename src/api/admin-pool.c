@@ -8,7 +8,7 @@
 static QubesPool *pool_arg(Call *call, GError **error)
 {
     QubesPool *p = qubes_app_get_pool(call->app, call->arg, NULL);
-    api_enforce(p != NULL, NULL, error);
+    api_enforce_arg(p != NULL, "pools", error);
     return p;
 }
 
@@ -120,11 +120,8 @@ static char *pool_add(Call *call, GError **error)
     gboolean known = FALSE;
     for (const char *const *d = qubes_storage_driver_names(); *d; d++)
         known = known || strcmp(*d, call->arg) == 0;
-    if (!known) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "unexpected driver name: %s", call->arg);
+    if (!api_enforce_arg(known, "pool drivers", error))
         return NULL;
-    }
     g_autofree char *untrusted = api_payload_text(call, TRUE, error);
     if (!untrusted)
         return NULL;
@@ -165,12 +162,24 @@ static char *pool_add(Call *call, GError **error)
     }
     g_list_free(keys);
     if (unexpected->len) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                     "unexpected driver options:%s", unexpected->str);
         g_string_free(unexpected, TRUE);
         return NULL;
     }
     g_string_free(unexpected, TRUE);
+    GString *missing = g_string_new(NULL);
+    for (const char *const *r = qubes_storage_driver_required(driver); *r; r++) {
+        if (!g_hash_table_contains(opts, *r))
+            g_string_append_printf(missing, " %s", *r);
+    }
+    if (missing->len) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "missing driver options:%s", missing->str);
+        g_string_free(missing, TRUE);
+        return NULL;
+    }
+    g_string_free(missing, TRUE);
     if (!qubes_app_add_pool(call->app, driver, name, opts, error))
         return NULL;
     return api_saved(call, error);

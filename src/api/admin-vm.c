@@ -65,13 +65,21 @@ static char *vm_list(Call *call, GError **error)
 static char *vm_current_state(Call *call, GError **error)
 {
     QubesDomain *d = call->dest;
-    guint64 mem = 0;
-    if (d->qid == 0)
-        mem = call->app->host_memory;
+    guint64 mem = 0, max = 0;
+    if (d->qid == 0) {
+        mem = max = call->app->host_memory;
+    } else {
+        /* Halted (no runtime yet): no memory, and at most its maxmem
+         * (MiB) in KiB, as the reference reports it. */
+        char *v = NULL;
+        if (qubes_props_get(&d->props, "maxmem", &v, NULL, NULL) && v)
+            max = g_ascii_strtoull(v, NULL, 10) * 1024;
+        g_free(v);
+    }
     return g_strdup_printf("mem=%" G_GUINT64_FORMAT
                            " mem_static_max=%" G_GUINT64_FORMAT
                            " cputime=0 power_state=%s",
-                           mem, mem, qubes_domain_power_state(d));
+                           mem, max, qubes_domain_power_state(d));
 }
 
 /* ---- create and remove ---- */
@@ -105,6 +113,9 @@ static char *create_done(Call *call, gboolean ok, GError **error, gpointer data)
             qubes_app_remove_domain(call->app, j->dom, NULL);
         return NULL;
     }
+    /* The reference's event once a new qube's storage is made. */
+    g_autoptr(GPtrArray) fx = qubes_emitter_fire(
+        &j->dom->emitter, "domain-create-on-disk", NULL, NULL);
     return api_saved(call, error);
 }
 
@@ -132,7 +143,7 @@ static char *vm_create(Call *call, gboolean allow_pool, GError **error)
     const char *tpl = *call->arg ? call->arg : NULL;
     if (tpl) {
         if (!klass->has_template) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                         "%s cannot be based on template", klass->name);
             return NULL;
         }
@@ -195,7 +206,10 @@ static char *vm_create(Call *call, gboolean allow_pool, GError **error)
                 return NULL;
             g_hash_table_insert(pools, g_strdup(vol), g_strdup(value));
         } else {
-            api_enforce(FALSE, "Invalid param name", error);
+            api_enforce(FALSE,
+                        "Invalid param name: does not match the method's "
+                        "parameters",
+                        error);
             return NULL;
         }
     }

@@ -11,7 +11,10 @@
 static QubesVolume *volume_arg(Call *call, GError **error)
 {
     QubesVolume *v = qubes_domain_get_volume(call->dest, call->arg);
-    api_enforce(v != NULL, NULL, error);
+    if (!v) {
+        g_autofree char *where = g_strdup_printf("%s volumes", call->dest->name);
+        api_enforce_arg(FALSE, where, error);
+    }
     return v;
 }
 

@@ -12,6 +12,13 @@ G_BEGIN_DECLS
  * NULL: the reference often gives no reason) when @ok is FALSE. */
 gboolean api_enforce(gboolean ok, const char *why, GError **error);
 
+/* The reference's enforce_arg(): FALSE with PermissionDenied "Argument
+ * not in '@short_reason'" when @ok is FALSE (an argument that names
+ * nothing there: the reference does not say more, so that a qube cannot
+ * learn what exists). */
+gboolean api_enforce_arg(gboolean ok, const char *short_reason,
+                         GError **error);
+
 /* The payload as text: printable ASCII (and, where @lines, newlines;
  * tabs and carriage returns are printable enough), else a ProtocolError
  * (the reference's strict ASCII decode). New string. */

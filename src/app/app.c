@@ -209,6 +209,18 @@ static char *setter_app_vm(QubesPropHolder *h, const QubesPropDef *def,
         .setter = setter_pool, .doc = d                                        \
     }
 
+/* The host's memory in MiB, and its CPUs (the reference's host.*). */
+static char *default_host_maxmem(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesApp *app = h->owner;
+    return g_strdup_printf("%" G_GUINT64_FORMAT, app->host_memory / 1024);
+}
+
+static char *default_no_cpus(QubesPropHolder *h, const QubesPropDef *def)
+{
+    return g_strdup_printf("%u", g_get_num_processors());
+}
+
 static const QubesPropDef app_props[] = {
     VM_PROP("clockvm", "Which VM to use as NTP proxy for updating AdminVM"),
     VM_PROP("updatevm", "Which VM to use as `yum` proxy for updating AdminVM "
@@ -260,6 +272,30 @@ static const QubesPropDef app_props[] = {
      .default_value = "60",
      .setter = qubes_prop_setter_positive,
      .doc = "Default time in seconds for VM shutdown to complete"},
+    {.name = "default_rebootable",
+     .type = QUBES_PROP_BOOL,
+     .load_stage = 3,
+     .default_value = "False",
+     .doc = "Default setting for qube reboot requests to be acknowledged"},
+    {.name = "default_rebootable_threshold",
+     .type = QUBES_PROP_INT,
+     .load_stage = 3,
+     .default_value = "300",
+     .setter = qubes_prop_setter_positive,
+     .doc = "Default threshold in seconds to allow the next consecutive "
+            "reboot"},
+    {.name = "maxmem",
+     .type = QUBES_PROP_INT,
+     .flags = QUBES_PROP_READ_ONLY,
+     .load_stage = 3,
+     .default_func = default_host_maxmem,
+     .doc = "Maximum system memory."},
+    {.name = "no_cpus",
+     .type = QUBES_PROP_INT,
+     .flags = QUBES_PROP_READ_ONLY,
+     .load_stage = 3,
+     .default_func = default_no_cpus,
+     .doc = "Quantity of CPUs"},
     {.name = "stats_interval",
      .type = QUBES_PROP_INT,
      .load_stage = 3,
@@ -538,6 +574,103 @@ static gboolean set_initial(QubesDomain *dom, const char *name,
     return qubes_props_load(&dom->props, one, 0, FALSE, NULL, error);
 }
 
+/* The tag naming a qube's GUI or audio qube ("guivm-dom0"), as the
+ * reference's gui and audio extensions keep it: on creation and load (if
+ * missing) and whenever the property is set or reset, the old tag goes
+ * and the new one comes. */
+static void sync_vm_tag(QubesDomain *dom, const char *prop,
+                        gboolean if_missing)
+{
+    if (!qubes_props_def(&dom->props, prop, NULL))
+        return;
+    char *v = NULL;
+    qubes_props_get(&dom->props, prop, &v, NULL, NULL);
+    g_autofree char *value = v;
+    g_autofree char *prefix = g_strconcat(prop, "-", NULL);
+    g_autofree char *want =
+        value && *value ? g_strconcat(prefix, value, NULL) : NULL;
+    if (if_missing && (!want || g_hash_table_contains(dom->tags, want)))
+        return;
+    g_autoptr(GPtrArray) tags = qubes_domain_tags(dom);
+    for (guint i = 0; i < tags->len; i++) {
+        if (g_str_has_prefix(tags->pdata[i], prefix)) {
+            g_autofree char *t = g_strdup(tags->pdata[i]);
+            qubes_domain_tag_remove(dom, t, NULL);
+        }
+    }
+    if (want)
+        qubes_domain_tag_add(dom, want, NULL);
+}
+
+static gboolean on_vm_tag_prop(QubesEvent *ev, gpointer data, GError **error)
+{
+    const char *name = qubes_event_get(ev, "name");
+    if (name)
+        sync_vm_tag(qubes_domain_of_emitter(ev->subject), name, FALSE);
+    return TRUE;
+}
+
+/* A dispid no DispVM holds, at random below 10000 (the reference's
+ * get_new_unused_dispid; its DispVM IPs are 10.138.x.y from it). */
+static gboolean new_dispid(QubesApp *app, guint *out, GError **error)
+{
+    for (int tries = 0; tries < 10000; tries++) {
+        guint id = g_random_int_range(0, 10000);
+        gboolean used = FALSE;
+        for (guint i = 0; i < app->domains->len && !used; i++) {
+            QubesDomain *d = app->domains->pdata[i];
+            const char *v = g_hash_table_lookup(d->props.values, "dispid");
+            used = v && g_ascii_strtoull(v, NULL, 10) == id;
+        }
+        if (!used) {
+            *out = id;
+            return TRUE;
+        }
+    }
+    g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "No unused dispid left");
+    return FALSE;
+}
+
+/* A new DispVM: its dispid, then what its template has (dispvm.py): the
+ * properties set there that the DispVM leaves at their default (not
+ * those naming the qube itself or its addresses), its features and its
+ * tags. */
+static gboolean init_dispvm(QubesApp *app, QubesDomain *dom, QubesDomain *tpl,
+                            GError **error)
+{
+    guint id;
+    if (!new_dispid(app, &id, error))
+        return FALSE;
+    g_autofree char *id_s = g_strdup_printf("%u", id);
+    if (!set_initial(dom, "dispid", id_s, error))
+        return FALSE;
+    if (!tpl)
+        return TRUE;
+    static const char *const own[] = {"name", "qid", "uuid", "template",
+                                      "dispid", "mac", "ip", "ip6", NULL};
+    const GPtrArray *defs = qubes_props_list(&dom->props);
+    for (guint i = 0; i < defs->len; i++) {
+        const QubesPropDef *def = defs->pdata[i];
+        const char *v = g_hash_table_lookup(tpl->props.values, def->name);
+        if (!v || g_strv_contains(own, def->name) ||
+            (def->flags & (QUBES_PROP_READ_ONLY | QUBES_PROP_NO_CLONE)) ||
+            g_hash_table_contains(dom->props.values, def->name))
+            continue;
+        g_autoptr(GError) err = NULL;
+        if (!set_initial(dom, def->name, v, &err))
+            g_debug("%s: %s not taken from %s: %s", dom->name, def->name,
+                    tpl->name, err->message);
+    }
+    for (guint i = 0; i + 1 < tpl->features->len; i += 2)
+        qubes_domain_feature_set(dom, tpl->features->pdata[i],
+                                 tpl->features->pdata[i + 1], NULL);
+    g_autoptr(GPtrArray) tags = qubes_domain_tags(tpl);
+    for (guint i = 0; i < tags->len; i++)
+        qubes_domain_tag_add(dom, tags->pdata[i], NULL);
+    return TRUE;
+}
+
 QubesDomain *qubes_app_add_new_domain(QubesApp *app,
                                       const QubesDomainClass *klass,
                                       const char *name, const char *label,
@@ -603,6 +736,11 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
                 ((QubesDomainVolume *)dom->volumes->pdata[i])->vol, NULL);
         return NULL;
     }
+    if (strcmp(klass->name, "DispVM") == 0 &&
+        !init_dispvm(app, dom, qubes_domain_get_template(dom), error))
+        return NULL;
+    sync_vm_tag(dom, "guivm", FALSE);
+    sync_vm_tag(dom, "audiovm", FALSE);
     if (!app->loading) {
         g_autofree char *check = app_prop(app, "check_updates_vm");
         if (g_strcmp0(check, "False") == 0)
@@ -616,9 +754,23 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
     return dom; /* the app's reference */
 }
 
-/* Why @dom cannot go: another domain or a global property names it. */
+/* Whether @dom cannot go (the reference's get_qube_prop_deps): a global
+ * property names it (by default too), or another qube's explicit
+ * property does. The refusal is in the reference's words; who uses it
+ * goes to the log, as there. */
 static gboolean check_unused(QubesApp *app, QubesDomain *dom, GError **error)
 {
+    GString *deps = g_string_new(NULL);
+    const GPtrArray *adefs = qubes_props_list(&app->props);
+    for (guint j = 0; j < adefs->len; j++) {
+        const QubesPropDef *def = adefs->pdata[j];
+        if (def->type != QUBES_PROP_VM)
+            continue;
+        g_autofree char *v = app_prop(app, def->name);
+        if (g_strcmp0(v, dom->name) == 0)
+            g_string_append_printf(deps, "%s@GLOBAL:%s", deps->len ? ", " : "",
+                                   def->name);
+    }
     for (guint i = 0; i < app->domains->len; i++) {
         QubesDomain *d = app->domains->pdata[i];
         if (d == dom)
@@ -627,26 +779,22 @@ static gboolean check_unused(QubesApp *app, QubesDomain *dom, GError **error)
         for (guint j = 0; j < defs->len; j++) {
             const QubesPropDef *def = defs->pdata[j];
             const char *v = g_hash_table_lookup(d->props.values, def->name);
-            if (def->type == QUBES_PROP_VM && g_strcmp0(v, dom->name) == 0) {
-                g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
-                            "Domain is in use: '%s'; used as %s by %s",
-                            dom->name, def->name, d->name);
-                return FALSE;
-            }
+            if (def->type == QUBES_PROP_VM && g_strcmp0(v, dom->name) == 0)
+                g_string_append_printf(deps, "%s%s:%s", deps->len ? ", " : "",
+                                       d->name, def->name);
         }
     }
-    const GPtrArray *defs = qubes_props_list(&app->props);
-    for (guint j = 0; j < defs->len; j++) {
-        const QubesPropDef *def = defs->pdata[j];
-        const char *v = g_hash_table_lookup(app->props.values, def->name);
-        if (def->type == QUBES_PROP_VM && g_strcmp0(v, dom->name) == 0) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
-                        "Domain is in use: '%s'; used as global %s", dom->name,
-                        def->name);
-            return FALSE;
-        }
+    gboolean ok = deps->len == 0;
+    if (!ok) {
+        g_warning("Cannot remove %s as it is used by %s", dom->name,
+                  deps->str);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                    "Domain is in use: '%s';  see 'journalctl -u qubesd -e' "
+                    "in dom0 for details",
+                    dom->name);
     }
-    return TRUE;
+    g_string_free(deps, TRUE);
+    return ok;
 }
 
 gboolean qubes_app_remove_domain(QubesApp *app, QubesDomain *dom,
@@ -822,6 +970,125 @@ static gboolean on_created_by(QubesEvent *ev, gpointer data, GError **error)
     return TRUE;
 }
 
+/* ---- the reference's events about values that follow others ----
+ *
+ * When a value that others follow by default changes, the reference
+ * tells each follower with an event of its own (clients watching
+ * admin.Events refresh their copy): property-reset:NAME on the qubes of
+ * a template (templatevm.py), property-pre-set:netvm and
+ * property-reset:netvm on the qubes following default_netvm, and
+ * property-reset:default_dispvm on those following default_dispvm
+ * (app.py); property-reset:icon when the label or template_for_dispvms
+ * changes (qubesvm.py). */
+
+static gboolean follows(QubesDomain *d, const char *prop)
+{
+    return qubes_props_def(&d->props, prop, NULL) &&
+           qubes_props_is_default(&d->props, prop);
+}
+
+static void tell_follower(QubesDomain *d, const char *event, const char *prop,
+                          const char *oldvalue)
+{
+    const char *kw[] = {"name", prop, oldvalue ? "oldvalue" : NULL, oldvalue,
+                        NULL};
+    g_autoptr(GPtrArray) fx = qubes_emitter_fire(&d->emitter, event, kw, NULL);
+}
+
+static gboolean on_template_child_prop(QubesEvent *ev, gpointer data,
+                                       GError **error)
+{
+    QubesApp *app = data;
+    QubesDomain *self = qubes_domain_of_emitter(ev->subject);
+    const char *name = qubes_event_get(ev, "name");
+    if (!name || g_strcmp0(qubes_event_get(ev, "newvalue"),
+                           qubes_event_get(ev, "oldvalue")) == 0)
+        return TRUE;
+    g_autofree char *event = g_strconcat("property-reset:", name, NULL);
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        if (qubes_domain_get_template(d) == self && follows(d, name))
+            tell_follower(d, event, name, NULL);
+    }
+    return TRUE;
+}
+
+static gboolean on_default_netvm_pre_set(QubesEvent *ev, gpointer data,
+                                         GError **error)
+{
+    QubesApp *app = data;
+    const char *nv = qubes_event_get(ev, "newvalue");
+    const char *ov = qubes_event_get(ev, "oldvalue");
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        if (!follows(d, "netvm"))
+            continue;
+        const char *kw[] = {"name",
+                            "netvm",
+                            "newvalue",
+                            nv ? nv : "",
+                            ov ? "oldvalue" : NULL,
+                            ov,
+                            NULL};
+        g_autoptr(GPtrArray) fx = qubes_emitter_fire(
+            &d->emitter, "property-pre-set:netvm", kw, error);
+        if (!fx)
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean on_default_followed(QubesEvent *ev, gpointer data,
+                                    GError **error)
+{
+    QubesApp *app = data;
+    const char *name = qubes_event_get(ev, "name");
+    /* default_netvm -> netvm, default_guivm -> guivm, default_audiovm ->
+     * audiovm; default_dispvm -> default_dispvm */
+    const char *prop = name;
+    if (g_str_has_prefix(name, "default_") && strcmp(name, "default_dispvm"))
+        prop = name + strlen("default_");
+    g_autofree char *event = g_strconcat("property-reset:", prop, NULL);
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        if (follows(d, prop))
+            tell_follower(d, event, prop, qubes_event_get(ev, "oldvalue"));
+    }
+    return TRUE;
+}
+
+static gboolean on_icon_input(QubesEvent *ev, gpointer data, GError **error)
+{
+    tell_follower(qubes_domain_of_emitter(ev->subject), "property-reset:icon",
+                  "icon", NULL);
+    return TRUE;
+}
+
+/* clockvm (app.py): the new one gets service.clocksync unless it has the
+ * feature already; the old one loses it. */
+static gboolean on_clockvm_pre_set(QubesEvent *ev, gpointer data,
+                                   GError **error)
+{
+    QubesApp *app = data;
+    const char *nv = qubes_event_get(ev, "newvalue");
+    QubesDomain *d = nv && *nv ? g_hash_table_lookup(app->by_name, nv) : NULL;
+    if (d && !qubes_domain_feature_get(d, "service.clocksync"))
+        return qubes_domain_feature_set(d, "service.clocksync", "1", error);
+    return TRUE;
+}
+
+static gboolean on_clockvm_set(QubesEvent *ev, gpointer data, GError **error)
+{
+    QubesApp *app = data;
+    const char *nv = qubes_event_get(ev, "newvalue");
+    const char *ov = qubes_event_get(ev, "oldvalue");
+    QubesDomain *d = ov && *ov ? g_hash_table_lookup(app->by_name, ov) : NULL;
+    const char *f = d ? qubes_domain_feature_get(d, "service.clocksync") : NULL;
+    if (d && g_strcmp0(nv, ov) != 0 && f && *f)
+        qubes_domain_feature_remove(d, "service.clocksync", NULL);
+    return TRUE;
+}
+
 /* property-pre-reset:template: a qube based on a template keeps one. */
 static gboolean on_template_reset(QubesEvent *ev, gpointer data,
                                   GError **error)
@@ -848,6 +1115,53 @@ static gboolean on_template_set(QubesEvent *ev, gpointer data, GError **error)
 
 static void register_handlers(QubesApp *app)
 {
+    static const char *const template_children[] = {
+        "default_user",     "kernel",         "kernelopts",
+        "vcpus",            "memory",         "maxmem",
+        "qrexec_timeout",   "shutdown_timeout", "management_dispvm"};
+    for (guint i = 0; i < G_N_ELEMENTS(template_children); i++) {
+        g_autofree char *ev =
+            g_strconcat("property-set:", template_children[i], NULL);
+        qubes_event_add_class_handler(app->registry, "TemplateVM", ev,
+                                      on_template_child_prop,
+                                      QUBES_HANDLER_BOUND, app, NULL);
+    }
+    qubes_event_add_class_handler(app->registry, "Qubes",
+                                  "property-pre-set:default_netvm",
+                                  on_default_netvm_pre_set, QUBES_HANDLER_BOUND,
+                                  app, NULL);
+    /* The gui and audio extensions tell the followers of default_guivm
+     * and default_audiovm too (their guivm-/audiovm- tags follow). */
+    static const char *const followed[] = {
+        "property-set:default_netvm",     "property-set:default_dispvm",
+        "property-reset:default_dispvm",  "property-set:default_guivm",
+        "property-reset:default_guivm",   "property-set:default_audiovm",
+        "property-reset:default_audiovm"};
+    for (guint i = 0; i < G_N_ELEMENTS(followed); i++)
+        qubes_event_add_class_handler(app->registry, "Qubes", followed[i],
+                                      on_default_followed, QUBES_HANDLER_BOUND,
+                                      app, NULL);
+    qubes_event_add_class_handler(app->registry, "Qubes",
+                                  "property-pre-set:clockvm",
+                                  on_clockvm_pre_set, QUBES_HANDLER_BOUND, app,
+                                  NULL);
+    qubes_event_add_class_handler(app->registry, "Qubes",
+                                  "property-set:clockvm", on_clockvm_set,
+                                  QUBES_HANDLER_BOUND, app, NULL);
+    qubes_event_add_class_handler(app->registry, "QubesVM",
+                                  "property-set:label", on_icon_input,
+                                  QUBES_HANDLER_BOUND, app, NULL);
+    qubes_event_add_class_handler(app->registry, "QubesVM",
+                                  "property-set:template_for_dispvms",
+                                  on_icon_input, QUBES_HANDLER_BOUND, app,
+                                  NULL);
+    static const char *const tag_events[] = {
+        "property-set:guivm", "property-reset:guivm", "property-set:audiovm",
+        "property-reset:audiovm"};
+    for (guint i = 0; i < G_N_ELEMENTS(tag_events); i++)
+        qubes_event_add_class_handler(app->registry, "QubesVM", tag_events[i],
+                                      on_vm_tag_prop, QUBES_HANDLER_BOUND, app,
+                                      NULL);
     static const char *const based[] = {"AppVM", "DispVM"};
     for (guint i = 0; i < G_N_ELEMENTS(based); i++) {
         qubes_event_add_class_handler(app->registry, based[i],
@@ -1067,6 +1381,10 @@ static void load_model(QubesApp *app, const QubesXml *xml)
         qubes_props_load(&dom->props, x->properties, 4, TRUE, dwho, NULL);
     }
     repair_loaded(app);
+    for (guint i = 0; i < app->domains->len; i++) {
+        sync_vm_tag(app->domains->pdata[i], "guivm", TRUE);
+        sync_vm_tag(app->domains->pdata[i], "audiovm", TRUE);
+    }
     for (guint i = 0; i < loaded->len; i += 2) {
         QubesDomain *dom = loaded->pdata[i];
         const QxDomain *x = loaded->pdata[i + 1];

@@ -147,22 +147,39 @@ static char *default_icon(QubesPropHolder *h, const QubesPropDef *def)
 {
     QubesDomain *dom = owner_dom(h);
     g_autofree char *label = get_prop(h, "label");
+    /* qubesvm.py, appvm.py and adminvm.py: a disposable template AppVM
+     * looks like a template; a qube with the servicevm feature like a
+     * service qube. */
     const char *kind = "appvm";
-    g_autofree char *dvm = get_prop(h, "template_for_dispvms");
-    g_autofree char *net = get_prop(h, "provides_network");
+    const char *service = qubes_domain_feature_get(dom, "servicevm");
     if (strcmp(dom->klass->name, "AdminVM") == 0)
         kind = "adminvm";
-    else if (strcmp(dom->klass->name, "TemplateVM") == 0)
+    else if (strcmp(dom->klass->name, "TemplateVM") == 0 ||
+             (strcmp(dom->klass->name, "AppVM") == 0 &&
+              qubes_domain_flag(dom, "template_for_dispvms")))
         kind = "templatevm";
-    else if (strcmp(dom->klass->name, "StandaloneVM") == 0)
-        kind = "standalonevm";
+    else if (service && *service)
+        kind = "servicevm";
     else if (strcmp(dom->klass->name, "DispVM") == 0)
         kind = "dispvm";
-    if (g_strcmp0(dvm, "True") == 0)
-        kind = "templatevm-dvm";
-    else if (g_strcmp0(net, "True") == 0)
-        kind = "servicevm";
+    else if (strcmp(dom->klass->name, "StandaloneVM") == 0)
+        kind = "standalonevm";
     return g_strdup_printf("%s-%s", kind, label ? label : "black");
+}
+
+/* A DispVM's defaults (dispvm.py): kept in backups unless it goes by
+ * itself; its own disposables come from its template. */
+static char *default_not_auto_cleanup(QubesPropHolder *h,
+                                      const QubesPropDef *def)
+{
+    g_autofree char *ac = get_prop(h, "auto_cleanup");
+    return g_strdup(g_strcmp0(ac, "True") == 0 ? "False" : "True");
+}
+
+static char *default_own_template(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesDomain *tpl = qubes_domain_get_template(owner_dom(h));
+    return g_strdup(tpl ? tpl->name : "");
 }
 
 /* ---- setters ---- */
@@ -638,10 +655,25 @@ static const QubesPropDef dispvm_props[] = {
      .load_stage = 4,
      .setter = setter_template,
      .doc = "AppVM, on which this DispVM is based."},
+    {.name = "dispid",
+     .type = QUBES_PROP_INT,
+     .flags = QUBES_PROP_WRITE_ONCE | QUBES_PROP_NO_CLONE,
+     .setter = qubes_prop_setter_non_negative,
+     .doc = "Internal, persistent identifier of particular DispVM."},
     {.name = "auto_cleanup",
      .type = QUBES_PROP_BOOL,
      .default_value = "False",
      .doc = "automatically remove this VM upon shutdown"},
+    {.name = "include_in_backups",
+     .type = QUBES_PROP_BOOL,
+     .default_func = default_not_auto_cleanup,
+     .doc = "If this domain is to be included in default backup."},
+    {.name = "default_dispvm",
+     .type = QUBES_PROP_VM,
+     .load_stage = 4,
+     .default_func = default_own_template,
+     .setter = setter_dvm,
+     .doc = "Default VM to be used as Disposable VM for service calls."},
     {.name = "template_for_dispvms",
      .type = QUBES_PROP_BOOL,
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,

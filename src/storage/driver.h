@@ -21,6 +21,8 @@ struct _QubesStorageDriver {
      * "revisions_to_keep" and "ephemeral_volatile" are handled by the
      * generic layer when listed here. */
     const char *const *parameters;
+    /* Those of them a pool cannot be made without (NULL-terminated). */
+    const char *const *required;
 
     /* TRUE when many volumes share one vid (kernels: one per VM, same
      * version): the pool does not register volumes by vid, and lists them

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 static const char *const parameters[] = {"dir_path", NULL};
+static const char *const required[] = {"dir_path", NULL};
 
 static const char *const kernel_files[] = {"vmlinuz", "initramfs",
                                            "modules.img"};
@@ -164,6 +165,7 @@ static char *vol_get_path(QubesVolume *vol)
 const QubesStorageDriver qubes_driver_linux_kernel = {
     .name = "linux-kernel",
     .parameters = parameters,
+    .required = required,
     .shared_vids = TRUE,
     .read_only = TRUE,
     .list_volumes = list_volumes,

@@ -44,6 +44,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+static const char *const required[] = {"dir_path", NULL};
 static const char *const parameters[] = {
     "dir_path", "ephemeral_volatile", "revisions_to_keep", "setup_check", NULL,
 };
@@ -1198,6 +1199,7 @@ static GPtrArray *vol_get_space(QubesVolume *vol, GError **error)
 const QubesStorageDriver qubes_driver_file_reflink = {
     .name = "file-reflink",
     .parameters = parameters,
+    .required = required,
     .pool_init = pool_init,
     .pool_free = pool_free,
     .pool_setup = pool_setup,

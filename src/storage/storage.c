@@ -54,6 +54,13 @@ const char *const *qubes_storage_driver_parameters(const char *driver)
     return d ? d->parameters : NULL;
 }
 
+const char *const *qubes_storage_driver_required(const char *driver)
+{
+    const QubesStorageDriver *d = find_driver(driver);
+    static const char *const none[] = {NULL};
+    return d && d->required ? d->required : none;
+}
+
 static gboolean driver_takes(const QubesStorageDriver *d, const char *param)
 {
     for (const char *const *p = d->parameters; *p; p++) {

@@ -96,6 +96,8 @@ const char *const *qubes_storage_driver_names(void);
 /* Parameters a driver's pools take (for admin.pool.ListDrivers), or NULL
  * when there is no such driver. Static, NULL-terminated. */
 const char *const *qubes_storage_driver_parameters(const char *driver);
+/* The parameters a pool of @driver needs (NULL-terminated, static). */
+const char *const *qubes_storage_driver_required(const char *driver);
 
 /* ---- pools ---- */
 

@@ -84,6 +84,38 @@ static char *options_payload(char **opts, const char *name)
     return g_string_free(p, FALSE);
 }
 
+/* admin.pool.Add, after checking the driver here: qubesd answers an
+ * unknown one with a bare PermissionDenied, as the reference does. */
+static int add_pool(const char *name, const char *driver, char **opts)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *d =
+        qa_call("admin.pool.ListDrivers", "dom0", NULL, NULL, &err);
+    if (!d)
+        return qa_fail("qvm-pool", err);
+    g_auto(GStrv) lines = g_strsplit(d, "\n", -1);
+    GString *known = g_string_new(NULL);
+    gboolean found = FALSE;
+    for (char **l = lines; *l && **l; l++) {
+        char *sp = strchr(*l, ' ');
+        if (sp)
+            *sp = '\0';
+        found = found || strcmp(*l, driver) == 0;
+        g_string_append_printf(known, "%s%s", known->len ? ", " : "", *l);
+    }
+    if (!found) {
+        fprintf(stderr, "qvm-pool: error: no such driver: %s (drivers: %s)\n",
+                driver, known->str);
+        g_string_free(known, TRUE);
+        return 2;
+    }
+    g_string_free(known, TRUE);
+    g_autofree char *payload = options_payload(opts, name);
+    g_autofree char *r =
+        qa_call("admin.pool.Add", "dom0", driver, payload, &err);
+    return r ? 0 : qa_fail("qvm-pool", err);
+}
+
 int main(int argc, char **argv)
 {
     g_auto(GStrv) opts = NULL;
@@ -136,10 +168,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "qvm-pool: error: -a POOL DRIVER\n");
             return 2;
         }
-        g_autofree char *payload = options_payload(opts, old_add[0]);
-        g_autofree char *r =
-            qa_call("admin.pool.Add", "dom0", argv[1], payload, &err);
-        return r ? 0 : qa_fail("qvm-pool", err);
+        return add_pool(old_add[0], argv[1], opts);
     }
     if (!strcmp(cmd, "list") || !strcmp(cmd, "ls"))
         return list();
@@ -157,10 +186,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "qvm-pool: error: add POOL DRIVER -o OPTIONS\n");
             return 2;
         }
-        g_autofree char *payload = options_payload(opts, argv[2]);
-        g_autofree char *r =
-            qa_call("admin.pool.Add", "dom0", argv[3], payload, &err);
-        return r ? 0 : qa_fail("qvm-pool", err);
+        return add_pool(argv[2], argv[3], opts);
     }
     if (!strcmp(cmd, "remove") || !strcmp(cmd, "rm")) {
         int rc = argc < 3 ? 2 : 0;

@@ -440,7 +440,7 @@ def test_tag_created_vm_with():
     d.ok('admin.vm.feature.Set', 'dom0', 'tag-created-vm-with', 'blue green')
     d.ok('admin.vm.Create.AppVM', arg='tpl', payload='name=tagged label=red')
     assert d.ok('admin.vm.tag.List', 'tagged') == \
-        'blue\ncreated-by-dom0\ngreen\n'
+        'audiovm-dom0\nblue\ncreated-by-dom0\ngreen\nguivm-dom0\n'
     d.ok('admin.vm.feature.Remove', 'dom0', 'tag-created-vm-with')
     d.ok('admin.vm.Remove', 'tagged')
 

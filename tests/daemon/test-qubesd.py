@@ -126,7 +126,9 @@ def test_vm_list_and_classes():
     assert 'work class=AppVM state=Halted' in d.ok('admin.vm.List')
     assert d.ok('admin.vm.List', 'work').count('\n') == 1
     assert d.ok('admin.vm.CurrentState', 'work') == \
-        'mem=0 mem_static_max=0 cputime=0 power_state=Halted'
+        'mem=0 mem_static_max=%d cputime=0 power_state=Halted' % (
+            int(d.ok('admin.vm.property.Get', 'work', 'maxmem').split()[-1])
+            * 1024)
 
 
 def test_create_and_remove():
@@ -160,14 +162,16 @@ def test_create_and_remove():
     expect_exc(d.call('admin.vm.Create.AdminVM', payload='name=x label=red'),
                'QubesPropertyValueError')
     expect_exc(d.call('admin.vm.Create.StandaloneVM', arg='fedora',
-                      payload='name=x label=red'), 'QubesValueError')
+                      payload='name=x label=red'), 'ProtocolError',
+               'StandaloneVM cannot be based on template')
     expect_exc(d.call('admin.vm.Create.AppVM', arg='nope',
                       payload='name=x label=red'), 'QubesVMNotFoundError')
     expect_exc(d.call('admin.vm.Create.AppVM', arg='work',
                       payload='name=x label=red'), 'QubesPropertyValueError')
     assert 'x class' not in d.ok('admin.vm.List')
     # the tag of the creator
-    assert d.ok('admin.vm.tag.List', 'sa') == 'created-by-dom0\n'
+    assert d.ok('admin.vm.tag.List', 'sa') == \
+        'audiovm-dom0\ncreated-by-dom0\nguivm-dom0\n'
     # create over an existing folder (SPEC 3)
     folder = os.path.join(d.base_dir, 'appvms', 'again')
     os.makedirs(folder)
@@ -427,11 +431,11 @@ def test_features():
     expect_exc(d.call('admin.vm.feature.Set', 'work', 'x', b'\x00\x01'),
                'ProtocolError')
     expect_exc(d.call('admin.vm.feature.Set', 'work', 'a/b', 'x'),
-               'ProtocolError', "Feature name cannot contain '/'")
+               'ProtocolError', 'feature name contains illegal characters')
     expect_exc(d.call('admin.vm.feature.Set', 'work', 'x', 'a\nb'),
-               'ProtocolError', 'newline or tab')
+               'ProtocolError', 'x value contains illegal characters')
     expect_exc(d.call('admin.vm.feature.Set', 'work', 'x', 'a\tb'),
-               'ProtocolError', 'newline or tab')
+               'ProtocolError', 'x value contains illegal characters')
     assert d.ok('admin.vm.feature.List', 'work') == ''
 
 
@@ -441,7 +445,7 @@ def test_tags():
     d.ok('admin.vm.tag.Set', 'work', 'alpha')
     d.ok('admin.vm.tag.Set', 'work', 'alpha')
     assert d.ok('admin.vm.tag.List', 'work') == \
-        'alpha\ncreated-by-dom0\nzeta\n'
+        'alpha\naudiovm-dom0\ncreated-by-dom0\nguivm-dom0\nzeta\n'
     assert d.ok('admin.vm.tag.Get', 'work', 'alpha') == '1'
     assert d.ok('admin.vm.tag.Get', 'work', 'beta') == '0'
     d.ok('admin.vm.tag.Remove', 'work', 'alpha')
@@ -466,9 +470,9 @@ def test_labels():
     assert d.ok('admin.label.Index', arg='pink') == '9'
     assert d.ok('admin.label.Get', arg='pink') == '0xffc0cb'
     expect_exc(d.call('admin.label.Create', arg='pink', payload='0x000000'),
-               'QubesValueError', 'already exists')
+               'QubesLabelInUseError', 'already exists')
     expect_exc(d.call('admin.label.Create', arg='12', payload='0x000000'),
-               'QubesInvalidLabelError')
+               'ProtocolError', 'Invalid label name')
     expect_exc(d.call('admin.label.Create', arg='new', payload='000000'),
                'QubesInvalidLabelValueError')
     expect_exc(d.call('admin.label.Create', arg='new', payload='0x00000g'),
@@ -503,10 +507,13 @@ def test_pools():
     assert os.path.isdir(os.path.join(path, 'appvms'))
     assert 'second' in d.ok('admin.pool.List')
     expect_exc(d.call('admin.pool.Add', arg='nodriver', payload='name=x'),
-               'QubesException', 'unexpected driver name')
+               'PermissionDenied', "Argument not in 'pool drivers'")
     expect_exc(d.call('admin.pool.Add', arg='file-reflink',
                       payload='name=x\ndir_path=/tmp\nbogus=1'),
-               'QubesException', 'unexpected driver options: bogus')
+               'ProtocolError', 'unexpected driver options: bogus')
+    expect_exc(d.call('admin.pool.Add', arg='file-reflink',
+                      payload='name=x\n'),
+               'QubesException', 'missing driver options: dir_path')
     expect_exc(d.call('admin.pool.Add', arg='file-reflink',
                       payload='name=second\ndir_path=/tmp'),
                'QubesPoolInUseError', "Storage pool is in use: 'second'")
@@ -520,7 +527,8 @@ def test_pools():
     assert 'ephemeral_volatile=True' in d.ok('admin.pool.Info', arg='second')
     expect_exc(d.call('admin.pool.Set.ephemeral_volatile', arg='second',
                       payload='maybe'), 'ProtocolError', 'Invalid value')
-    expect_exc(d.call('admin.pool.Info', arg='nope'), 'ProtocolError')
+    expect_exc(d.call('admin.pool.Info', arg='nope'), 'PermissionDenied',
+               "Argument not in 'pools'")
     d.ok('admin.vm.CreateInPool.StandaloneVM', payload='name=inpool '
          'label=red pool=second')
     vids = d.ok('admin.pool.volume.List', arg='second').splitlines()
@@ -548,9 +556,9 @@ def test_volumes():
     assert info['vid'] == 'appvms/work/private' and info['rw'] == 'True'
     assert info['size'] == str(2 << 30)
     expect_exc(d.call('admin.vm.volume.Info', 'work', 'nope'),
-               'ProtocolError')
+               'PermissionDenied', "Argument not in 'work volumes'")
     expect_exc(d.call('admin.vm.volume.Info', 'work', '../x'),
-               'ProtocolError')
+               'PermissionDenied', "Argument not in 'work volumes'")
     assert d.ok('admin.vm.volume.ListSnapshots', 'work', 'private') == ''
     # Clear imports an empty image: each one keeps a revision.
     d.ok('admin.vm.volume.Set.revisions_to_keep', 'work', 'private', '3')

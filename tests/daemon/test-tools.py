@@ -106,7 +106,8 @@ def test_features_and_tags():
     rc, out, err = run('qvm-features', 'work', 'gui', ok=False)
     assert rc == 1 and out == ''
     run('qvm-tags', 'work', 'add', 'b-tag', 'a-tag')
-    assert run('qvm-tags', 'work') == 'a-tag\nb-tag\ncreated-by-dom0\n'
+    assert run('qvm-tags', 'work') == \
+        'a-tag\naudiovm-dom0\nb-tag\ncreated-by-dom0\nguivm-dom0\n'
     assert run('qvm-tags', 'work', 'list', 'a-tag') == 'a-tag\n'
     rc, _, _ = run('qvm-tags', 'work', 'list', 'zzz', ok=False)
     assert rc == 1
@@ -130,7 +131,7 @@ def test_pools():
     assert 'file-reflink' in run('qvm-pool', 'drivers')
     rc, out, err = run('qvm-pool', 'add', 'p3', 'nodriver', '-o', 'x=1',
                        ok=False)
-    assert 'unexpected driver name' in err, err
+    assert 'no such driver: nodriver (drivers: file-reflink' in err, err
     run('qvm-create', '-C', 'StandaloneVM', '-P', 'p2', '-l', 'green', 'inp2')
     rc, out, err = run('qvm-pool', 'remove', 'p2', ok=False)
     assert 'in use' in err, err
