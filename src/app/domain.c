@@ -16,6 +16,7 @@
 #define PRIVATE_IMG_SIZE (2 * GIB)
 
 static void domain_volume_free(QubesDomainVolume *dv);
+static gint str_cmp(gconstpointer a, gconstpointer b);
 
 static QubesDomain *owner_dom(QubesPropHolder *h)
 {
@@ -182,6 +183,73 @@ static char *default_own_template(QubesPropHolder *h, const QubesPropDef *def)
     return g_strdup(tpl ? tpl->name : "");
 }
 
+/* A boot mode is usable when boot-mode.kernelopts.MODE is set on the qube
+ * or along its templates. */
+static gboolean bootmode_usable(QubesDomain *dom, const char *mode)
+{
+    g_autofree char *f = g_strconcat("boot-mode.kernelopts.", mode, NULL);
+    return qubes_domain_feature_check(dom, f, TRUE, FALSE, FALSE, NULL) !=
+           NULL;
+}
+
+/* qubesvm.py's _default_bootmode: the boot-mode.active feature when that
+ * mode is usable, else the appvm_default_bootmode of the nearest
+ * template that has one and whose mode is usable, else "default". */
+static char *default_bootmode(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesDomain *dom = owner_dom(h);
+    const char *active = qubes_domain_feature_get(dom, "boot-mode.active");
+    if (active) {
+        if (strcmp(active, "default") == 0 || bootmode_usable(dom, active))
+            return g_strdup(active);
+    }
+    QubesDomain *subject = dom;
+    for (int depth = 0; depth < 8; depth++) { /* templates nest 2 deep */
+        QubesDomain *tpl = qubes_domain_get_template(subject);
+        if (!tpl)
+            break;
+        if (qubes_props_def(&tpl->props, "appvm_default_bootmode", NULL)) {
+            g_autofree char *v = get_prop(&tpl->props, "appvm_default_bootmode");
+            if (v && strcmp(v, "default") == 0)
+                return g_strdup("default");
+            if (v && bootmode_usable(subject, v))
+                return g_steal_pointer(&v);
+        }
+        subject = tpl;
+    }
+    return g_strdup("default");
+}
+
+static char *default_appvm_bootmode(QubesPropHolder *h,
+                                    const QubesPropDef *def)
+{
+    const char *v =
+        qubes_domain_feature_get(owner_dom(h), "boot-mode.appvm-default");
+    return g_strdup(v ? v : "default");
+}
+
+/* The GUI qube's keyboard layout ("us++" without one). A chain of guivm
+ * values is followed a bounded number of steps: a loop gives "us++". */
+static char *default_kbd_layout(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesDomain *dom = owner_dom(h);
+    for (int depth = 0; depth < 16; depth++) {
+        if (!qubes_props_def(&dom->props, "guivm", NULL))
+            break;
+        g_autofree char *g = get_prop(&dom->props, "guivm");
+        QubesDomain *gui =
+            g && *g ? g_hash_table_lookup(dom->app->by_name, g) : NULL;
+        if (!gui)
+            break;
+        const char *set = g_hash_table_lookup(gui->props.values,
+                                              "keyboard_layout");
+        if (set)
+            return g_strdup(set);
+        dom = gui;
+    }
+    return g_strdup("us++");
+}
+
 /* ---- setters ---- */
 
 static char *setter_name(QubesPropHolder *h, const QubesPropDef *def,
@@ -274,28 +342,75 @@ static char *setter_default_user(QubesPropHolder *h, const QubesPropDef *def,
     return g_strdup(value);
 }
 
+static gboolean all_in(const char *s, const char *extra)
+{
+    for (const char *p = s; *p; p++) {
+        if (!g_ascii_isalnum(*p) && !strchr(extra, *p))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+/* qubesvm.py's _setter_kbd_layout: LAYOUT+VARIANT+OPTIONS. */
 static char *setter_kbd_layout(QubesPropHolder *h, const QubesPropDef *def,
                                const char *value, GError **error)
 {
+    const char *why = NULL;
     g_auto(GStrv) parts = g_strsplit(value, "+", -1);
-    if (g_strv_length(parts) != 3) {
-        qubes_prop_error(error, h, def, value,
-                         "invalid number of keyboard layout parameters");
-        return NULL;
-    }
-    gboolean ok = *parts[0] != '\0';
-    for (const char *p = parts[0]; *p; p++)
-        ok = ok && g_ascii_isalpha(*p);
-    for (const char *p = parts[1]; *p; p++)
-        ok = ok && (g_ascii_isalnum(*p) || *p == '-' || *p == '_');
-    for (const char *p = parts[2]; *p; p++)
-        ok = ok && (g_ascii_isalnum(*p) || strchr("-_:,", *p));
-    if (!ok) {
-        qubes_prop_error(error, h, def, value,
-                         "Invalid keyboard layout provided");
+    gboolean alpha = TRUE;
+    for (const char *p = parts[0] ? parts[0] : ""; *p; p++)
+        alpha = alpha && g_ascii_isalpha(*p);
+    if (g_strv_length(parts) != 3)
+        why = "invalid number of keyboard layout parameters";
+    else if (!*parts[0] || !alpha)
+        why = "Invalid keyboard layout provided";
+    else if (!all_in(parts[1], "-_"))
+        why = "Invalid layout variant provided";
+    else if (!all_in(parts[2], "-_:,"))
+        why = "Invalid layout options provided";
+    if (why) {
+        qubes_prop_error(error, h, def, value, why);
         return NULL;
     }
     return g_strdup(value);
+}
+
+/* qubesvm.py's _setter_denied_list: device interface codes, seven
+ * characters each (a class letter, six hex digits or '*'), duplicates
+ * dropped and the list sorted. */
+static char *setter_devices_denied(QubesPropHolder *h,
+                                   const QubesPropDef *def, const char *value,
+                                   GError **error)
+{
+    gsize len = strlen(value);
+    gboolean ok = len % 7 == 0;
+    for (gsize i = 0; ok && i < len; i++) {
+        char c = value[i];
+        ok = i % 7 == 0 ? strchr("bump*", c) != NULL
+                        : (g_ascii_isxdigit(c) && !g_ascii_isupper(c)) ||
+                              c == '*';
+    }
+    if (!ok) {
+        qubes_prop_error(error, h, def, value,
+                         "Interface code list should be in the form "
+                         "chhhhhhchhhhhh...,where c is one of \"b\", \"u\", "
+                         "\"m\", \"p\", \"*\" and h is a hexdigit or \"*\".");
+        return NULL;
+    }
+    g_autoptr(GPtrArray) codes = g_ptr_array_new_with_free_func(g_free);
+    for (gsize i = 0; i < len; i += 7) {
+        g_autofree char *code = g_strndup(value + i, 7);
+        gboolean dup = FALSE;
+        for (guint j = 0; j < codes->len && !dup; j++)
+            dup = strcmp(codes->pdata[j], code) == 0;
+        if (!dup)
+            g_ptr_array_add(codes, g_steal_pointer(&code));
+    }
+    g_ptr_array_sort(codes, str_cmp);
+    GString *out = g_string_sized_new(len);
+    for (guint j = 0; j < codes->len; j++)
+        g_string_append(out, codes->pdata[j]);
+    return g_string_free(out, FALSE);
 }
 
 QubesDomain *qubes_prop_vm(QubesApp *app, QubesPropHolder *h,
@@ -439,20 +554,10 @@ static const QubesPropDef base_props[] = {
      .default_func = default_icon,
      .doc = "freedesktop icon name, suitable for use in "
             "PyQt4.QtGui.QIcon.fromTheme()"},
-    {.name = "start_time",
-     .type = QUBES_PROP_STR,
-     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
-     .default_func = default_start_time,
-     .doc = "Time of the last start of the qube, in seconds since the "
-            "epoch; empty when it is not running"},
-    {.name = "xid",
-     .type = QUBES_PROP_INT,
-     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
-     .default_func = default_xid,
-     .doc = "Xen ID. Or not Xen, but ID."},
     {.name = "keyboard_layout",
      .type = QUBES_PROP_STR,
      .default_value = "us++",
+     .default_func = default_kbd_layout,
      .setter = setter_kbd_layout,
      .doc = "Keyboard layout for this VM"},
     {.name = "default_dispvm",
@@ -470,17 +575,17 @@ static const QubesPropDef adminvm_props[] = {
      .type = QUBES_PROP_STR,
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
      .default_value = "dom0",
-     .doc = "The name of this VM is always dom0."},
+     .doc = NULL /* the reference gives none */},
     {.name = "qid",
      .type = QUBES_PROP_INT,
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
      .default_value = "0",
-     .doc = "QID of this VM is always 0."},
+     .doc = NULL /* the reference gives none */},
     {.name = "uuid",
      .type = QUBES_PROP_STR,
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
      .default_value = "00000000-0000-0000-0000-000000000000",
-     .doc = "UUID is always 00000000-0000-0000-0000-000000000000"},
+     .doc = NULL /* the reference gives none */},
     {.name = "include_in_backups",
      .type = QUBES_PROP_BOOL,
      .default_value = "True",
@@ -510,6 +615,50 @@ static const QubesPropDef qubesvm_props[] = {
      .flags = QUBES_PROP_WRITE_ONCE | QUBES_PROP_NO_CLONE,
      .setter = setter_uuid,
      .doc = "UUID from libvirt."},
+    {.name = "start_time",
+     .type = QUBES_PROP_STR,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_func = default_start_time,
+     .doc = "Time of the last start of the qube, in seconds since the "
+            "epoch; empty when it is not running"},
+    {.name = "xid",
+     .type = QUBES_PROP_INT,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_func = default_xid,
+     .doc = "Xen ID. Or not Xen, but ID."},
+    {.name = "stubdom_xid",
+     .type = QUBES_PROP_INT,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_value = "-1",
+     .doc = NULL},
+    {.name = "stubdom_uuid",
+     .type = QUBES_PROP_STR,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_value = "",
+     .doc = NULL},
+    {.name = "bootmode",
+     .type = QUBES_PROP_STR,
+     .load_stage = 4,
+     .default_func = default_bootmode,
+     .doc = "Active boot mode for this domain"},
+    {.name = "rebootable",
+     .type = QUBES_PROP_BOOL,
+     .load_stage = 4,
+     .default_value = "default_rebootable",
+     .default_func = default_template_or_app,
+     .doc = "Allow qube reboot request to be acknowledged"},
+    {.name = "rebootable_threshold",
+     .type = QUBES_PROP_INT,
+     .load_stage = 4,
+     .default_value = "default_rebootable_threshold",
+     .default_func = default_template_or_app,
+     .setter = qubes_prop_setter_positive,
+     .doc = "Threshold in seconds to allow the next consecutive reboot"},
+    {.name = "devices_denied",
+     .type = QUBES_PROP_STR,
+     .default_value = "",
+     .setter = setter_devices_denied,
+     .doc = "List of device interface codes that are denied for this VM."},
     {.name = "guivm",
      .type = QUBES_PROP_VM,
      .load_stage = 4,
@@ -632,6 +781,15 @@ static const QubesPropDef qubesvm_props[] = {
     {NULL},
 };
 
+static const QubesPropDef templatevm_props[] = {
+    {.name = "appvm_default_bootmode",
+     .type = QUBES_PROP_STR,
+     .load_stage = 4,
+     .default_func = default_appvm_bootmode,
+     .doc = "Default active bootmode for AppVMs based on this template"},
+    {NULL},
+};
+
 static const QubesPropDef dvm_template_props[] = {
     {.name = "template_for_dispvms",
      .type = QUBES_PROP_BOOL,
@@ -693,7 +851,8 @@ static const char *const dispvm_chain[] = {"DispVM", "QubesVM", "BaseVM", NULL};
 static const QubesPropDef *const adminvm_tables[] = {adminvm_props, base_props,
                                                      NULL};
 static const QubesPropDef *const templatevm_tables[] = {
-    qubes_template_net_props, qubes_net_props, qubesvm_props, base_props, NULL};
+    templatevm_props, qubes_template_net_props, qubes_net_props,
+    qubesvm_props,    base_props,               NULL};
 static const QubesPropDef *const appvm_tables[] = {
     appvm_props,   dvm_template_props, qubes_net_props,
     qubesvm_props, base_props,         NULL};

@@ -156,6 +156,8 @@ class Model:
         'default_user': ['user', 'root', 'bad user', ''],
         'keyboard_layout': ['us++', 'de+neo+', 'bad', ''],
         'bootmode': ['default', 'bad', ''],
+        'devices_denied': ['', 'b******', 'u0a0b0cp012345', 'x', 'B******'],
+        'appvm_default_bootmode': ['default', 'x', ''],
     }
 
     def typed_value(self, ptype, prop, vms):

@@ -299,6 +299,16 @@ def test_vm_properties():
                'QubesPropertyValueError', '512')
     expect_exc(d.call('admin.vm.property.Set', 'work', 'memory', b'\xff'),
                'QubesValueError', '')
+    # found by test-model: an empty layout crashed qubesd
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'keyboard_layout', ''),
+               'QubesPropertyValueError',
+               'invalid number of keyboard layout parameters')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'keyboard_layout',
+                      'de+neo!+'), 'QubesPropertyValueError',
+               'Invalid layout variant provided')
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'devices_denied',
+                      'b12345'), 'QubesPropertyValueError',
+               'Interface code list should be in the form')
     assert d.ok('admin.vm.property.Get', 'work', 'name') == \
         'default=False type=str work'
 
