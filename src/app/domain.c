@@ -432,6 +432,12 @@ QubesDomain *qubes_prop_vm(QubesApp *app, QubesPropHolder *h,
         g_autofree char *why = g_strdup_printf(
             "Can't set %s to non-existing qube %s", def->name, value);
         qubes_prop_error(error, h, def, value, why);
+    } else if (strcmp(d->klass->name, "RemoteVM") == 0) {
+        g_autofree char *why = g_strdup_printf(
+            "wrong VM class: domains['%s'] is of type RemoteVM and not LocalVM",
+            value);
+        qubes_prop_error(error, h, def, value, why);
+        return NULL;
     }
     return d;
 }
@@ -548,6 +554,11 @@ static const QubesPropDef base_props[] = {
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
      .default_func = default_klass,
      .doc = "Domain class name"},
+    {NULL},
+};
+
+/* What dom0 and the local qubes have beyond BaseVM. */
+static const QubesPropDef shared_props[] = {
     {.name = "icon",
      .type = QUBES_PROP_STR,
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
@@ -598,7 +609,8 @@ static const QubesPropDef adminvm_props[] = {
     {NULL},
 };
 
-static const QubesPropDef qubesvm_props[] = {
+/* BaseVM's identity, which dom0 has fixed. */
+static const QubesPropDef identity_props[] = {
     {.name = "name",
      .type = QUBES_PROP_STR,
      .flags = QUBES_PROP_WRITE_ONCE | QUBES_PROP_NO_CLONE,
@@ -615,6 +627,10 @@ static const QubesPropDef qubesvm_props[] = {
      .flags = QUBES_PROP_WRITE_ONCE | QUBES_PROP_NO_CLONE,
      .setter = setter_uuid,
      .doc = "UUID from libvirt."},
+    {NULL},
+};
+
+static const QubesPropDef qubesvm_props[] = {
     {.name = "start_time",
      .type = QUBES_PROP_STR,
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
@@ -847,19 +863,26 @@ static const char *const appvm_chain[] = {"AppVM", "QubesVM", "BaseVM", NULL};
 static const char *const standalone_chain[] = {"StandaloneVM", "QubesVM",
                                                "BaseVM", NULL};
 static const char *const dispvm_chain[] = {"DispVM", "QubesVM", "BaseVM", NULL};
+static const char *const remotevm_chain[] = {"RemoteVM", "BaseVM", NULL};
 
-static const QubesPropDef *const adminvm_tables[] = {adminvm_props, base_props,
-                                                     NULL};
+static const QubesPropDef *const adminvm_tables[] = {
+    adminvm_props, shared_props, base_props, NULL};
 static const QubesPropDef *const templatevm_tables[] = {
-    templatevm_props, qubes_template_net_props, qubes_net_props,
-    qubesvm_props,    base_props,               NULL};
+    templatevm_props, qubes_template_net_props, qubes_net_props, qubesvm_props,
+    identity_props,   shared_props,             base_props,      NULL};
 static const QubesPropDef *const appvm_tables[] = {
-    appvm_props,   dvm_template_props, qubes_net_props,
-    qubesvm_props, base_props,         NULL};
+    appvm_props,    dvm_template_props, qubes_net_props, qubesvm_props,
+    identity_props, shared_props,       base_props,      NULL};
 static const QubesPropDef *const standalone_tables[] = {
-    dvm_template_props, qubes_net_props, qubesvm_props, base_props, NULL};
+    dvm_template_props, qubes_net_props, qubesvm_props, identity_props,
+    shared_props,       base_props,      NULL};
 static const QubesPropDef *const dispvm_tables[] = {
-    dispvm_props, qubes_net_props, qubesvm_props, base_props, NULL};
+    dispvm_props,   qubes_net_props, qubesvm_props, identity_props,
+    shared_props,   base_props,      NULL};
+/* remotevm.py: a qube of another machine, reached through a relay; here
+ * it is configuration only (BaseVM's properties, features and tags). */
+static const QubesPropDef *const remotevm_tables[] = {identity_props,
+                                                      base_props, NULL};
 
 static const QubesDomainClass class_adminvm = {"AdminVM", adminvm_chain,
                                                adminvm_tables, NULL, FALSE};
@@ -871,11 +894,14 @@ static const QubesDomainClass class_standalone = {
     "StandaloneVM", standalone_chain, standalone_tables, "appvms", FALSE};
 static const QubesDomainClass class_templatevm = {
     "TemplateVM", templatevm_chain, templatevm_tables, "vm-templates", FALSE};
+static const QubesDomainClass class_remotevm = {"RemoteVM", remotevm_chain,
+                                                remotevm_tables, NULL, FALSE};
 
-/* Sorted by name, as the reference lists its entry points. */
+/* In the order of the reference's qubes.vm entry points (setup.py), as
+ * admin.vmclass.List gives them. */
 static const QubesDomainClass *const all_classes[] = {
-    &class_adminvm,    &class_appvm,      &class_dispvm,
-    &class_standalone, &class_templatevm, NULL};
+    &class_appvm,  &class_templatevm, &class_standalone, &class_adminvm,
+    &class_dispvm, &class_remotevm,   NULL};
 
 const QubesDomainClass *const *qubes_domain_classes(void)
 {
@@ -986,7 +1012,11 @@ QubesDomain *qubes_domain_new_internal(QubesApp *app,
     dom->extra = g_ptr_array_new_with_free_func(g_free);
     dom->lost_volumes =
         g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
-    dom->power = qid == 0 ? QUBES_POWER_RUNNING : QUBES_POWER_HALTED;
+    /* dom0 always runs; so does a RemoteVM, as far as the reference
+     * knows (remotevm.py). */
+    dom->power = qid == 0 || strcmp(klass->name, "RemoteVM") == 0
+                     ? QUBES_POWER_RUNNING
+                     : QUBES_POWER_HALTED;
     return dom;
 }
 

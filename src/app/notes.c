@@ -22,6 +22,16 @@
 
 /* Opens base/prefix/name as a folder, creating the last two when
  * @create; -1 with errno (ENOENT: there is none). */
+static gboolean no_folder(QubesDomain *dom, GError **error)
+{
+    if (dom->klass->dir_prefix)
+        return FALSE;
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                "%s keeps no notes: a %s has no folder", dom->name,
+                dom->klass->name);
+    return TRUE;
+}
+
 static int open_qube_dir(QubesDomain *dom, gboolean create)
 {
     const char *parts[] = {dom->klass->dir_prefix, dom->name};
@@ -45,6 +55,8 @@ static int open_qube_dir(QubesDomain *dom, gboolean create)
 
 char *qubes_domain_read_notes(QubesDomain *dom, GError **error)
 {
+    if (no_folder(dom, error))
+        return NULL;
     int dfd = open_qube_dir(dom, FALSE);
     if (dfd < 0 && errno == ENOENT)
         return g_strdup("");
@@ -97,6 +109,8 @@ char *qubes_domain_read_notes(QubesDomain *dom, GError **error)
 gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
                                   GError **error)
 {
+    if (no_folder(dom, error))
+        return FALSE;
     g_autofree char *path = qubes_domain_dir_path(dom);
     int dfd = open_qube_dir(dom, TRUE);
     if (dfd < 0)
@@ -153,6 +167,8 @@ gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
 
 gboolean qubes_domain_remove_notes(QubesDomain *dom, GError **error)
 {
+    if (!dom->klass->dir_prefix)
+        return TRUE;
     int dfd = open_qube_dir(dom, FALSE);
     if (dfd < 0)
         return TRUE;

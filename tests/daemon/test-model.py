@@ -38,7 +38,7 @@ QUBESD = os.path.abspath(opts.qubesd)
 SEED = opts.seed if opts.seed is not None else int(time.time() * 1000) % 10**9
 
 state = {}
-CLASSES = ['AppVM', 'TemplateVM', 'StandaloneVM', 'DispVM']
+CLASSES = ['AppVM', 'TemplateVM', 'StandaloneVM', 'DispVM', 'RemoteVM']
 VOLUMES = ['root', 'private', 'volatile', 'kernel']
 WRITES = ('Set', 'Create', 'Remove', 'Reset', 'Clone', 'Add', 'Resize',
           'Revert', 'Clear')
@@ -411,8 +411,8 @@ class Model:
                                         vm, v))
                             for v in vols},
             }
-            if vm != 'dom0':
-                snap[vm]['notes'] = self.ok('admin.vm.notes.Get', vm)
+            if vm != 'dom0':  # (a RemoteVM answers that it keeps none)
+                snap[vm]['notes'] = self.call('admin.vm.notes.Get', vm)
         return snap
 
 

@@ -118,7 +118,7 @@ def test_framing():
 def test_vm_list_and_classes():
     d = D()
     assert d.ok('admin.vmclass.List') == \
-        'AdminVM\nAppVM\nDispVM\nStandaloneVM\nTemplateVM\n'
+        'AppVM\nTemplateVM\nStandaloneVM\nAdminVM\nDispVM\nRemoteVM\n'
     lines = d.ok('admin.vm.List').splitlines()
     assert lines[0].startswith('dom0 class=AdminVM state=Running uuid=')
     names = [l.split()[0] for l in lines]
