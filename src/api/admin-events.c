@@ -34,6 +34,33 @@ gboolean api_event_visible(Call *call, const QubesEvent *event)
                                call->src, dest);
 }
 
+char **api_event_wire_kwargs(QubesApp *app, const QubesEvent *event)
+{
+    GPtrArray *out = g_ptr_array_new();
+    const char *colon = strchr(event->name, ':');
+    const QubesPropDef *def = NULL;
+    if (colon && g_str_has_prefix(event->name, "property-")) {
+        QubesPropHolder *h =
+            event->subject == &app->emitter
+                ? &app->props
+                : &qubes_domain_of_emitter(event->subject)->props;
+        def = qubes_props_def(h, colon + 1, NULL);
+    }
+    gboolean noneable =
+        def && (def->type == QUBES_PROP_VM || def->type == QUBES_PROP_INT ||
+                def->type == QUBES_PROP_IP4 || def->type == QUBES_PROP_IP6);
+    for (const char *const *kv = event->kwargs; kv && kv[0] && kv[1];
+         kv += 2) {
+        gboolean value = strcmp(kv[0], "newvalue") == 0 ||
+                         strcmp(kv[0], "oldvalue") == 0;
+        g_ptr_array_add(out, g_strdup(kv[0]));
+        g_ptr_array_add(out, g_strdup(noneable && value && !*kv[1] ? "None"
+                                                                   : kv[1]));
+    }
+    g_ptr_array_add(out, NULL);
+    return (char **)g_ptr_array_free(out, FALSE);
+}
+
 const Method api_events_methods[] = {
     {"admin.Events", M_NO_PAYLOAD | M_NO_ARG, events},
     {NULL},

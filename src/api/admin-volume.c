@@ -37,6 +37,7 @@ typedef struct {
     gboolean flag;
     char *path;
     QubesVolume *src;
+    char *dom_name;
 } VolJob;
 
 static void vol_job_free(VolJob *j)
@@ -45,6 +46,7 @@ static void vol_job_free(VolJob *j)
     if (j->src)
         qubes_volume_unref(j->src);
     g_free(j->pool);
+    g_free(j->dom_name);
     g_free(j->revision);
     g_free(j->path);
     if (j->space)
@@ -59,6 +61,7 @@ static VolJob *vol_job(Call *call, QubesVolume *v)
     VolJob *j = g_new0(VolJob, 1);
     j->vol = qubes_volume_ref(v);
     j->pool = g_strdup(qubes_domain_volume_pool(call->dest, call->arg));
+    j->dom_name = g_strdup(call->dest->name);
     return j;
 }
 
@@ -167,8 +170,9 @@ static gboolean revert_work(gpointer data, GError **error)
         found = found ||
                 strcmp(((QubesRevision *)revs->pdata[i])->id, j->revision) == 0;
     if (*j->revision && !found) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
-                    "no such revision");
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_REVISION_NOT_FOUND,
+                    "No such revision of volume %s of %s: '%s'",
+                    j->vol->name, j->dom_name, j->revision);
         return FALSE;
     }
     return qubes_volume_revert(j->vol, *j->revision ? j->revision : NULL,
@@ -331,16 +335,22 @@ static char *volume_clone_to(Call *call, GError **error)
      * been removed, or its pool, since CloneFrom; the reference holds the
      * volume object and checks the same). The reference kept the pool
      * alive through the volume either way, so no memory goes wrong. */
-    gboolean alive = FALSE;
+    gboolean pool_alive = FALSE, alive = FALSE;
     for (guint i = 0; i < call->app->pools->len; i++)
-        alive = alive || call->app->pools->pdata[i] == src->pool;
-    if (alive) {
+        pool_alive = pool_alive || call->app->pools->pdata[i] == src->pool;
+    if (pool_alive) {
         g_autoptr(QubesVolume) reg = qubes_pool_get_volume(src->pool, src->vid);
         alive = reg == src;
     }
     if (!alive) {
+        g_set_error(error, QUBES_ERROR,
+                    pool_alive ? QUBES_ERROR_VOLUME_NOT_FOUND
+                               : QUBES_ERROR_POOL_NOT_FOUND,
+                    pool_alive ? "Volume to clone from no longer exists: %s"
+                               : "Pool of the volume to clone from no longer "
+                                 "exists: %s",
+                    pool_alive ? src->vid : qubes_pool_get_name(src->pool));
         qubes_volume_unref(src);
-        api_enforce(FALSE, "the volume to clone from no longer exists", error);
         return NULL;
     }
     VolJob *j = vol_job(call, v);

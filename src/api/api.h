@@ -87,6 +87,10 @@ gboolean api_src_is_dom0(Call *call);
 /* For an admin.Events call: whether @event may go to its source (the
  * reference's ext/admin.py filter for a source other than dom0). */
 gboolean api_event_visible(Call *call, const QubesEvent *event);
+/* @event's arguments as the reference sends them (new vector): its
+ * str(value) of a property that holds no value is "None", where ours
+ * is "" inside (a qube, a number or an address property). */
+char **api_event_wire_kwargs(QubesApp *app, const QubesEvent *event);
 
 /* The method called @name (NULL when none). @internal: the internal
  * socket, which also serves M_INTERNAL methods. *@endpoint is set (new)

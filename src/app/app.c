@@ -225,7 +225,12 @@ static const QubesPropDef app_props[] = {
     VM_PROP("clockvm", "Which VM to use as NTP proxy for updating AdminVM"),
     VM_PROP("updatevm", "Which VM to use as `yum` proxy for updating AdminVM "
                         "and TemplateVMs"),
-    VM_PROP("default_template", "Default template for new AppVMs"),
+    /* No default: GetDefault answers nothing, as the reference's. */
+    {.name = "default_template",
+     .type = QUBES_PROP_VM,
+     .load_stage = 3,
+     .setter = setter_app_vm,
+     .doc = "Default template for new AppVMs"},
     VM_PROP("default_netvm", "Default NetVM for AppVMs. Initial state is "
                              "`None`, which means that AppVMs are not "
                              "connected to the Internet."),

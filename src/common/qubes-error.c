@@ -60,6 +60,12 @@ const char *qubes_error_exception_name(QubesErrorCode code)
         return "QubesInvalidLabelValueError";
     case QUBES_ERROR_CLONE_TOKEN:
         return "QubesVolumeCopyTokenNotFoundError";
+    case QUBES_ERROR_REVISION_NOT_FOUND:
+        return "QubesVolumeRevisionNotFoundError";
+    case QUBES_ERROR_POOL_NOT_FOUND:
+        return "QubesPoolNotFoundError";
+    case QUBES_ERROR_VOLUME_NOT_FOUND:
+        return "QubesVolumeNotFoundError";
     case QUBES_ERROR_EXCEPTION:
     default:
         return "QubesException";

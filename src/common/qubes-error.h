@@ -43,6 +43,10 @@ typedef enum {
     QUBES_ERROR_INVALID_LABEL,       /* QubesInvalidLabelError */
     QUBES_ERROR_INVALID_LABEL_VALUE, /* QubesInvalidLabelValueError */
     QUBES_ERROR_CLONE_TOKEN,         /* QubesVolumeCopyTokenNotFoundError */
+    /* KeyError subclasses there (a dropped connection): answered here. */
+    QUBES_ERROR_REVISION_NOT_FOUND, /* QubesVolumeRevisionNotFoundError */
+    QUBES_ERROR_POOL_NOT_FOUND,     /* QubesPoolNotFoundError */
+    QUBES_ERROR_VOLUME_NOT_FOUND,   /* QubesVolumeNotFoundError */
     /* A system call of the storage file layer failed (StoragePoolException;
      * the storage API adds the pool's name and makes it STORAGE_POOL). */
     QUBES_ERROR_STORAGE_IO,

@@ -483,7 +483,9 @@ static gboolean forward_event(QubesEvent *ev, gpointer data, GError **error)
         return TRUE;
     if (c->events_call && !api_event_visible(c->events_call, ev))
         return TRUE;
-    conn_send(c, qubes_response_event(ev->subject->name, name, ev->kwargs));
+    g_auto(GStrv) kw = api_event_wire_kwargs(c->srv->app, ev);
+    conn_send(c, qubes_response_event(ev->subject->name, name,
+                                      (const char *const *)kw));
     return TRUE;
 }
 

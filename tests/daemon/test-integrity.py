@@ -295,7 +295,7 @@ def test_pool_removed_under_a_clone_token():
     d.ok('admin.vm.Remove', 'a')
     d.ok('admin.pool.Remove', arg='p')
     expect_exc(d.call('admin.vm.volume.CloneTo', 'b', 'private', token),
-               'ProtocolError', 'no longer exists')
+               'QubesPoolNotFoundError', 'no longer exists: p')
     d.ok('admin.vm.Remove', 'b')
 
 

@@ -595,7 +595,7 @@ def test_volumes():
     with open(img, 'rb') as f:
         assert f.read(6) == b'second'
     expect_exc(d.call('admin.vm.volume.Revert', 'work', 'private', '99'),
-               'ProtocolError')
+               'QubesVolumeRevisionNotFoundError')
     expect_exc(d.call('admin.vm.volume.Revert', 'work', 'private', '../1'),
                'ProtocolError')
     # resize: grow only

@@ -1,0 +1,823 @@
+#!/usr/bin/python3
+"""Differential test: the answers of the reference's current master, byte
+for byte, for every Admin API method qubesd serves.
+
+The expected answers come from reading QubesOS/qubes-core-admin master:
+qubes/tests/api_admin.py (its fixture, reproduced here: default_kernel
+"1.0", default_netvm none, TemplateVM test-template labelled black as the
+default template, AppVM test-vm1 labelled red), qubes/api/admin.py,
+qubes/api/__init__.py, qubes/vm/*.py, qubes/app.py and
+qubes/storage/*.py. Each case names where its answer comes from:
+
+    T  a test of api_admin.py (the name given)
+    S  the source (file given): what the code there answers
+    D  a difference the README lists as deliberate (our answer asserted)
+
+Where master gives only the exception's type (a test's assertRaises) the
+type is checked and the message is ours; the README says so.
+
+    test-reference.py PATH/TO/qubesd
+"""
+import os
+import re
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qubesd_harness import run_file  # noqa: E402
+from qubesd_harness import Daemon, LoopFS, parse_events  # noqa: E402
+
+QUBESD = os.path.abspath(sys.argv[1])
+state = {}
+
+# Every method qubesd serves; each must have at least one case below.
+SERVED = [
+    'admin.vmclass.List', 'admin.vm.List', 'admin.vm.CurrentState',
+    'admin.vm.Create.AppVM', 'admin.vm.Create.TemplateVM',
+    'admin.vm.Create.StandaloneVM', 'admin.vm.Create.DispVM',
+    'admin.vm.Create.RemoteVM', 'admin.vm.CreateInPool.AppVM',
+    'admin.vm.CreateInPool.StandaloneVM', 'admin.vm.Remove',
+    'admin.vm.property.List', 'admin.vm.property.Get',
+    'admin.vm.property.GetAll', 'admin.vm.property.GetDefault',
+    'admin.vm.property.Help', 'admin.vm.property.Set',
+    'admin.vm.property.Reset', 'admin.property.List', 'admin.property.Get',
+    'admin.property.GetAll', 'admin.property.GetDefault',
+    'admin.property.Help', 'admin.property.Set', 'admin.property.Reset',
+    'admin.vm.feature.List', 'admin.vm.feature.Get',
+    'admin.vm.feature.CheckWithTemplate', 'admin.vm.feature.CheckWithNetvm',
+    'admin.vm.feature.CheckWithAdminVM',
+    'admin.vm.feature.CheckWithTemplateAndAdminVM', 'admin.vm.feature.Set',
+    'admin.vm.feature.Remove', 'admin.vm.tag.List', 'admin.vm.tag.Get',
+    'admin.vm.tag.Set', 'admin.vm.tag.Remove', 'admin.label.List',
+    'admin.label.Get', 'admin.label.Index', 'admin.label.Create',
+    'admin.label.Remove', 'admin.pool.List', 'admin.pool.ListDrivers',
+    'admin.pool.Info', 'admin.pool.UsageDetails', 'admin.pool.Add',
+    'admin.pool.Remove', 'admin.pool.volume.List',
+    'admin.pool.Set.revisions_to_keep', 'admin.pool.Set.ephemeral_volatile',
+    'admin.vm.volume.List', 'admin.vm.volume.Info',
+    'admin.vm.volume.ListSnapshots', 'admin.vm.volume.Revert',
+    'admin.vm.volume.Resize', 'admin.vm.volume.Set.revisions_to_keep',
+    'admin.vm.volume.Set.rw', 'admin.vm.volume.Set.ephemeral',
+    'admin.vm.volume.Clear', 'admin.vm.volume.CloneFrom',
+    'admin.vm.volume.CloneTo', 'admin.vm.notes.Get', 'admin.vm.notes.Set',
+    'admin.Events',
+]
+covered = set()
+
+VM = 'test-vm1'
+TPL = 'test-template'
+
+
+def setup():
+    fs = LoopFS('xfs')
+    state['fs'] = fs
+    base = os.path.join(fs.mnt, 'qubes')
+    kdir = os.path.join(base, 'vm-kernels', '1.0')
+    os.makedirs(kdir)
+    for f in ('vmlinuz', 'initramfs', 'modules.img'):
+        with open(os.path.join(kdir, f), 'wb') as fh:
+            fh.write(b'kernel')
+    os.makedirs(os.path.join(fs.mnt, 'pools'))
+    d = Daemon(QUBESD, base).start()
+    state['d'] = d
+    state['base'] = base
+    # the fixture of api_admin.py's AdminAPITestCase
+    d.ok('admin.property.Set', arg='default_kernel', payload='1.0')
+    d.ok('admin.property.Set', arg='default_netvm', payload='')
+    d.ok('admin.vm.Create.TemplateVM', payload='name=%s label=black' % TPL)
+    d.ok('admin.property.Set', arg='default_template', payload=TPL)
+    d.ok('admin.vm.Create.AppVM', arg=TPL, payload='name=%s label=red' % VM)
+
+
+def call(method, dest=VM, arg='', payload=b''):
+    covered.add(method)
+    return state['d'].call(method, dest, arg, payload)
+
+
+def ok(method, dest=VM, arg='', payload=b'', want=None):
+    """The call succeeds; with @want, its answer is exactly that."""
+    r = call(method, dest, arg, payload)
+    assert r[0] == 'ok', (method, dest, arg, payload, r)
+    if want is not None:
+        assert r[1] == want, (method, dest, arg, r[1], want)
+    return r[1]
+
+
+def exc(method, dest=VM, arg='', payload=b'', name=None, msg=None,
+        match=None):
+    """The call answers exception @name; with @msg, exactly that message;
+    with @match, a message matching that regex."""
+    r = call(method, dest, arg, payload)
+    assert r[0] == 'exc', (method, dest, arg, payload, r)
+    assert r[1] == name, (method, dest, arg, payload, r, name)
+    if msg is not None:
+        assert r[2] == msg, (method, dest, arg, r[2], msg)
+    if match is not None:
+        assert re.search(match, r[2]), (method, dest, arg, r[2], match)
+    return r[2]
+
+
+def uuid_of(vm):
+    return ok('admin.vm.property.Get', vm, 'uuid').split(' ', 2)[2]
+
+
+# ---- framing, options and destinations (qubes/api/__init__.py) ----
+
+def test_method_options():
+    # S api/__init__.py execute(): the options' checks and words
+    exc('admin.vm.List', 'dom0', 'x', name='ProtocolError',
+        msg='unexpected argument')
+    exc('admin.vm.List', 'dom0', '', b'x', name='ProtocolError',
+        msg='unexpected payload')
+    exc('admin.vm.property.Get', VM, '', name='ProtocolError',
+        msg='expected an argument')
+    exc('admin.vm.feature.Set', VM, '', b'value', name='ProtocolError',
+        msg='expected an argument')  # T test_322_feature_set_invalid_key
+    exc('admin.vm.Create.AppVM', 'dom0', TPL, b'', name='ProtocolError',
+        msg='expected payload')
+    exc('admin.label.List', VM, name='ProtocolError',
+        msg='expected destination to be AdminVM')  # T test_994
+    exc('admin.vm.notes.Get', 'dom0', name='ProtocolError',
+        msg='expected destination to not be AdminVM')
+    exc('admin.no.Such', 'dom0', name='ProtocolError',
+        msg="no such method: 'admin.no.Such'")
+    # T test_990 .. test_993: payloads and arguments refused
+    for m in ('admin.vm.List', 'admin.vm.Remove', 'admin.vm.property.List',
+              'admin.vm.feature.List', 'admin.vm.tag.List',
+              'admin.vm.volume.List', 'admin.Events'):
+        exc(m, VM, '', b'unexpected-payload', name='ProtocolError')
+        exc(m, VM, 'some-arg', b'', name='ProtocolError')
+    for m in ('admin.vmclass.List', 'admin.label.List',
+              'admin.property.List', 'admin.pool.List',
+              'admin.pool.ListDrivers'):
+        exc(m, 'dom0', 'some-arg', b'', name='ProtocolError')
+        exc(m, 'dom0', '', b'unexpected-payload', name='ProtocolError')
+    for m in ('admin.vmclass.List', 'admin.vm.Create.AppVM',
+              'admin.vm.CreateInPool.AppVM', 'admin.label.Create',
+              'admin.property.Set', 'admin.pool.Add', 'admin.pool.Remove'):
+        exc(m, VM, '', b'', name='ProtocolError')
+
+
+def test_destinations():
+    # S api/__init__.py decode_vm; T test_001_vm_list_single_invalid_*
+    exc('admin.vm.List', '.test-vm1', name='QubesValueError',
+        msg='VM name cannot start with hyphen, underscore, dot or numbers')
+    exc('admin.vm.List', 'uuid:', name='QubesVMInvalidUUIDError',
+        msg="VM UUID is not valid: ''")
+    exc('admin.vm.List', 'no-such-vm', name='QubesVMNotFoundError',
+        msg="No such domain: 'no-such-vm'")
+
+
+# ---- qubes ----
+
+def test_vm_list():
+    # T test_000_vm_list, test_001_vm_list_single(_uuid)
+    ok('admin.vm.List', 'dom0', want=(
+        'dom0 class=AdminVM state=Running '
+        'uuid=00000000-0000-0000-0000-000000000000\n'
+        'test-template class=TemplateVM state=Halted uuid=%s\n'
+        'test-vm1 class=AppVM state=Halted uuid=%s\n'
+        % (uuid_of(TPL), uuid_of(VM))))
+    line = 'test-vm1 class=AppVM state=Halted uuid=%s\n' % uuid_of(VM)
+    ok('admin.vm.List', VM, want=line)
+    ok('admin.vm.List', 'uuid:' + uuid_of(VM), want=line)
+
+
+def test_vmclass_list():
+    # S setup.py's qubes.vm entry points, in their order, and RemoteVM
+    ok('admin.vmclass.List', 'dom0', want='AppVM\nTemplateVM\nStandaloneVM\n'
+       'AdminVM\nDispVM\nRemoteVM\n')
+
+
+def test_current_state():
+    # T test_900_current_state_default
+    maxmem = int(ok('admin.vm.property.Get', VM, 'maxmem').split()[-1])
+    ok('admin.vm.CurrentState', VM, want='mem=0 mem_static_max=%d cputime=0 '
+       'power_state=Halted' % (maxmem * 1024))
+
+
+def test_create():
+    # T test_330_vm_create_standalone ... test_346
+    ok('admin.vm.Create.StandaloneVM', 'dom0', '', b'name=test-vm2 label=red',
+       want='')
+    assert os.path.isdir(os.path.join(state['base'], 'appvms', 'test-vm2'))
+    # created-by-SRC, and the gui and audio extensions' tags
+    ok('admin.vm.tag.List', 'test-vm2',
+       want='audiovm-dom0\ncreated-by-dom0\nguivm-dom0\n')
+    exc('admin.vm.Create.StandaloneVM', 'dom0', TPL, b'name=test-vm3 '
+        b'label=red', name='ProtocolError')
+    exc('admin.vm.Create.AppVM', 'dom0', 'test-template-inexistent',
+        b'name=test-vm3 label=red', name='QubesVMNotFoundError',
+        msg="No such domain: 'test-template-inexistent'")
+    for bad in (b'name=test-###', b'name=--helpVM', b'name=1stVM'):
+        exc('admin.vm.Create.AppVM', 'dom0', TPL, bad, name='QubesValueError')
+    exc('admin.vm.Create.AppVM', 'dom0', TPL, b'label=red',
+        name='ProtocolError', msg='Missing name or label')
+    exc('admin.vm.Create.AppVM', 'dom0', TPL,
+        b'name=test-vm3 label=red pool=default', name='ProtocolError')
+    exc('admin.vm.Create.AppVM', 'dom0', TPL, b'name=test-vm1 label=red',
+        name='QubesVMAlreadyExistsError', msg='VM test-vm1 already exists')
+    exc('admin.vm.Create.AppVM', 'dom0', TPL,
+        b'name=test-vm3 name=test-vm4 label=red', name='ProtocolError',
+        msg='duplicated parameters')
+    exc('admin.vm.Create.AppVM', 'dom0', TPL,
+        b'name=test-vm3 label=red what=is', name='ProtocolError',
+        match='does not match')
+    exc('admin.vm.Create.AppVM', 'dom0', TPL, b'name=test-vm3 label=nolabel',
+        name='QubesLabelNotFoundError', msg='Label does not exist: nolabel')
+    # T test_333_vm_create_app_default_template
+    ok('admin.vm.Create.AppVM', 'dom0', '', b'name=test-vm3 label=red')
+    ok('admin.vm.property.Get', 'test-vm3', 'template',
+       want='default=False type=vm test-template')
+    ok('admin.vm.Remove', 'test-vm3', want='')
+    ok('admin.vm.Remove', 'test-vm2', want='')
+    ok('admin.vm.Create.TemplateVM', 'dom0', '', b'name=test-tpl2 label=blue',
+       want='')
+    ok('admin.vm.Remove', 'test-tpl2', want='')
+
+
+def test_create_in_pool():
+    d = state['d']
+    path = os.path.join(state['fs'].mnt, 'pools', 'test')
+    d.ok('admin.pool.Add', arg='file-reflink',
+         payload='name=test\ndir_path=%s\n' % path)
+    # T test_340: pool= moves what the qube makes, not what it shares
+    ok('admin.vm.CreateInPool.AppVM', 'dom0', TPL,
+       b'name=test-vm2 label=red pool=test', want='')
+    pool = {v: ok('admin.vm.volume.Info', 'test-vm2', v).split('\n')[0]
+            for v in ('root', 'private', 'volatile', 'kernel')}
+    assert pool == {'root': 'pool=varlibqubes', 'private': 'pool=test',
+                    'volatile': 'pool=test',
+                    'kernel': 'pool=linux-kernel'}, pool
+    ok('admin.vm.Remove', 'test-vm2')
+    # T test_341: pool:private= moves only that one
+    ok('admin.vm.CreateInPool.AppVM', 'dom0', TPL,
+       b'name=test-vm2 label=red pool:private=test')
+    pool = {v: ok('admin.vm.volume.Info', 'test-vm2', v).split('\n')[0]
+            for v in ('root', 'private', 'volatile')}
+    assert pool == {'root': 'pool=varlibqubes', 'private': 'pool=test',
+                    'volatile': 'pool=varlibqubes'}, pool
+    ok('admin.vm.Remove', 'test-vm2')
+    ok('admin.vm.CreateInPool.StandaloneVM', 'dom0', '',
+       b'name=test-vm2 label=red pool=test')
+    ok('admin.vm.Remove', 'test-vm2')
+    # T test_342 .. test_346
+    exc('admin.vm.CreateInPool.AppVM', 'dom0', TPL,
+        b'name=test-vm2 label=red pool=no-such-pool', name='QubesException',
+        msg='Unknown storage pool no-such-pool')
+    exc('admin.vm.CreateInPool.AppVM', 'dom0', TPL,
+        b'name=test-vm2 label=red pool:private=no-such-pool',
+        name='QubesException', msg='Unknown storage pool no-such-pool')
+    exc('admin.vm.CreateInPool.AppVM', 'dom0', TPL,
+        b'name=test-vm2 label=red pool:invalid=test', name='ProtocolError')
+    # S vm/qubesvm.py _patch_pool_config (its words, its missing space)
+    exc('admin.vm.CreateInPool.AppVM', 'dom0', TPL,
+        b'name=test-vm2 label=red pool:root=test', name='QubesException',
+        msg='Snapshot volume root must be in the same pool as its origin '
+        '(root volume of template),cannot move to pool test ')
+    exc('admin.vm.CreateInPool.AppVM', 'dom0', TPL,
+        b'name=test-vm2 label=red pool=test pool:root=test',
+        name='ProtocolError',
+        msg="Only one of 'pool=' and 'pool:volume=' can be used")
+    d.ok('admin.pool.Remove', arg='test')
+
+
+def test_disposables_and_remote():
+    # S vm/dispvm.py: a DispVM of a disposable template, IP 10.138.x.y
+    ok('admin.vm.property.Set', VM, 'template_for_dispvms', b'True')
+    ok('admin.vm.feature.Set', VM, 'dvmfeature', b'1')
+    ok('admin.vm.Create.DispVM', 'dom0', VM, b'name=disp1 label=red', want='')
+    dispid = int(ok('admin.vm.property.Get', 'disp1', 'dispid').split()[-1])
+    assert 0 <= dispid < 10000
+    ok('admin.vm.feature.Get', 'disp1', 'dvmfeature', want='1')
+    ok('admin.vm.property.Get', 'disp1', 'default_dispvm',
+       want='default=True type=vm test-vm1')
+    ok('admin.vm.property.Get', 'disp1', 'icon',
+       want='default=True type=str dispvm-red')
+    ok('admin.vm.property.Get', VM, 'icon',
+       want='default=True type=str templatevm-red')  # S vm/appvm.py
+    exc('admin.vm.property.Reset', 'disp1', 'template',
+        name='QubesValueError', msg='Cannot unset template')
+    exc('admin.vm.property.Reset', VM, 'template', name='QubesValueError',
+        msg='Cannot unset template. You can set it to the current default '
+        '(test-template) instead')  # S vm/appvm.py
+    ok('admin.vm.Remove', 'disp1')
+    ok('admin.vm.feature.Remove', VM, 'dvmfeature')
+    ok('admin.vm.property.Reset', VM, 'template_for_dispvms')
+    # S vm/remotevm.py: BaseVM's properties, always Running
+    ok('admin.vm.Create.RemoteVM', 'dom0', '', b'name=remote1 label=red')
+    ok('admin.vm.CurrentState', 'remote1',
+       want='mem=0 mem_static_max=0 cputime=0 power_state=Running')
+    ok('admin.vm.property.List', 'remote1',
+       want='klass\nlabel\nname\nqid\nuuid\n')
+
+
+def test_remove():
+    # T test_503_vm_remove_dom0; S app.py on_domain_pre_deleted
+    exc('admin.vm.Remove', 'dom0', name='QubesVMInUseError',
+        msg="'dom0' cannot be removed")
+    exc('admin.vm.Remove', TPL, name='QubesVMInUseError',
+        msg="Domain is in use: 'test-template';  see 'journalctl -u qubesd "
+        "-e' in dom0 for details")
+
+
+# ---- properties ----
+
+def test_vm_property_get():
+    # T test_020 .. test_029
+    ok('admin.vm.property.Get', VM, 'name',
+       want='default=False type=str test-vm1')
+    ok('admin.vm.property.Get', VM, 'vcpus', want='default=True type=int 2')
+    ok('admin.vm.property.Get', VM, 'xid', want='default=True type=int -1')
+    ok('admin.vm.property.Get', VM, 'provides_network',
+       want='default=True type=bool False')
+    ok('admin.vm.property.Get', VM, 'label', want='default=False type=label red')
+    ok('admin.vm.property.Get', VM, 'template',
+       want='default=False type=vm test-template')
+    ok('admin.vm.property.Get', VM, 'netvm', want='default=True type=vm ')
+    ok('admin.vm.property.GetDefault', VM, 'template', want='')
+    ok('admin.vm.property.Get', VM, 'dns', want='default=True type=str ')
+    ok('admin.vm.property.Set', VM, 'provides_network', b'True')
+    ok('admin.vm.property.GetDefault', VM, 'provides_network',
+       want='type=bool False')
+    ok('admin.vm.property.Get', VM, 'dns',
+       want='default=True type=str 10.139.1.1 10.139.1.2')
+    ok('admin.vm.property.GetDefault', VM, 'dns',
+       want='type=str 10.139.1.1 10.139.1.2')
+    # S vm/mix/net.py: a qube providing network has an IP of its own
+    qid = int(ok('admin.vm.property.Get', VM, 'qid').split()[-1])
+    ok('admin.vm.property.Get', VM, 'ip',
+       want='default=True type=str 10.137.0.%d' % qid)
+    ok('admin.vm.property.Get', VM, 'gateway',
+       want='default=True type=str 10.137.0.%d' % qid)
+    ok('admin.vm.property.Reset', VM, 'provides_network', want='')
+    # S vm/templatevm.py: a template has no network by default
+    ok('admin.vm.property.Get', TPL, 'netvm', want='default=True type=vm ')
+    ok('admin.vm.property.Help', VM, 'label', want='Colourful label assigned '
+       'to VM. This is where the colour of the padlock is set.')  # T 050
+    exc('admin.vm.property.Help', VM, 'no-such-property',
+        name='QubesNoSuchPropertyError')  # T 052
+    exc('admin.vm.property.Reset', VM, 'no-such-property',
+        name='QubesNoSuchPropertyError')  # T 062
+
+
+def test_vm_property_get_all():
+    # T test_027_vm_property_get_all: '\n' and '\\' escaped
+    ok('admin.vm.property.Set', VM, 'kernelopts', b'opt1\nopt2\nopt3\\opt4')
+    lines = ok('admin.vm.property.GetAll', VM).splitlines()
+    assert 'kernelopts default=False type=str opt1\\nopt2\\nopt3\\\\opt4' \
+        in lines, lines
+    assert 'label default=False type=label red' in lines
+    assert 'qrexec_timeout default=True type=int 60' in lines
+    assert 'debug default=True type=bool False' in lines
+    assert 'updateable default=True type=bool False' in lines
+    assert 'klass default=True type=str AppVM' in lines
+    names = [line.split(' ', 1)[0] for line in lines]
+    assert names == sorted(names), names
+    ok('admin.vm.property.Reset', VM, 'kernelopts')
+    # S vm/qubesvm.py: the properties master has
+    props = ok('admin.vm.property.List', VM).split()
+    for p in ('bootmode', 'rebootable', 'rebootable_threshold',
+              'devices_denied', 'keyboard_layout', 'stubdom_xid',
+              'stubdom_uuid', 'ip6', 'gateway6', 'visible_ip',
+              'visible_gateway', 'visible_netmask', 'template_for_dispvms'):
+        assert p in props, p
+    assert 'appvm_default_bootmode' in \
+        ok('admin.vm.property.List', TPL).split()
+    # S vm/adminvm.py: dom0's properties, in property_list()'s order
+    # (__init__.py: by load stage, then name)
+    ok('admin.vm.property.List', 'dom0',
+       want='icon\ninclude_in_backups\nkeyboard_layout\nklass\nlabel\n'
+       'name\nqid\nupdateable\nuuid\ndefault_dispvm\n')
+    ok('admin.vm.property.Get', 'dom0', 'icon',
+       want='default=True type=str adminvm-black')
+
+
+def test_vm_property_set():
+    # T test_030 .. test_043
+    exc('admin.vm.property.Set', VM, 'netvm', b'forbidden-chars/../!',
+        name='QubesValueError', msg='VM name contains illegal characters')
+    exc('admin.vm.property.Set', VM, 'netvm', b'\x80\x90\xa0',
+        name='QubesValueError', msg='')
+    ok('admin.vm.property.Set', VM, 'autostart', b'True', want='')
+    ok('admin.vm.property.Set', VM, 'autostart', b'False', want='')
+    exc('admin.vm.property.Set', VM, 'autostart', b'some string',
+        name='QubesValueError',
+        msg="Invalid literal for boolean property: 'some string'")
+    exc('admin.vm.property.Set', VM, 'autostart', b'\x80\x90@#$%^&*(',
+        name='QubesValueError', msg='')
+    ok('admin.vm.property.Set', VM, 'kernel', b'1.0', want='')
+    exc('admin.vm.property.Set', VM, 'kernel', b'some, non-ASCII: \x80\xd2',
+        name='QubesValueError')
+    ok('admin.vm.property.Set', VM, 'maxmem', b'1024000', want='')
+    exc('admin.vm.property.Set', VM, 'maxmem', b'fourty two',
+        name='QubesValueError', msg='')
+    ok('admin.vm.property.Set', VM, 'label', b'green', want='')
+    ok('admin.vm.property.Get', VM, 'icon',
+       want='default=True type=str appvm-green')
+    ok('admin.vm.property.Set', VM, 'label', b'red')
+    # S vm/__init__.py VMProperty.__set__
+    exc('admin.vm.property.Set', VM, 'netvm', b'nonexistent',
+        name='QubesPropertyValueError',
+        msg="Can't set netvm to non-existing qube nonexistent")
+    # S vm/mix/net.py _setter_netvm
+    exc('admin.vm.property.Set', VM, 'netvm', TPL.encode(),
+        name='QubesValueError',
+        msg='The test-template qube does not provide network')
+    # S vm/qubesvm.py _setter_kbd_layout
+    exc('admin.vm.property.Set', VM, 'keyboard_layout', b'us',
+        name='QubesPropertyValueError',
+        msg='invalid number of keyboard layout parameters')
+    for p in ('kernel', 'maxmem', 'autostart'):
+        ok('admin.vm.property.Reset', VM, p, want='')  # T 060
+
+
+def test_global_properties():
+    # T test_400 .. test_450
+    names = ok('admin.property.List', 'dom0').split()
+    lines = ok('admin.property.GetAll', 'dom0').splitlines()
+    want = [
+        'check_updates_vm default=True type=bool True',
+        'clockvm default=True type=vm ',
+        'default_audiovm default=True type=vm dom0',
+        'default_dispvm default=True type=vm ',
+        'default_guivm default=True type=vm dom0',
+        'default_kernel default=False type=str 1.0',
+        'default_netvm default=False type=vm ',
+        'default_pool_kernel default=False type=str linux-kernel',
+        'default_pool_private default=True type=str varlibqubes',
+        'default_pool_root default=True type=str varlibqubes',
+        'default_pool_volatile default=True type=str varlibqubes',
+        'default_qrexec_timeout default=True type=int 60',
+        'default_rebootable default=True type=bool False',
+        'default_rebootable_threshold default=True type=int 300',
+        'default_shutdown_timeout default=True type=int 60',
+        'default_template default=False type=vm test-template',
+        'management_dispvm default=True type=vm ',
+        'stats_interval default=True type=int 3',
+        'updatevm default=True type=vm ',
+    ]
+    for w in want:
+        assert w in lines, (w, lines)
+    assert [line.split(' ', 1)[0] for line in lines] == sorted(names)
+    assert any(re.fullmatch(r'maxmem default=True type=int \d+', line)
+               for line in lines), lines
+    assert any(re.fullmatch(r'no_cpus default=True type=int \d+', line)
+               for line in lines), lines
+    ok('admin.property.Get', 'dom0', 'default_kernel',
+       want='default=False type=str 1.0')
+    ok('admin.property.GetDefault', 'dom0', 'default_template', want='')
+    ok('admin.property.GetDefault', 'dom0', 'updatevm', want='type=vm ')
+    ok('admin.property.Set', 'dom0', 'default_kernel', b'1.0', want='')
+    ok('admin.property.Help', 'dom0', 'clockvm',
+       want='Which VM to use as NTP proxy for updating AdminVM')
+    ok('admin.property.Reset', 'dom0', 'clockvm', want='')
+    exc('admin.property.Set', 'dom0', 'maxmem', b'1',
+        name='QubesPropertyValueError',
+        msg="property 'maxmem' on Qubes instance cannot be set")
+    # S app.py _setter_default_netvm and clockvm's service.clocksync
+    ok('admin.property.Set', 'dom0', 'clockvm', TPL.encode())
+    ok('admin.vm.feature.Get', TPL, 'service.clocksync', want='1')
+    ok('admin.property.Reset', 'dom0', 'clockvm')
+    ok('admin.vm.feature.Remove', TPL, 'service.clocksync')
+
+
+# ---- features and tags ----
+
+def test_features():
+    # T test_280 .. test_325
+    ok('admin.vm.feature.Set', VM, 'test-feature', b'some-value', want='')
+    ok('admin.vm.feature.List', VM, want='test-feature\n')
+    ok('admin.vm.feature.Get', VM, 'test-feature', want='some-value')
+    ok('admin.vm.feature.CheckWithTemplate', VM, 'test-feature',
+       want='some-value')
+    ok('admin.vm.feature.CheckWithNetvm', VM, 'test-feature',
+       want='some-value')
+    ok('admin.vm.feature.Remove', VM, 'test-feature', want='')
+    exc('admin.vm.feature.Get', VM, 'test-feature',
+        name='QubesFeatureNotFoundError')
+    exc('admin.vm.feature.Remove', VM, 'test-feature',
+        name='QubesFeatureNotFoundError')
+    exc('admin.vm.feature.CheckWithTemplate', VM, 'test-feature',
+        name='QubesFeatureNotFoundError')
+    exc('admin.vm.feature.CheckWithNetvm', VM, 'test-feature',
+        name='QubesFeatureNotFoundError')
+    ok('admin.vm.feature.Set', TPL, 'test-feature', b'some-value')
+    ok('admin.vm.feature.CheckWithTemplate', VM, 'test-feature',
+       want='some-value')
+    ok('admin.vm.feature.Remove', TPL, 'test-feature')
+    ok('admin.vm.feature.Set', 'dom0', 'test-feature', b'some-value')
+    ok('admin.vm.feature.CheckWithAdminVM', VM, 'test-feature',
+       want='some-value')
+    ok('admin.vm.feature.CheckWithTemplateAndAdminVM', VM, 'test-feature',
+       want='some-value')
+    ok('admin.vm.feature.Set', TPL, 'test-feature', b'some-value2')
+    ok('admin.vm.feature.CheckWithTemplateAndAdminVM', VM, 'test-feature',
+       want='some-value2')
+    ok('admin.vm.feature.Remove', TPL, 'test-feature')
+    ok('admin.vm.feature.Remove', 'dom0', 'test-feature')
+    ok('admin.vm.feature.Set', VM, 'test-feature', b'', want='')
+    ok('admin.vm.feature.Get', VM, 'test-feature', want='')
+    ok('admin.vm.feature.Remove', VM, 'test-feature')
+    exc('admin.vm.feature.Set', VM, 'test-feature', b'\x02\x03\xffsome-value',
+        name='ProtocolError')
+    exc('admin.vm.feature.Set', VM, 'test-feature', '\u00f6'.encode(),
+        name='ProtocolError', match='non-ASCII characters')
+    exc('admin.vm.feature.Set', VM, 'a/b', b'', name='ProtocolError',
+        match='illegal characters')
+    exc('admin.vm.feature.Set', VM, 'x', b'a\nb', name='ProtocolError',
+        msg='x value contains illegal characters')
+    exc('admin.vm.feature.Set', VM, 'service.' + 'a' * 49, b'1',
+        name='QubesValueError')
+    exc('admin.vm.feature.Set', VM, 'service.', b'', name='QubesValueError')
+    ok('admin.vm.feature.List', VM, want='')
+
+
+def test_tags():
+    # T test_530 .. test_562
+    ok('admin.vm.tag.Set', VM, 'tag1', want='')
+    ok('admin.vm.tag.Set', VM, 'tag2', want='')
+    ok('admin.vm.tag.List', VM,
+       want='audiovm-dom0\ncreated-by-dom0\nguivm-dom0\ntag1\ntag2\n')
+    ok('admin.vm.tag.Get', VM, 'tag1', want='1')
+    ok('admin.vm.tag.Remove', VM, 'tag1', want='')
+    ok('admin.vm.tag.Get', VM, 'tag1', want='0')
+    exc('admin.vm.tag.Remove', VM, 'tag1', name='QubesTagNotFoundError')
+    exc('admin.vm.tag.Set', VM, '', name='ProtocolError',
+        msg='expected an argument')
+    exc('admin.vm.tag.Set', VM, '+', name='QubesInvalidTagError')
+    ok('admin.vm.tag.Remove', VM, 'tag2')
+    # S ext/gui.py: the tag follows guivm
+    ok('admin.vm.property.Set', VM, 'guivm', TPL.encode())
+    assert 'guivm-test-template' in ok('admin.vm.tag.List', VM).split()
+    ok('admin.vm.property.Reset', VM, 'guivm')
+    tags = ok('admin.vm.tag.List', VM).split()
+    assert 'guivm-dom0' in tags and 'guivm-test-template' not in tags
+
+
+# ---- labels ----
+
+def test_labels():
+    # T test_180 .. test_211
+    ok('admin.label.List', 'dom0', want='red\norange\nyellow\ngreen\ngray\n'
+       'blue\npurple\nblack\n')
+    ok('admin.label.Get', 'dom0', 'red', want='0xcc0000')
+    ok('admin.label.Index', 'dom0', 'red', want='1')
+    ok('admin.label.Create', 'dom0', 'cyan', b'0x00ffff', want='')
+    ok('admin.label.Index', 'dom0', 'cyan', want='9')
+    for colour, why in (('\u00f6'.encode(), 'encoded in ASCII'),
+                        (b'0x00fffff', 'length of 8'),
+                        (b'0X00ffff', 'must start with: 0x'),
+                        (b'0x00fffg', 'hexadecimal digits after prefix')):
+        exc('admin.label.Create', 'dom0', 'cyan2', colour,
+            name='QubesInvalidLabelValueError', match=why)
+    for name in ('01', '../xxx', 'strange-name!@#$'):
+        exc('admin.label.Create', 'dom0', name, b'0xff0000',
+            name='ProtocolError')
+    exc('admin.label.Create', 'dom0', 'red', b'0xff0000',
+        name='QubesLabelInUseError')
+    ok('admin.vm.property.Set', VM, 'label', b'cyan')
+    exc('admin.label.Remove', 'dom0', 'cyan', name='QubesLabelInUseError')
+    ok('admin.vm.property.Set', VM, 'label', b'red')
+    ok('admin.label.Remove', 'dom0', 'cyan', want='')
+    exc('admin.label.Remove', 'dom0', 'no-such-label',
+        name='QubesLabelNotFoundError')
+    exc('admin.label.Remove', 'dom0', 'blue', name='ProtocolError')
+    exc('admin.label.Get', 'dom0', 'no-such-label',
+        name='QubesLabelNotFoundError')
+
+
+# ---- pools ----
+
+def test_pools():
+    # T test_130 .. test_170, test_700 .. test_704, test_800
+    ok('admin.pool.List', 'dom0', want='varlibqubes\nlinux-kernel\n')
+    drivers = ok('admin.pool.ListDrivers', 'dom0')
+    assert 'file-reflink ' in drivers and 'linux-kernel dir_path\n' in drivers
+    info = ok('admin.pool.Info', 'dom0', 'linux-kernel')
+    assert info == 'dir_path=%s/vm-kernels\ndriver=linux-kernel\n' \
+        'name=linux-kernel\n' % state['base'], info
+    info = ok('admin.pool.Info', 'dom0', 'varlibqubes').splitlines()
+    assert info[:2] == ['dir_path=%s' % state['base'],
+                        'driver=file-reflink'], info
+    keys = [line.split('=', 1)[0] for line in info]
+    assert keys[:-2] == sorted(keys[:-2]) and keys[-2:] == ['size', 'usage']
+    usage = ok('admin.pool.UsageDetails', 'dom0', 'varlibqubes')
+    assert re.fullmatch(r'data_size=\d+\ndata_usage=\d+\n', usage), usage
+    exc('admin.pool.Info', 'dom0', 'no-such-pool', name='PermissionDenied')
+    path = os.path.join(state['fs'].mnt, 'pools', 'test-pool')
+    ok('admin.pool.Add', 'dom0', 'file-reflink',
+       ('name=test-pool\ndir_path=%s\n' % path).encode(), want='')
+    exc('admin.pool.Add', 'dom0', 'no-such-driver',
+        b'name=test-pool2\nparam1=some-value\n', name='PermissionDenied')
+    exc('admin.pool.Add', 'dom0', 'file-reflink',
+        b'name=test-pool2\nparam3=some-value\n', name='ProtocolError')
+    exc('admin.pool.Add', 'dom0', 'file-reflink', b'name=test-pool2\n',
+        name='QubesException')
+    exc('admin.pool.Add', 'dom0', 'file-reflink',
+        ('name=test-pool\ndir_path=%s\n' % path).encode(),
+        name='QubesPoolInUseError')
+    exc('admin.pool.Add', 'dom0', 'file-reflink',
+        b'name=test-pool2\nparam 1=value\n_param2\n', name='ProtocolError')
+    exc('admin.pool.Add', 'dom0', 'file-reflink', b'dir_path=/x\n',
+        name='ProtocolError')
+    exc('admin.pool.Add', 'dom0', 'file-reflink',
+        'name=test-pool2\ndir_path=\u00f6\n'.encode(), name='ProtocolError')
+    ok('admin.pool.Set.revisions_to_keep', 'dom0', 'test-pool', b'2',
+       want='')
+    ok('admin.pool.Set.revisions_to_keep', 'dom0', 'test-pool', b'-1')
+    exc('admin.pool.Set.revisions_to_keep', 'dom0', 'test-pool', b'-2',
+        name='ProtocolError', msg='Invalid value for revisions_to_keep')
+    exc('admin.pool.Set.revisions_to_keep', 'dom0', 'test-pool', b'abc',
+        name='ProtocolError')
+    ok('admin.pool.Set.ephemeral_volatile', 'dom0', 'test-pool', b'true',
+       want='')
+    exc('admin.pool.Set.ephemeral_volatile', 'dom0', 'test-pool', b'abc',
+        name='ProtocolError', msg='Invalid value')
+    # S storage/kernels.py: the kernel pool keeps no revisions
+    exc('admin.pool.Set.revisions_to_keep', 'dom0', 'linux-kernel', b'1',
+        name='QubesValueError',
+        msg='LinuxModules supports only revisions_to_keep=0')
+    ok('admin.pool.volume.List', 'dom0', 'test-pool', want='')
+    ok('admin.vm.CreateInPool.StandaloneVM', 'dom0', '',
+       b'name=inpool label=red pool=test-pool')
+    ok('admin.pool.volume.List', 'dom0', 'test-pool',
+       want='appvms/inpool/root\nappvms/inpool/private\n'
+       'appvms/inpool/volatile\n')
+    # S app.py remove_pool
+    exc('admin.pool.Remove', 'dom0', 'test-pool', name='QubesPoolInUseError')
+    ok('admin.vm.Remove', 'inpool')
+    ok('admin.pool.Remove', 'dom0', 'test-pool', want='')
+    exc('admin.pool.Remove', 'dom0', 'no-such-pool', name='PermissionDenied')
+    exc('admin.pool.Remove', 'dom0', 'varlibqubes', name='QubesPoolInUseError')
+
+
+# ---- volumes ----
+
+def test_volumes():
+    # T test_070 .. test_120, test_710 .. test_726, test_810
+    ok('admin.vm.volume.List', VM, want='root\nprivate\nvolatile\nkernel\n')
+    info = ok('admin.vm.volume.Info', VM, 'private').splitlines()
+    assert info[:12] == [
+        'pool=varlibqubes', 'vid=appvms/test-vm1/private',
+        'size=%d' % (2 << 30), 'usage=0', 'rw=True', 'source=',
+        # S storage/reflink.py: a volume's path is its dirty image's
+        'path=%s/appvms/test-vm1/private-dirty.img' % state['base'],
+        'save_on_stop=True', 'snap_on_start=False', 'revisions_to_keep=1',
+        'ephemeral=False', 'is_outdated=False'], info
+    # D shared= and exclusive= follow (reflink space accounting)
+    assert [line.split('=')[0] for line in info[12:]] == ['shared',
+                                                          'exclusive']
+    # S storage/kernels.py LinuxModules: size and usage 0, read-only
+    ok('admin.vm.volume.Info', VM, 'kernel', want=(
+        'pool=linux-kernel\nvid=1.0\nsize=0\nusage=0\nrw=False\nsource=\n'
+        'path=%s/vm-kernels/1.0/modules.img\nsave_on_stop=False\n'
+        'snap_on_start=False\nrevisions_to_keep=0\nephemeral=False\n'
+        'is_outdated=False\n' % state['base']))
+    # S vm/appvm.py: root is a writable snapshot of the template's;
+    # config.defaults: volatile is 10 GiB
+    root = ok('admin.vm.volume.Info', VM, 'root').splitlines()
+    assert 'rw=True' in root and 'snap_on_start=True' in root
+    assert 'source=vm-templates/test-template/root' in root
+    assert 'size=%d' % (10 << 30) in \
+        ok('admin.vm.volume.Info', VM, 'volatile').splitlines()
+    exc('admin.vm.volume.Info', VM, 'no-such-volume',
+        name='PermissionDenied', msg="Argument not in 'test-vm1 volumes'")
+    ok('admin.vm.volume.ListSnapshots', VM, 'private', want='')
+    exc('admin.vm.volume.ListSnapshots', VM, 'no-such-volume',
+        name='PermissionDenied')
+    exc('admin.vm.volume.Resize', VM, 'private', b'no-int-size',
+        name='ProtocolError', msg='Size contains non ASCII digits')
+    exc('admin.vm.volume.Resize', VM, 'private', b'-1',
+        name='ProtocolError', msg='Size contains non ASCII digits')
+    exc('admin.vm.volume.Resize', VM, 'private', b'10000000000000000000',
+        name='ProtocolError', msg='Size is bigger than 19 decimal digits')
+    exc('admin.vm.volume.Resize', VM, 'private', b'01',
+        name='ProtocolError', msg='Size contains spurious leading zeros')
+    ok('admin.vm.volume.Resize', VM, 'private', b'%d' % (3 << 30), want='')
+    assert 'size=%d' % (3 << 30) in \
+        ok('admin.vm.volume.Info', VM, 'private').splitlines()
+    ok('admin.vm.volume.Set.revisions_to_keep', VM, 'private', b'2', want='')
+    ok('admin.vm.volume.Set.revisions_to_keep', VM, 'private', b'-1')
+    exc('admin.vm.volume.Set.revisions_to_keep', VM, 'private', b'-2',
+        name='QubesValueError', msg='Invalid value for revisions_to_keep')
+    exc('admin.vm.volume.Set.revisions_to_keep', VM, 'private', b'abc',
+        name='ProtocolError')
+    ok('admin.vm.volume.Set.revisions_to_keep', VM, 'private', b'1')
+    ok('admin.vm.volume.Set.rw', VM, 'private', b'True', want='')
+    exc('admin.vm.volume.Set.rw', VM, 'private', b'abc',
+        name='ProtocolError', msg='Invalid value')
+    ok('admin.vm.volume.Set.ephemeral', VM, 'volatile', b'True', want='')
+    assert 'ephemeral=True' in \
+        ok('admin.vm.volume.Info', VM, 'volatile').splitlines()
+    ok('admin.vm.volume.Set.ephemeral', VM, 'volatile', b'False')
+    exc('admin.vm.volume.Set.ephemeral', VM, 'volatile', b'abc',
+        name='ProtocolError', msg='Invalid value')
+    exc('admin.vm.volume.Set.rw', VM, 'kernel', b'True',
+        name='QubesValueError',
+        msg='LinuxModules supports only read-only volumes')
+    exc('admin.vm.volume.Set.revisions_to_keep', VM, 'kernel', b'1',
+        name='QubesValueError',
+        msg='LinuxModules supports only revisions_to_keep=0')
+    ok('admin.vm.volume.Clear', VM, 'private', want='')
+    revs = ok('admin.vm.volume.ListSnapshots', VM, 'private').split()
+    assert len(revs) == 1, revs
+    ok('admin.vm.volume.Revert', VM, 'private', revs[0].encode(), want='')
+    # D master drops the connection (a KeyError there)
+    exc('admin.vm.volume.Revert', VM, 'private', b'no-such-rev',
+        name='QubesVolumeRevisionNotFoundError',
+        msg="No such revision of volume private of test-vm1: 'no-such-rev'")
+
+
+def test_clone():
+    # T test_520 .. test_525
+    ok('admin.vm.Create.StandaloneVM', 'dom0', '', b'name=test-vm2 label=red')
+    token = ok('admin.vm.volume.CloneFrom', VM, 'private')
+    assert re.fullmatch(r'[A-Za-z0-9]{32}', token), token
+    ok('admin.vm.volume.CloneTo', 'test-vm2', 'private', token.encode(),
+       want='')
+    exc('admin.vm.volume.CloneFrom', VM, 'private123',
+        name='PermissionDenied')
+    token = ok('admin.vm.volume.CloneFrom', VM, 'private')
+    exc('admin.vm.volume.CloneTo', VM, 'private123', token.encode(),
+        name='PermissionDenied')
+    exc('admin.vm.volume.CloneTo', VM, 'private',
+        token.encode() + '\u00f6'.encode(), name='ProtocolError')
+    exc('admin.vm.volume.CloneTo', VM, 'private', b'no-such-token',
+        name='QubesVolumeCopyTokenNotFoundError',
+        msg='Token to clone volume of qube was not found')
+    ok('admin.vm.Remove', 'test-vm2')
+
+
+# ---- notes ----
+
+def test_notes():
+    # T test_notes_get, test_notes_set
+    ok('admin.vm.notes.Get', VM, want='')
+    ok('admin.vm.notes.Set', VM, '', b'For Your Eyes Only', want='')
+    ok('admin.vm.notes.Get', VM, want='For Your Eyes Only')
+    text = b'def python_example_function():\n\tpass'
+    ok('admin.vm.notes.Set', VM, '', text)
+    ok('admin.vm.notes.Get', VM, want=text.decode())
+    ok('admin.vm.notes.Set', VM, '', '\b\xa0\u200b\u200c\u200d'.encode())
+    ok('admin.vm.notes.Get', VM, want='_____')
+    exc('admin.vm.notes.Set', VM, '', b'\xd8', name='ProtocolError',
+        match='^Unable to sanitise qube notes: ')
+    ok('admin.vm.notes.Set', VM, '', b'')
+
+
+# ---- events ----
+
+def test_events():
+    # T test_270_events: the confirmation first, then the qubes' events;
+    # S app.py: the qubes following default_netvm hear property-reset:netvm
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(state['d'].sock)
+    covered.add('admin.Events')
+    s.sendall(b'admin.Events+ dom0 name dom0\0')
+    s.shutdown(socket.SHUT_WR)
+    buf = b''
+    while not buf.startswith(b'1\0\0connection-established\0\0'):
+        chunk = s.recv(4096)
+        assert chunk, buf
+        buf += chunk
+        if len(buf) > 64:
+            break
+    assert buf.startswith(b'1\0\0connection-established\0\0'), buf
+    buf = buf[len(b'1\0\0connection-established\0\0'):]
+    ok('admin.vm.property.Set', VM, 'provides_network', b'True')
+    # (itself it must not follow: that would be a loop, refused)
+    ok('admin.vm.property.Set', VM, 'netvm', b'')
+    ok('admin.vm.Create.AppVM', 'dom0', TPL, b'name=follower label=red')
+    ok('admin.property.Set', 'dom0', 'default_netvm', VM.encode())
+    events = []
+    while not any(e[0] == 'follower' and e[1] == 'property-reset:netvm'
+                  for e in events):
+        chunk = s.recv(4096)
+        assert chunk, events
+        buf += chunk
+        got, buf = parse_events(buf)
+        events += got
+    s.close()
+    ev = [e for e in events if e[0] == 'follower'
+          and e[1] == 'property-reset:netvm'][0]
+    # str(None) is what the reference sends for the old default
+    assert ev[2] == {'name': 'netvm', 'oldvalue': 'None'}, ev
+    assert any(e[0] == 'follower' and e[1] == 'property-pre-set:netvm'
+               for e in events), events
+    ok('admin.property.Set', 'dom0', 'default_netvm', b'')
+    ok('admin.vm.Remove', 'follower')
+    ok('admin.vm.property.Reset', VM, 'netvm')
+    ok('admin.vm.property.Reset', VM, 'provides_network')
+
+
+def test_every_served_method_is_covered():
+    """Runs last (the name sorts after the others in the file's order):
+    each served method had at least one case."""
+    missing = [m for m in SERVED if m not in covered]
+    assert not missing, missing
+
+
+if __name__ == '__main__':
+    sys.exit(run_file(globals(), setup, state))
