@@ -1095,7 +1095,11 @@ static gboolean vol_is_outdated(QubesVolume *vol)
 {
     ReflinkVolume *rv = rvol(vol);
     struct stat mine, src;
+    /* The marker link without a running image is what a crash during a
+     * stop leaves (the next start or stop removes it): not running, so
+     * not outdated. */
     return vol->snap_on_start &&
+           stat_image(vol, rv->dir_rel, rv->dirty, &mine) &&
            stat_image(vol, rv->dir_rel, rv->clean, &mine) &&
            stat_image(vol, rv->src_dir_rel, rv->src_clean, &src) &&
            !same_inode(&mine, &src);

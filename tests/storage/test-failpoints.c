@@ -498,12 +498,23 @@ static void run_case(gconstpointer data)
         g_assert_true(testfs_power_cut(fs));
         ctx_reopen(c, sc);
         g_autofree char *s = state(c);
-        if (!g_str_equal(s, after) &&
-            !(sc->disposable &&
-              (g_str_equal(s, before) || same_but_dirty(s, before))))
+        /* A disposable result is made and dropped without a folder fsync
+         * (it holds no data): a cut right after may keep any part of the
+         * change, e.g. a stop's removal of the running image but not of
+         * the snapshot's marker link. Recovery must then give what it
+         * gives after a clean run. */
+        if (sc->disposable) {
+            OK(qubes_volume_stop(c->vol, &err_));
+            g_autofree char *r = state(c);
+            if (!g_str_equal(r, recovered))
+                g_error("%s: a power cut after it returned left\n  %s\n"
+                        "which recovery made\n  %s\nnot\n  %s",
+                        sc->name, s, r, recovered);
+        } else if (!g_str_equal(s, after)) {
             g_error("%s: a power cut after it returned left\n  %s\nnot after\n"
                     "  %s",
                     sc->name, s, after);
+        }
         ctx_free(c);
     }
     int full_failures = 0;
