@@ -114,6 +114,17 @@ static char *pool_usage_details(Call *call, GError **error)
     return CALL_ASYNC;
 }
 
+/* TRUE when @names (" a b", taken) is empty; else @error "@what: a b". */
+static gboolean no_options(GString *names, int code, const char *what,
+                           GError **error)
+{
+    gboolean none = names->len == 0;
+    if (!none)
+        g_set_error(error, QUBES_ERROR, code, "%s:%s", what, names->str);
+    g_string_free(names, TRUE);
+    return none;
+}
+
 static char *pool_add(Call *call, GError **error)
 {
     const char *driver = call->arg;
@@ -161,25 +172,17 @@ static char *pool_add(Call *call, GError **error)
             g_string_append_printf(unexpected, " %s", (char *)k->data);
     }
     g_list_free(keys);
-    if (unexpected->len) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
-                    "unexpected driver options:%s", unexpected->str);
-        g_string_free(unexpected, TRUE);
+    if (!no_options(unexpected, QUBES_ERROR_PROTOCOL,
+                    "unexpected driver options", error))
         return NULL;
-    }
-    g_string_free(unexpected, TRUE);
     GString *missing = g_string_new(NULL);
     for (const char *const *r = qubes_storage_driver_required(driver); *r; r++) {
         if (!g_hash_table_contains(opts, *r))
             g_string_append_printf(missing, " %s", *r);
     }
-    if (missing->len) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "missing driver options:%s", missing->str);
-        g_string_free(missing, TRUE);
+    if (!no_options(missing, QUBES_ERROR_EXCEPTION, "missing driver options",
+                    error))
         return NULL;
-    }
-    g_string_free(missing, TRUE);
     if (!qubes_app_add_pool(call->app, driver, name, opts, error))
         return NULL;
     return api_saved(call, error);

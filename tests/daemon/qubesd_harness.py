@@ -60,6 +60,16 @@ class LoopFS:
         subprocess.run(['rm', '-rf', self.top])
 
 
+def make_kernel(base_dir, version, files=('vmlinuz', 'initramfs')):
+    """An installed kernel for qubesd on @base_dir: vm-kernels/VERSION
+    with @files (a few bytes each)."""
+    kdir = os.path.join(base_dir, 'vm-kernels', version)
+    os.makedirs(kdir)
+    for f in files:
+        with open(os.path.join(kdir, f), 'wb') as fh:
+            fh.write(b'kernel')
+
+
 class Daemon:
     """qubesd on @base_dir, its socket in a private temp dir; @args are
     further command-line options."""

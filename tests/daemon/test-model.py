@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qubesd_harness import run_file  # noqa: E402
-from qubesd_harness import Daemon, LoopFS  # noqa: E402
+from qubesd_harness import Daemon, LoopFS, make_kernel  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument('qubesd')
@@ -50,11 +50,7 @@ def setup():
     state['fs'] = fs
     os.mkdir(os.path.join(fs.mnt, 'pools'))
     base = os.path.join(fs.mnt, 'qubes')
-    kdir = os.path.join(base, 'vm-kernels', '6.1.0')
-    os.makedirs(kdir)
-    for f in ('vmlinuz', 'initramfs', 'modules.img'):
-        with open(os.path.join(kdir, f), 'wb') as fh:
-            fh.write(b'kernel')
+    make_kernel(base, '6.1.0', ('vmlinuz', 'initramfs', 'modules.img'))
     state['d'] = Daemon(QUBESD, base).start()
 
 

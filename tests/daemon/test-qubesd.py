@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qubesd_harness import run_file  # noqa: E402
 from qubesd_harness import Daemon, LoopFS, in_parallel  # noqa: E402
-from qubesd_harness import parse_events  # noqa: E402
+from qubesd_harness import make_kernel, parse_events  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
 
@@ -31,11 +31,7 @@ def setup():
     fs = LoopFS('xfs')
     state['fs'] = fs
     base = os.path.join(fs.mnt, 'qubes')
-    kdir = os.path.join(base, 'vm-kernels', '6.1.0')
-    os.makedirs(kdir)
-    for f in ('vmlinuz', 'initramfs'):
-        with open(os.path.join(kdir, f), 'wb') as fh:
-            fh.write(b'kernel')
+    make_kernel(base, '6.1.0')
     d = Daemon(QUBESD, base).start()
     state['d'] = d
     d.ok('admin.vm.Create.TemplateVM', payload='name=fedora label=black')
@@ -317,11 +313,8 @@ def test_kernel_volume_follows_kernel():
     """The kernel volume is the folder the `kernel` property names, set on
     the qube, on its template, or through default_kernel, or none."""
     d = D()
+    make_kernel(d.base_dir, '6.2.0')
     kdir = os.path.join(d.base_dir, 'vm-kernels', '6.2.0')
-    os.makedirs(kdir)
-    for f in ('vmlinuz', 'initramfs'):
-        with open(os.path.join(kdir, f), 'wb') as fh:
-            fh.write(b'kernel 6.2')
 
     def vid():
         info = dict(line.split('=', 1) for line in

@@ -25,7 +25,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qubesd_harness import run_file  # noqa: E402
-from qubesd_harness import Daemon, LoopFS, parse_events  # noqa: E402
+from qubesd_harness import Daemon, LoopFS, make_kernel  # noqa: E402
+from qubesd_harness import parse_events  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
 state = {}
@@ -72,11 +73,7 @@ def setup():
     fs = LoopFS('xfs')
     state['fs'] = fs
     base = os.path.join(fs.mnt, 'qubes')
-    kdir = os.path.join(base, 'vm-kernels', '1.0')
-    os.makedirs(kdir)
-    for f in ('vmlinuz', 'initramfs', 'modules.img'):
-        with open(os.path.join(kdir, f), 'wb') as fh:
-            fh.write(b'kernel')
+    make_kernel(base, '1.0', ('vmlinuz', 'initramfs', 'modules.img'))
     os.makedirs(os.path.join(fs.mnt, 'pools'))
     d = Daemon(QUBESD, base).start()
     state['d'] = d
