@@ -45,8 +45,10 @@
 #include <unistd.h>
 
 static const char *const required[] = {"dir_path", NULL};
+/* In the order of the reference's ReflinkPool.__init__ signature, which
+ * is the order admin.pool.ListDrivers gives. */
 static const char *const parameters[] = {
-    "dir_path", "ephemeral_volatile", "revisions_to_keep", "setup_check", NULL,
+    "revisions_to_keep", "dir_path", "setup_check", "ephemeral_volatile", NULL,
 };
 
 static const char *const known_prefixes[] = {"appvms", "vm-templates"};
@@ -152,7 +154,7 @@ static gboolean pool_setup(QubesPool *pool, GError **error)
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
                         "The filesystem for %s does not support reflinks. If "
                         "you can live with VM startup delays and wasted disk "
-                        "space, pass the \"setup_check=no\" option.",
+                        "space, pass the \"setup_check=False\" option.",
                         root);
             return FALSE;
         }

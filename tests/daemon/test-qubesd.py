@@ -497,8 +497,8 @@ def test_pools():
     d = D()
     assert d.ok('admin.pool.List') == 'varlibqubes\nlinux-kernel\n'
     drivers = d.ok('admin.pool.ListDrivers')
-    assert 'file-reflink dir_path ephemeral_volatile revisions_to_keep ' \
-        'setup_check\n' in drivers
+    assert 'file-reflink revisions_to_keep dir_path setup_check ' \
+        'ephemeral_volatile\n' in drivers
     info = d.ok('admin.pool.Info', arg='varlibqubes').splitlines()
     assert 'driver=file-reflink' in info and 'revisions_to_keep=1' in info
     assert any(l.startswith('size=') for l in info)

@@ -80,7 +80,7 @@ static void test_pool_setup(gconstpointer data)
     if (g_str_equal(fs->type, "ext4")) {
         g_assert_false(ok);
         g_assert_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL);
-        g_assert_nonnull(strstr(error->message, "setup_check=no"));
+        g_assert_nonnull(strstr(error->message, "setup_check=False"));
         g_assert_nonnull(strstr(error->message, dir2));
         g_assert_false(test_exists(dir2)); /* what it made, it removed */
     } else {

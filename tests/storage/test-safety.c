@@ -60,8 +60,8 @@ static void test_hostile_pool_options(void)
     const char *const *params = qubes_storage_driver_parameters("file-reflink");
     g_autofree char *joined = g_strjoinv(" ", (char **)params);
     g_assert_cmpstr(joined, ==,
-                    "dir_path ephemeral_volatile revisions_to_keep "
-                    "setup_check");
+                    "revisions_to_keep dir_path setup_check "
+                    "ephemeral_volatile");
     g_assert_null(qubes_storage_driver_parameters("nope"));
 }
 
