@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 static GHashTable *filesystems; /* type -> TestFs; test process only */
@@ -158,13 +159,49 @@ gboolean testfs_shutdown(TestFs *fs)
     return TRUE;
 }
 
+/* After the unmount, the shut-down filesystem must be gone from the
+ * device before it is mounted again: otherwise the mount could meet what
+ * is left of the old one (its superblock still holding the device, its
+ * cached blocks), and the verdict would be about the harness, not the
+ * storage. An exclusive open succeeds only once nothing holds the device;
+ * then its buffer cache is dropped, so the new mount reads the disk. */
+static void wait_device_free(TestFs *fs)
+{
+    for (int tries = 0;; tries++) {
+        int fd = open(fs->device, O_RDONLY | O_EXCL | O_CLOEXEC);
+        if (fd >= 0) {
+            if (ioctl(fd, BLKFLSBUF, 0) < 0)
+                g_error("cannot drop the buffers of %s: %s", fs->device,
+                        g_strerror(errno));
+            close(fd);
+            if (tries)
+                g_test_message("%s was still held %d ms after the unmount",
+                               fs->device, tries * 10);
+            return;
+        }
+        if (errno != EBUSY || tries >= 3000)
+            g_error("%s not free after the unmount: %s", fs->device,
+                    g_strerror(errno));
+        g_usleep(10 * 1000);
+    }
+}
+
 gboolean testfs_remount(TestFs *fs)
 {
     if (umount2(fs->mountpoint, 0) < 0)
         g_error("cannot unmount %s: %s", fs->mountpoint, g_strerror(errno));
+    wait_device_free(fs);
     if (mount(fs->device, fs->mountpoint, fs->type, 0, NULL) < 0)
         g_error("cannot mount %s again after the power cut: %s", fs->device,
                 g_strerror(errno));
+    /* The new mount must answer: a fresh filesystem, not the shut down
+     * one (every call of which fails with EIO). */
+    int fd = open(fs->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct statfs st;
+    if (fd < 0 || fstatfs(fd, &st) < 0)
+        g_error("%s mounted again does not answer: %s", fs->mountpoint,
+                g_strerror(errno));
+    close(fd);
     return TRUE;
 }
 
