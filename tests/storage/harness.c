@@ -186,10 +186,48 @@ static void wait_device_free(TestFs *fs)
     }
 }
 
+/* A descriptor of this process still open in @fs: a leak of the code
+ * under test, which must fail the test rather than be waited out. */
+static void check_own_descriptors(TestFs *fs)
+{
+    g_autoptr(GDir) d = g_dir_open("/proc/self/fd", 0, NULL);
+    const char *n;
+    while (d && (n = g_dir_read_name(d)) != NULL) {
+        g_autofree char *link = g_build_filename("/proc/self/fd", n, NULL);
+        g_autofree char *target = g_file_read_link(link, NULL);
+        if (target && g_str_has_prefix(target, fs->mountpoint) &&
+            (target[strlen(fs->mountpoint)] == '/' ||
+             target[strlen(fs->mountpoint)] == '\0'))
+            g_error("descriptor %s still open on %s at the unmount", n,
+                    target);
+    }
+}
+
+/* Unmounts @fs. EBUSY means another process is in the filesystem for a
+ * moment (a path walk, a scan of /tmp on a shared machine): waited out,
+ * up to 30 s, and logged. Never a lazy unmount: the old filesystem must
+ * be gone before the next mount. */
+static void unmount(TestFs *fs)
+{
+    for (int tries = 0;; tries++) {
+        if (umount2(fs->mountpoint, 0) == 0) {
+            if (tries)
+                g_test_message("%s was busy for %d ms at the unmount",
+                               fs->mountpoint, tries * 10);
+            return;
+        }
+        if (errno != EBUSY || tries >= 3000)
+            g_error("cannot unmount %s: %s", fs->mountpoint,
+                    g_strerror(errno));
+        if (tries == 0)
+            check_own_descriptors(fs);
+        g_usleep(10 * 1000);
+    }
+}
+
 gboolean testfs_remount(TestFs *fs)
 {
-    if (umount2(fs->mountpoint, 0) < 0)
-        g_error("cannot unmount %s: %s", fs->mountpoint, g_strerror(errno));
+    unmount(fs);
     wait_device_free(fs);
     if (mount(fs->device, fs->mountpoint, fs->type, 0, NULL) < 0)
         g_error("cannot mount %s again after the power cut: %s", fs->device,
