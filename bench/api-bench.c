@@ -220,7 +220,7 @@ static GSubprocess *start_qubesd(const char *qubesd, const char *base,
     g_subprocess_launcher_set_stderr_file_path(l, log);
     double t0 = now_ms();
     GSubprocess *p = g_subprocess_launcher_spawn(
-        l, &error, qubesd, "--base-dir", base, "--socket", socket, NULL);
+        l, &error, qubesd, "--offline", "--base-dir", base, "--socket", socket, NULL);
     if (!p)
         die(qubesd, error);
     for (;;) {

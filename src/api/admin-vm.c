@@ -1,5 +1,5 @@
-/* admin-vm.c: admin.vmclass.List, admin.vm.List, CurrentState,
- * Create, CreateInPool and Remove. */
+/* admin-vm.c: admin.vmclass.List, admin.vm.List, Create, CreateInPool
+ * and Remove. */
 #include "api-util.h"
 #include "policy.h"
 
@@ -60,26 +60,6 @@ static char *vm_list(Call *call, GError **error)
         vm_line(out, d);
     }
     return g_string_free(out, FALSE);
-}
-
-static char *vm_current_state(Call *call, GError **error)
-{
-    QubesDomain *d = call->dest;
-    guint64 mem = 0, max = 0;
-    if (d->qid == 0) {
-        mem = max = call->app->host_memory;
-    } else {
-        /* Halted (no runtime yet): no memory, and at most its maxmem
-         * (MiB) in KiB, as the reference reports it. */
-        char *v = NULL;
-        if (qubes_props_get(&d->props, "maxmem", &v, NULL, NULL) && v)
-            max = g_ascii_strtoull(v, NULL, 10) * 1024;
-        g_free(v);
-    }
-    return g_strdup_printf("mem=%" G_GUINT64_FORMAT
-                           " mem_static_max=%" G_GUINT64_FORMAT
-                           " cputime=0 power_state=%s",
-                           mem, max, qubes_domain_power_state(d));
 }
 
 /* ---- create and remove ---- */
@@ -316,7 +296,6 @@ static char *vm_remove(Call *call, GError **error)
 const Method api_vm_methods[] = {
     {"admin.vmclass.List", NP | NA | D0, vmclass_list},
     {"admin.vm.List", NP | NA, vm_list},
-    {"admin.vm.CurrentState", NP | NA, vm_current_state},
     {"admin.vm.Create.", D0 | M_PREFIX | M_PAYLOAD, vm_create_plain},
     {"admin.vm.CreateInPool.", D0 | M_PREFIX | M_PAYLOAD, vm_create_in_pool},
     {"admin.vm.Remove", NP | NA, vm_remove},

@@ -2,10 +2,10 @@
  *
  * Each area of the API (qubes/api/admin.py of the reference) has its
  * file here with its table of methods: admin-vm.c (classes, the domain
- * list, create, remove, state), admin-property.c, admin-feature.c,
- * admin-tag.c, admin-label.c, admin-pool.c, admin-volume.c,
- * admin-notes.c, admin-events.c, and internal.c (the internal socket's
- * import methods). api.c joins the tables and finds a method by name.
+ * list, create, remove), admin-lifecycle.c (start, stop, state),
+ * admin-property.c, admin-feature.c, admin-tag.c, admin-label.c, admin-pool.c,
+ * admin-volume.c, admin-notes.c, admin-events.c, and internal.c (the internal
+ * socket's import methods). api.c joins the tables and finds a method by name.
  *
  * A method runs on the main thread with a Call: the request's validated
  * header (source and destination domains, method name, argument) and its
@@ -100,6 +100,7 @@ const Method *api_find_method(const char *name, gboolean internal,
 
 /* The tables of each area, ended by a NULL name. */
 extern const Method api_vm_methods[];
+extern const Method api_lifecycle_methods[];
 extern const Method api_property_methods[];
 extern const Method api_feature_methods[];
 extern const Method api_tag_methods[];

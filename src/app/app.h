@@ -45,10 +45,19 @@ struct _QubesDomainClass {
 const QubesDomainClass *const *qubes_domain_classes(void);
 const QubesDomainClass *qubes_domain_class_lookup(const char *name);
 
+/* The reference's power states (QubesVM.get_power_state()). */
 typedef enum {
     QUBES_POWER_HALTED,
+    QUBES_POWER_TRANSIENT, /* created, not yet resumed */
     QUBES_POWER_RUNNING,
+    QUBES_POWER_PAUSED,
+    QUBES_POWER_SUSPENDED, /* S3 */
+    QUBES_POWER_HALTING,   /* shutting down */
+    QUBES_POWER_DYING,     /* gone from the hypervisor, storage stopping */
+    QUBES_POWER_CRASHED,
 } QubesPowerState;
+
+typedef struct _QubesRuntime QubesRuntime;
 
 /* One volume of a domain. Its configuration is kept once, typed, in the
  * storage object; qubes.xml's <volume> attributes are read into it at
@@ -72,8 +81,9 @@ struct _QubesDomain {
     GPtrArray *volumes;      /* QubesDomainVolume*, in qubes.xml order */
     GPtrArray *lost_volumes; /* QxAttrs of volumes that could not load */
     GPtrArray *extra;        /* verbatim XML of <devices> and the like */
-    QubesPowerState power;   /* no VM runtime yet: dom0 runs, others halt */
+    QubesPowerState power;   /* kept by the runtime (src/vm); dom0 runs */
     gint64 start_time;       /* seconds since the epoch; 0 when halted */
+    gint64 xid;              /* the hypervisor's id while it runs, else -1 */
     gboolean removed;        /* taken out of the app, freed when unused */
     gint refcount;
 };
@@ -95,7 +105,8 @@ struct _QubesApp {
     GPtrArray *lost_pools;   /* QxAttrs */
     GPtrArray *lost_domains; /* QxDomain */
     gboolean loading;
-    gboolean checking; /* qubes_app_check() re-runs every setter */
+    gboolean checking;     /* qubes_app_check() re-runs every setter */
+    QubesRuntime *runtime; /* the VM runtime (src/vm), NULL when none */
 };
 
 /* ---- the app ---- */

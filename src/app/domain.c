@@ -141,7 +141,8 @@ static char *default_xid(QubesPropHolder *h, const QubesPropDef *def)
     QubesDomain *dom = owner_dom(h);
     if (dom->qid == 0)
         return g_strdup("0");
-    return g_strdup("-1");
+    return g_strdup_printf("%" G_GINT64_FORMAT,
+                           dom->power == QUBES_POWER_HALTED ? -1 : dom->xid);
 }
 
 static char *default_icon(QubesPropHolder *h, const QubesPropDef *def)
@@ -188,8 +189,7 @@ static char *default_own_template(QubesPropHolder *h, const QubesPropDef *def)
 static gboolean bootmode_usable(QubesDomain *dom, const char *mode)
 {
     g_autofree char *f = g_strconcat("boot-mode.kernelopts.", mode, NULL);
-    return qubes_domain_feature_check(dom, f, TRUE, FALSE, FALSE, NULL) !=
-           NULL;
+    return qubes_domain_feature_check(dom, f, TRUE, FALSE, FALSE, NULL) != NULL;
 }
 
 /* qubesvm.py's _default_bootmode: the boot-mode.active feature when that
@@ -209,7 +209,8 @@ static char *default_bootmode(QubesPropHolder *h, const QubesPropDef *def)
         if (!tpl)
             break;
         if (qubes_props_def(&tpl->props, "appvm_default_bootmode", NULL)) {
-            g_autofree char *v = get_prop(&tpl->props, "appvm_default_bootmode");
+            g_autofree char *v =
+                get_prop(&tpl->props, "appvm_default_bootmode");
             if (v && strcmp(v, "default") == 0)
                 return g_strdup("default");
             if (v && bootmode_usable(subject, v))
@@ -220,8 +221,7 @@ static char *default_bootmode(QubesPropHolder *h, const QubesPropDef *def)
     return g_strdup("default");
 }
 
-static char *default_appvm_bootmode(QubesPropHolder *h,
-                                    const QubesPropDef *def)
+static char *default_appvm_bootmode(QubesPropHolder *h, const QubesPropDef *def)
 {
     const char *v =
         qubes_domain_feature_get(owner_dom(h), "boot-mode.appvm-default");
@@ -241,8 +241,8 @@ static char *default_kbd_layout(QubesPropHolder *h, const QubesPropDef *def)
             g && *g ? g_hash_table_lookup(dom->app->by_name, g) : NULL;
         if (!gui)
             break;
-        const char *set = g_hash_table_lookup(gui->props.values,
-                                              "keyboard_layout");
+        const char *set =
+            g_hash_table_lookup(gui->props.values, "keyboard_layout");
         if (set)
             return g_strdup(set);
         dom = gui;
@@ -378,17 +378,16 @@ static char *setter_kbd_layout(QubesPropHolder *h, const QubesPropDef *def,
 /* qubesvm.py's _setter_denied_list: device interface codes, seven
  * characters each (a class letter, six hex digits or '*'), duplicates
  * dropped and the list sorted. */
-static char *setter_devices_denied(QubesPropHolder *h,
-                                   const QubesPropDef *def, const char *value,
-                                   GError **error)
+static char *setter_devices_denied(QubesPropHolder *h, const QubesPropDef *def,
+                                   const char *value, GError **error)
 {
     gsize len = strlen(value);
     gboolean ok = len % 7 == 0;
     for (gsize i = 0; ok && i < len; i++) {
         char c = value[i];
-        ok = i % 7 == 0 ? strchr("bump*", c) != NULL
-                        : (g_ascii_isxdigit(c) && !g_ascii_isupper(c)) ||
-                              c == '*';
+        ok = i % 7 == 0
+                 ? strchr("bump*", c) != NULL
+                 : (g_ascii_isxdigit(c) && !g_ascii_isupper(c)) || c == '*';
     }
     if (!ok) {
         qubes_prop_error(error, h, def, value,
@@ -868,8 +867,10 @@ static const char *const remotevm_chain[] = {"RemoteVM", "BaseVM", NULL};
 static const QubesPropDef *const adminvm_tables[] = {
     adminvm_props, shared_props, base_props, NULL};
 static const QubesPropDef *const templatevm_tables[] = {
-    templatevm_props, qubes_template_net_props, qubes_net_props, qubesvm_props,
-    identity_props,   shared_props,             base_props,      NULL};
+    templatevm_props, qubes_template_net_props,
+    qubes_net_props,  qubesvm_props,
+    identity_props,   shared_props,
+    base_props,       NULL};
 static const QubesPropDef *const appvm_tables[] = {
     appvm_props,    dvm_template_props, qubes_net_props, qubesvm_props,
     identity_props, shared_props,       base_props,      NULL};
@@ -877,8 +878,8 @@ static const QubesPropDef *const standalone_tables[] = {
     dvm_template_props, qubes_net_props, qubesvm_props, identity_props,
     shared_props,       base_props,      NULL};
 static const QubesPropDef *const dispvm_tables[] = {
-    dispvm_props,   qubes_net_props, qubesvm_props, identity_props,
-    shared_props,   base_props,      NULL};
+    dispvm_props, qubes_net_props, qubesvm_props, identity_props,
+    shared_props, base_props,      NULL};
 /* remotevm.py: a qube of another machine, reached through a relay; here
  * it is configuration only (BaseVM's properties, features and tags). */
 static const QubesPropDef *const remotevm_tables[] = {identity_props,
@@ -899,9 +900,13 @@ static const QubesDomainClass class_remotevm = {"RemoteVM", remotevm_chain,
 
 /* In the order of the reference's qubes.vm entry points (setup.py), as
  * admin.vmclass.List gives them. */
-static const QubesDomainClass *const all_classes[] = {
-    &class_appvm,  &class_templatevm, &class_standalone, &class_adminvm,
-    &class_dispvm, &class_remotevm,   NULL};
+static const QubesDomainClass *const all_classes[] = {&class_appvm,
+                                                      &class_templatevm,
+                                                      &class_standalone,
+                                                      &class_adminvm,
+                                                      &class_dispvm,
+                                                      &class_remotevm,
+                                                      NULL};
 
 const QubesDomainClass *const *qubes_domain_classes(void)
 {
@@ -939,7 +944,17 @@ gboolean qubes_domain_is_halted(QubesDomain *dom)
 
 const char *qubes_domain_power_state(QubesDomain *dom)
 {
-    return dom->power == QUBES_POWER_RUNNING ? "Running" : "Halted";
+    static const char *const names[] = {
+        [QUBES_POWER_HALTED] = "Halted",
+        [QUBES_POWER_TRANSIENT] = "Transient",
+        [QUBES_POWER_RUNNING] = "Running",
+        [QUBES_POWER_PAUSED] = "Paused",
+        [QUBES_POWER_SUSPENDED] = "Suspended",
+        [QUBES_POWER_HALTING] = "Halting",
+        [QUBES_POWER_DYING] = "Dying",
+        [QUBES_POWER_CRASHED] = "Crashed",
+    };
+    return names[dom->power];
 }
 
 QubesDomain *qubes_domain_get_template(QubesDomain *dom)
@@ -1017,6 +1032,7 @@ QubesDomain *qubes_domain_new_internal(QubesApp *app,
     dom->power = qid == 0 || strcmp(klass->name, "RemoteVM") == 0
                      ? QUBES_POWER_RUNNING
                      : QUBES_POWER_HALTED;
+    dom->xid = qid == 0 ? 0 : -1;
     return dom;
 }
 
@@ -1471,7 +1487,7 @@ gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
             cfg.ephemeral = like->ephemeral;
         }
         if (d->from_template) {
-            QubesVolume *src = like ? like
+            QubesVolume *src = like  ? like
                                : tpl ? qubes_domain_get_volume(tpl, d->name)
                                      : NULL;
             if (!src) {
@@ -1538,8 +1554,8 @@ static void follow_template(QubesDomain *dom, QubesDomain *tpl)
             continue;
         }
         if (!qubes_volume_remove(vol, &err))
-            g_warning("%s: volume %s left in pool %s: %s", dom->name,
-                      vol->name, qubes_pool_get_name(vol->pool), err->message);
+            g_warning("%s: volume %s left in pool %s: %s", dom->name, vol->name,
+                      qubes_pool_get_name(vol->pool), err->message);
         qubes_volume_unref(vol);
         dv->vol = nv;
     }

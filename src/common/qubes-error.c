@@ -52,6 +52,12 @@ const char *qubes_error_exception_name(QubesErrorCode code)
         return "QubesMemoryError";
     case QUBES_ERROR_LABEL_IN_USE:
         return "QubesLabelInUseError";
+    case QUBES_ERROR_VM_NOT_PAUSED:
+        return "QubesVMNotPausedError";
+    case QUBES_ERROR_VM_NOT_SUSPENDED:
+        return "QubesVMNotSuspendedError";
+    case QUBES_ERROR_VM_SHUTDOWN_TIMEOUT:
+        return "QubesVMShutdownTimeoutError";
     case QUBES_ERROR_INVALID_TAG:
         return "QubesInvalidTagError";
     case QUBES_ERROR_INVALID_LABEL:

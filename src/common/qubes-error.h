@@ -15,29 +15,32 @@ G_BEGIN_DECLS
 GQuark qubes_error_quark(void);
 
 typedef enum {
-    QUBES_ERROR_EXCEPTION,         /* QubesException */
-    QUBES_ERROR_STORAGE_POOL,      /* StoragePoolException */
-    QUBES_ERROR_VALUE,             /* QubesValueError */
-    QUBES_ERROR_NOT_IMPLEMENTED,   /* QubesNotImplementedError */
-    QUBES_ERROR_VM_NOT_FOUND,      /* QubesVMNotFoundError */
-    QUBES_ERROR_VM_NOT_HALTED,     /* QubesVMNotHaltedError */
-    QUBES_ERROR_PROTOCOL,          /* ProtocolError */
-    QUBES_ERROR_PERMISSION_DENIED, /* PermissionDenied */
-    QUBES_ERROR_NO_SUCH_PROPERTY,  /* QubesNoSuchPropertyError */
-    QUBES_ERROR_PROPERTY_VALUE,    /* QubesPropertyValueError */
-    QUBES_ERROR_VM_IN_USE,         /* QubesVMInUseError */
-    QUBES_ERROR_FEATURE_NOT_FOUND, /* QubesFeatureNotFoundError */
-    QUBES_ERROR_TAG_NOT_FOUND,     /* QubesTagNotFoundError */
-    QUBES_ERROR_LABEL_NOT_FOUND,   /* QubesLabelNotFoundError */
-    QUBES_ERROR_POOL_IN_USE,       /* QubesPoolInUseError */
-    QUBES_ERROR_VM_NOT_RUNNING,    /* QubesVMNotRunningError */
-    QUBES_ERROR_VM_ALREADY_EXISTS, /* QubesVMAlreadyExistsError */
-    QUBES_ERROR_VM_INVALID_UUID,   /* QubesVMInvalidUUIDError */
-    QUBES_ERROR_VM,                /* QubesVMError */
-    QUBES_ERROR_VM_NOT_STARTED,    /* QubesVMNotStartedError */
-    QUBES_ERROR_NO_TEMPLATE,       /* QubesNoTemplateError */
-    QUBES_ERROR_MEMORY,            /* QubesMemoryError */
-    QUBES_ERROR_LABEL_IN_USE,      /* QubesLabelInUseError */
+    QUBES_ERROR_EXCEPTION,           /* QubesException */
+    QUBES_ERROR_STORAGE_POOL,        /* StoragePoolException */
+    QUBES_ERROR_VALUE,               /* QubesValueError */
+    QUBES_ERROR_NOT_IMPLEMENTED,     /* QubesNotImplementedError */
+    QUBES_ERROR_VM_NOT_FOUND,        /* QubesVMNotFoundError */
+    QUBES_ERROR_VM_NOT_HALTED,       /* QubesVMNotHaltedError */
+    QUBES_ERROR_PROTOCOL,            /* ProtocolError */
+    QUBES_ERROR_PERMISSION_DENIED,   /* PermissionDenied */
+    QUBES_ERROR_NO_SUCH_PROPERTY,    /* QubesNoSuchPropertyError */
+    QUBES_ERROR_PROPERTY_VALUE,      /* QubesPropertyValueError */
+    QUBES_ERROR_VM_IN_USE,           /* QubesVMInUseError */
+    QUBES_ERROR_FEATURE_NOT_FOUND,   /* QubesFeatureNotFoundError */
+    QUBES_ERROR_TAG_NOT_FOUND,       /* QubesTagNotFoundError */
+    QUBES_ERROR_LABEL_NOT_FOUND,     /* QubesLabelNotFoundError */
+    QUBES_ERROR_POOL_IN_USE,         /* QubesPoolInUseError */
+    QUBES_ERROR_VM_NOT_RUNNING,      /* QubesVMNotRunningError */
+    QUBES_ERROR_VM_ALREADY_EXISTS,   /* QubesVMAlreadyExistsError */
+    QUBES_ERROR_VM_INVALID_UUID,     /* QubesVMInvalidUUIDError */
+    QUBES_ERROR_VM,                  /* QubesVMError */
+    QUBES_ERROR_VM_NOT_STARTED,      /* QubesVMNotStartedError */
+    QUBES_ERROR_NO_TEMPLATE,         /* QubesNoTemplateError */
+    QUBES_ERROR_MEMORY,              /* QubesMemoryError */
+    QUBES_ERROR_LABEL_IN_USE,        /* QubesLabelInUseError */
+    QUBES_ERROR_VM_NOT_PAUSED,       /* QubesVMNotPausedError */
+    QUBES_ERROR_VM_NOT_SUSPENDED,    /* QubesVMNotSuspendedError */
+    QUBES_ERROR_VM_SHUTDOWN_TIMEOUT, /* QubesVMShutdownTimeoutError */
     /* The reference's ProtocolError subclasses: answered like it. */
     QUBES_ERROR_INVALID_TAG,         /* QubesInvalidTagError */
     QUBES_ERROR_INVALID_LABEL,       /* QubesInvalidLabelError */

@@ -2,14 +2,19 @@
  *
  *   qubesd [--base-dir DIR] [--socket PATH] [--request-timeout SECONDS]
  *          [--max-connections N] [--max-event-backlog BYTES]
+ *          [--libvirt-uri URI] [--domain-type xen|kvm|qemu] [--offline]
+ *          [--log-dir DIR]
  *
- * Loads DIR/qubes.xml (making a new system when there is none), brings
- * the storage of halted domains to rest, and serves the Admin API on
- * PATH and on qubesd.internal.sock beside it until SIGTERM or SIGINT,
- * when it saves qubes.xml and exits.
+ * Loads DIR/qubes.xml (making a new system when there is none), connects
+ * to the hypervisor through libvirt (adopting the qubes that run and
+ * bringing the storage of halted ones to rest), and serves the Admin API
+ * on PATH and on qubesd.internal.sock beside it until SIGTERM or SIGINT,
+ * when it saves qubes.xml and exits. Running qubes keep running.
  */
+#include "runtime.h"
 #include "server.h"
 
+#include <errno.h>
 #include <glib-unix.h>
 #include <locale.h>
 #include <stdlib.h>
@@ -23,10 +28,12 @@ static gboolean on_signal(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-/* Storage left mid-operation by a crash is finished or rolled back by the
- * driver's next operation on each volume; stopping the volumes of every
- * halted domain is that operation, and it commits (save_on_stop) or drops
- * what a domain that died while running left behind. */
+/* Offline (no hypervisor): nothing runs. Storage left mid-operation by a
+ * crash is finished or rolled back by the driver's next operation on each
+ * volume; stopping the volumes of every halted domain is that operation,
+ * and it commits (save_on_stop) or drops what a domain that died while
+ * running left behind. With a hypervisor the runtime does the same once it
+ * knows which qubes run (runtime.c). */
 static void settle_storage(QubesApp *app)
 {
     for (guint i = 0; i < app->domains->len; i++) {
@@ -81,6 +88,10 @@ int main(int argc, char **argv)
     gint64 request_timeout = SERVER_REQUEST_TIMEOUT;
     gint64 max_connections = SERVER_MAX_CONNECTIONS;
     gint64 max_event_backlog = SERVER_MAX_EVENT_BACKLOG;
+    g_autofree char *libvirt_uri = NULL;
+    g_autofree char *domain_type = NULL;
+    g_autofree char *log_dir = NULL;
+    gboolean offline = FALSE;
     GOptionEntry entries[] = {
         {"base-dir", 0, 0, G_OPTION_ARG_FILENAME, &base_dir,
          "Folder of qubes.xml and the default pool (default /var/lib/qubes)",
@@ -106,6 +117,22 @@ int main(int argc, char **argv)
          "Bytes of events an admin.Events client may leave unread before it "
          "is dropped (default 16 MiB)",
          "BYTES"},
+        {"libvirt-uri", 0, 0, G_OPTION_ARG_STRING, &libvirt_uri,
+         "The hypervisor's libvirt URI (default xen:///system where "
+         "/proc/xen exists, else qemu:///system)",
+         "URI"},
+        {"domain-type", 0, 0, G_OPTION_ARG_STRING, &domain_type,
+         "Domains to make: xen, kvm or qemu (TCG); default from the URI, "
+         "and kvm when /dev/kvm exists",
+         "TYPE"},
+        {"offline", 0, 0, G_OPTION_ARG_NONE, &offline,
+         "Run no qube: no hypervisor connection, every qube but dom0 is "
+         "Halted",
+         NULL},
+        {"log-dir", 0, 0, G_OPTION_ARG_FILENAME, &log_dir,
+         "Where the qubes' console logs go, guest-NAME.log (default "
+         "/var/log/qubes)",
+         "DIR"},
         {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version",
          NULL},
         {NULL},
@@ -131,6 +158,15 @@ int main(int argc, char **argv)
                    "--max-connections and --max-event-backlog 1 or more\n");
         return 2;
     }
+    QubesRuntimeConfig rcfg = {0};
+    rcfg.uri = libvirt_uri ? libvirt_uri : (char *)qubes_runtime_default_uri();
+    rcfg.hv = qubes_runtime_default_hv(rcfg.uri);
+    if (domain_type && !qubes_hv_type_parse(domain_type, &rcfg.hv)) {
+        g_printerr("qubesd: --domain-type is xen, kvm or qemu, not '%s'\n",
+                   domain_type);
+        return 2;
+    }
+    rcfg.log_dir = log_dir ? log_dir : (char *)"/var/log/qubes";
     if (!base_dir)
         base_dir = g_strdup("/var/lib/qubes");
     if (!socket_path)
@@ -141,10 +177,18 @@ int main(int argc, char **argv)
         g_printerr("qubesd: %s\n", err->message);
         return 1;
     }
-    settle_storage(app);
+    QubesRuntime *runtime = NULL;
+    if (offline) {
+        settle_storage(app);
+    } else {
+        if (g_mkdir_with_parents(rcfg.log_dir, 0750) != 0)
+            g_warning("cannot make %s: %s", rcfg.log_dir, g_strerror(errno));
+        runtime = qubes_runtime_new(app, &rcfg);
+    }
     Server *srv = server_new(app, socket_path, &err);
     if (!srv) {
         g_printerr("qubesd: %s\n", err->message);
+        qubes_runtime_free(runtime);
         return 1;
     }
     if (policy_dir) {
@@ -171,5 +215,6 @@ int main(int argc, char **argv)
     }
     g_main_loop_unref(srv->loop);
     server_free(srv);
+    qubes_runtime_free(runtime);
     return rc;
 }

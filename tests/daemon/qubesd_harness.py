@@ -72,11 +72,14 @@ def make_kernel(base_dir, version, files=('vmlinuz', 'initramfs')):
 
 class Daemon:
     """qubesd on @base_dir, its socket in a private temp dir; @args are
-    further command-line options."""
+    further command-line options. Without a hypervisor (--offline) unless
+    @offline is False (the VM runtime tests give it --libvirt-uri)."""
 
-    def __init__(self, binary, base_dir, sockdir=None, args=()):
+    def __init__(self, binary, base_dir, sockdir=None, args=(), offline=True):
         self.binary = binary
         self.args = list(args)
+        if offline and '--offline' not in self.args:
+            self.args.insert(0, '--offline')
         self.base_dir = base_dir
         self.sockdir = sockdir or tempfile.mkdtemp(prefix='qubesd-sock-')
         self.sock = os.path.join(self.sockdir, 'qubesd.sock')

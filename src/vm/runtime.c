@@ -1,0 +1,1461 @@
+/* runtime.c: qubes run under libvirt (runtime.h).
+ *
+ * Each operation is a small state machine on the main context: checks
+ * and events there, every blocking step (a libvirt call, storage start or
+ * stop) on a worker thread through GTask, and its result back on the
+ * main context. A qube's state (dom->power) changes only here, on the
+ * main context, from the operations' results and libvirt's lifecycle
+ * events.
+ */
+#include "runtime.h"
+
+#include "qubes-error.h"
+
+#include <libvirt-glib/libvirt-glib.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* The reference's config.defaults['kernelopts_common'], with the console
+ * on the serial port on QEMU (there is no Xen console there). */
+#define KERNELOPTS_COMMON_XEN                                                  \
+    "root=/dev/mapper/dmroot ro nomodeset console=hvc0 rd_NO_PLYMOUTH "        \
+    "rd.plymouth.enable=0 plymouth.enable=0 "
+#define KERNELOPTS_COMMON_QEMU                                                 \
+    "root=/dev/mapper/dmroot ro nomodeset console=ttyS0 rd_NO_PLYMOUTH "       \
+    "rd.plymouth.enable=0 plymouth.enable=0 "
+
+/* What the runtime keeps per qube while something is going on. */
+typedef struct {
+    QubesDomain *dom;      /* referenced */
+    gboolean starting;     /* a start is between its checks and its end */
+    gboolean died;         /* stopped while starting */
+    GSList *start_waiters; /* GTask*: further starts, completed together */
+    GSList *stop_waiters;  /* GTask*: kill, shutdown --wait */
+} DomRt;
+
+struct _QubesRuntime {
+    QubesApp *app;
+    QubesRuntimeConfig cfg;
+    GMutex lock;        /* guards conn, for workers */
+    virConnectPtr conn; /* NULL while disconnected */
+    int lifecycle_id;
+    guint retry_source;
+    gboolean warned;  /* the connection failure was logged */
+    gboolean settled; /* halted qubes' storage brought to rest */
+    GHashTable *doms; /* QubesDomain* -> DomRt* */
+};
+
+/* ---- small helpers ---- */
+
+static char *prop(QubesDomain *d, const char *name)
+{
+    char *v = NULL;
+    if (!qubes_props_get(&d->props, name, &v, NULL, NULL))
+        return NULL;
+    return v;
+}
+
+static guint64 prop_u64(QubesDomain *d, const char *name)
+{
+    g_autofree char *v = prop(d, name);
+    return v ? g_ascii_strtoull(v, NULL, 10) : 0;
+}
+
+static gboolean feature_with_template(QubesDomain *d, const char *name)
+{
+    const char *v =
+        qubes_domain_feature_check(d, name, TRUE, FALSE, FALSE, NULL);
+    return v && *v && strcmp(v, "0") != 0 && strcmp(v, "False") != 0;
+}
+
+static DomRt *dom_rt(QubesRuntime *rt, QubesDomain *dom)
+{
+    DomRt *r = g_hash_table_lookup(rt->doms, dom);
+    if (!r) {
+        r = g_new0(DomRt, 1);
+        r->dom = qubes_domain_ref(dom);
+        g_hash_table_insert(rt->doms, dom, r);
+    }
+    return r;
+}
+
+static void dom_rt_free(DomRt *r)
+{
+    g_assert(!r->start_waiters && !r->stop_waiters);
+    qubes_domain_unref(r->dom);
+    g_free(r);
+}
+
+static void fire(QubesDomain *dom, const char *event,
+                 ...) G_GNUC_NULL_TERMINATED;
+static void fire(QubesDomain *dom, const char *event, ...)
+{
+    g_autoptr(GPtrArray) kw = g_ptr_array_new();
+    va_list ap;
+    va_start(ap, event);
+    for (const char *k; (k = va_arg(ap, const char *));) {
+        g_ptr_array_add(kw, (gpointer)k);
+        g_ptr_array_add(kw, va_arg(ap, char *));
+    }
+    va_end(ap);
+    g_ptr_array_add(kw, NULL);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) fx = qubes_emitter_fire(
+        &dom->emitter, event, (const char *const *)kw->pdata, &err);
+    if (!fx)
+        g_warning("%s: handler of %s failed: %s", dom->name, event,
+                  err->message);
+}
+
+static void fire_state_resets(QubesDomain *dom)
+{
+    fire(dom, "property-reset:xid", "name", "xid", NULL);
+    fire(dom, "property-reset:stubdom_xid", "name", "stubdom_xid", NULL);
+    fire(dom, "property-reset:start_time", "name", "start_time", NULL);
+}
+
+/* The error of the libvirt call that just failed on this thread. */
+static void set_virt_error(GError **error, QubesErrorCode code,
+                           const char *what)
+{
+    const char *msg = virGetLastErrorMessage();
+    g_set_error(error, QUBES_ERROR, code, "%s%s", what ? what : "",
+                msg ? msg : "unknown libvirt error");
+}
+
+static QubesDomain *find_by_uuid(QubesRuntime *rt, const char *uuid)
+{
+    for (guint i = 0; i < rt->app->domains->len; i++) {
+        QubesDomain *d = rt->app->domains->pdata[i];
+        if (!d || d->qid == 0)
+            continue;
+        g_autofree char *u = prop(d, "uuid");
+        if (u && g_ascii_strcasecmp(u, uuid) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+/* ---- the connection, for workers ---- */
+
+static virConnectPtr conn_get(QubesRuntime *rt, GError **error)
+{
+    g_mutex_lock(&rt->lock);
+    virConnectPtr c = rt->conn;
+    if (c)
+        virConnectRef(c);
+    g_mutex_unlock(&rt->lock);
+    if (!c)
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "Not connected to the hypervisor (%s)", rt->cfg.uri);
+    return c;
+}
+
+/* One blocking libvirt step on a domain, run by a worker. */
+typedef enum {
+    OP_CREATE,
+    OP_RESUME,
+    OP_SUSPEND,
+    OP_DESTROY,
+    OP_SHUTDOWN,
+    OP_PM_SUSPEND,
+    OP_PM_WAKEUP,
+    OP_INFO,
+    OP_CONSOLE,
+} OpKind;
+
+typedef struct {
+    QubesRuntime *rt;
+    OpKind kind;
+    char *uuid;
+    char *xml;            /* OP_CREATE */
+    gint64 id;            /* OP_CREATE: the new domain's id */
+    QubesDomainInfo info; /* OP_INFO */
+    int state;            /* OP_INFO: virDomainState */
+    char *tty;            /* OP_CONSOLE */
+} Op;
+
+static void op_free(Op *op)
+{
+    g_free(op->uuid);
+    g_free(op->xml);
+    g_free(op->tty);
+    g_free(op);
+}
+
+static char *console_tty(const char *xml)
+{
+    /* /domain/devices/console/@tty, as master reads it. */
+    const char *c = strstr(xml, "<console ");
+    const char *t = c ? strstr(c, "tty='") : NULL;
+    if (!t)
+        return g_strdup("");
+    t += 5;
+    const char *e = strchr(t, '\'');
+    return e ? g_strndup(t, (gsize)(e - t)) : g_strdup("");
+}
+
+static void op_thread(GTask *task, gpointer src, gpointer data,
+                      GCancellable *cancel)
+{
+    Op *op = data;
+    GError *err = NULL;
+    virConnectPtr c = conn_get(op->rt, &err);
+    if (!c) {
+        g_task_return_error(task, err);
+        return;
+    }
+    virDomainPtr d = NULL;
+    int rc = 0;
+    if (op->kind == OP_CREATE) {
+        d = virDomainCreateXML(c, op->xml, VIR_DOMAIN_START_PAUSED);
+        if (!d)
+            rc = -1;
+        else
+            op->id = virDomainGetID(d);
+    } else {
+        d = virDomainLookupByUUIDString(c, op->uuid);
+        if (!d) {
+            g_set_error(&err, QUBES_ERROR, QUBES_ERROR_VM_NOT_STARTED,
+                        "no such domain in libvirt");
+            virConnectClose(c);
+            g_task_return_error(task, err);
+            return;
+        }
+        switch (op->kind) {
+        case OP_RESUME:
+            rc = virDomainResume(d);
+            break;
+        case OP_SUSPEND:
+            rc = virDomainSuspend(d);
+            break;
+        case OP_DESTROY:
+            rc = virDomainDestroy(d);
+            break;
+        case OP_SHUTDOWN:
+            rc = virDomainShutdown(d);
+            break;
+        case OP_PM_SUSPEND:
+            rc = virDomainPMSuspendForDuration(d, VIR_NODE_SUSPEND_TARGET_MEM,
+                                               0, 0);
+            break;
+        case OP_PM_WAKEUP:
+            rc = virDomainPMWakeup(d, 0);
+            break;
+        case OP_INFO: {
+            virDomainInfo info;
+            rc = virDomainGetInfo(d, &info);
+            if (rc == 0) {
+                op->info.mem = info.memory;
+                op->info.mem_static_max = info.maxMem;
+                op->info.cputime = info.cpuTime;
+                op->state = info.state;
+            }
+            break;
+        }
+        case OP_CONSOLE: {
+            char *xml = virDomainGetXMLDesc(d, 0);
+            if (!xml)
+                rc = -1;
+            else
+                op->tty = console_tty(xml);
+            free(xml);
+            break;
+        }
+        case OP_CREATE:
+            break;
+        }
+    }
+    if (rc < 0) {
+        virErrorPtr e = virGetLastError();
+        QubesErrorCode code = QUBES_ERROR_EXCEPTION;
+        if (e && (e->code == VIR_ERR_OPERATION_INVALID ||
+                  e->code == VIR_ERR_NO_DOMAIN))
+            code = QUBES_ERROR_VM_NOT_STARTED;
+        set_virt_error(&err, code, NULL);
+    }
+    if (d)
+        virDomainFree(d);
+    virConnectClose(c);
+    if (err)
+        g_task_return_error(task, err);
+    else
+        g_task_return_boolean(task, TRUE);
+}
+
+static void run_op(QubesRuntime *rt, OpKind kind, QubesDomain *dom, char *xml,
+                   GAsyncReadyCallback cb, gpointer data)
+{
+    Op *op = g_new0(Op, 1);
+    op->rt = rt;
+    op->kind = kind;
+    op->uuid = prop(dom, "uuid");
+    op->xml = xml;
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    g_task_set_task_data(task, op, (GDestroyNotify)op_free);
+    g_task_run_in_thread(task, op_thread);
+    g_object_unref(task);
+}
+
+static Op *op_of(GAsyncResult *res)
+{
+    return g_task_get_task_data(G_TASK(res));
+}
+
+/* ---- storage, on workers ---- */
+
+typedef enum { ST_VERIFY, ST_START, ST_STOP } StorageKind;
+
+typedef struct {
+    StorageKind kind;
+    GPtrArray *volumes;
+} StorageJob;
+
+static void storage_job_free(StorageJob *j)
+{
+    g_ptr_array_unref(j->volumes);
+    g_free(j);
+}
+
+typedef struct {
+    StorageKind kind;
+    QubesVolume *vol;
+    GError *error;
+} VolStep;
+
+static gpointer vol_step_thread(gpointer data)
+{
+    VolStep *s = data;
+    gboolean ok = s->kind == ST_VERIFY  ? qubes_volume_verify(s->vol, &s->error)
+                  : s->kind == ST_START ? qubes_volume_start(s->vol, &s->error)
+                                        : qubes_volume_stop(s->vol, &s->error);
+    (void)ok;
+    return NULL;
+}
+
+/* Every volume at once, each on its own thread; the first error wins. A
+ * start that fails stops the volumes that did start. */
+static void storage_thread(GTask *task, gpointer src, gpointer data,
+                           GCancellable *cancel)
+{
+    StorageJob *j = data;
+    guint n = j->volumes->len;
+    g_autofree VolStep *steps = g_new0(VolStep, n);
+    g_autofree GThread **threads = g_new0(GThread *, n);
+    for (guint i = 0; i < n; i++) {
+        steps[i].kind = j->kind;
+        steps[i].vol = j->volumes->pdata[i];
+        threads[i] = g_thread_new("volume", vol_step_thread, &steps[i]);
+    }
+    GError *first = NULL;
+    for (guint i = 0; i < n; i++) {
+        g_thread_join(threads[i]);
+        if (steps[i].error && !first) {
+            first = steps[i].error;
+            g_prefix_error(&first, "volume %s: ", steps[i].vol->name);
+        } else if (steps[i].error) {
+            g_warning("volume %s: %s", steps[i].vol->name,
+                      steps[i].error->message);
+            g_clear_error(&steps[i].error);
+        }
+    }
+    if (first && j->kind == ST_START) {
+        for (guint i = 0; i < n; i++) {
+            g_autoptr(GError) e = NULL;
+            if (!qubes_volume_stop(steps[i].vol, &e))
+                g_warning("volume %s: %s", steps[i].vol->name, e->message);
+        }
+    }
+    if (first)
+        g_task_return_error(task, first);
+    else
+        g_task_return_boolean(task, TRUE);
+}
+
+static void run_storage(QubesDomain *dom, StorageKind kind,
+                        GAsyncReadyCallback cb, gpointer data)
+{
+    StorageJob *j = g_new0(StorageJob, 1);
+    j->kind = kind;
+    j->volumes = qubes_domain_volume_refs(dom);
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    g_task_set_task_data(task, j, (GDestroyNotify)storage_job_free);
+    g_task_run_in_thread(task, storage_thread);
+    g_object_unref(task);
+}
+
+/* ---- the domain XML ---- */
+
+static char *kernel_dir(QubesDomain *dom)
+{
+    QubesVolume *k = qubes_domain_get_volume(dom, "kernel");
+    if (!k)
+        return NULL;
+    g_autofree char *modules = qubes_volume_get_path(k);
+    return modules ? g_path_get_dirname(modules) : NULL;
+}
+
+static char *kernelopts_common(QubesRuntime *rt, const char *kdir)
+{
+    g_autofree char *path =
+        g_build_filename(kdir, "default-kernelopts-common.txt", NULL);
+    char *text = NULL;
+    if (g_file_get_contents(path, &text, NULL, NULL)) {
+        g_strchomp(text);
+        return text;
+    }
+    return g_strdup(rt->cfg.hv == QUBES_HV_XEN ? KERNELOPTS_COMMON_XEN
+                                               : KERNELOPTS_COMMON_QEMU);
+}
+
+char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
+                               GError **error)
+{
+    g_autoptr(QubesVmSpec) s = qubes_vm_spec_new();
+    s->hv = rt->cfg.hv;
+    s->name = g_strdup(dom->name);
+    s->uuid = prop(dom, "uuid");
+    s->memory = prop_u64(dom, "memory");
+    s->maxmem = prop_u64(dom, "maxmem");
+    s->vcpus = (guint)MAX(prop_u64(dom, "vcpus"), 1);
+    s->virt_mode = prop(dom, "virt_mode");
+    if (!s->virt_mode)
+        s->virt_mode = g_strdup("pvh");
+    /* The reference fixes the memory of a qube that cannot balloon:
+     * maxmem 0 (and PCI devices, once there are any). */
+    if (s->maxmem < s->memory)
+        s->maxmem = 0;
+    g_autofree char *kernel = prop(dom, "kernel");
+    if (kernel && *kernel) {
+        s->kernel_dir = kernel_dir(dom);
+        if (!s->kernel_dir) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "Kernel %s of %s has no files", kernel, dom->name);
+            return NULL;
+        }
+        g_autofree char *opts = prop(dom, "kernelopts");
+        if (feature_with_template(dom, "no-default-kernelopts")) {
+            s->cmdline = g_strdup(opts ? opts : "");
+        } else {
+            g_autofree char *common = kernelopts_common(rt, s->kernel_dir);
+            s->cmdline = g_strconcat(common, opts ? opts : "", NULL);
+        }
+    }
+    s->uefi = feature_with_template(dom, "uefi");
+    const char *tz =
+        qubes_domain_feature_check(dom, "timezone", TRUE, FALSE, FALSE, NULL);
+    s->timezone = g_strdup(tz);
+
+    g_autoptr(GPtrArray) vols = qubes_domain_volume_refs(dom);
+    for (guint i = 0; i < vols->len; i++) {
+        QubesVolume *v = vols->pdata[i];
+        g_autofree char *path = qubes_volume_get_path(v);
+        if (!path)
+            continue; /* a kernel volume of "no kernel" */
+        struct stat st;
+        gboolean block = stat(path, &st) == 0 && S_ISBLK(st.st_mode);
+        qubes_vm_spec_add_disk(s, v->name, path, v->rw, block, NULL);
+    }
+
+    QubesDomain *net = qubes_domain_get_netvm(dom);
+    if (net) {
+        QubesVmNic *nic = g_new0(QubesVmNic, 1);
+        nic->mac = prop(dom, "mac");
+        nic->ip = prop(dom, "ip");
+        nic->ip6 = prop(dom, "ip6");
+        if (nic->ip6 && !*nic->ip6)
+            g_clear_pointer(&nic->ip6, g_free);
+        nic->backend_domain = g_strdup(net->name);
+        nic->bridge = g_strdup_printf("qbr%u", dom->qid);
+        s->nic = nic;
+    }
+    if (rt->cfg.hv != QUBES_HV_XEN && rt->cfg.log_dir) {
+        g_autofree char *f = g_strdup_printf("guest-%s.log", dom->name);
+        s->console_log = g_build_filename(rt->cfg.log_dir, f, NULL);
+    }
+    return qubes_vm_spec_to_xml(s);
+}
+
+/* ---- stopping ---- */
+
+static void complete_stop_waiters(DomRt *r, GError *error)
+{
+    GSList *w = r->stop_waiters;
+    r->stop_waiters = NULL;
+    for (GSList *l = w; l; l = l->next) {
+        GTask *t = l->data;
+        if (error)
+            g_task_return_error(t, g_error_copy(error));
+        else
+            g_task_return_boolean(t, TRUE);
+        g_object_unref(t);
+    }
+    g_slist_free(w);
+}
+
+static void maybe_forget(QubesRuntime *rt, DomRt *r)
+{
+    if (!r->starting && !r->start_waiters && !r->stop_waiters)
+        g_hash_table_remove(rt->doms, r->dom);
+}
+
+typedef struct {
+    QubesRuntime *rt;
+    QubesDomain *dom; /* referenced */
+} StopCtx;
+
+static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StopCtx *c = data;
+    QubesDomain *dom = c->dom;
+    g_autoptr(GError) err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err))
+        g_warning("Failed to stop storage for domain %s: %s", dom->name,
+                  err->message);
+    if (dom->power == QUBES_POWER_DYING) {
+        dom->power = QUBES_POWER_HALTED;
+        dom->xid = -1;
+        dom->start_time = 0;
+    }
+    /* The reference's order: domain-stopped (whose handler stopped the
+     * storage and reset xid, stubdom_xid and start_time), then
+     * domain-shutdown. */
+    fire(dom, "domain-stopped", NULL);
+    fire_state_resets(dom);
+    fire(dom, "domain-shutdown", NULL);
+    DomRt *r = g_hash_table_lookup(c->rt->doms, dom);
+    if (r) {
+        complete_stop_waiters(r, NULL);
+        maybe_forget(c->rt, r);
+    }
+    qubes_domain_unref(dom);
+    g_free(c);
+}
+
+/* The qube is gone from the hypervisor: its storage is stopped (origins
+ * committed, snapshots dropped), then the events. Duplicates (a resync
+ * after a reconnect, a second event) are ignored. */
+static void domain_gone(QubesRuntime *rt, QubesDomain *dom)
+{
+    DomRt *r = g_hash_table_lookup(rt->doms, dom);
+    if (r && r->starting) {
+        r->died = TRUE; /* the start in progress handles it */
+        return;
+    }
+    if (dom->power == QUBES_POWER_HALTED || dom->power == QUBES_POWER_DYING)
+        return;
+    g_message("%s: stopped", dom->name);
+    dom->power = QUBES_POWER_DYING;
+    StopCtx *c = g_new0(StopCtx, 1);
+    c->rt = rt;
+    c->dom = qubes_domain_ref(dom);
+    run_storage(dom, ST_STOP, stopped_storage_done, c);
+}
+
+/* ---- libvirt's events and the connection ---- */
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr vdom, int event,
+                        int detail, void *opaque)
+{
+    QubesRuntime *rt = opaque;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    if (virDomainGetUUIDString(vdom, uuid) < 0)
+        return 0;
+    QubesDomain *dom = find_by_uuid(rt, uuid);
+    if (!dom)
+        return 0; /* not a qube */
+    DomRt *r = g_hash_table_lookup(rt->doms, dom);
+    gboolean starting = r && r->starting;
+    switch (event) {
+    case VIR_DOMAIN_EVENT_STOPPED:
+        domain_gone(rt, dom);
+        break;
+    case VIR_DOMAIN_EVENT_SUSPENDED:
+        if (!starting && dom->power != QUBES_POWER_HALTED)
+            dom->power = QUBES_POWER_PAUSED;
+        fire(dom, "domain-paused", NULL);
+        break;
+    case VIR_DOMAIN_EVENT_RESUMED:
+        if (!starting && dom->power != QUBES_POWER_HALTED)
+            dom->power = QUBES_POWER_RUNNING;
+        fire(dom, "domain-unpaused", NULL);
+        break;
+    case VIR_DOMAIN_EVENT_PMSUSPENDED:
+        if (dom->power != QUBES_POWER_HALTED)
+            dom->power = QUBES_POWER_SUSPENDED;
+        break;
+    case VIR_DOMAIN_EVENT_SHUTDOWN:
+        if (dom->power == QUBES_POWER_RUNNING ||
+            dom->power == QUBES_POWER_PAUSED)
+            dom->power = QUBES_POWER_HALTING;
+        break;
+    case VIR_DOMAIN_EVENT_CRASHED:
+        if (dom->power != QUBES_POWER_HALTED)
+            dom->power = QUBES_POWER_CRASHED;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static QubesPowerState power_of(int state)
+{
+    switch (state) {
+    case VIR_DOMAIN_PAUSED:
+        return QUBES_POWER_PAUSED;
+    case VIR_DOMAIN_SHUTDOWN:
+        return QUBES_POWER_HALTING;
+    case VIR_DOMAIN_CRASHED:
+        return QUBES_POWER_CRASHED;
+    case VIR_DOMAIN_PMSUSPENDED:
+        return QUBES_POWER_SUSPENDED;
+    case VIR_DOMAIN_SHUTOFF:
+        return QUBES_POWER_DYING;
+    default:
+        return QUBES_POWER_RUNNING;
+    }
+}
+
+/* Learns which qubes run: adopts them (state, id; their storage stays
+ * started) and treats the others as stopped. Brings the storage of
+ * halted qubes to rest the first time. Blocking, but short: one listing. */
+static void resync(QubesRuntime *rt)
+{
+    virDomainPtr *list = NULL;
+    int n = virConnectListAllDomains(rt->conn, &list,
+                                     VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    if (n < 0) {
+        g_warning("cannot list the domains of %s: %s", rt->cfg.uri,
+                  virGetLastErrorMessage());
+        return;
+    }
+    g_autoptr(GHashTable) alive = g_hash_table_new(NULL, NULL);
+    for (int i = 0; i < n; i++) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        int state = 0, reason = 0;
+        if (virDomainGetUUIDString(list[i], uuid) == 0) {
+            QubesDomain *dom = find_by_uuid(rt, uuid);
+            if (dom && virDomainGetState(list[i], &state, &reason, 0) == 0 &&
+                state != VIR_DOMAIN_SHUTOFF) {
+                g_hash_table_add(alive, dom);
+                if (dom->power == QUBES_POWER_HALTED) {
+                    g_message("%s: running, adopted", dom->name);
+                    dom->start_time = g_get_real_time() / G_USEC_PER_SEC;
+                }
+                DomRt *r = g_hash_table_lookup(rt->doms, dom);
+                if (!r || !r->starting) {
+                    dom->power = power_of(state);
+                    dom->xid = virDomainGetID(list[i]);
+                }
+            }
+        }
+        virDomainFree(list[i]);
+    }
+    free(list);
+    for (guint i = 0; i < rt->app->domains->len; i++) {
+        QubesDomain *d = rt->app->domains->pdata[i];
+        if (!d || d->qid == 0 || g_hash_table_contains(alive, d) ||
+            strcmp(d->klass->name, "RemoteVM") == 0)
+            continue;
+        if (d->power != QUBES_POWER_HALTED)
+            domain_gone(rt, d);
+        else if (!rt->settled)
+            /* Storage left mid-operation by a crash is finished or rolled
+             * back by the driver's next operation on each volume; stopping
+             * the volumes of every halted qube is that operation, and it
+             * commits (save_on_stop) or drops what a qube that died while
+             * qubesd was away left behind. Blocking, once, at start. */
+            for (guint j = 0; j < d->volumes->len; j++) {
+                QubesVolume *v =
+                    ((QubesDomainVolume *)d->volumes->pdata[j])->vol;
+                g_autoptr(GError) err = NULL;
+                if (!qubes_volume_stop(v, &err))
+                    g_warning("%s: volume %s: %s", d->name, v->name,
+                              err->message);
+            }
+    }
+    rt->settled = TRUE;
+}
+
+static gboolean try_connect(gpointer data);
+
+static void on_close(virConnectPtr conn, int reason, void *opaque)
+{
+    QubesRuntime *rt = opaque;
+    g_warning("lost the connection to %s (reason %d); reconnecting",
+              rt->cfg.uri, reason);
+    g_mutex_lock(&rt->lock);
+    virConnectPtr old = rt->conn;
+    rt->conn = NULL;
+    g_mutex_unlock(&rt->lock);
+    if (old) {
+        virConnectDomainEventDeregisterAny(old, rt->lifecycle_id);
+        virConnectUnregisterCloseCallback(old, on_close);
+        virConnectClose(old);
+    }
+    rt->warned = FALSE;
+    if (!rt->retry_source)
+        rt->retry_source = g_timeout_add_seconds(1, try_connect, rt);
+}
+
+static gboolean connect_now(QubesRuntime *rt)
+{
+    virConnectPtr c = virConnectOpen(rt->cfg.uri);
+    if (!c) {
+        if (!rt->warned)
+            g_warning("cannot connect to %s: %s; retrying", rt->cfg.uri,
+                      virGetLastErrorMessage());
+        rt->warned = TRUE;
+        return FALSE;
+    }
+    rt->lifecycle_id = virConnectDomainEventRegisterAny(
+        c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+        VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), rt, NULL);
+    virConnectRegisterCloseCallback(c, on_close, rt, NULL);
+    /* Keepalive notices a libvirtd that hangs as well as one that died. */
+    virConnectSetKeepAlive(c, 5, 3);
+    g_mutex_lock(&rt->lock);
+    rt->conn = c;
+    g_mutex_unlock(&rt->lock);
+    g_message("connected to %s (%s domains)", rt->cfg.uri,
+              qubes_hv_type_name(rt->cfg.hv));
+    resync(rt);
+    return TRUE;
+}
+
+static gboolean try_connect(gpointer data)
+{
+    QubesRuntime *rt = data;
+    if (connect_now(rt)) {
+        rt->retry_source = 0;
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+const char *qubes_runtime_default_uri(void)
+{
+    return g_file_test("/proc/xen", G_FILE_TEST_EXISTS) ? "xen:///system"
+                                                        : "qemu:///system";
+}
+
+QubesHvType qubes_runtime_default_hv(const char *uri)
+{
+    if (g_str_has_prefix(uri, "xen"))
+        return QUBES_HV_XEN;
+    return access("/dev/kvm", R_OK | W_OK) == 0 ? QUBES_HV_KVM : QUBES_HV_QEMU;
+}
+
+static void ignore_virt_error(void *data, virErrorPtr e)
+{
+    /* Errors are reported where they happen, with their qube. */
+}
+
+QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
+{
+    static gsize once;
+    if (g_once_init_enter(&once)) {
+        gvir_event_register();
+        g_once_init_leave(&once, 1);
+    }
+    virSetErrorFunc(NULL, ignore_virt_error);
+    QubesRuntime *rt = g_new0(QubesRuntime, 1);
+    rt->app = app;
+    rt->cfg.uri = g_strdup(cfg->uri);
+    rt->cfg.hv = cfg->hv;
+    rt->cfg.log_dir = g_strdup(cfg->log_dir);
+    g_mutex_init(&rt->lock);
+    rt->doms =
+        g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)dom_rt_free);
+    app->runtime = rt;
+    if (!connect_now(rt))
+        rt->retry_source = g_timeout_add_seconds(2, try_connect, rt);
+    return rt;
+}
+
+void qubes_runtime_free(QubesRuntime *rt)
+{
+    if (!rt)
+        return;
+    if (rt->retry_source)
+        g_source_remove(rt->retry_source);
+    if (rt->conn) {
+        virConnectDomainEventDeregisterAny(rt->conn, rt->lifecycle_id);
+        virConnectUnregisterCloseCallback(rt->conn, on_close);
+        virConnectClose(rt->conn);
+    }
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, rt->doms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        DomRt *r = v;
+        GError *e = g_error_new(QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                                "qubesd is exiting");
+        complete_stop_waiters(r, e);
+        g_error_free(e);
+    }
+    g_hash_table_unref(rt->doms);
+    if (rt->app->runtime == rt)
+        rt->app->runtime = NULL;
+    g_mutex_clear(&rt->lock);
+    g_free(rt->cfg.uri);
+    g_free(rt->cfg.log_dir);
+    g_free(rt);
+}
+
+gboolean qubes_runtime_connected(QubesRuntime *rt)
+{
+    return rt && rt->conn;
+}
+
+gboolean qubes_runtime_op_finish(GAsyncResult *res, GError **error)
+{
+    return g_task_propagate_boolean(G_TASK(res), error);
+}
+
+/* ---- start ---- */
+
+typedef struct {
+    QubesRuntime *rt;
+    QubesDomain *dom; /* referenced */
+    GTask *task;      /* the caller's */
+    gboolean storage_started;
+    GError *cause; /* why it failed, while cleaning up */
+} StartJob;
+
+static void start_complete(StartJob *j, GError *error)
+{
+    DomRt *r = dom_rt(j->rt, j->dom);
+    r->starting = FALSE;
+    r->died = FALSE;
+    GSList *w = r->start_waiters;
+    r->start_waiters = NULL;
+    w = g_slist_prepend(w, j->task);
+    for (GSList *l = w; l; l = l->next) {
+        GTask *t = l->data;
+        if (error)
+            g_task_return_error(t, g_error_copy(error));
+        else
+            g_task_return_boolean(t, TRUE);
+        g_object_unref(t);
+    }
+    g_slist_free(w);
+    maybe_forget(j->rt, r);
+    if (error)
+        g_error_free(error);
+    qubes_domain_unref(j->dom);
+    g_free(j);
+}
+
+static void start_failed_stopped(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    g_autoptr(GError) serr = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &serr))
+        g_warning("%s: stopping storage after a failed start: %s", j->dom->name,
+                  serr->message);
+    start_complete(j, g_steal_pointer(&j->cause));
+}
+
+/* A failure before the domain exists: domain-start-failed, storage
+ * stopped when it was started, the cause answered. */
+static void start_fail(StartJob *j, GError *cause)
+{
+    g_warning("%s: Start failed: %s", j->dom->name, cause->message);
+    fire(j->dom, "domain-start-failed", "reason", cause->message, NULL);
+    if (j->storage_started) {
+        j->cause = cause;
+        run_storage(j->dom, ST_STOP, start_failed_stopped, j);
+        return;
+    }
+    start_complete(j, cause);
+}
+
+static void start_fired_start(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) fx =
+        qubes_emitter_fire_finish(&j->dom->emitter, res, &err);
+    if (!fx)
+        g_warning("%s: a domain-start handler failed: %s", j->dom->name,
+                  err->message);
+    start_complete(j, NULL);
+}
+
+static void start_killed(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    g_autoptr(GError) err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err))
+        g_warning("%s: %s", j->dom->name, err->message);
+    fire(j->dom, "domain-start-failed", "reason", j->cause->message, NULL);
+    start_complete(j, g_steal_pointer(&j->cause));
+}
+
+/* A failure once the domain exists: it is killed (its storage is then
+ * stopped as for any stop), and the start fails with the cause. */
+static void start_fail_running(StartJob *j, GError *cause)
+{
+    g_warning("%s: Start failed: %s", j->dom->name, cause->message);
+    DomRt *r = dom_rt(j->rt, j->dom);
+    gboolean died = r->died;
+    r->starting = FALSE;
+    r->died = FALSE;
+    j->cause = cause;
+    r->stop_waiters = g_slist_append(r->stop_waiters,
+                                     g_task_new(NULL, NULL, start_killed, j));
+    if (died)
+        domain_gone(j->rt, j->dom);
+    else
+        run_op(j->rt, OP_DESTROY, j->dom, NULL, NULL, NULL);
+}
+
+static void start_resumed(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err) ||
+        dom_rt(j->rt, j->dom)->died) {
+        if (!err)
+            err = g_error_new(QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                              "Domain %s died while starting", j->dom->name);
+        start_fail_running(j, err);
+        return;
+    }
+    j->dom->power = QUBES_POWER_RUNNING;
+    g_message("%s: started", j->dom->name);
+    const char *kw[] = {"start_guid", "True", NULL};
+    qubes_emitter_fire_async(&j->dom->emitter, "domain-start", kw, NULL,
+                             start_fired_start, j);
+}
+
+static void start_fired_spawn(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    GError *err = NULL;
+    g_autoptr(GPtrArray) fx =
+        qubes_emitter_fire_finish(&j->dom->emitter, res, &err);
+    if (!fx) {
+        start_fail_running(j, err);
+        return;
+    }
+    run_op(j->rt, OP_RESUME, j->dom, NULL, start_resumed, j);
+}
+
+static void start_created(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        g_prefix_error(&err, "Start failed: ");
+        start_fail(j, err);
+        return;
+    }
+    j->dom->xid = op_of(res)->id;
+    j->dom->start_time = g_get_real_time() / G_USEC_PER_SEC;
+    j->dom->power = QUBES_POWER_TRANSIENT;
+    fire_state_resets(j->dom);
+    if (dom_rt(j->rt, j->dom)->died) {
+        start_fail_running(j, g_error_new(QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                                          "Domain %s died while starting",
+                                          j->dom->name));
+        return;
+    }
+    const char *kw[] = {"start_guid", "True", NULL};
+    qubes_emitter_fire_async(&j->dom->emitter, "domain-spawn", kw, NULL,
+                             start_fired_spawn, j);
+}
+
+static void start_storage_started(GObject *src, GAsyncResult *res,
+                                  gpointer data)
+{
+    StartJob *j = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        start_fail(j, err); /* the worker stopped what it started */
+        return;
+    }
+    j->storage_started = TRUE;
+    char *xml = qubes_runtime_domain_xml(j->rt, j->dom, &err);
+    if (!xml) {
+        start_fail(j, err);
+        return;
+    }
+    g_debug("%s: domain XML:\n%s", j->dom->name, xml);
+    run_op(j->rt, OP_CREATE, j->dom, xml, start_created, j);
+}
+
+static void start_netvm_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    GError *err = NULL;
+    if (!qubes_runtime_op_finish(res, &err)) {
+        start_fail(j, err);
+        return;
+    }
+    run_storage(j->dom, ST_START, start_storage_started, j);
+}
+
+static void start_verified(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        start_fail(j, err);
+        return;
+    }
+    QubesDomain *net = qubes_domain_get_netvm(j->dom);
+    if (net && net->qid != 0 && qubes_domain_is_halted(net)) {
+        qubes_runtime_start(j->rt, net, start_netvm_done, j);
+        return;
+    }
+    run_storage(j->dom, ST_START, start_storage_started, j);
+}
+
+static void start_pre_fired(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    GError *err = NULL;
+    g_autoptr(GPtrArray) fx =
+        qubes_emitter_fire_finish(&j->dom->emitter, res, &err);
+    if (!fx) {
+        start_fail(j, err);
+        return;
+    }
+    g_autofree char *mode = prop(j->dom, "virt_mode");
+    g_autofree char *kernel = prop(j->dom, "kernel");
+    if (g_strcmp0(mode, "pvh") == 0 && !(kernel && *kernel)) {
+        start_fail(j, g_error_new_literal(QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                                          "virt_mode PVH require kernel to "
+                                          "be set"));
+        return;
+    }
+    if (!qubes_runtime_connected(j->rt)) {
+        start_fail(j, g_error_new(QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                                  "Start failed: not connected to the "
+                                  "hypervisor (%s)",
+                                  j->rt->cfg.uri));
+        return;
+    }
+    run_storage(j->dom, ST_VERIFY, start_verified, j);
+}
+
+void qubes_runtime_start(QubesRuntime *rt, QubesDomain *dom,
+                         GAsyncReadyCallback cb, gpointer data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    if (dom->removed) {
+        g_task_return_new_error(task, QUBES_ERROR, QUBES_ERROR_VM_NOT_FOUND,
+                                "No such domain: '%s'", dom->name);
+        g_object_unref(task);
+        return;
+    }
+    DomRt *r = dom_rt(rt, dom);
+    if (r->starting) {
+        r->start_waiters = g_slist_append(r->start_waiters, task);
+        return;
+    }
+    /* As the reference: not halted (running, paused, ...) is done. */
+    if (dom->power != QUBES_POWER_HALTED || dom->qid == 0) {
+        g_task_return_boolean(task, TRUE);
+        g_object_unref(task);
+        maybe_forget(rt, r);
+        return;
+    }
+    r->starting = TRUE;
+    r->died = FALSE;
+    StartJob *j = g_new0(StartJob, 1);
+    j->rt = rt;
+    j->dom = qubes_domain_ref(dom);
+    j->task = task;
+    g_message("Starting %s", dom->name);
+    const char *kw[] = {"start_guid", "True", "mem_required", "None", NULL};
+    qubes_emitter_fire_async(&dom->emitter, "domain-pre-start", kw, NULL,
+                             start_pre_fired, j);
+}
+
+/* ---- shutdown and kill ---- */
+
+/* Removes @waiter from the qube's stop waiters and fails it with a copy
+ * of @err; nothing when the stop already completed it. */
+static void drop_stop_waiter(QubesRuntime *rt, QubesDomain *dom, GTask *waiter,
+                             const GError *err)
+{
+    DomRt *r = g_hash_table_lookup(rt->doms, dom);
+    if (!r || !g_slist_find(r->stop_waiters, waiter))
+        return;
+    r->stop_waiters = g_slist_remove(r->stop_waiters, waiter);
+    g_task_return_error(waiter, g_error_copy(err));
+    g_object_unref(waiter);
+    maybe_forget(rt, r);
+}
+
+static GTask *add_stop_waiter(QubesRuntime *rt, QubesDomain *dom,
+                              GAsyncReadyCallback cb, gpointer data)
+{
+    GTask *w = g_task_new(NULL, NULL, cb, data);
+    DomRt *r = dom_rt(rt, dom);
+    r->stop_waiters = g_slist_append(r->stop_waiters, w);
+    return w; /* owned by the list */
+}
+
+/* A shutdown: held by the libvirt request and, with wait, by the stop
+ * waiter; the caller's task completes once (done). */
+typedef struct {
+    QubesRuntime *rt;
+    QubesDomain *dom; /* referenced */
+    GTask *task;
+    gboolean wait;
+    int timeout;
+    guint timer;
+    GTask *waiter;
+    int refs;
+    gboolean done;
+} ShutJob;
+
+static void shut_unref(ShutJob *j)
+{
+    if (--j->refs > 0)
+        return;
+    qubes_domain_unref(j->dom);
+    g_free(j);
+}
+
+/* Answers the caller (@err taken, NULL for success); every failure fires
+ * domain-shutdown-failed, as the reference's. */
+static void shut_finish(ShutJob *j, GError *err)
+{
+    if (j->done) {
+        if (err)
+            g_error_free(err);
+        return;
+    }
+    j->done = TRUE;
+    if (j->timer) {
+        g_source_remove(j->timer);
+        j->timer = 0;
+    }
+    if (err) {
+        fire(j->dom, "domain-shutdown-failed", "reason", err->message, NULL);
+        g_task_return_error(j->task, err);
+    } else {
+        g_task_return_boolean(j->task, TRUE);
+    }
+    g_object_unref(j->task);
+}
+
+static void shut_stopped(GObject *src, GAsyncResult *res, gpointer data)
+{
+    ShutJob *j = data;
+    GError *err = NULL;
+    g_task_propagate_boolean(G_TASK(res), &err);
+    shut_finish(j, err);
+    shut_unref(j);
+}
+
+static gboolean shut_timeout(gpointer data)
+{
+    ShutJob *j = data;
+    j->timer = 0;
+    g_autoptr(GError) err =
+        g_error_new(QUBES_ERROR, QUBES_ERROR_VM_SHUTDOWN_TIMEOUT,
+                    "Domain shutdown timed out: '%s'", j->dom->name);
+    drop_stop_waiter(j->rt, j->dom, j->waiter, err);
+    return G_SOURCE_REMOVE;
+}
+
+static void shut_requested(GObject *src, GAsyncResult *res, gpointer data)
+{
+    ShutJob *j = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        if (j->waiter)
+            drop_stop_waiter(j->rt, j->dom, j->waiter, err);
+        shut_finish(j, err);
+    } else if (!j->wait) {
+        shut_finish(j, NULL);
+    } else if (!j->done && j->timeout >= 0) {
+        j->timer = g_timeout_add_seconds((guint)j->timeout, shut_timeout, j);
+    }
+    shut_unref(j);
+}
+
+static void shut_pre_fired(GObject *src, GAsyncResult *res, gpointer data)
+{
+    ShutJob *j = data;
+    GError *err = NULL;
+    g_autoptr(GPtrArray) fx =
+        qubes_emitter_fire_finish(&j->dom->emitter, res, &err);
+    if (!fx) {
+        shut_finish(j, err);
+        shut_unref(j);
+        return;
+    }
+    if (qubes_domain_is_halted(j->dom)) {
+        shut_finish(j, NULL);
+        shut_unref(j);
+        return;
+    }
+    if (j->wait) {
+        j->refs++;
+        j->waiter = add_stop_waiter(j->rt, j->dom, shut_stopped, j);
+    }
+    run_op(j->rt, OP_SHUTDOWN, j->dom, NULL, shut_requested, j);
+}
+
+static void refuse(GTask *task, QubesErrorCode code, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+static void refuse(GTask *task, QubesErrorCode code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_task_return_new_error(task, QUBES_ERROR, code, "%s", msg);
+    g_object_unref(task);
+}
+
+void qubes_runtime_shutdown(QubesRuntime *rt, QubesDomain *dom, gboolean force,
+                            gboolean wait, int timeout, GAsyncReadyCallback cb,
+                            gpointer data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    if (dom->power == QUBES_POWER_HALTED || dom->qid == 0) {
+        refuse(task, QUBES_ERROR_VM_NOT_STARTED, "Domain is powered off: '%s'",
+               dom->name);
+        return;
+    }
+    ShutJob *j = g_new0(ShutJob, 1);
+    j->rt = rt;
+    j->dom = qubes_domain_ref(dom);
+    j->task = task;
+    j->wait = wait;
+    j->refs = 1;
+    j->timeout =
+        timeout >= 0 ? timeout : (int)prop_u64(dom, "shutdown_timeout");
+    const char *kw[] = {"force", force ? "True" : "False", NULL};
+    qubes_emitter_fire_async(&dom->emitter, "domain-pre-shutdown", kw, NULL,
+                             shut_pre_fired, j);
+}
+
+/* A kill completes when the stop did. */
+typedef struct {
+    QubesRuntime *rt;
+    QubesDomain *dom; /* referenced */
+    GTask *task;
+    GTask *waiter;
+    int refs;
+} KillJob;
+
+static void kill_unref(KillJob *k)
+{
+    if (--k->refs > 0)
+        return;
+    qubes_domain_unref(k->dom);
+    g_free(k);
+}
+
+static void kill_destroyed(GObject *src, GAsyncResult *res, gpointer data)
+{
+    KillJob *k = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        if (g_error_matches(err, QUBES_ERROR, QUBES_ERROR_VM_NOT_STARTED)) {
+            g_clear_error(&err);
+            g_set_error(&err, QUBES_ERROR, QUBES_ERROR_VM_NOT_STARTED,
+                        "Domain is powered off: '%s'", k->dom->name);
+        }
+        drop_stop_waiter(k->rt, k->dom, k->waiter, err);
+        g_error_free(err);
+    }
+    kill_unref(k);
+}
+
+static void kill_stopped(GObject *src, GAsyncResult *res, gpointer data)
+{
+    KillJob *k = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err))
+        g_task_return_error(k->task, err);
+    else
+        g_task_return_boolean(k->task, TRUE);
+    g_object_unref(k->task);
+    kill_unref(k);
+}
+
+void qubes_runtime_kill(QubesRuntime *rt, QubesDomain *dom,
+                        GAsyncReadyCallback cb, gpointer data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    if (dom->power == QUBES_POWER_HALTED || dom->qid == 0) {
+        refuse(task, QUBES_ERROR_VM_NOT_STARTED, "Domain is powered off: '%s'",
+               dom->name);
+        return;
+    }
+    KillJob *k = g_new0(KillJob, 1);
+    k->rt = rt;
+    k->dom = qubes_domain_ref(dom);
+    k->task = task;
+    k->refs = 1;
+    k->waiter = add_stop_waiter(rt, dom, kill_stopped, k);
+    if (dom->power == QUBES_POWER_DYING)
+        return; /* the stop in progress completes it */
+    k->refs++;
+    run_op(rt, OP_DESTROY, dom, NULL, kill_destroyed, k);
+}
+
+/* Pause, unpause, suspend and resume: one libvirt call, then the state. */
+typedef struct {
+    QubesDomain *dom;
+    GTask *task;
+    QubesPowerState after;
+} SimpleJob;
+
+static void simple_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    SimpleJob *s = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        if (g_error_matches(err, QUBES_ERROR, QUBES_ERROR_VM_NOT_STARTED)) {
+            g_clear_error(&err);
+            g_set_error(&err, QUBES_ERROR, QUBES_ERROR_VM_NOT_RUNNING,
+                        "Domain not running (either powered off or paused): "
+                        "'%s'",
+                        s->dom->name);
+        }
+        g_task_return_error(s->task, err);
+    } else {
+        if (s->dom->power != QUBES_POWER_HALTED &&
+            s->dom->power != QUBES_POWER_DYING)
+            s->dom->power = s->after;
+        g_task_return_boolean(s->task, TRUE);
+    }
+    g_object_unref(s->task);
+    qubes_domain_unref(s->dom);
+    g_free(s);
+}
+
+static void simple_op(QubesRuntime *rt, QubesDomain *dom, OpKind kind,
+                      QubesPowerState after, GTask *task)
+{
+    SimpleJob *s = g_new0(SimpleJob, 1);
+    s->dom = qubes_domain_ref(dom);
+    s->task = task;
+    s->after = after;
+    run_op(rt, kind, dom, NULL, simple_done, s);
+}
+
+#define NOT_RUNNING_MSG                                                        \
+    "Domain not running (either powered off or paused): '%s'"
+
+void qubes_runtime_pause(QubesRuntime *rt, QubesDomain *dom,
+                         GAsyncReadyCallback cb, gpointer data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    if (dom->power == QUBES_POWER_HALTED || dom->qid == 0) {
+        refuse(task, QUBES_ERROR_VM_NOT_RUNNING, NOT_RUNNING_MSG, dom->name);
+        return;
+    }
+    simple_op(rt, dom, OP_SUSPEND, QUBES_POWER_PAUSED, task);
+}
+
+void qubes_runtime_unpause(QubesRuntime *rt, QubesDomain *dom,
+                           GAsyncReadyCallback cb, gpointer data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    if (dom->power != QUBES_POWER_PAUSED) {
+        refuse(task, QUBES_ERROR_VM_NOT_PAUSED, "Domain is not paused: '%s'",
+               dom->name);
+        return;
+    }
+    simple_op(rt, dom, OP_RESUME, QUBES_POWER_RUNNING, task);
+}
+
+void qubes_runtime_suspend(QubesRuntime *rt, QubesDomain *dom,
+                           GAsyncReadyCallback cb, gpointer data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    if (dom->power == QUBES_POWER_HALTED || dom->qid == 0) {
+        refuse(task, QUBES_ERROR_VM_NOT_RUNNING, NOT_RUNNING_MSG, dom->name);
+        return;
+    }
+    /* Without PCI devices the reference pauses (libvirt suspend). */
+    simple_op(rt, dom, OP_SUSPEND, QUBES_POWER_PAUSED, task);
+}
+
+void qubes_runtime_resume(QubesRuntime *rt, QubesDomain *dom,
+                          GAsyncReadyCallback cb, gpointer data)
+{
+    if (dom->power == QUBES_POWER_SUSPENDED) {
+        GTask *task = g_task_new(NULL, NULL, cb, data);
+        simple_op(rt, dom, OP_PM_WAKEUP, QUBES_POWER_RUNNING, task);
+        return;
+    }
+    qubes_runtime_unpause(rt, dom, cb, data);
+}
+
+/* ---- queries ---- */
+
+static void info_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    GTask *task = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        g_task_return_error(task, err);
+    } else {
+        QubesDomainInfo *info = g_new(QubesDomainInfo, 1);
+        *info = op_of(res)->info;
+        g_task_return_pointer(task, info, g_free);
+    }
+    g_object_unref(task);
+}
+
+void qubes_runtime_info(QubesRuntime *rt, QubesDomain *dom,
+                        GAsyncReadyCallback cb, gpointer data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    run_op(rt, OP_INFO, dom, NULL, info_done, task);
+}
+
+gboolean qubes_runtime_info_finish(GAsyncResult *res, QubesDomainInfo *info,
+                                   GError **error)
+{
+    g_autofree QubesDomainInfo *i =
+        g_task_propagate_pointer(G_TASK(res), error);
+    if (!i)
+        return FALSE;
+    *info = *i;
+    return TRUE;
+}
+
+static void console_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    GTask *task = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err))
+        g_task_return_error(task, err);
+    else
+        g_task_return_pointer(task, g_strdup(op_of(res)->tty), g_free);
+    g_object_unref(task);
+}
+
+void qubes_runtime_console(QubesRuntime *rt, QubesDomain *dom,
+                           GAsyncReadyCallback cb, gpointer data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    if (dom->power == QUBES_POWER_HALTED || dom->power == QUBES_POWER_PAUSED ||
+        dom->qid == 0) {
+        refuse(task, QUBES_ERROR_VM_NOT_RUNNING, NOT_RUNNING_MSG, dom->name);
+        return;
+    }
+    run_op(rt, OP_CONSOLE, dom, NULL, console_done, task);
+}
+
+char *qubes_runtime_console_finish(GAsyncResult *res, GError **error)
+{
+    return g_task_propagate_pointer(G_TASK(res), error);
+}

@@ -1,0 +1,100 @@
+/* runtime.h: qubes run under libvirt.
+ *
+ * The runtime owns the connection to the hypervisor (libvirt: Xen's
+ * libxl driver, or QEMU/KVM) and drives each qube's life the way the
+ * reference's QubesVM.start/shutdown/kill/pause do: the same checks,
+ * the same order, the same events (domain-pre-start, domain-spawn,
+ * domain-start, domain-start-failed, domain-pre-shutdown,
+ * domain-shutdown-failed, domain-stopped, domain-shutdown, domain-paused,
+ * domain-unpaused) and the same exceptions.
+ *
+ * Threads: everything here is called on the main context. libvirt's
+ * events reach it through libvirt-glib's GMainContext integration; every
+ * libvirt call that can block (create, destroy, shutdown, info, ...) and
+ * all storage work runs on GLib's worker threads, which see only copies
+ * (the domain XML, the uuid) and volume references, never a QubesDomain.
+ *
+ * Domains are transient in libvirt: created from XML at each start and
+ * gone when they stop, so nothing stale is left defined. A qube is found
+ * by its uuid. When qubesd starts, running domains are adopted (their
+ * storage stays started); the qubes that stopped while it was away get
+ * their storage stopped. When libvirtd goes away the runtime reconnects
+ * and resyncs the same way.
+ */
+#pragma once
+
+#include "app.h"
+#include "domxml.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+    char *uri; /* libvirt connection URI */
+    QubesHvType hv;
+    char *log_dir; /* guest console logs: LOG_DIR/guest-NAME.log */
+} QubesRuntimeConfig;
+
+/* The default URI: xen:///system when /proc/xen exists, else
+ * qemu:///system (static). */
+const char *qubes_runtime_default_uri(void);
+/* The default domain type for @uri: xen for a Xen URI; else kvm when
+ * /dev/kvm exists, qemu (TCG) otherwise. */
+QubesHvType qubes_runtime_default_hv(const char *uri);
+
+/* Makes the runtime of @app (app->runtime) and connects. A connection
+ * that fails is logged and retried in the background: until it comes,
+ * every qube but dom0 is Halted and starts fail with the cause. Storage
+ * of halted qubes is brought to rest once the running ones are known
+ * (qubesd must not stop a running qube's volumes). */
+QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg);
+/* Stops watching libvirt (running qubes keep running). */
+void qubes_runtime_free(QubesRuntime *rt);
+
+/* Whether libvirt answers now. */
+gboolean qubes_runtime_connected(QubesRuntime *rt);
+
+/* The lifecycle, as the reference's QubesVM methods (async; finish with
+ * qubes_runtime_op_finish()). Start of a qube that is not halted does
+ * nothing; a halted netvm is started first. Shutdown asks the guest
+ * (ACPI); with @wait it completes when the qube stopped, failing with
+ * QubesVMShutdownTimeoutError after @timeout seconds (<0: the qube's
+ * shutdown_timeout). Kill completes when the qube stopped. */
+void qubes_runtime_start(QubesRuntime *rt, QubesDomain *dom,
+                         GAsyncReadyCallback cb, gpointer data);
+void qubes_runtime_shutdown(QubesRuntime *rt, QubesDomain *dom, gboolean force,
+                            gboolean wait, int timeout, GAsyncReadyCallback cb,
+                            gpointer data);
+void qubes_runtime_kill(QubesRuntime *rt, QubesDomain *dom,
+                        GAsyncReadyCallback cb, gpointer data);
+void qubes_runtime_pause(QubesRuntime *rt, QubesDomain *dom,
+                         GAsyncReadyCallback cb, gpointer data);
+void qubes_runtime_unpause(QubesRuntime *rt, QubesDomain *dom,
+                           GAsyncReadyCallback cb, gpointer data);
+void qubes_runtime_suspend(QubesRuntime *rt, QubesDomain *dom,
+                           GAsyncReadyCallback cb, gpointer data);
+void qubes_runtime_resume(QubesRuntime *rt, QubesDomain *dom,
+                          GAsyncReadyCallback cb, gpointer data);
+gboolean qubes_runtime_op_finish(GAsyncResult *res, GError **error);
+
+/* What the hypervisor says of a running qube (KiB, nanoseconds). */
+typedef struct {
+    guint64 mem;
+    guint64 mem_static_max;
+    guint64 cputime;
+} QubesDomainInfo;
+void qubes_runtime_info(QubesRuntime *rt, QubesDomain *dom,
+                        GAsyncReadyCallback cb, gpointer data);
+gboolean qubes_runtime_info_finish(GAsyncResult *res, QubesDomainInfo *info,
+                                   GError **error);
+
+/* The pty of the qube's console (admin.vm.Console), new string. */
+void qubes_runtime_console(QubesRuntime *rt, QubesDomain *dom,
+                           GAsyncReadyCallback cb, gpointer data);
+char *qubes_runtime_console_finish(GAsyncResult *res, GError **error);
+
+/* The domain XML the qube would start with now (for tests and
+ * `qubesd --print-xml`); NULL with @error set when it cannot start. */
+char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
+                               GError **error);
+
+G_END_DECLS

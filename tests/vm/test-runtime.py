@@ -1,0 +1,274 @@
+#!/usr/bin/python3
+"""The VM runtime with real guests: qubesd drives QEMU (TCG) through a
+private libvirtd, on a pool on a loop-mounted btrfs.
+
+    test-runtime.py PATH/TO/qubesd CACHE_DIR
+
+CACHE_DIR keeps the guest kernel and libvirt's capabilities between runs.
+Under CI=true a missing piece (libvirtd, QEMU, the kernel package) fails.
+"""
+import os
+import sys
+import tempfile
+import termios
+import time
+import tty
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'daemon'))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qubesd_harness import Daemon, LoopFS, Skip, in_ci, parse  # noqa: E402
+from qubesd_harness import run_file  # noqa: E402
+import vmenv  # noqa: E402
+
+QUBESD = os.path.abspath(sys.argv[1])
+CACHE = os.path.abspath(sys.argv[2])
+BOOT_TIMEOUT = 90  # TCG boots in 5 to 12 s; a loaded machine takes longer
+state = {}
+
+
+def setup():
+    try:
+        version, kdir = vmenv.guest_kernel(CACHE)
+        fs = LoopFS('btrfs', '4G')
+        state['fs'] = fs
+        # libvirtd's mount namespace sees what is mounted before it starts
+        work = tempfile.mkdtemp(prefix='qv', dir='/tmp')
+        state['work'] = work
+        lv = vmenv.Libvirtd(work, os.path.join(CACHE, 'libvirt-caps'),
+                            keep=[fs.mnt])
+        state['lv'] = lv
+        lv.start()
+    except RuntimeError as e:
+        if in_ci():
+            raise
+        raise Skip(str(e))
+    base = os.path.join(fs.mnt, 'qubes')
+    os.makedirs(base)
+    vmenv.install_kernel(base, version, kdir)
+    state['logs'] = os.path.join(work, 'logs')
+    d = Daemon(QUBESD, base, offline=False,
+               args=['--libvirt-uri', lv.uri, '--domain-type', 'qemu',
+                     '--log-dir', state['logs']])
+    state['d'] = d.start()
+    state['base'] = base
+    d.ok('admin.property.Set', arg='default_kernel', payload=version)
+    d.ok('admin.vm.Create.TemplateVM', arg='', payload='name=tpl label=black')
+    d.ok('admin.vm.Create.AppVM', arg='tpl', payload='name=work label=red')
+    for vm in ('tpl', 'work'):
+        d.ok('admin.vm.property.Set', vm, 'memory', '256')
+        d.ok('admin.vm.property.Set', vm, 'maxmem', '320')
+        d.ok('admin.vm.property.Set', vm, 'netvm', '')
+
+
+def after():
+    lv = state.get('lv')
+    if lv:
+        lv.stop()
+    if state.get('work'):
+        vmenv.run(['rm', '-rf', state['work']])
+
+
+def console_log(vm):
+    p = os.path.join(state['logs'], 'guest-%s.log' % vm)
+    try:
+        with open(p, errors='replace') as f:
+            return f.read()
+    except FileNotFoundError:
+        return ''
+
+
+def wait_log(vm, marker, start=0, timeout=BOOT_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = console_log(vm)
+        if marker in text[start:]:
+            return text
+        time.sleep(0.2)
+    raise AssertionError('%s: no %r in %d s; console:\n%s\nqubesd:\n%s' % (
+        vm, marker, timeout, console_log(vm)[-3000:],
+        state['d'].read_log()[-3000:]))
+
+
+def wait_state(vm, want, timeout=60):
+    d = state['d']
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = d.ok('admin.vm.CurrentState', vm)
+        if 'power_state=%s' % want in st:
+            return st
+        time.sleep(0.2)
+    raise AssertionError('%s not %s: %s' % (vm, want, st))
+
+
+class Console:
+    """The guest's serial console: the pty that admin.vm.Console gives,
+    as master's. QEMU notices a client on its pty within a second and
+    reads nothing before, so the pty stays open while a command runs."""
+
+    def __init__(self, vm):
+        self.vm = vm
+        pty = state['d'].ok('admin.vm.Console', vm)
+        assert pty.startswith('/dev/pts/'), pty
+        self.fd = os.open(pty, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(self.fd)
+        time.sleep(1.5)
+
+    def send(self, command):
+        os.write(self.fd, (command + '\n').encode())
+
+    def close(self):
+        os.close(self.fd)
+
+
+def console_send(vm, command):
+    c = Console(vm)
+    try:
+        c.send(command)
+        time.sleep(1)
+    finally:
+        c.close()
+
+
+def console_run(vm, command, marker):
+    """Runs @command on the guest and waits for @marker after it on the
+    console log."""
+    c = Console(vm)
+    try:
+        start = len(console_log(vm))
+        c.send(command)
+        return wait_log(vm, marker, start, timeout=60)
+    finally:
+        c.close()
+
+
+def halt(vm='work'):
+    """Each test starts from a halted qube, whatever the last one left."""
+    d = state['d']
+    if 'power_state=Halted' not in d.ok('admin.vm.CurrentState', vm):
+        d.call('admin.vm.Kill', vm)
+        wait_state(vm, 'Halted')
+
+
+def read_at(path, offset, n):
+    with open(path, 'rb') as f:
+        f.seek(offset)
+        return f.read(n)
+
+
+def test_start_write_stop_commits_private_and_drops_root():
+    d = state['d']
+    halt()
+    base = state['base']
+    assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+    d.ok('admin.vm.Start', 'work')
+    st = d.ok('admin.vm.CurrentState', 'work')
+    assert 'power_state=Running' in st, st
+    fields = dict(f.split('=') for f in st.split())
+    assert int(fields['mem']) > 0 and \
+        int(fields['mem_static_max']) == 320 * 1024, st
+    assert d.ok('admin.vm.List', 'work').startswith(
+        'work class=AppVM state=Running')
+    text = wait_log('work', 'QUBES-READY')
+    for name in ('root', 'private', 'volatile', 'kernel'):
+        assert 'QUBES-DISK vd' in text and (' %s\n' % name) in \
+            text.replace('\r', ''), (name, text[-2000:])
+    console_run('work',
+                'echo guest-wrote-private | dd of=$(disk private) bs=512 '
+                'seek=8 conv=fsync 2>/dev/null && echo WROTE-PRIVATE',
+                'WROTE-PRIVATE')
+    console_run('work',
+                'echo guest-wrote-root | dd of=$(disk root) bs=512 '
+                'seek=8 conv=fsync 2>/dev/null && echo WROTE-ROOT',
+                'WROTE-ROOT')
+    # running: the guest's fsync reached the running image already
+    d.ok('admin.vm.Shutdown', 'work', 'wait')
+    assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+    private = os.path.join(base, 'appvms', 'work', 'private.img')
+    assert read_at(private, 4096, 19) == b'guest-wrote-private'
+    root = os.path.join(base, 'vm-templates', 'tpl', 'root.img')
+    assert read_at(root, 4096, 16) != b'guest-wrote-root'
+    snaps = d.ok('admin.vm.volume.ListSnapshots', 'work', 'private')
+    assert len(snaps.split()) == 1, snaps
+    # nothing of the run is left beside the committed images
+    left = sorted(os.listdir(os.path.join(base, 'appvms', 'work')))
+    assert not [f for f in left if 'dirty' in f], left
+
+
+def test_refusals_as_master():
+    d = state['d']
+    halt()
+    assert d.call('admin.vm.Shutdown', 'work') == (
+        'exc', 'QubesVMNotStartedError', "Domain is powered off: 'work'")
+    assert d.call('admin.vm.Kill', 'work') == (
+        'exc', 'QubesVMNotStartedError', "Domain is powered off: 'work'")
+    assert d.call('admin.vm.Pause', 'work') == (
+        'exc', 'QubesVMNotRunningError',
+        "Domain not running (either powered off or paused): 'work'")
+    assert d.call('admin.vm.Unpause', 'work') == (
+        'exc', 'QubesVMNotPausedError', "Domain is not paused: 'work'")
+    assert d.call('admin.vm.Shutdown', 'work', 'now')[0:2] == (
+        'exc', 'ProtocolError')
+    assert d.call('admin.vm.Start', 'work', 'x')[0:2] == (
+        'exc', 'ProtocolError')
+    # a pvh qube without a kernel does not start, with the seed's message
+    d.ok('admin.vm.property.Set', 'work', 'kernel', '')
+    try:
+        assert d.call('admin.vm.Start', 'work') == (
+            'exc', 'QubesException', 'virt_mode PVH require kernel to be set')
+    finally:
+        d.ok('admin.vm.property.Reset', 'work', 'kernel')
+    assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+
+
+def test_pause_unpause_kill():
+    d = state['d']
+    halt()
+    d.ok('admin.vm.Start', 'work')
+    wait_log('work', 'QUBES-READY', len(console_log('work')))
+    d.ok('admin.vm.Pause', 'work')
+    assert 'power_state=Paused' in d.ok('admin.vm.CurrentState', 'work')
+    assert d.call('admin.vm.Console', 'work')[1] == 'QubesVMNotRunningError'
+    d.ok('admin.vm.Unpause', 'work')
+    assert 'power_state=Running' in d.ok('admin.vm.CurrentState', 'work')
+    # a start of a running qube does nothing, as the reference's
+    d.ok('admin.vm.Start', 'work')
+    d.ok('admin.vm.Kill', 'work')
+    assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+    assert d.call('admin.vm.Kill', 'work')[1] == 'QubesVMNotStartedError'
+
+
+def test_guest_poweroff_stops_storage():
+    """A guest that powers itself off is stopped as any other: the
+    storage is stopped and the events fire."""
+    d = state['d']
+    halt()
+    d.ok('admin.vm.Start', 'work')
+    wait_log('work', 'QUBES-READY', len(console_log('work')))
+    console_send('work', 'sync; poweroff -f')
+    wait_state('work', 'Halted')
+    left = sorted(os.listdir(os.path.join(state['base'], 'appvms', 'work')))
+    assert not [f for f in left if 'dirty' in f], left
+
+
+def test_restart_of_qubesd_adopts_running_qube():
+    d = state['d']
+    halt()
+    d.ok('admin.vm.Start', 'work')
+    wait_log('work', 'QUBES-READY', len(console_log('work')))
+    d.stop()
+    d.start()
+    st = wait_state('work', 'Running', timeout=10)
+    assert 'power_state=Running' in st
+    # the running image was left alone: the guest still writes to it
+    console_run('work',
+                'echo after-restart | dd of=$(disk private) bs=512 seek=16 '
+                'conv=fsync 2>/dev/null && echo WROTE-AGAIN',
+                'WROTE-AGAIN')
+    d.ok('admin.vm.Shutdown', 'work', 'wait')
+    private = os.path.join(state['base'], 'appvms', 'work', 'private.img')
+    assert read_at(private, 8192, 13) == b'after-restart'
+
+
+if __name__ == '__main__':
+    sys.exit(run_file(globals(), setup, state, after))
