@@ -460,7 +460,10 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
     }
 
     QubesDomain *net = qubes_domain_get_netvm(dom);
-    if (net) {
+    /* On QEMU the link to the netvm is the qube's own bridge, which the
+     * network part of the runtime makes; until it does, qubes there start
+     * without a NIC rather than not at all. */
+    if (net && rt->cfg.hv == QUBES_HV_XEN) {
         QubesVmNic *nic = g_new0(QubesVmNic, 1);
         nic->mac = prop(dom, "mac");
         nic->ip = prop(dom, "ip");

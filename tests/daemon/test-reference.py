@@ -61,7 +61,9 @@ SERVED = [
     'admin.vm.volume.Set.rw', 'admin.vm.volume.Set.ephemeral',
     'admin.vm.volume.Clear', 'admin.vm.volume.CloneFrom',
     'admin.vm.volume.CloneTo', 'admin.vm.notes.Get', 'admin.vm.notes.Set',
-    'admin.Events',
+    'admin.Events', 'admin.vm.Start', 'admin.vm.Shutdown', 'admin.vm.Kill',
+    'admin.vm.Pause', 'admin.vm.Unpause', 'admin.vm.Suspend',
+    'admin.vm.Resume', 'admin.vm.Console',
 ]
 covered = set()
 
@@ -191,6 +193,34 @@ def test_current_state():
     maxmem = int(ok('admin.vm.property.Get', VM, 'maxmem').split()[-1])
     ok('admin.vm.CurrentState', VM, want='mem=0 mem_static_max=%d cputime=0 '
        'power_state=Halted' % (maxmem * 1024))
+
+
+def test_lifecycle_of_a_halted_qube():
+    # S qubes/api/admin.py vm_start..vm_console, qubes/vm/qubesvm.py
+    # shutdown/kill/pause/suspend/resume/unpause, qubes/exc.py messages.
+    # (Running qubes: tests/vm/test-runtime.py.)
+    off = "Domain is powered off: 'test-vm1'"
+    not_running = "Domain not running (either powered off or paused): " \
+        "'test-vm1'"
+    exc('admin.vm.Shutdown', VM, name='QubesVMNotStartedError', msg=off)
+    exc('admin.vm.Shutdown', VM, 'force+wait', name='QubesVMNotStartedError',
+        msg=off)
+    exc('admin.vm.Shutdown', VM, 'force+now', name='ProtocolError')
+    exc('admin.vm.Kill', VM, name='QubesVMNotStartedError', msg=off)
+    exc('admin.vm.Pause', VM, name='QubesVMNotRunningError', msg=not_running)
+    exc('admin.vm.Suspend', VM, name='QubesVMNotRunningError',
+        msg=not_running)
+    exc('admin.vm.Unpause', VM, name='QubesVMNotPausedError',
+        msg="Domain is not paused: 'test-vm1'")
+    exc('admin.vm.Resume', VM, name='QubesVMNotPausedError',
+        msg="Domain is not paused: 'test-vm1'")
+    exc('admin.vm.Console', VM, name='QubesVMNotRunningError',
+        msg=not_running)
+    exc('admin.vm.Start', VM, 'x', name='ProtocolError')
+    exc('admin.vm.Kill', VM, payload=b'x', name='ProtocolError')
+    # D offline (no hypervisor in this test): a start says so
+    exc('admin.vm.Start', VM, name='QubesException',
+        msg='Start failed: qubesd runs without a hypervisor (--offline)')
 
 
 def test_create():

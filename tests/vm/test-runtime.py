@@ -29,6 +29,8 @@ state = {}
 
 def setup():
     try:
+        if not os.access(QUBESD, os.X_OK):
+            raise RuntimeError('no qubesd at %s' % QUBESD)
         version, kdir = vmenv.guest_kernel(CACHE)
         fs = LoopFS('btrfs', '4G')
         state['fs'] = fs
