@@ -19,7 +19,8 @@ state = {}
 
 ALL_TOOLS = ['qvm-prefs', 'qubes-prefs', 'qvm-ls', 'qvm-features',
              'qvm-tags', 'qvm-create', 'qvm-remove', 'qvm-clone',
-             'qvm-pool', 'qvm-volume']
+             'qvm-pool', 'qvm-volume', 'qvm-start', 'qvm-shutdown',
+             'qvm-kill', 'qvm-pause', 'qvm-unpause', 'qvm-check']
 
 
 def run(tool, *args, ok=True, stdin=None, env=None):

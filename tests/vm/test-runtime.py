@@ -2,12 +2,13 @@
 """The VM runtime with real guests: qubesd drives QEMU (TCG) through a
 private libvirtd, on a pool on a loop-mounted btrfs.
 
-    test-runtime.py PATH/TO/qubesd CACHE_DIR
+    test-runtime.py PATH/TO/qubesd CACHE_DIR [TOOLS_DIR]
 
 CACHE_DIR keeps the guest kernel and libvirt's capabilities between runs.
 Under CI=true a missing piece (libvirtd, QEMU, the kernel package) fails.
 """
 import os
+import subprocess
 import sys
 import tempfile
 import termios
@@ -23,6 +24,7 @@ import vmenv  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
 CACHE = os.path.abspath(sys.argv[2])
+TOOLS = os.path.abspath(sys.argv[3]) if len(sys.argv) > 3 else None
 BOOT_TIMEOUT = 90  # TCG boots in 5 to 12 s; a loaded machine takes longer
 state = {}
 
@@ -144,6 +146,18 @@ def console_run(vm, command, marker):
         c.close()
 
 
+def tool(name, *args, rc=0):
+    """Runs a qvm-* tool against the daemon; returns (stdout, stderr)."""
+    if not TOOLS:
+        raise Skip('no tools folder given')
+    env = dict(os.environ, QUBESD_SOCKET=state['d'].sock)
+    r = subprocess.run([os.path.join(TOOLS, name)] + list(args),
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == rc, (name, args, r.returncode, r.stdout,
+                                r.stderr)
+    return r.stdout, r.stderr
+
+
 def halt(vm='work'):
     """Each test starts from a halted qube, whatever the last one left."""
     d = state['d']
@@ -238,6 +252,48 @@ def test_pause_unpause_kill():
     d.ok('admin.vm.Kill', 'work')
     assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
     assert d.call('admin.vm.Kill', 'work')[1] == 'QubesVMNotStartedError'
+
+
+def test_tools():
+    """qvm-start, qvm-check, qvm-pause, qvm-unpause, qvm-shutdown,
+    qvm-kill as processes, with the Qubes tools' messages and codes."""
+    halt()
+    assert tool('qvm-check', '--running', 'work', rc=1)[1] == \
+        'None of qubes: running\n'
+    assert tool('qvm-check', 'work', 'nosuch', rc=1)[1] == \
+        'work: exists\nnosuch: non-existent!\n'
+    mark = len(console_log('work'))
+    tool('qvm-start', 'work')
+    assert tool('qvm-check', '--running', 'work')[1] == 'work: running\n'
+    assert tool('qvm-check', '--running', 'work', 'tpl', rc=3)[1] == \
+        'work: running\n'
+    assert tool('qvm-start', 'work', rc=1)[1] == \
+        'qvm-start: error: domain work is already running\n'
+    tool('qvm-start', '--skip-if-running', 'work')
+    wait_log('work', 'QUBES-READY', mark)
+    tool('qvm-pause', 'work')
+    assert tool('qvm-check', '--paused', 'work')[1] == 'work: paused\n'
+    tool('qvm-unpause', 'work')
+    assert tool('qvm-unpause', 'work', rc=1)[1] == \
+        "qvm-unpause: error: Domain is not paused: 'work'\n"
+    tool('qvm-shutdown', '--wait', '--timeout', '60', 'work')
+    assert 'power_state=Halted' in state['d'].ok('admin.vm.CurrentState',
+                                                 'work')
+    tool('qvm-shutdown', 'work')  # halted: nothing to do, as Qubes'
+    tool('qvm-kill', 'work')
+    assert tool('qvm-start', 'nosuch', rc=2)[1] == \
+        "qvm-start: error: no such domain: 'nosuch'\n"
+    # a guest that ignores the request is killed after --timeout
+    mark = len(console_log('work'))
+    tool('qvm-start', 'work')
+    wait_log('work', 'QUBES-READY', mark)
+    console_run('work', 'kill $(pidof acpid) && echo ACPID-GONE',
+                'ACPID-GONE')
+    t0 = time.monotonic()
+    tool('qvm-shutdown', '--wait', '--timeout', '3', 'work')
+    assert time.monotonic() - t0 < 30
+    assert 'power_state=Halted' in state['d'].ok('admin.vm.CurrentState',
+                                                 'work')
 
 
 def test_guest_poweroff_stops_storage():
