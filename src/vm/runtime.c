@@ -36,12 +36,14 @@ typedef struct {
 } DomRt;
 
 struct _QubesRuntime {
+    gint refs; /* the owner's and one per operation on a worker */
     QubesApp *app;
     QubesRuntimeConfig cfg;
     GMutex lock;        /* guards conn, for workers */
     virConnectPtr conn; /* NULL while disconnected */
     int lifecycle_id;
     guint retry_source;
+    guint drop_source;
     gboolean warned;  /* the connection failure was logged */
     gboolean settled; /* halted qubes' storage brought to rest */
     GHashTable *doms; /* QubesDomain* -> DomRt* */
@@ -83,9 +85,26 @@ static DomRt *dom_rt(QubesRuntime *rt, QubesDomain *dom)
 
 static void dom_rt_free(DomRt *r)
 {
-    g_assert(!r->start_waiters && !r->stop_waiters);
     qubes_domain_unref(r->dom);
     g_free(r);
+}
+
+static QubesRuntime *rt_ref(QubesRuntime *rt)
+{
+    g_atomic_int_inc(&rt->refs);
+    return rt;
+}
+
+/* The last reference (the owner's, or a worker's finishing after qubesd
+ * stopped watching) frees what is left. */
+static void rt_unref(QubesRuntime *rt)
+{
+    if (!g_atomic_int_dec_and_test(&rt->refs))
+        return;
+    g_mutex_clear(&rt->lock);
+    g_free(rt->cfg.uri);
+    g_free(rt->cfg.log_dir);
+    g_free(rt);
 }
 
 static void fire(QubesDomain *dom, const char *event,
@@ -179,6 +198,7 @@ typedef struct {
 
 static void op_free(Op *op)
 {
+    rt_unref(op->rt);
     g_free(op->uuid);
     g_free(op->xml);
     g_free(op->tty);
@@ -289,7 +309,7 @@ static void run_op(QubesRuntime *rt, OpKind kind, QubesDomain *dom, char *xml,
                    GAsyncReadyCallback cb, gpointer data)
 {
     Op *op = g_new0(Op, 1);
-    op->rt = rt;
+    op->rt = rt_ref(rt);
     op->kind = kind;
     op->uuid = prop(dom, "uuid");
     op->xml = xml;
@@ -684,12 +704,13 @@ static void resync(QubesRuntime *rt)
 }
 
 static gboolean try_connect(gpointer data);
+static void on_close(virConnectPtr conn, int reason, void *opaque);
 
-static void on_close(virConnectPtr conn, int reason, void *opaque)
+/* Drops the dead connection and starts reconnecting; from the main loop,
+ * not from libvirt's close callback, which must not close it. */
+static gboolean drop_connection(gpointer data)
 {
-    QubesRuntime *rt = opaque;
-    g_warning("lost the connection to %s (reason %d); reconnecting",
-              rt->cfg.uri, reason);
+    QubesRuntime *rt = data;
     g_mutex_lock(&rt->lock);
     virConnectPtr old = rt->conn;
     rt->conn = NULL;
@@ -702,6 +723,17 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
     rt->warned = FALSE;
     if (!rt->retry_source)
         rt->retry_source = g_timeout_add_seconds(1, try_connect, rt);
+    rt->drop_source = 0;
+    return G_SOURCE_REMOVE;
+}
+
+static void on_close(virConnectPtr conn, int reason, void *opaque)
+{
+    QubesRuntime *rt = opaque;
+    g_warning("lost the connection to %s (reason %d); reconnecting",
+              rt->cfg.uri, reason);
+    if (!rt->drop_source)
+        rt->drop_source = g_idle_add(drop_connection, rt);
 }
 
 static gboolean connect_now(QubesRuntime *rt)
@@ -766,6 +798,7 @@ QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
     }
     virSetErrorFunc(NULL, ignore_virt_error);
     QubesRuntime *rt = g_new0(QubesRuntime, 1);
+    rt->refs = 1;
     rt->app = app;
     rt->cfg.uri = g_strdup(cfg->uri);
     rt->cfg.hv = cfg->hv;
@@ -785,11 +818,16 @@ void qubes_runtime_free(QubesRuntime *rt)
         return;
     if (rt->retry_source)
         g_source_remove(rt->retry_source);
+    if (rt->drop_source)
+        g_source_remove(rt->drop_source);
     if (rt->conn) {
         virConnectDomainEventDeregisterAny(rt->conn, rt->lifecycle_id);
         virConnectUnregisterCloseCallback(rt->conn, on_close);
         virConnectClose(rt->conn);
+        rt->conn = NULL;
     }
+    /* Whoever still waits learns that qubesd is going (the qubes keep
+     * running). */
     GHashTableIter it;
     gpointer v;
     g_hash_table_iter_init(&it, rt->doms);
@@ -798,15 +836,19 @@ void qubes_runtime_free(QubesRuntime *rt)
         GError *e = g_error_new(QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                                 "qubesd is exiting");
         complete_stop_waiters(r, e);
+        for (GSList *l = r->start_waiters; l; l = l->next) {
+            g_task_return_error(l->data, g_error_copy(e));
+            g_object_unref(l->data);
+        }
+        g_slist_free(r->start_waiters);
+        r->start_waiters = NULL;
         g_error_free(e);
     }
     g_hash_table_unref(rt->doms);
+    rt->doms = NULL;
     if (rt->app->runtime == rt)
         rt->app->runtime = NULL;
-    g_mutex_clear(&rt->lock);
-    g_free(rt->cfg.uri);
-    g_free(rt->cfg.log_dir);
-    g_free(rt);
+    rt_unref(rt);
 }
 
 gboolean qubes_runtime_connected(QubesRuntime *rt)

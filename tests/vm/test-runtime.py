@@ -328,5 +328,24 @@ def test_restart_of_qubesd_adopts_running_qube():
     assert read_at(private, 8192, 13) == b'after-restart'
 
 
+def test_libvirtd_restart_reconnects():
+    """libvirtd restarted under a running qube: qubesd reconnects, still
+    sees it running, and stops it as usual."""
+    d = state['d']
+    halt()
+    mark = len(console_log('work'))
+    d.ok('admin.vm.Start', 'work')
+    wait_log('work', 'QUBES-READY', mark)
+    before = d.read_log().count(': connected to ')
+    state['lv'].restart_daemon()
+    deadline = time.monotonic() + 60
+    while d.read_log().count(': connected to ') <= before:
+        assert time.monotonic() < deadline, d.read_log()[-3000:]
+        time.sleep(0.3)
+    assert 'power_state=Running' in d.ok('admin.vm.CurrentState', 'work')
+    d.ok('admin.vm.Shutdown', 'work', 'wait')
+    assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+
+
 if __name__ == '__main__':
     sys.exit(run_file(globals(), setup, state, after))

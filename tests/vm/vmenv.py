@@ -212,6 +212,17 @@ class Libvirtd:
         run(['ip', 'netns', 'add', self.netns])
         run(['ip', 'netns', 'exec', self.netns, 'ip', 'link', 'set', 'lo',
              'up'])
+        return self._spawn(timeout)
+
+    def restart_daemon(self, timeout=60):
+        """Ends libvirtd alone (its QEMU processes keep running, as when
+        the service restarts) and starts it again."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        self.log.close()
+        return self._spawn(timeout)
+
+    def _spawn(self, timeout):
         binds = []
         for d, target in BINDS:
             os.makedirs(target, exist_ok=True)
