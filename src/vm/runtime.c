@@ -1420,16 +1420,12 @@ void qubes_runtime_unpause(QubesRuntime *rt, QubesDomain *dom,
     simple_op(rt, dom, OP_RESUME, QUBES_POWER_RUNNING, task);
 }
 
+/* Without PCI devices (there are none yet) the reference's suspend is a
+ * pause (libvirt suspend), with the same refusal. */
 void qubes_runtime_suspend(QubesRuntime *rt, QubesDomain *dom,
                            GAsyncReadyCallback cb, gpointer data)
 {
-    GTask *task = g_task_new(NULL, NULL, cb, data);
-    if (dom->power == QUBES_POWER_HALTED || dom->qid == 0) {
-        refuse(task, QUBES_ERROR_VM_NOT_RUNNING, NOT_RUNNING_MSG, dom->name);
-        return;
-    }
-    /* Without PCI devices the reference pauses (libvirt suspend). */
-    simple_op(rt, dom, OP_SUSPEND, QUBES_POWER_PAUSED, task);
+    qubes_runtime_pause(rt, dom, cb, data);
 }
 
 void qubes_runtime_resume(QubesRuntime *rt, QubesDomain *dom,
