@@ -8,17 +8,20 @@ CACHE_DIR keeps the guest kernel and libvirt's capabilities between runs.
 Under CI=true a missing piece (libvirtd, QEMU, the kernel package) fails.
 """
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import termios
+import threading
 import time
 import tty
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'daemon'))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qubesd_harness import Daemon, LoopFS, Skip, in_ci, parse  # noqa: E402
+from qubesd_harness import Daemon, LoopFS, Skip, in_ci  # noqa: E402
+from qubesd_harness import parse_events  # noqa: E402
 from qubesd_harness import run_file  # noqa: E402
 import vmenv  # noqa: E402
 
@@ -326,6 +329,115 @@ def test_restart_of_qubesd_adopts_running_qube():
     d.ok('admin.vm.Shutdown', 'work', 'wait')
     private = os.path.join(state['base'], 'appvms', 'work', 'private.img')
     assert read_at(private, 8192, 13) == b'after-restart'
+
+
+class Events:
+    """An admin.Events subscription to one qube, read by a thread."""
+
+    def __init__(self, vm):
+        self.events = []
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(120)
+        self.sock.connect(state['d'].sock)
+        self.sock.sendall(('admin.Events dom0 name %s\0' % vm).encode())
+        self.sock.shutdown(socket.SHUT_WR)
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(30)
+
+    def _read(self):
+        buf = b''
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                got, buf = parse_events(buf)
+                for e in got:
+                    if e[1] == 'connection-established':
+                        self.ready.set()
+                    self.events.append(e)
+        except OSError:
+            return
+
+    def names(self):
+        return [e[1] for e in self.events]
+
+    def wait_for(self, name, timeout=60):
+        deadline = time.monotonic() + timeout
+        while name not in self.names():
+            assert time.monotonic() < deadline, (name, self.names())
+            time.sleep(0.1)
+
+    def close(self):
+        self.sock.close()
+
+
+def in_order(names, want):
+    """@want is a subsequence of @names."""
+    it = iter(names)
+    return all(w in it for w in want)
+
+
+def test_events_in_the_reference_order():
+    d = state['d']
+    halt()
+    ev = Events('work')
+    try:
+        mark = len(console_log('work'))
+        d.ok('admin.vm.Start', 'work')
+        wait_log('work', 'QUBES-READY', mark)
+        d.ok('admin.vm.Kill', 'work')
+        ev.wait_for('domain-shutdown')
+        names = ev.names()
+        assert in_order(names, [
+            'domain-pre-start', 'property-reset:xid',
+            'property-reset:start_time', 'domain-spawn', 'domain-start',
+            'domain-stopped', 'property-reset:xid',
+            'property-reset:start_time', 'domain-shutdown']), names
+        assert 'domain-start-failed' not in names, names
+        kw = dict((e[1], e[2]) for e in ev.events)
+        assert kw['domain-pre-start'].get('start_guid') == 'True', kw
+    finally:
+        ev.close()
+
+
+def test_failed_start_rolls_back():
+    """libvirt refuses the domain: domain-start-failed with the cause,
+    the answer names it, and the storage started for it is stopped
+    (nothing of the attempt left beside the images; as in the reference,
+    the stop commits the unchanged private image as a revision)."""
+    d = state['d']
+    halt()
+    base = state['base']
+    before = sorted(os.listdir(os.path.join(base, 'appvms', 'work')))
+    d.ok('admin.vm.property.Set', 'work', 'vcpus', '4096')
+    ev = Events('work')
+    try:
+        r = d.call('admin.vm.Start', 'work')
+        assert r[0] == 'exc' and r[1] == 'QubesException', r
+        assert r[2].startswith('Start failed: '), r
+        ev.wait_for('domain-start-failed')
+        kw = [e[2] for e in ev.events if e[1] == 'domain-start-failed'][0]
+        assert kw['reason'] == r[2], (kw, r)
+        assert 'domain-spawn' not in ev.names(), ev.names()
+    finally:
+        ev.close()
+        d.ok('admin.vm.property.Reset', 'work', 'vcpus')
+    assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+    after = sorted(os.listdir(os.path.join(base, 'appvms', 'work')))
+
+    def images(names):
+        return [n for n in names if '@' not in n]
+    assert images(after) == images(before), (before, after)
+    assert not [f for f in after if 'dirty' in f], after
+    # and it starts once the cause is gone
+    mark = len(console_log('work'))
+    d.ok('admin.vm.Start', 'work')
+    wait_log('work', 'QUBES-READY', mark)
+    d.ok('admin.vm.Kill', 'work')
 
 
 def test_libvirtd_restart_reconnects():
