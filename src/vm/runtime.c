@@ -14,6 +14,7 @@
 #include <libvirt-glib/libvirt-glib.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -183,6 +184,8 @@ typedef enum {
     OP_PM_WAKEUP,
     OP_INFO,
     OP_CONSOLE,
+    OP_ATTACH_NIC, /* xml: an <interface>; detached first, errors ignored */
+    OP_DETACH_NIC,
 } OpKind;
 
 typedef struct {
@@ -284,6 +287,16 @@ static void op_thread(GTask *task, gpointer src, gpointer data,
             free(xml);
             break;
         }
+        case OP_ATTACH_NIC:
+            /* The seed's rule: detach first (ignoring its error), so that
+             * a NIC left from an earlier attach never doubles. */
+            virDomainDetachDeviceFlags(d, op->xml, VIR_DOMAIN_AFFECT_LIVE);
+            virResetLastError();
+            rc = virDomainAttachDeviceFlags(d, op->xml, VIR_DOMAIN_AFFECT_LIVE);
+            break;
+        case OP_DETACH_NIC:
+            rc = virDomainDetachDeviceFlags(d, op->xml, VIR_DOMAIN_AFFECT_LIVE);
+            break;
         case OP_CREATE:
             break;
         }
@@ -322,6 +335,171 @@ static void run_op(QubesRuntime *rt, OpKind kind, QubesDomain *dom, char *xml,
 static Op *op_of(GAsyncResult *res)
 {
     return g_task_get_task_data(G_TASK(res));
+}
+
+/* ---- the link between a qube and its netvm (QEMU) ----
+ *
+ * On QEMU there are no driver domains: each client qube gets its own
+ * bridge, qbrQID, made by qubesd with no address and nothing routed by
+ * the host. The client's NIC is on it from its start; its netvm gets a
+ * NIC on it, hot-plugged while both run, whose MAC fe:ff:AA:BB:CC:DD
+ * carries the client's address AA.BB.CC.DD so that a plain guest can
+ * route to it. The bridge goes when the client stops. */
+
+static char *bridge_name(QubesDomain *dom)
+{
+    return g_strdup_printf("qbr%u", dom->qid);
+}
+
+/* Runs `ip ARGS...`; FALSE with its message. */
+static gboolean run_ip(GError **error, ...) G_GNUC_NULL_TERMINATED;
+static gboolean run_ip(GError **error, ...)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_ptr_array_add(argv, (gpointer) "ip");
+    va_list ap;
+    va_start(ap, error);
+    for (const char *a; (a = va_arg(ap, const char *));)
+        g_ptr_array_add(argv, (gpointer)a);
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+    g_autofree char *err_out = NULL;
+    int status = 0;
+    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_SEARCH_PATH,
+                      NULL, NULL, NULL, &err_out, &status, error))
+        return FALSE;
+    if (!g_spawn_check_wait_status(status, NULL)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "ip %s %s %s: %s", (char *)argv->pdata[1],
+                    (char *)argv->pdata[2], (char *)argv->pdata[3],
+                    g_strstrip(err_out));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+typedef struct {
+    char *name;
+    gboolean add;
+} BridgeJob;
+
+static void bridge_job_free(BridgeJob *b)
+{
+    g_free(b->name);
+    g_free(b);
+}
+
+static void bridge_thread(GTask *task, gpointer src, gpointer data,
+                          GCancellable *cancel)
+{
+    BridgeJob *b = data;
+    GError *err = NULL;
+    g_autofree char *sys = g_strdup_printf("/sys/class/net/%s", b->name);
+    gboolean exists = g_file_test(sys, G_FILE_TEST_EXISTS);
+    if (b->add) {
+        if (!exists && !run_ip(&err, "link", "add", "name", b->name, "type",
+                               "bridge", NULL)) {
+            g_task_return_error(task, err);
+            return;
+        }
+        /* no address of the host's on it: IPv6 would give it one */
+        g_autofree char *v6 =
+            g_strdup_printf("/proc/sys/net/ipv6/conf/%s/disable_ipv6", b->name);
+        g_file_set_contents(v6, "1", 1, NULL);
+        if (!run_ip(&err, "link", "set", b->name, "up", NULL)) {
+            g_task_return_error(task, err);
+            return;
+        }
+    } else if (exists && !run_ip(&err, "link", "del", b->name, NULL)) {
+        g_task_return_error(task, err);
+        return;
+    }
+    g_task_return_boolean(task, TRUE);
+}
+
+static void run_bridge(QubesDomain *dom, gboolean add, GAsyncReadyCallback cb,
+                       gpointer data)
+{
+    BridgeJob *b = g_new0(BridgeJob, 1);
+    b->name = bridge_name(dom);
+    b->add = add;
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    g_task_set_task_data(task, b, (GDestroyNotify)bridge_job_free);
+    g_task_run_in_thread(task, bridge_thread);
+    g_object_unref(task);
+}
+
+/* The <interface> a netvm gets for @client. */
+static char *netvm_nic_xml(QubesDomain *client)
+{
+    char *ip = prop(client, "visible_ip");
+    guint a = 0, b = 0, c = 0, d = 0;
+    if (!ip || sscanf(ip, "%u.%u.%u.%u", &a, &b, &c, &d) != 4)
+        a = b = c = d = 0;
+    g_free(ip);
+    g_autofree char *br = bridge_name(client);
+    return g_strdup_printf(
+        "<interface type='bridge'><mac address='fe:ff:%02x:%02x:%02x:%02x'/>"
+        "<source bridge='%s'/><model type='virtio'/></interface>",
+        a & 255, b & 255, c & 255, d & 255, br);
+}
+
+static gboolean uses_links(QubesRuntime *rt)
+{
+    return rt->cfg.hv != QUBES_HV_XEN;
+}
+
+static gboolean is_up(QubesDomain *d)
+{
+    return d->power == QUBES_POWER_RUNNING || d->power == QUBES_POWER_PAUSED ||
+           d->power == QUBES_POWER_TRANSIENT;
+}
+
+static void link_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    char *what = data;
+    g_autoptr(GError) err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err))
+        g_warning("%s: %s", what, err->message);
+    else
+        g_message("%s", what);
+    g_free(what);
+}
+
+static void run_op(QubesRuntime *rt, OpKind kind, QubesDomain *dom, char *xml,
+                   GAsyncReadyCallback cb, gpointer data);
+
+/* Connects @client to @netvm when both run; an error is logged and
+ * stops nothing (the seed's rule). */
+static void link_connect(QubesRuntime *rt, QubesDomain *client,
+                         QubesDomain *netvm)
+{
+    if (!uses_links(rt) || !netvm || netvm->qid == 0 || !is_up(netvm) ||
+        !is_up(client))
+        return;
+    run_op(rt, OP_ATTACH_NIC, netvm, netvm_nic_xml(client), link_done,
+           g_strdup_printf("%s: connected to its netvm %s", client->name,
+                           netvm->name));
+}
+
+static void link_disconnect(QubesRuntime *rt, QubesDomain *client,
+                            QubesDomain *netvm)
+{
+    if (!uses_links(rt) || !netvm || netvm->qid == 0 || !is_up(netvm))
+        return;
+    run_op(
+        rt, OP_DETACH_NIC, netvm, netvm_nic_xml(client), link_done,
+        g_strdup_printf("%s: disconnected from %s", client->name, netvm->name));
+}
+
+/* A netvm just started: its running clients are connected. */
+static void link_clients(QubesRuntime *rt, QubesDomain *netvm)
+{
+    if (!uses_links(rt))
+        return;
+    g_autoptr(GPtrArray) clients = qubes_domain_connected_vms(netvm);
+    for (guint i = 0; i < clients->len; i++)
+        link_connect(rt, clients->pdata[i], netvm);
 }
 
 /* ---- storage, on workers ---- */
@@ -430,6 +608,38 @@ static char *kernelopts_common(QubesRuntime *rt, const char *kdir)
                                                : KERNELOPTS_COMMON_QEMU);
 }
 
+/* On QEMU there is no qubesdb: the addresses the reference writes there
+ * go on the kernel command line, for a guest without Qubes agents.
+ * `ip=IP::GATEWAY:NETMASK:NAME:eth0:off:DNS1:DNS2` (the kernel's and
+ * initramfs-tools' syntax) for a qube with a netvm, its values the
+ * reference's visible_ip, visible_gateway, visible_netmask and dns (the
+ * netmask is 255.255.255.255: the gateway is reached with an on-link
+ * route, as in Qubes); `qubes.gateway=IP` for a qube that provides
+ * network, the address it answers its clients on. */
+static void append_net_cmdline(QubesVmSpec *s, QubesDomain *dom,
+                               QubesDomain *net)
+{
+    GString *c = g_string_new(s->cmdline);
+    if (net) {
+        g_autofree char *ip = prop(dom, "visible_ip");
+        g_autofree char *gw = prop(dom, "visible_gateway");
+        g_autofree char *mask = prop(dom, "visible_netmask");
+        g_autofree char *dns = prop(dom, "dns");
+        g_auto(GStrv) d = g_strsplit(dns ? dns : "", " ", 3);
+        g_string_append_printf(c, " ip=%s::%s:%s:%s:eth0:off:%s:%s",
+                               ip ? ip : "", gw ? gw : "", mask ? mask : "",
+                               dom->name, d[0] ? d[0] : "",
+                               d[0] && d[1] ? d[1] : "");
+    }
+    if (qubes_domain_flag(dom, "provides_network")) {
+        g_autofree char *gw = prop(dom, "gateway");
+        if (gw && *gw)
+            g_string_append_printf(c, " qubes.gateway=%s", gw);
+    }
+    g_free(s->cmdline);
+    s->cmdline = g_string_free(c, FALSE);
+}
+
 char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
                                GError **error)
 {
@@ -480,10 +690,7 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
     }
 
     QubesDomain *net = qubes_domain_get_netvm(dom);
-    /* On QEMU the link to the netvm is the qube's own bridge, which the
-     * network part of the runtime makes; until it does, qubes there start
-     * without a NIC rather than not at all. */
-    if (net && rt->cfg.hv == QUBES_HV_XEN) {
+    if (net) {
         QubesVmNic *nic = g_new0(QubesVmNic, 1);
         nic->mac = prop(dom, "mac");
         nic->ip = prop(dom, "ip");
@@ -494,6 +701,8 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
         nic->bridge = g_strdup_printf("qbr%u", dom->qid);
         s->nic = nic;
     }
+    if (uses_links(rt) && s->cmdline)
+        append_net_cmdline(s, dom, net);
     if (rt->cfg.hv != QUBES_HV_XEN && rt->cfg.log_dir) {
         g_autofree char *f = g_strdup_printf("guest-%s.log", dom->name);
         s->console_log = g_build_filename(rt->cfg.log_dir, f, NULL);
@@ -548,6 +757,11 @@ static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
     fire(dom, "domain-stopped", NULL);
     fire_state_resets(dom);
     fire(dom, "domain-shutdown", NULL);
+    if (uses_links(c->rt)) {
+        link_disconnect(c->rt, dom, qubes_domain_get_netvm(dom));
+        run_bridge(dom, FALSE, link_done,
+                   g_strdup_printf("%s: link removed", dom->name));
+    }
     DomRt *r = g_hash_table_lookup(c->rt->doms, dom);
     if (r) {
         complete_stop_waiters(r, NULL);
@@ -869,6 +1083,7 @@ typedef struct {
     GTask *task;      /* the caller's */
     gboolean storage_started;
     GError *cause; /* why it failed, while cleaning up */
+    char *xml;     /* the domain XML while its bridge is made */
 } StartJob;
 
 static void start_complete(StartJob *j, GError *error)
@@ -892,6 +1107,7 @@ static void start_complete(StartJob *j, GError *error)
     if (error)
         g_error_free(error);
     qubes_domain_unref(j->dom);
+    g_free(j->xml);
     g_free(j);
 }
 
@@ -911,6 +1127,9 @@ static void start_fail(StartJob *j, GError *cause)
 {
     g_warning("%s: Start failed: %s", j->dom->name, cause->message);
     fire(j->dom, "domain-start-failed", "reason", cause->message, NULL);
+    if (uses_links(j->rt))
+        run_bridge(j->dom, FALSE, link_done,
+                   g_strdup_printf("%s: link removed", j->dom->name));
     if (j->storage_started) {
         j->cause = cause;
         run_storage(j->dom, ST_STOP, start_failed_stopped, j);
@@ -928,6 +1147,11 @@ static void start_fired_start(GObject *src, GAsyncResult *res, gpointer data)
     if (!fx)
         g_warning("%s: a domain-start handler failed: %s", j->dom->name,
                   err->message);
+    /* The seed's order: a qube is connected to its netvm once it runs,
+     * and a netvm that starts connects its running clients. */
+    link_connect(j->rt, j->dom, qubes_domain_get_netvm(j->dom));
+    if (qubes_domain_flag(j->dom, "provides_network"))
+        link_clients(j->rt, j->dom);
     start_complete(j, NULL);
 }
 
@@ -1015,6 +1239,19 @@ static void start_created(GObject *src, GAsyncResult *res, gpointer data)
                              start_fired_spawn, j);
 }
 
+static void start_bridge_ready(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        g_prefix_error(&err, "Start failed: ");
+        start_fail(j, err);
+        return;
+    }
+    run_op(j->rt, OP_CREATE, j->dom, g_steal_pointer(&j->xml), start_created,
+           j);
+}
+
 static void start_storage_started(GObject *src, GAsyncResult *res,
                                   gpointer data)
 {
@@ -1031,6 +1268,11 @@ static void start_storage_started(GObject *src, GAsyncResult *res,
         return;
     }
     g_debug("%s: domain XML:\n%s", j->dom->name, xml);
+    if (uses_links(j->rt) && qubes_domain_get_netvm(j->dom)) {
+        j->xml = xml;
+        run_bridge(j->dom, TRUE, start_bridge_ready, j);
+        return;
+    }
     run_op(j->rt, OP_CREATE, j->dom, xml, start_created, j);
 }
 

@@ -75,8 +75,10 @@ class Daemon:
     further command-line options. Without a hypervisor (--offline) unless
     @offline is False (the VM runtime tests give it --libvirt-uri)."""
 
-    def __init__(self, binary, base_dir, sockdir=None, args=(), offline=True):
+    def __init__(self, binary, base_dir, sockdir=None, args=(), offline=True,
+                 wrapper=()):
         self.binary = binary
+        self.wrapper = list(wrapper)  # e.g. ip netns exec NS
         self.args = list(args)
         if offline and '--offline' not in self.args:
             self.args.insert(0, '--offline')
@@ -91,6 +93,7 @@ class Daemon:
         env['G_DEBUG'] = 'fatal-criticals'
         self.logf = open(self.log, 'ab')
         self.proc = subprocess.Popen(
+            self.wrapper +
             [self.binary, '--base-dir', self.base_dir, '--socket', self.sock]
             + self.args,
             stdout=self.logf, stderr=subprocess.STDOUT, env=env)

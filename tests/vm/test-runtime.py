@@ -54,9 +54,12 @@ def setup():
     os.makedirs(base)
     vmenv.install_kernel(base, version, kdir)
     state['logs'] = os.path.join(work, 'logs')
+    # qubesd makes the qubes' bridges where libvirtd's taps are: in its
+    # network namespace
     d = Daemon(QUBESD, base, offline=False,
                args=['--libvirt-uri', lv.uri, '--domain-type', 'qemu',
-                     '--log-dir', state['logs']])
+                     '--log-dir', state['logs']],
+               wrapper=['ip', 'netns', 'exec', lv.netns])
     state['d'] = d.start()
     state['base'] = base
     d.ok('admin.property.Set', arg='default_kernel', payload=version)
@@ -438,6 +441,59 @@ def test_failed_start_rolls_back():
     d.ok('admin.vm.Start', 'work')
     wait_log('work', 'QUBES-READY', mark)
     d.ok('admin.vm.Kill', 'work')
+
+
+def in_netns(*cmd):
+    return subprocess.run(['ip', 'netns', 'exec', state['lv'].netns] +
+                          list(cmd), capture_output=True, text=True)
+
+
+def test_network_between_qubes():
+    """A client and its netvm on QEMU: the client's own bridge, the
+    netvm's hot-plugged NIC on it, the addresses on the kernel command
+    line; the client reaches the netvm; its stop unplugs the link and
+    removes the bridge; a netvm restarted under a running client
+    connects it again."""
+    d = state['d']
+    halt()
+    if 'net class=' not in d.ok('admin.vm.List', 'dom0'):
+        d.ok('admin.vm.Create.AppVM', 'dom0', 'tpl', 'name=net label=red')
+        d.ok('admin.vm.property.Set', 'net', 'provides_network', 'True')
+        d.ok('admin.vm.property.Set', 'net', 'netvm', '')
+        d.ok('admin.vm.property.Set', 'net', 'memory', '256')
+        d.ok('admin.vm.property.Set', 'net', 'maxmem', '320')
+    d.ok('admin.vm.property.Set', 'work', 'netvm', 'net')
+    gw = d.ok('admin.vm.property.Get', 'work', 'visible_gateway').split()[-1]
+    ip = d.ok('admin.vm.property.Get', 'work', 'visible_ip').split()[-1]
+    qid = d.ok('admin.vm.property.Get', 'work', 'qid').split()[-1]
+    try:
+        wmark, nmark = len(console_log('work')), len(console_log('net'))
+        d.ok('admin.vm.Start', 'work')  # starts net first
+        assert 'power_state=Running' in d.ok('admin.vm.CurrentState', 'net')
+        wait_log('net', 'QUBES-NETVM %s' % gw, nmark)
+        text = wait_log('work', 'QUBES-NET eth0 %s via %s' % (ip, gw), wmark)
+        assert ' ip=%s::%s:255.255.255.255:work:eth0:off:' % (ip, gw) in \
+            text[wmark:], text[wmark:][-1500:]
+        wait_log('net', 'QUBES-LINK eth0 %s' % ip, nmark)
+        assert in_netns('ip', 'link', 'show', 'qbr' + qid).returncode == 0
+        console_run('work', 'nc %s 7' % gw, 'hello-from-netvm')
+        # the netvm restarted under the running client connects it again
+        d.ok('admin.vm.Kill', 'net')
+        nmark = len(console_log('net'))
+        d.ok('admin.vm.Start', 'net')
+        wait_log('net', 'QUBES-LINK eth0 %s' % ip, nmark)
+        console_run('work', 'sleep 1; nc %s 7' % gw, 'hello-from-netvm')
+        # the client's stop unplugs its link from the netvm
+        d.ok('admin.vm.Shutdown', 'work', 'wait')
+        wait_log('net', 'QUBES-UNLINK eth0', nmark)
+        deadline = time.monotonic() + 30
+        while in_netns('ip', 'link', 'show', 'qbr' + qid).returncode == 0:
+            assert time.monotonic() < deadline, 'bridge left'
+            time.sleep(0.2)
+    finally:
+        halt('work')
+        halt('net')
+        d.ok('admin.vm.property.Set', 'work', 'netvm', '')
 
 
 def test_libvirtd_restart_reconnects():

@@ -52,6 +52,59 @@ for b in /sys/block/vd*; do
     echo "QUBES-DISK $(basename $b) $(cat $b/serial 2>/dev/null)"
 done
 echo "QUBES-CMDLINE $(cat /proc/cmdline)"
+# the network qubesd puts on the command line (runtime.c): a client's
+# ip=IP::GW:MASK:NAME:eth0:off:DNS1:DNS2, a netvm's qubes.gateway=GW
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+    ip=*)
+        IFS=: read ip _ gw _ <<EOF_IP
+${arg#ip=}
+EOF_IP
+        n=0
+        while [ $n -lt 50 ] && [ ! -e /sys/class/net/eth0 ]; do
+            sleep 0.1; n=$((n+1))
+        done
+        ip link set lo up
+        ip link set eth0 up
+        ip addr add "$ip/32" dev eth0
+        ip route add "$gw" dev eth0
+        ip route add default via "$gw" dev eth0
+        echo "QUBES-NET eth0 $ip via $gw"
+        ;;
+    qubes.gateway=*)
+        gw=${arg#qubes.gateway=}
+        ip link set lo up
+        echo 1 > /proc/sys/net/ipv4/ip_forward
+        # each client's link arrives as a hot-plugged NIC whose MAC
+        # fe:ff:AA:BB:CC:DD is the client's address
+        ( while true; do
+            for i in /sys/class/net/eth*; do
+                [ -e "$i" ] || continue
+                dev=${i##*/}
+                [ -e "/tmp/link-$dev" ] && continue
+                mac=$(cat $i/address)
+                case "$mac" in fe:ff:*) ;; *) continue ;; esac
+                set -- $(echo "$mac" | tr : ' ')
+                client=$(printf '%%d.%%d.%%d.%%d' 0x$3 0x$4 0x$5 0x$6)
+                ip link set "$dev" up
+                ip addr add "$gw/32" dev "$dev"
+                ip route add "$client" dev "$dev"
+                echo 1 > /proc/sys/net/ipv4/conf/$dev/proxy_arp
+                touch "/tmp/link-$dev"
+                echo "QUBES-LINK $dev $client"
+            done
+            for f in /tmp/link-*; do
+                [ -e "$f" ] || continue
+                [ -e "/sys/class/net/${f#/tmp/link-}" ] || {
+                    rm -f "$f"; echo "QUBES-UNLINK ${f#/tmp/link-}"; }
+            done
+            sleep 0.3
+        done ) &
+        ( while true; do echo hello-from-netvm | nc -l -p 7; done ) &
+        echo "QUBES-NETVM $gw"
+        ;;
+    esac
+done
 echo QUBES-READY
 # `disk NAME`: the disk of the volume NAME (qubesd gives it as the
 # virtio serial)
