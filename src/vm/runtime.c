@@ -318,6 +318,18 @@ static void op_thread(GTask *task, gpointer src, gpointer data,
         g_task_return_boolean(task, TRUE);
 }
 
+/* Runs @func on a worker with @data (freed by @free with the task),
+ * then @cb on the main context. */
+static void run_in_worker(GTaskThreadFunc func, gpointer data,
+                          GDestroyNotify free, GAsyncReadyCallback cb,
+                          gpointer cb_data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, cb_data);
+    g_task_set_task_data(task, data, free);
+    g_task_run_in_thread(task, func);
+    g_object_unref(task);
+}
+
 static void run_op(QubesRuntime *rt, OpKind kind, QubesDomain *dom, char *xml,
                    GAsyncReadyCallback cb, gpointer data)
 {
@@ -326,10 +338,7 @@ static void run_op(QubesRuntime *rt, OpKind kind, QubesDomain *dom, char *xml,
     op->kind = kind;
     op->uuid = prop(dom, "uuid");
     op->xml = xml;
-    GTask *task = g_task_new(NULL, NULL, cb, data);
-    g_task_set_task_data(task, op, (GDestroyNotify)op_free);
-    g_task_run_in_thread(task, op_thread);
-    g_object_unref(task);
+    run_in_worker(op_thread, op, (GDestroyNotify)op_free, cb, data);
 }
 
 static Op *op_of(GAsyncResult *res)
@@ -423,10 +432,7 @@ static void run_bridge(QubesDomain *dom, gboolean add, GAsyncReadyCallback cb,
     BridgeJob *b = g_new0(BridgeJob, 1);
     b->name = bridge_name(dom);
     b->add = add;
-    GTask *task = g_task_new(NULL, NULL, cb, data);
-    g_task_set_task_data(task, b, (GDestroyNotify)bridge_job_free);
-    g_task_run_in_thread(task, bridge_thread);
-    g_object_unref(task);
+    run_in_worker(bridge_thread, b, (GDestroyNotify)bridge_job_free, cb, data);
 }
 
 /* The <interface> a netvm gets for @client. */
@@ -465,9 +471,6 @@ static void link_done(GObject *src, GAsyncResult *res, gpointer data)
         g_message("%s", what);
     g_free(what);
 }
-
-static void run_op(QubesRuntime *rt, OpKind kind, QubesDomain *dom, char *xml,
-                   GAsyncReadyCallback cb, gpointer data);
 
 /* Connects @client to @netvm when both run; an error is logged and
  * stops nothing (the seed's rule). */
@@ -578,10 +581,8 @@ static void run_storage(QubesDomain *dom, StorageKind kind,
     StorageJob *j = g_new0(StorageJob, 1);
     j->kind = kind;
     j->volumes = qubes_domain_volume_refs(dom);
-    GTask *task = g_task_new(NULL, NULL, cb, data);
-    g_task_set_task_data(task, j, (GDestroyNotify)storage_job_free);
-    g_task_run_in_thread(task, storage_thread);
-    g_object_unref(task);
+    run_in_worker(storage_thread, j, (GDestroyNotify)storage_job_free, cb,
+                  data);
 }
 
 /* ---- the domain XML ---- */
