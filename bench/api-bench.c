@@ -219,8 +219,9 @@ static GSubprocess *start_qubesd(const char *qubesd, const char *base,
         g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
     g_subprocess_launcher_set_stderr_file_path(l, log);
     double t0 = now_ms();
-    GSubprocess *p = g_subprocess_launcher_spawn(
-        l, &error, qubesd, "--offline", "--base-dir", base, "--socket", socket, NULL);
+    GSubprocess *p = g_subprocess_launcher_spawn(l, &error, qubesd, "--offline",
+                                                 "--base-dir", base, "--socket",
+                                                 socket, NULL);
     if (!p)
         die(qubesd, error);
     for (;;) {

@@ -49,13 +49,12 @@ char **api_event_wire_kwargs(QubesApp *app, const QubesEvent *event)
     gboolean noneable =
         def && (def->type == QUBES_PROP_VM || def->type == QUBES_PROP_INT ||
                 def->type == QUBES_PROP_IP4 || def->type == QUBES_PROP_IP6);
-    for (const char *const *kv = event->kwargs; kv && kv[0] && kv[1];
-         kv += 2) {
-        gboolean value = strcmp(kv[0], "newvalue") == 0 ||
-                         strcmp(kv[0], "oldvalue") == 0;
+    for (const char *const *kv = event->kwargs; kv && kv[0] && kv[1]; kv += 2) {
+        gboolean value =
+            strcmp(kv[0], "newvalue") == 0 || strcmp(kv[0], "oldvalue") == 0;
         g_ptr_array_add(out, g_strdup(kv[0]));
-        g_ptr_array_add(out, g_strdup(noneable && value && !*kv[1] ? "None"
-                                                                   : kv[1]));
+        g_ptr_array_add(
+            out, g_strdup(noneable && value && !*kv[1] ? "None" : kv[1]));
     }
     g_ptr_array_add(out, NULL);
     return (char **)g_ptr_array_free(out, FALSE);

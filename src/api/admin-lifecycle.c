@@ -54,8 +54,7 @@ static char *vm_shutdown(Call *call, GError **error)
             }
         }
     }
-    if (!call->app->runtime || call->dest->qid == 0 ||
-        qubes_domain_is_halted(call->dest)) {
+    if (!call->app->runtime) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_STARTED,
                     "Domain is powered off: '%s'", call->dest->name);
         return NULL;
@@ -68,12 +67,12 @@ static char *vm_shutdown(Call *call, GError **error)
 typedef void (*RuntimeOp)(QubesRuntime *rt, QubesDomain *dom,
                           GAsyncReadyCallback cb, gpointer data);
 
-/* An operation on a running qube; halted (or offline) answers @code. */
+/* An operation on a running qube. The runtime refuses a qube in the
+ * wrong state; offline nothing runs, and @code is the answer. */
 static char *running_op(Call *call, RuntimeOp op, QubesErrorCode code,
                         const char *message, GError **error)
 {
-    if (!call->app->runtime || call->dest->qid == 0 ||
-        qubes_domain_is_halted(call->dest)) {
+    if (!call->app->runtime) {
         g_set_error(error, QUBES_ERROR, code, "%s '%s'", message,
                     call->dest->name);
         return NULL;
@@ -128,9 +127,7 @@ static void console_done(GObject *src, GAsyncResult *res, gpointer data)
 
 static char *vm_console(Call *call, GError **error)
 {
-    if (!call->app->runtime || call->dest->qid == 0 ||
-        call->dest->power == QUBES_POWER_HALTED ||
-        call->dest->power == QUBES_POWER_PAUSED) {
+    if (!call->app->runtime) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_RUNNING, "%s '%s'",
                     NOT_RUNNING, call->dest->name);
         return NULL;

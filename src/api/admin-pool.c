@@ -176,7 +176,8 @@ static char *pool_add(Call *call, GError **error)
                     "unexpected driver options", error))
         return NULL;
     GString *missing = g_string_new(NULL);
-    for (const char *const *r = qubes_storage_driver_required(driver); *r; r++) {
+    for (const char *const *r = qubes_storage_driver_required(driver); *r;
+         r++) {
         if (!g_hash_table_contains(opts, *r))
             g_string_append_printf(missing, " %s", *r);
     }
@@ -208,7 +209,8 @@ static GHashTable *volume_ranks(QubesApp *app, QubesPool *pool)
     for (guint i = 0; i < app->domains->len; i++) {
         QubesDomain *dom = app->domains->pdata[i];
         for (guint j = 0; j < dom->volumes->len; j++) {
-            QubesVolume *vol = ((QubesDomainVolume *)dom->volumes->pdata[j])->vol;
+            QubesVolume *vol =
+                ((QubesDomainVolume *)dom->volumes->pdata[j])->vol;
             if (vol->pool == pool && !g_hash_table_contains(rank, vol->vid))
                 g_hash_table_insert(rank, vol->vid, GUINT_TO_POINTER(++n));
         }

@@ -12,7 +12,8 @@ static QubesVolume *volume_arg(Call *call, GError **error)
 {
     QubesVolume *v = qubes_domain_get_volume(call->dest, call->arg);
     if (!v) {
-        g_autofree char *where = g_strdup_printf("%s volumes", call->dest->name);
+        g_autofree char *where =
+            g_strdup_printf("%s volumes", call->dest->name);
         api_enforce_arg(FALSE, where, error);
     }
     return v;
@@ -171,8 +172,8 @@ static gboolean revert_work(gpointer data, GError **error)
                 strcmp(((QubesRevision *)revs->pdata[i])->id, j->revision) == 0;
     if (*j->revision && !found) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_REVISION_NOT_FOUND,
-                    "No such revision of volume %s of %s: '%s'",
-                    j->vol->name, j->dom_name, j->revision);
+                    "No such revision of volume %s of %s: '%s'", j->vol->name,
+                    j->dom_name, j->revision);
         return FALSE;
     }
     return qubes_volume_revert(j->vol, *j->revision ? j->revision : NULL,

@@ -583,8 +583,7 @@ static gboolean set_initial(QubesDomain *dom, const char *name,
  * reference's gui and audio extensions keep it: on creation and load (if
  * missing) and whenever the property is set or reset, the old tag goes
  * and the new one comes. */
-static void sync_vm_tag(QubesDomain *dom, const char *prop,
-                        gboolean if_missing)
+static void sync_vm_tag(QubesDomain *dom, const char *prop, gboolean if_missing)
 {
     if (!qubes_props_def(&dom->props, prop, NULL))
         return;
@@ -652,8 +651,8 @@ static gboolean init_dispvm(QubesApp *app, QubesDomain *dom, QubesDomain *tpl,
         return FALSE;
     if (!tpl)
         return TRUE;
-    static const char *const own[] = {"name", "qid", "uuid", "template",
-                                      "dispid", "mac", "ip", "ip6", NULL};
+    static const char *const own[] = {
+        "name", "qid", "uuid", "template", "dispid", "mac", "ip", "ip6", NULL};
     const GPtrArray *defs = qubes_props_list(&dom->props);
     for (guint i = 0; i < defs->len; i++) {
         const QubesPropDef *def = defs->pdata[i];
@@ -791,8 +790,7 @@ static gboolean check_unused(QubesApp *app, QubesDomain *dom, GError **error)
     }
     gboolean ok = deps->len == 0;
     if (!ok) {
-        g_warning("Cannot remove %s as it is used by %s", dom->name,
-                  deps->str);
+        g_warning("Cannot remove %s as it is used by %s", dom->name, deps->str);
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
                     "Domain is in use: '%s';  see 'journalctl -u qubesd -e' "
                     "in dom0 for details",
@@ -1028,13 +1026,9 @@ static gboolean on_default_netvm_pre_set(QubesEvent *ev, gpointer data,
         QubesDomain *d = app->domains->pdata[i];
         if (!follows(d, "netvm"))
             continue;
-        const char *kw[] = {"name",
-                            "netvm",
-                            "newvalue",
-                            nv ? nv : "",
-                            ov ? "oldvalue" : NULL,
-                            ov,
-                            NULL};
+        const char *kw[] = {
+            "name", "netvm", "newvalue", nv ? nv : "", ov ? "oldvalue" : NULL,
+            ov,     NULL};
         g_autoptr(GPtrArray) fx = qubes_emitter_fire(
             &d->emitter, "property-pre-set:netvm", kw, error);
         if (!fx)
@@ -1095,8 +1089,7 @@ static gboolean on_clockvm_set(QubesEvent *ev, gpointer data, GError **error)
 }
 
 /* property-pre-reset:template: a qube based on a template keeps one. */
-static gboolean on_template_reset(QubesEvent *ev, gpointer data,
-                                  GError **error)
+static gboolean on_template_reset(QubesEvent *ev, gpointer data, GError **error)
 {
     QubesApp *app = data;
     QubesDomain *self = qubes_domain_of_emitter(ev->subject);
@@ -1121,9 +1114,9 @@ static gboolean on_template_set(QubesEvent *ev, gpointer data, GError **error)
 static void register_handlers(QubesApp *app)
 {
     static const char *const template_children[] = {
-        "default_user",     "kernel",         "kernelopts",
-        "vcpus",            "memory",         "maxmem",
-        "qrexec_timeout",   "shutdown_timeout", "management_dispvm"};
+        "default_user",   "kernel",           "kernelopts",
+        "vcpus",          "memory",           "maxmem",
+        "qrexec_timeout", "shutdown_timeout", "management_dispvm"};
     for (guint i = 0; i < G_N_ELEMENTS(template_children); i++) {
         g_autofree char *ev =
             g_strconcat("property-set:", template_children[i], NULL);
@@ -1131,35 +1124,32 @@ static void register_handlers(QubesApp *app)
                                       on_template_child_prop,
                                       QUBES_HANDLER_BOUND, app, NULL);
     }
-    qubes_event_add_class_handler(app->registry, "Qubes",
-                                  "property-pre-set:default_netvm",
-                                  on_default_netvm_pre_set, QUBES_HANDLER_BOUND,
-                                  app, NULL);
+    qubes_event_add_class_handler(
+        app->registry, "Qubes", "property-pre-set:default_netvm",
+        on_default_netvm_pre_set, QUBES_HANDLER_BOUND, app, NULL);
     /* The gui and audio extensions tell the followers of default_guivm
      * and default_audiovm too (their guivm-/audiovm- tags follow). */
     static const char *const followed[] = {
-        "property-set:default_netvm",     "property-set:default_dispvm",
-        "property-reset:default_dispvm",  "property-set:default_guivm",
-        "property-reset:default_guivm",   "property-set:default_audiovm",
+        "property-set:default_netvm",    "property-set:default_dispvm",
+        "property-reset:default_dispvm", "property-set:default_guivm",
+        "property-reset:default_guivm",  "property-set:default_audiovm",
         "property-reset:default_audiovm"};
     for (guint i = 0; i < G_N_ELEMENTS(followed); i++)
         qubes_event_add_class_handler(app->registry, "Qubes", followed[i],
                                       on_default_followed, QUBES_HANDLER_BOUND,
                                       app, NULL);
-    qubes_event_add_class_handler(app->registry, "Qubes",
-                                  "property-pre-set:clockvm",
-                                  on_clockvm_pre_set, QUBES_HANDLER_BOUND, app,
-                                  NULL);
+    qubes_event_add_class_handler(
+        app->registry, "Qubes", "property-pre-set:clockvm", on_clockvm_pre_set,
+        QUBES_HANDLER_BOUND, app, NULL);
     qubes_event_add_class_handler(app->registry, "Qubes",
                                   "property-set:clockvm", on_clockvm_set,
                                   QUBES_HANDLER_BOUND, app, NULL);
     qubes_event_add_class_handler(app->registry, "QubesVM",
                                   "property-set:label", on_icon_input,
                                   QUBES_HANDLER_BOUND, app, NULL);
-    qubes_event_add_class_handler(app->registry, "QubesVM",
-                                  "property-set:template_for_dispvms",
-                                  on_icon_input, QUBES_HANDLER_BOUND, app,
-                                  NULL);
+    qubes_event_add_class_handler(
+        app->registry, "QubesVM", "property-set:template_for_dispvms",
+        on_icon_input, QUBES_HANDLER_BOUND, app, NULL);
     static const char *const tag_events[] = {
         "property-set:guivm", "property-reset:guivm", "property-set:audiovm",
         "property-reset:audiovm"};
@@ -1169,10 +1159,9 @@ static void register_handlers(QubesApp *app)
                                       NULL);
     static const char *const based[] = {"AppVM", "DispVM"};
     for (guint i = 0; i < G_N_ELEMENTS(based); i++) {
-        qubes_event_add_class_handler(app->registry, based[i],
-                                      "property-pre-reset:template",
-                                      on_template_reset, QUBES_HANDLER_BOUND,
-                                      app, NULL);
+        qubes_event_add_class_handler(
+            app->registry, based[i], "property-pre-reset:template",
+            on_template_reset, QUBES_HANDLER_BOUND, app, NULL);
         qubes_event_add_class_handler(app->registry, based[i],
                                       "property-set:template", on_template_set,
                                       QUBES_HANDLER_BOUND, app, NULL);

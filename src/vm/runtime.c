@@ -1507,16 +1507,27 @@ static void refuse(GTask *task, QubesErrorCode code, const char *fmt, ...)
     g_object_unref(task);
 }
 
+/* Answers @task "@what 'NAME'" with @code when @dom is halted (or dom0,
+ * which this runtime never stops); TRUE when it did. */
+static gboolean refused_halted(GTask *task, QubesDomain *dom,
+                               QubesErrorCode code, const char *what)
+{
+    if (dom->power != QUBES_POWER_HALTED && dom->qid != 0)
+        return FALSE;
+    refuse(task, code, "%s '%s'", what, dom->name);
+    return TRUE;
+}
+
+#define POWERED_OFF "Domain is powered off:"
+#define NOT_RUNNING "Domain not running (either powered off or paused):"
+
 void qubes_runtime_shutdown(QubesRuntime *rt, QubesDomain *dom, gboolean force,
                             gboolean wait, int timeout, GAsyncReadyCallback cb,
                             gpointer data)
 {
     GTask *task = g_task_new(NULL, NULL, cb, data);
-    if (dom->power == QUBES_POWER_HALTED || dom->qid == 0) {
-        refuse(task, QUBES_ERROR_VM_NOT_STARTED, "Domain is powered off: '%s'",
-               dom->name);
+    if (refused_halted(task, dom, QUBES_ERROR_VM_NOT_STARTED, POWERED_OFF))
         return;
-    }
     ShutJob *j = g_new0(ShutJob, 1);
     j->rt = rt;
     j->dom = qubes_domain_ref(dom);
@@ -1579,11 +1590,8 @@ void qubes_runtime_kill(QubesRuntime *rt, QubesDomain *dom,
                         GAsyncReadyCallback cb, gpointer data)
 {
     GTask *task = g_task_new(NULL, NULL, cb, data);
-    if (dom->power == QUBES_POWER_HALTED || dom->qid == 0) {
-        refuse(task, QUBES_ERROR_VM_NOT_STARTED, "Domain is powered off: '%s'",
-               dom->name);
+    if (refused_halted(task, dom, QUBES_ERROR_VM_NOT_STARTED, POWERED_OFF))
         return;
-    }
     KillJob *k = g_new0(KillJob, 1);
     k->rt = rt;
     k->dom = qubes_domain_ref(dom);
@@ -1637,17 +1645,12 @@ static void simple_op(QubesRuntime *rt, QubesDomain *dom, OpKind kind,
     run_op(rt, kind, dom, NULL, simple_done, s);
 }
 
-#define NOT_RUNNING_MSG                                                        \
-    "Domain not running (either powered off or paused): '%s'"
-
 void qubes_runtime_pause(QubesRuntime *rt, QubesDomain *dom,
                          GAsyncReadyCallback cb, gpointer data)
 {
     GTask *task = g_task_new(NULL, NULL, cb, data);
-    if (dom->power == QUBES_POWER_HALTED || dom->qid == 0) {
-        refuse(task, QUBES_ERROR_VM_NOT_RUNNING, NOT_RUNNING_MSG, dom->name);
+    if (refused_halted(task, dom, QUBES_ERROR_VM_NOT_RUNNING, NOT_RUNNING))
         return;
-    }
     simple_op(rt, dom, OP_SUSPEND, QUBES_POWER_PAUSED, task);
 }
 
@@ -1731,9 +1734,11 @@ void qubes_runtime_console(QubesRuntime *rt, QubesDomain *dom,
                            GAsyncReadyCallback cb, gpointer data)
 {
     GTask *task = g_task_new(NULL, NULL, cb, data);
-    if (dom->power == QUBES_POWER_HALTED || dom->power == QUBES_POWER_PAUSED ||
-        dom->qid == 0) {
-        refuse(task, QUBES_ERROR_VM_NOT_RUNNING, NOT_RUNNING_MSG, dom->name);
+    if (refused_halted(task, dom, QUBES_ERROR_VM_NOT_RUNNING, NOT_RUNNING))
+        return;
+    if (dom->power == QUBES_POWER_PAUSED) {
+        refuse(task, QUBES_ERROR_VM_NOT_RUNNING, "%s '%s'", NOT_RUNNING,
+               dom->name);
         return;
     }
     run_op(rt, OP_CONSOLE, dom, NULL, console_done, task);

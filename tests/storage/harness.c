@@ -198,8 +198,7 @@ static void check_own_descriptors(TestFs *fs)
         if (target && g_str_has_prefix(target, fs->mountpoint) &&
             (target[strlen(fs->mountpoint)] == '/' ||
              target[strlen(fs->mountpoint)] == '\0'))
-            g_error("descriptor %s still open on %s at the unmount", n,
-                    target);
+            g_error("descriptor %s still open on %s at the unmount", n, target);
     }
 }
 
@@ -217,8 +216,7 @@ static void unmount(TestFs *fs)
             return;
         }
         if (errno != EBUSY || tries >= 3000)
-            g_error("cannot unmount %s: %s", fs->mountpoint,
-                    g_strerror(errno));
+            g_error("cannot unmount %s: %s", fs->mountpoint, g_strerror(errno));
         if (tries == 0)
             check_own_descriptors(fs);
         g_usleep(10 * 1000);
