@@ -135,6 +135,16 @@ void call_run_worker(Call *call, WorkerFunc work, WorkerDone done,
 void call_save_then(Call *call, WorkerDone done, gpointer data,
                     GDestroyNotify free);
 
+/* A call that streams events until its client leaves (admin.Events,
+ * admin.vm.Stats): sends connection-established; the call is freed (its
+ * data too) when the connection closes. */
+void call_stream_begin(Call *call);
+/* A stream may end with call_fail() (its exception after the events).
+ * Sends one event of a stream; FALSE when the connection is closed (the
+ * call is freed then, or was already). */
+gboolean call_stream_send(Call *call, const char *subject, const char *event,
+                          const char *const *kwargs);
+
 /* admin.Events: subscribes @call's connection to the app's events (all,
  * or those of @dest only), as @call->src may see them, until the client
  * leaves. */

@@ -269,6 +269,8 @@ void call_return(Call *call, const char *result)
 void call_fail(Call *call, GError *error)
 {
     Conn *c = call_conn(call);
+    if (c->events_call == call)
+        c->events_call = NULL; /* a stream ends with its exception */
     gsize plen =
         call->untrusted_payload ? g_bytes_get_size(call->untrusted_payload) : 0;
     const char *type = error->domain == QUBES_ERROR
@@ -496,21 +498,37 @@ static gboolean on_hup(GSocket *sock, GIOCondition cond, gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-void call_subscribe_events(Call *call)
+void call_stream_begin(Call *call)
 {
     Conn *c = call_conn(call);
-    QubesEventRegistry *reg = call->app->registry;
     c->events_call = call;
-    c->sub_vm = qubes_event_add_class_handler(reg, "BaseVM", "*", forward_event,
-                                              0, c, NULL);
-    if (call->dest->qid == 0)
-        c->sub_app = qubes_event_add_class_handler(reg, "Qubes", "*",
-                                                   forward_event, 0, c, NULL);
     conn_send(c, qubes_response_event("", "connection-established", NULL));
     GSocket *sock = g_socket_connection_get_socket(c->sc);
     c->hup = g_socket_create_source(sock, G_IO_HUP | G_IO_ERR, NULL);
     g_source_set_callback(c->hup, (GSourceFunc)(void (*)(void))on_hup, c, NULL);
     g_source_attach(c->hup, NULL);
+}
+
+gboolean call_stream_send(Call *call, const char *subject, const char *event,
+                          const char *const *kwargs)
+{
+    Conn *c = call_conn(call);
+    if (c->closed || c->events_call != call)
+        return FALSE;
+    conn_send(c, qubes_response_event(subject, event, kwargs));
+    return !c->closed;
+}
+
+void call_subscribe_events(Call *call)
+{
+    Conn *c = call_conn(call);
+    QubesEventRegistry *reg = call->app->registry;
+    c->sub_vm = qubes_event_add_class_handler(reg, "BaseVM", "*", forward_event,
+                                              0, c, NULL);
+    if (call->dest->qid == 0)
+        c->sub_app = qubes_event_add_class_handler(reg, "Qubes", "*",
+                                                   forward_event, 0, c, NULL);
+    call_stream_begin(call);
 }
 
 /* ---- dispatch ---- */

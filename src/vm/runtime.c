@@ -45,9 +45,12 @@ struct _QubesRuntime {
     int lifecycle_id;
     guint retry_source;
     guint drop_source;
-    gboolean warned;  /* the connection failure was logged */
-    gboolean settled; /* halted qubes' storage brought to rest */
-    GHashTable *doms; /* QubesDomain* -> DomRt* */
+    gboolean warned;   /* the connection failure was logged */
+    gboolean settled;  /* halted qubes' storage brought to rest */
+    GHashTable *doms;  /* QubesDomain* -> DomRt* */
+    GHashTable *links; /* client QubesDomain* -> its netvm's, both held:
+                          where the client's link is plugged (QEMU) */
+    guint handlers[4]; /* the netvm-change handlers on the registry */
 };
 
 /* ---- small helpers ---- */
@@ -480,19 +483,24 @@ static void link_connect(QubesRuntime *rt, QubesDomain *client,
     if (!uses_links(rt) || !netvm || netvm->qid == 0 || !is_up(netvm) ||
         !is_up(client))
         return;
+    g_hash_table_replace(rt->links, qubes_domain_ref(client),
+                         qubes_domain_ref(netvm));
     run_op(rt, OP_ATTACH_NIC, netvm, netvm_nic_xml(client), link_done,
            g_strdup_printf("%s: connected to its netvm %s", client->name,
                            netvm->name));
 }
 
-static void link_disconnect(QubesRuntime *rt, QubesDomain *client,
-                            QubesDomain *netvm)
+/* Unplugs @client's link from the netvm it is plugged into, if any. */
+static void link_disconnect(QubesRuntime *rt, QubesDomain *client)
 {
-    if (!uses_links(rt) || !netvm || netvm->qid == 0 || !is_up(netvm))
+    QubesDomain *netvm = g_hash_table_lookup(rt->links, client);
+    if (!netvm)
         return;
-    run_op(
-        rt, OP_DETACH_NIC, netvm, netvm_nic_xml(client), link_done,
-        g_strdup_printf("%s: disconnected from %s", client->name, netvm->name));
+    if (is_up(netvm))
+        run_op(rt, OP_DETACH_NIC, netvm, netvm_nic_xml(client), link_done,
+               g_strdup_printf("%s: disconnected from %s", client->name,
+                               netvm->name));
+    g_hash_table_remove(rt->links, client);
 }
 
 /* A netvm just started: its running clients are connected. */
@@ -503,6 +511,86 @@ static void link_clients(QubesRuntime *rt, QubesDomain *netvm)
     g_autoptr(GPtrArray) clients = qubes_domain_connected_vms(netvm);
     for (guint i = 0; i < clients->len; i++)
         link_connect(rt, clients->pdata[i], netvm);
+}
+
+/* A netvm stopped: the links plugged into it went with it. */
+static void links_gone_with(QubesRuntime *rt, QubesDomain *netvm)
+{
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, rt->links);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        if (v == netvm)
+            g_hash_table_iter_remove(&it);
+}
+
+/* ---- a netvm change on a running qube (the reference's net.py) ----
+ *
+ * The new netvm of a running qube must run ("Cannot dynamically attach
+ * to stopped NetVM"); once the change is made the qube's link is
+ * unplugged from the old netvm and plugged into the new one, and the
+ * new netvm gets net-domain-connect. The checks come on the pre-events
+ * (a direct set, a reset to the default, a change of default_netvm that
+ * the qube follows), the re-plug on the post-events. The guest keeps its
+ * address (it is the qube's own); its gateway is the new netvm's, which
+ * a guest without Qubes' agents learns only at its next start. */
+
+static gboolean refuse_stopped_netvm(QubesRuntime *rt, QubesDomain *self,
+                                     const char *name, GError **error)
+{
+    QubesDomain *net =
+        name && *name ? g_hash_table_lookup(rt->app->by_name, name) : NULL;
+    if (!is_up(self) || !net || is_up(net))
+        return TRUE;
+    g_autofree char *r = qubes_py_repr(net->name);
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_STARTED,
+                "Cannot dynamically attach to stopped NetVM: %s", r);
+    return FALSE;
+}
+
+static gboolean on_netvm_pre_set(QubesEvent *ev, gpointer data, GError **error)
+{
+    return refuse_stopped_netvm(data, qubes_domain_of_emitter(ev->subject),
+                                qubes_event_get(ev, "newvalue"), error);
+}
+
+static gboolean on_netvm_pre_reset(QubesEvent *ev, gpointer data,
+                                   GError **error)
+{
+    QubesDomain *self = qubes_domain_of_emitter(ev->subject);
+    g_autofree char *def = qubes_props_get_default(&self->props, "netvm", NULL);
+    return refuse_stopped_netvm(data, self, def, error);
+}
+
+static gboolean on_netvm_changed(QubesEvent *ev, gpointer data, GError **error)
+{
+    QubesRuntime *rt = data;
+    QubesDomain *self = qubes_domain_of_emitter(ev->subject);
+    QubesDomain *now = qubes_domain_get_netvm(self);
+    if (!uses_links(rt) || !is_up(self) ||
+        g_hash_table_lookup(rt->links, self) == now)
+        return TRUE;
+    link_disconnect(rt, self);
+    if (now && is_up(now)) {
+        link_connect(rt, self, now);
+        fire(now, "net-domain-connect", "vm", self->name, NULL);
+    }
+    return TRUE;
+}
+
+static void register_netvm_handlers(QubesRuntime *rt)
+{
+    QubesEventRegistry *reg = rt->app->registry;
+    rt->handlers[0] =
+        qubes_event_add_class_handler(reg, "QubesVM", "property-pre-set:netvm",
+                                      on_netvm_pre_set, 0, rt, NULL);
+    rt->handlers[1] = qubes_event_add_class_handler(
+        reg, "QubesVM", "property-pre-reset:netvm", on_netvm_pre_reset, 0, rt,
+        NULL);
+    rt->handlers[2] = qubes_event_add_class_handler(
+        reg, "QubesVM", "property-set:netvm", on_netvm_changed, 0, rt, NULL);
+    rt->handlers[3] = qubes_event_add_class_handler(
+        reg, "QubesVM", "property-reset:netvm", on_netvm_changed, 0, rt, NULL);
 }
 
 /* ---- storage, on workers ---- */
@@ -759,7 +847,8 @@ static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
     fire_state_resets(dom);
     fire(dom, "domain-shutdown", NULL);
     if (uses_links(c->rt)) {
-        link_disconnect(c->rt, dom, qubes_domain_get_netvm(dom));
+        link_disconnect(c->rt, dom);
+        links_gone_with(c->rt, dom);
         run_bridge(dom, FALSE, link_done,
                    g_strdup_printf("%s: link removed", dom->name));
     }
@@ -893,6 +982,18 @@ static void resync(QubesRuntime *rt)
         virDomainFree(list[i]);
     }
     free(list);
+    /* An adopted client's link was plugged by the qubesd that started
+     * it (or when its netvm started): it is remembered, not re-plugged. */
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, alive);
+    while (uses_links(rt) && g_hash_table_iter_next(&it, &k, NULL)) {
+        QubesDomain *net = qubes_domain_get_netvm(k);
+        if (net && net->qid && g_hash_table_contains(alive, net) &&
+            !g_hash_table_contains(rt->links, k))
+            g_hash_table_replace(rt->links, qubes_domain_ref(k),
+                                 qubes_domain_ref(net));
+    }
     for (guint i = 0; i < rt->app->domains->len; i++) {
         QubesDomain *d = rt->app->domains->pdata[i];
         if (!d || d->qid == 0 || g_hash_table_contains(alive, d) ||
@@ -1021,7 +1122,11 @@ QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
     g_mutex_init(&rt->lock);
     rt->doms =
         g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)dom_rt_free);
+    rt->links =
+        g_hash_table_new_full(NULL, NULL, (GDestroyNotify)qubes_domain_unref,
+                              (GDestroyNotify)qubes_domain_unref);
     app->runtime = rt;
+    register_netvm_handlers(rt);
     if (!connect_now(rt))
         rt->retry_source = g_timeout_add_seconds(2, try_connect, rt);
     return rt;
@@ -1061,6 +1166,10 @@ void qubes_runtime_free(QubesRuntime *rt)
     }
     g_hash_table_unref(rt->doms);
     rt->doms = NULL;
+    for (guint i = 0; i < G_N_ELEMENTS(rt->handlers); i++)
+        qubes_event_remove_class_handler(rt->app->registry, rt->handlers[i]);
+    g_hash_table_unref(rt->links);
+    rt->links = NULL;
     if (rt->app->runtime == rt)
         rt->app->runtime = NULL;
     rt_unref(rt);
@@ -1747,4 +1856,103 @@ void qubes_runtime_console(QubesRuntime *rt, QubesDomain *dom,
 char *qubes_runtime_console_finish(GAsyncResult *res, GError **error)
 {
     return g_task_propagate_pointer(G_TASK(res), error);
+}
+
+/* ---- statistics (admin.vm.Stats) ---- */
+
+typedef struct {
+    QubesRuntime *rt;
+    GArray *raw; /* RawStat */
+} StatsJob;
+
+typedef struct {
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    int id;
+    QubesDomainStat stat;
+} RawStat;
+
+static void stats_job_free(StatsJob *j)
+{
+    rt_unref(j->rt);
+    g_array_unref(j->raw);
+    g_free(j);
+}
+
+/* One virConnectGetAllDomainStats for every running domain: the balloon's
+ * current size, the CPU time of all vCPUs, their number. */
+static void stats_thread(GTask *task, gpointer src, gpointer data,
+                         GCancellable *cancel)
+{
+    StatsJob *j = data;
+    GError *err = NULL;
+    virConnectPtr c = conn_get(j->rt, &err);
+    if (!c) {
+        g_task_return_error(task, err);
+        return;
+    }
+    virDomainStatsRecordPtr *recs = NULL;
+    int n = virConnectGetAllDomainStats(
+        c,
+        VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON |
+            VIR_DOMAIN_STATS_VCPU,
+        &recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+    if (n < 0) {
+        set_virt_error(&err, QUBES_ERROR_EXCEPTION, NULL);
+        virConnectClose(c);
+        g_task_return_error(task, err);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        RawStat r = {0};
+        if (virDomainGetUUIDString(recs[i]->dom, r.uuid) < 0)
+            continue;
+        r.id = virDomainGetID(recs[i]->dom);
+        unsigned long long ull = 0;
+        unsigned int ui = 0;
+        if (virTypedParamsGetULLong(recs[i]->params, recs[i]->nparams,
+                                    "balloon.current", &ull) == 1)
+            r.stat.memory_kb = ull;
+        if (virTypedParamsGetULLong(recs[i]->params, recs[i]->nparams,
+                                    "cpu.time", &ull) == 1)
+            r.stat.cpu_time_ns = ull;
+        if (virTypedParamsGetUInt(recs[i]->params, recs[i]->nparams,
+                                  "vcpu.current", &ui) == 1)
+            r.stat.vcpus = ui;
+        g_array_append_val(j->raw, r);
+    }
+    virDomainStatsRecordListFree(recs);
+    virConnectClose(c);
+    g_task_return_boolean(task, TRUE);
+}
+
+void qubes_runtime_stats(QubesRuntime *rt, GAsyncReadyCallback cb,
+                         gpointer data)
+{
+    StatsJob *j = g_new0(StatsJob, 1);
+    j->rt = rt_ref(rt);
+    j->raw = g_array_new(FALSE, TRUE, sizeof(RawStat));
+    run_in_worker(stats_thread, j, (GDestroyNotify)stats_job_free, cb, data);
+}
+
+GPtrArray *qubes_runtime_stats_finish(QubesRuntime *rt, GAsyncResult *res,
+                                      GError **error)
+{
+    if (!g_task_propagate_boolean(G_TASK(res), error))
+        return NULL;
+    StatsJob *j = g_task_get_task_data(G_TASK(res));
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < j->raw->len; i++) {
+        RawStat *r = &g_array_index(j->raw, RawStat, i);
+        /* Xen's Domain-0 is dom0; a domain qubesd does not know (a
+         * stubdomain, another tool's) is left out, as the reference's. */
+        QubesDomain *d = r->id == 0 && rt->cfg.hv == QUBES_HV_XEN
+                             ? g_hash_table_lookup(rt->app->by_name, "dom0")
+                             : find_by_uuid(rt, r->uuid);
+        if (!d)
+            continue;
+        QubesDomainStat *s = g_memdup2(&r->stat, sizeof(r->stat));
+        s->dom = d;
+        g_ptr_array_add(out, s);
+    }
+    return out;
 }

@@ -87,6 +87,20 @@ void qubes_runtime_info(QubesRuntime *rt, QubesDomain *dom,
 gboolean qubes_runtime_info_finish(GAsyncResult *res, QubesDomainInfo *info,
                                    GError **error);
 
+/* What admin.vm.Stats sends of one running qube. */
+typedef struct {
+    QubesDomain *dom; /* not referenced: valid until the main loop runs */
+    guint64 memory_kb;
+    guint64 cpu_time_ns; /* all vCPUs together */
+    guint vcpus;
+} QubesDomainStat;
+/* The statistics of every running qube libvirt knows (dom0 too on Xen),
+ * in one call on a worker. Finish gives QubesDomainStat* (free). */
+void qubes_runtime_stats(QubesRuntime *rt, GAsyncReadyCallback cb,
+                         gpointer data);
+GPtrArray *qubes_runtime_stats_finish(QubesRuntime *rt, GAsyncResult *res,
+                                      GError **error);
+
 /* The pty of the qube's console (admin.vm.Console), new string. */
 void qubes_runtime_console(QubesRuntime *rt, QubesDomain *dom,
                            GAsyncReadyCallback cb, gpointer data);

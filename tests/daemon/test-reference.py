@@ -63,7 +63,7 @@ SERVED = [
     'admin.vm.volume.CloneTo', 'admin.vm.notes.Get', 'admin.vm.notes.Set',
     'admin.Events', 'admin.vm.Start', 'admin.vm.Shutdown', 'admin.vm.Kill',
     'admin.vm.Pause', 'admin.vm.Unpause', 'admin.vm.Suspend',
-    'admin.vm.Resume', 'admin.vm.Console',
+    'admin.vm.Resume', 'admin.vm.Console', 'admin.vm.Stats',
 ]
 covered = set()
 
@@ -838,6 +838,58 @@ def test_events():
     ok('admin.vm.Remove', 'follower')
     ok('admin.vm.property.Reset', VM, 'netvm')
     ok('admin.vm.property.Reset', VM, 'provides_network')
+
+
+def stream(method, dest, until, timeout=30):
+    """The frames of a streaming call, read until @until(frames) or the
+    end of the stream."""
+    covered.add(method)
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(state['d'].sock)
+    s.sendall(('%s+ dom0 name %s\0' % (method, dest)).encode())
+    s.shutdown(socket.SHUT_WR)
+    buf = b''
+    try:
+        while not until(buf):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        s.close()
+    return buf
+
+
+def test_stats():
+    # S admin.py vm_stats/_send_stats_single, app.py get_vm_stats: the
+    # confirmation, then each stats_interval one vm-stats per running
+    # qube (here dom0 only), cpu_usage 0 in the first round
+    ok('admin.property.Set', 'dom0', 'stats_interval', b'1')
+    try:
+        buf = stream('admin.vm.Stats', 'dom0',
+                     lambda b: b.count(b'vm-stats') >= 2)
+    finally:
+        ok('admin.property.Reset', 'dom0', 'stats_interval')
+    assert buf.startswith(b'1\0\0connection-established\0\0'), buf
+    events, rest = parse_events(buf)
+    stats = [e for e in events if e[1] == 'vm-stats']
+    assert [e[0] for e in stats] == ['dom0', 'dom0'], events
+    first = buf.split(b'vm-stats\0', 1)[1].split(b'\0\0', 1)[0]
+    assert first.split(b'\0')[0::2] == [
+        b'memory_kb', b'cpu_time', b'cpu_usage', b'cpu_usage_raw'], first
+    assert stats[0][2]['cpu_usage'] == '0', stats
+    assert stats[0][2]['cpu_usage_raw'] == '0', stats
+    for e in stats:
+        assert all(v.isdigit() for v in e[2].values()), e
+        assert int(e[2]['memory_kb']) > 0, e
+    # a halted qube: the stream ends with the reference's exception
+    buf = stream('admin.vm.Stats', VM, lambda b: False)
+    assert buf == (b'1\0\0connection-established\0\0'
+                   b'2\0QubesVMNotRunningError\0\0Domain not running '
+                   b'(either powered off or paused): \'test-vm1\'\0'), buf
+    exc('admin.vm.Stats', 'dom0', 'x', name='ProtocolError')
+    exc('admin.vm.Stats', 'dom0', '', b'x', name='ProtocolError')
 
 
 def test_every_served_method_is_covered():
