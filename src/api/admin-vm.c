@@ -229,6 +229,120 @@ static char *vm_create_in_pool(Call *call, GError **error)
     return vm_create(call, TRUE, error);
 }
 
+/* ---- admin.vm.CreateDisposable ----
+ *
+ * As master's: a DispVM of the destination (of the source's
+ * default_dispvm when the destination is dom0), named dispDISPID, with
+ * auto_cleanup (it removes itself when it stops), tagged created-by-SRC
+ * and disp-created-by-SRC; the answer is its name, or "uuid:UUID" when
+ * the payload is "uuid". The argument "preload" (master's preloaded
+ * disposables) is accepted and does nothing here: none are kept. */
+
+typedef struct {
+    DomJob job;
+    gboolean uuid;
+} DispJob;
+
+static void disp_job_free(DispJob *j)
+{
+    qubes_domain_unref(j->job.dom);
+    g_ptr_array_unref(j->job.volumes);
+    g_free(j->job.dir);
+    g_free(j);
+}
+
+static char *disp_saved(Call *call, gboolean ok, GError **error, gpointer data)
+{
+    DispJob *j = data;
+    if (!ok)
+        return NULL;
+    if (!j->uuid)
+        return g_strdup(j->job.dom->name);
+    g_autofree char *uuid = NULL;
+    qubes_props_get(&j->job.dom->props, "uuid", &uuid, NULL, NULL);
+    return g_strconcat("uuid:", uuid, NULL);
+}
+
+static char *disp_created(Call *call, gboolean ok, GError **error,
+                          gpointer data)
+{
+    DispJob *j = data;
+    if (!ok) {
+        if (!j->job.dom->removed)
+            qubes_app_remove_domain(call->app, j->job.dom, NULL);
+        return NULL;
+    }
+    g_autoptr(GPtrArray) fx = qubes_emitter_fire(
+        &j->job.dom->emitter, "domain-create-on-disk", NULL, NULL);
+    DispJob *k = g_new0(DispJob, 1);
+    k->job.dom = qubes_domain_ref(j->job.dom);
+    k->job.volumes = g_ptr_array_ref(j->job.volumes);
+    k->job.dir = g_strdup(j->job.dir);
+    k->uuid = j->uuid;
+    call_save_then(call, disp_saved, k, (GDestroyNotify)disp_job_free);
+    return CALL_ASYNC;
+}
+
+static char *vm_create_disposable(Call *call, GError **error)
+{
+    if (!api_enforce(!*call->arg || strcmp(call->arg, "preload") == 0, NULL,
+                     error))
+        return NULL;
+    gsize len = 0;
+    const char *untrusted =
+        call->untrusted_payload
+            ? g_bytes_get_data(call->untrusted_payload, &len)
+            : NULL;
+    gboolean uuid = len == 4 && memcmp(untrusted, "uuid", 4) == 0;
+    if (len && !uuid) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                            "Invalid payload for admin.vm.CreateDisposable: "
+                            "expected the empty string or 'uuid'");
+        return NULL;
+    }
+    QubesDomain *appvm = call->dest;
+    g_autofree char *def = NULL;
+    if (appvm->qid == 0) {
+        qubes_props_get(&call->src->props, "default_dispvm", &def, NULL, NULL);
+        appvm =
+            def && *def ? g_hash_table_lookup(call->app->by_name, def) : NULL;
+    }
+    if (!appvm ||
+        !qubes_props_def(&appvm->props, "template_for_dispvms", NULL) ||
+        !qubes_domain_flag(appvm, "template_for_dispvms")) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "Refusing to create DispVM out of this AppVM, "
+                            "because template_for_dispvms=False");
+        return NULL;
+    }
+    if (*call->arg)
+        return g_strdup("");
+    g_autofree char *label = NULL;
+    qubes_props_get(&appvm->props, "label", &label, NULL, NULL);
+    QubesDomain *dom =
+        qubes_app_add_new_domain(call->app, qubes_domain_class_lookup("DispVM"),
+                                 NULL, label, appvm->name, NULL, NULL, error);
+    if (!dom)
+        return NULL;
+    if (!qubes_props_set(&dom->props, "auto_cleanup", "True", error)) {
+        qubes_app_remove_domain(call->app, dom, NULL);
+        return NULL;
+    }
+    g_autofree char *t1 = g_strconcat("created-by-", call->src->name, NULL);
+    g_autofree char *t2 =
+        g_strconcat("disp-created-by-", call->src->name, NULL);
+    qubes_domain_tag_add(dom, t1, NULL);
+    qubes_domain_tag_add(dom, t2, NULL);
+    DispJob *j = g_new0(DispJob, 1);
+    j->job.dom = qubes_domain_ref(dom);
+    j->job.volumes = qubes_domain_volume_refs(dom);
+    j->job.dir = qubes_domain_dir_path(dom);
+    j->uuid = uuid;
+    call_run_worker(call, create_work, disp_created, j,
+                    (GDestroyNotify)disp_job_free);
+    return CALL_ASYNC;
+}
+
 static gboolean remove_work(gpointer data, GError **error)
 {
     DomJob *j = data;
@@ -298,6 +412,7 @@ const Method api_vm_methods[] = {
     {"admin.vm.List", NP | NA, vm_list},
     {"admin.vm.Create.", D0 | M_PREFIX | M_PAYLOAD, vm_create_plain},
     {"admin.vm.CreateInPool.", D0 | M_PREFIX | M_PAYLOAD, vm_create_in_pool},
+    {"admin.vm.CreateDisposable", 0, vm_create_disposable},
     {"admin.vm.Remove", NP | NA, vm_remove},
     {NULL},
 };

@@ -641,11 +641,8 @@ static gboolean new_dispid(QubesApp *app, guint *out, GError **error)
  * those naming the qube itself or its addresses), its features and its
  * tags. */
 static gboolean init_dispvm(QubesApp *app, QubesDomain *dom, QubesDomain *tpl,
-                            GError **error)
+                            guint id, GError **error)
 {
-    guint id;
-    if (!new_dispid(app, &id, error))
-        return FALSE;
     g_autofree char *id_s = g_strdup_printf("%u", id);
     if (!set_initial(dom, "dispid", id_s, error))
         return FALSE;
@@ -684,6 +681,27 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
     if (strcmp(klass->name, "AdminVM") == 0) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
                     "an AdminVM cannot be created");
+        return NULL;
+    }
+    gboolean dispvm = strcmp(klass->name, "DispVM") == 0;
+    guint dispid = 0;
+    g_autofree char *disp_name = NULL;
+    for (int tries = 0; dispvm && tries < 100; tries++) {
+        if (!new_dispid(app, &dispid, error))
+            return NULL;
+        if (name)
+            break;
+        /* dispvm.py: a DispVM without a name is dispDISPID */
+        g_free(disp_name);
+        disp_name = g_strdup_printf("disp%u", dispid);
+        if (!g_hash_table_contains(app->by_name, disp_name)) {
+            name = disp_name;
+            break;
+        }
+    }
+    if (!name) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                            "A qube needs a name");
         return NULL;
     }
     if (!qubes_validate_vm_name(name, error))
@@ -740,8 +758,8 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
                 ((QubesDomainVolume *)dom->volumes->pdata[i])->vol, NULL);
         return NULL;
     }
-    if (strcmp(klass->name, "DispVM") == 0 &&
-        !init_dispvm(app, dom, qubes_domain_get_template(dom), error))
+    if (dispvm &&
+        !init_dispvm(app, dom, qubes_domain_get_template(dom), dispid, error))
         return NULL;
     sync_vm_tag(dom, "guivm", FALSE);
     sync_vm_tag(dom, "audiovm", FALSE);
@@ -1521,6 +1539,19 @@ void qubes_app_free(QubesApp *app)
 }
 
 /* ---- save ---- */
+
+void qubes_app_save_then(QubesApp *app, void (*done)(gpointer, GError *),
+                         gpointer data)
+{
+    if (app->save_async) {
+        app->save_async(app, done, data);
+        return;
+    }
+    GError *err = NULL;
+    qubes_app_save(app, &err);
+    done(data, err);
+    g_clear_error(&err);
+}
 
 QubesXml *qubes_app_to_xml(QubesApp *app)
 {

@@ -107,6 +107,12 @@ struct _QubesApp {
     gboolean loading;
     gboolean checking;     /* qubes_app_check() re-runs every setter */
     QubesRuntime *runtime; /* the VM runtime (src/vm), NULL when none */
+    /* Saves qubes.xml in the daemon's order (its group commit, so that
+     * no older snapshot lands after this one), then @done with NULL or
+     * the cause; set by the server, NULL without one. */
+    void (*save_async)(QubesApp *app, void (*done)(gpointer, GError *),
+                       gpointer data);
+    gpointer save_async_data;
 };
 
 /* ---- the app ---- */
@@ -129,6 +135,9 @@ void qubes_app_watch_holder(QubesPropHolder *holder);
 
 /* Writes the model to qubes.xml, atomically and durably (qubesxml.h). */
 gboolean qubes_app_save(QubesApp *app, GError **error);
+/* Through app->save_async when the daemon set it, else at once. */
+void qubes_app_save_then(QubesApp *app, void (*done)(gpointer, GError *),
+                         gpointer data);
 /* The model as a QubesXml (new). */
 QubesXml *qubes_app_to_xml(QubesApp *app);
 
@@ -189,7 +198,8 @@ QubesDomain *qubes_app_get_domain(QubesApp *app, const char *name,
                                   GError **error);
 QubesDomain *qubes_app_get_domain_by_qid(QubesApp *app, guint qid);
 
-/* Adds a new domain of @klass named @name with @label, and for a
+/* Adds a new domain of @klass named @name (for a DispVM, NULL names it
+ * dispDISPID as the reference's) with @label, and for a
  * template-based class @template (NULL: the default), with volumes
  * configured (@pool, or per volume in @pools: name -> pool name, may be
  * NULL) but not created on disk. Fires domain-add. */

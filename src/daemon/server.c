@@ -319,9 +319,10 @@ static void call_complete(Call *call, char *result, GError *error)
 /* ---- workers ---- */
 
 typedef struct {
-    Call *call;
+    Call *call; /* NULL for a save of the app's own (notify) */
     WorkerFunc work;
     WorkerDone done;
+    void (*notify)(gpointer data, GError *error);
     gpointer data;
     GDestroyNotify free;
 } Job;
@@ -427,6 +428,11 @@ static void save_done(GObject *src, GAsyncResult *res, gpointer data)
             e = g_error_new(QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                             "cannot save %s: %s", srv->app->xml_path,
                             err->message);
+        if (!j->call) {
+            j->notify(j->data, e);
+            g_clear_error(&e);
+            continue;
+        }
         char *result = j->done(j->call, ok, &e, j->data);
         call_complete(j->call, result, e);
     }
@@ -458,6 +464,19 @@ void call_save_then(Call *call, WorkerDone done, gpointer data,
     j->data = data;
     j->free = free;
     Server *srv = call_conn(call)->srv;
+    g_ptr_array_add(srv->save_waiting, j);
+    save_start(srv);
+}
+
+/* app->save_async: a change the daemon made by itself (a DispVM that
+ * removed itself) joins the same group commit as the calls'. */
+static void app_save_async(QubesApp *app, void (*done)(gpointer, GError *),
+                           gpointer data)
+{
+    Server *srv = app->save_async_data;
+    Job *j = g_new0(Job, 1);
+    j->notify = done;
+    j->data = data;
     g_ptr_array_add(srv->save_waiting, j);
     save_start(srv);
 }
@@ -771,6 +790,8 @@ Server *server_new(QubesApp *app, const char *socket_path, GError **error)
     srv->api = api_state_new();
     srv->save_waiting =
         g_ptr_array_new_with_free_func((GDestroyNotify)job_free);
+    app->save_async = app_save_async;
+    app->save_async_data = srv;
     srv->request_timeout = SERVER_REQUEST_TIMEOUT;
     srv->max_connections = SERVER_MAX_CONNECTIONS;
     srv->max_event_backlog = SERVER_MAX_EVENT_BACKLOG;
@@ -794,6 +815,10 @@ void server_free(Server *srv)
 {
     if (!srv)
         return;
+    if (srv->app && srv->app->save_async_data == srv) {
+        srv->app->save_async = NULL;
+        srv->app->save_async_data = NULL;
+    }
     Conn *c;
     while ((c = g_queue_peek_head(&srv->reading)))
         conn_close(c);

@@ -48,8 +48,8 @@ struct _QubesRuntime {
     gboolean warned;   /* the connection failure was logged */
     gboolean settled;  /* halted qubes' storage brought to rest */
     GHashTable *doms;  /* QubesDomain* -> DomRt* */
-    GHashTable *links; /* client QubesDomain* -> its netvm's, both held:
-                          where the client's link is plugged (QEMU) */
+    GHashTable *links; /* client QubesDomain* (held) -> Link*: where
+                          its link is plugged (QEMU) */
     guint handlers[4]; /* the netvm-change handlers on the registry */
 };
 
@@ -406,7 +406,10 @@ static void bridge_thread(GTask *task, gpointer src, gpointer data,
 {
     BridgeJob *b = data;
     GError *err = NULL;
-    g_autofree char *sys = g_strdup_printf("/sys/class/net/%s", b->name);
+    /* /proc/sys/net is the view of this thread's network namespace
+     * (/sys/class/net is that of whoever mounted /sys). */
+    g_autofree char *sys =
+        g_strdup_printf("/proc/sys/net/ipv4/conf/%s", b->name);
     gboolean exists = g_file_test(sys, G_FILE_TEST_EXISTS);
     if (b->add) {
         if (!exists && !run_ip(&err, "link", "add", "name", b->name, "type",
@@ -469,10 +472,39 @@ static void link_done(GObject *src, GAsyncResult *res, gpointer data)
     char *what = data;
     g_autoptr(GError) err = NULL;
     if (!g_task_propagate_boolean(G_TASK(res), &err))
-        g_warning("%s: %s", what, err->message);
+        g_warning("%s: failed: %s", what, err->message);
     else
-        g_message("%s", what);
+        g_message("%s: done", what);
     g_free(what);
+}
+
+/* Where a client's link is plugged: the netvm and the NIC it got there
+ * (its MAC carries the client's address of that time). */
+typedef struct {
+    QubesDomain *netvm; /* referenced */
+    char *nic_xml;
+} Link;
+
+static void link_free(Link *l)
+{
+    qubes_domain_unref(l->netvm);
+    g_free(l->nic_xml);
+    g_free(l);
+}
+
+static void link_remember(QubesRuntime *rt, QubesDomain *client,
+                          QubesDomain *netvm)
+{
+    Link *l = g_new0(Link, 1);
+    l->netvm = qubes_domain_ref(netvm);
+    l->nic_xml = netvm_nic_xml(client);
+    g_hash_table_replace(rt->links, qubes_domain_ref(client), l);
+}
+
+static QubesDomain *linked_netvm(QubesRuntime *rt, QubesDomain *client)
+{
+    Link *l = g_hash_table_lookup(rt->links, client);
+    return l ? l->netvm : NULL;
 }
 
 /* Connects @client to @netvm when both run; an error is logged and
@@ -483,23 +515,22 @@ static void link_connect(QubesRuntime *rt, QubesDomain *client,
     if (!uses_links(rt) || !netvm || netvm->qid == 0 || !is_up(netvm) ||
         !is_up(client))
         return;
-    g_hash_table_replace(rt->links, qubes_domain_ref(client),
-                         qubes_domain_ref(netvm));
+    link_remember(rt, client, netvm);
     run_op(rt, OP_ATTACH_NIC, netvm, netvm_nic_xml(client), link_done,
-           g_strdup_printf("%s: connected to its netvm %s", client->name,
-                           netvm->name));
+           g_strdup_printf("%s: plugging its link into its netvm %s",
+                           client->name, netvm->name));
 }
 
 /* Unplugs @client's link from the netvm it is plugged into, if any. */
 static void link_disconnect(QubesRuntime *rt, QubesDomain *client)
 {
-    QubesDomain *netvm = g_hash_table_lookup(rt->links, client);
-    if (!netvm)
+    Link *l = g_hash_table_lookup(rt->links, client);
+    if (!l)
         return;
-    if (is_up(netvm))
-        run_op(rt, OP_DETACH_NIC, netvm, netvm_nic_xml(client), link_done,
-               g_strdup_printf("%s: disconnected from %s", client->name,
-                               netvm->name));
+    if (is_up(l->netvm))
+        run_op(rt, OP_DETACH_NIC, l->netvm, g_strdup(l->nic_xml), link_done,
+               g_strdup_printf("%s: unplugging its link from %s", client->name,
+                               l->netvm->name));
     g_hash_table_remove(rt->links, client);
 }
 
@@ -520,7 +551,7 @@ static void links_gone_with(QubesRuntime *rt, QubesDomain *netvm)
     gpointer v;
     g_hash_table_iter_init(&it, rt->links);
     while (g_hash_table_iter_next(&it, NULL, &v))
-        if (v == netvm)
+        if (((Link *)v)->netvm == netvm)
             g_hash_table_iter_remove(&it);
 }
 
@@ -567,8 +598,7 @@ static gboolean on_netvm_changed(QubesEvent *ev, gpointer data, GError **error)
     QubesRuntime *rt = data;
     QubesDomain *self = qubes_domain_of_emitter(ev->subject);
     QubesDomain *now = qubes_domain_get_netvm(self);
-    if (!uses_links(rt) || !is_up(self) ||
-        g_hash_table_lookup(rt->links, self) == now)
+    if (!uses_links(rt) || !is_up(self) || linked_netvm(rt, self) == now)
         return TRUE;
     link_disconnect(rt, self);
     if (now && is_up(now)) {
@@ -827,6 +857,8 @@ typedef struct {
     QubesDomain *dom; /* referenced */
 } StopCtx;
 
+static void auto_cleanup(QubesRuntime *rt, QubesDomain *dom);
+
 static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
 {
     StopCtx *c = data;
@@ -850,8 +882,9 @@ static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
         link_disconnect(c->rt, dom);
         links_gone_with(c->rt, dom);
         run_bridge(dom, FALSE, link_done,
-                   g_strdup_printf("%s: link removed", dom->name));
+                   g_strdup_printf("%s: removing its link", dom->name));
     }
+    auto_cleanup(c->rt, dom);
     DomRt *r = g_hash_table_lookup(c->rt->doms, dom);
     if (r) {
         complete_stop_waiters(r, NULL);
@@ -859,6 +892,89 @@ static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
     }
     qubes_domain_unref(dom);
     g_free(c);
+}
+
+/* ---- DispVMs that remove themselves (dispvm.py's auto_cleanup) ----
+ *
+ * A DispVM with auto_cleanup goes once it stopped: out of the model at
+ * once (so a `shutdown --wait` answered finds it gone), then out of
+ * qubes.xml, then its files. qubes.xml forgets it before its files go: a
+ * crash in between leaves unreferenced files, never a qube without its
+ * disks (the same order as admin.vm.Remove). */
+
+typedef struct {
+    QubesDomain *dom;
+    GPtrArray *volumes;
+    char *dir;
+} Cleanup;
+
+static void cleanup_free(Cleanup *c)
+{
+    qubes_domain_unref(c->dom);
+    g_ptr_array_unref(c->volumes);
+    g_free(c->dir);
+    g_free(c);
+}
+
+static void cleanup_thread(GTask *task, gpointer src, gpointer data,
+                           GCancellable *cancel)
+{
+    Cleanup *c = data;
+    GError *err = NULL;
+    if (!qubes_domain_remove_notes(c->dom, &err) ||
+        !qubes_storage_remove(c->volumes, c->dir, &err)) {
+        g_task_return_error(task, err);
+        return;
+    }
+    g_task_return_boolean(task, TRUE);
+}
+
+static void cleanup_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    char *name = data;
+    g_autoptr(GError) err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err))
+        g_warning("Error while removing VM '%s' files: %s", name, err->message);
+    else
+        g_message("%s: removed (auto_cleanup)", name);
+    g_free(name);
+}
+
+static void cleanup_saved(gpointer data, GError *error)
+{
+    Cleanup *c = data;
+    if (error) {
+        g_warning("%s: qubes.xml not saved, its files are kept: %s",
+                  c->dom->name, error->message);
+        cleanup_free(c);
+        return;
+    }
+    char *name = g_strdup(c->dom->name);
+    run_in_worker(cleanup_thread, c, (GDestroyNotify)cleanup_free, cleanup_done,
+                  name);
+}
+
+static gboolean auto_cleanup_due(QubesDomain *dom)
+{
+    return strcmp(dom->klass->name, "DispVM") == 0 && !dom->removed &&
+           qubes_domain_flag(dom, "auto_cleanup");
+}
+
+static void auto_cleanup(QubesRuntime *rt, QubesDomain *dom)
+{
+    if (!auto_cleanup_due(dom))
+        return;
+    g_autoptr(GError) err = NULL;
+    Cleanup *c = g_new0(Cleanup, 1);
+    c->dom = qubes_domain_ref(dom);
+    c->volumes = qubes_domain_volume_refs(dom);
+    c->dir = qubes_domain_dir_path(dom);
+    if (!qubes_app_remove_domain(rt->app, dom, &err)) {
+        g_warning("%s: not removed: %s", dom->name, err->message);
+        cleanup_free(c);
+        return;
+    }
+    qubes_app_save_then(rt->app, cleanup_saved, c);
 }
 
 /* The qube is gone from the hypervisor: its storage is stopped (origins
@@ -991,11 +1107,15 @@ static void resync(QubesRuntime *rt)
         QubesDomain *net = qubes_domain_get_netvm(k);
         if (net && net->qid && g_hash_table_contains(alive, net) &&
             !g_hash_table_contains(rt->links, k))
-            g_hash_table_replace(rt->links, qubes_domain_ref(k),
-                                 qubes_domain_ref(net));
+            link_remember(rt, k, net);
     }
+    g_autoptr(GPtrArray) leftover =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_domain_unref);
     for (guint i = 0; i < rt->app->domains->len; i++) {
         QubesDomain *d = rt->app->domains->pdata[i];
+        if (d && !rt->settled && d->power == QUBES_POWER_HALTED &&
+            !g_hash_table_contains(alive, d) && auto_cleanup_due(d))
+            g_ptr_array_add(leftover, qubes_domain_ref(d));
         if (!d || d->qid == 0 || g_hash_table_contains(alive, d) ||
             strcmp(d->klass->name, "RemoteVM") == 0)
             continue;
@@ -1016,6 +1136,9 @@ static void resync(QubesRuntime *rt)
                               err->message);
             }
     }
+    /* DispVMs that stopped while no qubesd was there to remove them */
+    for (guint i = 0; i < leftover->len; i++)
+        auto_cleanup(rt, leftover->pdata[i]);
     rt->settled = TRUE;
 }
 
@@ -1124,7 +1247,7 @@ QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
         g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)dom_rt_free);
     rt->links =
         g_hash_table_new_full(NULL, NULL, (GDestroyNotify)qubes_domain_unref,
-                              (GDestroyNotify)qubes_domain_unref);
+                              (GDestroyNotify)link_free);
     app->runtime = rt;
     register_netvm_handlers(rt);
     if (!connect_now(rt))
@@ -1239,7 +1362,7 @@ static void start_fail(StartJob *j, GError *cause)
     fire(j->dom, "domain-start-failed", "reason", cause->message, NULL);
     if (uses_links(j->rt))
         run_bridge(j->dom, FALSE, link_done,
-                   g_strdup_printf("%s: link removed", j->dom->name));
+                   g_strdup_printf("%s: removing its link", j->dom->name));
     if (j->storage_started) {
         j->cause = cause;
         run_storage(j->dom, ST_STOP, start_failed_stopped, j);

@@ -64,6 +64,7 @@ SERVED = [
     'admin.Events', 'admin.vm.Start', 'admin.vm.Shutdown', 'admin.vm.Kill',
     'admin.vm.Pause', 'admin.vm.Unpause', 'admin.vm.Suspend',
     'admin.vm.Resume', 'admin.vm.Console', 'admin.vm.Stats',
+    'admin.vm.CreateDisposable',
 ]
 covered = set()
 
@@ -890,6 +891,49 @@ def test_stats():
                    b'(either powered off or paused): \'test-vm1\'\0'), buf
     exc('admin.vm.Stats', 'dom0', 'x', name='ProtocolError')
     exc('admin.vm.Stats', 'dom0', '', b'x', name='ProtocolError')
+
+
+def test_create_disposable():
+    # S admin.py create_disposable, dispvm.py from_appvm/__init__: of the
+    # destination, or of the source's default_dispvm for dom0; named
+    # dispDISPID, auto_cleanup, tagged by its creator; "uuid" answers
+    # uuid:UUID
+    refuse = ('Refusing to create DispVM out of this AppVM, because '
+              'template_for_dispvms=False')
+    exc('admin.vm.CreateDisposable', 'dom0', name='QubesException',
+        msg=refuse)
+    exc('admin.vm.CreateDisposable', VM, name='QubesException', msg=refuse)
+    exc('admin.vm.CreateDisposable', VM, 'x', name='ProtocolError')
+    exc('admin.vm.CreateDisposable', VM, '', b'name', name='QubesValueError',
+        msg='Invalid payload for admin.vm.CreateDisposable: expected the '
+        "empty string or 'uuid'")
+    ok('admin.vm.property.Set', VM, 'template_for_dispvms', b'True')
+    made = []
+    try:
+        name = ok('admin.vm.CreateDisposable', VM)
+        made.append(name)
+        assert re.fullmatch(r'disp[0-9]{1,4}', name), name
+        dispid = ok('admin.vm.property.Get', name, 'dispid').split()[-1]
+        assert name == 'disp' + dispid, (name, dispid)
+        ok('admin.vm.property.Get', name, 'auto_cleanup',
+           want='default=False type=bool True')
+        ok('admin.vm.property.Get', name, 'template',
+           want='default=False type=vm ' + VM)
+        tags = ok('admin.vm.tag.List', name).split()
+        assert 'created-by-dom0' in tags and \
+            'disp-created-by-dom0' in tags, tags
+        assert os.path.isdir(os.path.join(state['base'], 'appvms', name))
+        ok('admin.property.Set', 'dom0', 'default_dispvm', VM.encode())
+        r = ok('admin.vm.CreateDisposable', 'dom0', '', b'uuid')
+        assert r.startswith('uuid:'), r
+        made.append(r)
+        assert ok('admin.vm.List', r).split()[1] == 'class=DispVM', r
+        ok('admin.vm.CreateDisposable', 'dom0', 'preload', want='')
+    finally:
+        for n in made:
+            ok('admin.vm.Remove', n)
+        ok('admin.property.Reset', 'dom0', 'default_dispvm')
+        ok('admin.vm.property.Reset', VM, 'template_for_dispvms')
 
 
 def test_every_served_method_is_covered():

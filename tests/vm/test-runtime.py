@@ -8,6 +8,8 @@ CACHE_DIR keeps the guest kernel and libvirt's capabilities between runs.
 Under CI=true a missing piece (libvirtd, QEMU, the kernel package) fails.
 """
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -59,7 +61,7 @@ def setup():
     d = Daemon(QUBESD, base, offline=False,
                args=['--libvirt-uri', lv.uri, '--domain-type', 'qemu',
                      '--log-dir', state['logs']],
-               wrapper=['ip', 'netns', 'exec', lv.netns])
+               wrapper=lv.enter())
     state['d'] = d.start()
     state['base'] = base
     d.ok('admin.property.Set', arg='default_kernel', payload=version)
@@ -444,7 +446,7 @@ def test_failed_start_rolls_back():
 
 
 def in_netns(*cmd):
-    return subprocess.run(['ip', 'netns', 'exec', state['lv'].netns] +
+    return subprocess.run(state['lv'].enter() +
                           list(cmd), capture_output=True, text=True)
 
 
@@ -513,6 +515,314 @@ def test_libvirtd_restart_reconnects():
     assert 'power_state=Running' in d.ok('admin.vm.CurrentState', 'work')
     d.ok('admin.vm.Shutdown', 'work', 'wait')
     assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+
+
+def make_qube(name, netvm='', provides_network=False, template='tpl'):
+    """An AppVM of 256 MiB (made once per run)."""
+    d = state['d']
+    if '%s class=' % name not in d.ok('admin.vm.List', 'dom0'):
+        d.ok('admin.vm.Create.AppVM', 'dom0', template,
+             'name=%s label=red' % name)
+        if provides_network:
+            d.ok('admin.vm.property.Set', name, 'provides_network', 'True')
+        d.ok('admin.vm.property.Set', name, 'memory', '256')
+        d.ok('admin.vm.property.Set', name, 'maxmem', '320')
+    d.ok('admin.vm.property.Set', name, 'netvm', netvm)
+
+
+def wait_link(netvm, client_ip, start):
+    """Waits for the netvm's guest to see the link of @client_ip."""
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    pat = re.compile(r'QUBES-LINK eth[0-9]+ %s\r?\n' % re.escape(client_ip))
+    while not pat.search(console_log(netvm)[start:]):
+        assert time.monotonic() < deadline, console_log(netvm)[-2000:]
+        time.sleep(0.2)
+
+
+def prop(vm, name):
+    return state['d'].ok('admin.vm.property.Get', vm, name).split()[-1]
+
+
+def start_ready(vm):
+    mark = len(console_log(vm))
+    state['d'].ok('admin.vm.Start', vm)
+    return wait_log(vm, 'QUBES-READY', mark)
+
+
+def test_isolation_and_a_failed_link():
+    """Two clients of one netvm: each reaches the netvm, not the other
+    (their links are separate bridges; the netvm forwards nothing). A
+    client whose link cannot be plugged (its bridge gone) is logged when
+    the netvm starts, and the netvm runs and serves the other client."""
+    d = state['d']
+    for vm in ('work', 'work2', 'net'):
+        if '%s class=' % vm in d.ok('admin.vm.List', 'dom0'):
+            halt(vm)
+    make_qube('net', provides_network=True)
+    make_qube('work2', netvm='net')
+    d.ok('admin.vm.property.Set', 'work', 'netvm', 'net')
+    gw = prop('work', 'visible_gateway')
+    ip1, ip2 = prop('work', 'visible_ip'), prop('work2', 'visible_ip')
+    try:
+        nmark = len(console_log('net'))
+        start_ready('work')
+        start_ready('work2')
+        wait_link('net', ip1, nmark)
+        wait_link('net', ip2, nmark)
+        console_run('work2', 'nc %s 7' % gw, 'hello-from-netvm')
+        # work2 to work, on its own link: the netvm answers ARP for it
+        # (proxy_arp) but forwards nothing, the host bridges nothing
+        mark = len(console_log('work2'))
+        console_run('work2', 'ip route add %s dev eth0; ping -c 2 -W 2 %s '
+                    '>/dev/null 2>&1 && echo REACHED-OTHER || '
+                    'echo ISOLATED-FROM-OTHER' % (ip1, ip1), '-OTHER')
+        tail = console_log('work2')[mark:]
+        assert 'ISOLATED-FROM-OTHER' in tail, tail
+        assert 'REACHED-OTHER' not in tail, tail
+        # the netvm restarts; work2's link cannot be plugged
+        d.ok('admin.vm.Kill', 'net')
+        qid2 = prop('work2', 'qid')
+        assert in_netns('ip', 'link', 'del', 'qbr' + qid2).returncode == 0
+        nmark = len(console_log('net'))
+        log_mark = len(d.read_log())
+        d.ok('admin.vm.Start', 'net')
+        wait_link('net', ip1, nmark)
+        failed = 'work2: plugging its link into its netvm net: failed: '
+        deadline = time.monotonic() + 60
+        while failed not in d.read_log()[log_mark:]:
+            assert time.monotonic() < deadline, d.read_log()[log_mark:]
+            time.sleep(0.3)
+        assert 'power_state=Running' in d.ok('admin.vm.CurrentState', 'net')
+        console_run('work', 'sleep 1; nc %s 7' % gw, 'hello-from-netvm')
+    finally:
+        for vm in ('work', 'work2', 'net'):
+            halt(vm)
+        d.ok('admin.vm.property.Set', 'work', 'netvm', '')
+
+
+def test_netvm_change_on_a_running_qube():
+    """net.py: the new netvm of a running qube must run; once set, the
+    qube's link leaves the old netvm for the new one."""
+    d = state['d']
+    for vm in ('work', 'net', 'net2'):
+        if '%s class=' % vm in d.ok('admin.vm.List', 'dom0'):
+            halt(vm)
+    make_qube('net', provides_network=True)
+    make_qube('net2', provides_network=True)
+    d.ok('admin.vm.property.Set', 'work', 'netvm', 'net')
+    ip = prop('work', 'visible_ip')
+    ev = Events('net2')
+    try:
+        nmark = len(console_log('net'))
+        start_ready('work')
+        wait_log('net', 'QUBES-LINK eth0 %s' % ip, nmark)
+        assert d.call('admin.vm.property.Set', 'work', 'netvm', 'net2') == (
+            'exc', 'QubesVMNotStartedError',
+            "Cannot dynamically attach to stopped NetVM: 'net2'")
+        assert prop('work', 'netvm') == 'net'
+        n2mark = len(console_log('net2'))
+        start_ready('net2')
+        d.ok('admin.vm.property.Set', 'work', 'netvm', 'net2')
+        gw2 = prop('work', 'visible_gateway')
+        wait_log('net2', 'QUBES-LINK eth0 %s' % ip, n2mark)
+        wait_log('net', 'QUBES-UNLINK eth0', nmark)
+        ev.wait_for('net-domain-connect')
+        kw = [e[2] for e in ev.events if e[1] == 'net-domain-connect'][0]
+        assert kw == {'vm': 'work'}, kw
+        # the guest learns its new gateway as Qubes' agent would
+        console_run('work', 'ip route replace default via %s dev eth0; '
+                    'ip route add %s dev eth0; nc %s 7' % (gw2, gw2, gw2),
+                    'hello-from-netvm')
+        # back to the default (none here): unplugged from net2
+        n2mark = len(console_log('net2'))
+        d.ok('admin.vm.property.Reset', 'work', 'netvm')
+        wait_log('net2', 'QUBES-UNLINK eth0', n2mark)
+    finally:
+        ev.close()
+        for vm in ('work', 'net', 'net2'):
+            halt(vm)
+        d.ok('admin.vm.property.Set', 'work', 'netvm', '')
+
+
+def test_disposable_removes_itself():
+    """admin.vm.CreateDisposable: a DispVM of a disposable template runs,
+    and once it stopped it is gone, its files too."""
+    d = state['d']
+    make_qube('dvm')
+    d.ok('admin.vm.property.Set', 'dvm', 'template_for_dispvms', 'True')
+    name = d.ok('admin.vm.CreateDisposable', 'dvm')
+    assert name.startswith('disp'), name
+    folder = os.path.join(state['base'], 'appvms', name)
+    assert os.path.isdir(folder)
+    start_ready(name)
+    console_run(name, 'echo in-disp | dd of=$(disk private) bs=512 seek=8 '
+                'conv=fsync 2>/dev/null && echo WROTE-DISP', 'WROTE-DISP')
+    d.ok('admin.vm.Shutdown', name, 'wait')
+    assert '%s class=' % name not in d.ok('admin.vm.List', 'dom0')
+    deadline = time.monotonic() + 60
+    while os.path.exists(folder):
+        assert time.monotonic() < deadline, os.listdir(folder)
+        time.sleep(0.2)
+    # a restarted qubesd loads what the removal saved
+    d.stop()
+    d.start()
+    assert '%s class=' % name not in d.ok('admin.vm.List', 'dom0')
+
+
+def test_pause_suspend_and_stats():
+    """Pause/Unpause and Suspend/Resume keep the guest; admin.vm.Stats
+    streams the running qube's vm-stats."""
+    d = state['d']
+    halt()
+    d.ok('admin.property.Set', 'dom0', 'stats_interval', '1')
+    try:
+        start_ready('work')
+        d.ok('admin.vm.Suspend', 'work')
+        st = d.ok('admin.vm.CurrentState', 'work')
+        assert 'power_state=Running' not in st, st
+        d.ok('admin.vm.Resume', 'work')
+        assert 'power_state=Running' in d.ok('admin.vm.CurrentState', 'work')
+        console_run('work', 'echo STILL-HERE', 'STILL-HERE')
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(60)
+        s.connect(d.sock)
+        s.sendall(b'admin.vm.Stats+ dom0 name work\0')
+        s.shutdown(socket.SHUT_WR)
+        buf, events = b'', []
+        while len([e for e in events if e[1] == 'vm-stats']) < 3:
+            chunk = s.recv(4096)
+            assert chunk, events
+            buf += chunk
+            got, buf = parse_events(buf)
+            events += got
+        s.close()
+        stats = [e for e in events if e[1] == 'vm-stats']
+        assert all(e[0] == 'work' for e in stats), stats
+        assert int(stats[-1][2]['memory_kb']) > 100 * 1024, stats
+        assert int(stats[-1][2]['cpu_time']) > 0, stats
+        assert int(stats[-1][2]['cpu_time']) >= int(stats[0][2]['cpu_time'])
+    finally:
+        d.ok('admin.property.Reset', 'dom0', 'stats_interval')
+        halt()
+
+
+def allocated(path):
+    return os.stat(path).st_blocks * 512
+
+
+def running_image(vm, volume):
+    folder = os.path.join(state['base'], 'appvms', vm)
+    names = [n for n in os.listdir(folder)
+             if n.startswith(volume) and 'dirty' in n]
+    assert len(names) == 1, os.listdir(folder)
+    return os.path.join(folder, names[0])
+
+
+def test_discard_in_the_guest_frees_image_space():
+    """The seed's online discard: blkdiscard in the guest punches holes
+    in the running image (discard='unmap')."""
+    d = state['d']
+    halt()
+    start_ready('work')
+    try:
+        console_run('work', 'dd if=/dev/urandom of=$(disk private) bs=1M '
+                    'seek=64 count=32 conv=fsync 2>/dev/null && '
+                    'echo FILLED', 'FILLED')
+        img = running_image('work', 'private')
+        full = allocated(img)
+        console_run('work', 'blkdiscard -o %d -l %d $(disk private) && '
+                    'sync && echo DISCARDED' % (64 << 20, 32 << 20),
+                    'DISCARDED')
+        deadline = time.monotonic() + 30
+        while allocated(img) > full - (24 << 20):
+            assert time.monotonic() < deadline, (full, allocated(img))
+            time.sleep(0.3)
+    finally:
+        halt()
+
+
+def qemu_pid(vm):
+    r = subprocess.run(['pgrep', '-f', 'guest=%s,' % vm],
+                       capture_output=True, text=True)
+    pids = r.stdout.split()
+    assert len(pids) == 1, (vm, r.stdout)
+    return int(pids[0])
+
+
+def test_qemu_killed_is_a_shutdown():
+    """kill -9 of a qube's QEMU: domain-shutdown, storage stopped, the
+    qube Halted, and it starts again."""
+    d = state['d']
+    halt()
+    start_ready('work')
+    ev = Events('work')
+    try:
+        os.kill(qemu_pid('work'), signal.SIGKILL)
+        ev.wait_for('domain-shutdown')
+        assert in_order(ev.names(), ['domain-stopped', 'domain-shutdown'])
+        assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+        left = os.listdir(os.path.join(state['base'], 'appvms', 'work'))
+        assert not [f for f in left if 'dirty' in f], left
+    finally:
+        ev.close()
+    start_ready('work')
+    halt()
+
+
+def test_volatile_empty_and_revert():
+    """volatile is empty at each start; a revert of private brings back
+    the data of an earlier run at the next start."""
+    d = state['d']
+    halt()
+    start_ready('work')
+    console_run('work', 'echo generation-one | dd of=$(disk private) '
+                'bs=512 seek=32 conv=fsync 2>/dev/null; echo scratch | '
+                'dd of=$(disk volatile) bs=512 seek=32 conv=fsync '
+                '2>/dev/null && echo WROTE-1', 'WROTE-1')
+    d.ok('admin.vm.Shutdown', 'work', 'wait')
+    start_ready('work')
+    out = console_run('work', 'echo VOL-$(dd if=$(disk volatile) bs=512 '
+                      'skip=32 count=1 2>/dev/null | tr -d "\\000" | '
+                      'head -c 7)-END', '-END')
+    assert 'VOL--END' in out.replace('\r', ''), out[-500:]
+    console_run('work', 'echo generation-two | dd of=$(disk private) '
+                'bs=512 seek=32 conv=fsync 2>/dev/null && echo WROTE-2',
+                'WROTE-2')
+    d.ok('admin.vm.Shutdown', 'work', 'wait')
+    private = os.path.join(state['base'], 'appvms', 'work', 'private.img')
+    assert read_at(private, 32 * 512, 14) == b'generation-two'
+    snaps = d.ok('admin.vm.volume.ListSnapshots', 'work', 'private').split()
+    d.ok('admin.vm.volume.Revert', 'work', 'private', snaps[-1])
+    assert read_at(private, 32 * 512, 14) == b'generation-one'
+    out = start_ready('work')
+    text = console_run('work', 'echo GOT-$(dd if=$(disk private) bs=512 '
+                       'skip=32 count=1 2>/dev/null | head -c 14)-END',
+                       '-END')
+    assert 'GOT-generation-one-END' in text.replace('\r', ''), text[-500:]
+    halt()
+
+
+def test_qubesd_killed_with_two_qubes_running():
+    """SIGKILL of qubesd while two qubes run; the new qubesd adopts both,
+    their writes land, and they stop cleanly."""
+    d = state['d']
+    halt()
+    make_qube('work2')
+    halt('work2')
+    start_ready('work')
+    start_ready('work2')
+    d.kill()
+    d.start()
+    for vm in ('work', 'work2'):
+        wait_state(vm, 'Running', timeout=10)
+        console_run(vm, 'echo after-kill-%s | dd of=$(disk private) bs=512 '
+                    'seek=48 conv=fsync 2>/dev/null && echo WROTE-K' % vm,
+                    'WROTE-K')
+    for vm in ('work', 'work2'):
+        d.ok('admin.vm.Shutdown', vm, 'wait')
+        private = os.path.join(state['base'], 'appvms', vm, 'private.img')
+        want = ('after-kill-%s' % vm).encode()
+        assert read_at(private, 48 * 512, len(want)) == want
 
 
 if __name__ == '__main__':

@@ -15,6 +15,7 @@ Everything raises RuntimeError when a piece is missing: the callers fail
 under CI=true, as the project's rule says, and skip elsewhere.
 """
 import glob
+import hashlib
 import os
 import shutil
 import signal
@@ -74,7 +75,9 @@ EOF_IP
     qubes.gateway=*)
         gw=${arg#qubes.gateway=}
         ip link set lo up
-        echo 1 > /proc/sys/net/ipv4/ip_forward
+        # no forwarding between links: a Qubes netvm drops what one
+        # client sends to another (its firewall's FORWARD rules)
+        echo 0 > /proc/sys/net/ipv4/ip_forward
         # each client's link arrives as a hot-plugged NIC whose MAC
         # fe:ff:AA:BB:CC:DD is the client's address
         ( while true; do
@@ -140,9 +143,15 @@ def guest_kernel(cache):
     os.makedirs(cache, exist_ok=True)
     done = os.path.join(cache, 'kernel-ready')
     kdir = os.path.join(cache, 'kernel')
+    # the stamp names the kernel and the initramfs's /init it was built
+    # with: a changed /init rebuilds it
+    init = INIT % {'modules': ' '.join(MODULES)}
+    digest = hashlib.sha256(init.encode()).hexdigest()[:16]
     if os.path.exists(done):
         with open(done) as f:
-            return f.read().strip(), kdir
+            words = f.read().split()
+        if len(words) == 2 and words[1] == digest:
+            return words[0], kdir
     if not os.path.exists('/bin/busybox'):
         raise RuntimeError('busybox-static is not installed (/bin/busybox)')
     pkg = _kernel_package()
@@ -177,7 +186,7 @@ def guest_kernel(cache):
             else:
                 shutil.copy(path, dst)
         with open(os.path.join(ird, 'init'), 'w') as f:
-            f.write(INIT % {'modules': ' '.join(MODULES)})
+            f.write(init)
         os.chmod(os.path.join(ird, 'init'), 0o755)
         out = os.path.join(kdir, 'initramfs')
         with open(out, 'wb') as f:
@@ -197,7 +206,7 @@ def guest_kernel(cache):
         with open(os.path.join(kdir, 'modules.img'), 'wb') as f:
             f.truncate(1 << 20)
         with open(done, 'w') as f:
-            f.write(version + '\n')
+            f.write('%s %s\n' % (version, digest))
         return version, kdir
     finally:
         shutil.rmtree(dl, ignore_errors=True)
@@ -263,9 +272,15 @@ class Libvirtd:
 
     def start(self, timeout=60):
         run(['ip', 'netns', 'add', self.netns])
-        run(['ip', 'netns', 'exec', self.netns, 'ip', 'link', 'set', 'lo',
-             'up'])
+        run(self.enter() + ['ip', 'link', 'set', 'lo', 'up'])
         return self._spawn(timeout)
+
+    def enter(self):
+        """The command prefix that runs a program in libvirtd's network
+        namespace, and in no new mount namespace: `ip netns exec` would
+        make one, a copy of every mount of the moment, and the loop
+        filesystems of other tests would stay busy in it."""
+        return ['nsenter', '--net=/run/netns/' + self.netns]
 
     def restart_daemon(self, timeout=60):
         """Ends libvirtd alone (its QEMU processes keep running, as when
@@ -289,13 +304,15 @@ class Libvirtd:
         drop = ("awk '$1 ~ /^\\/dev\\/loop/ {print $2}' /proc/self/mounts | "
                 "while read m; do case \" %s \" in *\" $m \"*) ;; "
                 "*) umount -l \"$m\" ;; esac; done" % keep)
+        # its own /sys: the view of its network namespace
+        binds.insert(0, 'umount -l /sys && mount -t sysfs sysfs /sys')
         script = drop + '; ' + ' && '.join(binds) + \
             ' && exec libvirtd -f %s -p %s' % (
             os.path.join(self.lv, 'etc', 'libvirtd.conf'),
             os.path.join(self.lv, 'libvirtd.pid'))
         self.log = open(os.path.join(self.lv, 'libvirtd.out'), 'ab')
         self.proc = subprocess.Popen(
-            ['ip', 'netns', 'exec', self.netns, 'unshare', '--mount',
+            self.enter() + ['unshare', '--mount',
              '--propagation', 'private', '--', 'sh', '-c', script],
             stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
