@@ -92,6 +92,7 @@ int main(int argc, char **argv)
     g_autofree char *domain_type = NULL;
     g_autofree char *log_dir = NULL;
     gboolean offline = FALSE;
+    gboolean no_balancing = FALSE;
     GOptionEntry entries[] = {
         {"base-dir", 0, 0, G_OPTION_ARG_FILENAME, &base_dir,
          "Folder of qubes.xml and the default pool (default /var/lib/qubes)",
@@ -128,6 +129,10 @@ int main(int argc, char **argv)
         {"offline", 0, 0, G_OPTION_ARG_NONE, &offline,
          "Run no qube: no hypervisor connection, every qube but dom0 is "
          "Halted",
+         NULL},
+        {"no-memory-balancing", 0, 0, G_OPTION_ARG_NONE, &no_balancing,
+         "Start qubes with their memory and leave it so (no balancer asked; "
+         "the only mode until qmemman comes)",
          NULL},
         {"log-dir", 0, 0, G_OPTION_ARG_FILENAME, &log_dir,
          "Where the qubes' console logs go, guest-NAME.log (default "

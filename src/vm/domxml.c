@@ -58,6 +58,7 @@ void qubes_vm_spec_free(QubesVmSpec *s)
     g_free(s->name);
     g_free(s->uuid);
     g_free(s->virt_mode);
+    g_free(s->emulator_cmdline);
     g_free(s->kernel_dir);
     g_free(s->cmdline);
     g_free(s->timezone);
@@ -247,7 +248,16 @@ static void xen_xml(xmlNodePtr dom, const QubesVmSpec *s)
         child_attr(nic, "script", "path", "vif-route-qubes");
     }
     if (hvm) {
-        child_attr(devs, "emulator", "type", "stubdom-linux");
+        xmlNodePtr emu =
+            child_attr(devs, "emulator", "type",
+                       s->stubdom_legacy ? "stubdom" : "stubdom-linux");
+        if (s->emulator_cmdline)
+            attr(emu, "cmdline", s->emulator_cmdline);
+        if (s->stubdom_mem) {
+            g_autofree char *kib =
+                g_strdup_printf("%" G_GUINT64_FORMAT, s->stubdom_mem * 1024);
+            attr(emu, "memory", kib);
+        }
         xmlNodePtr input = child_attr(devs, "input", "type", "tablet");
         attr(input, "bus", "usb");
         xmlNodePtr video = child(devs, "video", NULL);
@@ -257,6 +267,40 @@ static void xen_xml(xmlNodePtr dom, const QubesVmSpec *s)
     xmlNodePtr con = child_attr(devs, "console", "type", "pty");
     xmlNodePtr tgt = child_attr(con, "target", "type", "xen");
     attr(tgt, "port", "0");
+}
+
+char *qubes_vm_emulator_cmdline(gboolean legacy, gint64 audio_xid,
+                                gboolean networked, const char *ip,
+                                const char *dns0, const char *dns1,
+                                const char *gw)
+{
+#define OR_EMPTY(x) ((x) ? (x) : "")
+    GString *c = g_string_new(NULL);
+    if (!legacy && audio_xid >= 0)
+        g_string_append_printf(c, "-qubes-audio:audiovm_xid=%" G_GINT64_FORMAT,
+                               audio_xid);
+    if (networked) {
+        if (c->len)
+            g_string_append_c(c, ' ');
+        if (legacy)
+            g_string_append_printf(c,
+                                   "-net lwip,client_ip=%s,server_ip=%s,"
+                                   "dns=%s,gw=%s,netmask=255.255.255.255",
+                                   OR_EMPTY(ip), OR_EMPTY(dns1), OR_EMPTY(dns0),
+                                   OR_EMPTY(gw));
+        else
+            g_string_append_printf(c,
+                                   "-qubes-net:client_ip=%s,dns_0=%s,"
+                                   "dns_1=%s,gw=%s,netmask=255.255.255.255",
+                                   OR_EMPTY(ip), OR_EMPTY(dns0), OR_EMPTY(dns1),
+                                   OR_EMPTY(gw));
+    }
+#undef OR_EMPTY
+    if (!c->len) {
+        g_string_free(c, TRUE);
+        return NULL;
+    }
+    return g_string_free(c, FALSE);
 }
 
 /* ---- QEMU/KVM ---- */

@@ -61,6 +61,14 @@ typedef struct {
     QubesVmNic *nic;   /* NULL: no network */
     char *console_log; /* QEMU: where the serial console is logged */
     gboolean pci_e820_host; /* Xen: <e820_host> (PCI devices assigned) */
+    /* Xen hvm: the device model's stubdomain, as the reference's
+     * <emulator>: "stubdom-linux" or the legacy "stubdom" (the
+     * linux-stubdom feature off), its command line (the network the
+     * stubdomain gives the guest, its audio domain; NULL: none) and its
+     * memory (MiB; 0: libxl's default). */
+    gboolean stubdom_legacy;
+    char *emulator_cmdline;
+    guint64 stubdom_mem;
 } QubesVmSpec;
 
 QubesVmSpec *qubes_vm_spec_new(void);
@@ -75,6 +83,17 @@ void qubes_vm_spec_add_disk(QubesVmSpec *spec, const char *name,
  * the volumes that are not root/private/volatile/kernel (the reference's
  * xvda, xvdb, xvdc, xvdd, then xvde..; vda.. on QEMU). New string. */
 char *qubes_vm_disk_target(QubesHvType hv, const char *name, guint *other);
+
+/* The Xen stubdomain's command line, as the reference's xen.xml: the
+ * audio domain's xid (@audio_xid >= 0, the Linux stubdomain only), and
+ * with a netvm the guest's network: "-qubes-net:client_ip=IP,dns_0=D0,
+ * dns_1=D1,gw=GW,netmask=255.255.255.255" (Linux stubdomain) or "-net
+ * lwip,client_ip=IP,server_ip=D1,dns=D0,gw=GW,netmask=255.255.255.255"
+ * (legacy). NULL when there is nothing to say; NULL strings are empty. */
+char *qubes_vm_emulator_cmdline(gboolean legacy, gint64 audio_xid,
+                                gboolean networked, const char *ip,
+                                const char *dns0, const char *dns1,
+                                const char *gw);
 
 /* The domain XML (new string, UTF-8, one element per line). */
 char *qubes_vm_spec_to_xml(const QubesVmSpec *spec);

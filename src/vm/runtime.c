@@ -759,6 +759,28 @@ static void append_net_cmdline(QubesVmSpec *s, QubesDomain *dom,
     s->cmdline = g_string_free(c, FALSE);
 }
 
+/* Xen hvm: the stubdomain's kind, memory and command line (domxml.h),
+ * from the linux-stubdom feature, stubdom_mem, the audio domain when it
+ * runs, and the network: the qube's ip and dns, its netvm's gateway. */
+static void set_emulator(QubesVmSpec *s, QubesDomain *dom, QubesDomain *net)
+{
+    const char *ls = qubes_domain_feature_check(dom, "linux-stubdom", TRUE,
+                                                FALSE, FALSE, NULL);
+    s->stubdom_legacy = ls && !feature_with_template(dom, "linux-stubdom");
+    s->stubdom_mem = prop_u64(dom, "stubdom_mem");
+    g_autofree char *audio = prop(dom, "audiovm");
+    QubesDomain *a =
+        audio && *audio ? g_hash_table_lookup(dom->app->by_name, audio) : NULL;
+    gint64 audio_xid = !a ? -1 : a->qid == 0 ? 0 : a->xid;
+    g_autofree char *ip = net ? prop(dom, "ip") : NULL;
+    g_autofree char *gw = net ? prop(net, "gateway") : NULL;
+    g_autofree char *dns = net ? prop(dom, "dns") : NULL;
+    g_auto(GStrv) d = g_strsplit(dns ? dns : "", " ", 3);
+    s->emulator_cmdline =
+        qubes_vm_emulator_cmdline(s->stubdom_legacy, audio_xid, net != NULL, ip,
+                                  d[0], d[0] ? d[1] : NULL, gw);
+}
+
 char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
                                GError **error)
 {
@@ -820,6 +842,8 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
         nic->bridge = g_strdup_printf("qbr%u", dom->qid);
         s->nic = nic;
     }
+    if (rt->cfg.hv == QUBES_HV_XEN && strcmp(s->virt_mode, "hvm") == 0)
+        set_emulator(s, dom, net);
     if (uses_links(rt) && s->cmdline)
         append_net_cmdline(s, dom, net);
     if (rt->cfg.hv != QUBES_HV_XEN && rt->cfg.log_dir) {

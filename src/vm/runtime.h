@@ -106,8 +106,8 @@ void qubes_runtime_console(QubesRuntime *rt, QubesDomain *dom,
                            GAsyncReadyCallback cb, gpointer data);
 char *qubes_runtime_console_finish(GAsyncResult *res, GError **error);
 
-/* The domain XML the qube would start with now (for tests and
- * `qubesd --print-xml`); NULL with @error set when it cannot start. */
+/* The domain XML the qube would start with now; NULL with @error set
+ * when it cannot start. */
 char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
                                GError **error);
 

@@ -65,6 +65,10 @@ static char *case_xml(const Case *c)
     if (strcmp(c->name, "xen-hvm") == 0) {
         s->uefi = TRUE;
         s->timezone = g_strdup("3600");
+        s->emulator_cmdline =
+            qubes_vm_emulator_cmdline(FALSE, 0, TRUE, "10.137.0.5",
+                                      "10.139.1.1", "10.139.1.2", "10.137.0.2");
+        s->stubdom_mem = 128;
     }
     return qubes_vm_spec_to_xml(s);
 }
@@ -89,6 +93,34 @@ static void test_escaping(void)
     s->cmdline = g_strdup("a<b & \"c\" 'd'");
     g_autofree char *xml = qubes_vm_spec_to_xml(s);
     g_assert_nonnull(strstr(xml, "<cmdline>a&lt;b &amp; \"c\" 'd'</cmdline>"));
+}
+
+/* The reference's tests (qubes/tests/vm/qubesvm.py, hvm with a netvm):
+ * with dom0 as audio domain, without one, and the legacy stubdomain. */
+static void test_emulator_cmdline(void)
+{
+    g_autofree char *a = qubes_vm_emulator_cmdline(
+        FALSE, 0, TRUE, "10.137.0.1", "10.139.1.1", "10.139.1.2", "10.137.0.2");
+    g_assert_cmpstr(a, ==,
+                    "-qubes-audio:audiovm_xid=0 -qubes-net:client_ip="
+                    "10.137.0.1,dns_0=10.139.1.1,dns_1=10.139.1.2,gw="
+                    "10.137.0.2,netmask=255.255.255.255");
+    g_autofree char *b =
+        qubes_vm_emulator_cmdline(FALSE, -1, TRUE, "10.137.0.1", "10.139.1.1",
+                                  "10.139.1.2", "10.137.0.2");
+    g_assert_cmpstr(b, ==,
+                    "-qubes-net:client_ip=10.137.0.1,dns_0=10.139.1.1,"
+                    "dns_1=10.139.1.2,gw=10.137.0.2,netmask=255.255.255.255");
+    g_autofree char *c = qubes_vm_emulator_cmdline(
+        TRUE, 0, TRUE, "10.137.0.1", "10.139.1.1", "10.139.1.2", "10.137.0.2");
+    g_assert_cmpstr(c, ==,
+                    "-net lwip,client_ip=10.137.0.1,server_ip=10.139.1.2,"
+                    "dns=10.139.1.1,gw=10.137.0.2,netmask=255.255.255.255");
+    g_assert_null(
+        qubes_vm_emulator_cmdline(FALSE, -1, FALSE, NULL, NULL, NULL, NULL));
+    g_autofree char *d =
+        qubes_vm_emulator_cmdline(FALSE, 3, FALSE, NULL, NULL, NULL, NULL);
+    g_assert_cmpstr(d, ==, "-qubes-audio:audiovm_xid=3");
 }
 
 static void test_targets(void)
@@ -130,5 +162,6 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/domxml/escaping", test_escaping);
     g_test_add_func("/domxml/targets", test_targets);
+    g_test_add_func("/domxml/emulator-cmdline", test_emulator_cmdline);
     return g_test_run();
 }

@@ -825,5 +825,69 @@ def test_qubesd_killed_with_two_qubes_running():
         assert read_at(private, 48 * 512, len(want)) == want
 
 
+def test_start_fails_when_the_pool_is_full():
+    """A qube whose root snapshot must be copied (ext4: no reflinks) into
+    a full pool: the start fails naming the pool, nothing runs, nothing
+    of the attempt is left, and the template is unharmed."""
+    d = state['d']
+    small = LoopFS('ext4', '160M')
+    try:
+        d.ok('admin.pool.Add', arg='file-reflink', payload=(
+            'name=small\ndir_path=%s\nsetup_check=no\n'
+            % os.path.join(small.mnt, 'pool')))
+        d.ok('admin.vm.CreateInPool.TemplateVM', 'dom0', '',
+             'name=fulltpl label=black pool=small')
+        root = os.path.join(small.mnt, 'pool', 'vm-templates', 'fulltpl',
+                            'root.img')
+        with open(root, 'r+b') as f:  # data the snapshot must copy
+            for i in range(100):
+                f.write(os.urandom(1 << 20))
+            os.fsync(f.fileno())
+        d.ok('admin.vm.CreateInPool.AppVM', 'dom0', 'fulltpl',
+             'name=fullvm label=red pool=small')
+        d.ok('admin.vm.property.Set', 'fullvm', 'netvm', '')
+        before = sorted(os.listdir(os.path.join(small.mnt, 'pool',
+                                                'appvms', 'fullvm')))
+        r = d.call('admin.vm.Start', 'fullvm')
+        assert r[0] == 'exc', r
+        assert 'small' in r[2] or 'No space' in r[2], r
+        assert 'power_state=Halted' in d.ok('admin.vm.CurrentState',
+                                            'fullvm')
+        after = sorted(os.listdir(os.path.join(small.mnt, 'pool',
+                                               'appvms', 'fullvm')))
+        # (the stop of what started commits the unchanged private image
+        # as a revision, as the reference's)
+        assert [n for n in after if '@' not in n] == before, (before, after)
+        with open(root, 'rb') as f:
+            f.seek(99 << 20)
+            assert len(f.read(1 << 20)) == 1 << 20
+    finally:
+        for vm in ('fullvm', 'fulltpl'):
+            d.call('admin.vm.Remove', vm)
+        d.call('admin.pool.Remove', 'dom0', 'small')
+        small.close()
+
+
+def test_start_fails_when_the_netvm_fails():
+    """The netvm is started first; when it cannot start, the client's
+    start fails with the cause and nothing runs."""
+    d = state['d']
+    halt()
+    make_qube('badnet', provides_network=True)
+    halt('badnet')
+    d.ok('admin.vm.property.Set', 'badnet', 'vcpus', '4096')
+    d.ok('admin.vm.property.Set', 'work', 'netvm', 'badnet')
+    try:
+        r = d.call('admin.vm.Start', 'work')
+        assert r[0] == 'exc' and r[2].startswith('Start failed: '), r
+        for vm in ('work', 'badnet'):
+            assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', vm)
+        left = os.listdir(os.path.join(state['base'], 'appvms', 'work'))
+        assert not [f for f in left if 'dirty' in f], left
+    finally:
+        d.ok('admin.vm.property.Set', 'work', 'netvm', '')
+        d.ok('admin.vm.property.Reset', 'badnet', 'vcpus')
+
+
 if __name__ == '__main__':
     sys.exit(run_file(globals(), setup, state, after))
