@@ -64,19 +64,8 @@ static char *vm_list(Call *call, GError **error)
 
 /* ---- create and remove ---- */
 
-typedef struct {
-    QubesDomain *dom;
-    GPtrArray *volumes;
-    char *dir;
-} DomJob;
-
-static void dom_job_free(DomJob *j)
-{
-    qubes_domain_unref(j->dom);
-    g_ptr_array_unref(j->volumes);
-    g_free(j->dir);
-    g_free(j);
-}
+typedef QubesDomainFiles DomJob;
+#define dom_job_free qubes_domain_files_free
 
 static gboolean create_work(gpointer data, GError **error)
 {
@@ -210,10 +199,7 @@ static char *vm_create(Call *call, gboolean allow_pool, GError **error)
         return NULL;
     g_autofree char *tag = g_strconcat("created-by-", call->src->name, NULL);
     qubes_domain_tag_add(dom, tag, NULL);
-    DomJob *j = g_new0(DomJob, 1);
-    j->dom = qubes_domain_ref(dom);
-    j->volumes = qubes_domain_volume_refs(dom);
-    j->dir = qubes_domain_dir_path(dom);
+    DomJob *j = qubes_domain_files_new(dom);
     call_run_worker(call, create_work, create_done, j,
                     (GDestroyNotify)dom_job_free);
     return CALL_ASYNC;
@@ -239,16 +225,28 @@ static char *vm_create_in_pool(Call *call, GError **error)
  * disposables) is accepted and does nothing here: none are kept. */
 
 typedef struct {
-    DomJob job;
+    DomJob *job;
     gboolean uuid;
 } DispJob;
 
+static DispJob *disp_job_new(QubesDomain *dom, gboolean uuid)
+{
+    DispJob *j = g_new0(DispJob, 1);
+    j->job = qubes_domain_files_new(dom);
+    j->uuid = uuid;
+    return j;
+}
+
 static void disp_job_free(DispJob *j)
 {
-    qubes_domain_unref(j->job.dom);
-    g_ptr_array_unref(j->job.volumes);
-    g_free(j->job.dir);
+    dom_job_free(j->job);
     g_free(j);
+}
+
+static gboolean disp_create_work(gpointer data, GError **error)
+{
+    DispJob *j = data;
+    return create_work(j->job, error);
 }
 
 static char *disp_saved(Call *call, gboolean ok, GError **error, gpointer data)
@@ -257,9 +255,9 @@ static char *disp_saved(Call *call, gboolean ok, GError **error, gpointer data)
     if (!ok)
         return NULL;
     if (!j->uuid)
-        return g_strdup(j->job.dom->name);
+        return g_strdup(j->job->dom->name);
     g_autofree char *uuid = NULL;
-    qubes_props_get(&j->job.dom->props, "uuid", &uuid, NULL, NULL);
+    qubes_props_get(&j->job->dom->props, "uuid", &uuid, NULL, NULL);
     return g_strconcat("uuid:", uuid, NULL);
 }
 
@@ -268,17 +266,13 @@ static char *disp_created(Call *call, gboolean ok, GError **error,
 {
     DispJob *j = data;
     if (!ok) {
-        if (!j->job.dom->removed)
-            qubes_app_remove_domain(call->app, j->job.dom, NULL);
+        if (!j->job->dom->removed)
+            qubes_app_remove_domain(call->app, j->job->dom, NULL);
         return NULL;
     }
     g_autoptr(GPtrArray) fx = qubes_emitter_fire(
-        &j->job.dom->emitter, "domain-create-on-disk", NULL, NULL);
-    DispJob *k = g_new0(DispJob, 1);
-    k->job.dom = qubes_domain_ref(j->job.dom);
-    k->job.volumes = g_ptr_array_ref(j->job.volumes);
-    k->job.dir = g_strdup(j->job.dir);
-    k->uuid = j->uuid;
+        &j->job->dom->emitter, "domain-create-on-disk", NULL, NULL);
+    DispJob *k = disp_job_new(j->job->dom, j->uuid);
     call_save_then(call, disp_saved, k, (GDestroyNotify)disp_job_free);
     return CALL_ASYNC;
 }
@@ -333,12 +327,8 @@ static char *vm_create_disposable(Call *call, GError **error)
         g_strconcat("disp-created-by-", call->src->name, NULL);
     qubes_domain_tag_add(dom, t1, NULL);
     qubes_domain_tag_add(dom, t2, NULL);
-    DispJob *j = g_new0(DispJob, 1);
-    j->job.dom = qubes_domain_ref(dom);
-    j->job.volumes = qubes_domain_volume_refs(dom);
-    j->job.dir = qubes_domain_dir_path(dom);
-    j->uuid = uuid;
-    call_run_worker(call, create_work, disp_created, j,
+    DispJob *j = disp_job_new(dom, uuid);
+    call_run_worker(call, disp_create_work, disp_created, j,
                     (GDestroyNotify)disp_job_free);
     return CALL_ASYNC;
 }
@@ -347,8 +337,7 @@ static gboolean remove_work(gpointer data, GError **error)
 {
     DomJob *j = data;
     g_autoptr(GError) err = NULL;
-    if (!qubes_domain_remove_notes(j->dom, &err) ||
-        !qubes_storage_remove(j->volumes, j->dir, &err))
+    if (!qubes_domain_files_remove(j, &err))
         g_warning("Error while removing VM '%s' files: %s", j->dom->name,
                   err->message);
     return TRUE;
@@ -389,10 +378,7 @@ static char *vm_remove(Call *call, GError **error)
                     "VM installed by package manager: %s", dom->name);
         return NULL;
     }
-    DomJob *j = g_new0(DomJob, 1);
-    j->dom = qubes_domain_ref(dom);
-    j->volumes = qubes_domain_volume_refs(dom);
-    j->dir = qubes_domain_dir_path(dom);
+    DomJob *j = qubes_domain_files_new(dom);
     if (!qubes_app_remove_domain(call->app, dom, error)) {
         dom_job_free(j);
         return NULL;

@@ -237,6 +237,18 @@ gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
 /* Removes the notes file (with the qube). Blocking. */
 gboolean qubes_domain_remove_notes(QubesDomain *dom, GError **error);
 
+/* A qube's files, for a worker that may outlive the qube's place in the
+ * model: the domain and its volumes (held) and its folder. */
+typedef struct {
+    QubesDomain *dom;
+    GPtrArray *volumes;
+    char *dir;
+} QubesDomainFiles;
+QubesDomainFiles *qubes_domain_files_new(QubesDomain *dom);
+void qubes_domain_files_free(QubesDomainFiles *f);
+/* Removes the qube's notes, volumes and folder. Blocking. */
+gboolean qubes_domain_files_remove(QubesDomainFiles *f, GError **error);
+
 /* ---- network (net.c) ---- */
 
 /* The netvm the domain uses, its default followed (NULL: none). */

@@ -182,3 +182,26 @@ gboolean qubes_domain_remove_notes(QubesDomain *dom, GError **error)
     }
     return TRUE;
 }
+
+QubesDomainFiles *qubes_domain_files_new(QubesDomain *dom)
+{
+    QubesDomainFiles *f = g_new0(QubesDomainFiles, 1);
+    f->dom = qubes_domain_ref(dom);
+    f->volumes = qubes_domain_volume_refs(dom);
+    f->dir = qubes_domain_dir_path(dom);
+    return f;
+}
+
+void qubes_domain_files_free(QubesDomainFiles *f)
+{
+    qubes_domain_unref(f->dom);
+    g_ptr_array_unref(f->volumes);
+    g_free(f->dir);
+    g_free(f);
+}
+
+gboolean qubes_domain_files_remove(QubesDomainFiles *f, GError **error)
+{
+    return qubes_domain_remove_notes(f->dom, error) &&
+           qubes_storage_remove(f->volumes, f->dir, error);
+}

@@ -926,27 +926,11 @@ static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
  * crash in between leaves unreferenced files, never a qube without its
  * disks (the same order as admin.vm.Remove). */
 
-typedef struct {
-    QubesDomain *dom;
-    GPtrArray *volumes;
-    char *dir;
-} Cleanup;
-
-static void cleanup_free(Cleanup *c)
-{
-    qubes_domain_unref(c->dom);
-    g_ptr_array_unref(c->volumes);
-    g_free(c->dir);
-    g_free(c);
-}
-
 static void cleanup_thread(GTask *task, gpointer src, gpointer data,
                            GCancellable *cancel)
 {
-    Cleanup *c = data;
     GError *err = NULL;
-    if (!qubes_domain_remove_notes(c->dom, &err) ||
-        !qubes_storage_remove(c->volumes, c->dir, &err)) {
+    if (!qubes_domain_files_remove(data, &err)) {
         g_task_return_error(task, err);
         return;
     }
@@ -966,16 +950,16 @@ static void cleanup_done(GObject *src, GAsyncResult *res, gpointer data)
 
 static void cleanup_saved(gpointer data, GError *error)
 {
-    Cleanup *c = data;
+    QubesDomainFiles *c = data;
     if (error) {
         g_warning("%s: qubes.xml not saved, its files are kept: %s",
                   c->dom->name, error->message);
-        cleanup_free(c);
+        qubes_domain_files_free(c);
         return;
     }
     char *name = g_strdup(c->dom->name);
-    run_in_worker(cleanup_thread, c, (GDestroyNotify)cleanup_free, cleanup_done,
-                  name);
+    run_in_worker(cleanup_thread, c, (GDestroyNotify)qubes_domain_files_free,
+                  cleanup_done, name);
 }
 
 static gboolean auto_cleanup_due(QubesDomain *dom)
@@ -989,13 +973,10 @@ static void auto_cleanup(QubesRuntime *rt, QubesDomain *dom)
     if (!auto_cleanup_due(dom))
         return;
     g_autoptr(GError) err = NULL;
-    Cleanup *c = g_new0(Cleanup, 1);
-    c->dom = qubes_domain_ref(dom);
-    c->volumes = qubes_domain_volume_refs(dom);
-    c->dir = qubes_domain_dir_path(dom);
+    QubesDomainFiles *c = qubes_domain_files_new(dom);
     if (!qubes_app_remove_domain(rt->app, dom, &err)) {
         g_warning("%s: not removed: %s", dom->name, err->message);
-        cleanup_free(c);
+        qubes_domain_files_free(c);
         return;
     }
     qubes_app_save_then(rt->app, cleanup_saved, c);
