@@ -12,6 +12,109 @@ void qm_config_defaults(QmConfig *cfg)
     cfg->dom0_mem_boost = G_GINT64_CONSTANT(350) * 1024 * 1024;
 }
 
+/* int() of what parse_size() leaves: optional spaces, a sign, ASCII
+ * digits with single underscores between them. */
+static gboolean py_int(const char *s, gint64 *out)
+{
+    while (g_ascii_isspace(*s))
+        s++;
+    gboolean neg = *s == '-';
+    if (*s == '-' || *s == '+')
+        s++;
+    if (!g_ascii_isdigit(*s))
+        return FALSE;
+    guint64 v = 0;
+    for (; *s; s++) {
+        if (*s == '_' && g_ascii_isdigit(s[1]))
+            continue;
+        if (!g_ascii_isdigit(*s))
+            break;
+        if (v > (G_MAXINT64 - 9) / 10)
+            return FALSE;
+        v = v * 10 + (guint64)(*s - '0');
+    }
+    while (g_ascii_isspace(*s))
+        s++;
+    if (*s)
+        return FALSE;
+    *out = neg ? -(gint64)v : (gint64)v;
+    return TRUE;
+}
+
+gboolean qm_parse_size(const char *text, gint64 *out)
+{
+    static const struct {
+        const char *unit;
+        gint64 mult;
+    } units[] = {
+        {"K", 1000},      {"KB", 1000},       {"M", 1000000},
+        {"MB", 1000000},  {"G", 1000000000},  {"GB", 1000000000},
+        {"KI", 1024},     {"KIB", 1024},      {"MI", 1048576},
+        {"MIB", 1048576}, {"GI", 1073741824}, {"GIB", 1073741824},
+    };
+    g_autofree char *s = g_ascii_strup(text, -1);
+    g_strstrip(s);
+    gboolean digits = *s != '\0';
+    for (const char *p = s; *p; p++)
+        digits &= g_ascii_isdigit(*p);
+    if (digits)
+        return py_int(s, out);
+    gsize len = strlen(s);
+    for (gsize i = 0; i < G_N_ELEMENTS(units); i++) {
+        gsize ul = strlen(units[i].unit);
+        if (len < ul || strcmp(s + len - ul, units[i].unit) != 0)
+            continue;
+        s[len - ul] = '\0';
+        gint64 v;
+        if (!py_int(s, &v) || v > G_MAXINT64 / units[i].mult ||
+            v < G_MININT64 / units[i].mult)
+            return FALSE;
+        *out = v * units[i].mult;
+        return TRUE;
+    }
+    return FALSE;
+}
+
+gboolean qm_config_load(QmConfig *cfg, const char *path, GError **error)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autoptr(GError) err = NULL;
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
+        if (g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+            return TRUE;
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_PARSE, "%s: %s",
+                    path, err->message);
+        return FALSE;
+    }
+    static const char *const sizes[] = {"vm-min-mem", "dom0-mem-boost"};
+    gint64 *into[] = {&cfg->min_prefmem, &cfg->dom0_mem_boost};
+    for (int i = 0; i < 2; i++) {
+        g_autofree char *v = g_key_file_get_value(kf, "global", sizes[i], NULL);
+        if (v && !qm_parse_size(v, into[i])) {
+            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                        "%s: [global] %s: Invalid size: %s.", path, sizes[i],
+                        v);
+            return FALSE;
+        }
+    }
+    g_autofree char *f =
+        g_key_file_get_value(kf, "global", "cache-margin-factor", NULL);
+    if (f) {
+        char *end = NULL;
+        g_strstrip(f);
+        double d = g_ascii_strtod(f, &end);
+        if (!*f || *end) {
+            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                        "%s: [global] cache-margin-factor: could not convert "
+                        "string to float: '%s'",
+                        path, f);
+            return FALSE;
+        }
+        cfg->cache_factor = d;
+    }
+    return TRUE;
+}
+
 /* algo.py REQ_SAFETY_NET_FACTOR: a donor gives a bit more than asked, so
  * that rounding never leaves a request short. */
 #define REQ_SAFETY_NET_FACTOR 1.05

@@ -35,6 +35,14 @@ typedef struct {
 } QmConfig;
 
 void qm_config_defaults(QmConfig *cfg);
+/* qmemman.conf as the reference's qmemmand reads it: [global]
+ * vm-min-mem and dom0-mem-boost as qubes.utils.parse_size() takes them
+ * (bytes, or K/KB/M/MB/G/GB in powers of 1000, Ki/KiB/Mi/MiB/Gi/GiB in
+ * powers of 1024, any case), cache-margin-factor a float. A missing
+ * file or key keeps the default; a bad value is an error naming it. */
+gboolean qm_config_load(QmConfig *cfg, const char *path, GError **error);
+/* qubes.utils.parse_size(). */
+gboolean qm_parse_size(const char *text, gint64 *out);
 
 /* One domain, as DomainState. */
 typedef struct {

@@ -2,7 +2,7 @@
  * case per line in, one answer per line out (../shared/QMEMMAN-SIM.md),
  * with the code qmemmand uses (algo.h).
  *
- *   qmemman-sim < cases.jsonl
+ *   qmemman-sim [--config qmemman.conf] < cases.jsonl
  */
 #include "algo.h"
 
@@ -420,6 +420,23 @@ int main(int argc, char **argv)
     setlocale(LC_ALL, "C");
     QmConfig cfg;
     qm_config_defaults(&cfg);
+    g_autofree char *config = NULL;
+    GOptionEntry entries[] = {
+        {"config", 0, 0, G_OPTION_ARG_FILENAME, &config,
+         "qmemman.conf to take vm-min-mem, dom0-mem-boost and "
+         "cache-margin-factor from (default: the reference's defaults)",
+         "FILE"},
+        {NULL},
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new(
+        "- the balancer's decisions for the JSON cases on standard input");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    g_autoptr(GError) err = NULL;
+    if (!g_option_context_parse(ctx, &argc, &argv, &err) ||
+        (config && !qm_config_load(&cfg, config, &err))) {
+        fprintf(stderr, "qmemman-sim: %s\n", err->message);
+        return 2;
+    }
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;

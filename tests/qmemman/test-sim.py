@@ -10,8 +10,11 @@ only has to be one. Also: malformed and unknown input answered on its
 line without stopping the run. TAP output.
 """
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 SIM, REFERENCE, OURS = sys.argv[1:4]
 results = []
@@ -72,9 +75,43 @@ def check_robustness():
           {'prefs': [['0', 1762865971, 1762865971]]}, repr(a[5]))
 
 
+def check_config():
+    """qmemman.conf's three settings, in the reference's units."""
+    d = tempfile.mkdtemp()
+    conf = os.path.join(d, 'qmemman.conf')
+    case = ('{"id": "c", "op": {"algo": "prefs"}, "domains": ['
+            '{"id": "0", "mem_used": 1073741824, "mem_max": 4294967296, '
+            '"mem_actual": 0}, {"id": "1", "mem_used": 104857600, '
+            '"mem_max": 4294967296, "mem_actual": 0}]}\n')
+    with open(conf, 'w') as f:
+        f.write('# as the reference ships it, other values\n[global]\n'
+                'vm-min-mem = 300MiB\ndom0-mem-boost = 100M\n'
+                'cache-margin-factor = 1.5\n')
+    r = subprocess.run([SIM, '--config', conf], input=case,
+                       capture_output=True, text=True)
+    got = json.loads(r.stdout)['decision']['prefs'] if r.stdout else None
+    # 1 GiB x 1.5 + 100 MB for dom0; 100 MiB x 1.5 below 300 MiB
+    check('config: sizes and factor', got == [
+        ['0', 1710612736, 1710612736], ['1', 314572800, 314572800]],
+        repr(r.stdout) + r.stderr)
+    with open(conf, 'w') as f:
+        f.write('[global]\nvm-min-mem = lots\n')
+    r = subprocess.run([SIM, '--config', conf], input=case,
+                       capture_output=True, text=True)
+    check('config: a bad size refused, named', r.returncode == 2 and
+          'vm-min-mem' in r.stderr and 'lots' in r.stderr, r.stderr)
+    r = subprocess.run([SIM, '--config', os.path.join(d, 'none')],
+                       input=case, capture_output=True, text=True)
+    check('config: no file, the defaults', r.returncode == 0 and
+          json.loads(r.stdout)['decision']['prefs'][1][1] == 209715200,
+          r.stdout + r.stderr)
+    shutil.rmtree(d)
+
+
 check_file(REFERENCE)
 check_file(OURS)
 check_robustness()
+check_config()
 print('1..%d' % len(results))
 failed = 0
 for i, (name, ok, detail) in enumerate(results, 1):
