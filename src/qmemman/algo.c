@@ -121,7 +121,7 @@ gboolean qm_config_load(QmConfig *cfg, const char *path, GError **error)
 
 static gboolean takes_part(const QmDom *d)
 {
-    return d->has_used && !d->no_progress;
+    return d->has_used && !d->no_progress && !d->unseen;
 }
 
 static gboolean is_dom0(const QmDom *d)
@@ -408,7 +408,8 @@ QmMeminfo qm_parse_meminfo(const char *untrusted, gsize len, char **bytes)
 void qm_refresh(QmDom *doms, guint n)
 {
     for (guint i = 0; i < n; i++)
-        doms[i].mem_actual = MAX(doms[i].mem_current, doms[i].last_target);
+        if (!doms[i].unseen)
+            doms[i].mem_actual = MAX(doms[i].mem_current, doms[i].last_target);
 }
 
 gint64 qm_all_phys_mem(gint64 total_bytes)
@@ -419,10 +420,16 @@ gint64 qm_all_phys_mem(gint64 total_bytes)
 gint64 qm_free_mem(gint64 xen_free_bytes, const QmDom *doms, guint n)
 {
     gint64 xen_free = (gint64)((double)xen_free_bytes * QM_MEM_OVERHEAD_FACTOR);
+    return xen_free - qm_assigned_unused(doms, n);
+}
+
+gint64 qm_assigned_unused(const QmDom *doms, guint n)
+{
     gint64 unused = 0;
     for (guint i = 0; i < n; i++)
-        unused += MAX(0, doms[i].last_target - doms[i].mem_current);
-    return xen_free - unused;
+        if (!doms[i].unseen)
+            unused += MAX(0, doms[i].last_target - doms[i].mem_current);
+    return unused;
 }
 
 /* The flags that keep a domain out of balancing go once it reached its
@@ -433,7 +440,7 @@ void qm_clear_outdated(const QmConfig *cfg, QmDom *doms, guint n,
 {
     for (guint i = 0; i < n; i++) {
         QmDom *d = &doms[i];
-        if (!d->has_used)
+        if (!d->has_used || d->unseen)
             continue;
         /* mem_actual <= last_target + XEN_FREE_MEM_LEFT / 2 (a float) */
         double reached =

@@ -55,6 +55,9 @@ typedef struct {
     gint64 last_target; /* 0: never set */
     gboolean no_progress;
     gboolean slow_memset_react;
+    /* not yet seen by a refresh (mem_current, mem_actual and mem_max
+     * unknown, None in the reference, which then crashed): skipped */
+    gboolean unseen;
 } QmDom;
 
 /* A target for domain @dom (an index into the domains). */
@@ -118,6 +121,9 @@ void qm_refresh(QmDom *doms, guint n);
 /* get_free_xen_mem(): @xen_free_bytes (the hypervisor's free memory) less
  * the overhead, less what domains were given and do not use yet. */
 gint64 qm_free_mem(gint64 xen_free_bytes, const QmDom *doms, guint n);
+/* What domains were given and do not use yet (last_target above
+ * mem_current): not free, they may take it any time. */
+gint64 qm_assigned_unused(const QmDom *doms, guint n);
 /* all_phys_mem: @total_bytes less the overhead. */
 gint64 qm_all_phys_mem(gint64 total_bytes);
 /* clear_outdated_error_markers(): indices whose flags it cleared (a

@@ -1,0 +1,298 @@
+/* system.c: the reference's SystemState over a backend (system.h). */
+#include "system.h"
+
+#include <string.h>
+
+/* systemstate.py's timing: BALLOON_DELAY between rounds; a request
+ * fails when CHECK_PERIOD_S seconds brought less than CHECK_MB_S MB/s. */
+#define BALLOON_DELAY 0.1
+#define CHECK_PERIOD                                                           \
+    30 /* max(1, int(3 / 0.1)): 3 / 0.1 is 30.000000000000004 */
+#define CHECK_DELTA (G_GINT64_CONSTANT(3) * 100 * 1024 * 1024)
+
+struct _QmSystem {
+    QmConfig cfg;
+    QmBackend be;
+    GArray *doms; /* QmDom, in the order they came */
+    char *decision;
+};
+
+QmSystem *qm_system_new(const QmConfig *cfg, const QmBackend *backend)
+{
+    QmSystem *s = g_new0(QmSystem, 1);
+    s->cfg = *cfg;
+    s->be = *backend;
+    s->doms = g_array_new(FALSE, TRUE, sizeof(QmDom));
+    s->decision = g_strdup("");
+    return s;
+}
+
+void qm_system_free(QmSystem *s)
+{
+    if (!s)
+        return;
+    for (guint i = 0; i < s->doms->len; i++)
+        g_free(g_array_index(s->doms, QmDom, i).id);
+    g_array_unref(s->doms);
+    g_free(s->decision);
+    g_free(s);
+}
+
+static gint find(QmSystem *s, const char *id)
+{
+    for (guint i = 0; i < s->doms->len; i++)
+        if (strcmp(g_array_index(s->doms, QmDom, i).id, id) == 0)
+            return (gint)i;
+    return -1;
+}
+
+void qm_system_add(QmSystem *s, const char *id, gint64 last_target)
+{
+    if (find(s, id) >= 0)
+        return;
+    QmDom d = {0};
+    d.id = g_strdup(id);
+    d.last_target = last_target;
+    d.unseen = TRUE;
+    g_array_append_val(s->doms, d);
+}
+
+void qm_system_remove(QmSystem *s, const char *id)
+{
+    gint i = find(s, id);
+    if (i < 0)
+        return;
+    g_free(g_array_index(s->doms, QmDom, i).id);
+    g_array_remove_index(s->doms, (guint)i);
+}
+
+QmDom *qm_system_dom(QmSystem *s, const char *id)
+{
+    gint i = find(s, id);
+    return i < 0 ? NULL : &g_array_index(s->doms, QmDom, i);
+}
+
+QmDom *qm_system_doms(QmSystem *s, guint *n)
+{
+    *n = s->doms->len;
+    return (QmDom *)(void *)s->doms->data;
+}
+
+const char *qm_system_last_decision(QmSystem *s)
+{
+    return s->decision;
+}
+
+#define DOMS(s) ((QmDom *)(void *)(s)->doms->data)
+
+/* refresh_mem_actual(): the backend's figures, then what each domain
+ * uses or may use, max(mem_current, last_target). */
+static void refresh(QmSystem *s)
+{
+    s->be.refresh(s->be.self, s);
+    qm_refresh(DOMS(s), s->doms->len);
+}
+
+/* get_free_xen_mem(). */
+static gint64 free_mem(QmSystem *s)
+{
+    gint64 free = s->be.free_mem(s->be.self);
+    gint64 unused = qm_assigned_unused(DOMS(s), s->doms->len);
+    if (free < QM_XEN_FREE_MEM_MIN)
+        g_critical("free memory %" G_GINT64_FORMAT " below acceptable value! "
+                   "assigned_but_unused=%" G_GINT64_FORMAT,
+                   free, unused);
+    else if (free < unused + QM_XEN_FREE_MEM_MIN)
+        g_critical("free memory %" G_GINT64_FORMAT " too small to satisfy "
+                   "assignments! assigned_but_unused=%" G_GINT64_FORMAT,
+                   free, unused);
+    return free - unused;
+}
+
+/* mem_set(). */
+static void mem_set(QmSystem *s, guint i, gint64 val)
+{
+    QmDom *d = &DOMS(s)[i];
+    g_message("mem-set domain %s to %" G_GINT64_FORMAT, d->id, val);
+    d->last_target = val;
+    s->be.set_target(s->be.self, d->id, val);
+}
+
+/* print_stats(), kept as the last decision too. */
+static void note_decision(QmSystem *s, gint64 xenfree, const GArray *reqs)
+{
+    GString *out = g_string_new(NULL);
+    for (guint i = 0; i < s->doms->len; i++) {
+        const QmDom *d = &DOMS(s)[i];
+        if (!d->has_used || d->unseen)
+            continue;
+        g_string_append_printf(
+            out,
+            "stat: dom '%s' act=%" G_GINT64_FORMAT " pref=%" G_GINT64_FORMAT
+            " last_target=%" G_GINT64_FORMAT "%s%s\n",
+            d->id, d->mem_actual, qm_pref_mem(&s->cfg, d), d->last_target,
+            d->no_progress ? " no_progress" : "",
+            d->slow_memset_react ? " slow_memset_react" : "");
+    }
+    g_string_append_printf(
+        out, "stat: xenfree=%" G_GINT64_FORMAT " memset_reqs=[", xenfree);
+    for (guint k = 0; k < reqs->len; k++) {
+        const QmTarget *t = &g_array_index(reqs, QmTarget, k);
+        g_string_append_printf(out, "%s('%s', %" G_GINT64_FORMAT ")",
+                               k ? ", " : "", DOMS(s)[t->dom].id, t->mem);
+    }
+    g_string_append(out, "]");
+    g_auto(GStrv) lines = g_strsplit(out->str, "\n", -1);
+    for (char **l = lines; *l; l++)
+        g_message("%s", *l);
+    g_free(s->decision);
+    s->decision = g_string_free(out, FALSE);
+}
+
+void qm_system_meminfo(QmSystem *s, const char *id, const char *untrusted)
+{
+    QmDom *d = qm_system_dom(s, id);
+    if (!d)
+        return;
+    g_autofree char *bytes = NULL;
+    QmMeminfo r = untrusted
+                      ? qm_parse_meminfo(untrusted, strlen(untrusted), &bytes)
+                      : QM_MEMINFO_NONE;
+    gint64 v = 0;
+    d->has_used = r == QM_MEMINFO_VALUE &&
+                  g_ascii_string_to_signed(bytes, 10, 0, G_MAXINT64, &v, NULL);
+    d->mem_used = d->has_used ? v : 0;
+    qm_system_balance(s);
+}
+
+/* debug_stuck_balance(): the donors before @stuck that still hold more
+ * than asked: no_progress when they did not move at all, else
+ * slow_memset_react. */
+static void stuck(QmSystem *s, guint stuck_dom, const GArray *reqs,
+                  const gint64 *prev)
+{
+    for (guint k = 0; k < reqs->len; k++) {
+        const QmTarget *t = &g_array_index(reqs, QmTarget, k);
+        if (t->dom == stuck_dom)
+            break;
+        QmDom *d = &DOMS(s)[t->dom];
+        if ((double)d->mem_actual <=
+            (double)d->last_target + (double)QM_XEN_FREE_MEM_LEFT / 4)
+            continue;
+        if (prev[t->dom] == d->mem_actual) {
+            g_warning("dom '%s' did not react to memory request (holds "
+                      "%" G_GINT64_FORMAT
+                      ", requested balloon down to %" G_GINT64_FORMAT ")",
+                      d->id, d->mem_actual, t->mem);
+            d->no_progress = TRUE;
+        } else {
+            g_warning("dom '%s' still holds more memory than assigned "
+                      "(%" G_GINT64_FORMAT " > %" G_GINT64_FORMAT ")",
+                      d->id, d->mem_actual, t->mem);
+            d->slow_memset_react = TRUE;
+        }
+    }
+}
+
+gboolean qm_system_balance(QmSystem *s)
+{
+    refresh(s);
+    qm_clear_outdated(&s->cfg, DOMS(s), s->doms->len, NULL);
+    gint64 xenfree = free_mem(s);
+    g_autoptr(GArray) reqs = g_array_new(FALSE, FALSE, sizeof(QmTarget));
+    QmMemInfo mi = {0};
+    gboolean enough;
+    QmStatus st = qm_balance(&s->cfg, xenfree - QM_XEN_FREE_MEM_LEFT, DOMS(s),
+                             s->doms->len, &mi, &enough, reqs);
+    qm_mem_info_clear(&mi);
+    if (st != QM_OK) {
+        g_warning("balance: nothing to share by (all preferences are 0)");
+        return FALSE;
+    }
+    if (!qm_significant(&s->cfg, DOMS(s), reqs, xenfree))
+        return FALSE;
+    note_decision(s, xenfree, reqs);
+    g_autofree gint64 *prev = g_new(gint64, s->doms->len + 1);
+    for (guint i = 0; i < s->doms->len; i++)
+        prev[i] = DOMS(s)[i].mem_actual;
+    for (guint k = 0; k < reqs->len; k++) {
+        const QmTarget *t = &g_array_index(reqs, QmTarget, k);
+        /* Keep at least 0.9 x XEN_FREE_MEM_LEFT free: before giving a
+         * domain memory, the donors must have given theirs back. */
+        for (int ntries = 5;
+             (double)(free_mem(s) - (t->mem - DOMS(s)[t->dom].mem_actual)) <
+             0.9 * (double)QM_XEN_FREE_MEM_LEFT;) {
+            s->be.sleep(s->be.self, BALLOON_DELAY);
+            refresh(s);
+            if (--ntries <= 0) {
+                /* Waiting did not help: mark who is stuck and give this
+                 * one what there is. */
+                stuck(s, t->dom, reqs, prev);
+                mem_set(s, t->dom,
+                        free_mem(s) + DOMS(s)[t->dom].mem_actual -
+                            QM_XEN_FREE_MEM_LEFT);
+                return TRUE;
+            }
+        }
+        mem_set(s, t->dom, t->mem);
+    }
+    return TRUE;
+}
+
+/* inhibit_balloon_up(): after a request is met, targets set above what
+ * a domain holds would eat the freed memory back. */
+static void inhibit_balloon_up(QmSystem *s)
+{
+    for (guint i = 0; i < s->doms->len; i++) {
+        QmDom *d = &DOMS(s)[i];
+        if (!d->unseen && d->mem_actual + 200 * 1024 < d->last_target) {
+            g_message("Preventing balloon up to %" G_GINT64_FORMAT,
+                      d->last_target);
+            mem_set(s, i, d->mem_actual);
+        }
+    }
+}
+
+gboolean qm_system_balloon(QmSystem *s, gint64 mem_size)
+{
+    g_message("do_balloon(mem_size=%" G_GINT64_FORMAT ")", mem_size);
+    for (guint i = 0; i < s->doms->len; i++)
+        DOMS(s)[i].no_progress = FALSE;
+    gint64 ring[CHECK_PERIOD] = {0};
+    g_autoptr(GArray) prev = g_array_new(FALSE, FALSE, sizeof(QmTarget));
+    for (guint niter = 0;; niter++) {
+        refresh(s);
+        gint64 xenfree = free_mem(s);
+        if (xenfree >= mem_size + QM_XEN_FREE_MEM_MIN) {
+            inhibit_balloon_up(s);
+            return TRUE;
+        }
+        /* less than CHECK_MB_S MB/s over the last CHECK_PERIOD_S: fail */
+        guint slot = niter % CHECK_PERIOD;
+        if (niter >= CHECK_PERIOD && xenfree < ring[slot] + CHECK_DELTA)
+            return FALSE;
+        ring[slot] = xenfree;
+        for (guint k = 0; k < prev->len; k++) {
+            const QmTarget *p = &g_array_index(prev, QmTarget, k);
+            QmDom *d = &DOMS(s)[p->dom];
+            if (p->mem == d->mem_actual) {
+                d->no_progress = TRUE;
+                g_message("domain %s stuck at %" G_GINT64_FORMAT, d->id,
+                          d->mem_actual);
+            }
+        }
+        g_autoptr(GArray) reqs = g_array_new(FALSE, FALSE, sizeof(QmTarget));
+        if (qm_balloon(&s->cfg, mem_size + QM_XEN_FREE_MEM_LEFT - xenfree,
+                       DOMS(s), s->doms->len, reqs) != QM_OK ||
+            reqs->len == 0)
+            return FALSE;
+        g_array_set_size(prev, 0);
+        for (guint k = 0; k < reqs->len; k++) {
+            const QmTarget *t = &g_array_index(reqs, QmTarget, k);
+            mem_set(s, t->dom, t->mem);
+            QmTarget p = {t->dom, DOMS(s)[t->dom].mem_actual};
+            g_array_append_val(prev, p);
+        }
+        s->be.sleep(s->be.self, BALLOON_DELAY);
+    }
+}

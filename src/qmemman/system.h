@@ -1,0 +1,58 @@
+/* system.h: qmemman's SystemState: the domains it balances, and the
+ * reference's do_balance() and do_balloon() loops over a backend (the
+ * hypervisor: Xen, or libvirt with virtio-balloon; a fake in the tests).
+ *
+ * Synchronous, as the reference's: qmemmand runs them on one worker
+ * thread under its lock, and the backend's sleep() is where time passes.
+ */
+#pragma once
+
+#include "algo.h"
+
+G_BEGIN_DECLS
+
+typedef struct _QmSystem QmSystem;
+
+typedef struct {
+    /* Assignable free memory of the host (bytes): Xen's free memory less
+     * its per-page overhead; on libvirt the host's available memory less
+     * what the host keeps for itself. */
+    gint64 (*free_mem)(gpointer self);
+    /* Fills mem_current and mem_max of the domains the system knows
+     * (qm_system_dom()); a domain the backend no longer has keeps its
+     * values (its removal comes separately). */
+    void (*refresh)(gpointer self, QmSystem *sys);
+    /* Gives domain @id the target @bytes (the hypervisor's view; a Xen
+     * guest is told 16 MiB less, which it sees). */
+    void (*set_target)(gpointer self, const char *id, gint64 bytes);
+    void (*sleep)(gpointer self, double seconds);
+    gpointer self;
+} QmBackend;
+
+QmSystem *qm_system_new(const QmConfig *cfg, const QmBackend *backend);
+void qm_system_free(QmSystem *sys);
+
+/* add_domain(): a new domain, with the target it already has (0: none),
+ * appended (the reference's dict order). */
+void qm_system_add(QmSystem *sys, const char *id, gint64 last_target);
+void qm_system_remove(QmSystem *sys, const char *id);
+/* The domain @id, NULL when unknown; valid until the next add/remove. */
+QmDom *qm_system_dom(QmSystem *sys, const char *id);
+QmDom *qm_system_doms(QmSystem *sys, guint *n);
+
+/* refresh_meminfo(): @id reported its use (NULL text: not a number, as
+ * sanitize_and_parse_meminfo), then do_balance(). */
+void qm_system_meminfo(QmSystem *sys, const char *id, const char *untrusted);
+
+/* do_balance(): one round; FALSE when it found nothing significant to do
+ * (or balancing is off). */
+gboolean qm_system_balance(QmSystem *sys);
+/* do_balloon(): frees @mem_size bytes for a domain about to start; TRUE
+ * when the host has them (plus XEN_FREE_MEM_MIN). */
+gboolean qm_system_balloon(QmSystem *sys, gint64 mem_size);
+
+/* The last decision, for the log and qvm-memory: a line in the
+ * reference's print_stats() words. */
+const char *qm_system_last_decision(QmSystem *sys);
+
+G_END_DECLS
