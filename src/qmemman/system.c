@@ -99,13 +99,13 @@ static gint64 free_mem(QmSystem *s)
     gint64 free = s->be.free_mem(s->be.self);
     gint64 unused = qm_assigned_unused(DOMS(s), s->doms->len);
     if (free < QM_XEN_FREE_MEM_MIN)
-        g_critical("free memory %" G_GINT64_FORMAT " below acceptable value! "
-                   "assigned_but_unused=%" G_GINT64_FORMAT,
-                   free, unused);
+        g_warning("free memory %" G_GINT64_FORMAT " below acceptable value! "
+                  "assigned_but_unused=%" G_GINT64_FORMAT,
+                  free, unused);
     else if (free < unused + QM_XEN_FREE_MEM_MIN)
-        g_critical("free memory %" G_GINT64_FORMAT " too small to satisfy "
-                   "assignments! assigned_but_unused=%" G_GINT64_FORMAT,
-                   free, unused);
+        g_warning("free memory %" G_GINT64_FORMAT " too small to satisfy "
+                  "assignments! assigned_but_unused=%" G_GINT64_FORMAT,
+                  free, unused);
     return free - unused;
 }
 
