@@ -6,15 +6,17 @@
 /* systemstate.py's timing: BALLOON_DELAY between rounds; a request
  * fails when CHECK_PERIOD_S seconds brought less than CHECK_MB_S MB/s. */
 #define BALLOON_DELAY 0.1
-#define CHECK_PERIOD                                                           \
-    30 /* max(1, int(3 / 0.1)): 3 / 0.1 is 30.000000000000004 */
-#define CHECK_DELTA (G_GINT64_CONSTANT(3) * 100 * 1024 * 1024)
+#define CHECK_PERIOD_S 3.0
+#define CHECK_MB_S 100
 
 struct _QmSystem {
     QmConfig cfg;
     QmBackend be;
     GArray *doms; /* QmDom, in the order they came */
     char *decision;
+    double delay;       /* BALLOON_DELAY */
+    guint check_period; /* rounds: max(1, int(CHECK_PERIOD_S / delay)) */
+    gint64 check_delta; /* bytes expected in that time */
 };
 
 QmSystem *qm_system_new(const QmConfig *cfg, const QmBackend *backend)
@@ -24,7 +26,17 @@ QmSystem *qm_system_new(const QmConfig *cfg, const QmBackend *backend)
     s->be = *backend;
     s->doms = g_array_new(FALSE, TRUE, sizeof(QmDom));
     s->decision = g_strdup("");
+    qm_system_set_timing(s, BALLOON_DELAY, CHECK_PERIOD_S, CHECK_MB_S);
     return s;
+}
+
+void qm_system_set_timing(QmSystem *s, double delay, double period_s,
+                          gint64 mb_s)
+{
+    s->delay = delay;
+    /* 3 / 0.1 is 30.000000000000004: 30 rounds, as the reference's */
+    s->check_period = (guint)MAX(1, (gint64)(period_s / delay));
+    s->check_delta = (gint64)period_s * mb_s * 1024 * 1024;
 }
 
 void qm_system_free(QmSystem *s)
@@ -222,7 +234,7 @@ gboolean qm_system_balance(QmSystem *s)
         for (int ntries = 5;
              (double)(free_mem(s) - (t->mem - DOMS(s)[t->dom].mem_actual)) <
              0.9 * (double)QM_XEN_FREE_MEM_LEFT;) {
-            s->be.sleep(s->be.self, BALLOON_DELAY);
+            s->be.sleep(s->be.self, s->delay);
             refresh(s);
             if (--ntries <= 0) {
                 /* Waiting did not help: mark who is stuck and give this
@@ -258,7 +270,7 @@ gboolean qm_system_balloon(QmSystem *s, gint64 mem_size)
     g_message("do_balloon(mem_size=%" G_GINT64_FORMAT ")", mem_size);
     for (guint i = 0; i < s->doms->len; i++)
         DOMS(s)[i].no_progress = FALSE;
-    gint64 ring[CHECK_PERIOD] = {0};
+    g_autofree gint64 *ring = g_new0(gint64, s->check_period);
     g_autoptr(GArray) prev = g_array_new(FALSE, FALSE, sizeof(QmTarget));
     for (guint niter = 0;; niter++) {
         refresh(s);
@@ -268,8 +280,8 @@ gboolean qm_system_balloon(QmSystem *s, gint64 mem_size)
             return TRUE;
         }
         /* less than CHECK_MB_S MB/s over the last CHECK_PERIOD_S: fail */
-        guint slot = niter % CHECK_PERIOD;
-        if (niter >= CHECK_PERIOD && xenfree < ring[slot] + CHECK_DELTA)
+        guint slot = niter % s->check_period;
+        if (niter >= s->check_period && xenfree < ring[slot] + s->check_delta)
             return FALSE;
         ring[slot] = xenfree;
         for (guint k = 0; k < prev->len; k++) {
@@ -293,6 +305,6 @@ gboolean qm_system_balloon(QmSystem *s, gint64 mem_size)
             QmTarget p = {t->dom, DOMS(s)[t->dom].mem_actual};
             g_array_append_val(prev, p);
         }
-        s->be.sleep(s->be.self, BALLOON_DELAY);
+        s->be.sleep(s->be.self, s->delay);
     }
 }

@@ -51,6 +51,16 @@ gboolean qm_system_balance(QmSystem *sys);
  * when the host has them (plus XEN_FREE_MEM_MIN). */
 gboolean qm_system_balloon(QmSystem *sys, gint64 mem_size);
 
+/* The loops' timing: @delay seconds between rounds (a domain whose
+ * memory did not move in a round of do_balloon() is taken as stuck; do_balance
+ * waits 5 rounds for donors), and do_balloon()'s progress check: a
+ * request fails when @period_s seconds freed less than @mb_s MiB/s. The
+ * reference's 0.1 s, 3 s and 100 fit Xen, whose figures move at once;
+ * libvirt reports a virtio balloon's size about once a second, and it
+ * moves at 25-140 MiB/s here (../shared/RUNTIME-NOTES.md): qmemmand. */
+void qm_system_set_timing(QmSystem *sys, double delay, double period_s,
+                          gint64 mb_s);
+
 /* The last decision, for the log and qvm-memory: a line in the
  * reference's print_stats() words. */
 const char *qm_system_last_decision(QmSystem *sys);
