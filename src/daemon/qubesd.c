@@ -93,6 +93,7 @@ int main(int argc, char **argv)
     g_autofree char *log_dir = NULL;
     gboolean offline = FALSE;
     gboolean no_balancing = FALSE;
+    g_autofree char *qmemman_socket = NULL;
     GOptionEntry entries[] = {
         {"base-dir", 0, 0, G_OPTION_ARG_FILENAME, &base_dir,
          "Folder of qubes.xml and the default pool (default /var/lib/qubes)",
@@ -131,9 +132,13 @@ int main(int argc, char **argv)
          "Halted",
          NULL},
         {"no-memory-balancing", 0, 0, G_OPTION_ARG_NONE, &no_balancing,
-         "Start qubes with their memory and leave it so (no balancer asked; "
-         "the only mode until qmemman comes)",
+         "Start qubes without asking qmemmand for their memory",
          NULL},
+        {"qmemman-socket", 0, 0, G_OPTION_ARG_FILENAME, &qmemman_socket,
+         "qmemmand's socket, asked for a qube's memory before it starts "
+         "(default /var/run/qubes/qmemman.sock; without an answer there, "
+         "qubes start without it)",
+         "PATH"},
         {"log-dir", 0, 0, G_OPTION_ARG_FILENAME, &log_dir,
          "Where the qubes' console logs go, guest-NAME.log (default "
          "/var/log/qubes)",
@@ -172,6 +177,10 @@ int main(int argc, char **argv)
         return 2;
     }
     rcfg.log_dir = log_dir ? log_dir : (char *)"/var/log/qubes";
+    rcfg.qmemman_socket =
+        no_balancing     ? NULL
+        : qmemman_socket ? qmemman_socket
+                         : (char *)"/var/run/qubes/qmemman.sock";
     if (!base_dir)
         base_dir = g_strdup("/var/lib/qubes");
     if (!socket_path)

@@ -381,11 +381,14 @@ static void qemu_xml(xmlNodePtr dom, const QubesVmSpec *s)
     xmlNodePtr tgt = child_attr(con, "target", "type", "serial");
     attr(tgt, "port", "0");
     /* The balloon reports the guest's memory every second, for the
-     * balancer; a guest squeezed below what it needs deflates it rather
-     * than dying (autodeflate). */
+     * balancer (not for a qube whose memory is fixed: qmemmand leaves a
+     * domain that reports nothing alone, as the reference's leaves one
+     * without meminfo-writer); a guest squeezed below what it needs
+     * deflates it rather than dying (autodeflate). */
     xmlNodePtr balloon = child_attr(devs, "memballoon", "model", "virtio");
     attr(balloon, "autodeflate", "on");
-    child_attr(balloon, "stats", "period", "1");
+    if (s->maxmem)
+        child_attr(balloon, "stats", "period", "1");
 }
 
 char *qubes_vm_spec_to_xml(const QubesVmSpec *s)

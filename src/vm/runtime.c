@@ -46,6 +46,7 @@ struct _QubesRuntime {
     guint retry_source;
     guint drop_source;
     gboolean warned;   /* the connection failure was logged */
+    gboolean warned_qmemman; /* qmemmand's absence was logged */
     gboolean settled;  /* halted qubes' storage brought to rest */
     GHashTable *doms;  /* QubesDomain* -> DomRt* */
     GHashTable *links; /* client QubesDomain* (held) -> Link*: where
@@ -108,6 +109,7 @@ static void rt_unref(QubesRuntime *rt)
     g_mutex_clear(&rt->lock);
     g_free(rt->cfg.uri);
     g_free(rt->cfg.log_dir);
+    g_free(rt->cfg.qmemman_socket);
     g_free(rt);
 }
 
@@ -1247,6 +1249,7 @@ QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
     rt->cfg.uri = g_strdup(cfg->uri);
     rt->cfg.hv = cfg->hv;
     rt->cfg.log_dir = g_strdup(cfg->log_dir);
+    rt->cfg.qmemman_socket = g_strdup(cfg->qmemman_socket);
     g_mutex_init(&rt->lock);
     rt->doms =
         g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)dom_rt_free);
@@ -1322,6 +1325,7 @@ typedef struct {
     gboolean storage_started;
     GError *cause; /* why it failed, while cleaning up */
     char *xml;     /* the domain XML while its bridge is made */
+    GSocketConnection *qmemman; /* the memory reserved until it exists */
 } StartJob;
 
 static void start_complete(StartJob *j, GError *error)
@@ -1346,6 +1350,7 @@ static void start_complete(StartJob *j, GError *error)
         g_error_free(error);
     qubes_domain_unref(j->dom);
     g_free(j->xml);
+    g_clear_object(&j->qmemman);
     g_free(j);
 }
 
@@ -1457,6 +1462,10 @@ static void start_created(GObject *src, GAsyncResult *res, gpointer data)
 {
     StartJob *j = data;
     GError *err = NULL;
+    /* the domain exists (or will not): qmemmand may balance again */
+    if (j->qmemman)
+        g_io_stream_close(G_IO_STREAM(j->qmemman), NULL, NULL);
+    g_clear_object(&j->qmemman);
     if (!g_task_propagate_boolean(G_TASK(res), &err)) {
         g_prefix_error(&err, "Start failed: ");
         start_fail(j, err);
@@ -1477,6 +1486,137 @@ static void start_created(GObject *src, GAsyncResult *res, gpointer data)
                              start_fired_spawn, j);
 }
 
+/* ---- memory: qmemmand (the reference's request_memory) ----
+ *
+ * Before a qube is created, qmemmand is asked for its memory (the
+ * reference's amount: memory, the stubdomain's on Xen hvm, 4 MiB and
+ * 1.5 MiB per vCPU of overhead); the connection, which holds the
+ * reservation, is closed once the domain exists. FAIL is the reference's
+ * QubesMemoryError. Without qmemmand (no socket, refused) the start goes
+ * on, logged once. */
+
+typedef struct {
+    char *socket;
+    guint64 bytes;
+    GSocketConnection *conn; /* OK: the reservation */
+    gboolean absent;
+    gboolean refused;
+} MemJob;
+
+static void mem_job_free(MemJob *m)
+{
+    g_free(m->socket);
+    g_clear_object(&m->conn);
+    g_free(m);
+}
+
+static void mem_thread(GTask *task, gpointer src, gpointer data,
+                       GCancellable *cancel)
+{
+    MemJob *m = data;
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(m->socket);
+    g_autoptr(GSocketClient) client = g_socket_client_new();
+    GError *err = NULL;
+    GSocketConnection *conn = g_socket_client_connect(
+        client, G_SOCKET_CONNECTABLE(addr), NULL, &err);
+    if (!conn) {
+        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
+            g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED)) {
+            m->absent = TRUE;
+            g_error_free(err);
+            g_task_return_boolean(task, TRUE);
+            return;
+        }
+        g_prefix_error(&err, "Failed to connect to qmemman: ");
+        g_task_return_error(task, err);
+        return;
+    }
+    char line[32];
+    int n = g_snprintf(line, sizeof(line), "%" G_GUINT64_FORMAT "\n",
+                       m->bytes);
+    char answer[1025] = "";
+    gsize got = 0;
+    GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
+    GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
+    if (!g_output_stream_write_all(out, line, (gsize)n, NULL, NULL, &err) ||
+        !g_input_stream_read_all(in, answer, 3, &got, NULL, &err)) {
+        g_object_unref(conn);
+        g_prefix_error(&err, "Failed to ask qmemman: ");
+        g_task_return_error(task, err);
+        return;
+    }
+    if (got >= 2 && strncmp(answer, "OK", 2) == 0)
+        m->conn = conn;
+    else {
+        m->refused = TRUE;
+        g_object_unref(conn);
+    }
+    g_task_return_boolean(task, TRUE);
+}
+
+static guint64 memory_required(QubesRuntime *rt, QubesDomain *dom)
+{
+    guint64 mib = prop_u64(dom, "memory");
+    g_autofree char *mode = prop(dom, "virt_mode");
+    if (rt->cfg.hv == QUBES_HV_XEN && g_strcmp0(mode, "hvm") == 0) {
+        guint64 stub = prop_u64(dom, "stubdom_mem");
+        const char *ls = qubes_domain_feature_check(dom, "linux-stubdom", TRUE,
+                                                    FALSE, FALSE, NULL);
+        gboolean legacy = ls && !feature_with_template(dom, "linux-stubdom");
+        mib += stub ? stub : legacy ? 28 : 128;
+    }
+    guint64 vcpus = MAX(prop_u64(dom, "vcpus"), 1);
+    /* MEM_OVERHEAD_BASE + vcpus * MEM_OVERHEAD_PER_VCPU (1.5 MiB) */
+    return mib * 1024 * 1024 + 4 * 1024 * 1024 + vcpus * 1572864;
+}
+
+static void start_create(StartJob *j, char *xml);
+
+static void start_memory_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    MemJob *m = g_task_get_task_data(G_TASK(res));
+    GError *err = NULL;
+    char *xml = g_steal_pointer(&j->xml);
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        g_free(xml);
+        g_prefix_error(&err, "Start failed: ");
+        start_fail(j, err);
+        return;
+    }
+    if (m->refused) {
+        g_free(xml);
+        start_fail(j, g_error_new(QUBES_ERROR, QUBES_ERROR_MEMORY,
+                                  "Not enough memory to start domain '%s'",
+                                  j->dom->name));
+        return;
+    }
+    if (m->absent && !j->rt->warned_qmemman) {
+        g_message("qmemmand does not answer at %s: qubes start without "
+                  "memory balancing",
+                  m->socket);
+        j->rt->warned_qmemman = TRUE;
+    } else if (!m->absent) {
+        j->rt->warned_qmemman = FALSE;
+    }
+    j->qmemman = g_steal_pointer(&m->conn);
+    run_op(j->rt, OP_CREATE, j->dom, xml, start_created, j);
+}
+
+static void start_create(StartJob *j, char *xml)
+{
+    if (!j->rt->cfg.qmemman_socket) {
+        run_op(j->rt, OP_CREATE, j->dom, xml, start_created, j);
+        return;
+    }
+    MemJob *m = g_new0(MemJob, 1);
+    m->socket = g_strdup(j->rt->cfg.qmemman_socket);
+    m->bytes = memory_required(j->rt, j->dom);
+    j->xml = xml;
+    run_in_worker(mem_thread, m, (GDestroyNotify)mem_job_free,
+                  start_memory_done, j);
+}
+
 static void start_bridge_ready(GObject *src, GAsyncResult *res, gpointer data)
 {
     StartJob *j = data;
@@ -1486,8 +1626,7 @@ static void start_bridge_ready(GObject *src, GAsyncResult *res, gpointer data)
         start_fail(j, err);
         return;
     }
-    run_op(j->rt, OP_CREATE, j->dom, g_steal_pointer(&j->xml), start_created,
-           j);
+    start_create(j, g_steal_pointer(&j->xml));
 }
 
 static void start_storage_started(GObject *src, GAsyncResult *res,
@@ -1511,7 +1650,7 @@ static void start_storage_started(GObject *src, GAsyncResult *res,
         run_bridge(j->dom, TRUE, start_bridge_ready, j);
         return;
     }
-    run_op(j->rt, OP_CREATE, j->dom, xml, start_created, j);
+    start_create(j, xml);
 }
 
 static void start_netvm_done(GObject *src, GAsyncResult *res, gpointer data)

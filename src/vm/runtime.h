@@ -32,6 +32,9 @@ typedef struct {
     char *uri; /* libvirt connection URI */
     QubesHvType hv;
     char *log_dir; /* guest console logs: LOG_DIR/guest-NAME.log */
+    /* qmemmand's socket, asked for a qube's memory before it is created
+     * (NULL: no balancer, the --no-memory-balancing path) */
+    char *qmemman_socket;
 } QubesRuntimeConfig;
 
 /* The default URI: xen:///system when /proc/xen exists, else

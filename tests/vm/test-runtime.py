@@ -889,5 +889,59 @@ def test_start_fails_when_the_netvm_fails():
         d.ok('admin.vm.property.Reset', 'badnet', 'vcpus')
 
 
+def test_memory_asked_of_qmemmand():
+    """qubesd asks qmemmand for a qube's memory before it is created (the
+    reference's amount), holds the reservation until the domain exists;
+    a FAIL is master's QubesMemoryError and nothing of the start stays.
+    Without qmemmand (the default socket is absent here) qubes start, as
+    every other test shows."""
+    d = state['d']
+    for vm in ('work', 'work2'):
+        if '%s class=' % vm in d.ok('admin.vm.List', 'dom0'):
+            halt(vm)
+    make_qube('work2')
+    qmemmand = os.path.join(os.path.dirname(QUBESD), 'qmemmand')
+    sock = os.path.join(state['work'], 'qmemman.sock')
+    log = open(os.path.join(state['work'], 'qmemmand.log'), 'w+')
+    # 400 MiB for all domains: one qube of 256 MiB fits, two do not
+    qm = subprocess.Popen([qmemmand, '--config', '/nonexistent',
+                           '--socket', sock, '--libvirt-uri',
+                           state['lv'].uri, '--total-mem', '400MiB',
+                           '--host-reserve', '0'],
+                          stdout=log, stderr=subprocess.STDOUT)
+    args = list(d.args)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(sock):
+            assert time.monotonic() < deadline and qm.poll() is None
+            time.sleep(0.1)
+        d.stop()
+        d.args += ['--qmemman-socket', sock]
+        d.start()
+        start_ready('work')
+        vcpus = int(prop('work', 'vcpus'))
+        want = (256 + 4) * 1024 * 1024 + vcpus * 1572864
+        log.seek(0)
+        assert 'request %d: OK' % want in log.read(), want
+        base = os.path.join(state['base'], 'appvms', 'work2')
+        before = sorted(n for n in os.listdir(base) if '@' not in n)
+        assert d.call('admin.vm.Start', 'work2') == (
+            'exc', 'QubesMemoryError',
+            "Not enough memory to start domain 'work2'")
+        assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work2')
+        after = sorted(n for n in os.listdir(base) if '@' not in n)
+        assert after == before, (before, after)
+        # once work is gone, there is room
+        halt('work')
+        start_ready('work2')
+        halt('work2')
+    finally:
+        qm.terminate()
+        qm.wait(10)
+        d.stop()
+        d.args[:] = args
+        d.start()
+
+
 if __name__ == '__main__':
     sys.exit(run_file(globals(), setup, state, after))
