@@ -132,8 +132,7 @@ int main(int argc, char **argv)
          "Halted",
          NULL},
         {"no-memory-balancing", 0, 0, G_OPTION_ARG_NONE, &no_balancing,
-         "Start qubes without asking qmemmand for their memory",
-         NULL},
+         "Start qubes without asking qmemmand for their memory", NULL},
         {"qmemman-socket", 0, 0, G_OPTION_ARG_FILENAME, &qmemman_socket,
          "qmemmand's socket, asked for a qube's memory before it starts "
          "(default /var/run/qubes/qmemman.sock; without an answer there, "
@@ -177,10 +176,10 @@ int main(int argc, char **argv)
         return 2;
     }
     rcfg.log_dir = log_dir ? log_dir : (char *)"/var/log/qubes";
-    rcfg.qmemman_socket =
-        no_balancing     ? NULL
-        : qmemman_socket ? qmemman_socket
-                         : (char *)"/var/run/qubes/qmemman.sock";
+    rcfg.qmemman_socket = no_balancing ? NULL
+                          : qmemman_socket
+                              ? qmemman_socket
+                              : (char *)"/var/run/qubes/qmemman.sock";
     if (!base_dir)
         base_dir = g_strdup("/var/lib/qubes");
     if (!socket_path)

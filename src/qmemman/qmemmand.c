@@ -36,14 +36,14 @@
 typedef struct {
     GMutex lock; /* everything below */
     GCond released;
-    gboolean reserved; /* a client holds the reservation */
+    gboolean reserved;     /* a client holds the reservation */
     gboolean refresh_list; /* a reservation ended: re-list first */
     QmSystem *sys;
     char *uri;
     virConnectPtr conn;
     gint64 reserve;
     gint64 total_limit;
-    GHashTable *domains; /* name -> gint64* last reported use (or -1) */
+    GHashTable *domains;   /* name -> gint64* last reported use (or -1) */
     gint64 guests_current; /* sum of balloon.current, last refresh */
 } Daemon;
 
@@ -63,8 +63,7 @@ static virConnectPtr conn_get(Daemon *d)
     }
     d->conn = virConnectOpen(d->uri);
     if (!d->conn)
-        g_warning("cannot connect to %s: %s", d->uri,
-                  virGetLastErrorMessage());
+        g_warning("cannot connect to %s: %s", d->uri, virGetLastErrorMessage());
     return d->conn;
 }
 
@@ -105,9 +104,9 @@ static GPtrArray *poll_stats(Daemon *d)
     if (!c)
         return out;
     virDomainStatsRecordPtr *recs = NULL;
-    int n = virConnectGetAllDomainStats(
-        c, VIR_DOMAIN_STATS_BALLOON, &recs,
-        VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
+    int n =
+        virConnectGetAllDomainStats(c, VIR_DOMAIN_STATS_BALLOON, &recs,
+                                    VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
     if (n < 0) {
         g_warning("cannot read the domains' balloons: %s",
                   virGetLastErrorMessage());
@@ -116,8 +115,7 @@ static GPtrArray *poll_stats(Daemon *d)
     for (int i = 0; i < n; i++) {
         virTypedParameterPtr p = recs[i]->params;
         int np = recs[i]->nparams;
-        unsigned long long cur = 0, max = 0, avail = 0, unused = 0,
-                           caches = 0;
+        unsigned long long cur = 0, max = 0, avail = 0, unused = 0, caches = 0;
         if (virTypedParamsGetULLong(p, np, "balloon.current", &cur) != 1 ||
             virTypedParamsGetULLong(p, np, "balloon.maximum", &max) != 1)
             continue;
@@ -168,11 +166,9 @@ static void be_set_target(gpointer self, const char *id, gint64 bytes)
     gint64 kib = bytes / 1024;
     if (q && q->mem_max && kib > q->mem_max / 1024)
         kib = q->mem_max / 1024; /* never above the domain's memory */
-    if (kib > 0 &&
-        virDomainSetMemoryFlags(dom, (unsigned long)kib,
-                                VIR_DOMAIN_AFFECT_LIVE) < 0)
-        g_warning("%s: cannot set its balloon to %" G_GINT64_FORMAT
-                  " KiB: %s",
+    if (kib > 0 && virDomainSetMemoryFlags(dom, (unsigned long)kib,
+                                           VIR_DOMAIN_AFFECT_LIVE) < 0)
+        g_warning("%s: cannot set its balloon to %" G_GINT64_FORMAT " KiB: %s",
                   id, kib, virGetLastErrorMessage());
     virDomainFree(dom);
 }
@@ -223,8 +219,8 @@ static gboolean watch_round(Daemon *d)
         if (!last || s->used < 0 || s->used == *last)
             continue;
         *last = s->used;
-        g_autofree char *kib = g_strdup_printf("%" G_GINT64_FORMAT,
-                                               s->used / 1024);
+        g_autofree char *kib =
+            g_strdup_printf("%" G_GINT64_FORMAT, s->used / 1024);
         qm_system_meminfo(d->sys, s->name, kib);
     }
     return changed;
@@ -252,9 +248,8 @@ static void reply(GOutputStream *out, const char *text)
 
 /* One connection: one request, answered; the reservation is held until
  * the client leaves. */
-static gboolean on_client(GThreadedSocketService *svc,
-                          GSocketConnection *conn, GObject *src,
-                          gpointer data)
+static gboolean on_client(GThreadedSocketService *svc, GSocketConnection *conn,
+                          GObject *src, gpointer data)
 {
     Daemon *d = data;
     GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
@@ -289,8 +284,7 @@ static gboolean on_client(GThreadedSocketService *svc,
         const char *answer = "INVALID_ARG\n";
         if (digits) {
             answer = "FAIL\n";
-            if (g_ascii_string_to_signed(buf, 10, 0, G_MAXINT64, &want,
-                                         NULL) &&
+            if (g_ascii_string_to_signed(buf, 10, 0, G_MAXINT64, &want, NULL) &&
                 qm_system_balloon(d->sys, want))
                 answer = "OK\n";
         } else if (strchr(buf, ':')) {
@@ -397,8 +391,8 @@ int main(int argc, char **argv)
         return 2;
     }
     qm_system_set_timing(d.sys, delay, period, rate);
-    g_message("MIN_PREFMEM=%" G_GINT64_FORMAT " DOM0_MEM_BOOST=%" G_GINT64_FORMAT
-              " CACHE_FACTOR=%g",
+    g_message("MIN_PREFMEM=%" G_GINT64_FORMAT
+              " DOM0_MEM_BOOST=%" G_GINT64_FORMAT " CACHE_FACTOR=%g",
               cfg.min_prefmem, cfg.dom0_mem_boost, cfg.cache_factor);
 
     g_autofree char *dir = g_path_get_dirname(socket_path);
@@ -406,10 +400,9 @@ int main(int argc, char **argv)
     unlink(socket_path);
     g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(socket_path);
     GSocketService *svc = g_threaded_socket_service_new(64);
-    if (!g_socket_listener_add_address(G_SOCKET_LISTENER(svc), addr,
-                                       G_SOCKET_TYPE_STREAM,
-                                       G_SOCKET_PROTOCOL_DEFAULT, NULL, NULL,
-                                       &err)) {
+    if (!g_socket_listener_add_address(
+            G_SOCKET_LISTENER(svc), addr, G_SOCKET_TYPE_STREAM,
+            G_SOCKET_PROTOCOL_DEFAULT, NULL, NULL, &err)) {
         fprintf(stderr, "qmemmand: %s: %s\n", socket_path, err->message);
         return 1;
     }

@@ -45,13 +45,13 @@ struct _QubesRuntime {
     int lifecycle_id;
     guint retry_source;
     guint drop_source;
-    gboolean warned;   /* the connection failure was logged */
+    gboolean warned;         /* the connection failure was logged */
     gboolean warned_qmemman; /* qmemmand's absence was logged */
-    gboolean settled;  /* halted qubes' storage brought to rest */
-    GHashTable *doms;  /* QubesDomain* -> DomRt* */
-    GHashTable *links; /* client QubesDomain* (held) -> Link*: where
-                          its link is plugged (QEMU) */
-    guint handlers[4]; /* the netvm-change handlers on the registry */
+    gboolean settled;        /* halted qubes' storage brought to rest */
+    GHashTable *doms;        /* QubesDomain* -> DomRt* */
+    GHashTable *links;       /* client QubesDomain* (held) -> Link*: where
+                                its link is plugged (QEMU) */
+    guint handlers[4];       /* the netvm-change handlers on the registry */
 };
 
 /* ---- small helpers ---- */
@@ -1323,8 +1323,8 @@ typedef struct {
     QubesDomain *dom; /* referenced */
     GTask *task;      /* the caller's */
     gboolean storage_started;
-    GError *cause; /* why it failed, while cleaning up */
-    char *xml;     /* the domain XML while its bridge is made */
+    GError *cause;              /* why it failed, while cleaning up */
+    char *xml;                  /* the domain XML while its bridge is made */
     GSocketConnection *qmemman; /* the memory reserved until it exists */
 } StartJob;
 
@@ -1517,8 +1517,8 @@ static void mem_thread(GTask *task, gpointer src, gpointer data,
     g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(m->socket);
     g_autoptr(GSocketClient) client = g_socket_client_new();
     GError *err = NULL;
-    GSocketConnection *conn = g_socket_client_connect(
-        client, G_SOCKET_CONNECTABLE(addr), NULL, &err);
+    GSocketConnection *conn =
+        g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, &err);
     if (!conn) {
         if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
             g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED)) {
@@ -1532,8 +1532,7 @@ static void mem_thread(GTask *task, gpointer src, gpointer data,
         return;
     }
     char line[32];
-    int n = g_snprintf(line, sizeof(line), "%" G_GUINT64_FORMAT "\n",
-                       m->bytes);
+    int n = g_snprintf(line, sizeof(line), "%" G_GUINT64_FORMAT "\n", m->bytes);
     char answer[1025] = "";
     gsize got = 0;
     GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
