@@ -125,12 +125,18 @@ static GPtrArray *poll_stats(Daemon *d)
         s->maximum = (gint64)max * 1024;
         s->used = -1;
         /* used = what the guest has less what it does not use and its
-         * caches (the reference's meminfo-writer reports the same) */
+         * caches (the reference's meminfo-writer reports the same). With
+         * autodeflate the guest's MemTotal (available) keeps the pages
+         * the balloon took, counted as used: they are taken off. */
         if (virTypedParamsGetULLong(p, np, "balloon.available", &avail) == 1 &&
             virTypedParamsGetULLong(p, np, "balloon.unused", &unused) == 1) {
             virTypedParamsGetULLong(p, np, "balloon.disk_caches", &caches);
-            if (avail >= unused + caches)
-                s->used = (gint64)(avail - unused - caches) * 1024;
+            long long ballooned = avail > cur && max > cur ? max - cur : 0;
+            long long used = (long long)avail - (long long)unused -
+                             (long long)caches - ballooned;
+            /* a guest using next to nothing can come out a little below 0
+             * (its reserved pages move between the figures) */
+            s->used = (gint64)MAX(used, 0) * 1024;
         }
         g_ptr_array_add(out, s);
     }
@@ -190,13 +196,18 @@ static gboolean watch_round(Daemon *d)
     for (guint i = 0; i < stats->len; i++) {
         Stat *s = stats->pdata[i];
         g_hash_table_add(seen, s->name);
-        if (!g_hash_table_contains(d->domains, s->name)) {
+        /* a domain counts once its balloon driver reports (before, its
+         * size is the maximum, not what it will have) */
+        if (!g_hash_table_contains(d->domains, s->name) && s->used >= 0) {
             g_message("domain %s appeared", s->name);
             gint64 *u = g_new(gint64, 1);
             *u = -1;
             g_hash_table_insert(d->domains, g_strdup(s->name), u);
-            /* its target: what libvirt gave it */
-            qm_system_add(d->sys, s->name, s->current);
+            /* Its balloon's target is not known (libvirt reports the
+             * size it reached as currentMemory): none yet, as a Xen
+             * domain without memory/target; what it holds is its
+             * mem_actual until qmemmand sets one. */
+            qm_system_add(d->sys, s->name, 0);
             changed = TRUE;
         }
     }
