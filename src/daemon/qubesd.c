@@ -20,11 +20,17 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
+/* SIGTERM and SIGINT are caught from the start (a signal that came
+ * while qubesd was still loading, after its socket appeared, would
+ * otherwise kill it unsaved); the loop ends once it runs. */
+static GMainLoop *main_loop;
+static gboolean quit_requested;
+
 static gboolean on_signal(gpointer data)
 {
-    Server *srv = data;
     g_message("signal received, saving and exiting");
-    g_main_loop_quit(srv->loop);
+    quit_requested = TRUE;
+    g_main_loop_quit(main_loop);
     return G_SOURCE_REMOVE;
 }
 
@@ -160,6 +166,9 @@ int main(int argc, char **argv)
         g_print("qubesd " QUBES_VERSION "\n");
         return 0;
     }
+    main_loop = g_main_loop_new(NULL, FALSE);
+    g_unix_signal_add(SIGTERM, on_signal, NULL);
+    g_unix_signal_add(SIGINT, on_signal, NULL);
     if (request_timeout < 0 || request_timeout > G_MAXINT ||
         max_connections < 1 || max_connections > G_MAXINT ||
         max_event_backlog < 1) {
@@ -211,12 +220,11 @@ int main(int argc, char **argv)
     srv->request_timeout = (guint)request_timeout;
     srv->max_connections = fit_connections(max_connections);
     srv->max_event_backlog = (gsize)max_event_backlog;
-    srv->loop = g_main_loop_new(NULL, FALSE);
-    g_unix_signal_add(SIGTERM, on_signal, srv);
-    g_unix_signal_add(SIGINT, on_signal, srv);
+    srv->loop = main_loop;
     g_message("qubesd ready: %u domains, socket %s", app->domains->len,
               socket_path);
-    g_main_loop_run(srv->loop);
+    if (!quit_requested)
+        g_main_loop_run(srv->loop);
     /* The calls waiting for a save get it; the last save below then holds
      * every change, as no save of an older snapshot is left to land. */
     server_flush_saves(srv);
