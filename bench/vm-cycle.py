@@ -19,7 +19,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,11 +59,10 @@ def main():
     cycles = int(sys.argv[3]) if len(sys.argv) > 3 else 10
     version, kdir = vmenv.guest_kernel(cache)
     fs = LoopFS('btrfs', '4G')
-    work = tempfile.mkdtemp(prefix='qv', dir='/tmp')
     lv = d = None
     try:
-        lv = vmenv.Libvirtd(work, os.path.join(cache, 'libvirt-caps'),
-                            keep=[fs.mnt]).start()
+        lv = vmenv.private_libvirtd(cache, keep=[fs.mnt])
+        work = lv.work
         base = os.path.join(fs.mnt, 'qubes')
         os.makedirs(base)
         vmenv.install_kernel(base, version, kdir)
@@ -121,8 +119,8 @@ def main():
             d.stop(check=False)
         if lv:
             lv.stop()
+            shutil.rmtree(lv.work, ignore_errors=True)
         fs.close()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == '__main__':

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'vm'))
@@ -22,14 +21,11 @@ def start(demo):
     cache = os.path.join(demo, 'vm-cache')
     version, kdir = vmenv.guest_kernel(cache)
     vmenv.install_kernel(os.path.join(demo, 'qubes'), version, kdir)
-    # a short folder: libvirtd's socket path must fit in sun_path
-    work = tempfile.mkdtemp(prefix='qvdemo', dir='/tmp')
+    lv = vmenv.private_libvirtd(cache, prefix='qvdemo')
     with open(os.path.join(demo, 'libvirtd-dir'), 'w') as f:
-        f.write('%s\n' % work)
-    lv = vmenv.Libvirtd(work, os.path.join(cache, 'libvirt-caps'))
+        f.write('%s\n' % lv.work)
     with open(os.path.join(demo, 'libvirtd-netns'), 'w') as f:
         f.write('%s\n' % lv.netns)
-    lv.start()
     print("uri='%s'" % lv.uri)
     print("enter='%s'" % ' '.join(lv.enter()))
     print("kernel='%s'" % version)
@@ -44,18 +40,12 @@ def stop(demo):
     except FileNotFoundError:
         return
     lvdir = os.path.join(work, 'lv')
-    pids = [os.path.join(lvdir, 'libvirtd.pid')]
-    qemu = os.path.join(lvdir, 'run', 'qemu')
-    if os.path.isdir(qemu):
-        pids += [os.path.join(qemu, n) for n in os.listdir(qemu)
-                 if n.endswith('.pid')]
-    for p in pids:
-        try:
-            with open(p) as f:
-                os.kill(int(f.read().strip()), signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
-    subprocess.run(['ip', 'netns', 'del', netns], capture_output=True)
+    try:
+        with open(os.path.join(lvdir, 'libvirtd.pid')) as f:
+            os.kill(int(f.read().strip()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+    vmenv.kill_leftovers(lvdir, netns)
     subprocess.run(['rm', '-rf', work])
 
 

@@ -230,9 +230,7 @@ static gboolean watch_round(Daemon *d)
         if (!last || s->used < 0 || s->used == *last)
             continue;
         *last = s->used;
-        g_autofree char *kib =
-            g_strdup_printf("%" G_GINT64_FORMAT, s->used / 1024);
-        qm_system_meminfo(d->sys, s->name, kib);
+        qm_system_used(d->sys, s->name, s->used);
     }
     return changed;
 }

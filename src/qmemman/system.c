@@ -161,20 +161,27 @@ static void note_decision(QmSystem *s, gint64 xenfree, const GArray *reqs)
     s->decision = g_string_free(out, FALSE);
 }
 
-void qm_system_meminfo(QmSystem *s, const char *id, const char *untrusted)
+void qm_system_used(QmSystem *s, const char *id, gint64 used)
 {
     QmDom *d = qm_system_dom(s, id);
     if (!d)
         return;
+    d->has_used = used >= 0;
+    d->mem_used = d->has_used ? used : 0;
+    qm_system_balance(s);
+}
+
+void qm_system_meminfo(QmSystem *s, const char *id, const char *untrusted)
+{
     g_autofree char *bytes = NULL;
     QmMeminfo r = untrusted
                       ? qm_parse_meminfo(untrusted, strlen(untrusted), &bytes)
                       : QM_MEMINFO_NONE;
-    gint64 v = 0;
-    d->has_used = r == QM_MEMINFO_VALUE &&
-                  g_ascii_string_to_signed(bytes, 10, 0, G_MAXINT64, &v, NULL);
-    d->mem_used = d->has_used ? v : 0;
-    qm_system_balance(s);
+    gint64 v = -1;
+    if (r != QM_MEMINFO_VALUE ||
+        !g_ascii_string_to_signed(bytes, 10, 0, G_MAXINT64, &v, NULL))
+        v = -1;
+    qm_system_used(s, id, v);
 }
 
 /* debug_stuck_balance(): the donors before @stuck that still hold more

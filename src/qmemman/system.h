@@ -43,6 +43,9 @@ QmDom *qm_system_doms(QmSystem *sys, guint *n);
 /* refresh_meminfo(): @id reported its use (NULL text: not a number, as
  * sanitize_and_parse_meminfo), then do_balance(). */
 void qm_system_meminfo(QmSystem *sys, const char *id, const char *untrusted);
+/* The same for a backend that reads the use as a number (bytes; -1: not
+ * reported). */
+void qm_system_used(QmSystem *sys, const char *id, gint64 used);
 
 /* do_balance(): one round; FALSE when it found nothing significant to do
  * (or balancing is off). */

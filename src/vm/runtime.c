@@ -761,14 +761,21 @@ static void append_net_cmdline(QubesVmSpec *s, QubesDomain *dom,
     s->cmdline = g_string_free(c, FALSE);
 }
 
+/* Xen hvm: the legacy (mini-os) stubdomain rather than the Linux one,
+ * when the linux-stubdom feature (the template's too) is set off. */
+static gboolean legacy_stubdom(QubesDomain *dom)
+{
+    const char *ls = qubes_domain_feature_check(dom, "linux-stubdom", TRUE,
+                                                FALSE, FALSE, NULL);
+    return ls && !feature_with_template(dom, "linux-stubdom");
+}
+
 /* Xen hvm: the stubdomain's kind, memory and command line (domxml.h),
  * from the linux-stubdom feature, stubdom_mem, the audio domain when it
  * runs, and the network: the qube's ip and dns, its netvm's gateway. */
 static void set_emulator(QubesVmSpec *s, QubesDomain *dom, QubesDomain *net)
 {
-    const char *ls = qubes_domain_feature_check(dom, "linux-stubdom", TRUE,
-                                                FALSE, FALSE, NULL);
-    s->stubdom_legacy = ls && !feature_with_template(dom, "linux-stubdom");
+    s->stubdom_legacy = legacy_stubdom(dom);
     s->stubdom_mem = prop_u64(dom, "stubdom_mem");
     g_autofree char *audio = prop(dom, "audiovm");
     QubesDomain *a =
@@ -1559,10 +1566,7 @@ static guint64 memory_required(QubesRuntime *rt, QubesDomain *dom)
     g_autofree char *mode = prop(dom, "virt_mode");
     if (rt->cfg.hv == QUBES_HV_XEN && g_strcmp0(mode, "hvm") == 0) {
         guint64 stub = prop_u64(dom, "stubdom_mem");
-        const char *ls = qubes_domain_feature_check(dom, "linux-stubdom", TRUE,
-                                                    FALSE, FALSE, NULL);
-        gboolean legacy = ls && !feature_with_template(dom, "linux-stubdom");
-        mib += stub ? stub : legacy ? 28 : 128;
+        mib += stub ? stub : legacy_stubdom(dom) ? 28 : 128;
     }
     guint64 vcpus = MAX(prop_u64(dom, "vcpus"), 1);
     /* MEM_OVERHEAD_BASE + vcpus * MEM_OVERHEAD_PER_VCPU (1.5 MiB) */

@@ -169,6 +169,25 @@ class Daemon:
         s.close()
         return out
 
+    def stream(self, method, dest, until, timeout=30):
+        """The bytes of a streaming call (admin.Events, admin.vm.Stats),
+        read until @until(bytes so far) or the end of the stream."""
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout)
+        s.connect(self.sock)
+        s.sendall(('%s+ dom0 name %s\0' % (method, dest)).encode())
+        s.shutdown(socket.SHUT_WR)
+        buf = b''
+        try:
+            while not until(buf):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+        finally:
+            s.close()
+        return buf
+
     def call(self, method, dest='dom0', arg='', payload=b'', src='dom0'):
         if isinstance(payload, str):
             payload = payload.encode()
@@ -216,14 +235,17 @@ def parse(out):
 
 
 def parse_events(buf):
-    """Splits a stream of events into (subject, event, {k: v}) tuples."""
+    """Splits a stream of events into (subject, event, {k: v}) tuples;
+    returns them and what is left (an event not yet whole)."""
     events = []
     while buf.startswith(b'1\0'):
         fields = []
         pos = 2
         # subject, event, then key/value pairs, ended by an empty field
         while True:
-            end = buf.index(b'\0', pos)
+            end = buf.find(b'\0', pos)
+            if end < 0:
+                return events, buf
             fields.append(buf[pos:end].decode())
             pos = end + 1
             if len(fields) >= 2 and (len(fields) % 2 == 0) and \

@@ -842,24 +842,8 @@ def test_events():
 
 
 def stream(method, dest, until, timeout=30):
-    """The frames of a streaming call, read until @until(frames) or the
-    end of the stream."""
     covered.add(method)
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(timeout)
-    s.connect(state['d'].sock)
-    s.sendall(('%s+ dom0 name %s\0' % (method, dest)).encode())
-    s.shutdown(socket.SHUT_WR)
-    buf = b''
-    try:
-        while not until(buf):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    finally:
-        s.close()
-    return buf
+    return state['d'].stream(method, dest, until, timeout)
 
 
 def test_stats():

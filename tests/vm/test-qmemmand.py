@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -29,11 +28,9 @@ state = {}
 
 def setup():
     try:
-        work = tempfile.mkdtemp(prefix='qm', dir='/tmp')
-        state['work'] = work
-        lv = vmenv.Libvirtd(work, os.path.join(CACHE, 'libvirt-caps'))
+        lv = vmenv.private_libvirtd(CACHE, prefix='qm')
         state['lv'] = lv
-        lv.start()
+        work = state['work'] = lv.work
     except RuntimeError as e:
         if in_ci():
             raise

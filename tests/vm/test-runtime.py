@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import termios
 import threading
 import time
@@ -42,12 +41,9 @@ def setup():
         fs = LoopFS('btrfs', '4G')
         state['fs'] = fs
         # libvirtd's mount namespace sees what is mounted before it starts
-        work = tempfile.mkdtemp(prefix='qv', dir='/tmp')
-        state['work'] = work
-        lv = vmenv.Libvirtd(work, os.path.join(CACHE, 'libvirt-caps'),
-                            keep=[fs.mnt])
+        lv = vmenv.private_libvirtd(CACHE, keep=[fs.mnt])
         state['lv'] = lv
-        lv.start()
+        work = state['work'] = lv.work
     except RuntimeError as e:
         if in_ci():
             raise
@@ -683,20 +679,12 @@ def test_pause_suspend_and_stats():
         d.ok('admin.vm.Resume', 'work')
         assert 'power_state=Running' in d.ok('admin.vm.CurrentState', 'work')
         console_run('work', 'echo STILL-HERE', 'STILL-HERE')
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(60)
-        s.connect(d.sock)
-        s.sendall(b'admin.vm.Stats+ dom0 name work\0')
-        s.shutdown(socket.SHUT_WR)
-        buf, events = b'', []
-        while len([e for e in events if e[1] == 'vm-stats']) < 3:
-            chunk = s.recv(4096)
-            assert chunk, events
-            buf += chunk
-            got, buf = parse_events(buf)
-            events += got
-        s.close()
-        stats = [e for e in events if e[1] == 'vm-stats']
+        def stats_in(buf):
+            return [e for e in parse_events(buf)[0] if e[1] == 'vm-stats']
+        buf = d.stream('admin.vm.Stats', 'work',
+                       lambda b: len(stats_in(b)) >= 3, timeout=60)
+        stats = stats_in(buf)
+        assert len(stats) >= 3, buf
         assert all(e[0] == 'work' for e in stats), stats
         assert int(stats[-1][2]['memory_kb']) > 100 * 1024, stats
         assert int(stats[-1][2]['cpu_time']) > 0, stats

@@ -352,15 +352,36 @@ class Libvirtd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for pidfile in glob.glob(os.path.join(self.lv, 'run', 'qemu',
-                                              '*.pid')):
-            try:
-                with open(pidfile) as f:
-                    os.kill(int(f.read().strip()), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-        subprocess.run(['ip', 'netns', 'del', self.netns],
-                       capture_output=True)
+        kill_leftovers(self.lv, self.netns)
         if self.proc:
             self.log.close()
         self.proc = None
+
+
+def kill_leftovers(lvdir, netns):
+    """What a private libvirtd (state under @lvdir) may leave: QEMU
+    processes (killed by their pid files) and its network namespace."""
+    for pidfile in glob.glob(os.path.join(lvdir, 'run', 'qemu', '*.pid')):
+        try:
+            with open(pidfile) as f:
+                os.kill(int(f.read().strip()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+    subprocess.run(['ip', 'netns', 'del', netns], capture_output=True)
+
+
+def private_libvirtd(cache, keep=(), prefix='qv'):
+    """A private libvirtd started in a fresh folder under /tmp (short:
+    its socket path must fit in sun_path; lv.work), with libvirt's
+    capabilities cached in CACHE/libvirt-caps. A failed start leaves
+    nothing; afterwards lv.stop() and removing lv.work are the caller's."""
+    work = tempfile.mkdtemp(prefix=prefix, dir='/tmp')
+    lv = None
+    try:
+        lv = Libvirtd(work, os.path.join(cache, 'libvirt-caps'), keep=keep)
+        return lv.start()
+    except BaseException:
+        if lv:
+            lv.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        raise
