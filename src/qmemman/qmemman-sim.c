@@ -16,7 +16,19 @@ typedef struct {
     guint n;
     gint64 xen_free;
     gint64 total_mem;
+    /* our extension: the assignable free memory as it is (no Xen
+     * per-page overhead applied), as qmemmand's dump on libvirt gives it */
+    gboolean has_free;
+    gint64 free;
 } Case;
+
+/* get_free_xen_mem() of the case. */
+static gint64 case_free(const Case *c)
+{
+    if (c->has_free)
+        return c->free - qm_assigned_unused(c->doms, c->n);
+    return qm_free_mem(c->xen_free, c->doms, c->n);
+}
 
 static void case_clear(Case *c)
 {
@@ -60,6 +72,8 @@ static gboolean load_case(JsonObject *o, gboolean daemon, Case *c, char **why)
     memset(c, 0, sizeof(*c));
     get_int(o, "xen_free", &c->xen_free, NULL);
     get_int(o, "total_mem", &c->total_mem, NULL);
+    gboolean free_null = TRUE;
+    c->has_free = get_int(o, "free", &c->free, &free_null) && !free_null;
     JsonNode *dn = json_object_get_member(o, "domains");
     if (dn && !JSON_NODE_HOLDS_ARRAY(dn)) {
         *why = g_strdup("domains is not an array");
@@ -162,7 +176,7 @@ static void op_balance(JsonBuilder *b, const QmConfig *cfg, Case *c)
     g_autoptr(GArray) cleared = g_array_new(FALSE, FALSE, sizeof(guint));
     qm_clear_outdated(cfg, c->doms, c->n, cleared);
     add_ids(b, "cleared", c, cleared);
-    gint64 xenfree = qm_free_mem(c->xen_free, c->doms, c->n);
+    gint64 xenfree = case_free(c);
     gint64 algo_free = xenfree - QM_XEN_FREE_MEM_LEFT;
     g_autoptr(GArray) t = g_array_new(FALSE, FALSE, sizeof(QmTarget));
     QmMemInfo mi = {0};
@@ -188,7 +202,7 @@ static void op_request(JsonBuilder *b, const QmConfig *cfg, Case *c,
 {
     for (guint i = 0; i < c->n; i++)
         c->doms[i].no_progress = FALSE;
-    gint64 xenfree = qm_free_mem(c->xen_free, c->doms, c->n);
+    gint64 xenfree = case_free(c);
     add_int(b, "xenfree", xenfree);
     g_autoptr(GArray) t = g_array_new(FALSE, FALSE, sizeof(QmTarget));
     if (xenfree >= size + QM_XEN_FREE_MEM_MIN) {

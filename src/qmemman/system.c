@@ -14,9 +14,17 @@ struct _QmSystem {
     QmBackend be;
     GArray *doms; /* QmDom, in the order they came */
     char *decision;
+    const char *mode; /* of the last decision: "enough" or "low" */
+    guint decisions;
     double delay;       /* BALLOON_DELAY */
     guint check_period; /* rounds: max(1, int(CHECK_PERIOD_S / delay)) */
     gint64 check_delta; /* bytes expected in that time */
+    gint64 mb_s;        /* CHECK_MB_S */
+    /* LAST_SECOND: rounds in a second, max(1, int(1 / delay)) */
+    guint last_second;
+    char *inhibit_path; /* do-not-membalance; NULL: none */
+    QmBalanced balanced;
+    gpointer balanced_data;
 };
 
 QmSystem *qm_system_new(const QmConfig *cfg, const QmBackend *backend)
@@ -37,6 +45,20 @@ void qm_system_set_timing(QmSystem *s, double delay, double period_s,
     /* 3 / 0.1 is 30.000000000000004: 30 rounds, as the reference's */
     s->check_period = (guint)MAX(1, (gint64)(period_s / delay));
     s->check_delta = (gint64)period_s * mb_s * 1024 * 1024;
+    s->mb_s = mb_s;
+    s->last_second = (guint)MAX(1, (gint64)(1 / delay));
+}
+
+void qm_system_set_inhibit_file(QmSystem *s, const char *path)
+{
+    g_free(s->inhibit_path);
+    s->inhibit_path = g_strdup(path);
+}
+
+void qm_system_on_balanced(QmSystem *s, QmBalanced fn, gpointer data)
+{
+    s->balanced = fn;
+    s->balanced_data = data;
 }
 
 void qm_system_free(QmSystem *s)
@@ -47,6 +69,7 @@ void qm_system_free(QmSystem *s)
         g_free(g_array_index(s->doms, QmDom, i).id);
     g_array_unref(s->doms);
     g_free(s->decision);
+    g_free(s->inhibit_path);
     g_free(s);
 }
 
@@ -95,6 +118,16 @@ const char *qm_system_last_decision(QmSystem *s)
     return s->decision;
 }
 
+const char *qm_system_last_mode(QmSystem *s)
+{
+    return s->mode ? s->mode : "";
+}
+
+guint qm_system_decision_count(QmSystem *s)
+{
+    return s->decisions;
+}
+
 #define DOMS(s) ((QmDom *)(void *)(s)->doms->data)
 
 /* refresh_mem_actual(): the backend's figures, then what each domain
@@ -131,8 +164,11 @@ static void mem_set(QmSystem *s, guint i, gint64 val)
 }
 
 /* print_stats(), kept as the last decision too. */
-static void note_decision(QmSystem *s, gint64 xenfree, const GArray *reqs)
+static void note_decision(QmSystem *s, gint64 xenfree, const GArray *reqs,
+                          gboolean enough)
 {
+    s->mode = enough ? "enough" : "low";
+    s->decisions++;
     GString *out = g_string_new(NULL);
     for (guint i = 0; i < s->doms->len; i++) {
         const QmDom *d = &DOMS(s)[i];
@@ -215,6 +251,10 @@ static void stuck(QmSystem *s, guint stuck_dom, const GArray *reqs,
 
 gboolean qm_system_balance(QmSystem *s)
 {
+    if (s->inhibit_path && g_file_test(s->inhibit_path, G_FILE_TEST_EXISTS)) {
+        g_debug("%s present, not balancing", s->inhibit_path);
+        return FALSE;
+    }
     refresh(s);
     qm_clear_outdated(&s->cfg, DOMS(s), s->doms->len, NULL);
     gint64 xenfree = free_mem(s);
@@ -230,7 +270,7 @@ gboolean qm_system_balance(QmSystem *s)
     }
     if (!qm_significant(&s->cfg, DOMS(s), reqs, xenfree))
         return FALSE;
-    note_decision(s, xenfree, reqs);
+    note_decision(s, xenfree, reqs, enough);
     g_autofree gint64 *prev = g_new(gint64, s->doms->len + 1);
     for (guint i = 0; i < s->doms->len; i++)
         prev[i] = DOMS(s)[i].mem_actual;
@@ -254,6 +294,15 @@ gboolean qm_system_balance(QmSystem *s)
             }
         }
         mem_set(s, t->dom, t->mem);
+    }
+    /* What is left to give, for those that decide whether to start more
+     * (master's qmemman_avail_mem_file). */
+    if (s->balanced) {
+        QmMemInfo after = {0};
+        qm_mem_info(&s->cfg, free_mem(s) - QM_XEN_FREE_MEM_LEFT, DOMS(s),
+                    s->doms->len, &after);
+        s->balanced(s->balanced_data, after.total_available_mem);
+        qm_mem_info_clear(&after);
     }
     return TRUE;
 }
@@ -312,6 +361,138 @@ gboolean qm_system_balloon(QmSystem *s, gint64 mem_size)
             QmTarget p = {t->dom, DOMS(s)[t->dom].mem_actual};
             g_array_append_val(prev, p);
         }
+        s->be.sleep(s->be.self, s->delay);
+    }
+}
+
+/* Python's round(x, 2): the exact value of @x rounded to two decimals
+ * (glibc's printf rounds the exact binary value, as CPython does). */
+static double round2(double x)
+{
+    char buf[G_ASCII_DTOSTR_BUF_SIZE + 400];
+    g_snprintf(buf, sizeof buf, "%.2f", x);
+    return g_ascii_strtod(buf, NULL);
+}
+
+/* The speed at which domain memory went down over the last second, MiB/s
+ * (do_balloon_dom's transfer_speed_mib): the reference's rounds are 0.1
+ * s apart and it takes the change between the entries LAST_SECOND apart;
+ * with rounds of half a second or more that is the same entry (always
+ * 0), so the last round's change is taken per second instead. */
+static gint64 speed_mib(const QmSystem *s, const GArray *ring)
+{
+    const gint64 *r = (const gint64 *)(const void *)ring->data;
+    guint len = ring->len;
+    if (s->last_second >= 2) {
+        guint back = MIN(s->last_second, len);
+        return (gint64)((double)(r[len - back] - r[len - 1]) / (1024.0 * 1024));
+    }
+    if (len < 2)
+        return 0;
+    return (gint64)((double)(r[len - 2] - r[len - 1]) / s->delay /
+                    (1024.0 * 1024));
+}
+
+gboolean qm_system_balloon_dom(QmSystem *s, const char *const *ids,
+                               const gint64 *mems, guint n)
+{
+    GString *what = g_string_new(NULL);
+    for (guint k = 0; k < n; k++)
+        g_string_append_printf(what, "%s'%s': %" G_GINT64_FORMAT, k ? ", " : "",
+                               ids[k], mems[k]);
+    g_message("do_balloon_dom(dom_memset={%s})", what->str);
+    g_string_free(what, TRUE);
+    if (n == 0)
+        return FALSE;
+    refresh(s); /* a domain added since the last round is seen now */
+    /* The domains asked for, in the system's order; a domain named twice
+     * keeps the last amount, as a dict built from the pairs. */
+    guint nd = s->doms->len;
+    g_autofree gint64 *want = g_new0(gint64, nd + 1);
+    g_autofree gint64 *req = g_new0(gint64, nd + 1);
+    g_autofree gboolean *asked = g_new0(gboolean, nd + 1);
+    g_autofree gboolean *done = g_new0(gboolean, nd + 1);
+    g_autofree guint *order = g_new0(guint, n + 1); /* request order */
+    guint norder = 0;
+    for (guint k = 0; k < n; k++) {
+        gint i = find(s, ids[k]);
+        if (i < 0 || DOMS(s)[i].unseen) {
+            /* the reference raises on it (no answer): refused */
+            g_warning("do_balloon_dom: no domain '%s' to balloon", ids[k]);
+            return FALSE;
+        }
+        if (!asked[i])
+            order[norder++] = (guint)i;
+        asked[i] = TRUE;
+        want[i] = mems[k];
+    }
+    for (guint i = 0; i < nd; i++)
+        if (asked[i])
+            DOMS(s)[i].no_progress = FALSE;
+    for (guint k = 0; k < norder; k++) {
+        guint i = order[k];
+        QmDom *d = &DOMS(s)[i];
+        if (want[i] == 0 && !d->has_used) {
+            /* still at its initial size: nothing to go by yet */
+            g_message("mem requested for dom '%s' is 0 but meminfo was not "
+                      "reported back, skipping ballooning",
+                      d->id);
+            done[i] = TRUE;
+            continue;
+        }
+        req[i] = want[i] ? want[i] : qm_pref_mem(&s->cfg, d);
+        if (req[i] == 0) {
+            g_warning("do_balloon_dom: a preference of 0 for '%s'", d->id);
+            return FALSE; /* the reference divides by it and raises */
+        }
+        g_message("mem requested for dom '%s' is '%" G_GINT64_FORMAT
+                  "'%s while actual mem is '%" G_GINT64_FORMAT "' (%.2fx)",
+                  d->id, req[i], want[i] ? "" : " (its pref)", d->mem_actual,
+                  round2((double)d->mem_actual / (double)req[i]));
+    }
+    g_autoptr(GPtrArray) rings =
+        g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
+    for (guint i = 0; i < nd; i++)
+        g_ptr_array_add(rings, g_array_new(FALSE, FALSE, sizeof(gint64)));
+    for (guint niter = 0;; niter++) {
+        refresh(s);
+        gboolean all = TRUE;
+        for (guint i = 0; i < nd; i++) {
+            QmDom *d = &DOMS(s)[i];
+            if (!asked[i] || done[i])
+                continue;
+            if (niter > 0 && niter % 10 == 0 && want[i] == 0) {
+                gint64 pref = qm_pref_mem(&s->cfg, d);
+                if (pref != req[i] && pref != 0) {
+                    req[i] = pref;
+                    g_message("adjusted pref to '%" G_GINT64_FORMAT "'", pref);
+                }
+            }
+            if (round2((double)d->mem_actual / (double)req[i]) <= 1.1)
+                done[i] = TRUE;
+            else
+                all = FALSE;
+        }
+        if (all)
+            return TRUE;
+        for (guint i = 0; i < nd; i++) {
+            if (!asked[i] || done[i])
+                continue;
+            GArray *ring = rings->pdata[i];
+            g_array_append_val(ring, DOMS(s)[i].mem_actual);
+            if (niter >= s->check_period) {
+                gint64 mib = speed_mib(s, ring);
+                if (mib < s->mb_s) {
+                    g_warning("slow transfer speed of %" G_GINT64_FORMAT
+                              "MiB/s on the last second (dom '%s')",
+                              mib, DOMS(s)[i].id);
+                    return FALSE;
+                }
+            }
+        }
+        for (guint k = 0; k < norder; k++)
+            if (!done[order[k]])
+                mem_set(s, order[k], req[order[k]]);
         s->be.sleep(s->be.self, s->delay);
     }
 }

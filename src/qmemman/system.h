@@ -54,6 +54,24 @@ gboolean qm_system_balance(QmSystem *sys);
  * when the host has them (plus XEN_FREE_MEM_MIN). */
 gboolean qm_system_balloon(QmSystem *sys, gint64 mem_size);
 
+/* do_balloon_dom() (master's per-domain request, for preloaded
+ * disposables): balloons each domain @ids[k] down to @mems[k] bytes (0:
+ * its preferred memory; a domain that has not reported its use yet is
+ * left as it is); TRUE once each holds at most 1.1 times that, FALSE
+ * when one is unknown or moves slower than the progress rate. */
+gboolean qm_system_balloon_dom(QmSystem *sys, const char *const *ids,
+                               const gint64 *mems, guint n);
+
+/* do_balance() does nothing while @path exists (the reference's
+ * /var/run/qubes/do-not-membalance); NULL: no such file. */
+void qm_system_set_inhibit_file(QmSystem *sys, const char *path);
+
+/* Called at the end of each completed balance with what is left to give
+ * (mem_info()'s total_available_mem): master writes it to
+ * qmemman_avail_mem_file for those that decide whether to start more. */
+typedef void (*QmBalanced)(gpointer data, gint64 total_available_mem);
+void qm_system_on_balanced(QmSystem *sys, QmBalanced fn, gpointer data);
+
 /* The loops' timing: @delay seconds between rounds (a domain whose
  * memory did not move in a round of do_balloon() is taken as stuck; do_balance
  * waits 5 rounds for donors), and do_balloon()'s progress check: a
@@ -67,5 +85,10 @@ void qm_system_set_timing(QmSystem *sys, double delay, double period_s,
 /* The last decision, for the log and qvm-memory: a line in the
  * reference's print_stats() words. */
 const char *qm_system_last_decision(QmSystem *sys);
+/* Its mode ("enough": all get their preference and share the rest;
+ * "low": donors give to the acceptors in proportion; "" before the
+ * first), and how many significant balances there were. */
+const char *qm_system_last_mode(QmSystem *sys);
+guint qm_system_decision_count(QmSystem *sys);
 
 G_END_DECLS

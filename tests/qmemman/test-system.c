@@ -3,6 +3,7 @@
  * all) while the fake clock advances in the backend's sleep(). */
 #include "system.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 
 #define MiB (G_GINT64_CONSTANT(1024) * 1024)
@@ -210,6 +211,85 @@ static void test_balance_stuck_donor(Fixture *fx, gconstpointer data)
     g_assert_false(d3->no_progress || d3->slow_memset_react);
 }
 
+/* master's per-domain request: a domain asked down to an amount gets
+ * there; 0 means its preferred memory; one that has not reported is left
+ * alone; an unknown one is refused at once. */
+static void test_balloon_dom(Fixture *fx, gconstpointer data)
+{
+    add(fx, "0", 3 * GiB, 8 * GiB, 500 * MiB, 1 * GiB);
+    add(fx, "3", 3 * GiB, 4 * GiB, 500 * MiB, 400 * MiB);
+    add(fx, "4", 2 * GiB, 4 * GiB, 500 * MiB, -1);
+    const char *ids[] = {"3", "4"};
+    gint64 mems[] = {1 * GiB, 0};
+    g_assert_true(qm_system_balloon_dom(fx->sys, ids, mems, 2));
+    g_assert_cmpint(fake_dom(&fx->fake, "3")->target, ==, 1 * GiB);
+    g_assert_cmpint(fake_dom(&fx->fake, "3")->current, <=, (gint64)(1.1 * GiB));
+    g_assert_cmpint(fake_dom(&fx->fake, "4")->target, ==, 2 * GiB);
+    g_assert_cmpint(fake_dom(&fx->fake, "0")->target, ==, 3 * GiB);
+    /* 0: down to its preference (400 MiB x 1.3) */
+    const char *three[] = {"3"};
+    gint64 zero[] = {0};
+    g_assert_true(qm_system_balloon_dom(fx->sys, three, zero, 1));
+    g_assert_cmpint(fake_dom(&fx->fake, "3")->target, ==,
+                    (gint64)(400 * MiB * 1.3));
+    /* unknown domain: refused, nothing set */
+    guint sets = fx->fake.sets;
+    const char *bad[] = {"3", "77"};
+    gint64 two[] = {1 * GiB, 1 * GiB};
+    g_assert_false(qm_system_balloon_dom(fx->sys, bad, two, 2));
+    g_assert_cmpint(fx->fake.sets, ==, sets);
+    g_assert_false(qm_system_balloon_dom(fx->sys, NULL, NULL, 0));
+}
+
+/* A domain whose balloon does not move fails the request within the
+ * progress period (at the reference's timing and at qmemmand's). */
+static void test_balloon_dom_stuck(Fixture *fx, gconstpointer data)
+{
+    add(fx, "5", 3 * GiB, 4 * GiB, 0, 400 * MiB);
+    const char *ids[] = {"5"};
+    gint64 mems[] = {1 * GiB};
+    g_assert_false(qm_system_balloon_dom(fx->sys, ids, mems, 1));
+    g_assert_cmpfloat(fx->fake.now, <=, 0.1 * 31);
+    qm_system_set_timing(fx->sys, 2, 10, 10);
+    fx->fake.now = 0;
+    g_assert_false(qm_system_balloon_dom(fx->sys, ids, mems, 1));
+    g_assert_cmpfloat(fx->fake.now, <=, 2 * 6);
+    /* a slow one that moves at 20 MiB/s is met at qmemmand's timing */
+    fake_dom(&fx->fake, "5")->speed = 20 * MiB;
+    g_assert_true(qm_system_balloon_dom(fx->sys, ids, mems, 1));
+}
+
+static void note_available(gpointer data, gint64 avail)
+{
+    *(gint64 *)data = avail;
+}
+
+/* do-not-membalance stops balancing while it exists; a completed
+ * balance tells what is left to give. */
+static void test_inhibit_and_available(Fixture *fx, gconstpointer data)
+{
+    fx->fake.host = 10 * GiB;
+    add(fx, "0", 2 * GiB, 8 * GiB, 20 * GiB, 1 * GiB);
+    add(fx, "4", 500 * MiB, 4 * GiB, 20 * GiB, 300 * MiB);
+    g_autofree char *dir = g_dir_make_tmp("qm-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "do-not-membalance", NULL);
+    qm_system_set_inhibit_file(fx->sys, path);
+    gint64 avail = G_MININT64;
+    qm_system_on_balanced(fx->sys, note_available, &avail);
+    g_assert_true(g_file_set_contents(path, "", 0, NULL));
+    qm_system_meminfo(fx->sys, "4", "1048576");
+    g_assert_cmpint(fx->fake.sets, ==, 0);
+    g_assert_cmpint(avail, ==, G_MININT64);
+    g_remove(path);
+    g_rmdir(dir);
+    qm_system_meminfo(fx->sys, "4", "1048570");
+    g_assert_cmpint(fx->fake.sets, >, 0);
+    /* told right after the targets were set, before the donors gave:
+     * what the reference writes then */
+    g_assert_cmpint(avail, !=, G_MININT64);
+    g_assert_cmpint(avail, <, 10 * GiB);
+}
+
 static void quiet(const char *domain, GLogLevelFlags level, const char *msg,
                   gpointer data)
 {
@@ -234,5 +314,8 @@ int main(int argc, char **argv)
     T("unseen-and-unreported", test_unseen_and_unreported);
     T("balance-gives-to-the-hungry", test_balance_gives_to_the_hungry);
     T("balance-stuck-donor", test_balance_stuck_donor);
+    T("balloon-dom", test_balloon_dom);
+    T("balloon-dom-stuck", test_balloon_dom_stuck);
+    T("inhibit-and-available", test_inhibit_and_available);
     return g_test_run();
 }
