@@ -100,6 +100,9 @@ int main(int argc, char **argv)
     gboolean offline = FALSE;
     gboolean no_balancing = FALSE;
     g_autofree char *qmemman_socket = NULL;
+    g_autofree char *qmemman_status = NULL;
+    g_autofree char *autostart_marker = NULL;
+    gboolean no_autostart = FALSE;
     GOptionEntry entries[] = {
         {"base-dir", 0, 0, G_OPTION_ARG_FILENAME, &base_dir,
          "Folder of qubes.xml and the default pool (default /var/lib/qubes)",
@@ -144,6 +147,18 @@ int main(int argc, char **argv)
          "(default /var/run/qubes/qmemman.sock; without an answer there, "
          "qubes start without it)",
          "PATH"},
+        {"qmemman-status-socket", 0, 0, G_OPTION_ARG_FILENAME, &qmemman_status,
+         "qmemmand's status socket: on Xen, autostart waits until dom0 "
+         "reported its memory use there (default "
+         "/var/run/qubes/qmemman-status.sock)",
+         "PATH"},
+        {"autostart-marker", 0, 0, G_OPTION_ARG_FILENAME, &autostart_marker,
+         "The qubes whose autostart is True are started when this file is "
+         "absent, which is then written: once per boot (default "
+         "/var/run/qubes/autostart-done)",
+         "PATH"},
+        {"no-autostart", 0, 0, G_OPTION_ARG_NONE, &no_autostart,
+         "Start no qube by itself", NULL},
         {"log-dir", 0, 0, G_OPTION_ARG_FILENAME, &log_dir,
          "Where the qubes' console logs go, guest-NAME.log (default "
          "/var/log/qubes)",
@@ -189,6 +204,14 @@ int main(int argc, char **argv)
                           : qmemman_socket
                               ? qmemman_socket
                               : (char *)"/var/run/qubes/qmemman.sock";
+    rcfg.qmemman_status_socket =
+        no_balancing     ? NULL
+        : qmemman_status ? qmemman_status
+                         : (char *)"/var/run/qubes/qmemman-status.sock";
+    rcfg.autostart_marker = no_autostart       ? NULL
+                            : autostart_marker ? autostart_marker
+                                               : (char *)"/var/run/qubes/"
+                                                         "autostart-done";
     if (!base_dir)
         base_dir = g_strdup("/var/lib/qubes");
     if (!socket_path)

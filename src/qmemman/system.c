@@ -12,9 +12,9 @@
 struct _QmSystem {
     QmConfig cfg;
     QmBackend be;
-    GArray *doms; /* QmDom, in the order they came */
-    char *decision;
-    const char *mode; /* of the last decision: "enough" or "low" */
+    GArray *doms;      /* QmDom, in the order they came */
+    GString *decision; /* reused: a round over 1000 domains writes 80 KB */
+    const char *mode;  /* of the last decision: "enough" or "low" */
     guint decisions;
     double delay;       /* BALLOON_DELAY */
     guint check_period; /* rounds: max(1, int(CHECK_PERIOD_S / delay)) */
@@ -25,6 +25,10 @@ struct _QmSystem {
     char *inhibit_path; /* do-not-membalance; NULL: none */
     QmBalanced balanced;
     gpointer balanced_data;
+    /* qm_assigned_unused() of the domains, from the last refresh() on,
+     * kept by mem_set(): do_balance() reads the free memory before each
+     * target it sets, and the sum would make a round quadratic. */
+    gint64 unused;
 };
 
 QmSystem *qm_system_new(const QmConfig *cfg, const QmBackend *backend)
@@ -33,7 +37,7 @@ QmSystem *qm_system_new(const QmConfig *cfg, const QmBackend *backend)
     s->cfg = *cfg;
     s->be = *backend;
     s->doms = g_array_new(FALSE, TRUE, sizeof(QmDom));
-    s->decision = g_strdup("");
+    s->decision = g_string_new(NULL);
     qm_system_set_timing(s, BALLOON_DELAY, CHECK_PERIOD_S, CHECK_MB_S);
     return s;
 }
@@ -68,7 +72,7 @@ void qm_system_free(QmSystem *s)
     for (guint i = 0; i < s->doms->len; i++)
         g_free(g_array_index(s->doms, QmDom, i).id);
     g_array_unref(s->doms);
-    g_free(s->decision);
+    g_string_free(s->decision, TRUE);
     g_free(s->inhibit_path);
     g_free(s);
 }
@@ -115,7 +119,7 @@ QmDom *qm_system_doms(QmSystem *s, guint *n)
 
 const char *qm_system_last_decision(QmSystem *s)
 {
-    return s->decision;
+    return s->decision->str;
 }
 
 const char *qm_system_last_mode(QmSystem *s)
@@ -136,13 +140,14 @@ static void refresh(QmSystem *s)
 {
     s->be.refresh(s->be.self, s);
     qm_refresh(DOMS(s), s->doms->len);
+    s->unused = qm_assigned_unused(DOMS(s), s->doms->len);
 }
 
 /* get_free_xen_mem(). */
 static gint64 free_mem(QmSystem *s)
 {
     gint64 free = s->be.free_mem(s->be.self);
-    gint64 unused = qm_assigned_unused(DOMS(s), s->doms->len);
+    gint64 unused = s->unused;
     if (free < QM_XEN_FREE_MEM_MIN)
         g_warning("free memory %" G_GINT64_FORMAT " below acceptable value! "
                   "assigned_but_unused=%" G_GINT64_FORMAT,
@@ -158,7 +163,13 @@ static gint64 free_mem(QmSystem *s)
 static void mem_set(QmSystem *s, guint i, gint64 val)
 {
     QmDom *d = &DOMS(s)[i];
-    g_message("mem-set domain %s to %" G_GINT64_FORMAT, d->id, val);
+    /* info, as the reference logs it; formatted only when shown (a round
+     * over 1000 domains sets as many targets) */
+    if (!g_log_writer_default_would_drop(G_LOG_LEVEL_INFO, G_LOG_DOMAIN))
+        g_info("mem-set domain %s to %" G_GINT64_FORMAT, d->id, val);
+    if (!d->unseen)
+        s->unused += MAX(0, val - d->mem_current) -
+                     MAX(0, d->last_target - d->mem_current);
     d->last_target = val;
     s->be.set_target(s->be.self, d->id, val);
 }
@@ -169,7 +180,8 @@ static void note_decision(QmSystem *s, gint64 xenfree, const GArray *reqs,
 {
     s->mode = enough ? "enough" : "low";
     s->decisions++;
-    GString *out = g_string_new(NULL);
+    GString *out = s->decision;
+    g_string_truncate(out, 0);
     for (guint i = 0; i < s->doms->len; i++) {
         const QmDom *d = &DOMS(s)[i];
         if (!d->has_used || d->unseen)
@@ -190,11 +202,7 @@ static void note_decision(QmSystem *s, gint64 xenfree, const GArray *reqs,
                                k ? ", " : "", DOMS(s)[t->dom].id, t->mem);
     }
     g_string_append(out, "]");
-    g_auto(GStrv) lines = g_strsplit(out->str, "\n", -1);
-    for (char **l = lines; *l; l++)
-        g_message("%s", *l);
-    g_free(s->decision);
-    s->decision = g_string_free(out, FALSE);
+    g_message("%s", out->str);
 }
 
 void qm_system_used(QmSystem *s, const char *id, gint64 used)

@@ -110,6 +110,8 @@ static void rt_unref(QubesRuntime *rt)
     g_free(rt->cfg.uri);
     g_free(rt->cfg.log_dir);
     g_free(rt->cfg.qmemman_socket);
+    g_free(rt->cfg.qmemman_status_socket);
+    g_free(rt->cfg.autostart_marker);
     g_free(rt);
 }
 
@@ -1076,6 +1078,8 @@ static QubesPowerState power_of(int state)
     }
 }
 
+static gboolean autostart_begin(gpointer data);
+
 /* Learns which qubes run: adopts them (state, id; their storage stays
  * started) and treats the others as stopped. Brings the storage of
  * halted qubes to rest the first time. Blocking, but short: one listing. */
@@ -1153,6 +1157,8 @@ static void resync(QubesRuntime *rt)
     /* DispVMs that stopped while no qubesd was there to remove them */
     for (guint i = 0; i < leftover->len; i++)
         auto_cleanup(rt, leftover->pdata[i]);
+    if (!rt->settled)
+        g_idle_add(autostart_begin, rt_ref(rt));
     rt->settled = TRUE;
 }
 
@@ -1257,6 +1263,8 @@ QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
     rt->cfg.hv = cfg->hv;
     rt->cfg.log_dir = g_strdup(cfg->log_dir);
     rt->cfg.qmemman_socket = g_strdup(cfg->qmemman_socket);
+    rt->cfg.qmemman_status_socket = g_strdup(cfg->qmemman_status_socket);
+    rt->cfg.autostart_marker = g_strdup(cfg->autostart_marker);
     g_mutex_init(&rt->lock);
     rt->doms =
         g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)dom_rt_free);
@@ -2225,4 +2233,155 @@ GPtrArray *qubes_runtime_stats_finish(QubesRuntime *rt, GAsyncResult *res,
         g_ptr_array_add(out, s);
     }
     return out;
+}
+
+/* ---- autostart ----
+ *
+ * Once per boot (the first qubesd after it: a marker in /run, which a
+ * boot empties), when the runtime first knows which qubes run, the qubes
+ * whose autostart is True are started, one after the other in qid order
+ * (a netvm is started first by its client's start anyway); a failure is
+ * logged and the next goes on. The marker is written when all were
+ * tried: a qubesd that dies in the middle leaves it absent, and the next
+ * one starts those still halted.
+ *
+ * On Xen, as the seed asks, not before dom0 reported its memory use to
+ * qmemmand (else dom0 holds all it had at boot and the qubes do not get
+ * it): qubesd waits, up to a minute, until qmemmand's state shows dom0's
+ * use (its status socket). Without qmemmand it does not wait. On
+ * QEMU/KVM the host is not balanced: no wait. */
+
+typedef struct {
+    QubesRuntime *rt;
+    GPtrArray *doms; /* QubesDomain refs, in order */
+    guint next;
+} Autostart;
+
+static void autostart_next(Autostart *a);
+
+static void autostart_free(Autostart *a)
+{
+    if (a->rt->doms && a->rt->cfg.autostart_marker) {
+        g_autoptr(GError) err = NULL;
+        g_autofree char *dir = g_path_get_dirname(a->rt->cfg.autostart_marker);
+        g_mkdir_with_parents(dir, 0755);
+        /* /run is a tmpfs: nothing to make durable, it goes at boot */
+        if (!g_file_set_contents(a->rt->cfg.autostart_marker, "", 0, &err))
+            g_warning("autostart: %s", err->message);
+    }
+    g_ptr_array_unref(a->doms);
+    rt_unref(a->rt);
+    g_free(a);
+}
+
+static void autostart_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    Autostart *a = data;
+    QubesDomain *dom = a->doms->pdata[a->next - 1];
+    g_autoptr(GError) err = NULL;
+    if (!qubes_runtime_op_finish(res, &err))
+        g_warning("%s: autostart failed: %s", dom->name, err->message);
+    else
+        g_message("%s: autostarted", dom->name);
+    autostart_next(a);
+}
+
+static void autostart_next(Autostart *a)
+{
+    QubesRuntime *rt = a->rt;
+    while (rt->doms && a->next < a->doms->len) {
+        QubesDomain *dom = a->doms->pdata[a->next++];
+        if (dom->power != QUBES_POWER_HALTED || dom->removed)
+            continue;
+        qubes_runtime_start(rt, dom, autostart_done, a);
+        return;
+    }
+    autostart_free(a);
+}
+
+/* On a worker: until qmemmand's state shows dom0's use (or a minute
+ * went, or qmemmand is not there). */
+static void wait_dom0_reported(GTask *task, gpointer src, gpointer data,
+                               GCancellable *c)
+{
+    const char *path = data;
+    for (int i = 0; i < 60; i++, g_usleep(G_USEC_PER_SEC)) {
+        g_autoptr(GSocketClient) client = g_socket_client_new();
+        g_socket_client_set_timeout(client, 30);
+        g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
+        g_autoptr(GSocketConnection) conn = g_socket_client_connect(
+            client, G_SOCKET_CONNECTABLE(addr), NULL, NULL);
+        if (!conn) {
+            g_message("autostart: qmemmand does not answer at %s: not "
+                      "waiting for dom0's memory report",
+                      path);
+            break;
+        }
+        g_output_stream_write_all(
+            g_io_stream_get_output_stream(G_IO_STREAM(conn)), "state\n", 6,
+            NULL, NULL, NULL);
+        char buf[65536];
+        gsize got = 0;
+        g_input_stream_read_all(g_io_stream_get_input_stream(G_IO_STREAM(conn)),
+                                buf, sizeof buf - 1, &got, NULL, NULL);
+        buf[got] = '\0';
+        /* the first domain entry of dom0: {"id":"0", ... "mem_used":N */
+        const char *d0 = strstr(buf, "{\"id\":\"0\"");
+        const char *used = d0 ? strstr(d0, "\"mem_used\":") : NULL;
+        const char *end = d0 ? strchr(d0, '}') : NULL;
+        if (used && used < end && g_ascii_isdigit(used[11])) {
+            g_message("autostart: dom0 reported its memory use to qmemmand");
+            break;
+        }
+        if (i == 59)
+            g_warning("autostart: dom0 did not report its memory use to "
+                      "qmemmand within a minute; starting anyway");
+    }
+    g_task_return_boolean(task, TRUE);
+}
+
+static void autostart_waited(GObject *src, GAsyncResult *res, gpointer data)
+{
+    autostart_next(data);
+}
+
+static gint by_qid(gconstpointer a, gconstpointer b)
+{
+    const QubesDomain *x = *(QubesDomain *const *)a;
+    const QubesDomain *y = *(QubesDomain *const *)b;
+    return (x->qid > y->qid) - (x->qid < y->qid);
+}
+
+static gboolean autostart_begin(gpointer data)
+{
+    QubesRuntime *rt = data;
+    const char *marker = rt->cfg.autostart_marker;
+    if (!rt->doms || !marker || g_file_test(marker, G_FILE_TEST_EXISTS)) {
+        rt_unref(rt);
+        return G_SOURCE_REMOVE;
+    }
+    Autostart *a = g_new0(Autostart, 1);
+    a->rt = rt; /* the idle's reference, now the job's */
+    a->doms =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_domain_unref);
+    for (guint i = 0; i < rt->app->domains->len; i++) {
+        QubesDomain *d = rt->app->domains->pdata[i];
+        if (!d || d->qid == 0 || strcmp(d->klass->name, "RemoteVM") == 0)
+            continue;
+        g_autofree char *v = prop(d, "autostart");
+        if (g_strcmp0(v, "True") == 0)
+            g_ptr_array_add(a->doms, qubes_domain_ref(d));
+    }
+    g_ptr_array_sort(a->doms, by_qid);
+    if (a->doms->len && rt->cfg.hv == QUBES_HV_XEN &&
+        rt->cfg.qmemman_status_socket) {
+        GTask *t = g_task_new(NULL, NULL, autostart_waited, a);
+        g_task_set_task_data(t, g_strdup(rt->cfg.qmemman_status_socket),
+                             g_free);
+        g_task_run_in_thread(t, wait_dom0_reported);
+        g_object_unref(t);
+    } else {
+        autostart_next(a);
+    }
+    return G_SOURCE_REMOVE;
 }

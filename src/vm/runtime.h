@@ -35,6 +35,13 @@ typedef struct {
     /* qmemmand's socket, asked for a qube's memory before it is created
      * (NULL: no balancer, the --no-memory-balancing path) */
     char *qmemman_socket;
+    /* qmemmand's status socket: on Xen, autostart waits until dom0 has
+     * reported its memory use there (NULL: no wait) */
+    char *qmemman_status_socket;
+    /* Autostart (qubes whose autostart is True, once the runtime knows
+     * which qubes run) when this file is absent, which it then writes:
+     * once per boot, the file being in /run (NULL: no autostart). */
+    char *autostart_marker;
 } QubesRuntimeConfig;
 
 /* The default URI: xen:///system when /proc/xen exists, else

@@ -56,7 +56,9 @@ def setup():
     # network namespace
     d = Daemon(QUBESD, base, offline=False,
                args=['--libvirt-uri', lv.uri, '--domain-type', 'qemu',
-                     '--log-dir', state['logs']],
+                     '--log-dir', state['logs'],
+                     '--autostart-marker',
+                     os.path.join(work, 'autostart-done')],
                wrapper=lv.enter())
     state['d'] = d.start()
     state['base'] = base
@@ -929,6 +931,39 @@ def test_memory_asked_of_qmemmand():
         d.stop()
         d.args[:] = args
         d.start()
+
+
+def test_autostart_once_per_boot():
+    """The first qubesd of a boot (no marker in /run) starts the qubes
+    whose autostart is True once it knows which qubes run, logs it, and
+    writes the marker; a later qubesd of the same boot starts nothing."""
+    d = state['d']
+    halt('work')
+    marker = os.path.join(state['work'], 'autostart-done')
+    d.ok('admin.vm.property.Set', 'work', 'autostart', 'True')
+    try:
+        d.stop()
+        if os.path.exists(marker):
+            os.unlink(marker)
+        mark = len(d.read_log())
+        d.start()
+        wait_state('work', 'Running')
+        deadline = time.monotonic() + 60
+        while 'work: autostarted' not in d.read_log()[mark:]:
+            assert time.monotonic() < deadline, d.read_log()[mark:]
+            time.sleep(0.2)
+        while not os.path.exists(marker):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        halt('work')
+        d.stop()
+        mark = len(d.read_log())
+        d.start()
+        time.sleep(5)
+        assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+        assert 'autostarted' not in d.read_log()[mark:]
+    finally:
+        d.ok('admin.vm.property.Set', 'work', 'autostart', 'False')
 
 
 if __name__ == '__main__':
