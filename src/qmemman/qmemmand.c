@@ -38,7 +38,13 @@
 typedef struct {
     QmDaemon *daemon;
     QmHv *hv;
+    GSocketService *svc, *status;
+    GMainLoop *loop;
 } Daemon;
+
+/* The daemon lives until the process ends: the watcher and the clients'
+ * threads use it to the last moment (static, not on main's stack). */
+static Daemon the;
 
 static gpointer watcher(gpointer data)
 {
@@ -256,35 +262,34 @@ int main(int argc, char **argv)
         fprintf(stderr, "qmemmand: the timing must be positive\n");
         return 2;
     }
-    Daemon d = {0};
-    d.hv = hv;
-    d.daemon = qm_daemon_new(hv, &cfg, *avail_path ? avail_path : NULL,
-                             *inhibit_path ? inhibit_path : NULL);
-    qm_system_set_timing(qm_daemon_system(d.daemon), delay, period, rate);
+    Daemon *d = &the;
+    d->hv = hv;
+    d->daemon = qm_daemon_new(hv, &cfg, *avail_path ? avail_path : NULL,
+                              *inhibit_path ? inhibit_path : NULL);
+    qm_system_set_timing(qm_daemon_system(d->daemon), delay, period, rate);
     g_message("MIN_PREFMEM=%" G_GINT64_FORMAT
               " DOM0_MEM_BOOST=%" G_GINT64_FORMAT " CACHE_FACTOR=%g",
               cfg.min_prefmem, cfg.dom0_mem_boost, cfg.cache_factor);
 
-    GSocketService *svc = listen_at(socket_path, &err);
-    GSocketService *ssvc =
-        svc && *status_path ? listen_at(status_path, &err) : NULL;
-    if (!svc || (*status_path && !ssvc)) {
+    d->svc = listen_at(socket_path, &err);
+    d->status = d->svc && *status_path ? listen_at(status_path, &err) : NULL;
+    if (!d->svc || (*status_path && !d->status)) {
         fprintf(stderr, "qmemmand: %s\n", err->message);
         return 1;
     }
-    g_signal_connect(svc, "run", G_CALLBACK(on_client), &d);
-    g_socket_service_start(svc);
-    if (ssvc) {
-        g_signal_connect(ssvc, "run", G_CALLBACK(on_status), &d);
-        g_socket_service_start(ssvc);
+    g_signal_connect(d->svc, "run", G_CALLBACK(on_client), d);
+    g_socket_service_start(d->svc);
+    if (d->status) {
+        g_signal_connect(d->status, "run", G_CALLBACK(on_status), d);
+        g_socket_service_start(d->status);
     }
-    g_thread_unref(g_thread_new("watcher", watcher, &d));
+    g_thread_unref(g_thread_new("watcher", watcher, d));
     g_message("qmemmand ready: socket %s, hypervisor %s%s%s", socket_path,
               hv->name, on_xen ? "" : " ", on_xen ? "" : uri);
-    GMainLoop *loop = g_main_loop_new(NULL, FALSE);
-    g_unix_signal_add(SIGTERM, on_signal, loop);
-    g_unix_signal_add(SIGINT, on_signal, loop);
-    g_main_loop_run(loop);
+    d->loop = g_main_loop_new(NULL, FALSE);
+    g_unix_signal_add(SIGTERM, on_signal, d->loop);
+    g_unix_signal_add(SIGINT, on_signal, d->loop);
+    g_main_loop_run(d->loop);
     unlink(socket_path);
     if (*status_path)
         unlink(status_path);

@@ -895,7 +895,10 @@ def test_memory_asked_of_qmemmand():
     log = open(os.path.join(state['work'], 'qmemmand.log'), 'w+')
     # 400 MiB for all domains: one qube of 256 MiB fits, two do not
     qm = subprocess.Popen([qmemmand, '--config', '/nonexistent',
-                           '--socket', sock, '--libvirt-uri',
+                           '--socket', sock, '--status-socket',
+                           sock + '.status', '--avail-mem-file',
+                           sock + '.avail', '--inhibit-file', '',
+                           '--libvirt-uri',
                            state['lv'].uri, '--total-mem', '400MiB',
                            '--host-reserve', '0'],
                           stdout=log, stderr=subprocess.STDOUT)
