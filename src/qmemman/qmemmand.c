@@ -161,20 +161,21 @@ static QmHv *open_hypervisor(const char *which, const char *uri, gint64 reserve,
     return ops ? qm_hv_xen_new(ops) : NULL;
 }
 
+/* An option not given takes its default (GOption replaces a string
+ * without freeing it: defaults go in after parsing). */
+static void default_to(char **var, const char *text)
+{
+    if (!*var)
+        *var = g_strdup(text);
+}
+
 int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
-    g_autofree char *config = g_strdup("/etc/qubes/qmemman.conf");
-    g_autofree char *socket_path = g_strdup("/var/run/qubes/qmemman.sock");
-    g_autofree char *status_path =
-        g_strdup("/var/run/qubes/qmemman-status.sock");
-    g_autofree char *avail_path = g_strdup("/var/run/qubes/qmemman-avail-mem");
-    g_autofree char *inhibit_path =
-        g_strdup("/var/run/qubes/do-not-membalance");
-    g_autofree char *which = g_strdup("auto");
-    g_autofree char *uri = g_strdup("qemu:///system");
-    g_autofree char *reserve = g_strdup("1GiB");
-    g_autofree char *total = NULL;
+    /* NULL until given: GOption replaces a string without freeing it */
+    g_autofree char *config = NULL, *socket_path = NULL, *status_path = NULL,
+                    *avail_path = NULL, *inhibit_path = NULL, *which = NULL,
+                    *uri = NULL, *reserve = NULL, *total = NULL;
     double delay = -1, period = -1;
     gint64 rate = -1;
     GOptionEntry entries[] = {
@@ -228,6 +229,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "qmemmand: %s\n", err->message);
         return 2;
     }
+    default_to(&config, "/etc/qubes/qmemman.conf");
+    default_to(&socket_path, "/var/run/qubes/qmemman.sock");
+    default_to(&status_path, "/var/run/qubes/qmemman-status.sock");
+    default_to(&avail_path, "/var/run/qubes/qmemman-avail-mem");
+    default_to(&inhibit_path, "/var/run/qubes/do-not-membalance");
+    default_to(&which, "auto");
+    default_to(&uri, "qemu:///system");
+    default_to(&reserve, "1GiB");
     QmConfig cfg;
     qm_config_defaults(&cfg);
     if (!qm_config_load(&cfg, config, &err)) {

@@ -147,7 +147,7 @@ static int show(const char *text)
 int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
-    g_autofree char *path = g_strdup("/var/run/qubes/qmemman-status.sock");
+    g_autofree char *path = NULL; /* given, or the default after parsing */
     gboolean as_case = FALSE, as_json = FALSE, version = FALSE;
     GOptionEntry entries[] = {
         {"case", 0, 0, G_OPTION_ARG_NONE, &as_case,
@@ -175,6 +175,8 @@ int main(int argc, char **argv)
         printf("qvm-memory " QUBES_VERSION "\n");
         return 0;
     }
+    if (!path)
+        path = g_strdup("/var/run/qubes/qmemman-status.sock");
     g_autofree char *text = ask(path, as_case ? "case" : "state", &err);
     if (!text) {
         fprintf(stderr, "qvm-memory: cannot reach qmemmand at %s: %s\n", path,
