@@ -249,11 +249,13 @@ const char *qm_daemon_request(QmDaemon *d, const char *untrusted, gsize len)
 void qm_daemon_release(QmDaemon *d)
 {
     g_mutex_lock(&d->lock);
+    /* logged before the next client can be served: the log keeps the
+     * order of what happened */
+    g_message("client disconnected, resuming membalance");
     d->reserved = FALSE;
     d->refresh_list = TRUE;
     g_cond_broadcast(&d->released);
     g_mutex_unlock(&d->lock);
-    g_message("client disconnected, resuming membalance");
 }
 
 void qm_daemon_watch(QmDaemon *d)

@@ -73,14 +73,17 @@ def start_qmemmand():
 
 def after():
     p = state.get('proc')
-    if p:
-        p.terminate()
-        # a clean exit (under ASan: nothing leaked, no error)
-        assert p.wait(30) == 0, read_log()
-    if state.get('lv'):
-        state['lv'].stop()
-    if state.get('work'):
-        vmenv.run(['rm', '-rf', state['work']])
+    try:
+        if p:
+            p.terminate()
+            # a clean exit (under ASan: nothing leaked, no error)
+            assert p.wait(30) == 0, read_log()
+    finally:
+        # the guests and libvirtd go whatever the exit was
+        if state.get('lv'):
+            state['lv'].stop()
+        if state.get('work'):
+            vmenv.run(['rm', '-rf', state['work']])
 
 
 def read_log():
