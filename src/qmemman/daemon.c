@@ -3,7 +3,6 @@
  */
 #include "daemon.h"
 
-#include <errno.h>
 #include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,15 +62,13 @@ static void write_available(gpointer data, gint64 avail)
     Daemon *d = data;
     if (!d->avail_path)
         return;
-    g_autofree char *tmp = g_strconcat(d->avail_path, ".tmp", NULL);
     char text[32];
     g_snprintf(text, sizeof text, "%" G_GINT64_FORMAT, avail);
     g_autoptr(GError) err = NULL;
-    if (!g_file_set_contents_full(tmp, text, -1, G_FILE_SET_CONTENTS_NONE, 0644,
-                                  &err) ||
-        rename(tmp, d->avail_path) != 0)
-        g_warning("%s: %s", d->avail_path,
-                  err ? err->message : g_strerror(errno));
+    /* CONSISTENT: a temporary beside it, renamed over it */
+    if (!g_file_set_contents_full(d->avail_path, text, -1,
+                                  G_FILE_SET_CONTENTS_CONSISTENT, 0644, &err))
+        g_warning("%s", err->message);
 }
 
 /* ---- watching the domains ---- */
@@ -304,11 +301,9 @@ static char *dump(Daemon *d, gboolean as_case)
 {
     const QmConfig *cfg = &d->cfg;
     QmSystem *sys = d->sys;
-    /* the figures as a balance would see them */
-    d->hv->be.refresh(d->hv->be.self, sys);
+    qm_system_refresh(sys); /* the figures as a balance would see them */
     guint n;
     QmDom *doms = qm_system_doms(sys, &n);
-    qm_refresh(doms, n);
     gint64 free = d->hv->be.free_mem(d->hv->be.self);
     g_autoptr(JsonBuilder) b = json_builder_new();
     json_builder_begin_object(b);

@@ -45,19 +45,21 @@ static virConnectPtr conn_get(Lv *lv)
     return lv->conn;
 }
 
-static gint64 host_available(void)
+/* A field of the host's /proc/meminfo ("MemAvailable:"), bytes; 0 when
+ * it cannot be read. */
+static gint64 host_meminfo(const char *field)
 {
     g_autofree char *meminfo = NULL;
     if (!g_file_get_contents("/proc/meminfo", &meminfo, NULL, NULL))
         return 0;
-    const char *a = strstr(meminfo, "MemAvailable:");
-    return a ? (gint64)g_ascii_strtoull(a + 13, NULL, 10) * 1024 : 0;
+    const char *a = strstr(meminfo, field);
+    return a ? (gint64)g_ascii_strtoull(a + strlen(field), NULL, 10) * 1024 : 0;
 }
 
 static gint64 lv_free_mem(gpointer self)
 {
     Lv *lv = self;
-    gint64 free = host_available() - lv->reserve;
+    gint64 free = host_meminfo("MemAvailable:") - lv->reserve;
     if (lv->total_limit)
         free = MIN(free, lv->total_limit - lv->guests_current);
     return free;
@@ -196,12 +198,7 @@ static char *lv_resolve(QmHv *hv, const char *untrusted_key)
 static gint64 lv_total_mem(QmHv *hv)
 {
     Lv *lv = (Lv *)hv;
-    unsigned long long kib = 0;
-    g_autofree char *meminfo = NULL;
-    if (g_file_get_contents("/proc/meminfo", &meminfo, NULL, NULL) &&
-        strstr(meminfo, "MemTotal:"))
-        kib = g_ascii_strtoull(strstr(meminfo, "MemTotal:") + 9, NULL, 10);
-    gint64 total = (gint64)kib * 1024 - lv->reserve;
+    gint64 total = host_meminfo("MemTotal:") - lv->reserve;
     return lv->total_limit ? MIN(total, lv->total_limit) : total;
 }
 

@@ -25,7 +25,7 @@ struct _QmSystem {
     char *inhibit_path; /* do-not-membalance; NULL: none */
     QmBalanced balanced;
     gpointer balanced_data;
-    /* qm_assigned_unused() of the domains, from the last refresh() on,
+    /* qm_assigned_unused() of the domains, from the last refresh on,
      * kept by mem_set(): do_balance() reads the free memory before each
      * target it sets, and the sum would make a round quadratic. */
     gint64 unused;
@@ -136,7 +136,7 @@ guint qm_system_decision_count(QmSystem *s)
 
 /* refresh_mem_actual(): the backend's figures, then what each domain
  * uses or may use, max(mem_current, last_target). */
-static void refresh(QmSystem *s)
+void qm_system_refresh(QmSystem *s)
 {
     s->be.refresh(s->be.self, s);
     qm_refresh(DOMS(s), s->doms->len);
@@ -263,7 +263,7 @@ gboolean qm_system_balance(QmSystem *s)
         g_debug("%s present, not balancing", s->inhibit_path);
         return FALSE;
     }
-    refresh(s);
+    qm_system_refresh(s);
     qm_clear_outdated(&s->cfg, DOMS(s), s->doms->len, NULL);
     gint64 xenfree = free_mem(s);
     g_autoptr(GArray) reqs = g_array_new(FALSE, FALSE, sizeof(QmTarget));
@@ -290,7 +290,7 @@ gboolean qm_system_balance(QmSystem *s)
              (double)(free_mem(s) - (t->mem - DOMS(s)[t->dom].mem_actual)) <
              0.9 * (double)QM_XEN_FREE_MEM_LEFT;) {
             s->be.sleep(s->be.self, s->delay);
-            refresh(s);
+            qm_system_refresh(s);
             if (--ntries <= 0) {
                 /* Waiting did not help: mark who is stuck and give this
                  * one what there is. */
@@ -337,7 +337,7 @@ gboolean qm_system_balloon(QmSystem *s, gint64 mem_size)
     g_autofree gint64 *ring = g_new0(gint64, s->check_period);
     g_autoptr(GArray) prev = g_array_new(FALSE, FALSE, sizeof(QmTarget));
     for (guint niter = 0;; niter++) {
-        refresh(s);
+        qm_system_refresh(s);
         gint64 xenfree = free_mem(s);
         if (xenfree >= mem_size + QM_XEN_FREE_MEM_MIN) {
             inhibit_balloon_up(s);
@@ -412,7 +412,7 @@ gboolean qm_system_balloon_dom(QmSystem *s, const char *const *ids,
     g_string_free(what, TRUE);
     if (n == 0)
         return FALSE;
-    refresh(s); /* a domain added since the last round is seen now */
+    qm_system_refresh(s); /* a domain added since the last round is seen now */
     /* The domains asked for, in the system's order; a domain named twice
      * keeps the last amount, as a dict built from the pairs. */
     guint nd = s->doms->len;
@@ -463,7 +463,7 @@ gboolean qm_system_balloon_dom(QmSystem *s, const char *const *ids,
     for (guint i = 0; i < nd; i++)
         g_ptr_array_add(rings, g_array_new(FALSE, FALSE, sizeof(gint64)));
     for (guint niter = 0;; niter++) {
-        refresh(s);
+        qm_system_refresh(s);
         gboolean all = TRUE;
         for (guint i = 0; i < nd; i++) {
             QmDom *d = &DOMS(s)[i];

@@ -40,6 +40,10 @@ void qm_system_remove(QmSystem *sys, const char *id);
 QmDom *qm_system_dom(QmSystem *sys, const char *id);
 QmDom *qm_system_doms(QmSystem *sys, guint *n);
 
+/* refresh_mem_actual(): the backend's current figures, and each
+ * domain's mem_actual from them (what a balance starts from). */
+void qm_system_refresh(QmSystem *sys);
+
 /* refresh_meminfo(): @id reported its use (NULL text: not a number, as
  * sanitize_and_parse_meminfo), then do_balance(). */
 void qm_system_meminfo(QmSystem *sys, const char *id, const char *untrusted);

@@ -11,38 +11,12 @@
  * It reads qmemmand's status socket (--status-socket, default
  * /var/run/qubes/qmemman-status.sock).
  */
-#include <gio/gio.h>
-#include <gio/gunixsocketaddress.h>
+#include "status.h"
+
 #include <json-glib/json-glib.h>
 #include <locale.h>
 #include <stdio.h>
 #include <string.h>
-
-static char *ask(const char *path, const char *what, GError **error)
-{
-    g_autoptr(GSocketClient) client = g_socket_client_new();
-    g_socket_client_set_timeout(client, 60);
-    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
-    g_autoptr(GSocketConnection) conn = g_socket_client_connect(
-        client, G_SOCKET_CONNECTABLE(addr), NULL, error);
-    if (!conn)
-        return NULL;
-    GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
-    g_autofree char *line = g_strconcat(what, "\n", NULL);
-    if (!g_output_stream_write_all(out, line, strlen(line), NULL, NULL, error))
-        return NULL;
-    GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
-    GString *answer = g_string_new(NULL);
-    char buf[8192];
-    gssize n;
-    while ((n = g_input_stream_read(in, buf, sizeof buf, NULL, error)) > 0)
-        g_string_append_len(answer, buf, n);
-    if (n < 0) {
-        g_string_free(answer, TRUE);
-        return NULL;
-    }
-    return g_string_free(answer, FALSE);
-}
 
 /* A member in MiB, "-" when absent or null. */
 static void mib(JsonObject *o, const char *name, char *out, gsize size)
@@ -177,7 +151,8 @@ int main(int argc, char **argv)
     }
     if (!path)
         path = g_strdup("/var/run/qubes/qmemman-status.sock");
-    g_autofree char *text = ask(path, as_case ? "case" : "state", &err);
+    g_autofree char *text =
+        qm_status_ask(path, as_case ? "case" : "state", 60, &err);
     if (!text) {
         fprintf(stderr, "qvm-memory: cannot reach qmemmand at %s: %s\n", path,
                 err->message);

@@ -10,7 +10,9 @@
 #include "runtime.h"
 
 #include "qubes-error.h"
+#include "status.h"
 
+#include <json-glib/json-glib.h>
 #include <libvirt-glib/libvirt-glib.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -2299,6 +2301,35 @@ static void autostart_next(Autostart *a)
     autostart_free(a);
 }
 
+/* Whether qmemmand's state (its status socket at @path) shows dom0's
+ * use; FALSE with @absent set when qmemmand does not answer. */
+static gboolean dom0_reported(const char *path, gboolean *absent)
+{
+    g_autofree char *text = qm_status_ask(path, "state", 30, NULL);
+    *absent = text == NULL;
+    if (!text)
+        return FALSE;
+    g_autoptr(JsonParser) p = json_parser_new();
+    if (!json_parser_load_from_data(p, text, -1, NULL) ||
+        !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
+        return FALSE;
+    JsonObject *state = json_node_get_object(json_parser_get_root(p));
+    JsonArray *doms = json_object_has_member(state, "domains")
+                          ? json_object_get_array_member(state, "domains")
+                          : NULL;
+    for (guint i = 0; doms && i < json_array_get_length(doms); i++) {
+        JsonNode *node = json_array_get_element(doms, i);
+        if (!JSON_NODE_HOLDS_OBJECT(node))
+            continue;
+        JsonObject *d = json_node_get_object(node);
+        JsonNode *used = json_object_get_member(d, "mem_used");
+        if (g_strcmp0(json_object_get_string_member_with_default(d, "id", ""),
+                      "0") == 0)
+            return used && JSON_NODE_HOLDS_VALUE(used);
+    }
+    return FALSE;
+}
+
 /* On a worker: until qmemmand's state shows dom0's use (or a minute
  * went, or qmemmand is not there). */
 static void wait_dom0_reported(GTask *task, gpointer src, gpointer data,
@@ -2306,31 +2337,15 @@ static void wait_dom0_reported(GTask *task, gpointer src, gpointer data,
 {
     const char *path = data;
     for (int i = 0; i < 60; i++, g_usleep(G_USEC_PER_SEC)) {
-        g_autoptr(GSocketClient) client = g_socket_client_new();
-        g_socket_client_set_timeout(client, 30);
-        g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
-        g_autoptr(GSocketConnection) conn = g_socket_client_connect(
-            client, G_SOCKET_CONNECTABLE(addr), NULL, NULL);
-        if (!conn) {
+        gboolean absent;
+        if (dom0_reported(path, &absent)) {
+            g_message("autostart: dom0 reported its memory use to qmemmand");
+            break;
+        }
+        if (absent) {
             g_message("autostart: qmemmand does not answer at %s: not "
                       "waiting for dom0's memory report",
                       path);
-            break;
-        }
-        g_output_stream_write_all(
-            g_io_stream_get_output_stream(G_IO_STREAM(conn)), "state\n", 6,
-            NULL, NULL, NULL);
-        char buf[65536];
-        gsize got = 0;
-        g_input_stream_read_all(g_io_stream_get_input_stream(G_IO_STREAM(conn)),
-                                buf, sizeof buf - 1, &got, NULL, NULL);
-        buf[got] = '\0';
-        /* the first domain entry of dom0: {"id":"0", ... "mem_used":N */
-        const char *d0 = strstr(buf, "{\"id\":\"0\"");
-        const char *used = d0 ? strstr(d0, "\"mem_used\":") : NULL;
-        const char *end = d0 ? strchr(d0, '}') : NULL;
-        if (used && used < end && g_ascii_isdigit(used[11])) {
-            g_message("autostart: dom0 reported its memory use to qmemmand");
             break;
         }
         if (i == 59)

@@ -51,7 +51,7 @@ class FakeQmemmanStatus:
                 st = {'hypervisor': 'xen', 'domains': [
                     {'id': '0', 'mem_used': self.used},
                     {'id': '3', 'mem_used': 300 << 20}]}
-                c.sendall(json.dumps(st, separators=(',', ':')).encode() +
+                c.sendall(json.dumps(st).encode() +
                           b'\n')
 
     def report(self):

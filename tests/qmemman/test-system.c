@@ -3,6 +3,8 @@
  * all) while the fake clock advances in the backend's sleep(). */
 #include "system.h"
 
+#include "quiet-log.h"
+
 #include <glib/gstdio.h>
 #include <string.h>
 
@@ -290,22 +292,10 @@ static void test_inhibit_and_available(Fixture *fx, gconstpointer data)
     g_assert_cmpint(avail, <, 10 * GiB);
 }
 
-static void quiet(const char *domain, GLogLevelFlags level, const char *msg,
-                  gpointer data)
-{
-    /* the decisions' log lines: on the test's stdout they would mix with
-     * its TAP; what a test checks it reads from the state */
-}
-
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_log_set_always_fatal(G_LOG_LEVEL_ERROR);
-    g_log_set_handler("qmemman",
-                      G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO |
-                          G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_WARNING |
-                          G_LOG_LEVEL_CRITICAL,
-                      quiet, NULL);
+    qm_test_quiet_log();
 #define T(name, fn)                                                            \
     g_test_add("/qmemman/system/" name, Fixture, NULL, setup, fn, teardown)
     T("balloon-from-donors", test_balloon_from_donors);

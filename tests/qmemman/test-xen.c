@@ -7,6 +7,8 @@
 #include "daemon.h"
 #include "hv-xen.h"
 
+#include "quiet-log.h"
+
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -419,20 +421,10 @@ static void test_dump(Fixture *fx, gconstpointer data)
                     ==, dom(fx, "3")->last_target);
 }
 
-static void quiet(const char *domain, GLogLevelFlags level, const char *msg,
-                  gpointer data)
-{
-}
-
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_log_set_always_fatal(G_LOG_LEVEL_ERROR);
-    g_log_set_handler("qmemman",
-                      G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO |
-                          G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_WARNING |
-                          G_LOG_LEVEL_CRITICAL,
-                      quiet, NULL);
+    qm_test_quiet_log();
 #define T(name, fn)                                                            \
     g_test_add("/qmemman/xen/" name, Fixture, NULL, setup, fn, teardown)
     T("read-and-write", test_read_and_write);

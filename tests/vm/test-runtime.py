@@ -147,18 +147,7 @@ def console_run(vm, command, marker):
     try:
         start = len(console_log(vm))
         c.send(command)
-        try:
-            return wait_log(vm, marker, start, timeout=60)
-        except AssertionError as e:
-            # the other side of a link, when there is one
-            others = []
-            for other in ('net', 'net2'):
-                try:
-                    others.append('%s:\n%s' % (other,
-                                                console_log(other)[-1500:]))
-                except OSError:
-                    pass
-            raise AssertionError('%s\n%s' % (e, '\n'.join(others)))
+        return wait_log(vm, marker, start, timeout=60)
     finally:
         c.close()
 
@@ -454,13 +443,19 @@ def test_failed_start_rolls_back():
     d.ok('admin.vm.Kill', 'work')
 
 
-def fetch_from(gw):
-    """The guest's command that reads the netvm's TCP service at @gw:
-    a connect timeout, nothing of the console taken as input, and a few
-    tries (an attempt made while the link is being plugged back once hung
-    past the test's minute under load: doc/reliability.md)."""
-    return ('for i in 1 2 3 4 5; do nc -w 10 %s 7 </dev/null && break; '
-            'sleep 2; done' % gw)
+def fetch(vm, gw, netvm, before=''):
+    """Has @vm read the TCP service of its netvm @netvm at @gw (after the
+    shell command @before): a connect timeout, nothing of the console
+    taken as input, and a few tries (an attempt made while the link was
+    being plugged back once hung past the test's minute under load:
+    doc/reliability.md). A failure shows the netvm's console too."""
+    command = (before + 'for i in 1 2 3 4 5; do nc -w 10 %s 7 </dev/null '
+               '&& break; sleep 2; done' % gw)
+    try:
+        console_run(vm, command, 'hello-from-netvm')
+    except AssertionError as e:
+        raise AssertionError('%s\n%s:\n%s' % (e, netvm,
+                                               console_log(netvm)[-1500:]))
 
 
 def in_netns(*cmd):
@@ -496,13 +491,13 @@ def test_network_between_qubes():
             text[wmark:], text[wmark:][-1500:]
         wait_log('net', 'QUBES-LINK eth0 %s' % ip, nmark)
         assert in_netns('ip', 'link', 'show', 'qbr' + qid).returncode == 0
-        console_run('work', fetch_from(gw), 'hello-from-netvm')
+        fetch('work', gw, 'net')
         # the netvm restarted under the running client connects it again
         d.ok('admin.vm.Kill', 'net')
         nmark = len(console_log('net'))
         d.ok('admin.vm.Start', 'net')
         wait_log('net', 'QUBES-LINK eth0 %s' % ip, nmark)
-        console_run('work', fetch_from(gw), 'hello-from-netvm')
+        fetch('work', gw, 'net')
         # the client's stop unplugs its link from the netvm
         d.ok('admin.vm.Shutdown', 'work', 'wait')
         wait_log('net', 'QUBES-UNLINK eth0', nmark)
@@ -587,7 +582,7 @@ def test_isolation_and_a_failed_link():
         start_ready('work2')
         wait_link('net', ip1, nmark)
         wait_link('net', ip2, nmark)
-        console_run('work2', fetch_from(gw), 'hello-from-netvm')
+        fetch('work2', gw, 'net')
         # work2 to work, on its own link: the netvm answers ARP for it
         # (proxy_arp) but forwards nothing, the host bridges nothing
         mark = len(console_log('work2'))
@@ -611,7 +606,7 @@ def test_isolation_and_a_failed_link():
             assert time.monotonic() < deadline, d.read_log()[log_mark:]
             time.sleep(0.3)
         assert 'power_state=Running' in d.ok('admin.vm.CurrentState', 'net')
-        console_run('work', fetch_from(gw), 'hello-from-netvm')
+        fetch('work', gw, 'net')
     finally:
         for vm in ('work', 'work2', 'net'):
             halt(vm)
@@ -648,9 +643,9 @@ def test_netvm_change_on_a_running_qube():
         kw = [e[2] for e in ev.events if e[1] == 'net-domain-connect'][0]
         assert kw == {'vm': 'work'}, kw
         # the guest learns its new gateway as Qubes' agent would
-        console_run('work', 'ip route replace default via %s dev eth0; '
-                    'ip route add %s dev eth0; %s' % (gw2, gw2, fetch_from(gw2)),
-                    'hello-from-netvm')
+        fetch('work', gw2, 'net2',
+              before='ip route replace default via %s dev eth0; '
+              'ip route add %s dev eth0; ' % (gw2, gw2))
         # back to the default (none here): unplugged from net2
         n2mark = len(console_log('net2'))
         d.ok('admin.vm.property.Reset', 'work', 'netvm')
