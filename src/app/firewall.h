@@ -53,4 +53,15 @@ char *qubes_fw_rule_api(const QubesFwRule *rule, gint64 now);
  * comment, the destination as dst4=/dst6=/dsthost=); NULL when expired. */
 char *qubes_fw_rule_text(const QubesFwRule *rule, gint64 now);
 
+/* firewall.xml as master's Firewall.save() writes it (version 2: each
+ * rule's set properties in the reference's order, expired rules left
+ * out), UTF-8 with lxml's declaration and two-space indentation. */
+char *qubes_fw_to_xml(GPtrArray *rules, gint64 now);
+
+/* A firewall.xml (version 2, or 1 as Qubes before 4.0 wrote it) into
+ * rules (QubesFwRule, owned); NULL with the cause naming @path when it is
+ * not one: every value is checked as admin.vm.firewall.Set checks it. */
+GPtrArray *qubes_fw_from_xml(const char *untrusted, gsize len, const char *path,
+                             GError **error);
+
 G_END_DECLS

@@ -128,11 +128,125 @@ static void test_expired(void)
     g_assert_null(qubes_fw_rule_text(r, NOW));
 }
 
+static GPtrArray *rules_of(const char *const *lines)
+{
+    GPtrArray *rules =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_fw_rule_free);
+    for (const char *const *l = lines; *l; l++) {
+        g_autoptr(GError) err = NULL;
+        QubesFwRule *r = qubes_fw_rule_parse(*l, &err);
+        g_assert_no_error(err);
+        g_ptr_array_add(rules, r);
+    }
+    return rules;
+}
+
+/* firewall.xml as master writes it, and read back; expired rules are
+ * not written. */
+static void test_xml(void)
+{
+    const char *lines[] = {
+        "action=accept proto=tcp dstports=443 dsthost=example.com "
+        "comment=web: port 443 [x]",
+        "action=drop expire=1600000000",
+        "action=accept expire=1800000000 dst4=10.1.0.0/16", "action=drop",
+        NULL};
+    g_autoptr(GPtrArray) rules = rules_of(lines);
+    g_autofree char *xml = qubes_fw_to_xml(rules, NOW);
+    g_assert_cmpstr(
+        xml, ==,
+        "<?xml version='1.0' encoding='UTF-8'?>\n"
+        "<firewall version=\"2\">\n"
+        "  <rules>\n"
+        "    <rule>\n"
+        "      <properties>\n"
+        "        <property name=\"action\">accept</property>\n"
+        "        <property name=\"comment\">web: port 443 "
+        "[x]</property>\n"
+        "        <property name=\"dsthost\">example.com</property>\n"
+        "        <property name=\"proto\">tcp</property>\n"
+        "        <property name=\"dstports\">443</property>\n"
+        "      </properties>\n"
+        "    </rule>\n"
+        "    <rule>\n"
+        "      <properties>\n"
+        "        <property name=\"action\">accept</property>\n"
+        "        <property name=\"expire\">1800000000</property>\n"
+        "        <property name=\"dsthost\">10.1.0.0/16</property>\n"
+        "      </properties>\n"
+        "    </rule>\n"
+        "    <rule>\n"
+        "      <properties>\n"
+        "        <property name=\"action\">drop</property>\n"
+        "      </properties>\n"
+        "    </rule>\n"
+        "  </rules>\n"
+        "</firewall>\n");
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) back =
+        qubes_fw_from_xml(xml, strlen(xml), "firewall.xml", &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(back->len, ==, 3);
+    g_autofree char *a0 = qubes_fw_rule_api(back->pdata[0], NOW);
+    g_assert_cmpstr(a0, ==,
+                    "action=accept dsthost=example.com proto=tcp "
+                    "dstports=443-443 comment=web: port 443 [x]");
+}
+
+/* Qubes before 4.0: policy, dns and icmp attributes, rules of the other
+ * action; a planted file that is not one is refused naming it. */
+static void test_xml_v1_and_bad(void)
+{
+    const char *v1 = "<QubesFirewallRules policy=\"deny\" dns=\"allow\" "
+                     "icmp=\"deny\"><rule address=\"1.2.3.4\" "
+                     "port=\"22\"/><rule address=\"10.0.0.0\" "
+                     "netmask=\"8\" proto=\"udp\" port=\"53\" "
+                     "toport=\"54\"/></QubesFirewallRules>";
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) rules =
+        qubes_fw_from_xml(v1, strlen(v1), "firewall.xml", &err);
+    g_assert_no_error(err);
+    const char *want[] = {
+        "action=accept specialtarget=dns",
+        "action=drop proto=icmp",
+        "action=accept dst4=1.2.3.4/32 proto=tcp dstports=22-22",
+        "action=accept dst4=10.0.0.0/8 proto=udp dstports=53-54",
+    };
+    g_assert_cmpint(rules->len, ==, G_N_ELEMENTS(want));
+    for (guint i = 0; i < rules->len; i++) {
+        g_autofree char *api = qubes_fw_rule_api(rules->pdata[i], NOW);
+        g_assert_cmpstr(api, ==, want[i]);
+    }
+    const char *planted[] = {
+        "not xml",
+        "<firewall version=\"3\"/>",
+        "<firewall version=\"2\"><rules><rule><properties><property "
+        "name=\"action\">maybe</property></properties></rule></rules>"
+        "</firewall>",
+        "<firewall version=\"2\"><rules><rule><properties><property "
+        "name=\"dsthost\">../../etc</property></properties></rule></rules>"
+        "</firewall>",
+        "<!DOCTYPE x [<!ENTITY e SYSTEM \"/etc/passwd\">]><firewall "
+        "version=\"2\"><rules><rule><properties><property "
+        "name=\"action\">&e;</property></properties></rule></rules>"
+        "</firewall>",
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(planted); i++) {
+        g_autoptr(GError) e = NULL;
+        g_assert_null(qubes_fw_from_xml(planted[i], strlen(planted[i]),
+                                        "/q/firewall.xml", &e));
+        g_assert_nonnull(e);
+        g_assert_true(g_str_has_prefix(e->message, "/q/firewall.xml: "));
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/firewall/good", test_good);
     g_test_add_func("/firewall/bad", test_bad);
     g_test_add_func("/firewall/expired", test_expired);
+    g_test_add_func("/firewall/xml", test_xml);
+    g_test_add_func("/firewall/xml-v1-and-bad", test_xml_v1_and_bad);
     return g_test_run();
 }
