@@ -224,6 +224,27 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QubesDomain, qubes_domain_unref)
  * classes get it as the event's subject). */
 QubesDomain *qubes_domain_of_emitter(QubesEmitter *emitter);
 
+/* ---- files in a qube's folder (notes.c) ---- */
+
+/* The file @name in the qube's folder ("" when there is none; new
+ * string); refused when it is not a regular file or is larger than
+ * @max. Blocking. */
+char *qubes_domain_read_file(QubesDomain *dom, const char *name, gsize max,
+                             GError **error);
+/* Replaces it with @text, durably (temporary, fsync, rename, fsync the
+ * folder; made 0664). Blocking. */
+gboolean qubes_domain_write_file(QubesDomain *dom, const char *name,
+                                 const char *text, GError **error);
+
+/* ---- firewall (firewall.c; rules in firewall.h) ---- */
+
+/* The qube's firewall rules (QubesFwRule) from firewall.xml; without
+ * one, the reference's default (accept everything). Blocking. */
+GPtrArray *qubes_domain_read_firewall(QubesDomain *dom, GError **error);
+/* Writes them to firewall.xml (expired rules left out). Blocking. */
+gboolean qubes_domain_write_firewall(QubesDomain *dom, GPtrArray *rules,
+                                     GError **error);
+
 /* ---- notes (notes.c) ---- */
 
 /* The largest notes admin.vm.notes.Set takes, in bytes. */

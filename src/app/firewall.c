@@ -2,6 +2,8 @@
  * (master) parses and shows them (firewall.h). */
 #include "firewall.h"
 
+#include "app.h"
+
 #include "qubes-error.h"
 
 #include <arpa/inet.h>
@@ -523,4 +525,34 @@ GPtrArray *qubes_fw_from_xml(const char *untrusted, gsize len, const char *path,
         return NULL;
     }
     return g_steal_pointer(&out);
+}
+
+/* ---- a qube's firewall.xml ---- */
+
+#define FIREWALL_FILE "firewall.xml"
+#define FIREWALL_MAX (16 * 1024 * 1024)
+
+GPtrArray *qubes_domain_read_firewall(QubesDomain *dom, GError **error)
+{
+    g_autofree char *text =
+        qubes_domain_read_file(dom, FIREWALL_FILE, FIREWALL_MAX, error);
+    if (!text)
+        return NULL;
+    if (!*text) { /* none: accept everything */
+        GPtrArray *rules =
+            g_ptr_array_new_with_free_func((GDestroyNotify)qubes_fw_rule_free);
+        g_ptr_array_add(rules, qubes_fw_rule_parse("action=accept", NULL));
+        return rules;
+    }
+    g_autofree char *dir = qubes_domain_dir_path(dom);
+    g_autofree char *path = g_build_filename(dir, FIREWALL_FILE, NULL);
+    return qubes_fw_from_xml(text, strlen(text), path, error);
+}
+
+gboolean qubes_domain_write_firewall(QubesDomain *dom, GPtrArray *rules,
+                                     GError **error)
+{
+    g_autofree char *xml =
+        qubes_fw_to_xml(rules, g_get_real_time() / G_USEC_PER_SEC);
+    return qubes_domain_write_file(dom, FIREWALL_FILE, xml, error);
 }

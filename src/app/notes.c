@@ -1,12 +1,13 @@
-/* notes.c: a qube's notes, the free text the reference keeps in
- * notes.txt in the qube's folder (admin.vm.notes.Get/Set). See app.h.
+/* notes.c: the files a qube keeps in its folder: its notes, the free
+ * text the reference keeps in notes.txt (admin.vm.notes.Get/Set), and its
+ * firewall.xml (firewall.c). See app.h.
  *
  * Durability: a new text is written to a temporary in the qube's
  * folder, fsynced, renamed over notes.txt, and the folder fsynced: after
  * a crash at any point the file holds the old text or the new one,
  * never a mix or nothing. The folder is reached from the base folder one
  * component at a time with O_NOFOLLOW, so a link planted in place of it
- * (or of notes.txt, which is only ever replaced) leads nowhere else. */
+ * (or of the file, which is only ever replaced) leads nowhere else. */
 #include "app.h"
 
 #include "qubes-error.h"
@@ -53,7 +54,8 @@ static int open_qube_dir(QubesDomain *dom, gboolean create)
     return fd;
 }
 
-char *qubes_domain_read_notes(QubesDomain *dom, GError **error)
+char *qubes_domain_read_file(QubesDomain *dom, const char *name, gsize max,
+                             GError **error)
 {
     if (no_folder(dom, error))
         return NULL;
@@ -66,8 +68,7 @@ char *qubes_domain_read_notes(QubesDomain *dom, GError **error)
                                "Cannot open %s", path);
         return NULL;
     }
-    int fd =
-        openat(dfd, NOTES_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     int errsv = errno;
     close(dfd);
     if (fd < 0 && errsv == ENOENT)
@@ -77,9 +78,8 @@ char *qubes_domain_read_notes(QubesDomain *dom, GError **error)
         errsv = errno;
         close(fd);
         fd = -1;
-    } else if (fd >= 0 &&
-               (!S_ISREG(st.st_mode) || st.st_size > QUBES_NOTES_MAX)) {
-        /* Not notes we wrote: a planted FIFO or link target, or a file
+    } else if (fd >= 0 && (!S_ISREG(st.st_mode) || (gsize)st.st_size > max)) {
+        /* Not a file we wrote: a planted FIFO or link target, or a file
          * larger than any Set makes. */
         errsv = EINVAL;
         close(fd);
@@ -87,27 +87,32 @@ char *qubes_domain_read_notes(QubesDomain *dom, GError **error)
     }
     if (fd < 0) {
         qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errsv,
-                               "Cannot read %s/" NOTES_FILE, path);
+                               "Cannot read %s/%s", path, name);
         return NULL;
     }
     GString *out = g_string_sized_new((gsize)st.st_size);
     char buf[8192];
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0 && out->len <= QUBES_NOTES_MAX)
+    while ((n = read(fd, buf, sizeof buf)) > 0 && out->len <= max)
         g_string_append_len(out, buf, n);
     errsv = errno;
     close(fd);
     if (n < 0) {
         g_string_free(out, TRUE);
         qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errsv,
-                               "Cannot read %s/" NOTES_FILE, path);
+                               "Cannot read %s/%s", path, name);
         return NULL;
     }
     return g_string_free(out, FALSE);
 }
 
-gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
-                                  GError **error)
+char *qubes_domain_read_notes(QubesDomain *dom, GError **error)
+{
+    return qubes_domain_read_file(dom, NOTES_FILE, QUBES_NOTES_MAX, error);
+}
+
+gboolean qubes_domain_write_file(QubesDomain *dom, const char *name,
+                                 const char *text, GError **error)
 {
     if (no_folder(dom, error))
         return FALSE;
@@ -116,12 +121,10 @@ gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
     if (dfd < 0)
         return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
                                       "Cannot open %s", path);
-    char tmp[] = NOTES_FILE "~XXXXXXXX";
+    char tmp[64];
     int fd = -1;
     for (int tries = 0; fd < 0 && tries < 16; tries++) {
-        for (int i = 0; i < 8; i++)
-            tmp[sizeof NOTES_FILE + i] =
-                "0123456789abcdef"[g_random_int() % 16];
+        g_snprintf(tmp, sizeof tmp, "%.40s~%08x", name, g_random_int());
         fd = openat(dfd, tmp,
                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0664);
         if (fd < 0 && errno != EEXIST)
@@ -148,7 +151,7 @@ gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
     }
     if (fd >= 0)
         close(fd);
-    if (ok && !(ok = renameat(dfd, tmp, dfd, NOTES_FILE) == 0)) {
+    if (ok && !(ok = renameat(dfd, tmp, dfd, name) == 0)) {
         errsv = errno;
         what = "rename";
     }
@@ -161,8 +164,14 @@ gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
     close(dfd);
     if (!ok)
         return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errsv,
-                                      "Cannot %s %s/" NOTES_FILE, what, path);
+                                      "Cannot %s %s/%s", what, path, name);
     return TRUE;
+}
+
+gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
+                                  GError **error)
+{
+    return qubes_domain_write_file(dom, NOTES_FILE, text, error);
 }
 
 gboolean qubes_domain_remove_notes(QubesDomain *dom, GError **error)
