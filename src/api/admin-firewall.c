@@ -59,16 +59,6 @@ static char *firewall_get(Call *call, GError **error)
     return CALL_ASYNC;
 }
 
-static void firewall_changed(QubesDomain *dom)
-{
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) fx =
-        qubes_emitter_fire(&dom->emitter, "firewall-changed", NULL, &err);
-    if (!fx)
-        g_warning("%s: handler of firewall-changed failed: %s", dom->name,
-                  err->message);
-}
-
 static gboolean set_work(gpointer data, GError **error)
 {
     FwJob *j = data;
@@ -80,7 +70,8 @@ static char *set_done(Call *call, gboolean ok, GError **error, gpointer data)
     FwJob *j = data;
     if (!ok)
         return NULL;
-    firewall_changed(j->dom);
+    /* Firewall.save(): firewall-changed, the timer of the next expiry */
+    qubes_domain_firewall_saved(j->dom, j->rules);
     return g_strdup("");
 }
 
@@ -137,7 +128,7 @@ static char *firewall_set(Call *call, GError **error)
 
 static char *firewall_reload(Call *call, GError **error)
 {
-    firewall_changed(call->dest);
+    qubes_domain_fire_firewall_changed(call->dest);
     return g_strdup("");
 }
 

@@ -837,6 +837,7 @@ gboolean qubes_app_remove_domain(QubesApp *app, QubesDomain *dom,
     g_hash_table_remove(app->by_name, dom->name);
     g_ptr_array_remove(app->domains, dom); /* drops the app's reference */
     dom->removed = TRUE;
+    qubes_domain_firewall_unwatch(dom);
     g_autofree char *name = g_strdup(dom->name);
     const char *kw2[] = {"vm", name, NULL};
     g_autoptr(GPtrArray) post =
@@ -1524,6 +1525,9 @@ void qubes_app_free(QubesApp *app)
     if (!app)
         return;
     /* Domains first: their volumes belong to the pools. */
+    for (guint i = 0; i < app->domains->len; i++)
+        if (app->domains->pdata[i])
+            qubes_domain_firewall_unwatch(app->domains->pdata[i]);
     g_hash_table_unref(app->by_name);
     g_ptr_array_unref(app->domains);
     g_ptr_array_unref(app->pools);

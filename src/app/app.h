@@ -85,6 +85,7 @@ struct _QubesDomain {
     gint64 start_time;       /* seconds since the epoch; 0 when halted */
     gint64 xid;              /* the hypervisor's id while it runs, else -1 */
     gboolean removed;        /* taken out of the app, freed when unused */
+    guint fw_timer;          /* the firewall's next expiry (firewall.c) */
     gint refcount;
 };
 
@@ -244,6 +245,21 @@ GPtrArray *qubes_domain_read_firewall(QubesDomain *dom, GError **error);
 /* Writes them to firewall.xml (expired rules left out). Blocking. */
 gboolean qubes_domain_write_firewall(QubesDomain *dom, GPtrArray *rules,
                                      GError **error);
+/* The earliest expire of @rules (epoch seconds), 0 when none expires. */
+gint64 qubes_fw_nearest_expire(GPtrArray *rules);
+/* Fires firewall-changed on @dom (a handler's failure is logged). */
+void qubes_domain_fire_firewall_changed(QubesDomain *dom);
+/* After firewall.xml was written with @rules: firewall-changed, and the
+ * expiry timer set to their nearest expire. */
+void qubes_domain_firewall_saved(QubesDomain *dom, GPtrArray *rules);
+/* Sets @dom's expiry timer to @next (epoch seconds; 0: none): then the
+ * expired rules are dropped from firewall.xml and firewall-changed
+ * fires. */
+void qubes_domain_firewall_watch(QubesDomain *dom, gint64 next);
+/* Cancels it (a removed qube, the app's end). */
+void qubes_domain_firewall_unwatch(QubesDomain *dom);
+/* Reads every qube's firewall.xml on a worker and sets their timers. */
+void qubes_app_firewall_watch(QubesApp *app);
 
 /* ---- notes (notes.c) ---- */
 

@@ -229,6 +229,7 @@ int main(int argc, char **argv)
         if (g_mkdir_with_parents(rcfg.log_dir, 0750) != 0)
             g_warning("cannot make %s: %s", rcfg.log_dir, g_strerror(errno));
         runtime = qubes_runtime_new(app, &rcfg);
+        qubes_app_firewall_watch(app);
     }
     Server *srv = server_new(app, socket_path, &err);
     if (!srv) {

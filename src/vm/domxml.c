@@ -69,6 +69,7 @@ void qubes_vm_spec_free(QubesVmSpec *s)
         g_free(s->nic->ip6);
         g_free(s->nic->backend_domain);
         g_free(s->nic->bridge);
+        g_free(s->nic->tap);
         g_free(s->nic);
     }
     g_free(s->console_log);
@@ -369,6 +370,8 @@ static void qemu_xml(xmlNodePtr dom, const QubesVmSpec *s)
         xmlNodePtr nic = child_attr(devs, "interface", "type", "bridge");
         child_attr(nic, "mac", "address", s->nic->mac);
         child_attr(nic, "source", "bridge", s->nic->bridge);
+        if (s->nic->tap)
+            child_attr(nic, "target", "dev", s->nic->tap);
         child_attr(nic, "model", "type", "virtio");
     }
     xmlNodePtr serial = child_attr(devs, "serial", "type", "pty");

@@ -43,6 +43,8 @@ typedef struct {
     char *ip6;            /* NULL: none */
     char *backend_domain; /* the netvm (Xen's vif backend) */
     char *bridge;         /* QEMU: the qube's own link to its netvm */
+    char *tap;            /* QEMU: the host's end of the NIC (its name is
+                             what the firewall binds to: netfilter.h) */
 } QubesVmNic;
 
 typedef struct {

@@ -9,6 +9,8 @@
  */
 #include "runtime.h"
 
+#include "firewall.h"
+#include "netfilter.h"
 #include "qubes-error.h"
 #include "status.h"
 
@@ -53,7 +55,8 @@ struct _QubesRuntime {
     GHashTable *doms;        /* QubesDomain* -> DomRt* */
     GHashTable *links;       /* client QubesDomain* (held) -> Link*: where
                                 its link is plugged (QEMU) */
-    guint handlers[4];       /* the netvm-change handlers on the registry */
+    guint handlers[5];       /* netvm-change, firewall-changed handlers */
+    GThreadPool *nf_pool;    /* firewall jobs, one at a time, in order */
 };
 
 /* ---- small helpers ---- */
@@ -561,6 +564,197 @@ static void links_gone_with(QubesRuntime *rt, QubesDomain *netvm)
             g_hash_table_iter_remove(&it);
 }
 
+/* ---- the firewall on the link (QEMU; netfilter.h) ----
+ *
+ * A client's rules are written into the kernel before its NIC exists
+ * (at its start, before the domain is made), again when they change
+ * (firewall-changed: a Set, a Reload, an expiry) or its DNS servers do
+ * (a netvm change), and dropped when it stops. When qubesd starts, the
+ * table is made anew in one transaction with the chains of the clients
+ * that run, so nothing a previous qubesd left for a qube since gone
+ * remains. The jobs run on one worker, in the order they were asked:
+ * each reads firewall.xml when it runs, so the last one writes the
+ * current rules. A firewall.xml that cannot be read or a host name that
+ * does not resolve leaves the qube with nothing allowed (fail closed),
+ * logged; only nftables refusing the transaction fails a start. */
+
+typedef enum { NF_APPLY, NF_REMOVE, NF_RESET, NF_DROP } NfKind;
+
+typedef struct {
+    NfKind kind;
+    GPtrArray *clients; /* QubesDomain* (referenced): NF_APPLY one, NF_RESET
+                           the running ones */
+    GPtrArray *dns;     /* GStrv per client */
+    guint qid;          /* NF_REMOVE */
+    char *what;         /* for the log */
+} NfJob;
+
+static void nf_job_free(NfJob *j)
+{
+    if (j->clients)
+        g_ptr_array_unref(j->clients);
+    if (j->dns)
+        g_ptr_array_unref(j->dns);
+    g_free(j->what);
+    g_free(j);
+}
+
+/* @dom's chain; NULL only when nothing can be written. A soft failure
+ * (the rules unreadable, a name unresolved) gives the drop-all chain and
+ * is logged. */
+static char *nf_client_script(QubesDomain *dom, GStrv dns)
+{
+    QubesNfClient c = {.qid = dom->qid};
+    g_autoptr(GError) err = NULL;
+    c.rules = qubes_domain_read_firewall(dom, &err);
+    if (!c.rules) {
+        g_warning("%s: firewall: %s; nothing is allowed until it is fixed",
+                  dom->name, err->message);
+        c.rules = g_ptr_array_new();
+        g_clear_error(&err);
+    } else if (!qubes_nf_resolve(&c, &err)) {
+        /* qubes_nf_client_script() then fails closed, naming it */
+        g_clear_error(&err);
+    }
+    c.dns = g_strdupv(dns);
+    char *script =
+        qubes_nf_client_script(&c, g_get_real_time() / G_USEC_PER_SEC, &err);
+    if (err)
+        g_warning("%s: firewall: %s; nothing is allowed", dom->name,
+                  err->message);
+    qubes_nf_client_clear(&c);
+    return script;
+}
+
+static void nf_thread(gpointer data, gpointer pool_data)
+{
+    GTask *task = data;
+    NfJob *j = g_task_get_task_data(task);
+    GError *err = NULL;
+    g_autoptr(GString) script = g_string_new(NULL);
+    if (j->kind == NF_DROP) {
+        qubes_nf_drop_table();
+        g_task_return_boolean(task, TRUE);
+        g_object_unref(task);
+        return;
+    }
+    if (j->kind == NF_REMOVE) {
+        g_autofree char *s = qubes_nf_remove_script(j->qid);
+        g_string_append(script, s);
+    } else {
+        if (j->kind == NF_RESET) {
+            g_autofree char *s = qubes_nf_reset_script();
+            g_string_append(script, s);
+        }
+        for (guint i = 0; i < j->clients->len; i++) {
+            g_autofree char *s =
+                nf_client_script(j->clients->pdata[i], j->dns->pdata[i]);
+            g_string_append(script, s);
+        }
+    }
+    if (qubes_nf_run(script->str, &err))
+        g_task_return_boolean(task, TRUE);
+    else
+        g_task_return_error(task, err);
+    g_object_unref(task);
+}
+
+static void nf_push(QubesRuntime *rt, NfJob *j, GAsyncReadyCallback cb,
+                    gpointer data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    g_task_set_task_data(task, j, (GDestroyNotify)nf_job_free);
+    g_thread_pool_push(rt->nf_pool, task, NULL);
+}
+
+static GStrv dns_of(QubesDomain *dom)
+{
+    g_autofree char *dns = prop(dom, "dns");
+    return g_strsplit(dns ? dns : "", " ", -1);
+}
+
+static NfJob *nf_job(NfKind kind, const char *what)
+{
+    NfJob *j = g_new0(NfJob, 1);
+    j->kind = kind;
+    j->clients =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_domain_unref);
+    j->dns = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+    j->what = g_strdup(what);
+    return j;
+}
+
+static void nf_add_client(NfJob *j, QubesDomain *dom)
+{
+    g_ptr_array_add(j->clients, qubes_domain_ref(dom));
+    g_ptr_array_add(j->dns, dns_of(dom));
+}
+
+static void nf_logged(GObject *src, GAsyncResult *res, gpointer data)
+{
+    NfJob *j = g_task_get_task_data(G_TASK(res));
+    g_autoptr(GError) err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err))
+        g_warning("%s: %s", j->what, err->message);
+}
+
+/* Writes @dom's chain; @cb (NULL: the outcome is logged). */
+static void nf_apply(QubesRuntime *rt, QubesDomain *dom,
+                     GAsyncReadyCallback cb, gpointer data)
+{
+    g_autofree char *what =
+        g_strdup_printf("%s: applying its firewall", dom->name);
+    NfJob *j = nf_job(NF_APPLY, what);
+    nf_add_client(j, dom);
+    nf_push(rt, j, cb ? cb : nf_logged, data);
+}
+
+static void nf_remove(QubesRuntime *rt, QubesDomain *dom)
+{
+    g_autofree char *what =
+        g_strdup_printf("%s: removing its firewall", dom->name);
+    NfJob *j = nf_job(NF_REMOVE, what);
+    j->qid = dom->qid;
+    nf_push(rt, j, nf_logged, NULL);
+}
+
+/* Whether @dom has a link whose port its chain guards (or is starting:
+ * its chain may have been written before the change). */
+static gboolean nf_guarded(QubesRuntime *rt, QubesDomain *dom)
+{
+    DomRt *r = g_hash_table_lookup(rt->doms, dom);
+    return uses_links(rt) && dom->qid != 0 &&
+           (is_up(dom) || (r && r->starting)) &&
+           qubes_domain_get_netvm(dom) != NULL;
+}
+
+/* The table anew with the running clients' chains (qubesd's start). On a
+ * host where no qube runs and no table is left there is nothing to do,
+ * and nothing is made. */
+static void nf_reset(QubesRuntime *rt, GHashTable *alive)
+{
+    NfJob *j = nf_job(NF_RESET, "firewall: making its table anew");
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, alive);
+    while (g_hash_table_iter_next(&it, &k, NULL))
+        if (nf_guarded(rt, k))
+            nf_add_client(j, k);
+    if (!j->clients->len) /* only what a previous qubesd left, if any */
+        j->kind = NF_DROP;
+    nf_push(rt, j, nf_logged, NULL);
+}
+
+static gboolean on_firewall_changed(QubesEvent *ev, gpointer data,
+                                    GError **error)
+{
+    QubesRuntime *rt = data;
+    QubesDomain *dom = qubes_domain_of_emitter(ev->subject);
+    if (nf_guarded(rt, dom))
+        nf_apply(rt, dom, NULL, NULL);
+    return TRUE;
+}
+
 /* ---- a netvm change on a running qube (the reference's net.py) ----
  *
  * The new netvm of a running qube must run ("Cannot dynamically attach
@@ -606,6 +800,9 @@ static gboolean on_netvm_changed(QubesEvent *ev, gpointer data, GError **error)
     QubesDomain *now = qubes_domain_get_netvm(self);
     if (!uses_links(rt) || !is_up(self) || linked_netvm(rt, self) == now)
         return TRUE;
+    /* its DNS servers follow the netvm */
+    if (nf_guarded(rt, self))
+        nf_apply(rt, self, NULL, NULL);
     link_disconnect(rt, self);
     if (now && is_up(now)) {
         link_connect(rt, self, now);
@@ -627,6 +824,8 @@ static void register_netvm_handlers(QubesRuntime *rt)
         reg, "QubesVM", "property-set:netvm", on_netvm_changed, 0, rt, NULL);
     rt->handlers[3] = qubes_event_add_class_handler(
         reg, "QubesVM", "property-reset:netvm", on_netvm_changed, 0, rt, NULL);
+    rt->handlers[4] = qubes_event_add_class_handler(
+        reg, "QubesVM", "firewall-changed", on_firewall_changed, 0, rt, NULL);
 }
 
 /* ---- storage, on workers ---- */
@@ -853,6 +1052,8 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
             g_clear_pointer(&nic->ip6, g_free);
         nic->backend_domain = g_strdup(net->name);
         nic->bridge = g_strdup_printf("qbr%u", dom->qid);
+        if (uses_links(rt))
+            nic->tap = qubes_nf_tap_name(dom->qid);
         s->nic = nic;
     }
     if (rt->cfg.hv == QUBES_HV_XEN && strcmp(s->virt_mode, "hvm") == 0)
@@ -920,6 +1121,7 @@ static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
         links_gone_with(c->rt, dom);
         run_bridge(dom, FALSE, link_done,
                    g_strdup_printf("%s: removing its link", dom->name));
+        nf_remove(c->rt, dom);
     }
     auto_cleanup(c->rt, dom);
     DomRt *r = g_hash_table_lookup(c->rt->doms, dom);
@@ -1159,6 +1361,8 @@ static void resync(QubesRuntime *rt)
     /* DispVMs that stopped while no qubesd was there to remove them */
     for (guint i = 0; i < leftover->len; i++)
         auto_cleanup(rt, leftover->pdata[i]);
+    if (!rt->settled && uses_links(rt))
+        nf_reset(rt, alive);
     if (!rt->settled)
         g_idle_add(autostart_begin, rt_ref(rt));
     rt->settled = TRUE;
@@ -1268,6 +1472,7 @@ QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
     rt->cfg.qmemman_status_socket = g_strdup(cfg->qmemman_status_socket);
     rt->cfg.autostart_marker = g_strdup(cfg->autostart_marker);
     g_mutex_init(&rt->lock);
+    rt->nf_pool = g_thread_pool_new(nf_thread, NULL, 1, FALSE, NULL);
     rt->doms =
         g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)dom_rt_free);
     rt->links =
@@ -1318,6 +1523,9 @@ void qubes_runtime_free(QubesRuntime *rt)
         qubes_event_remove_class_handler(rt->app->registry, rt->handlers[i]);
     g_hash_table_unref(rt->links);
     rt->links = NULL;
+    /* the firewall jobs asked for are done (a chain half-way is not) */
+    g_thread_pool_free(rt->nf_pool, FALSE, TRUE);
+    rt->nf_pool = NULL;
     if (rt->app->runtime == rt)
         rt->app->runtime = NULL;
     rt_unref(rt);
@@ -1387,9 +1595,11 @@ static void start_fail(StartJob *j, GError *cause)
 {
     g_warning("%s: Start failed: %s", j->dom->name, cause->message);
     fire(j->dom, "domain-start-failed", "reason", cause->message, NULL);
-    if (uses_links(j->rt))
+    if (uses_links(j->rt)) {
         run_bridge(j->dom, FALSE, link_done,
                    g_strdup_printf("%s: removing its link", j->dom->name));
+        nf_remove(j->rt, j->dom);
+    }
     if (j->storage_started) {
         j->cause = cause;
         run_storage(j->dom, ST_STOP, start_failed_stopped, j);
@@ -1630,6 +1840,21 @@ static void start_create(StartJob *j, char *xml)
                   start_memory_done, j);
 }
 
+static void start_firewall_ready(GObject *src, GAsyncResult *res,
+                                 gpointer data)
+{
+    StartJob *j = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        g_prefix_error(&err, "Start failed: firewall: ");
+        start_fail(j, err);
+        return;
+    }
+    start_create(j, g_steal_pointer(&j->xml));
+}
+
+/* The link is there: the qube's rules guard its port before its NIC
+ * exists. */
 static void start_bridge_ready(GObject *src, GAsyncResult *res, gpointer data)
 {
     StartJob *j = data;
@@ -1639,7 +1864,7 @@ static void start_bridge_ready(GObject *src, GAsyncResult *res, gpointer data)
         start_fail(j, err);
         return;
     }
-    start_create(j, g_steal_pointer(&j->xml));
+    nf_apply(j->rt, j->dom, start_firewall_ready, j);
 }
 
 static void start_storage_started(GObject *src, GAsyncResult *res,

@@ -41,6 +41,7 @@ static QubesVmSpec *base_spec(QubesHvType hv, const char *mode)
     nic->ip = g_strdup("10.137.0.5");
     nic->backend_domain = g_strdup("sys-firewall");
     nic->bridge = g_strdup("qbr5");
+    nic->tap = g_strdup("qcli5");
     s->nic = nic;
     if (hv != QUBES_HV_XEN)
         s->console_log = g_strdup("/var/log/qubes/guest-work.log");

@@ -511,6 +511,121 @@ def test_network_between_qubes():
         d.ok('admin.vm.property.Set', 'work', 'netvm', '')
 
 
+def reach(vm, host, port, marker):
+    """Whether @vm reaches TCP @port of @host (whose answer holds
+    @marker): True, or False after a 3 s connect timeout (the firewall
+    drops what it refuses)."""
+    tag = 'REACH-%s-%s' % (port, time.monotonic_ns())
+    mark = len(console_log(vm))
+    console_run(vm, 'nc -w 3 %s %s </dev/null || echo %s-REFUSED; '
+                'echo %s-DONE' % (host, port, tag, tag), tag + '-DONE')
+    out = console_log(vm)[mark:]
+    if tag + '-REFUSED' in out:
+        return False
+    assert marker in out, out[-1500:]
+    return True
+
+
+def nft_chain(qid):
+    r = in_netns('nft', 'list', 'chain', 'bridge', 'qubes-firewall',
+                 'qube-' + qid)
+    return r.stdout if r.returncode == 0 else None
+
+
+def test_firewall_on_the_link():
+    """The client's rules, enforced on the host on its link (nftables)
+    before its netvm sees a packet: what is allowed is reachable, what
+    is not is not; a change applies at once to the running qube; an
+    expired rule goes (firewall.xml rewritten, firewall-changed) and
+    with it what it blocked; DNS targets are the qube's DNS servers;
+    the chain goes when the qube stops."""
+    d = state['d']
+    for vm in ('work', 'net'):
+        if '%s class=' % vm in d.ok('admin.vm.List', 'dom0'):
+            halt(vm)
+    make_qube('net', provides_network=True)
+    d.ok('admin.vm.property.Set', 'work', 'netvm', 'net')
+    gw = prop('work', 'visible_gateway')
+    ip = prop('work', 'visible_ip')
+    qid = prop('work', 'qid')
+    dns = d.ok('admin.vm.property.Get', 'work', 'dns')
+    assert dns.endswith(' 10.139.1.1 10.139.1.2'), dns
+    d.ok('admin.vm.firewall.Set', 'work', '',
+         ('action=accept dst4=%s proto=tcp dstports=7\n'
+          'action=drop\n' % gw).encode())
+    try:
+        nmark = len(console_log('net'))
+        start_ready('work')
+        wait_link('net', ip, nmark)
+        chain = nft_chain(qid)
+        assert chain and 'tcp dport 7 accept' in chain, chain
+        assert reach('work', gw, 7, 'hello-from-netvm')
+        assert not reach('work', gw, 8, 'hello-8-from-netvm')
+        # a change applies at once
+        d.ok('admin.vm.firewall.Set', 'work', '',
+             ('action=accept dst4=%s proto=tcp dstports=8\n'
+              'action=drop\n' % gw).encode())
+        assert reach('work', gw, 8, 'hello-8-from-netvm')
+        assert not reach('work', gw, 7, 'hello-from-netvm')
+        # qubesd restarted (SIGKILL, and a chain left for a qube that no
+        # longer runs): the table is made anew with the running qube's
+        # chain, the stale one gone, the rules kept throughout
+        assert in_netns('nft', 'add chain bridge qubes-firewall '
+                        'qube-999').returncode == 0
+        d.kill()
+        assert 'tcp dport 8 accept' in nft_chain(qid)
+        d.start()
+        wait_state('work', 'Running', timeout=10)
+        deadline = time.monotonic() + 30
+        while nft_chain('999') is not None:
+            assert time.monotonic() < deadline, nft_chain('999')
+            time.sleep(0.2)
+        assert 'tcp dport 8 accept' in nft_chain(qid)
+        assert reach('work', gw, 8, 'hello-8-from-netvm')
+        assert not reach('work', gw, 7, 'hello-from-netvm')
+        # specialtarget=dns: the qube's DNS servers, port 53
+        d.ok('admin.vm.firewall.Set', 'work', '',
+             b'action=accept specialtarget=dns\naction=drop\n')
+        assert reach('work', '10.139.1.1', 53, 'hello-dns-from-netvm')
+        assert not reach('work', gw, 7, 'hello-from-netvm')
+        # an expiring rule: blocks until it expires, then goes
+        ev = Events('work')
+        try:
+            expire = int(time.time()) + 15
+            d.ok('admin.vm.firewall.Set', 'work', '',
+                 ('action=drop proto=tcp dstports=7 expire=%d\n'
+                  'action=accept\n' % expire).encode())
+            assert not reach('work', gw, 7, 'hello-from-netvm')
+            assert 'expire=%d' % expire in d.ok('admin.vm.firewall.Get',
+                                                 'work')
+            seen = len([e for e in ev.events
+                        if e[1] == 'firewall-changed'])
+            deadline = time.monotonic() + 60
+            while len([e for e in ev.events
+                       if e[1] == 'firewall-changed']) <= seen:
+                assert time.monotonic() < deadline, ev.events
+                time.sleep(0.2)
+        finally:
+            ev.close()
+        assert time.time() > expire
+        assert d.ok('admin.vm.firewall.Get', 'work') == 'action=accept\n'
+        with open(os.path.join(state['base'], 'appvms', 'work',
+                               'firewall.xml')) as f:
+            assert 'expire' not in f.read()
+        assert reach('work', gw, 7, 'hello-from-netvm')
+        # the chain goes with the qube
+        d.ok('admin.vm.Shutdown', 'work', 'wait')
+        deadline = time.monotonic() + 30
+        while nft_chain(qid) is not None:
+            assert time.monotonic() < deadline, nft_chain(qid)
+            time.sleep(0.2)
+    finally:
+        halt('work')
+        halt('net')
+        d.ok('admin.vm.firewall.Set', 'work', '', b'action=accept\n')
+        d.ok('admin.vm.property.Set', 'work', 'netvm', '')
+
+
 def test_libvirtd_restart_reconnects():
     """libvirtd restarted under a running qube: qubesd reconnects, still
     sees it running, and stops it as usual."""

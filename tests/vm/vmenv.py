@@ -104,6 +104,10 @@ EOF_IP
             sleep 0.3
         done ) &
         ( while true; do echo hello-from-netvm | nc -l -p 7; done ) &
+        # a second port, and the qubes' DNS address, for the firewall
+        ( while true; do echo hello-8-from-netvm | nc -l -p 8; done ) &
+        ip addr add 10.139.1.1/32 dev lo
+        ( while true; do echo hello-dns-from-netvm | nc -l -p 53; done ) &
         echo "QUBES-NETVM $gw"
         ;;
     esac
