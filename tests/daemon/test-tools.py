@@ -6,6 +6,7 @@ against a real qubesd on a loop-mounted XFS.
 """
 import hashlib
 import os
+import re
 import subprocess
 import sys
 
@@ -20,7 +21,8 @@ state = {}
 ALL_TOOLS = ['qvm-prefs', 'qubes-prefs', 'qvm-ls', 'qvm-features',
              'qvm-tags', 'qvm-create', 'qvm-remove', 'qvm-clone',
              'qvm-pool', 'qvm-volume', 'qvm-start', 'qvm-shutdown',
-             'qvm-kill', 'qvm-pause', 'qvm-unpause', 'qvm-check']
+             'qvm-kill', 'qvm-pause', 'qvm-unpause', 'qvm-check',
+             'qvm-firewall']
 
 
 def run(tool, *args, ok=True, stdin=None, env=None):
@@ -220,6 +222,86 @@ def test_import_service_program():
                         'nope'], input=b'', capture_output=True, env=e)
     assert r.returncode == 1
     del before
+
+
+def test_firewall():
+    """qvm-firewall with the reference client's syntax: list (table and
+    --raw), add (positional words, key=value, --before, expire=+N), del
+    (a rule, --rule-no); bad rules refused before anything is sent."""
+    run('qvm-create', '--class', 'AppVM', '--template', 'fedora', '--label',
+        'red', 'fw1')
+    d = state['d']
+    out = run('qvm-firewall', 'fw1')
+    assert out.splitlines() == [
+        'NO  ACTION  HOST  PROTOCOL  PORT(S)  SPECIAL TARGET  ICMP TYPE  '
+        'EXPIRE  COMMENT',
+        '0   accept  -     -         -        -               -          '
+        '-       -'], out
+    # positional words: action dsthost proto dstports
+    run('qvm-firewall', 'fw1', 'add', '--before', '0', 'accept',
+        '10.0.0.1', 'tcp', '443')
+    run('qvm-firewall', 'fw1', 'add', '--before', '1', 'action=accept',
+        'proto=icmp', 'icmptype=8', 'comment=echo requests')
+    run('qvm-firewall', 'fw1', 'add', '--before=-1', 'drop',
+        'dst6=2001:db8::/32')
+    run('qvm-firewall', 'fw1', 'add', 'accept', 'specialtarget=dns',
+        'expire=+3600')
+    got = d.ok('admin.vm.firewall.Get', 'fw1')
+    lines = got.splitlines()
+    assert lines[:4] == [
+        'action=accept dst4=10.0.0.1/32 proto=tcp dstports=443-443',
+        'action=accept proto=icmp icmptype=8 comment=echo requests',
+        'action=drop dst6=2001:db8::/32',
+        'action=accept'], got
+    assert re.fullmatch(r'action=accept expire=\d+ specialtarget=dns',
+                        lines[4]), got
+    raw = run('qvm-firewall', '--raw', 'fw1').splitlines()
+    assert raw[0] == 'action=accept proto=tcp dst4=10.0.0.1/32 ' \
+        'dstports=443-443', raw
+    assert raw[1] == 'action=accept proto=icmp icmptype=8 ' \
+        'comment=echo requests', raw
+    assert re.fullmatch(r'action=accept specialtarget=dns expire=\d+',
+                        raw[4]), raw
+    table = run('qvm-firewall', 'fw1', 'list').splitlines()
+    assert table[1].split() == ['0', 'accept', '10.0.0.1/32', 'tcp', '443',
+                                '-', '-', '-', '-'], table
+    assert table[2].split() == ['1', 'accept', '-', 'icmp', '-', '-', '8',
+                                '-', 'echo', 'requests'], table
+    exp = table[5].split()
+    assert exp[5] == 'dns' and re.fullmatch(r'\+3[56]\d\ds', exp[7]), table
+    # del: a rule as written (qubesd adds the prefix length and shows a
+    # port as a range: the same rule), a rule number
+    run('qvm-firewall', 'fw1', 'del', 'drop', '2001:db8::/32')
+    run('qvm-firewall', 'fw1', 'del', 'accept', '10.0.0.1', 'tcp', '443')
+    run('qvm-firewall', 'fw1', 'del', '--rule-no', '1')
+    lines = d.ok('admin.vm.firewall.Get', 'fw1').splitlines()
+    assert len(lines) == 2 and lines[0] == \
+        'action=accept proto=icmp icmptype=8 comment=echo requests', lines
+    assert 'specialtarget=dns' in lines[1], lines
+    before = d.ok('admin.vm.firewall.Get', 'fw1')
+    # refused, nothing changed
+    for args, why in [
+            (['add', 'allow'], 'allow'),
+            (['add', 'accept', '10.0.0.1/33'], 'netmask for IPv4'),
+            (['add', 'accept', 'dstports=80'], 'dstports valid only'),
+            (['add', 'accept', 'color=red'], 'Invalid rule element'),
+            (['add', 'accept', 'a=b=c'], 'invalid rule description'),
+            (['add', 'accept', 'comment=\u00e9'], 'strange characters'),
+            (['del', '--rule-no', '9'], 'no rule number 9'),
+            (['del', 'drop', '10.9.9.9'], 'no such rule'),
+            (['del'], 'del needs a rule'),
+            (['frob'], 'invalid choice'),
+            (['add', '--before', 'x', 'drop'], 'invalid int value'),
+    ]:
+        rc, out, err = run('qvm-firewall', 'fw1', *args, ok=False)
+        assert why in err, (args, err)
+    assert d.ok('admin.vm.firewall.Get', 'fw1') == before
+    rc, out, err = run('qvm-firewall', 'no-such-vm', ok=False)
+    assert 'QubesVMNotFoundError' in err or 'No such domain' in err, err
+    # --reload with list: firewall-changed, no change
+    run('qvm-firewall', '--reload', 'fw1')
+    assert d.ok('admin.vm.firewall.Get', 'fw1') == before
+    run('qvm-remove', '-f', 'fw1')
 
 
 def test_clone_and_remove():
