@@ -228,10 +228,11 @@ QubesDomain *qubes_domain_of_emitter(QubesEmitter *emitter);
 /* ---- files in a qube's folder (notes.c) ---- */
 
 /* The file @name in the qube's folder ("" when there is none; new
- * string); refused when it is not a regular file or is larger than
- * @max. Blocking. */
+ * string, NUL-terminated, *@len its length or -1 when there is none);
+ * refused when it is not a regular file or is larger than @max.
+ * Blocking. */
 char *qubes_domain_read_file(QubesDomain *dom, const char *name, gsize max,
-                             GError **error);
+                             gssize *len, GError **error);
 /* Replaces it with @text, durably (temporary, fsync, rename, fsync the
  * folder; made 0664). Blocking. */
 gboolean qubes_domain_write_file(QubesDomain *dom, const char *name,

@@ -15,11 +15,12 @@
 
 GPtrArray *qubes_domain_read_firewall(QubesDomain *dom, GError **error)
 {
+    gssize len = -1;
     g_autofree char *text =
-        qubes_domain_read_file(dom, FIREWALL_FILE, FIREWALL_MAX, error);
+        qubes_domain_read_file(dom, FIREWALL_FILE, FIREWALL_MAX, &len, error);
     if (!text)
         return NULL;
-    if (!*text) { /* none: accept everything */
+    if (len < 0) { /* none: accept everything */
         GPtrArray *rules =
             g_ptr_array_new_with_free_func((GDestroyNotify)qubes_fw_rule_free);
         g_ptr_array_add(rules, qubes_fw_rule_parse("action=accept", NULL));
@@ -27,7 +28,7 @@ GPtrArray *qubes_domain_read_firewall(QubesDomain *dom, GError **error)
     }
     g_autofree char *dir = qubes_domain_dir_path(dom);
     g_autofree char *path = g_build_filename(dir, FIREWALL_FILE, NULL);
-    return qubes_fw_from_xml(text, strlen(text), path, error);
+    return qubes_fw_from_xml(text, (gsize)len, path, error);
 }
 
 /* firewall.xml is replaced whole by admin.vm.firewall.Set and rewritten

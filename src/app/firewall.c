@@ -412,6 +412,10 @@ static QubesFwRule *rule_v2(xmlNodePtr rule, GError **error)
                                    value);
         }
     }
+    if (!line->len) { /* no action (PropertyHolder.property_require) */
+        fail(error, "Required property 'action' not set");
+        return NULL;
+    }
     if (comment)
         g_string_append_printf(line, " comment=%s", comment);
     return qubes_fw_rule_parse(line->str, error);

@@ -55,8 +55,10 @@ static int open_qube_dir(QubesDomain *dom, gboolean create)
 }
 
 char *qubes_domain_read_file(QubesDomain *dom, const char *name, gsize max,
-                             GError **error)
+                             gssize *len, GError **error)
 {
+    if (len)
+        *len = -1;
     if (no_folder(dom, error))
         return NULL;
     int dfd = open_qube_dir(dom, FALSE);
@@ -103,12 +105,15 @@ char *qubes_domain_read_file(QubesDomain *dom, const char *name, gsize max,
                                "Cannot read %s/%s", path, name);
         return NULL;
     }
+    if (len)
+        *len = (gssize)out->len;
     return g_string_free(out, FALSE);
 }
 
 char *qubes_domain_read_notes(QubesDomain *dom, GError **error)
 {
-    return qubes_domain_read_file(dom, NOTES_FILE, QUBES_NOTES_MAX, error);
+    return qubes_domain_read_file(dom, NOTES_FILE, QUBES_NOTES_MAX, NULL,
+                                  error);
 }
 
 gboolean qubes_domain_write_file(QubesDomain *dom, const char *name,

@@ -404,6 +404,79 @@ def test_hostile_names_refused_and_change_nothing():
     assert d.ok('admin.pool.List') == 'varlibqubes\nlinux-kernel\n'
 
 
+# ---- a firewall.xml planted in a qube's folder ----
+
+def test_planted_firewall_files():
+    """firewall.xml written by someone else: malformed, of an unknown
+    version, holding a bad rule, a link out, a FIFO, too large. Each Get
+    answers an error naming the file and its cause, at once; nothing
+    else about the qube changes; a Set replaces what was planted (never
+    writing through a link)."""
+    d = D()
+    fs = state['fs']
+    path = os.path.join(d.base_dir, 'appvms', 'work', 'firewall.xml')
+    secret = os.path.join(fs.mnt, 'outside', 'secret')
+    before_out = outside_tree()
+    props = d.ok('admin.vm.property.GetAll', 'work')
+    xml = xml_bytes()
+    v2 = ('<firewall version="2"><rules><rule><properties>'
+          '<property name="action">%s</property>'
+          '</properties></rule></rules></firewall>')
+    cases = [
+        (b'<firewall version="2"><rules>', 'firewall.xml'),
+        (b'<firewall version="3"/>', 'Unsupported firewall.xml version: 3'),
+        ((v2 % 'allow').encode(), 'allow'),
+        ((v2 % 'accept</property><property name="dstports">99999')
+         .encode(), 'Ports out of range'),
+        (b'\x00\xff' * 100, 'firewall.xml'),
+        (('<firewall version="2"><rules>%s</rules></firewall>' %
+          ('<rule/>' * 100000)).encode(), "Required property 'action'"),
+    ]
+    for content, why in cases:
+        with open(path, 'wb') as f:
+            f.write(content)
+        t0 = time.monotonic()
+        r = d.call('admin.vm.firewall.Get', 'work')
+        assert r[0] == 'exc' and path in r[2] and why in r[2], (content[:80],
+                                                                 r)
+        assert time.monotonic() - t0 < 10
+    os.unlink(path)
+    # a link out: not followed
+    os.symlink(secret, path)
+    r = d.call('admin.vm.firewall.Get', 'work')
+    assert r[0] == 'exc' and path in r[2], r
+    d.ok('admin.vm.firewall.Set', 'work', '', b'action=drop\n')
+    assert not os.path.islink(path)
+    assert d.ok('admin.vm.firewall.Get', 'work') == 'action=drop\n'
+    os.unlink(path)
+    # a FIFO: refused at once, nothing blocks
+    os.mkfifo(path)
+    t0 = time.monotonic()
+    r = d.call('admin.vm.firewall.Get', 'work')
+    assert r[0] == 'exc' and path in r[2], r
+    assert time.monotonic() - t0 < 10
+    os.unlink(path)
+    # too large
+    with open(path, 'wb') as f:
+        f.truncate(17 << 20)
+    r = d.call('admin.vm.firewall.Get', 'work')
+    assert r[0] == 'exc' and path in r[2], r
+    os.unlink(path)
+    # a huge rule list through the API: about as many as a request's
+    # 64 KiB hold
+    rules = b''.join(b'action=drop dst4=10.%d.%d.1 proto=tcp dstports=%d\n'
+                     % (i >> 8, i & 255, i + 1) for i in range(1250))
+    assert len(rules) < 65000
+    d.ok('admin.vm.firewall.Set', 'work', '', rules)
+    got = d.ok('admin.vm.firewall.Get', 'work')
+    assert got.count('\n') == 1250, got[-200:]
+    d.ok('admin.vm.firewall.Set', 'work', '', b'action=accept\n')
+    # nothing else about the qube changed
+    assert d.ok('admin.vm.property.GetAll', 'work') == props
+    assert xml_bytes() == xml
+    assert outside_tree() == before_out
+
+
 # ---- links planted in the pool ----
 
 def test_planted_links_not_followed():
