@@ -109,6 +109,7 @@ extern const Method api_pool_methods[];
 extern const Method api_volume_methods[];
 extern const Method api_notes_methods[];
 extern const Method api_firewall_methods[];
+extern const Method api_device_methods[];
 extern const Method api_events_methods[];
 extern const Method api_internal_methods[];
 

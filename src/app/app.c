@@ -806,6 +806,13 @@ static gboolean check_unused(QubesApp *app, QubesDomain *dom, GError **error)
                                        d->name, def->name);
         }
     }
+    g_autofree char *provided = qubes_domain_provided_assignments(dom);
+    if (provided) { /* app.py on_domain_pre_deleted */
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                    "VM has devices assigned to other VMs: %s", provided);
+        g_string_free(deps, TRUE);
+        return FALSE;
+    }
     gboolean ok = deps->len == 0;
     if (!ok) {
         g_warning("Cannot remove %s as it is used by %s", dom->name, deps->str);
@@ -1271,6 +1278,7 @@ static QubesDomain *load_domain(QubesApp *app, const QxDomain *x)
     insert_domain(app, dom);
     g_autofree char *who =
         g_strdup_printf("%s: domain %s", app->xml_path, name);
+    qubes_domain_load_devices(dom, x->devices);
     qubes_props_load(&dom->props, x->properties, 2, TRUE, who, NULL);
     g_ptr_array_extend(dom->features, x->features, qx_copy_string, NULL);
     for (guint i = 0; i < x->tags->len; i++) {
@@ -1372,6 +1380,7 @@ static void load_model(QubesApp *app, const QubesXml *xml)
             g_ptr_array_add(loaded, (gpointer)x);
         }
     }
+    qubes_app_drop_unknown_backends(app);
     if (!qubes_app_get_domain_by_qid(app, 0)) {
         /* As the reference: the AdminVM is always there. */
         g_warning("%s: no AdminVM (qid 0); adding dom0", app->xml_path);
@@ -1593,6 +1602,7 @@ QubesXml *qubes_app_to_xml(QubesApp *app)
         for (guint j = 0; j < d->volumes->len; j++)
             g_ptr_array_add(xd->volumes, qubes_domain_volume_attrs(d, j));
         g_ptr_array_extend(xd->volumes, d->lost_volumes, qx_copy_attrs, NULL);
+        qubes_domain_save_devices(d, xd->devices);
         g_ptr_array_extend(xd->extra, d->extra, qx_copy_string, NULL);
         g_ptr_array_add(x->domains, xd);
     }

@@ -15,6 +15,7 @@
 
 #include <glib.h>
 
+#include "devices.h"
 #include "events.h"
 #include "property.h"
 #include "qubesxml.h"
@@ -80,7 +81,9 @@ struct _QubesDomain {
     GHashTable *tags;        /* set of char* */
     GPtrArray *volumes;      /* QubesDomainVolume*, in qubes.xml order */
     GPtrArray *lost_volumes; /* QxAttrs of volumes that could not load */
-    GPtrArray *extra;        /* verbatim XML of <devices> and the like */
+    GPtrArray *extra;        /* verbatim XML of elements we do not read */
+    GPtrArray *assignments;  /* QubesDevAssignment*: devices assigned to it
+                                (devices.h), every class, in order */
     QubesPowerState power;   /* kept by the runtime (src/vm); dom0 runs */
     gint64 start_time;       /* seconds since the epoch; 0 when halted */
     gint64 xid;              /* the hypervisor's id while it runs, else -1 */
@@ -237,6 +240,24 @@ char *qubes_domain_read_file(QubesDomain *dom, const char *name, gsize max,
  * folder; made 0664). Blocking. */
 gboolean qubes_domain_write_file(QubesDomain *dom, const char *name,
                                  const char *text, GError **error);
+
+/* ---- assigned devices (domain-devices.c; devices.h) ---- */
+
+/* The assignments of class @devclass (borrowed pointers, in order). */
+GPtrArray *qubes_domain_assignments(QubesDomain *dom, const char *devclass);
+/* Whether @dom has a device of @devclass assigned. */
+gboolean qubes_domain_has_assignment(QubesDomain *dom, const char *devclass);
+/* The assignments of other qubes whose backend is @dom: "PORT, PORT"
+ * (new), NULL when none. */
+char *qubes_domain_provided_assignments(QubesDomain *dom);
+/* <devices> of qubes.xml into assignments (before the domain's
+ * properties: a setter may look at them). */
+void qubes_domain_load_devices(QubesDomain *dom, const GPtrArray *qx_devices);
+/* Once every domain is loaded: an assignment whose backend qube does
+ * not exist is logged and dropped. */
+void qubes_app_drop_unknown_backends(QubesApp *app);
+/* And back (QxDevice, appended to @out). */
+void qubes_domain_save_devices(QubesDomain *dom, GPtrArray *out);
 
 /* ---- firewall (firewall.c; rules in firewall.h) ---- */
 

@@ -59,13 +59,7 @@ static char *default_app(QubesPropHolder *h, const QubesPropDef *def)
 
 static gboolean has_pci(QubesDomain *dom)
 {
-    for (guint i = 0; i < dom->extra->len; i++) {
-        const char *x = dom->extra->pdata[i];
-        if (strstr(x, "<devices") && strstr(x, "class=\"pci\"") &&
-            strstr(x, "<device "))
-            return TRUE;
-    }
-    return FALSE;
+    return qubes_domain_has_assignment(dom, "pci");
 }
 
 /* pvh, or hvm when PCI devices are assigned (SPEC 3). */
@@ -996,6 +990,7 @@ void qubes_domain_unref(QubesDomain *dom)
     g_hash_table_unref(dom->tags);
     g_ptr_array_unref(dom->volumes);
     g_ptr_array_unref(dom->extra);
+    g_ptr_array_unref(dom->assignments);
     g_ptr_array_unref(dom->lost_volumes);
     g_free(dom);
 }
@@ -1025,6 +1020,8 @@ QubesDomain *qubes_domain_new_internal(QubesApp *app,
     dom->volumes =
         g_ptr_array_new_with_free_func((GDestroyNotify)domain_volume_free);
     dom->extra = g_ptr_array_new_with_free_func(g_free);
+    dom->assignments = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)qubes_dev_assignment_free);
     dom->lost_volumes =
         g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
     /* dom0 always runs; so does a RemoteVM, as far as the reference

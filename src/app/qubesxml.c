@@ -61,6 +61,32 @@ gpointer qx_copy_attrs(gconstpointer src, gpointer unused)
     return copy;
 }
 
+QxDevice *qx_device_new(const char *devclass)
+{
+    QxDevice *d = g_new0(QxDevice, 1);
+    d->devclass = g_strdup(devclass);
+    d->attrs = strings();
+    d->options = strings();
+    return d;
+}
+
+void qx_device_free(QxDevice *d)
+{
+    g_free(d->devclass);
+    g_ptr_array_unref(d->attrs);
+    g_ptr_array_unref(d->options);
+    g_free(d);
+}
+
+static gpointer copy_device(gconstpointer src, gpointer unused)
+{
+    const QxDevice *d = src;
+    QxDevice *c = qx_device_new(d->devclass);
+    g_ptr_array_extend(c->attrs, d->attrs, qx_copy_string, NULL);
+    g_ptr_array_extend(c->options, d->options, qx_copy_string, NULL);
+    return c;
+}
+
 void qx_domain_free(QxDomain *d)
 {
     g_free(d->id);
@@ -69,6 +95,7 @@ void qx_domain_free(QxDomain *d)
     g_ptr_array_unref(d->features);
     g_ptr_array_unref(d->tags);
     g_ptr_array_unref(d->volumes);
+    g_ptr_array_unref(d->devices);
     g_ptr_array_unref(d->extra);
     g_free(d);
 }
@@ -84,6 +111,7 @@ QxDomain *qx_domain_new(const char *id, const char *klass)
     d->tags = strings();
     d->volumes =
         g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
+    d->devices = g_ptr_array_new_with_free_func((GDestroyNotify)qx_device_free);
     d->extra = strings();
     return d;
 }
@@ -105,6 +133,7 @@ QxDomain *qx_domain_copy(const QxDomain *d)
     g_ptr_array_extend(c->features, d->features, qx_copy_string, NULL);
     g_ptr_array_extend(c->tags, d->tags, qx_copy_string, NULL);
     g_ptr_array_extend(c->volumes, d->volumes, qx_copy_attrs, NULL);
+    g_ptr_array_extend(c->devices, d->devices, copy_device, NULL);
     g_ptr_array_extend(c->extra, d->extra, qx_copy_string, NULL);
     return c;
 }
@@ -321,6 +350,46 @@ static gboolean parse_named(Parse *ps, xmlNodePtr n, const char *child,
     return TRUE;
 }
 
+/* <devices class="C"><device A="..."><option name="N">V</option>...
+ * </device>...</devices>; FALSE (nothing added) when it holds anything
+ * else: the caller keeps it verbatim. */
+static gboolean parse_devices(xmlNodePtr n, GPtrArray *out)
+{
+    g_autofree char *devclass = attr(n, "class");
+    if (!devclass || !*devclass)
+        return FALSE;
+    g_autoptr(GPtrArray) got =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qx_device_free);
+    for (xmlNodePtr c = n->children; c; c = c->next) {
+        if (c->type == XML_TEXT_NODE && xmlIsBlankNode(c))
+            continue;
+        if (c->type == XML_COMMENT_NODE)
+            continue;
+        if (c->type != XML_ELEMENT_NODE || !is_element(c, "device"))
+            return FALSE;
+        QxDevice *d = qx_device_new(devclass);
+        g_ptr_array_add(got, d);
+        g_ptr_array_unref(d->attrs);
+        d->attrs = attrs_of(c);
+        for (xmlNodePtr o = c->children; o; o = o->next) {
+            if ((o->type == XML_TEXT_NODE && xmlIsBlankNode(o)) ||
+                o->type == XML_COMMENT_NODE)
+                continue;
+            if (o->type != XML_ELEMENT_NODE || !is_element(o, "option"))
+                return FALSE;
+            char *name = attr(o, "name");
+            if (!name)
+                return FALSE;
+            g_ptr_array_add(d->options, name);
+            g_ptr_array_add(d->options, text(o));
+        }
+    }
+    for (guint i = 0; i < got->len; i++)
+        g_ptr_array_add(out, g_steal_pointer(&got->pdata[i]));
+    g_ptr_array_set_free_func(got, NULL);
+    return TRUE;
+}
+
 static gboolean parse_domain(Parse *ps, xmlNodePtr n, QubesXml *x)
 {
     g_autofree char *id = attr(n, "id");
@@ -351,7 +420,8 @@ static gboolean parse_domain(Parse *ps, xmlNodePtr n, QubesXml *x)
                 if (!qx_attrs_get(a, "name"))
                     ok = fail_at(ps, v, "<volume> without a name");
             }
-        } else {
+        } else if (!is_element(c, "devices") ||
+                   !parse_devices(c, d->devices)) {
             g_ptr_array_add(d->extra, verbatim(c));
         }
         if (!ok)
@@ -589,6 +659,29 @@ static void write_domain(xmlNodePtr parent, const QxDomain *d)
     for (guint i = 0; i + 1 < d->features->len; i += 2) {
         xmlNodePtr c = add(f, "feature", d->features->pdata[i + 1]);
         set(c, "name", d->features->pdata[i]);
+    }
+    /* the assigned devices, one <devices> block per class in the order
+     * the classes first appear */
+    for (guint i = 0; i < d->devices->len; i++) {
+        const QxDevice *first = d->devices->pdata[i];
+        gboolean seen = FALSE;
+        for (guint j = 0; j < i && !seen; j++)
+            seen = strcmp(((QxDevice *)d->devices->pdata[j])->devclass,
+                          first->devclass) == 0;
+        if (seen)
+            continue;
+        xmlNodePtr block = add(n, "devices", NULL);
+        set(block, "class", first->devclass);
+        for (guint j = i; j < d->devices->len; j++) {
+            const QxDevice *dev = d->devices->pdata[j];
+            if (strcmp(dev->devclass, first->devclass) != 0)
+                continue;
+            xmlNodePtr e = add(block, "device", NULL);
+            write_attrs(e, dev->attrs);
+            for (guint k = 0; k + 1 < dev->options->len; k += 2)
+                set(add(e, "option", dev->options->pdata[k + 1]), "name",
+                    dev->options->pdata[k]);
+        }
     }
     for (guint i = 0; i < d->extra->len; i++)
         write_verbatim(n, d->extra->pdata[i]);

@@ -40,6 +40,17 @@ void qx_label_free(QxLabel *label);
 /* Ordered name/value pairs: a pool's or a volume's attributes. */
 typedef GPtrArray QxAttrs; /* of char*: name, value, name, value... */
 
+/* One <device> of a <devices class="..."> block: a device assigned to
+ * the domain (devices.h). */
+typedef struct {
+    char *devclass;
+    QxAttrs *attrs;     /* the element's attributes, in order */
+    GPtrArray *options; /* char*: name, value, ... of its <option>s */
+} QxDevice;
+
+QxDevice *qx_device_new(const char *devclass);
+void qx_device_free(QxDevice *d);
+
 typedef struct {
     char *id;              /* "domain-3" */
     char *klass;           /* "AppVM" */
@@ -47,6 +58,7 @@ typedef struct {
     GPtrArray *features;   /* char*: name, value, ... (value "" allowed) */
     GPtrArray *tags;       /* char*: tag names */
     GPtrArray *volumes;    /* QxAttrs, one per <volume> in volume-config */
+    GPtrArray *devices;    /* QxDevice, of all <devices> blocks in order */
     GPtrArray *extra;      /* char*: other child elements, verbatim XML */
 } QxDomain;
 

@@ -72,6 +72,14 @@ const char *qubes_error_exception_name(QubesErrorCode code)
         return "QubesPoolNotFoundError";
     case QUBES_ERROR_VOLUME_NOT_FOUND:
         return "QubesVolumeNotFoundError";
+    case QUBES_ERROR_DEVICE_NOT_ASSIGNED:
+        return "DeviceNotAssigned";
+    case QUBES_ERROR_DEVICE_ALREADY_ASSIGNED:
+        return "DeviceAlreadyAssigned";
+    case QUBES_ERROR_DEVICE_ALREADY_ATTACHED:
+        return "DeviceAlreadyAttached";
+    case QUBES_ERROR_UNRECOGNIZED_DEVICE:
+        return "UnrecognizedDevice";
     case QUBES_ERROR_EXCEPTION:
     default:
         return "QubesException";

@@ -50,6 +50,11 @@ typedef enum {
     QUBES_ERROR_REVISION_NOT_FOUND, /* QubesVolumeRevisionNotFoundError */
     QUBES_ERROR_POOL_NOT_FOUND,     /* QubesPoolNotFoundError */
     QUBES_ERROR_VOLUME_NOT_FOUND,   /* QubesVolumeNotFoundError */
+    /* devices (qubes/exc.py; KeyError/ValueError subclasses there too) */
+    QUBES_ERROR_DEVICE_NOT_ASSIGNED,     /* DeviceNotAssigned */
+    QUBES_ERROR_DEVICE_ALREADY_ASSIGNED, /* DeviceAlreadyAssigned */
+    QUBES_ERROR_DEVICE_ALREADY_ATTACHED, /* DeviceAlreadyAttached */
+    QUBES_ERROR_UNRECOGNIZED_DEVICE,     /* UnrecognizedDevice */
     /* A system call of the storage file layer failed (StoragePoolException;
      * the storage API adds the pool's name and makes it STORAGE_POOL). */
     QUBES_ERROR_STORAGE_IO,

@@ -10,11 +10,14 @@
 #include "runtime.h"
 
 #include "firewall.h"
+#include "hostdev.h"
 #include "netfilter.h"
 #include "qubes-error.h"
 #include "status.h"
 
 #include <json-glib/json-glib.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 #include <libvirt-glib/libvirt-glib.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -57,6 +60,8 @@ struct _QubesRuntime {
                                 its link is plugged (QEMU) */
     guint handlers[5];       /* netvm-change, firewall-changed handlers */
     GThreadPool *nf_pool;    /* firewall jobs, one at a time, in order */
+    GPtrArray *blocks;       /* QubesBlockAttachment: dom0's block devices
+                                attached to running qubes */
 };
 
 /* ---- small helpers ---- */
@@ -198,6 +203,8 @@ typedef enum {
     OP_CONSOLE,
     OP_ATTACH_NIC, /* xml: an <interface>; detached first, errors ignored */
     OP_DETACH_NIC,
+    OP_ATTACH_DISK, /* xml: a <disk> */
+    OP_DETACH_DISK,
 } OpKind;
 
 typedef struct {
@@ -307,7 +314,11 @@ static void op_thread(GTask *task, gpointer src, gpointer data,
             rc = virDomainAttachDeviceFlags(d, op->xml, VIR_DOMAIN_AFFECT_LIVE);
             break;
         case OP_DETACH_NIC:
+        case OP_DETACH_DISK:
             rc = virDomainDetachDeviceFlags(d, op->xml, VIR_DOMAIN_AFFECT_LIVE);
+            break;
+        case OP_ATTACH_DISK:
+            rc = virDomainAttachDeviceFlags(d, op->xml, VIR_DOMAIN_AFFECT_LIVE);
             break;
         case OP_CREATE:
             break;
@@ -755,6 +766,272 @@ static gboolean on_firewall_changed(QubesEvent *ev, gpointer data,
     return TRUE;
 }
 
+/* ---- dom0's block devices attached to running qubes (runtime.h) ---- */
+
+static void block_attachment_free(QubesBlockAttachment *a)
+{
+    qubes_domain_unref(a->frontend);
+    g_free(a->port_id);
+    g_free(a->path);
+    g_free(a->target);
+    g_free(a->devtype);
+    g_free(a);
+}
+
+const GPtrArray *qubes_runtime_block_attachments(QubesRuntime *rt)
+{
+    return rt->blocks;
+}
+
+const QubesBlockAttachment *qubes_runtime_block_attached(QubesRuntime *rt,
+                                                        const char *port_id)
+{
+    for (guint i = 0; i < rt->blocks->len; i++) {
+        const QubesBlockAttachment *a = rt->blocks->pdata[i];
+        if (strcmp(a->port_id, port_id) == 0)
+            return a;
+    }
+    return NULL;
+}
+
+/* The reference's block.xml on Xen (a phy disk); on QEMU a virtio disk
+ * with the port as its serial. A cdrom on QEMU is a read-only disk (the
+ * virtio bus has no cdroms). */
+static char *block_disk_xml(QubesRuntime *rt, const QubesBlockAttachment *a)
+{
+    g_autofree char *path = g_markup_escape_text(a->path, -1);
+    g_autofree char *target = g_markup_escape_text(a->target, -1);
+    gboolean ro = a->read_only || (rt->cfg.hv != QUBES_HV_XEN &&
+                                   g_strcmp0(a->devtype, "cdrom") == 0);
+    if (rt->cfg.hv == QUBES_HV_XEN)
+        return g_strdup_printf("<disk type='block' device='%s'>"
+                               "<driver name='phy'/><source dev='%s'/>"
+                               "<target dev='%s'/>%s</disk>",
+                               g_strcmp0(a->devtype, "cdrom") == 0 ? "cdrom"
+                                                                   : "disk",
+                               path, target, ro ? "<readonly/>" : "");
+    g_autofree char *serial = g_markup_escape_text(a->port_id, 20);
+    return g_strdup_printf("<disk type='block' device='disk'>"
+                           "<driver name='qemu' type='raw' cache='none'/>"
+                           "<source dev='%s'/><target dev='%s' bus='virtio'/>"
+                           "<serial>%s</serial>%s</disk>",
+                           path, target, serial, ro ? "<readonly/>" : "");
+}
+
+/* The frontend device for a new disk of @dom: @hint (xvdX or sdX as the
+ * reference takes them, vdX on QEMU too; a Xen name on QEMU becomes its
+ * vdX), else the first free of ..i-z, then e-h, after the qube's own
+ * disks. NULL when every name is taken. */
+static char *block_target(QubesRuntime *rt, QubesDomain *dom, const char *hint)
+{
+    gboolean xen = rt->cfg.hv == QUBES_HV_XEN;
+    const char *prefix = xen ? "xvd" : "vd";
+    if (hint) {
+        if (xen)
+            return g_strdup(hint);
+        const char *letters = g_str_has_prefix(hint, "xvd")  ? hint + 3
+                              : g_str_has_prefix(hint, "vd") ? hint + 2
+                              : g_str_has_prefix(hint, "sd") ? hint + 2
+                                                             : hint;
+        return g_strdup_printf("vd%s", letters);
+    }
+    const char *order = "ijklmnopqrstuvwxyzefgh";
+    for (const char *c = order; *c; c++) {
+        g_autofree char *t = g_strdup_printf("%s%c", prefix, *c);
+        gboolean used = FALSE;
+        for (guint i = 0; i < rt->blocks->len && !used; i++) {
+            const QubesBlockAttachment *a = rt->blocks->pdata[i];
+            used = a->frontend == dom && strcmp(a->target, t) == 0;
+        }
+        if (!used)
+            return g_steal_pointer(&t);
+    }
+    return NULL;
+}
+
+typedef struct {
+    QubesRuntime *rt;
+    QubesBlockAttachment *a; /* owned until it is in the table */
+    gboolean attach;
+    GTask *task; /* the caller's */
+} BlockJob;
+
+static void block_job_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    BlockJob *j = data;
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        g_task_return_error(j->task, err);
+    } else {
+        if (j->attach) {
+            g_ptr_array_add(j->rt->blocks, g_steal_pointer(&j->a));
+        } else {
+            for (guint i = 0; i < j->rt->blocks->len; i++) {
+                QubesBlockAttachment *a = j->rt->blocks->pdata[i];
+                if (a->frontend == j->a->frontend &&
+                    strcmp(a->port_id, j->a->port_id) == 0)
+                    g_ptr_array_remove_index(j->rt->blocks, i--);
+            }
+        }
+        g_task_return_boolean(j->task, TRUE);
+    }
+    g_object_unref(j->task);
+    if (j->a)
+        block_attachment_free(j->a);
+    rt_unref(j->rt);
+    g_free(j);
+}
+
+void qubes_runtime_attach_block(QubesRuntime *rt, QubesDomain *dom,
+                                const char *port_id, const char *path,
+                                const char *frontend_dev, gboolean read_only,
+                                const char *devtype, GAsyncReadyCallback cb,
+                                gpointer data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    g_autofree char *target = block_target(rt, dom, frontend_dev);
+    if (!target) {
+        g_task_return_new_error(task, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                                "No free frontend device in %s", dom->name);
+        g_object_unref(task);
+        return;
+    }
+    QubesBlockAttachment *a = g_new0(QubesBlockAttachment, 1);
+    a->frontend = qubes_domain_ref(dom);
+    a->port_id = g_strdup(port_id);
+    a->path = g_strdup(path);
+    a->target = g_steal_pointer(&target);
+    a->devtype = g_strdup(devtype ? devtype : "disk");
+    a->read_only = read_only;
+    BlockJob *j = g_new0(BlockJob, 1);
+    j->rt = rt_ref(rt);
+    j->a = a;
+    j->attach = TRUE;
+    j->task = task;
+    run_op(rt, OP_ATTACH_DISK, dom, block_disk_xml(rt, a), block_job_done, j);
+}
+
+void qubes_runtime_detach_block(QubesRuntime *rt, QubesDomain *dom,
+                                const char *port_id, GAsyncReadyCallback cb,
+                                gpointer data)
+{
+    GTask *task = g_task_new(NULL, NULL, cb, data);
+    const QubesBlockAttachment *found = NULL;
+    for (guint i = 0; i < rt->blocks->len && !found; i++) {
+        const QubesBlockAttachment *a = rt->blocks->pdata[i];
+        if (a->frontend == dom && strcmp(a->port_id, port_id) == 0)
+            found = a;
+    }
+    if (!found) {
+        g_task_return_new_error(task, QUBES_ERROR,
+                                QUBES_ERROR_DEVICE_NOT_ASSIGNED,
+                                "block device dom0:%s not attached to '%s'",
+                                port_id, dom->name);
+        g_object_unref(task);
+        return;
+    }
+    QubesBlockAttachment *copy = g_new0(QubesBlockAttachment, 1);
+    copy->frontend = qubes_domain_ref(dom);
+    copy->port_id = g_strdup(found->port_id);
+    copy->path = g_strdup(found->path);
+    copy->target = g_strdup(found->target);
+    copy->devtype = g_strdup(found->devtype);
+    copy->read_only = found->read_only;
+    BlockJob *j = g_new0(BlockJob, 1);
+    j->rt = rt_ref(rt);
+    j->a = copy;
+    j->task = task;
+    run_op(rt, OP_DETACH_DISK, dom, block_disk_xml(rt, copy), block_job_done,
+           j);
+}
+
+/* The qube stopped: its attachments went with it. */
+static void blocks_gone_with(QubesRuntime *rt, QubesDomain *dom)
+{
+    for (guint i = 0; i < rt->blocks->len; i++)
+        if (((QubesBlockAttachment *)rt->blocks->pdata[i])->frontend == dom)
+            g_ptr_array_remove_index(rt->blocks, i--);
+}
+
+/* A qube that runs when qubesd starts: its attached host block devices,
+ * read from its domain XML (disks of type block whose source is a
+ * /dev node and whose serial is not one of its volumes). */
+static void blocks_adopt(QubesRuntime *rt, QubesDomain *dom, const char *xml)
+{
+    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                      XML_PARSE_NOWARNING);
+    if (!doc)
+        return;
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    for (xmlNodePtr devs = root ? root->children : NULL; devs;
+         devs = devs->next) {
+        if (devs->type != XML_ELEMENT_NODE ||
+            strcmp((const char *)devs->name, "devices") != 0)
+            continue;
+        for (xmlNodePtr d = devs->children; d; d = d->next) {
+            if (d->type != XML_ELEMENT_NODE ||
+                strcmp((const char *)d->name, "disk") != 0)
+                continue;
+            xmlChar *type = xmlGetProp(d, (const xmlChar *)"type");
+            gboolean block = type && strcmp((char *)type, "block") == 0;
+            xmlFree(type);
+            if (!block)
+                continue;
+            g_autofree char *src = NULL, *target = NULL, *serial = NULL;
+            gboolean ro = FALSE;
+            for (xmlNodePtr c = d->children; c; c = c->next) {
+                if (c->type != XML_ELEMENT_NODE)
+                    continue;
+                const char *n = (const char *)c->name;
+                if (strcmp(n, "source") == 0) {
+                    xmlChar *v = xmlGetProp(c, (const xmlChar *)"dev");
+                    src = g_strdup((char *)v);
+                    xmlFree(v);
+                } else if (strcmp(n, "target") == 0) {
+                    xmlChar *v = xmlGetProp(c, (const xmlChar *)"dev");
+                    target = g_strdup((char *)v);
+                    xmlFree(v);
+                } else if (strcmp(n, "serial") == 0) {
+                    xmlChar *v = xmlNodeGetContent(c);
+                    serial = g_strdup((char *)v);
+                    xmlFree(v);
+                } else if (strcmp(n, "readonly") == 0) {
+                    ro = TRUE;
+                }
+            }
+            if (!src || !target || !g_str_has_prefix(src, "/dev/"))
+                continue;
+            /* the qube's own disks take a..d (root, private, volatile,
+             * kernel modules) */
+            const char *letter = g_str_has_prefix(target, "xvd")  ? target + 3
+                                 : g_str_has_prefix(target, "vd") ? target + 2
+                                                                  : NULL;
+            if (letter && letter[0] >= 'a' && letter[0] <= 'd' && !letter[1])
+                continue;
+            gboolean own = FALSE;
+            for (guint v = 0; serial && v < dom->volumes->len && !own; v++)
+                own = strcmp(((QubesDomainVolume *)dom->volumes->pdata[v])
+                                 ->vol->name,
+                             serial) == 0;
+            if (own)
+                continue;
+            QubesBlockAttachment *a = g_new0(QubesBlockAttachment, 1);
+            a->frontend = qubes_domain_ref(dom);
+            a->port_id = g_strdup(src + 5);
+            for (char *p = a->port_id; *p; p++)
+                if (*p == '/')
+                    *p = '_';
+            a->path = g_steal_pointer(&src);
+            a->target = g_steal_pointer(&target);
+            a->devtype = g_strdup("disk");
+            a->read_only = ro;
+            g_ptr_array_add(rt->blocks, a);
+        }
+    }
+    xmlFreeDoc(doc);
+}
+
 /* ---- a netvm change on a running qube (the reference's net.py) ----
  *
  * The new netvm of a running qube must run ("Cannot dynamically attach
@@ -1007,8 +1284,10 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
     if (!s->virt_mode)
         s->virt_mode = g_strdup("pvh");
     /* The reference fixes the memory of a qube that cannot balloon:
-     * maxmem 0 (and PCI devices, once there are any). */
-    if (s->maxmem < s->memory)
+     * maxmem 0, or PCI devices assigned (a device's DMA cannot follow a
+     * balloon; qmemmand then leaves the qube alone, as it has no
+     * balloon to read). */
+    if (s->maxmem < s->memory || qubes_domain_has_assignment(dom, "pci"))
         s->maxmem = 0;
     g_autofree char *kernel = prop(dom, "kernel");
     if (kernel && *kernel) {
@@ -1123,6 +1402,7 @@ static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
                    g_strdup_printf("%s: removing its link", dom->name));
         nf_remove(c->rt, dom);
     }
+    blocks_gone_with(c->rt, dom);
     auto_cleanup(c->rt, dom);
     DomRt *r = g_hash_table_lookup(c->rt->doms, dom);
     if (r) {
@@ -1315,6 +1595,12 @@ static void resync(QubesRuntime *rt)
                     dom->power = power_of(state);
                     dom->xid = virDomainGetID(list[i]);
                 }
+                if (!rt->settled) {
+                    char *xml = virDomainGetXMLDesc(list[i], 0);
+                    if (xml)
+                        blocks_adopt(rt, dom, xml);
+                    free(xml);
+                }
             }
         }
         virDomainFree(list[i]);
@@ -1473,6 +1759,8 @@ QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
     rt->cfg.autostart_marker = g_strdup(cfg->autostart_marker);
     g_mutex_init(&rt->lock);
     rt->nf_pool = g_thread_pool_new(nf_thread, NULL, 1, FALSE, NULL);
+    rt->blocks =
+        g_ptr_array_new_with_free_func((GDestroyNotify)block_attachment_free);
     rt->doms =
         g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)dom_rt_free);
     rt->links =
@@ -1526,6 +1814,8 @@ void qubes_runtime_free(QubesRuntime *rt)
     /* the firewall jobs asked for are done (a chain half-way is not) */
     g_thread_pool_free(rt->nf_pool, FALSE, TRUE);
     rt->nf_pool = NULL;
+    g_ptr_array_unref(rt->blocks);
+    rt->blocks = NULL;
     if (rt->app->runtime == rt)
         rt->app->runtime = NULL;
     rt_unref(rt);
@@ -1551,6 +1841,8 @@ typedef struct {
     GError *cause;              /* why it failed, while cleaning up */
     char *xml;                  /* the domain XML while its bridge is made */
     GSocketConnection *qmemman; /* the memory reserved until it exists */
+    GPtrArray *devs;            /* StartDev: attached once it exists */
+    guint dev_next;
 } StartJob;
 
 static void start_complete(StartJob *j, GError *error)
@@ -1576,6 +1868,8 @@ static void start_complete(StartJob *j, GError *error)
     qubes_domain_unref(j->dom);
     g_free(j->xml);
     g_clear_object(&j->qmemman);
+    if (j->devs)
+        g_ptr_array_unref(j->devs);
     g_free(j);
 }
 
@@ -1685,6 +1979,224 @@ static void start_fired_spawn(GObject *src, GAsyncResult *res, gpointer data)
     run_op(j->rt, OP_RESUME, j->dom, NULL, start_resumed, j);
 }
 
+/* ---- devices at start ----
+ *
+ * The qube's required and auto-attach assignments of dom0's devices
+ * (the reference's ask-to-attach needs a user to ask: left to them).
+ * They are found before anything starts: a required one that is not
+ * there, is used by the host or attached to another qube fails the start
+ * with the cause ("Block device dom0:loop7:* not available: ..."), an
+ * auto-attach one is skipped, logged. Once the domain exists (paused)
+ * they are attached in turn, each firing device-attach:CLASS; a required
+ * one that libvirt refuses fails the start and the domain is killed. A
+ * PCI device needs an IOMMU: without one (/sys/kernel/iommu_groups
+ * empty) a required one fails the start saying so. */
+
+typedef struct {
+    char *devclass;
+    QubesVDev dev;  /* with the device's own id */
+    char *path;     /* block: /dev/..; pci: the sysfs address */
+    char *frontend_dev, *devtype;
+    gboolean read_only, required;
+    GPtrArray *options; /* the assignment's, for the event */
+} StartDev;
+
+static void start_dev_free(StartDev *d)
+{
+    g_free(d->devclass);
+    qubes_vdev_clear(&d->dev);
+    g_free(d->path);
+    g_free(d->frontend_dev);
+    g_free(d->devtype);
+    g_ptr_array_unref(d->options);
+    g_free(d);
+}
+
+static gboolean start_dev_refuse(QubesDevAssignment *a, QubesDomain *dom,
+                                 const char *why, GError **error)
+{
+    gboolean required = a->mode == QUBES_DEV_REQUIRED;
+    g_autofree char *v = qubes_vdev_str(&a->dev);
+    g_autofree char *cls = g_strdup(a->dev.devclass);
+    cls[0] = g_ascii_toupper(cls[0]);
+    if (!required) {
+        g_message("%s: %s device %s not attached at start: %s", dom->name, cls,
+                  v, why);
+        return TRUE;
+    }
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                "%s device %s not available: %s", cls, v, why);
+    return FALSE;
+}
+
+static gboolean is_bool_true(const char *v)
+{
+    return v && (g_ascii_strcasecmp(v, "yes") == 0 ||
+                 g_ascii_strcasecmp(v, "true") == 0 ||
+                 g_ascii_strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0);
+}
+
+static GPtrArray *start_devices(QubesRuntime *rt, QubesDomain *dom,
+                                GError **error)
+{
+    GPtrArray *out =
+        g_ptr_array_new_with_free_func((GDestroyNotify)start_dev_free);
+    g_autoptr(GPtrArray) blocks = NULL;
+    g_autoptr(GPtrArray) pcis = NULL;
+    for (guint i = 0; i < dom->assignments->len; i++) {
+        QubesDevAssignment *a = dom->assignments->pdata[i];
+        if (a->mode != QUBES_DEV_REQUIRED && a->mode != QUBES_DEV_AUTO)
+            continue;
+        gboolean ok = TRUE;
+        if (strcmp(a->dev.backend, "dom0") != 0) {
+            ok = start_dev_refuse(a, dom,
+                                  "devices of other qubes need their agents, "
+                                  "which this system has not",
+                                  error);
+        } else if (strcmp(a->dev.devclass, "block") == 0) {
+            if (!blocks)
+                blocks = qubes_host_block_list();
+            QubesHostBlock *b = NULL;
+            for (guint k = 0; k < blocks->len && !b; k++) {
+                QubesHostBlock *c = blocks->pdata[k];
+                if ((strcmp(a->dev.port_id, "*") == 0 ||
+                     strcmp(a->dev.port_id, c->info->dev.port_id) == 0) &&
+                    (strcmp(a->dev.device_id, "*") == 0 ||
+                     strcmp(a->dev.device_id, c->info->dev.device_id) == 0))
+                    b = c;
+            }
+            const QubesBlockAttachment *used =
+                b ? qubes_runtime_block_attached(rt, b->info->dev.port_id)
+                  : NULL;
+            if (!b) {
+                ok = start_dev_refuse(a, dom, "no such device", error);
+            } else if (b->in_use) {
+                g_autofree char *why =
+                    g_strdup_printf("the host uses it (%s)", b->in_use);
+                ok = start_dev_refuse(a, dom, why, error);
+            } else if (used) {
+                g_autofree char *why = g_strdup_printf(
+                    "attached to '%s'", used->frontend->name);
+                ok = start_dev_refuse(a, dom, why, error);
+            } else {
+                StartDev *d = g_new0(StartDev, 1);
+                d->devclass = g_strdup("block");
+                qubes_vdev_copy(&d->dev, &b->info->dev);
+                d->path = g_strdup(b->path);
+                d->frontend_dev =
+                    g_strdup(qubes_dev_assignment_option(a, "frontend-dev"));
+                d->devtype =
+                    g_strdup(qubes_dev_assignment_option(a, "devtype"));
+                d->read_only =
+                    b->read_only ||
+                    is_bool_true(qubes_dev_assignment_option(a, "read-only"));
+                d->required = a->mode == QUBES_DEV_REQUIRED;
+                d->options = g_ptr_array_ref(a->options);
+                g_ptr_array_add(out, d);
+            }
+        } else if (strcmp(a->dev.devclass, "pci") == 0) {
+            if (!pcis)
+                pcis = qubes_host_pci_list();
+            QubesHostPci *p = NULL;
+            for (guint k = 0; k < pcis->len && !p; k++) {
+                QubesHostPci *c = pcis->pdata[k];
+                if (strcmp(a->dev.port_id, c->info->dev.port_id) == 0)
+                    p = c;
+            }
+            if (!p)
+                ok = start_dev_refuse(a, dom, "no such device", error);
+            else if (!qubes_host_has_iommu())
+                ok = start_dev_refuse(a, dom,
+                                      "this host has no IOMMU "
+                                      "(/sys/kernel/iommu_groups is empty), "
+                                      "so it cannot be given to a qube",
+                                      error);
+            else {
+                StartDev *d = g_new0(StartDev, 1);
+                d->devclass = g_strdup("pci");
+                qubes_vdev_copy(&d->dev, &p->info->dev);
+                d->path = g_strdup(p->sysfs_name);
+                d->required = a->mode == QUBES_DEV_REQUIRED;
+                d->options = g_ptr_array_ref(a->options);
+                g_ptr_array_add(out, d);
+            }
+        } else {
+            ok = start_dev_refuse(a, dom, "this class is not served here",
+                                  error);
+        }
+        if (!ok) {
+            g_ptr_array_unref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* str() of a dict of options, as events carry it: {'k': 'v', ...} */
+static char *py_dict(GPtrArray *pairs)
+{
+    GString *s = g_string_new("{");
+    for (guint i = 0; i + 1 < pairs->len; i += 2) {
+        g_autofree char *k = qubes_py_repr(pairs->pdata[i]);
+        g_autofree char *v = qubes_py_repr(pairs->pdata[i + 1]);
+        g_string_append_printf(s, "%s%s: %s", i ? ", " : "", k, v);
+    }
+    g_string_append_c(s, '}');
+    return g_string_free(s, FALSE);
+}
+
+static void start_spawn(StartJob *j);
+static void start_next_device(StartJob *j);
+
+static void start_device_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+    StartJob *j = data;
+    StartDev *d = j->devs->pdata[j->dev_next - 1];
+    GError *err = NULL;
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        g_autofree char *v = qubes_vdev_str(&d->dev);
+        if (d->required) {
+            g_prefix_error(&err, "Start failed: %s device %s: ", d->devclass,
+                           v);
+            start_fail_running(j, err);
+            return;
+        }
+        g_warning("%s: %s device %s not attached at start: %s", j->dom->name,
+                  d->devclass, v, err->message);
+        g_error_free(err);
+    } else {
+        g_autofree char *v = qubes_vdev_str(&d->dev);
+        g_autofree char *opts = py_dict(d->options);
+        g_autofree char *ev = g_strdup_printf("device-attach:%s", d->devclass);
+        fire(j->dom, ev, "device", v, "options", opts, NULL);
+    }
+    start_next_device(j);
+}
+
+static void start_next_device(StartJob *j)
+{
+    if (!j->devs || j->dev_next >= j->devs->len) {
+        start_spawn(j);
+        return;
+    }
+    StartDev *d = j->devs->pdata[j->dev_next++];
+    if (strcmp(d->devclass, "block") == 0) {
+        qubes_runtime_attach_block(j->rt, j->dom, d->dev.port_id, d->path,
+                                   d->frontend_dev, d->read_only, d->devtype,
+                                   start_device_done, j);
+        return;
+    }
+    /* pci: a managed hostdev (libvirt binds it to vfio) */
+    unsigned dom = 0, bus = 0, slot = 0, fn = 0;
+    sscanf(d->path, "%4x:%2x:%2x.%1x", &dom, &bus, &slot, &fn);
+    char *xml = g_strdup_printf(
+        "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+        "<address domain='0x%04x' bus='0x%02x' slot='0x%02x' "
+        "function='0x%x'/></source></hostdev>",
+        dom, bus, slot, fn);
+    run_op(j->rt, OP_ATTACH_DISK, j->dom, xml, start_device_done, j);
+}
+
 static void start_created(GObject *src, GAsyncResult *res, gpointer data)
 {
     StartJob *j = data;
@@ -1708,6 +2220,11 @@ static void start_created(GObject *src, GAsyncResult *res, gpointer data)
                                           j->dom->name));
         return;
     }
+    start_next_device(j);
+}
+
+static void start_spawn(StartJob *j)
+{
     const char *kw[] = {"start_guid", "True", NULL};
     qubes_emitter_fire_async(&j->dom->emitter, "domain-spawn", kw, NULL,
                              start_fired_spawn, j);
@@ -1877,6 +2394,12 @@ static void start_storage_started(GObject *src, GAsyncResult *res,
         return;
     }
     j->storage_started = TRUE;
+    j->devs = start_devices(j->rt, j->dom, &err);
+    if (!j->devs) {
+        g_prefix_error(&err, "Start failed: ");
+        start_fail(j, err);
+        return;
+    }
     char *xml = qubes_runtime_domain_xml(j->rt, j->dom, &err);
     if (!xml) {
         start_fail(j, err);

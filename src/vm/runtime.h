@@ -116,6 +116,42 @@ void qubes_runtime_console(QubesRuntime *rt, QubesDomain *dom,
                            GAsyncReadyCallback cb, gpointer data);
 char *qubes_runtime_console_finish(GAsyncResult *res, GError **error);
 
+/* ---- dom0's block devices attached to running qubes ----
+ *
+ * A host block device (hostdev.h) given to a running qube as a disk:
+ * hot-plugged through libvirt (virtio on QEMU, with the port as its
+ * serial so that the guest finds it as /dev/disk/by-id/virtio-PORT; a
+ * phy disk on Xen, as the reference's block.xml), read-only when asked.
+ * The runtime keeps which is attached where: made at attach, at start
+ * (the required and auto-attach assignments) and, for qubes that run
+ * when qubesd starts, read back from their domain XML. */
+typedef struct {
+    QubesDomain *frontend; /* referenced */
+    char *port_id;         /* "loop7" */
+    char *path;            /* "/dev/loop7" */
+    char *target;          /* "vdi", "xvdi" */
+    char *devtype;         /* "disk" or "cdrom" */
+    gboolean read_only;
+} QubesBlockAttachment;
+
+/* Every attachment (borrowed, in the order they were made). */
+const GPtrArray *qubes_runtime_block_attachments(QubesRuntime *rt);
+/* The attachment of dom0's port @port_id, NULL when it is free. */
+const QubesBlockAttachment *qubes_runtime_block_attached(QubesRuntime *rt,
+                                                        const char *port_id);
+/* Attaches /dev/@path as port @port_id to the running @dom with the
+ * (checked) options @frontend_dev (NULL: the first free), @read_only and
+ * @devtype. Finish with qubes_runtime_op_finish(). */
+void qubes_runtime_attach_block(QubesRuntime *rt, QubesDomain *dom,
+                                const char *port_id, const char *path,
+                                const char *frontend_dev, gboolean read_only,
+                                const char *devtype, GAsyncReadyCallback cb,
+                                gpointer data);
+/* Detaches it. */
+void qubes_runtime_detach_block(QubesRuntime *rt, QubesDomain *dom,
+                                const char *port_id, GAsyncReadyCallback cb,
+                                gpointer data);
+
 /* The domain XML the qube would start with now; NULL with @error set
  * when it cannot start. */
 char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,

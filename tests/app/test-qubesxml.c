@@ -101,8 +101,16 @@ static void test_parse(void)
     g_assert_cmpuint(tpl->volumes->len, ==, 2);
     g_assert_cmpstr(qx_attrs_get(tpl->volumes->pdata[0], "vid"), ==,
                     "vm-templates/debian-12/root");
-    g_assert_cmpuint(tpl->extra->len, ==, 1); /* <devices>, verbatim */
-    g_assert_nonnull(strstr(tpl->extra->pdata[0], "no-strict-reset"));
+    /* <devices>: each <device> with its attributes and options */
+    g_assert_cmpuint(tpl->extra->len, ==, 0);
+    g_assert_cmpuint(tpl->devices->len, ==, 1);
+    const QxDevice *dev = tpl->devices->pdata[0];
+    g_assert_cmpstr(dev->devclass, ==, "pci");
+    g_assert_cmpstr(qx_attrs_get(dev->attrs, "backend-domain"), ==, "dom0");
+    g_assert_cmpstr(qx_attrs_get(dev->attrs, "id"), ==, "01_23.4");
+    g_assert_cmpuint(dev->options->len, ==, 2);
+    g_assert_cmpstr(dev->options->pdata[0], ==, "no-strict-reset");
+    g_assert_cmpstr(dev->options->pdata[1], ==, "True");
     g_assert_nonnull(qubes_xml_find_domain(x, "dom0"));
     g_assert_null(qubes_xml_find_domain(x, "nope"));
 }
