@@ -498,6 +498,9 @@ static char *device_assign(Call *call, GError **error)
         }
     g_autofree char *v = qubes_vdev_str(&a->dev);
     g_autofree char *opts = py_dict(a->options);
+    /* kept without its frontend: it is the qube's (qubes.xml does not
+     * say it either, so that what is listed is the same after a load) */
+    g_clear_pointer(&a->frontend, g_free);
     g_ptr_array_add(call->dest->assignments, qubes_dev_assignment_copy(a));
     const char *kw[] = {"device", v, "options", opts, NULL};
     fire_dev(call->dest, "device-assign", cls, kw);

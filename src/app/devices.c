@@ -545,6 +545,24 @@ gboolean qubes_dev_arg_parse(const char *arg, QubesDevArg *out,
         g_free(out->backend);
         out->backend = g_strdup("*");
     }
+    /* what qrexec lets through, and a name's characters: a port is a
+     * kernel's or a bus's name, never a path */
+    gboolean ok = strlen(out->port_id) <= 64 && *out->port_id;
+    for (const char *p = out->port_id; ok && *p; p++)
+        ok = g_ascii_isalnum(*p) || strchr("_.-", *p) ||
+             (*p == '*' && !p[1] && p == out->port_id);
+    ok = ok && strcmp(out->port_id, ".") != 0 &&
+         strcmp(out->port_id, "..") != 0;
+    for (const char *p = out->backend; ok && *p; p++)
+        ok = g_ascii_isalnum(*p) || strchr("_.-*", *p);
+    for (const char *p = out->encoded_device_id; ok && p && *p; p++)
+        ok = (guchar)*p > 0x20 && (guchar)*p < 0x7f;
+    if (!ok) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
+                    "Invalid device representation: '%s'", arg);
+        qubes_dev_arg_clear(out);
+        return FALSE;
+    }
     return TRUE;
 }
 

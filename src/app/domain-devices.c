@@ -99,7 +99,6 @@ void qubes_domain_load_devices(QubesDomain *dom, const GPtrArray *qx_devices)
                        .devclass = x->devclass,
                        .device_id = (char *)(devid && *devid ? devid : "*")};
         QubesDevAssignment *a = qubes_dev_assignment_new(&v, mode);
-        a->frontend = g_strdup(dom->name);
         for (guint k = 0; k + 1 < x->options->len; k += 2)
             qubes_dev_assignment_set_option(a, x->options->pdata[k],
                                             x->options->pdata[k + 1]);

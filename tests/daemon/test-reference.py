@@ -21,6 +21,8 @@ type is checked and the message is ours; the README says so.
 import os
 import re
 import socket
+import subprocess
+import tempfile
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -66,7 +68,11 @@ SERVED = [
     'admin.vm.Resume', 'admin.vm.Console', 'admin.vm.Stats',
     'admin.vm.CreateDisposable', 'admin.vm.firewall.Get',
     'admin.vm.firewall.Set', 'admin.vm.firewall.Reload',
-]
+    'admin.deviceclass.List', 'admin.vm.device.denied.List',
+    'admin.vm.device.denied.Add', 'admin.vm.device.denied.Remove',
+] + ['admin.vm.device.%s.%s' % (c, m) for c in ('block', 'pci')
+     for m in ('Available', 'Assigned', 'Attached', 'Assign', 'Unassign',
+               'Attach', 'Detach', 'Set.assignment')]
 covered = set()
 
 VM = 'test-vm1'
@@ -931,6 +937,209 @@ def test_firewall():
             b'</firewall>\n')
 
 
+# ---- devices ----
+
+def loop_device():
+    """A loop device of the host (dom0's block device), made once."""
+    if 'loop' not in state:
+        # outside the test filesystem, which goes before after() runs
+        state['loop_dir'] = tempfile.mkdtemp(prefix='qubes-test-dev-')
+        img = os.path.join(state['loop_dir'], 'dev.img')
+        subprocess.run(['truncate', '-s', '8M', img], check=True)
+        loop = subprocess.run(['losetup', '-f', '--show', img],
+                              capture_output=True, text=True,
+                              check=True).stdout.strip()
+        state['loop'] = loop
+        state['loop_img'] = img
+    return os.path.basename(state['loop'])
+
+
+def after():
+    if state.get('loop'):
+        subprocess.run(['losetup', '-d', state['loop']])
+    if state.get('loop_dir'):
+        subprocess.run(['rm', '-rf', state['loop_dir']])
+
+
+def test_devices():
+    port = loop_device()
+    img = state['loop_img']
+    dev = 'dom0+' + port
+    # S setup.py (qubes.devices entry points): pci, block
+    ok('admin.deviceclass.List', 'dom0', want='pci\nblock\n')
+    exc('admin.deviceclass.List', VM, name='ProtocolError')
+    # T test_460..462, S ext/block.py: dom0's loop device, its identity
+    # the file behind it; one port; no such port
+    line = ('%s:%s device_id=\'%s\' port_id=\'%s\' devclass=\'block\' '
+            'backend_domain=\'dom0\' name=\'%s\' interfaces=\'b******\' '
+            "_size='8388608' _mode='w'\n" % (port, img, img, port, img))
+    assert line in ok('admin.vm.device.block.Available', 'dom0')
+    ok('admin.vm.device.block.Available', 'dom0', port, want=line)
+    ok('admin.vm.device.block.Available', 'dom0', 'no-such-device', want='')
+    # a qube exposes nothing (no agents here)
+    ok('admin.vm.device.block.Available', VM, want='')
+    # T test_470, 471, 473: assigned, with options, one of them
+    ok('admin.vm.device.block.Assign', VM, dev, b"mode='required'", want='')
+    ok('admin.vm.device.block.Assigned', VM,
+       want="dom0+%s:* device_id='*' port_id='%s' devclass='block' "
+            "backend_domain='dom0' mode='required'\n" % (port, port))
+    exc('admin.vm.device.block.Assign', VM, dev, b"mode='required'",
+        name='DeviceAlreadyAssigned')
+    # T test_489, 4890: several identities on one port, any port
+    ok('admin.vm.device.block.Assign', VM, dev + '+dead',
+       b"mode='auto-attach' _read-only='yes'")
+    ok('admin.vm.device.block.Assign', VM, 'dom0+_+dead',
+       b"mode='auto-attach'")
+    # sorted by BACKEND+PORT:ID ('*' before letters)
+    got = ok('admin.vm.device.block.Assigned', VM)
+    assert got.splitlines() == [
+        "dom0+*:dead device_id='dead' port_id='*' devclass='block' "
+        "backend_domain='dom0' mode='auto-attach'",
+        "dom0+%s:* device_id='*' port_id='%s' devclass='block' "
+        "backend_domain='dom0' mode='required'" % (port, port),
+        "dom0+%s:dead device_id='dead' port_id='%s' devclass='block' "
+        "backend_domain='dom0' mode='auto-attach' _read-only='yes'"
+        % (port, port)], got
+    ok('admin.vm.device.block.Assigned', VM, 'dom0+*',
+       want="dom0+*:dead device_id='dead' port_id='*' devclass='block' "
+            "backend_domain='dom0' mode='auto-attach'\n")
+    # T test_481: the device's own identity written the qrexec way
+    ok('admin.vm.device.block.Unassign', VM, dev)
+    enc = img.replace(':', '+')
+    enc = ''.join(c if c.isalnum() or c in '._-+' else '_' for c in enc)
+    ok('admin.vm.device.block.Assign', VM, dev + '+' + enc,
+       b"mode='auto-attach'")
+    assert "device_id='%s'" % img in ok('admin.vm.device.block.Assigned',
+                                          VM, dev)
+    # S devices.py: Set.assignment
+    ok('admin.vm.device.block.Set.assignment', VM, dev + '+' + enc,
+       b'required')
+    assert "mode='required'" in ok('admin.vm.device.block.Assigned', VM, dev)
+    exc('admin.vm.device.block.Set.assignment', VM, dev + '+' + enc,
+        b'manual', name='PermissionDenied')
+    exc('admin.vm.device.block.Set.assignment', VM, dev + '+beef',
+        b'required', name='DeviceNotAssigned')
+    # the payload must name the device the argument names
+    for payload, why in [
+            (b"mode='required' backend_domain='other'", 'exposed by'),
+            (b"mode='required' port_id='loop99'", 'expected port'),
+            (b"mode='required' devclass='pci'", 'when expected block'),
+            (b"mode='wanted'", 'AssignmentMode'),
+            (b"mode='required' color='red'", 'unexpected keyword'),
+            (b"mode='required\x07'", 'Invalid chars'),
+            ('mode=\'r\u00e9quired\''.encode(), 'codec'),
+    ]:
+        exc('admin.vm.device.block.Assign', VM, dev + '+other', payload,
+            name='ProtocolError', match=why)
+    exc('admin.vm.device.block.Assign', VM, dev + '+other',
+        b"mode='required' _speed='fast'", name='QubesValueError',
+        msg='Unsupported option speed')
+    exc('admin.vm.device.block.Assign', VM, dev + '+other',
+        b"mode='required' _frontend-dev='hda'", name='QubesValueError',
+        msg='Invalid frontend-dev option value: hda')
+    exc('admin.vm.device.block.Assign', VM, dev + '+other',
+        b"mode='manual'", name='QubesValueError')
+    # hostile identities: no traversal (a control byte in an argument
+    # is refused with the request, as for every method)
+    for arg in ('dom0+../../etc', 'dom0+loop0/..', 'dom0+..', 'dom0',
+                'dom0+', 'nosuch+loop0'):
+        r = call('admin.vm.device.block.Assign', VM, arg, b"mode='required'")
+        assert r[0] == 'exc' and r[1] in ('ProtocolError',
+                                          'QubesVMNotFoundError'), (arg, r)
+    assert call('admin.vm.device.block.Assign', VM, 'dom0+lo\x01op',
+                b"mode='required'")[0] in ('drop', 'exc')
+    # T test_484: attach to a halted qube
+    exc('admin.vm.device.block.Attach', VM, dev + '+' + enc, b'',
+        name='QubesVMNotRunningError',
+        msg='VM not running, cannot attach device, do you mean `assign`?')
+    # T test_495, 497: detach what is not attached
+    exc('admin.vm.device.block.Detach', VM, dev + '+_',
+        name='DeviceNotAssigned')
+    exc('admin.vm.device.block.Detach', VM, dev, name='DeviceNotAssigned')
+    ok('admin.vm.device.block.Attached', VM, want='')
+    # T test_490..493: unassign; not assigned
+    ok('admin.vm.device.block.Unassign', VM, dev + '+dead')
+    ok('admin.vm.device.block.Unassign', VM, 'dom0+_+dead')
+    exc('admin.vm.device.block.Unassign', VM, 'dom0+_+dead',
+        name='DeviceNotAssigned')
+    # kept in qubes.xml as master's <devices> and loaded back
+    with open(os.path.join(state['base'], 'qubes.xml')) as f:
+        xml = f.read()
+    assert ('<devices class="block">\n        <device backend-domain="dom0" '
+            'id="%s" device_id="%s" mode="required"/>\n      </devices>'
+            % (port, img)) in xml, xml
+    before = ok('admin.vm.device.block.Assigned', VM)
+    state['d'].stop()
+    state['d'].start()
+    assert ok('admin.vm.device.block.Assigned', VM) == before
+    ok('admin.vm.device.block.Unassign', VM, dev + '+' + enc)
+    # pci: dom0's PCI devices from sysfs; assigned, hvm follows (seed)
+    pcis = sorted(os.listdir('/sys/bus/pci/devices'))
+    avail = ok('admin.vm.device.pci.Available', 'dom0')
+    assert len(avail.splitlines()) == len(pcis), (avail, pcis)
+    first = pcis[0]
+    dom_, bus, rest = first.split(':')
+    pport = ('%s_%s' % (bus, rest)) if dom_ == '0000' else \
+        '%s_%s_%s' % (dom_, bus, rest)
+    with open('/sys/bus/pci/devices/%s/vendor' % first) as f:
+        vendor = f.read().strip()[2:]
+    assert avail.startswith(pport + ':' + vendor + ':'), avail
+    assert ok('admin.vm.property.Get', VM, 'virt_mode') == \
+        'default=True type=str pvh'
+    ok('admin.vm.device.pci.Assign', VM, 'dom0+' + pport,
+       b"mode='required' _no-strict-reset='yes'")
+    assert ok('admin.vm.property.Get', VM, 'virt_mode') == \
+        'default=True type=str hvm'
+    assert "_no-strict-reset='True'" in ok('admin.vm.device.pci.Assigned',
+                                           VM)
+    exc('admin.vm.property.Set', VM, 'virt_mode', b'pvh',
+        name='QubesPropertyValueError')
+    ok('admin.vm.device.pci.Attached', VM, want='')
+    exc('admin.vm.device.pci.Attach', VM, 'dom0+' + pport, b'',
+        name='QubesVMNotRunningError')
+    exc('admin.vm.device.pci.Detach', VM, 'dom0+' + pport,
+        name='DeviceNotAssigned')
+    ok('admin.vm.device.pci.Unassign', VM, 'dom0+' + pport)
+    assert ok('admin.vm.property.Get', VM, 'virt_mode') == \
+        'default=True type=str pvh'
+    # T test_502: a qube whose devices are assigned elsewhere stays
+    ok('admin.vm.Create.AppVM', 'dom0', TPL, b'name=backend label=red')
+    ok('admin.vm.device.block.Assign', VM, 'backend+xvdz',
+       b"mode='auto-attach'")
+    exc('admin.vm.Remove', 'backend', name='QubesVMInUseError',
+        msg='VM has devices assigned to other VMs: xvdz')
+    ok('admin.vm.device.block.Unassign', VM, 'backend+xvdz')
+    ok('admin.vm.Remove', 'backend')
+    # S admin.py vm_device_denied_*: the deny list
+    ok('admin.vm.device.denied.List', VM, want='')
+    ok('admin.vm.device.denied.Add', VM, '', b'u03**01b******')
+    ok('admin.vm.device.denied.List', VM, want='b******\nu03**01')
+    ok('admin.vm.device.denied.Add', VM, '', b'b******')
+    exc('admin.vm.device.denied.Add', VM, '', b'p0e****p0e****',
+        name='QubesValueError', msg='Duplicated device interfaces in payload.')
+    ok('admin.vm.device.denied.Remove', VM, '', b'u03**01p0e****')
+    ok('admin.vm.device.denied.List', VM, want='b******')
+    ok('admin.vm.device.denied.Remove', VM, '', b'all')
+    ok('admin.vm.device.denied.List', VM, want='')
+
+
+def test_device_events():
+    port = loop_device()
+    dev = 'dom0+' + port
+    # S devices.py: device-assign:CLASS, device-unassign:CLASS with the
+    # device as str() gives it (BACKEND:PORT:ID) and the options as a dict
+    events = events_during(
+        lambda: (ok('admin.vm.device.block.Assign', VM, dev,
+                    b"mode='required' _read-only='yes'"),
+                 ok('admin.vm.device.block.Unassign', VM, dev)),
+        lambda ev: any(e[1] == 'device-unassign:block' for e in ev))
+    got = [e for e in events if e[1].startswith('device-')]
+    assert got == [
+        (VM, 'device-assign:block',
+         {'device': 'dom0:%s:*' % port, 'options': "{'read-only': 'yes'}"}),
+        (VM, 'device-unassign:block', {'device': 'dom0:%s:*' % port})], got
+
+
 # ---- events ----
 
 def test_events():
@@ -1064,4 +1273,4 @@ def test_every_served_method_is_covered():
 
 
 if __name__ == '__main__':
-    sys.exit(run_file(globals(), setup, state))
+    sys.exit(run_file(globals(), setup, state, after))
