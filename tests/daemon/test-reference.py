@@ -1099,6 +1099,9 @@ def test_devices():
         name='QubesVMNotRunningError')
     exc('admin.vm.device.pci.Detach', VM, 'dom0+' + pport,
         name='DeviceNotAssigned')
+    ok('admin.vm.device.pci.Set.assignment', VM, 'dom0+' + pport,
+       b'auto-attach')
+    assert "mode='auto-attach'" in ok('admin.vm.device.pci.Assigned', VM)
     ok('admin.vm.device.pci.Unassign', VM, 'dom0+' + pport)
     assert ok('admin.vm.property.Get', VM, 'virt_mode') == \
         'default=True type=str pvh'
