@@ -645,12 +645,17 @@ static char *device_attach(Call *call, GError **error)
                     "`assign`?");
         goto out;
     }
-    if (strcmp(a->dev.port_id, "*") == 0 || strcmp(a->dev.device_id, "*") == 0) {
+    /* a port is one device (any identity: the one plugged there) */
+    if (strcmp(a->dev.port_id, "*") == 0) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                     "Cannot attach ambiguous %s device.", cls);
         goto out;
     }
     QubesDevInfo *info = exposed_info(&e, a->dev.port_id);
+    if (info && strcmp(a->dev.device_id, "*") == 0) {
+        g_free(a->dev.device_id);
+        a->dev.device_id = g_strdup(info->dev.device_id);
+    }
     if (!info || strcmp(info->dev.device_id, a->dev.device_id) != 0) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                     "%s device not recognized in %s port.", cls,

@@ -626,6 +626,121 @@ def test_firewall_on_the_link():
         d.ok('admin.vm.property.Set', 'work', 'netvm', '')
 
 
+def make_loop(content, size='8M'):
+    """A host loop device over a file holding @content at its start."""
+    img = os.path.join(state['work'], 'dev-%d.img' % time.monotonic_ns())
+    subprocess.run(['truncate', '-s', size, img], check=True)
+    with open(img, 'r+b') as f:
+        f.write(content)
+    loop = subprocess.run(['losetup', '-f', '--show', img],
+                          capture_output=True, text=True,
+                          check=True).stdout.strip()
+    return loop, img
+
+
+def guest_reads(vm, port, n, marker):
+    """What @vm reads at the start of the disk whose serial is @port."""
+    tag = 'READ-%d' % time.monotonic_ns()
+    mark = len(console_log(vm))
+    console_run(vm, 'd=$(disk %s); [ -n "$d" ] && echo %s-$(dd if=$d bs=%d '
+                'count=1 2>/dev/null) || echo %s-NONE' % (port, tag, n, tag),
+                tag + '-')
+    out = console_log(vm)[mark:]
+    return marker in out.split(tag + '-', 1)[1][:200]
+
+
+def guest_has_disk(vm, port):
+    tag = 'HAS-%d' % time.monotonic_ns()
+    mark = len(console_log(vm))
+    console_run(vm, '[ -n "$(disk %s)" ] && echo %s-YES || echo %s-NO'
+                % (port, tag, tag), tag + '-')
+    return (tag + '-YES') in console_log(vm)[mark:]
+
+
+def test_block_devices_of_dom0():
+    """dom0's block devices given to a running qube: a loop device
+    hot-plugged (the guest finds it by its serial and reads the file's
+    data), listed as attached, refused twice and to a second qube,
+    detached (the guest sees it go); read-only refused to writes; a
+    required assignment attached at start, kept across a restart of
+    qubesd, not detachable; a required device gone fails the start with
+    the cause and nothing left running."""
+    d = state['d']
+    halt()
+    make_qube('work2')
+    halt('work2')
+    loop, img = make_loop(b'hello-from-dom0-disk')
+    port = os.path.basename(loop)
+    dev = 'dom0+' + port
+    try:
+        start_ready('work')
+        avail = d.ok('admin.vm.device.block.Available', 'dom0', port)
+        assert avail.startswith('%s:%s ' % (port, img)), avail
+        d.ok('admin.vm.device.block.Attach', 'work', dev,
+             b"_read-only='yes'")
+        att = d.ok('admin.vm.device.block.Attached', 'work')
+        assert att.startswith('dom0+%s:%s ' % (port, img)), att
+        assert "mode='manual' frontend_domain='work' _read-only='yes' " \
+            "_frontend-dev='vdi'" in att, att
+        # an attached device shows its attachment where it is exposed
+        assert "attachment='work'" in \
+            d.ok('admin.vm.device.block.Available', 'dom0', port)
+        deadline = time.monotonic() + 60
+        while not guest_has_disk('work', port):
+            assert time.monotonic() < deadline, console_log('work')[-2000:]
+            time.sleep(1)
+        assert guest_reads('work', port, 20, 'hello-from-dom0-disk')
+        # read-only: the guest cannot write to it
+        tag = 'RO-%d' % time.monotonic_ns()
+        console_run('work', 'echo x | dd of=$(disk %s) conv=fsync 2>/dev/null'
+                    ' && echo %s-WROTE || echo %s-REFUSED' % (port, tag, tag),
+                    tag + '-')
+        assert tag + '-REFUSED' in console_log('work'), \
+            console_log('work')[-500:]
+        assert d.call('admin.vm.device.block.Attach', 'work', dev, b'')[1] \
+            == 'DeviceAlreadyAttached'
+        start_ready('work2')
+        r = d.call('admin.vm.device.block.Attach', 'work2', dev, b'')
+        assert r[:2] == ('exc', 'DeviceAlreadyAttached'), r
+        assert "'work'" in r[2], r
+        halt('work2')
+        # detached: gone from the guest
+        d.ok('admin.vm.device.block.Detach', 'work', dev)
+        assert d.ok('admin.vm.device.block.Attached', 'work') == ''
+        deadline = time.monotonic() + 60
+        while guest_has_disk('work', port):
+            assert time.monotonic() < deadline, console_log('work')[-2000:]
+            time.sleep(1)
+        # required: attached at start, kept across qubesd's restart
+        halt()
+        d.ok('admin.vm.device.block.Assign', 'work', dev, b"mode='required'")
+        start_ready('work')
+        assert d.ok('admin.vm.device.block.Attached', 'work').startswith(
+            'dom0+%s:' % port)
+        assert guest_reads('work', port, 20, 'hello-from-dom0-disk')
+        r = d.call('admin.vm.device.block.Detach', 'work', dev)
+        assert r[:2] == ('exc', 'DeviceAlreadyAssigned'), r
+        d.kill()
+        d.start()
+        wait_state('work', 'Running', timeout=10)
+        att = d.ok('admin.vm.device.block.Attached', 'work')
+        assert att.startswith('dom0+%s:' % port), att
+        # the required device gone: the start fails saying so
+        halt()
+        subprocess.run(['losetup', '-d', loop], check=True)
+        r = d.call('admin.vm.Start', 'work')
+        assert r[0] == 'exc' and ('Block device dom0:%s:* not available: '
+                                  'no such device' % port) in r[2], r
+        assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+        d.ok('admin.vm.device.block.Unassign', 'work', dev)
+        start_ready('work')
+    finally:
+        halt('work')
+        halt('work2')
+        d.call('admin.vm.device.block.Unassign', 'work', dev)
+        subprocess.run(['losetup', '-d', loop], capture_output=True)
+
+
 def test_libvirtd_restart_reconnects():
     """libvirtd restarted under a running qube: qubesd reconnects, still
     sees it running, and stops it as usual."""
