@@ -810,7 +810,8 @@ static char *block_disk_xml(QubesRuntime *rt, const QubesBlockAttachment *a)
                                g_strcmp0(a->devtype, "cdrom") == 0 ? "cdrom"
                                                                    : "disk",
                                path, target, ro ? "<readonly/>" : "");
-    g_autofree char *serial = g_markup_escape_text(a->port_id, 20);
+    g_autofree char *port = g_strndup(a->port_id, 20); /* virtio's limit */
+    g_autofree char *serial = g_markup_escape_text(port, -1);
     return g_strdup_printf("<disk type='block' device='disk'>"
                            "<driver name='qemu' type='raw' cache='none'/>"
                            "<source dev='%s'/><target dev='%s' bus='virtio'/>"
