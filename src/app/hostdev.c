@@ -1,8 +1,11 @@
 /* hostdev.c: the host's block and PCI devices from sysfs (hostdev.h). */
 #include "hostdev.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -190,6 +193,11 @@ GPtrArray *qubes_host_block_list(void)
             partition && i->parent_port_id
                 ? g_strdup_printf("%s:%s", i->parent_port_id, partition)
                 : g_strdup(who);
+        /* an id is a word of the listings (the key before the first
+         * space): what else the kernel says becomes '_' */
+        for (char *p = i->dev.device_id; *p; p++)
+            if (!g_ascii_isalnum(*p) && !strchr("._-/:+", *p))
+                *p = '_';
         g_ptr_array_add(i->data, g_strdup("size"));
         g_ptr_array_add(i->data, g_strdup_printf("%" G_GUINT64_FORMAT, size));
         g_ptr_array_add(i->data, g_strdup("mode"));
@@ -204,6 +212,15 @@ GPtrArray *qubes_host_block_list(void)
             b->in_use = g_strdup("used as swap");
         else if (has_entries(holders))
             b->in_use = g_strdup("held by another block device");
+        else {
+            /* the kernel's exclusive claim: mounted (in any mount
+             * namespace), swap, device-mapper, md... */
+            int fd = open(b->path, O_RDONLY | O_EXCL | O_CLOEXEC | O_NONBLOCK);
+            if (fd < 0 && errno == EBUSY)
+                b->in_use = g_strdup("mounted or held (busy)");
+            if (fd >= 0)
+                close(fd);
+        }
         g_ptr_array_add(out, b);
     }
     /* a disk one of whose partitions the host uses is in use too */

@@ -88,14 +88,14 @@ void table_add_kv_lines(Table *t, const char *text,
     }
 }
 
-void table_print(Table *t)
+static void print_from(Table *t, guint first)
 {
     g_autofree guint *w = g_new0(guint, t->columns);
-    for (guint i = 0; i < t->cells->len; i++) {
+    for (guint i = first; i < t->cells->len; i++) {
         guint len = (guint)strlen(t->cells->pdata[i]);
         w[i % t->columns] = MAX(w[i % t->columns], len);
     }
-    for (guint i = 0; i < t->cells->len; i++) {
+    for (guint i = first; i < t->cells->len; i++) {
         guint col = i % t->columns;
         const char *cell = t->cells->pdata[i];
         if (col == t->columns - 1)
@@ -103,6 +103,16 @@ void table_print(Table *t)
         else
             printf("%-*s  ", (int)w[col], cell);
     }
+}
+
+void table_print(Table *t)
+{
+    print_from(t, 0);
+}
+
+void table_print_body(Table *t)
+{
+    print_from(t, t->columns);
 }
 
 void table_free(Table *t)

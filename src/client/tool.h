@@ -24,6 +24,8 @@ void table_add(Table *t, ...) G_GNUC_NULL_TERMINATED;
 void table_add_kv_lines(Table *t, const char *text,
                         const char *const *size_keys);
 void table_print(Table *t);
+/* The rows without the header (columns as wide as with it). */
+void table_print_body(Table *t);
 void table_free(Table *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Table, table_free)
 

@@ -22,7 +22,7 @@ ALL_TOOLS = ['qvm-prefs', 'qubes-prefs', 'qvm-ls', 'qvm-features',
              'qvm-tags', 'qvm-create', 'qvm-remove', 'qvm-clone',
              'qvm-pool', 'qvm-volume', 'qvm-start', 'qvm-shutdown',
              'qvm-kill', 'qvm-pause', 'qvm-unpause', 'qvm-check',
-             'qvm-firewall']
+             'qvm-firewall', 'qvm-device', 'qvm-block', 'qvm-pci']
 
 
 def run(tool, *args, ok=True, stdin=None, env=None):
@@ -302,6 +302,65 @@ def test_firewall():
     run('qvm-firewall', '--reload', 'fw1')
     assert d.ok('admin.vm.firewall.Get', 'fw1') == before
     run('qvm-remove', '-f', 'fw1')
+
+
+def test_devices():
+    """qvm-device and its qvm-block/qvm-pci forms with the Qubes client's
+    syntax: the device classes, the listing (the client's description
+    and who uses a device), info, assign (--ro, --required, options),
+    unassign (one or all), attach refused to a halted qube, errors."""
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix='qubes-test-dev-')
+    img = os.path.join(tmp, 'usb-stick.img')
+    subprocess.run(['truncate', '-s', '8M', img], check=True)
+    loop = subprocess.run(['losetup', '-f', '--show', img],
+                          capture_output=True, text=True,
+                          check=True).stdout.strip()
+    port = os.path.basename(loop)
+    try:
+        run('qvm-create', '--class', 'AppVM', '--template', 'fedora',
+            '--label', 'red', 'devq')
+        assert run('qvm-device', '--list-device-classes') == 'pci\nblock\n'
+        out = run('qvm-block')
+        line = [ln for ln in out.splitlines()
+                if ln.startswith('dom0:%s ' % port)]
+        assert line and 'Mass_Data: unknown vendor %s' % img in line[0], out
+        run('qvm-block', 'assign', '--ro', 'devq', 'dom0:' + port)
+        run('qvm-device', 'block', 'assign', '--required', '-o',
+            'frontend-dev=xvdj', 'devq', 'dom0:%s:%s' % (port, img))
+        out = run('qvm-block', 'list', 'devq')
+        assert 'devq (auto-attach, read-only=yes), devq (required)' in out, out
+        info = run('qvm-block', 'info', 'dom0:' + port)
+        assert 'device_id: %s' % img in info and 'size: 8388608' in info, info
+        rc, o, e = run('qvm-block', 'attach', 'devq', 'dom0:' + port, ok=False)
+        assert rc == 1 and 'VM not running, cannot attach device' in e, e
+        rc, o, e = run('qvm-block', 'assign', '-o', 'speed=fast', 'devq',
+                       'dom0:' + port + ':x', ok=False)
+        assert rc == 1 and 'Unsupported option speed' in e, e
+        rc, o, e = run('qvm-block', 'attach', 'devq', 'nosuch:' + port,
+                       ok=False)
+        assert rc == 1 and "No such domain: 'nosuch'" in e, e
+        rc, o, e = run('qvm-block', 'attach', 'devq', port, ok=False)
+        assert rc == 2 and 'foo:bar' in e, e
+        rc, o, e = run('qvm-block', 'frob', ok=False)
+        assert rc == 2 and 'invalid choice' in e, e
+        run('qvm-block', 'unassign', 'devq', 'dom0:' + port)
+        assert 'devq (required)' in run('qvm-block')
+        run('qvm-block', 'unassign', 'devq')
+        assert 'devq' not in run('qvm-block')
+        # pci: the host's devices, an assignment making the qube hvm
+        pcis = sorted(os.listdir('/sys/bus/pci/devices'))
+        out = run('qvm-pci')
+        assert len(out.splitlines()) == len(pcis), out
+        pport = out.split()[0]
+        run('qvm-pci', 'assign', 'devq', pport)
+        assert 'devq (auto-attach)' in run('qvm-pci')
+        assert run('qvm-prefs', 'devq', 'virt_mode').strip() == 'hvm'
+        run('qvm-pci', 'unassign', 'devq', pport)
+        run('qvm-remove', '-f', 'devq')
+    finally:
+        subprocess.run(['losetup', '-d', loop])
+        subprocess.run(['rm', '-rf', tmp])
 
 
 def test_clone_and_remove():
