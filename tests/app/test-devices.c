@@ -72,7 +72,7 @@ static void test_serialize(void)
     /* a value outside printable ASCII is refused */
     g_free(i->product);
     i->product = g_strdup("bad\x01");
-    i->attachment = NULL;
+    g_clear_pointer(&i->attachment, g_free);
     g_autoptr(GError) err = NULL;
     g_assert_null(qubes_dev_info_serialize(i, &err));
     g_assert_error(err, QUBES_ERROR, QUBES_ERROR_PROTOCOL);
