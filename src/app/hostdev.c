@@ -51,6 +51,11 @@ static char *safe(char *untrusted)
     return untrusted;
 }
 
+static gint strcmp_ptr(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* ---- block ---- */
 
 void qubes_host_block_free(QubesHostBlock *b)
@@ -338,4 +343,20 @@ gboolean qubes_host_has_iommu(void)
 {
     g_autofree char *p = g_build_filename(sysfs(), "kernel/iommu_groups", NULL);
     return has_entries(p);
+}
+
+char *qubes_host_block_fingerprint(void)
+{
+    g_autofree char *top = g_build_filename(sysfs(), "class/block", NULL);
+    g_autoptr(GDir) d = g_dir_open(top, 0, NULL);
+    g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(g_free);
+    for (const char *name; d && (name = g_dir_read_name(d));) {
+        g_autofree char *dir = g_build_filename(top, name, NULL);
+        g_autofree char *size = read_attr(dir, "size");
+        g_ptr_array_add(items, g_strdup_printf("%s=%s", name,
+                                               size ? size : "0"));
+    }
+    g_ptr_array_sort(items, (GCompareFunc)strcmp_ptr);
+    g_ptr_array_add(items, NULL);
+    return g_strjoinv(" ", (char **)items->pdata);
 }

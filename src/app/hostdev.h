@@ -47,6 +47,10 @@ void qubes_host_pci_free(QubesHostPci *p);
 /* The host's PCI devices (QubesHostPci*, sorted by port). */
 GPtrArray *qubes_host_pci_list(void);
 
+/* A fingerprint of the host's block devices (their names and sizes):
+ * when it changes, the list did (new string). Cheap: no device opened. */
+char *qubes_host_block_fingerprint(void);
+
 /* Whether the host has an IOMMU the kernel uses (a PCI device can then
  * be given to a qube): /sys/kernel/iommu_groups holds a group. */
 gboolean qubes_host_has_iommu(void);

@@ -11,6 +11,7 @@
  * on PATH and on qubesd.internal.sock beside it until SIGTERM or SIGINT,
  * when it saves qubes.xml and exits. Running qubes keep running.
  */
+#include "hostdev.h"
 #include "runtime.h"
 #include "server.h"
 
@@ -82,6 +83,27 @@ static guint fit_connections(gint64 max_connections)
         return (guint)room;
     }
     return (guint)max_connections;
+}
+
+typedef struct {
+    QubesApp *app;
+    char *last;
+} BlockWatch;
+
+static gboolean block_watch(gpointer data)
+{
+    BlockWatch *w = data;
+    g_autofree char *now = qubes_host_block_fingerprint();
+    if (g_strcmp0(now, w->last) != 0) {
+        g_free(w->last);
+        w->last = g_steal_pointer(&now);
+        QubesDomain *dom0 = qubes_app_get_domain_by_qid(w->app, 0);
+        g_autoptr(GPtrArray) fx =
+            dom0 ? qubes_emitter_fire(&dom0->emitter,
+                                      "device-list-change:block", NULL, NULL)
+                 : NULL;
+    }
+    return G_SOURCE_CONTINUE;
 }
 
 int main(int argc, char **argv)
@@ -231,10 +253,17 @@ int main(int argc, char **argv)
         runtime = qubes_runtime_new(app, &rcfg);
         qubes_app_firewall_watch(app);
     }
+    /* dom0's block devices come and go (a stick, a loop device): the
+     * reference's device-list-change:block, from a look every 2 s (no
+     * udev agent here) */
+    BlockWatch bw = {.app = app, .last = qubes_host_block_fingerprint()};
+    guint bw_source = g_timeout_add_seconds(2, block_watch, &bw);
     Server *srv = server_new(app, socket_path, &err);
     if (!srv) {
         g_printerr("qubesd: %s\n", err->message);
         qubes_runtime_free(runtime);
+        g_source_remove(bw_source);
+        g_free(bw.last);
         return 1;
     }
     if (policy_dir) {
@@ -258,6 +287,8 @@ int main(int argc, char **argv)
         g_printerr("qubesd: %s\n", err->message);
         rc = 1;
     }
+    g_source_remove(bw_source);
+    g_free(bw.last);
     g_main_loop_unref(srv->loop);
     server_free(srv);
     qubes_runtime_free(runtime);

@@ -1141,6 +1141,24 @@ def test_device_events():
         (VM, 'device-assign:block',
          {'device': 'dom0:%s:*' % port, 'options': "{'read-only': 'yes'}"}),
         (VM, 'device-unassign:block', {'device': 'dom0:%s:*' % port})], got
+    # S ext/block.py: a new block device of dom0 is
+    # device-list-change:block on dom0 (qubesd looks every 2 s)
+    img = os.path.join(state['loop_dir'], 'second.img')
+    subprocess.run(['truncate', '-s', '4M', img], check=True)
+    made = []
+
+    def plug():
+        made.append(subprocess.run(['losetup', '-f', '--show', img],
+                                   capture_output=True, text=True,
+                                   check=True).stdout.strip())
+    try:
+        events = events_during(
+            plug, lambda ev: any(e[1] == 'device-list-change:block'
+                                 for e in ev), timeout=30)
+        assert ('dom0', 'device-list-change:block', {}) in events, events
+    finally:
+        for m in made:
+            subprocess.run(['losetup', '-d', m])
 
 
 # ---- events ----
