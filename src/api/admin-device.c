@@ -29,18 +29,6 @@ static char *class_of(Call *call)
     return g_strndup(p, dot ? (gsize)(dot - p) : strlen(p));
 }
 
-static char *py_dict(GPtrArray *pairs)
-{
-    GString *s = g_string_new("{");
-    for (guint i = 0; i + 1 < pairs->len; i += 2) {
-        g_autofree char *k = qubes_py_repr(pairs->pdata[i]);
-        g_autofree char *v = qubes_py_repr(pairs->pdata[i + 1]);
-        g_string_append_printf(s, "%s%s: %s", i ? ", " : "", k, v);
-    }
-    g_string_append_c(s, '}');
-    return g_string_free(s, FALSE);
-}
-
 static char *prop_str(QubesDomain *dom, const char *name)
 {
     char *v = NULL;
@@ -266,15 +254,15 @@ static gboolean selected(Call *call, const QubesVDev *v)
            strcmp(v->port_id, plus + 1) == 0;
 }
 
-static char *device_assigned(Call *call, GError **error)
+/* The listing of assignments or attachments @as, those the argument
+ * selects, keyed BACKEND+PORT:ID. */
+static char *assignment_lines(Call *call, GPtrArray *as, GError **error)
 {
-    g_autofree char *cls = class_of(call);
     if (*call->arg && !api_enforce(strchr(call->arg, '+') != NULL, NULL,
                                    error))
         return NULL;
     g_autoptr(GPtrArray) lines =
         g_ptr_array_new_with_free_func((GDestroyNotify)line_free);
-    g_autoptr(GPtrArray) as = qubes_domain_assignments(call->dest, cls);
     for (guint i = 0; i < as->len; i++) {
         QubesDevAssignment *a = as->pdata[i];
         if (!selected(call, &a->dev))
@@ -289,6 +277,13 @@ static char *device_assigned(Call *call, GError **error)
         g_ptr_array_add(lines, l);
     }
     return sorted_lines(lines);
+}
+
+static char *device_assigned(Call *call, GError **error)
+{
+    g_autofree char *cls = class_of(call);
+    g_autoptr(GPtrArray) as = qubes_domain_assignments(call->dest, cls);
+    return assignment_lines(call, as, error);
 }
 
 /* The attachments of @dest (QubesDevAssignment, mode manual, frontend
@@ -333,26 +328,8 @@ static GPtrArray *attached_of(Call *call, QubesDomain *dest, const char *cls)
 static char *device_attached(Call *call, GError **error)
 {
     g_autofree char *cls = class_of(call);
-    if (*call->arg && !api_enforce(strchr(call->arg, '+') != NULL, NULL,
-                                   error))
-        return NULL;
     g_autoptr(GPtrArray) as = attached_of(call, call->dest, cls);
-    g_autoptr(GPtrArray) lines =
-        g_ptr_array_new_with_free_func((GDestroyNotify)line_free);
-    for (guint i = 0; i < as->len; i++) {
-        QubesDevAssignment *a = as->pdata[i];
-        if (!selected(call, &a->dev))
-            continue;
-        char *ser = qubes_dev_assignment_serialize(a, error);
-        if (!ser)
-            return NULL;
-        Line *l = g_new0(Line, 1);
-        l->key = g_strdup_printf("%s+%s:%s", a->dev.backend, a->dev.port_id,
-                                 a->dev.device_id);
-        l->line = ser;
-        g_ptr_array_add(lines, l);
-    }
-    return sorted_lines(lines);
+    return assignment_lines(call, as, error);
 }
 
 /* ---- options ---- */
@@ -497,7 +474,7 @@ static char *device_assign(Call *call, GError **error)
             return NULL;
         }
     g_autofree char *v = qubes_vdev_str(&a->dev);
-    g_autofree char *opts = py_dict(a->options);
+    g_autofree char *opts = qubes_py_dict(a->options);
     /* kept without its frontend: it is the qube's (qubes.xml does not
      * say it either, so that what is listed is the same after a load) */
     g_clear_pointer(&a->frontend, g_free);
@@ -669,7 +646,7 @@ static char *device_attach(Call *call, GError **error)
     }
     if (!check_options(cls, a, error) || denied(call->dest, info, error))
         goto out;
-    opts = py_dict(a->options);
+    opts = qubes_py_dict(a->options);
     v = qubes_vdev_str(&a->dev);
     if (strcmp(cls, "pci") == 0) {
         if (!qubes_host_has_iommu()) {

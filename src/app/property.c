@@ -492,3 +492,15 @@ GPtrArray *qubes_props_save(QubesPropHolder *holder)
     }
     return out;
 }
+
+char *qubes_py_dict(const GPtrArray *pairs)
+{
+    GString *s = g_string_new("{");
+    for (guint i = 0; i + 1 < pairs->len; i += 2) {
+        g_autofree char *k = qubes_py_repr(pairs->pdata[i]);
+        g_autofree char *v = qubes_py_repr(pairs->pdata[i + 1]);
+        g_string_append_printf(s, "%s%s: %s", i ? ", " : "", k, v);
+    }
+    g_string_append_c(s, '}');
+    return g_string_free(s, FALSE);
+}

@@ -146,6 +146,9 @@ gboolean qubes_props_check_all(QubesPropHolder *holder, GError **error);
 /* Python's repr() of an ASCII string, as the reference's messages quote
  * values (new). */
 char *qubes_py_repr(const char *s);
+/* str() of a dict of strings from @pairs (name, value, ...), as an
+ * event's argument carries it: {'k': 'v', ...} (new). */
+char *qubes_py_dict(const GPtrArray *pairs);
 /* The explicitly set values, for qubes.xml (new array of QxProperty). */
 GPtrArray *qubes_props_save(QubesPropHolder *holder);
 

@@ -105,6 +105,16 @@ static void print_from(Table *t, guint first)
     }
 }
 
+int tool_usage_error(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: error: %s\n", prog, msg);
+    return 2;
+}
+
 void table_print(Table *t)
 {
     print_from(t, 0);

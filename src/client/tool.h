@@ -12,6 +12,11 @@ void tool_parse(int *argc, char ***argv, const GOptionEntry *entries,
                 const char *usage, const char *summary,
                 const char *description);
 
+/* "PROG: error: MESSAGE" on stderr; returns 2 (argparse's usage
+ * error status). */
+int tool_usage_error(const char *prog, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+
 /* A table printed with columns padded to the widest cell. */
 typedef struct {
     guint columns;

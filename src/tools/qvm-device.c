@@ -25,17 +25,6 @@
 
 static const char *prog = "qvm-device";
 
-static int usage(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-static int usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s: error: %s\n", prog, msg);
-    return 2;
-}
-
 /* One line of Available/Assigned/Attached: the key, then key='value'
  * pairs (properties and _options). */
 typedef struct {
@@ -359,7 +348,7 @@ static int info(const char *cls, const char *spec)
     g_autoptr(GError) err = NULL;
     const char *c = strchr(spec, ':');
     if (!c)
-        return usage("expected BACKEND:PORT, got %s", spec);
+        return tool_usage_error(prog, "expected BACKEND:PORT, got %s", spec);
     g_autofree char *backend = g_strndup(spec, (gsize)(c - spec));
     g_autofree char *port = g_strdup(c + 1);
     char *c2 = strchr(port, ':');
@@ -443,7 +432,7 @@ int main(int argc, char **argv)
     int at = 1;
     if (!cls) {
         if (argc < 2)
-            return usage("the following arguments are required: "
+            return tool_usage_error(prog, "the following arguments are required: "
                          "DEVICE_CLASS");
         cls = argv[at++];
     }
@@ -454,7 +443,7 @@ int main(int argc, char **argv)
         return list(cls, rest, all, exclude);
     if (!strcmp(cmd, "info") || !strcmp(cmd, "i")) {
         if (nrest != 1)
-            return usage("info takes BACKEND:PORT");
+            return tool_usage_error(prog, "info takes BACKEND:PORT");
         return info(cls, rest[0]);
     }
     gboolean attach = !strcmp(cmd, "attach") || !strcmp(cmd, "at") ||
@@ -464,9 +453,9 @@ int main(int argc, char **argv)
     gboolean assign = !strcmp(cmd, "assign") || !strcmp(cmd, "s");
     gboolean unassign = !strcmp(cmd, "unassign") || !strcmp(cmd, "u");
     if (!attach && !detach && !assign && !unassign)
-        return usage("argument command: invalid choice: '%s'", cmd);
+        return tool_usage_error(prog, "argument command: invalid choice: '%s'", cmd);
     if (nrest < 1 || nrest > 2 || ((attach || assign) && nrest != 2))
-        return usage("%s takes VMNAME%s", cmd,
+        return tool_usage_error(prog, "%s takes VMNAME%s", cmd,
                      attach || assign ? " BACKEND:DEVICE_ID"
                                       : " [BACKEND:DEVICE_ID]");
     const char *vm = rest[0];

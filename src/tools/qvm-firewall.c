@@ -23,17 +23,6 @@
 
 static const char prog[] = "qvm-firewall";
 
-static int usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "%s: error: %s\n", prog, msg);
-    return 2;
-}
-
 /* The words of a rule (the client's RuleAction) as one API line, checked
  * by the reference's rules; NULL with the reason. */
 static QubesFwRule *rule_of_words(char **words, int n, GError **error)
@@ -276,7 +265,7 @@ int main(int argc, char **argv)
         char *end = NULL;
         gint64 v = g_ascii_strtoll(s, &end, 10);
         if (!*s || *end || v < G_MININT || v > G_MAXINT)
-            return usage_error("argument --%s: invalid int value: '%s'",
+            return tool_usage_error(prog, "argument --%s: invalid int value: '%s'",
                                pass ? "rule-no" : "before", s);
         if (pass) {
             rule_no = (int)v;
@@ -287,22 +276,22 @@ int main(int argc, char **argv)
         }
     }
     if (argc < 2)
-        return usage_error("the following arguments are required: VMNAME");
+        return tool_usage_error(prog, "the following arguments are required: VMNAME");
     const char *vm = argv[1];
     const char *command = argc > 2 ? argv[2] : "list";
     char **words = argv + 3;
     int nwords = argc > 3 ? argc - 3 : 0;
     if (strcmp(command, "list") != 0 && strcmp(command, "add") != 0 &&
         strcmp(command, "del") != 0)
-        return usage_error("argument command: invalid choice: '%s' (choose "
+        return tool_usage_error(prog, "argument command: invalid choice: '%s' (choose "
                            "from 'add', 'del', 'list')",
                            command);
     if (strcmp(command, "list") == 0 && nwords)
-        return usage_error("unrecognized arguments: %s", words[0]);
+        return tool_usage_error(prog, "unrecognized arguments: %s", words[0]);
     if (before_set && strcmp(command, "add") != 0)
-        return usage_error("--before is an option of add");
+        return tool_usage_error(prog, "--before is an option of add");
     if (rule_no_set && strcmp(command, "del") != 0)
-        return usage_error("--rule-no is an option of del");
+        return tool_usage_error(prog, "--rule-no is an option of del");
 
     g_autoptr(GError) err = NULL;
     g_autoptr(QubesFwRule) rule = NULL;
@@ -313,7 +302,7 @@ int main(int argc, char **argv)
             return 2;
         }
     } else if (strcmp(command, "add") == 0) {
-        return usage_error("the following arguments are required: rule");
+        return tool_usage_error(prog, "the following arguments are required: rule");
     }
     g_autoptr(GPtrArray) rules = get_rules(vm, &err);
     if (!rules)
@@ -354,7 +343,7 @@ int main(int argc, char **argv)
             }
             g_ptr_array_remove_index(rules, i);
         } else {
-            return usage_error("del needs a rule or --rule-no");
+            return tool_usage_error(prog, "del needs a rule or --rule-no");
         }
         return set_rules(vm, rules);
     }

@@ -2133,19 +2133,6 @@ static GPtrArray *start_devices(QubesRuntime *rt, QubesDomain *dom,
     return out;
 }
 
-/* str() of a dict of options, as events carry it: {'k': 'v', ...} */
-static char *py_dict(GPtrArray *pairs)
-{
-    GString *s = g_string_new("{");
-    for (guint i = 0; i + 1 < pairs->len; i += 2) {
-        g_autofree char *k = qubes_py_repr(pairs->pdata[i]);
-        g_autofree char *v = qubes_py_repr(pairs->pdata[i + 1]);
-        g_string_append_printf(s, "%s%s: %s", i ? ", " : "", k, v);
-    }
-    g_string_append_c(s, '}');
-    return g_string_free(s, FALSE);
-}
-
 static void start_spawn(StartJob *j);
 static void start_next_device(StartJob *j);
 
@@ -2167,7 +2154,7 @@ static void start_device_done(GObject *src, GAsyncResult *res, gpointer data)
         g_error_free(err);
     } else {
         g_autofree char *v = qubes_vdev_str(&d->dev);
-        g_autofree char *opts = py_dict(d->options);
+        g_autofree char *opts = qubes_py_dict(d->options);
         g_autofree char *ev = g_strdup_printf("device-attach:%s", d->devclass);
         fire(j->dom, ev, "device", v, "options", opts, NULL);
     }
