@@ -42,11 +42,9 @@ static void fire_dev(QubesDomain *dom, const char *event, const char *cls,
 {
     g_autofree char *name = g_strdup_printf("%s:%s", event, cls);
     g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) fx =
-        qubes_emitter_fire(&dom->emitter, name, kw, &err);
+    g_autoptr(GPtrArray) fx = qubes_emitter_fire(&dom->emitter, name, kw, &err);
     if (!fx)
-        g_warning("%s: a %s handler failed: %s", dom->name, name,
-                  err->message);
+        g_warning("%s: a %s handler failed: %s", dom->name, name, err->message);
 }
 
 /* ---- what a backend exposes ---- */
@@ -145,10 +143,9 @@ static gboolean load_device(Call *call, const char *cls, Exposed *e,
         exposed(call, backend, cls, TRUE, e);
     else
         memset(e, 0, sizeof *e);
-    QubesDevInfo *info =
-        e->infos && strcmp(out->port_id, "*") != 0
-            ? exposed_info(e, out->port_id)
-            : NULL;
+    QubesDevInfo *info = e->infos && strcmp(out->port_id, "*") != 0
+                             ? exposed_info(e, out->port_id)
+                             : NULL;
     if (info && a.encoded_device_id && strcmp(out->device_id, "*") != 0) {
         g_autofree char *enc = qubes_dev_encode_id(info->dev.device_id);
         if (strcmp(enc, a.encoded_device_id) == 0 ||
@@ -258,8 +255,7 @@ static gboolean selected(Call *call, const QubesVDev *v)
  * selects, keyed BACKEND+PORT:ID. */
 static char *assignment_lines(Call *call, GPtrArray *as, GError **error)
 {
-    if (*call->arg && !api_enforce(strchr(call->arg, '+') != NULL, NULL,
-                                   error))
+    if (*call->arg && !api_enforce(strchr(call->arg, '+') != NULL, NULL, error))
         return NULL;
     g_autoptr(GPtrArray) lines =
         g_ptr_array_new_with_free_func((GDestroyNotify)line_free);
@@ -427,9 +423,9 @@ static char *device_assign(Call *call, GError **error)
     if (!load_device(call, cls, &e, &dev, error))
         return NULL;
     gsize len = 0;
-    const char *payload =
-        call->untrusted_payload ? g_bytes_get_data(call->untrusted_payload, &len)
-                                : "";
+    const char *payload = call->untrusted_payload
+                              ? g_bytes_get_data(call->untrusted_payload, &len)
+                              : "";
     g_autoptr(QubesDevAssignment) a =
         qubes_dev_assignment_deserialize(payload, len, &dev, error);
     qubes_vdev_clear(&dev);
@@ -530,9 +526,9 @@ static char *device_set_assignment(Call *call, GError **error)
 {
     g_autofree char *cls = class_of(call);
     gsize len = 0;
-    const char *p =
-        call->untrusted_payload ? g_bytes_get_data(call->untrusted_payload, &len)
-                                : "";
+    const char *p = call->untrusted_payload
+                        ? g_bytes_get_data(call->untrusted_payload, &len)
+                        : "";
     g_autofree char *untrusted = g_strndup(p, len);
     QubesDevMode mode;
     if (strlen(untrusted) != len || !qubes_dev_mode_parse(untrusted, &mode) ||
@@ -598,9 +594,9 @@ static char *device_attach(Call *call, GError **error)
     if (!load_device(call, cls, &e, &dev, error))
         return NULL;
     gsize len = 0;
-    const char *payload =
-        call->untrusted_payload ? g_bytes_get_data(call->untrusted_payload, &len)
-                                : "";
+    const char *payload = call->untrusted_payload
+                              ? g_bytes_get_data(call->untrusted_payload, &len)
+                              : "";
     g_autoptr(QubesDevAssignment) a =
         qubes_dev_assignment_deserialize(payload, len, &dev, error);
     qubes_vdev_clear(&dev);
@@ -694,11 +690,11 @@ static char *device_attach(Call *call, GError **error)
     j->options = g_strdup(opts);
     call->data = j;
     call->data_free = (GDestroyNotify)attach_job_free;
-    qubes_runtime_attach_block(
-        rt, call->dest, a->dev.port_id, b->path,
-        qubes_dev_assignment_option(a, "frontend-dev"),
-        b->read_only || g_strcmp0(ro_opt, "yes") == 0,
-        qubes_dev_assignment_option(a, "devtype"), attached_done, call);
+    qubes_runtime_attach_block(rt, call->dest, a->dev.port_id, b->path,
+                               qubes_dev_assignment_option(a, "frontend-dev"),
+                               b->read_only || g_strcmp0(ro_opt, "yes") == 0,
+                               qubes_dev_assignment_option(a, "devtype"),
+                               attached_done, call);
     result = CALL_ASYNC;
 out:
     exposed_clear(&e);
@@ -742,7 +738,8 @@ static char *device_detach(Call *call, GError **error)
     }
     for (guint i = 0; i < call->dest->assignments->len; i++) {
         QubesDevAssignment *a = call->dest->assignments->pdata[i];
-        if (a->mode == QUBES_DEV_REQUIRED && strcmp(a->dev.devclass, cls) == 0 &&
+        if (a->mode == QUBES_DEV_REQUIRED &&
+            strcmp(a->dev.devclass, cls) == 0 &&
             strcmp(a->dev.backend, v.backend) == 0 &&
             (strcmp(a->dev.port_id, v.port_id) == 0 ||
              strcmp(a->dev.port_id, "*") == 0)) {
@@ -779,8 +776,8 @@ static char *device_detach(Call *call, GError **error)
 static char *denied_list(Call *call, GError **error)
 {
     g_autofree char *list = prop_str(call->dest, "devices_denied");
-    g_autoptr(GPtrArray) ifs = qubes_dev_interfaces_parse(list ? list : "",
-                                                          error);
+    g_autoptr(GPtrArray) ifs =
+        qubes_dev_interfaces_parse(list ? list : "", error);
     if (!ifs)
         return NULL;
     g_ptr_array_add(ifs, NULL);
@@ -833,13 +830,14 @@ static char *denied_remove(Call *call, GError **error)
     if (!untrusted)
         return NULL;
     g_autofree char *list = prop_str(call->dest, "devices_denied");
-    g_autoptr(GPtrArray) cur = qubes_dev_interfaces_parse(list ? list : "",
-                                                         error);
+    g_autoptr(GPtrArray) cur =
+        qubes_dev_interfaces_parse(list ? list : "", error);
     if (!cur)
         return NULL;
-    g_autoptr(GPtrArray) rm = strcmp(untrusted, "all") == 0
-                                  ? g_ptr_array_ref(cur)
-                                  : qubes_dev_interfaces_parse(untrusted, error);
+    g_autoptr(GPtrArray) rm =
+        strcmp(untrusted, "all") == 0
+            ? g_ptr_array_ref(cur)
+            : qubes_dev_interfaces_parse(untrusted, error);
     if (!rm || !no_duplicates(rm, error))
         return NULL;
     GString *v = g_string_new(NULL);
@@ -864,8 +862,9 @@ static char *denied_remove(Call *call, GError **error)
         {"admin.vm.device." cls ".Unassign", NP | M_ARG, device_unassign},     \
         {"admin.vm.device." cls ".Attach", M_ARG, device_attach},              \
         {"admin.vm.device." cls ".Detach", NP | M_ARG, device_detach},         \
-        {"admin.vm.device." cls ".Set.assignment", M_ARG,                      \
-         device_set_assignment}
+    {                                                                          \
+        "admin.vm.device." cls ".Set.assignment", M_ARG, device_set_assignment \
+    }
 
 const Method api_device_methods[] = {
     {"admin.deviceclass.List", NP | NA | M_DOM0, deviceclass_list},

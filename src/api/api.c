@@ -7,7 +7,8 @@ static const Method *const tables[] = {
     api_vm_methods,       api_lifecycle_methods, api_property_methods,
     api_feature_methods,  api_tag_methods,       api_label_methods,
     api_pool_methods,     api_volume_methods,    api_notes_methods,
-    api_firewall_methods, api_device_methods,    api_events_methods,    api_internal_methods,
+    api_firewall_methods, api_device_methods,    api_events_methods,
+    api_internal_methods,
 };
 
 const Method *api_find_method(const char *name, gboolean internal,

@@ -151,8 +151,8 @@ void qubes_dev_assignment_set_option(QubesDevAssignment *a, const char *name,
  * string.punctuation and the space (printable ASCII). */
 static gboolean key_char(char c)
 {
-    return g_ascii_isalnum(c) || (c && strchr("!#$%&()*+,-./:;<>?@[\\]^_{|}~",
-                                              c) != NULL);
+    return g_ascii_isalnum(c) ||
+           (c && strchr("!#$%&()*+,-./:;<>?@[\\]^_{|}~", c) != NULL);
 }
 
 static gboolean param_char(char c)
@@ -188,8 +188,8 @@ static gboolean sanitize(const char *s, gsize len, gboolean key,
     if (!bad)
         return TRUE;
     g_string_append(bad, "}");
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL, "Invalid chars in %s: %s",
-                what, bad->str);
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
+                "Invalid chars in %s: %s", what, bad->str);
     g_string_free(bad, TRUE);
     return FALSE;
 }
@@ -243,9 +243,11 @@ char *qubes_dev_info_serialize(const QubesDevInfo *info, GError **error)
     const struct {
         const char *key;
         const char *value;
-    } fields[] = {{"vendor", info->vendor},   {"product", info->product},
+    } fields[] = {{"vendor", info->vendor},
+                  {"product", info->product},
                   {"manufacturer", info->manufacturer},
-                  {"name", info->name},       {"serial", info->serial}};
+                  {"name", info->name},
+                  {"serial", info->serial}};
     for (guint i = 0; i < G_N_ELEMENTS(fields); i++)
         if (fields[i].value && *fields[i].value &&
             strcmp(fields[i].value, "unknown") != 0 &&
@@ -454,8 +456,8 @@ QubesDevAssignment *qubes_dev_assignment_deserialize(const char *untrusted,
     const char *v = prop_get(props, "backend_domain");
     if (v && strcmp(v, expected->backend) != 0) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
-                    "Got device exposed by %swhen expected devices from %s.",
-                    v, expected->backend);
+                    "Got device exposed by %swhen expected devices from %s.", v,
+                    expected->backend);
         return NULL;
     }
     v = prop_get(props, "port_id");
@@ -497,9 +499,10 @@ QubesDevAssignment *qubes_dev_assignment_deserialize(const char *untrusted,
     qubes_vdev_clear(&dev);
     const char *fe = prop_get(props, "frontend_domain");
     a->frontend = g_strdup(fe);
-    for (const char *const *k = (const char *const[]){
-             "backend_domain", "port_id", "devclass", "device_id", "mode",
-             "frontend_domain", NULL};
+    for (const char *const *k =
+             (const char *const[]){"backend_domain", "port_id", "devclass",
+                                   "device_id", "mode", "frontend_domain",
+                                   NULL};
          *k; k++)
         prop_del(props, *k);
     if (props->len) {
@@ -516,8 +519,7 @@ QubesDevAssignment *qubes_dev_assignment_deserialize(const char *untrusted,
 
 /* ---- the argument ---- */
 
-gboolean qubes_dev_arg_parse(const char *arg, QubesDevArg *out,
-                             GError **error)
+gboolean qubes_dev_arg_parse(const char *arg, QubesDevArg *out, GError **error)
 {
     memset(out, 0, sizeof *out);
     const char *plus = strchr(arg, '+');
@@ -533,7 +535,8 @@ gboolean qubes_dev_arg_parse(const char *arg, QubesDevArg *out,
     const char *colon = strchr(port, ':');
     const char *dev_plus = strchr(port, '+');
     /* the dom0 form BACKEND+PORT:DEVICE_ID as well */
-    const char *cut = colon && (!dev_plus || colon < dev_plus) ? colon : dev_plus;
+    const char *cut =
+        colon && (!dev_plus || colon < dev_plus) ? colon : dev_plus;
     out->port_id = cut ? g_strndup(port, (gsize)(cut - port)) : g_strdup(port);
     if (cut)
         out->encoded_device_id = g_strdup(cut + 1);
@@ -551,8 +554,8 @@ gboolean qubes_dev_arg_parse(const char *arg, QubesDevArg *out,
     for (const char *p = out->port_id; ok && *p; p++)
         ok = g_ascii_isalnum(*p) || strchr("_.-", *p) ||
              (*p == '*' && !p[1] && p == out->port_id);
-    ok = ok && strcmp(out->port_id, ".") != 0 &&
-         strcmp(out->port_id, "..") != 0;
+    ok =
+        ok && strcmp(out->port_id, ".") != 0 && strcmp(out->port_id, "..") != 0;
     for (const char *p = out->backend; ok && *p; p++)
         ok = g_ascii_isalnum(*p) || strchr("_.-*", *p);
     for (const char *p = out->encoded_device_id; ok && p && *p; p++)

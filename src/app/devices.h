@@ -123,8 +123,7 @@ typedef struct {
     char *encoded_device_id; /* NULL: none given (any) */
 } QubesDevArg;
 
-gboolean qubes_dev_arg_parse(const char *arg, QubesDevArg *out,
-                             GError **error);
+gboolean qubes_dev_arg_parse(const char *arg, QubesDevArg *out, GError **error);
 void qubes_dev_arg_clear(QubesDevArg *a);
 /* @device_id as a qrexec argument writes it. */
 char *qubes_dev_encode_id(const char *device_id);

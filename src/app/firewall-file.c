@@ -179,8 +179,8 @@ void qubes_domain_firewall_watch(QubesDomain *dom, gint64 next)
         delay = 0;
     if (delay > G_MAXUINT / 1000)
         delay = G_MAXUINT / 1000; /* ~50 days: it then looks again */
-    dom->fw_timer = g_timeout_add_seconds((guint)delay, expire_due,
-                                          qubes_domain_ref(dom));
+    dom->fw_timer =
+        g_timeout_add_seconds((guint)delay, expire_due, qubes_domain_ref(dom));
 }
 
 void qubes_domain_firewall_saved(QubesDomain *dom, GPtrArray *rules)
@@ -192,8 +192,8 @@ void qubes_domain_firewall_saved(QubesDomain *dom, GPtrArray *rules)
 /* At start: each qube's firewall.xml read on a worker for its nearest
  * expiry. */
 typedef struct {
-    GPtrArray *doms;  /* referenced */
-    GArray *nexts;    /* gint64, one per domain */
+    GPtrArray *doms; /* referenced */
+    GArray *nexts;   /* gint64, one per domain */
 } WatchJob;
 
 static void watch_job_free(WatchJob *w)
@@ -233,7 +233,8 @@ static void watch_done(GObject *src, GAsyncResult *res, gpointer data)
 void qubes_app_firewall_watch(QubesApp *app)
 {
     WatchJob *w = g_new0(WatchJob, 1);
-    w->doms = g_ptr_array_new_with_free_func((GDestroyNotify)qubes_domain_unref);
+    w->doms =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_domain_unref);
     w->nexts = g_array_new(FALSE, FALSE, sizeof(gint64));
     for (guint i = 0; i < app->domains->len; i++) {
         QubesDomain *d = app->domains->pdata[i];

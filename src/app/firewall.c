@@ -2,7 +2,6 @@
  * (master) parses and shows them (firewall.h). */
 #include "firewall.h"
 
-
 #include "qubes-error.h"
 
 #include <arpa/inet.h>

@@ -91,8 +91,8 @@ static GHashTable *mounted_devices(void)
 /* major:minor of the swap devices in use. */
 static GHashTable *swap_devices(void)
 {
-    GHashTable *out = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                            NULL);
+    GHashTable *out =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_autofree char *p = g_build_filename(procfs(), "swaps", NULL);
     g_autofree char *text = NULL;
     if (!g_file_get_contents(p, &text, NULL, NULL))
@@ -176,19 +176,18 @@ GPtrArray *qubes_host_block_list(void)
             /* /sys/class/block/sda1 -> .../block/sda/sda1 */
             g_autofree char *real = g_file_read_link(dir, NULL);
             g_autofree char *parent = real ? g_path_get_dirname(real) : NULL;
-            g_autofree char *pname = parent ? g_path_get_basename(parent)
-                                            : NULL;
+            g_autofree char *pname =
+                parent ? g_path_get_basename(parent) : NULL;
             if (pname) {
                 i->parent_port_id = g_strdup(pname);
                 i->parent_devclass = g_strdup("block");
-                g_hash_table_insert(parent_of, g_strdup(port),
-                                    g_strdup(pname));
+                g_hash_table_insert(parent_of, g_strdup(port), g_strdup(pname));
             }
         }
         /* its identity: what is on the port (the loop device's file,
          * the disk's serial, model or name; a partition's number after
          * its disk's) */
-        const char *who = backing    ? backing
+        const char *who = backing     ? backing
                           : i->serial ? i->serial
                           : dm        ? dm
                           : model     ? model
@@ -330,8 +329,8 @@ GPtrArray *qubes_host_pci_list(void)
         i->interfaces = g_ascii_strdown(klass + 1, -1);
         i->interfaces[0] = 'p'; /* "p0c0330" */
         g_free(i->dev.device_id);
-        i->dev.device_id = g_strdup_printf("%s:%s::%s", vendor + 2, device + 2,
-                                           i->interfaces);
+        i->dev.device_id =
+            g_strdup_printf("%s:%s::%s", vendor + 2, device + 2, i->interfaces);
         pci_names(vendor + 2, device + 2, &i->vendor, &i->product);
         g_ptr_array_add(out, p);
     }
@@ -353,8 +352,8 @@ char *qubes_host_block_fingerprint(void)
     for (const char *name; d && (name = g_dir_read_name(d));) {
         g_autofree char *dir = g_build_filename(top, name, NULL);
         g_autofree char *size = read_attr(dir, "size");
-        g_ptr_array_add(items, g_strdup_printf("%s=%s", name,
-                                               size ? size : "0"));
+        g_ptr_array_add(items,
+                        g_strdup_printf("%s=%s", name, size ? size : "0"));
     }
     g_ptr_array_sort(items, (GCompareFunc)strcmp_ptr);
     g_ptr_array_add(items, NULL);

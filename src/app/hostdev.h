@@ -27,7 +27,7 @@ typedef struct {
     char *path;         /* "/dev/loop7" */
     char *in_use;       /* why the host uses it; NULL: free */
     gboolean read_only;
-    guint64 size;       /* bytes */
+    guint64 size; /* bytes */
     guint major, minor;
 } QubesHostBlock;
 

@@ -420,8 +420,7 @@ static gboolean parse_domain(Parse *ps, xmlNodePtr n, QubesXml *x)
                 if (!qx_attrs_get(a, "name"))
                     ok = fail_at(ps, v, "<volume> without a name");
             }
-        } else if (!is_element(c, "devices") ||
-                   !parse_devices(c, d->devices)) {
+        } else if (!is_element(c, "devices") || !parse_devices(c, d->devices)) {
             g_ptr_array_add(d->extra, verbatim(c));
         }
         if (!ok)

@@ -159,12 +159,13 @@ static char *description(Entry *e, const char *cls)
         return g_strdup_printf("sub-device of %s:%s",
                                get(e->props, "backend_domain"), parent);
     g_autofree char *unknown = g_strdup_printf("unknown %s device", cls);
-    const char *who = vendor ? vendor : manufacturer ? manufacturer
-                                                     : "unknown vendor";
+    const char *who = vendor         ? vendor
+                      : manufacturer ? manufacturer
+                                     : "unknown vendor";
     g_autofree char *first = ifs ? g_strndup(ifs, 7) : g_strdup("?******");
     const char *cat = category(first);
-    return g_strdup_printf("%s: %s %s", strcmp(cat, "Other") ? cat : first,
-                           who, prod ? prod : unknown);
+    return g_strdup_printf("%s: %s %s", strcmp(cat, "Other") ? cat : first, who,
+                           prod ? prod : unknown);
 }
 
 /* "BACKEND:PORT[:ID]" -> argument "BACKEND+PORT[+ENCODED_ID]" */
@@ -237,8 +238,8 @@ static int list(const char *cls, char **vms, gboolean all, char **exclude)
     g_autoptr(GPtrArray) doms = domains(&err);
     if (!doms)
         return fail(err);
-    g_autofree char *avail_m = g_strdup_printf("admin.vm.device.%s.Available",
-                                               cls);
+    g_autofree char *avail_m =
+        g_strdup_printf("admin.vm.device.%s.Available", cls);
     g_autofree char *assigned_m =
         g_strdup_printf("admin.vm.device.%s.Assigned", cls);
     g_autofree char *attached_m =
@@ -246,9 +247,8 @@ static int list(const char *cls, char **vms, gboolean all, char **exclude)
     /* port key "BACKEND:PORT" -> (description, used by) */
     g_autoptr(GHashTable) desc =
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    g_autoptr(GHashTable) used =
-        g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                              (GDestroyNotify)g_ptr_array_unref);
+    g_autoptr(GHashTable) used = g_hash_table_new_full(
+        g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
     for (guint i = 0; i < doms->len; i++) {
         const char *vm = doms->pdata[i];
         g_autoptr(GPtrArray) av = entries(avail_m, vm, NULL, &err);
@@ -293,10 +293,9 @@ static int list(const char *cls, char **vms, gboolean all, char **exclude)
                 g_ptr_array_add(u, g_strdup_printf("%s (%s)", vm, what->str));
                 g_string_free(what, TRUE);
                 if (!g_hash_table_contains(desc, key))
-                    g_hash_table_insert(desc, g_strdup(key),
-                                        g_strdup(strcmp(port, "*") == 0
-                                                     ? "any device"
-                                                     : "?"));
+                    g_hash_table_insert(
+                        desc, g_strdup(key),
+                        g_strdup(strcmp(port, "*") == 0 ? "any device" : "?"));
             }
         }
     }
@@ -307,8 +306,8 @@ static int list(const char *cls, char **vms, gboolean all, char **exclude)
     while (g_hash_table_iter_next(&it, &k, NULL))
         g_ptr_array_add(keys, k);
     g_ptr_array_sort(keys, cmp_str);
-    g_autoptr(Table) t = table_new(3, "BACKEND:DEVID", "DESCRIPTION",
-                                   "USED BY", NULL);
+    g_autoptr(Table) t =
+        table_new(3, "BACKEND:DEVID", "DESCRIPTION", "USED BY", NULL);
     for (guint i = 0; i < keys->len; i++) {
         const char *key = keys->pdata[i];
         GPtrArray *u = g_hash_table_lookup(used, key);
@@ -359,8 +358,8 @@ static int info(const char *cls, const char *spec)
     if (!es)
         return fail(err);
     if (!es->len) {
-        fprintf(stderr, "backend vm '%s' doesn't expose device '%s'\n",
-                backend, port);
+        fprintf(stderr, "backend vm '%s' doesn't expose device '%s'\n", backend,
+                port);
         return 1;
     }
     Entry *e = es->pdata[0];
@@ -432,8 +431,9 @@ int main(int argc, char **argv)
     int at = 1;
     if (!cls) {
         if (argc < 2)
-            return tool_usage_error(prog, "the following arguments are required: "
-                         "DEVICE_CLASS");
+            return tool_usage_error(prog,
+                                    "the following arguments are required: "
+                                    "DEVICE_CLASS");
         cls = argv[at++];
     }
     const char *cmd = at < argc ? argv[at++] : "list";
@@ -446,18 +446,19 @@ int main(int argc, char **argv)
             return tool_usage_error(prog, "info takes BACKEND:PORT");
         return info(cls, rest[0]);
     }
-    gboolean attach = !strcmp(cmd, "attach") || !strcmp(cmd, "at") ||
-                      !strcmp(cmd, "a");
-    gboolean detach = !strcmp(cmd, "detach") || !strcmp(cmd, "dt") ||
-                      !strcmp(cmd, "d");
+    gboolean attach =
+        !strcmp(cmd, "attach") || !strcmp(cmd, "at") || !strcmp(cmd, "a");
+    gboolean detach =
+        !strcmp(cmd, "detach") || !strcmp(cmd, "dt") || !strcmp(cmd, "d");
     gboolean assign = !strcmp(cmd, "assign") || !strcmp(cmd, "s");
     gboolean unassign = !strcmp(cmd, "unassign") || !strcmp(cmd, "u");
     if (!attach && !detach && !assign && !unassign)
-        return tool_usage_error(prog, "argument command: invalid choice: '%s'", cmd);
+        return tool_usage_error(prog, "argument command: invalid choice: '%s'",
+                                cmd);
     if (nrest < 1 || nrest > 2 || ((attach || assign) && nrest != 2))
         return tool_usage_error(prog, "%s takes VMNAME%s", cmd,
-                     attach || assign ? " BACKEND:DEVICE_ID"
-                                      : " [BACKEND:DEVICE_ID]");
+                                attach || assign ? " BACKEND:DEVICE_ID"
+                                                 : " [BACKEND:DEVICE_ID]");
     const char *vm = rest[0];
     g_autofree char *arg = nrest == 2 ? qarg(rest[1], &err) : NULL;
     if (nrest == 2 && !arg) {
@@ -465,17 +466,17 @@ int main(int argc, char **argv)
         return 2;
     }
     if (attach || assign) {
-        const char *mode = attach                ? NULL
-                           : required            ? "required"
-                           : ask                 ? "ask-to-attach"
-                                                 : "auto-attach";
+        const char *mode = attach     ? NULL
+                           : required ? "required"
+                           : ask      ? "ask-to-attach"
+                                      : "auto-attach";
         g_autofree char *payload = options_payload(mode, options, ro, &err);
         if (!payload) {
             fprintf(stderr, "%s: error: %s\n", prog, err->message);
             return 2;
         }
-        g_autofree char *m = g_strdup_printf(
-            "admin.vm.device.%s.%s", cls, attach ? "Attach" : "Assign");
+        g_autofree char *m = g_strdup_printf("admin.vm.device.%s.%s", cls,
+                                             attach ? "Attach" : "Assign");
         g_autofree char *r = qa_call(m, vm, arg, payload, &err);
         if (!r)
             return fail(err);
@@ -491,8 +492,8 @@ int main(int argc, char **argv)
         return 0;
     }
     /* detach, unassign: one, or every one of the class */
-    g_autofree char *list_m = g_strdup_printf(
-        "admin.vm.device.%s.%s", cls, detach ? "Attached" : "Assigned");
+    g_autofree char *list_m = g_strdup_printf("admin.vm.device.%s.%s", cls,
+                                              detach ? "Attached" : "Assigned");
     g_autofree char *m = g_strdup_printf("admin.vm.device.%s.%s", cls,
                                          detach ? "Detach" : "Unassign");
     if (arg) {
@@ -505,9 +506,9 @@ int main(int argc, char **argv)
     for (guint i = 0; i < es->len; i++) {
         Entry *e = es->pdata[i];
         const char *devid = get(e->props, "device_id");
-        g_autofree char *spec = g_strdup_printf(
-            "%s:%s:%s", get(e->props, "backend_domain"),
-            get(e->props, "port_id"), devid ? devid : "*");
+        g_autofree char *spec =
+            g_strdup_printf("%s:%s:%s", get(e->props, "backend_domain"),
+                            get(e->props, "port_id"), devid ? devid : "*");
         g_autofree char *a = qarg(spec, &err);
         g_autofree char *r = a ? qa_call(m, vm, a, NULL, &err) : NULL;
         if (!r)

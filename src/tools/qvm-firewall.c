@@ -56,7 +56,7 @@ static QubesFwRule *rule_of_words(char **words, int n, GError **error)
             key = "dsthost";
         key = g_intern_string(key); /* kv goes with this word */
         static const char *const allowed[] = {
-            "action",   "dsthost",       "proto",   "dstports", "icmptype",
+            "action",        "dsthost", "proto",  "dstports", "icmptype",
             "specialtarget", "comment", "expire", NULL};
         if (!g_strv_contains(allowed, key)) {
             g_set_error(error, QA_ERROR, QA_ERROR_PROTOCOL,
@@ -167,7 +167,8 @@ static char *raw_line(const QubesFwRule *r)
                         : r->dsttype == QUBES_FW_DST6 ? "dst6"
                                                       : "dsthost";
         /* 0.0.0.0/0 and ::/0 limit nothing: the client leaves them out */
-        if (r->dsttype == QUBES_FW_DSTHOST || !g_str_has_suffix(r->dsthost, "/0"))
+        if (r->dsttype == QUBES_FW_DSTHOST ||
+            !g_str_has_suffix(r->dsthost, "/0"))
             g_string_append_printf(s, " %s=%s", k, r->dsthost);
     }
     if (r->dstports)
@@ -205,9 +206,9 @@ static void list_table(GPtrArray *rules)
                 ? g_strdup_printf("%u", r->port_lo)
                 : g_strdup_printf("%u-%u", r->port_lo, r->port_hi);
         g_autofree char *expire =
-            r->expire ? g_strdup_printf("%+" G_GINT64_FORMAT "s",
-                                        r->expire_at - now)
-                      : NULL;
+            r->expire
+                ? g_strdup_printf("%+" G_GINT64_FORMAT "s", r->expire_at - now)
+                : NULL;
         table_add(t, no, r->action, or_dash(r->dsthost), or_dash(r->proto),
                   or_dash(ports), or_dash(r->specialtarget),
                   or_dash(r->icmptype), or_dash(expire), or_dash(r->comment),
@@ -265,8 +266,9 @@ int main(int argc, char **argv)
         char *end = NULL;
         gint64 v = g_ascii_strtoll(s, &end, 10);
         if (!*s || *end || v < G_MININT || v > G_MAXINT)
-            return tool_usage_error(prog, "argument --%s: invalid int value: '%s'",
-                               pass ? "rule-no" : "before", s);
+            return tool_usage_error(prog,
+                                    "argument --%s: invalid int value: '%s'",
+                                    pass ? "rule-no" : "before", s);
         if (pass) {
             rule_no = (int)v;
             rule_no_set = TRUE;
@@ -276,16 +278,19 @@ int main(int argc, char **argv)
         }
     }
     if (argc < 2)
-        return tool_usage_error(prog, "the following arguments are required: VMNAME");
+        return tool_usage_error(prog,
+                                "the following arguments are required: VMNAME");
     const char *vm = argv[1];
     const char *command = argc > 2 ? argv[2] : "list";
     char **words = argv + 3;
     int nwords = argc > 3 ? argc - 3 : 0;
     if (strcmp(command, "list") != 0 && strcmp(command, "add") != 0 &&
         strcmp(command, "del") != 0)
-        return tool_usage_error(prog, "argument command: invalid choice: '%s' (choose "
-                           "from 'add', 'del', 'list')",
-                           command);
+        return tool_usage_error(
+            prog,
+            "argument command: invalid choice: '%s' (choose "
+            "from 'add', 'del', 'list')",
+            command);
     if (strcmp(command, "list") == 0 && nwords)
         return tool_usage_error(prog, "unrecognized arguments: %s", words[0]);
     if (before_set && strcmp(command, "add") != 0)
@@ -302,7 +307,8 @@ int main(int argc, char **argv)
             return 2;
         }
     } else if (strcmp(command, "add") == 0) {
-        return tool_usage_error(prog, "the following arguments are required: rule");
+        return tool_usage_error(prog,
+                                "the following arguments are required: rule");
     }
     g_autoptr(GPtrArray) rules = get_rules(vm, &err);
     if (!rules)

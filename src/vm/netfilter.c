@@ -184,8 +184,8 @@ static gboolean add_rule(GString *out, const QubesNfClient *c,
         if (!addrs || !addrs[0])
             return TRUE; /* no DNS: matches nothing */
     } else if (r->dsttype == QUBES_FW_DSTHOST) {
-        addrs = c->resolved ? g_hash_table_lookup(c->resolved, r->dsthost)
-                            : NULL;
+        addrs =
+            c->resolved ? g_hash_table_lookup(c->resolved, r->dsthost) : NULL;
         if (!addrs) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                         "%s not resolved", r->dsthost);
@@ -216,8 +216,7 @@ static gboolean add_rule(GString *out, const QubesNfClient *c,
     return TRUE;
 }
 
-char *qubes_nf_client_script(const QubesNfClient *c, gint64 now,
-                             GError **error)
+char *qubes_nf_client_script(const QubesNfClient *c, gint64 now, GError **error)
 {
     g_autofree char *tap = qubes_nf_tap_name(c->qid);
     GString *out = g_string_new(base);

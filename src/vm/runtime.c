@@ -710,8 +710,8 @@ static void nf_logged(GObject *src, GAsyncResult *res, gpointer data)
 }
 
 /* Writes @dom's chain; @cb (NULL: the outcome is logged). */
-static void nf_apply(QubesRuntime *rt, QubesDomain *dom,
-                     GAsyncReadyCallback cb, gpointer data)
+static void nf_apply(QubesRuntime *rt, QubesDomain *dom, GAsyncReadyCallback cb,
+                     gpointer data)
 {
     g_autofree char *what =
         g_strdup_printf("%s: applying its firewall", dom->name);
@@ -784,7 +784,7 @@ const GPtrArray *qubes_runtime_block_attachments(QubesRuntime *rt)
 }
 
 const QubesBlockAttachment *qubes_runtime_block_attached(QubesRuntime *rt,
-                                                        const char *port_id)
+                                                         const char *port_id)
 {
     for (guint i = 0; i < rt->blocks->len; i++) {
         const QubesBlockAttachment *a = rt->blocks->pdata[i];
@@ -924,10 +924,9 @@ void qubes_runtime_detach_block(QubesRuntime *rt, QubesDomain *dom,
             found = a;
     }
     if (!found) {
-        g_task_return_new_error(task, QUBES_ERROR,
-                                QUBES_ERROR_DEVICE_NOT_ASSIGNED,
-                                "block device dom0:%s not attached to '%s'",
-                                port_id, dom->name);
+        g_task_return_new_error(
+            task, QUBES_ERROR, QUBES_ERROR_DEVICE_NOT_ASSIGNED,
+            "block device dom0:%s not attached to '%s'", port_id, dom->name);
         g_object_unref(task);
         return;
     }
@@ -1995,8 +1994,8 @@ static void start_fired_spawn(GObject *src, GAsyncResult *res, gpointer data)
 
 typedef struct {
     char *devclass;
-    QubesVDev dev;  /* with the device's own id */
-    char *path;     /* block: /dev/..; pci: the sysfs address */
+    QubesVDev dev; /* with the device's own id */
+    char *path;    /* block: /dev/..; pci: the sysfs address */
     char *frontend_dev, *devtype;
     gboolean read_only, required;
     GPtrArray *options; /* the assignment's, for the event */
@@ -2076,8 +2075,8 @@ static GPtrArray *start_devices(QubesRuntime *rt, QubesDomain *dom,
                     g_strdup_printf("the host uses it (%s)", b->in_use);
                 ok = start_dev_refuse(a, dom, why, error);
             } else if (used) {
-                g_autofree char *why = g_strdup_printf(
-                    "attached to '%s'", used->frontend->name);
+                g_autofree char *why =
+                    g_strdup_printf("attached to '%s'", used->frontend->name);
                 ok = start_dev_refuse(a, dom, why, error);
             } else {
                 StartDev *d = g_new0(StartDev, 1);
@@ -2345,8 +2344,7 @@ static void start_create(StartJob *j, char *xml)
                   start_memory_done, j);
 }
 
-static void start_firewall_ready(GObject *src, GAsyncResult *res,
-                                 gpointer data)
+static void start_firewall_ready(GObject *src, GAsyncResult *res, gpointer data)
 {
     StartJob *j = data;
     GError *err = NULL;

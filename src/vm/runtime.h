@@ -138,7 +138,7 @@ typedef struct {
 const GPtrArray *qubes_runtime_block_attachments(QubesRuntime *rt);
 /* The attachment of dom0's port @port_id, NULL when it is free. */
 const QubesBlockAttachment *qubes_runtime_block_attached(QubesRuntime *rt,
-                                                        const char *port_id);
+                                                         const char *port_id);
 /* Attaches /dev/@path as port @port_id to the running @dom with the
  * (checked) options @frontend_dev (NULL: the first free), @read_only and
  * @devtype. Finish with qubes_runtime_op_finish(). */

@@ -89,7 +89,9 @@ static void test_unpack(void)
     } cases[] = {
         {"", {NULL}, {NULL}},
         {"  mode='required'  ", {"mode", "required", NULL}, {NULL}},
-        {"a='1' b='x y' _o='v'", {"a", "1", "b", "x y", NULL}, {"o", "v", NULL}},
+        {"a='1' b='x y' _o='v'",
+         {"a", "1", "b", "x y", NULL},
+         {"o", "v", NULL}},
         /* two spaces (a DeviceInfo without description) */
         {"backend_domain='dom0'  interfaces='b******'",
          {"backend_domain", "dom0", "interfaces", "b******", NULL},
@@ -104,14 +106,17 @@ static void test_unpack(void)
         g_autoptr(GPtrArray) p = pairs();
         g_autoptr(GPtrArray) o = pairs();
         g_autoptr(GError) err = NULL;
-        g_assert_true(qubes_dev_unpack(cases[c].in, strlen(cases[c].in), p, o,
-                                       &err));
+        g_assert_true(
+            qubes_dev_unpack(cases[c].in, strlen(cases[c].in), p, o, &err));
         g_assert_no_error(err);
         assert_pairs(p, cases[c].props);
         assert_pairs(o, cases[c].opts);
     }
     static const char *const bad[] = {
-        "mo de='x'", "mode='x\x01'", "m\xc3\xa9='x'", "a\tb='x'",
+        "mo de='x'",
+        "mode='x\x01'",
+        "m\xc3\xa9='x'",
+        "a\tb='x'",
     };
     for (guint c = 0; c < G_N_ELEMENTS(bad); c++) {
         g_autoptr(GPtrArray) p = pairs();
@@ -129,10 +134,19 @@ static void test_unpack(void)
     g_autoptr(GPtrArray) p = pairs();
     g_autoptr(GPtrArray) o = pairs();
     g_assert_true(qubes_dev_unpack(s, strlen(s), p, o, NULL));
-    static const char *const want[] = {
-        "device_id", "0000:0000::?******", "port_id", "loop7", "devclass",
-        "block", "backend_domain", "dom0", "name", "/var/tmp/it's here.img",
-        "interfaces", "?******", NULL};
+    static const char *const want[] = {"device_id",
+                                       "0000:0000::?******",
+                                       "port_id",
+                                       "loop7",
+                                       "devclass",
+                                       "block",
+                                       "backend_domain",
+                                       "dom0",
+                                       "name",
+                                       "/var/tmp/it's here.img",
+                                       "interfaces",
+                                       "?******",
+                                       NULL};
     assert_pairs(p, want);
 }
 
@@ -157,7 +171,7 @@ static void test_deserialize(void)
     g_assert_cmpstr(m->dev.device_id, ==, "*");
     QubesVDev fixed = {"dom0", "loop7", "block", "abc"};
     static const char *const bad[] = {
-        "backend_domain='sys-usb'", "port_id='loop8'", "devclass='pci'",
+        "backend_domain='sys-usb'", "port_id='loop8'",  "devclass='pci'",
         "device_id='xyz'",          "mode='sometimes'", "colour='red'",
     };
     for (guint c = 0; c < G_N_ELEMENTS(bad); c++) {
@@ -172,7 +186,8 @@ static void test_arg(void)
 {
     QubesDevArg a;
     g_autoptr(GError) err = NULL;
-    g_assert_true(qubes_dev_arg_parse("test-vm1+1234+dead+beef+cafe", &a, &err));
+    g_assert_true(
+        qubes_dev_arg_parse("test-vm1+1234+dead+beef+cafe", &a, &err));
     g_assert_cmpstr(a.backend, ==, "test-vm1");
     g_assert_cmpstr(a.port_id, ==, "1234");
     g_autofree char *id = qubes_dev_arg_device_id(&a);
@@ -190,8 +205,8 @@ static void test_arg(void)
     g_assert_cmpstr(a.port_id, ==, "loop7");
     g_assert_cmpstr(a.encoded_device_id, ==, "/var/tmp/x.img");
     qubes_dev_arg_clear(&a);
-    static const char *const bad[] = {"dom0", "dom0+", "+loop7",
-                                      "dom0+../x", "dom0+..", "dom0+a/b",
+    static const char *const bad[] = {"dom0",       "dom0+",   "+loop7",
+                                      "dom0+../x",  "dom0+..", "dom0+a/b",
                                       "dom0+lo op", "do/m0+x"};
     for (guint c = 0; c < G_N_ELEMENTS(bad); c++) {
         g_autoptr(GError) e2 = NULL;
@@ -205,7 +220,8 @@ static void test_arg(void)
 static void test_interfaces(void)
 {
     g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) ifs = qubes_dev_interfaces_parse("b******u03**01p0c", &err);
+    g_autoptr(GPtrArray) ifs =
+        qubes_dev_interfaces_parse("b******u03**01p0c", &err);
     g_assert_no_error(err);
     g_assert_cmpuint(ifs->len, ==, 3);
     g_assert_cmpstr(ifs->pdata[0], ==, "b******");

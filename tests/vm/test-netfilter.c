@@ -144,8 +144,8 @@ static void test_resolve(void)
     g_assert_true(g_strv_contains((const char *const *)addrs, "127.0.0.1"));
     qubes_nf_client_clear(&c);
 
-    static const char *const bad[] = {"action=accept dsthost=no-such-host.invalid",
-                                      NULL};
+    static const char *const bad[] = {
+        "action=accept dsthost=no-such-host.invalid", NULL};
     client(&c, 3, bad, "");
     g_assert_false(qubes_nf_resolve(&c, &err));
     g_assert_nonnull(strstr(err->message, "no-such-host.invalid"));
@@ -159,8 +159,8 @@ static char *nft_list(void)
     g_autofree char *out = NULL;
     g_autofree char *errout = NULL;
     int status = 0;
-    const char *argv[] = {"nft", "list", "table", "bridge", "qubes-firewall",
-                          NULL};
+    const char *argv[] = {"nft",    "list",           "table",
+                          "bridge", "qubes-firewall", NULL};
     if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
                       NULL, &out, &errout, &status, NULL) ||
         !g_spawn_check_wait_status(status, NULL))
@@ -242,8 +242,8 @@ static void test_kernel_huge_list(void)
     for (guint i = 0; i < 5000; i++)
         g_ptr_array_add(lines, g_strdup_printf("action=drop dst4=10.%u.%u.%u "
                                                "proto=tcp dstports=%u",
-                                               i >> 16, (i >> 8) & 255,
-                                               i & 255, 1 + i));
+                                               i >> 16, (i >> 8) & 255, i & 255,
+                                               1 + i));
     g_ptr_array_add(lines, g_strdup("action=accept"));
     g_ptr_array_add(lines, NULL);
     QubesNfClient c;
@@ -274,8 +274,10 @@ static void test_kernel_refusal_changes_nothing(void)
     g_assert_true(qubes_nf_run(script, &err));
     g_autofree char *before = nft_list();
     /* a transaction that fails at its end leaves what was */
-    g_autofree char *bad = g_strconcat(script, "add rule bridge qubes-firewall "
-                                               "no-such-chain drop\n", NULL);
+    g_autofree char *bad = g_strconcat(script,
+                                       "add rule bridge qubes-firewall "
+                                       "no-such-chain drop\n",
+                                       NULL);
     g_assert_false(qubes_nf_run(bad, &err));
     g_assert_nonnull(strstr(err->message, "nftables: "));
     g_autofree char *after = nft_list();
