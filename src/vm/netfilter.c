@@ -82,12 +82,16 @@ gboolean qubes_nf_resolve(QubesNfClient *c, GError **error)
 
 /* ---- the commands ---- */
 
+/* The base chains at the bridge family's filter priority (-200): before
+ * br_netfilter (0), which takes a bridged IPv4 frame at its priority
+ * and hands it on to the hooks after it only, so that a chain of its
+ * priority registered after its own would never see the frame. */
 static const char base[] =
     "add table " T "\n"
     "add map " T " clients { type ifname : verdict ; }\n"
-    "add chain " T " forward { type filter hook forward priority 0 ; "
+    "add chain " T " forward { type filter hook forward priority -200 ; "
     "policy accept ; }\n"
-    "add chain " T " input { type filter hook input priority 0 ; "
+    "add chain " T " input { type filter hook input priority -200 ; "
     "policy accept ; }\n"
     "flush chain " T " forward\n"
     "add rule " T " forward iifname vmap @clients\n"

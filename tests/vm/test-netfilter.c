@@ -215,6 +215,9 @@ static void test_kernel_takes_every_form(void)
     g_autofree char *list = nft_list();
     g_assert_nonnull(strstr(list, "\"qcli12\" : jump qube-12"));
     g_assert_nonnull(strstr(list, "iifname vmap @clients"));
+    /* before br_netfilter (priority 0), which would hide bridged IPv4
+     * frames from a chain of its priority */
+    g_assert_nonnull(strstr(list, "hook forward priority filter;"));
     g_assert_nonnull(strstr(list, "ip daddr 10.0.0.0/8 accept"));
     g_assert_nonnull(strstr(list, "fd09:24ef:4179::a8b:1"));
     gchar *first = strstr(list, "chain qube-12");

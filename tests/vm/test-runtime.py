@@ -526,6 +526,35 @@ def reach(vm, host, port, marker):
     return True
 
 
+def link_state(qid):
+    """What the host has of a client's link and firewall (diagnostics)."""
+    out = []
+    for cmd in (['nft', 'list', 'table', 'bridge', 'qubes-firewall'],
+                ['ip', '-br', 'link'], ['bridge', 'link']):
+        r = in_netns(*cmd)
+        out.append('$ %s\n%s%s' % (' '.join(cmd), r.stdout, r.stderr))
+    return '\n'.join(out)
+
+
+def blocked(vm, host, port, marker, qid):
+    """@vm cannot reach @port of @host; else the host's state in the
+    failure, and a trace of the packets of a second try."""
+    if not reach(vm, host, port, marker):
+        return
+    diag = link_state(qid)
+    # counters at the entry of every chain, then a second try
+    ins = [in_netns('nft', 'insert', 'rule', 'bridge', 'qubes-firewall', c,
+                    'counter') for c in ('forward', 'input', 'qube-' + qid)]
+    again = reach(vm, host, port, marker)
+    counted = in_netns('nft', 'list', 'table', 'bridge', 'qubes-firewall')
+    ls = in_netns('ip', '-s', 'link')
+    raise AssertionError('%s reached %s:%s (again: %s)\n%s\ncounted (%s):\n'
+                         '%s\n%s\nqubesd:\n%s' % (vm, host, port, again, diag,
+                                                   [i.returncode for i in ins],
+                                                   counted.stdout, ls.stdout,
+                                           state['d'].read_log()[-2000:]))
+
+
 def nft_chain(qid):
     r = in_netns('nft', 'list', 'chain', 'bridge', 'qubes-firewall',
                  'qube-' + qid)
@@ -560,13 +589,13 @@ def test_firewall_on_the_link():
         chain = nft_chain(qid)
         assert chain and 'tcp dport 7 accept' in chain, chain
         assert reach('work', gw, 7, 'hello-from-netvm')
-        assert not reach('work', gw, 8, 'hello-8-from-netvm')
+        blocked('work', gw, 8, 'hello-8-from-netvm', qid)
         # a change applies at once
         d.ok('admin.vm.firewall.Set', 'work', '',
              ('action=accept dst4=%s proto=tcp dstports=8\n'
               'action=drop\n' % gw).encode())
         assert reach('work', gw, 8, 'hello-8-from-netvm')
-        assert not reach('work', gw, 7, 'hello-from-netvm')
+        blocked('work', gw, 7, 'hello-from-netvm', qid)
         # qubesd restarted (SIGKILL, and a chain left for a qube that no
         # longer runs): the table is made anew with the running qube's
         # chain, the stale one gone, the rules kept throughout
@@ -582,12 +611,12 @@ def test_firewall_on_the_link():
             time.sleep(0.2)
         assert 'tcp dport 8 accept' in nft_chain(qid)
         assert reach('work', gw, 8, 'hello-8-from-netvm')
-        assert not reach('work', gw, 7, 'hello-from-netvm')
+        blocked('work', gw, 7, 'hello-from-netvm', qid)
         # specialtarget=dns: the qube's DNS servers, port 53
         d.ok('admin.vm.firewall.Set', 'work', '',
              b'action=accept specialtarget=dns\naction=drop\n')
         assert reach('work', '10.139.1.1', 53, 'hello-dns-from-netvm')
-        assert not reach('work', gw, 7, 'hello-from-netvm')
+        blocked('work', gw, 7, 'hello-from-netvm', qid)
         # an expiring rule: blocks until it expires, then goes
         ev = Events('work')
         try:
@@ -595,7 +624,7 @@ def test_firewall_on_the_link():
             d.ok('admin.vm.firewall.Set', 'work', '',
                  ('action=drop proto=tcp dstports=7 expire=%d\n'
                   'action=accept\n' % expire).encode())
-            assert not reach('work', gw, 7, 'hello-from-netvm')
+            blocked('work', gw, 7, 'hello-from-netvm', qid)
             assert 'expire=%d' % expire in d.ok('admin.vm.firewall.Get',
                                                  'work')
             seen = len([e for e in ev.events
