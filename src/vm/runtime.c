@@ -2017,7 +2017,9 @@ static gboolean start_dev_refuse(QubesDevAssignment *a, QubesDomain *dom,
 {
     gboolean required = a->mode == QUBES_DEV_REQUIRED;
     g_autofree char *v = qubes_vdev_str(&a->dev);
-    g_autofree char *cls = g_strdup(a->dev.devclass);
+    g_autofree char *cls = strcmp(a->dev.devclass, "pci") == 0
+                               ? g_strdup("PCI")
+                               : g_strdup(a->dev.devclass);
     cls[0] = g_ascii_toupper(cls[0]);
     if (!required) {
         g_message("%s: %s device %s not attached at start: %s", dom->name, cls,
@@ -2789,8 +2791,10 @@ void qubes_runtime_unpause(QubesRuntime *rt, QubesDomain *dom,
     simple_op(rt, dom, OP_RESUME, QUBES_POWER_RUNNING, task);
 }
 
-/* Without PCI devices (there are none yet) the reference's suspend is a
- * pause (libvirt suspend), with the same refusal. */
+/* Without PCI devices attached the reference's suspend is a pause
+ * (libvirt suspend), with the same refusal; with them it is ACPI S3. A
+ * PCI device is attached only on a host with an IOMMU, where this has
+ * not been run: every suspend is a pause here. */
 void qubes_runtime_suspend(QubesRuntime *rt, QubesDomain *dom,
                            GAsyncReadyCallback cb, gpointer data)
 {

@@ -770,6 +770,32 @@ def test_block_devices_of_dom0():
         subprocess.run(['losetup', '-d', loop], capture_output=True)
 
 
+def test_pci_assignment_without_iommu():
+    """A PCI device assigned as required: the qube is hvm by default now,
+    and on this host without an IOMMU its start fails with the cause,
+    nothing left running; unassigned, it starts."""
+    d = state['d']
+    halt()
+    pcis = sorted(os.listdir('/sys/bus/pci/devices'))
+    dom_, bus, rest = pcis[0].split(':')
+    port = '%s_%s' % (bus, rest) if dom_ == '0000' else \
+        '%s_%s_%s' % (dom_, bus, rest)
+    assert not os.listdir('/sys/kernel/iommu_groups'), 'this host has one'
+    d.ok('admin.vm.device.pci.Assign', 'work', 'dom0+' + port,
+         b"mode='required'")
+    try:
+        assert d.ok('admin.vm.property.Get', 'work', 'virt_mode') == \
+            'default=True type=str hvm'
+        r = d.call('admin.vm.Start', 'work')
+        assert r[0] == 'exc' and 'this host has no IOMMU' in r[2] and \
+            ('PCI device dom0:%s:* not available' % port) in r[2], r
+        assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+    finally:
+        d.ok('admin.vm.device.pci.Unassign', 'work', 'dom0+' + port)
+    start_ready('work')
+    halt()
+
+
 def test_libvirtd_restart_reconnects():
     """libvirtd restarted under a running qube: qubesd reconnects, still
     sees it running, and stops it as usual."""
