@@ -29,14 +29,6 @@ static char *class_of(Call *call)
     return g_strndup(p, dot ? (gsize)(dot - p) : strlen(p));
 }
 
-static char *prop_str(QubesDomain *dom, const char *name)
-{
-    char *v = NULL;
-    if (!qubes_props_get(&dom->props, name, &v, NULL, NULL))
-        return NULL;
-    return v;
-}
-
 static void fire_dev(QubesDomain *dom, const char *event, const char *cls,
                      const char *const *kw)
 {
@@ -389,7 +381,7 @@ static gboolean check_options(const char *cls, QubesDevAssignment *a,
 static gboolean denied(QubesDomain *dest, const QubesDevInfo *info,
                        GError **error)
 {
-    g_autofree char *list = prop_str(dest, "devices_denied");
+    g_autofree char *list = qubes_domain_prop(dest, "devices_denied");
     const char *ifs = info->interfaces ? info->interfaces : "?******";
     for (gsize i = 0; list && i + 7 <= strlen(list); i += 7)
         for (gsize j = 0; j + 7 <= strlen(ifs); j += 7) {
@@ -410,28 +402,35 @@ static gboolean denied(QubesDomain *dest, const QubesDevInfo *info,
 
 /* ---- assign, unassign, set.assignment ---- */
 
-static gboolean same_device(const QubesDevAssignment *a, const QubesVDev *v)
+/* The assignment of Assign and Attach: the payload checked against the
+ * device the argument names (@e: what its backend exposes, kept for
+ * the caller; cleared on failure). */
+static QubesDevAssignment *payload_assignment(Call *call, const char *cls,
+                                              Exposed *e, GError **error)
 {
-    return qubes_vdev_equal(&a->dev, v);
+    QubesVDev dev;
+    if (!load_device(call, cls, e, &dev, error))
+        return NULL;
+    gsize len = 0;
+    const char *payload = call->untrusted_payload
+                              ? g_bytes_get_data(call->untrusted_payload, &len)
+                              : "";
+    QubesDevAssignment *a =
+        qubes_dev_assignment_deserialize(payload, len, &dev, error);
+    qubes_vdev_clear(&dev);
+    if (!a)
+        exposed_clear(e);
+    return a;
 }
 
 static char *device_assign(Call *call, GError **error)
 {
     g_autofree char *cls = class_of(call);
     Exposed e;
-    QubesVDev dev;
-    if (!load_device(call, cls, &e, &dev, error))
-        return NULL;
-    gsize len = 0;
-    const char *payload = call->untrusted_payload
-                              ? g_bytes_get_data(call->untrusted_payload, &len)
-                              : "";
-    g_autoptr(QubesDevAssignment) a =
-        qubes_dev_assignment_deserialize(payload, len, &dev, error);
-    qubes_vdev_clear(&dev);
-    exposed_clear(&e);
+    g_autoptr(QubesDevAssignment) a = payload_assignment(call, cls, &e, error);
     if (!a)
         return NULL;
+    exposed_clear(&e);
     if (a->frontend && strcmp(a->frontend, call->dest->name) != 0) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                     "Trying to assign device belonging to other domain: %s",
@@ -452,7 +451,7 @@ static char *device_assign(Call *call, GError **error)
     if (!check_options(cls, a, error))
         return NULL;
     if (strcmp(cls, "pci") == 0) {
-        g_autofree char *vm = prop_str(call->dest, "virt_mode");
+        g_autofree char *vm = qubes_domain_prop(call->dest, "virt_mode");
         if (g_strcmp0(vm, "pvh") == 0 &&
             !qubes_props_is_default(&call->dest->props, "virt_mode")) {
             g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
@@ -462,7 +461,9 @@ static char *device_assign(Call *call, GError **error)
         }
     }
     for (guint i = 0; i < call->dest->assignments->len; i++)
-        if (same_device(call->dest->assignments->pdata[i], &a->dev)) {
+        if (qubes_vdev_equal(
+                &((QubesDevAssignment *)call->dest->assignments->pdata[i])->dev,
+                &a->dev)) {
             g_autofree char *r = qubes_vdev_repr(&a->dev);
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_DEVICE_ALREADY_ASSIGNED,
                         "%s device %s already assigned to '%s'", cls, r,
@@ -493,7 +494,9 @@ static QubesDevAssignment *find_assigned(Call *call, const QubesVDev *v,
                                          guint *index, GError **error)
 {
     for (guint i = 0; i < call->dest->assignments->len; i++)
-        if (same_device(call->dest->assignments->pdata[i], v)) {
+        if (qubes_vdev_equal(
+                &((QubesDevAssignment *)call->dest->assignments->pdata[i])->dev,
+                v)) {
             *index = i;
             return call->dest->assignments->pdata[i];
         }
@@ -590,22 +593,13 @@ static char *device_attach(Call *call, GError **error)
 {
     g_autofree char *cls = class_of(call);
     Exposed e;
-    QubesVDev dev;
-    if (!load_device(call, cls, &e, &dev, error))
+    g_autoptr(QubesDevAssignment) a = payload_assignment(call, cls, &e, error);
+    if (!a)
         return NULL;
-    gsize len = 0;
-    const char *payload = call->untrusted_payload
-                              ? g_bytes_get_data(call->untrusted_payload, &len)
-                              : "";
-    g_autoptr(QubesDevAssignment) a =
-        qubes_dev_assignment_deserialize(payload, len, &dev, error);
-    qubes_vdev_clear(&dev);
     char *result = NULL;
     g_autofree char *opts = NULL, *v = NULL, *pre = NULL;
     g_autoptr(GPtrArray) fx = NULL;
     QubesRuntime *rt = call->app->runtime;
-    if (!a)
-        goto out;
     if (a->mode != QUBES_DEV_MANUAL) {
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
                             "Attach takes a manual assignment (the others "
@@ -775,7 +769,7 @@ static char *device_detach(Call *call, GError **error)
 
 static char *denied_list(Call *call, GError **error)
 {
-    g_autofree char *list = prop_str(call->dest, "devices_denied");
+    g_autofree char *list = qubes_domain_prop(call->dest, "devices_denied");
     g_autoptr(GPtrArray) ifs =
         qubes_dev_interfaces_parse(list ? list : "", error);
     if (!ifs)
@@ -799,10 +793,10 @@ static gboolean no_duplicates(GPtrArray *ifs, GError **error)
 
 static char *set_denied(Call *call, const char *value, GError **error)
 {
-    g_autofree char *prev = prop_str(call->dest, "devices_denied");
+    g_autofree char *prev = qubes_domain_prop(call->dest, "devices_denied");
     if (!qubes_props_set(&call->dest->props, "devices_denied", value, error))
         return NULL;
-    g_autofree char *now = prop_str(call->dest, "devices_denied");
+    g_autofree char *now = qubes_domain_prop(call->dest, "devices_denied");
     if (g_strcmp0(prev, now) == 0)
         return g_strdup(""); /* nothing changed: not saved */
     return api_saved(call, error);
@@ -816,7 +810,7 @@ static char *denied_add(Call *call, GError **error)
     g_autoptr(GPtrArray) ifs = qubes_dev_interfaces_parse(untrusted, error);
     if (!ifs || !no_duplicates(ifs, error))
         return NULL;
-    g_autofree char *prev = prop_str(call->dest, "devices_denied");
+    g_autofree char *prev = qubes_domain_prop(call->dest, "devices_denied");
     GString *v = g_string_new(prev ? prev : "");
     for (guint i = 0; i < ifs->len; i++)
         g_string_append(v, ifs->pdata[i]);
@@ -829,7 +823,7 @@ static char *denied_remove(Call *call, GError **error)
     g_autofree char *untrusted = api_payload_text(call, FALSE, error);
     if (!untrusted)
         return NULL;
-    g_autofree char *list = prop_str(call->dest, "devices_denied");
+    g_autofree char *list = qubes_domain_prop(call->dest, "devices_denied");
     g_autoptr(GPtrArray) cur =
         qubes_dev_interfaces_parse(list ? list : "", error);
     if (!cur)

@@ -241,6 +241,10 @@ char *qubes_domain_read_file(QubesDomain *dom, const char *name, gsize max,
 gboolean qubes_domain_write_file(QubesDomain *dom, const char *name,
                                  const char *text, GError **error);
 
+/* The value of the qube's property @name as text (new), NULL when it
+ * has none. */
+char *qubes_domain_prop(QubesDomain *dom, const char *name);
+
 /* ---- assigned devices (domain-devices.c; devices.h) ---- */
 
 /* The assignments of class @devclass (borrowed pointers, in order). */

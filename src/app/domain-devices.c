@@ -20,6 +20,14 @@
 
 #include <string.h>
 
+char *qubes_domain_prop(QubesDomain *dom, const char *name)
+{
+    char *v = NULL;
+    if (!qubes_props_get(&dom->props, name, &v, NULL, NULL))
+        return NULL;
+    return v;
+}
+
 GPtrArray *qubes_domain_assignments(QubesDomain *dom, const char *devclass)
 {
     GPtrArray *out = g_ptr_array_new();

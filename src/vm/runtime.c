@@ -66,17 +66,9 @@ struct _QubesRuntime {
 
 /* ---- small helpers ---- */
 
-static char *prop(QubesDomain *d, const char *name)
-{
-    char *v = NULL;
-    if (!qubes_props_get(&d->props, name, &v, NULL, NULL))
-        return NULL;
-    return v;
-}
-
 static guint64 prop_u64(QubesDomain *d, const char *name)
 {
-    g_autofree char *v = prop(d, name);
+    g_autofree char *v = qubes_domain_prop(d, name);
     return v ? g_ascii_strtoull(v, NULL, 10) : 0;
 }
 
@@ -168,7 +160,7 @@ static QubesDomain *find_by_uuid(QubesRuntime *rt, const char *uuid)
         QubesDomain *d = rt->app->domains->pdata[i];
         if (!d || d->qid == 0)
             continue;
-        g_autofree char *u = prop(d, "uuid");
+        g_autofree char *u = qubes_domain_prop(d, "uuid");
         if (u && g_ascii_strcasecmp(u, uuid) == 0)
             return d;
     }
@@ -359,7 +351,7 @@ static void run_op(QubesRuntime *rt, OpKind kind, QubesDomain *dom, char *xml,
     Op *op = g_new0(Op, 1);
     op->rt = rt_ref(rt);
     op->kind = kind;
-    op->uuid = prop(dom, "uuid");
+    op->uuid = qubes_domain_prop(dom, "uuid");
     op->xml = xml;
     run_in_worker(op_thread, op, (GDestroyNotify)op_free, cb, data);
 }
@@ -464,7 +456,7 @@ static void run_bridge(QubesDomain *dom, gboolean add, GAsyncReadyCallback cb,
 /* The <interface> a netvm gets for @client. */
 static char *netvm_nic_xml(QubesDomain *client)
 {
-    char *ip = prop(client, "visible_ip");
+    char *ip = qubes_domain_prop(client, "visible_ip");
     guint a = 0, b = 0, c = 0, d = 0;
     if (!ip || sscanf(ip, "%u.%u.%u.%u", &a, &b, &c, &d) != 4)
         a = b = c = d = 0;
@@ -680,7 +672,7 @@ static void nf_push(QubesRuntime *rt, NfJob *j, GAsyncReadyCallback cb,
 
 static GStrv dns_of(QubesDomain *dom)
 {
-    g_autofree char *dns = prop(dom, "dns");
+    g_autofree char *dns = qubes_domain_prop(dom, "dns");
     return g_strsplit(dns ? dns : "", " ", -1);
 }
 
@@ -1222,10 +1214,10 @@ static void append_net_cmdline(QubesVmSpec *s, QubesDomain *dom,
 {
     GString *c = g_string_new(s->cmdline);
     if (net) {
-        g_autofree char *ip = prop(dom, "visible_ip");
-        g_autofree char *gw = prop(dom, "visible_gateway");
-        g_autofree char *mask = prop(dom, "visible_netmask");
-        g_autofree char *dns = prop(dom, "dns");
+        g_autofree char *ip = qubes_domain_prop(dom, "visible_ip");
+        g_autofree char *gw = qubes_domain_prop(dom, "visible_gateway");
+        g_autofree char *mask = qubes_domain_prop(dom, "visible_netmask");
+        g_autofree char *dns = qubes_domain_prop(dom, "dns");
         g_auto(GStrv) d = g_strsplit(dns ? dns : "", " ", 3);
         g_string_append_printf(c, " ip=%s::%s:%s:%s:eth0:off:%s:%s",
                                ip ? ip : "", gw ? gw : "", mask ? mask : "",
@@ -1233,7 +1225,7 @@ static void append_net_cmdline(QubesVmSpec *s, QubesDomain *dom,
                                d[0] && d[1] ? d[1] : "");
     }
     if (qubes_domain_flag(dom, "provides_network")) {
-        g_autofree char *gw = prop(dom, "gateway");
+        g_autofree char *gw = qubes_domain_prop(dom, "gateway");
         if (gw && *gw)
             g_string_append_printf(c, " qubes.gateway=%s", gw);
     }
@@ -1257,13 +1249,13 @@ static void set_emulator(QubesVmSpec *s, QubesDomain *dom, QubesDomain *net)
 {
     s->stubdom_legacy = legacy_stubdom(dom);
     s->stubdom_mem = prop_u64(dom, "stubdom_mem");
-    g_autofree char *audio = prop(dom, "audiovm");
+    g_autofree char *audio = qubes_domain_prop(dom, "audiovm");
     QubesDomain *a =
         audio && *audio ? g_hash_table_lookup(dom->app->by_name, audio) : NULL;
     gint64 audio_xid = !a ? -1 : a->qid == 0 ? 0 : a->xid;
-    g_autofree char *ip = net ? prop(dom, "ip") : NULL;
-    g_autofree char *gw = net ? prop(net, "gateway") : NULL;
-    g_autofree char *dns = net ? prop(dom, "dns") : NULL;
+    g_autofree char *ip = net ? qubes_domain_prop(dom, "ip") : NULL;
+    g_autofree char *gw = net ? qubes_domain_prop(net, "gateway") : NULL;
+    g_autofree char *dns = net ? qubes_domain_prop(dom, "dns") : NULL;
     g_auto(GStrv) d = g_strsplit(dns ? dns : "", " ", 3);
     s->emulator_cmdline =
         qubes_vm_emulator_cmdline(s->stubdom_legacy, audio_xid, net != NULL, ip,
@@ -1276,11 +1268,11 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
     g_autoptr(QubesVmSpec) s = qubes_vm_spec_new();
     s->hv = rt->cfg.hv;
     s->name = g_strdup(dom->name);
-    s->uuid = prop(dom, "uuid");
+    s->uuid = qubes_domain_prop(dom, "uuid");
     s->memory = prop_u64(dom, "memory");
     s->maxmem = prop_u64(dom, "maxmem");
     s->vcpus = (guint)MAX(prop_u64(dom, "vcpus"), 1);
-    s->virt_mode = prop(dom, "virt_mode");
+    s->virt_mode = qubes_domain_prop(dom, "virt_mode");
     if (!s->virt_mode)
         s->virt_mode = g_strdup("pvh");
     /* The reference fixes the memory of a qube that cannot balloon:
@@ -1289,7 +1281,7 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
      * balloon to read). */
     if (s->maxmem < s->memory || qubes_domain_has_assignment(dom, "pci"))
         s->maxmem = 0;
-    g_autofree char *kernel = prop(dom, "kernel");
+    g_autofree char *kernel = qubes_domain_prop(dom, "kernel");
     if (kernel && *kernel) {
         s->kernel_dir = kernel_dir(dom);
         if (!s->kernel_dir) {
@@ -1297,7 +1289,7 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
                         "Kernel %s of %s has no files", kernel, dom->name);
             return NULL;
         }
-        g_autofree char *opts = prop(dom, "kernelopts");
+        g_autofree char *opts = qubes_domain_prop(dom, "kernelopts");
         if (feature_with_template(dom, "no-default-kernelopts")) {
             s->cmdline = g_strdup(opts ? opts : "");
         } else {
@@ -1324,9 +1316,9 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
     QubesDomain *net = qubes_domain_get_netvm(dom);
     if (net) {
         QubesVmNic *nic = g_new0(QubesVmNic, 1);
-        nic->mac = prop(dom, "mac");
-        nic->ip = prop(dom, "ip");
-        nic->ip6 = prop(dom, "ip6");
+        nic->mac = qubes_domain_prop(dom, "mac");
+        nic->ip = qubes_domain_prop(dom, "ip");
+        nic->ip6 = qubes_domain_prop(dom, "ip6");
         if (nic->ip6 && !*nic->ip6)
             g_clear_pointer(&nic->ip6, g_free);
         nic->backend_domain = g_strdup(net->name);
@@ -2289,7 +2281,7 @@ static void mem_thread(GTask *task, gpointer src, gpointer data,
 static guint64 memory_required(QubesRuntime *rt, QubesDomain *dom)
 {
     guint64 mib = prop_u64(dom, "memory");
-    g_autofree char *mode = prop(dom, "virt_mode");
+    g_autofree char *mode = qubes_domain_prop(dom, "virt_mode");
     if (rt->cfg.hv == QUBES_HV_XEN && g_strcmp0(mode, "hvm") == 0) {
         guint64 stub = prop_u64(dom, "stubdom_mem");
         mib += stub ? stub : legacy_stubdom(dom) ? 28 : 128;
@@ -2439,8 +2431,8 @@ static void start_pre_fired(GObject *src, GAsyncResult *res, gpointer data)
         start_fail(j, err);
         return;
     }
-    g_autofree char *mode = prop(j->dom, "virt_mode");
-    g_autofree char *kernel = prop(j->dom, "kernel");
+    g_autofree char *mode = qubes_domain_prop(j->dom, "virt_mode");
+    g_autofree char *kernel = qubes_domain_prop(j->dom, "kernel");
     if (g_strcmp0(mode, "pvh") == 0 && !(kernel && *kernel)) {
         start_fail(j, g_error_new_literal(QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                                           "virt_mode PVH require kernel to "
@@ -3121,7 +3113,7 @@ static gboolean autostart_begin(gpointer data)
         QubesDomain *d = rt->app->domains->pdata[i];
         if (!d || d->qid == 0 || strcmp(d->klass->name, "RemoteVM") == 0)
             continue;
-        g_autofree char *v = prop(d, "autostart");
+        g_autofree char *v = qubes_domain_prop(d, "autostart");
         if (g_strcmp0(v, "True") == 0)
             g_ptr_array_add(a->doms, qubes_domain_ref(d));
     }
