@@ -70,7 +70,7 @@ typedef QubesDomainFiles DomJob;
 static gboolean create_work(gpointer data, GError **error)
 {
     DomJob *j = data;
-    return qubes_storage_create(j->volumes, j->dir, error);
+    return qubes_domain_files_create(j, error);
 }
 
 static char *create_done(Call *call, gboolean ok, GError **error, gpointer data)
@@ -82,6 +82,8 @@ static char *create_done(Call *call, gboolean ok, GError **error, gpointer data)
             qubes_app_remove_domain(call->app, j->dom, NULL);
         return NULL;
     }
+    /* A DispVM's copied rules expire as the template's would. */
+    qubes_domain_firewall_watch(j->dom, j->firewall_next);
     /* The reference's event once a new qube's storage is made. */
     g_autoptr(GPtrArray) fx = qubes_emitter_fire(
         &j->dom->emitter, "domain-create-on-disk", NULL, NULL);
@@ -270,6 +272,7 @@ static char *disp_created(Call *call, gboolean ok, GError **error,
             qubes_app_remove_domain(call->app, j->job->dom, NULL);
         return NULL;
     }
+    qubes_domain_firewall_watch(j->job->dom, j->job->firewall_next);
     g_autoptr(GPtrArray) fx = qubes_emitter_fire(
         &j->job->dom->emitter, "domain-create-on-disk", NULL, NULL);
     DispJob *k = disp_job_new(j->job->dom, j->uuid);

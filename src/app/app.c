@@ -638,8 +638,9 @@ static gboolean new_dispid(QubesApp *app, guint *out, GError **error)
 
 /* A new DispVM: its dispid, then what its template has (dispvm.py): the
  * properties set there that the DispVM leaves at their default (not
- * those naming the qube itself or its addresses), its features and its
- * tags. */
+ * those naming the qube itself or its addresses), its features (but
+ * preload-dispvm*) and its tags; its firewall is copied with its
+ * storage (qubes_domain_files_create). */
 static gboolean init_dispvm(QubesApp *app, QubesDomain *dom, QubesDomain *tpl,
                             guint id, GError **error)
 {
@@ -663,9 +664,11 @@ static gboolean init_dispvm(QubesApp *app, QubesDomain *dom, QubesDomain *tpl,
             g_debug("%s: %s not taken from %s: %s", dom->name, def->name,
                     tpl->name, err->message);
     }
+    /* not the template's bookkeeping of its preloaded DispVMs */
     for (guint i = 0; i + 1 < tpl->features->len; i += 2)
-        qubes_domain_feature_set(dom, tpl->features->pdata[i],
-                                 tpl->features->pdata[i + 1], NULL);
+        if (!g_str_has_prefix(tpl->features->pdata[i], "preload-dispvm"))
+            qubes_domain_feature_set(dom, tpl->features->pdata[i],
+                                     tpl->features->pdata[i + 1], NULL);
     g_autoptr(GPtrArray) tags = qubes_domain_tags(tpl);
     for (guint i = 0; i < tags->len; i++)
         qubes_domain_tag_add(dom, tags->pdata[i], NULL);

@@ -265,6 +265,8 @@ void qubes_domain_save_devices(QubesDomain *dom, GPtrArray *out);
 
 /* ---- firewall (firewall.c; rules in firewall.h) ---- */
 
+#define QUBES_FIREWALL_FILE "firewall.xml"
+
 /* The qube's firewall rules (QubesFwRule) from firewall.xml; without
  * one, the reference's default (accept everything). Blocking. */
 GPtrArray *qubes_domain_read_firewall(QubesDomain *dom, GError **error);
@@ -297,8 +299,9 @@ char *qubes_domain_read_notes(QubesDomain *dom, GError **error);
 /* Replaces them, atomically and durably. Blocking. */
 gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
                                   GError **error);
-/* Removes the notes file (with the qube). Blocking. */
-gboolean qubes_domain_remove_notes(QubesDomain *dom, GError **error);
+/* Removes what qubesd keeps in the qube's folder: its notes and its
+ * firewall.xml (with the qube). Blocking. */
+gboolean qubes_domain_remove_own_files(QubesDomain *dom, GError **error);
 
 /* A qube's files, for a worker that may outlive the qube's place in the
  * model: the domain and its volumes (held) and its folder. */
@@ -306,10 +309,17 @@ typedef struct {
     QubesDomain *dom;
     GPtrArray *volumes;
     char *dir;
+    /* A new DispVM's template (held), whose firewall it starts with
+     * (dispvm.py clones it); NULL for every other qube. */
+    QubesDomain *firewall_from;
+    gint64 firewall_next; /* the copied rules' nearest expiry, 0: none */
 } QubesDomainFiles;
 QubesDomainFiles *qubes_domain_files_new(QubesDomain *dom);
+/* Makes the qube's storage and folder (and a DispVM's firewall.xml),
+ * all or nothing. Blocking. */
+gboolean qubes_domain_files_create(QubesDomainFiles *f, GError **error);
 void qubes_domain_files_free(QubesDomainFiles *f);
-/* Removes the qube's notes, volumes and folder. Blocking. */
+/* Removes the qube's own files, volumes and folder. Blocking. */
 gboolean qubes_domain_files_remove(QubesDomainFiles *f, GError **error);
 
 /* ---- network (net.c) ---- */

@@ -10,14 +10,13 @@
 
 /* ---- a qube's firewall.xml ---- */
 
-#define FIREWALL_FILE "firewall.xml"
 #define FIREWALL_MAX (16 * 1024 * 1024)
 
 GPtrArray *qubes_domain_read_firewall(QubesDomain *dom, GError **error)
 {
     gssize len = -1;
-    g_autofree char *text =
-        qubes_domain_read_file(dom, FIREWALL_FILE, FIREWALL_MAX, &len, error);
+    g_autofree char *text = qubes_domain_read_file(dom, QUBES_FIREWALL_FILE,
+                                                   FIREWALL_MAX, &len, error);
     if (!text)
         return NULL;
     if (len < 0) { /* none: accept everything */
@@ -27,7 +26,7 @@ GPtrArray *qubes_domain_read_firewall(QubesDomain *dom, GError **error)
         return rules;
     }
     g_autofree char *dir = qubes_domain_dir_path(dom);
-    g_autofree char *path = g_build_filename(dir, FIREWALL_FILE, NULL);
+    g_autofree char *path = g_build_filename(dir, QUBES_FIREWALL_FILE, NULL);
     return qubes_fw_from_xml(text, (gsize)len, path, error);
 }
 
@@ -42,7 +41,7 @@ gboolean qubes_domain_write_firewall(QubesDomain *dom, GPtrArray *rules,
     g_autofree char *xml =
         qubes_fw_to_xml(rules, g_get_real_time() / G_USEC_PER_SEC);
     g_mutex_lock(&fw_file_lock);
-    gboolean ok = qubes_domain_write_file(dom, FIREWALL_FILE, xml, error);
+    gboolean ok = qubes_domain_write_file(dom, QUBES_FIREWALL_FILE, xml, error);
     g_mutex_unlock(&fw_file_lock);
     return ok;
 }
@@ -120,7 +119,8 @@ static void expire_thread(GTask *task, gpointer src, gpointer data,
         }
         g_autofree char *xml = j->changed ? qubes_fw_to_xml(rules, now) : NULL;
         if (xml)
-            ok = qubes_domain_write_file(j->dom, FIREWALL_FILE, xml, &err);
+            ok =
+                qubes_domain_write_file(j->dom, QUBES_FIREWALL_FILE, xml, &err);
         j->next = qubes_fw_nearest_expire(rules);
     }
     g_mutex_unlock(&fw_file_lock);

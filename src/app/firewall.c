@@ -528,3 +528,13 @@ GPtrArray *qubes_fw_from_xml(const char *untrusted, gsize len, const char *path,
     }
     return g_steal_pointer(&out);
 }
+
+gboolean qubes_fw_rules_are_default(GPtrArray *rules)
+{
+    if (rules->len != 1)
+        return FALSE;
+    const QubesFwRule *r = rules->pdata[0];
+    return strcmp(r->action, "accept") == 0 && !r->proto && !r->dsthost &&
+           !r->dstports && !r->icmptype && !r->specialtarget && !r->expire &&
+           !r->comment;
+}

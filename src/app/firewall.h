@@ -53,6 +53,10 @@ char *qubes_fw_rule_api(const QubesFwRule *rule, gint64 now);
  * comment, the destination as dst4=/dst6=/dsthost=); NULL when expired. */
 char *qubes_fw_rule_text(const QubesFwRule *rule, gint64 now);
 
+/* Whether @rules are a qube's rules without a firewall.xml: one rule,
+ * action=accept and nothing else. */
+gboolean qubes_fw_rules_are_default(GPtrArray *rules);
+
 /* firewall.xml as master's Firewall.save() writes it (version 2: each
  * rule's set properties in the reference's order, expired rules left
  * out), UTF-8 with lxml's declaration and two-space indentation. */

@@ -9,6 +9,7 @@
  * component at a time with O_NOFOLLOW, so a link planted in place of it
  * (or of the file, which is only ever replaced) leads nowhere else. */
 #include "app.h"
+#include "firewall.h"
 
 #include "qubes-error.h"
 
@@ -179,20 +180,29 @@ gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
     return qubes_domain_write_file(dom, NOTES_FILE, text, error);
 }
 
-gboolean qubes_domain_remove_notes(QubesDomain *dom, GError **error)
+/* What qubesd itself keeps in a qube's folder (the volumes are the
+ * storage's, the libvirt config the runtime's). */
+static const char *const own_files[] = {NOTES_FILE, QUBES_FIREWALL_FILE, NULL};
+
+gboolean qubes_domain_remove_own_files(QubesDomain *dom, GError **error)
 {
     if (!dom->klass->dir_prefix)
         return TRUE;
     int dfd = open_qube_dir(dom, FALSE);
     if (dfd < 0)
         return TRUE;
-    gboolean ok = unlinkat(dfd, NOTES_FILE, 0) == 0 || errno == ENOENT;
-    int errsv = errno;
+    int errsv = 0;
+    const char *failed = NULL;
+    for (guint i = 0; own_files[i]; i++)
+        if (unlinkat(dfd, own_files[i], 0) != 0 && errno != ENOENT && !failed) {
+            errsv = errno;
+            failed = own_files[i];
+        }
     close(dfd);
-    if (!ok) {
+    if (failed) {
         g_autofree char *path = qubes_domain_dir_path(dom);
         return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errsv,
-                                      "Cannot remove %s/" NOTES_FILE, path);
+                                      "Cannot remove %s/%s", path, failed);
     }
     return TRUE;
 }
@@ -203,12 +213,43 @@ QubesDomainFiles *qubes_domain_files_new(QubesDomain *dom)
     f->dom = qubes_domain_ref(dom);
     f->volumes = qubes_domain_volume_refs(dom);
     f->dir = qubes_domain_dir_path(dom);
+    if (strcmp(dom->klass->name, "DispVM") == 0) {
+        QubesDomain *tpl = qubes_domain_get_template(dom);
+        f->firewall_from = tpl ? qubes_domain_ref(tpl) : NULL;
+    }
     return f;
+}
+
+gboolean qubes_domain_files_create(QubesDomainFiles *f, GError **error)
+{
+    /* The template's rules are read first: one that cannot be read
+     * fails the creation rather than give the DispVM no rules (which
+     * would accept everything the template closed). */
+    g_autoptr(GPtrArray) rules = NULL;
+    if (f->firewall_from &&
+        !(rules = qubes_domain_read_firewall(f->firewall_from, error)))
+        return FALSE;
+    if (!qubes_storage_create(f->volumes, f->dir, error))
+        return FALSE;
+    /* Without a firewall.xml a qube accepts everything: the default
+     * rules need no file (and the DispVM's start no extra fsync). */
+    if (!rules || qubes_fw_rules_are_default(rules))
+        return TRUE;
+    if (!qubes_domain_write_firewall(f->dom, rules, error)) {
+        g_autoptr(GError) e = NULL;
+        if (!qubes_storage_remove(f->volumes, f->dir, &e))
+            g_warning("%s: %s", f->dom->name, e->message);
+        return FALSE;
+    }
+    f->firewall_next = qubes_fw_nearest_expire(rules);
+    return TRUE;
 }
 
 void qubes_domain_files_free(QubesDomainFiles *f)
 {
     qubes_domain_unref(f->dom);
+    if (f->firewall_from)
+        qubes_domain_unref(f->firewall_from);
     g_ptr_array_unref(f->volumes);
     g_free(f->dir);
     g_free(f);
@@ -216,6 +257,12 @@ void qubes_domain_files_free(QubesDomainFiles *f)
 
 gboolean qubes_domain_files_remove(QubesDomainFiles *f, GError **error)
 {
-    return qubes_domain_remove_notes(f->dom, error) &&
-           qubes_storage_remove(f->volumes, f->dir, error);
+    /* the storage goes even when a file of qubesd's could not */
+    g_autoptr(GError) own = NULL;
+    gboolean ok = qubes_domain_remove_own_files(f->dom, &own);
+    if (!qubes_storage_remove(f->volumes, f->dir, error))
+        return FALSE;
+    if (!ok)
+        g_propagate_error(error, g_steal_pointer(&own));
+    return ok;
 }

@@ -1,9 +1,12 @@
-/* qvm-clone: copy a qube: its class, template, label, properties,
- * features, tags, and the data of every volume saved on stop (through
- * admin.vm.volume.CloneFrom and CloneTo: reflinks where the pool can).
+/* qvm-clone: copy a qube as the Qubes client's clone_vm does: its
+ * class, template, label, properties, tags, features, notes, firewall,
+ * the data of every volume saved on stop (through admin.vm.volume.
+ * CloneFrom and CloneTo: reflinks where the pool can), then its device
+ * assignments. A failure removes the new qube.
  *
  *   qvm-clone [-P POOL] [--class CLASS] SOURCE NEWNAME
  */
+#include "devices.h"
 #include "tool.h"
 
 #include <stdio.h>
@@ -13,6 +16,97 @@
 static const char *const skip[] = {"name",     "qid",        "uuid", "klass",
                                    "icon",     "start_time", "xid",  "label",
                                    "template", "updateable", NULL};
+
+/* The rules, read from the source and set whole on the copy. */
+static gboolean clone_firewall(const char *src, const char *dst, GError **error)
+{
+    g_autofree char *rules =
+        qa_call("admin.vm.firewall.Get", src, NULL, NULL, error);
+    g_autofree char *done =
+        rules ? qa_call("admin.vm.firewall.Set", dst, NULL, rules, error)
+              : NULL;
+    return done != NULL;
+}
+
+static const char *prop_of(GPtrArray *pairs, const char *name)
+{
+    for (guint i = 0; i + 1 < pairs->len; i += 2)
+        if (strcmp(pairs->pdata[i], name) == 0)
+            return pairs->pdata[i + 1];
+    return NULL;
+}
+
+/* One line of an Assigned answer ("BACKEND+PORT:ID key='value' ...")
+ * assigned again, to @dst, with its mode and options. */
+static gboolean clone_assignment(const char *cls, const char *line,
+                                 const char *dst, GError **error)
+{
+    const char *sp = strchr(line, ' ');
+    if (!sp) {
+        g_set_error(error, QA_ERROR, QA_ERROR_PROTOCOL,
+                    "Unexpected assignment of a %s device: %s", cls, line);
+        return FALSE;
+    }
+    const char *text = sp + 1;
+    g_autoptr(GPtrArray) props = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) opts = g_ptr_array_new_with_free_func(g_free);
+    if (!qubes_dev_unpack(text, strlen(text), props, opts, error))
+        return FALSE;
+    const char *id = prop_of(props, "device_id");
+    QubesVDev dev = {
+        .backend = (char *)prop_of(props, "backend_domain"),
+        .port_id = (char *)prop_of(props, "port_id"),
+        .devclass = (char *)cls,
+        .device_id = (char *)(id ? id : "*"),
+    };
+    g_autoptr(QubesDevAssignment) a =
+        qubes_dev_assignment_deserialize(text, strlen(text), &dev, error);
+    if (!a)
+        return FALSE;
+    g_free(a->frontend);
+    a->frontend = g_strdup(dst);
+    g_autofree char *payload = qubes_dev_assignment_serialize(a, error);
+    if (!payload)
+        return FALSE;
+    g_autofree char *enc = qubes_dev_encode_id(a->dev.device_id);
+    g_autofree char *arg =
+        g_strdup_printf("%s+%s+%s", a->dev.backend, a->dev.port_id, enc);
+    g_autofree char *m = g_strdup_printf("admin.vm.device.%s.Assign", cls);
+    g_autofree char *done = qa_call(m, dst, arg, payload, error);
+    return done != NULL;
+}
+
+/* Every class's assignments (required, auto-attach, ask-to-attach);
+ * attachments by hand are not the qube's configuration. */
+static gboolean clone_devices(const char *src, const char *dst, GError **error)
+{
+    g_autofree char *classes =
+        qa_call("admin.deviceclass.List", "dom0", NULL, NULL, error);
+    if (!classes)
+        return FALSE;
+    g_auto(GStrv) cls = g_strsplit(classes, "\n", -1);
+    for (char **c = cls; *c; c++) {
+        if (!**c)
+            continue;
+        g_autofree char *m = g_strdup_printf("admin.vm.device.%s.Assigned", *c);
+        g_autofree char *list = qa_call(m, src, NULL, NULL, error);
+        if (!list)
+            return FALSE;
+        g_auto(GStrv) lines = g_strsplit(list, "\n", -1);
+        for (char **l = lines; *l; l++)
+            if (**l && !clone_assignment(*c, *l, dst, error))
+                return FALSE;
+    }
+    return TRUE;
+}
+
+/* Says why, removes the half-made copy, and gives the tool's status. */
+static int undo(const char *dst, const char *what, GError *err)
+{
+    fprintf(stderr, "qvm-clone: error: %s: %s\n", what, err->message);
+    g_free(qa_call("admin.vm.Remove", dst, NULL, NULL, NULL));
+    return 1;
+}
 
 int main(int argc, char **argv)
 {
@@ -102,6 +196,8 @@ int main(int argc, char **argv)
             return qa_fail("qvm-clone", err);
         }
     }
+    if (!clone_firewall(src, dst, &err))
+        return undo(dst, "firewall", err);
     /* The data: every volume the source saves on stop. */
     g_autofree char *vols =
         qa_call("admin.vm.volume.List", src, NULL, NULL, &err);
@@ -122,12 +218,11 @@ int main(int argc, char **argv)
             token ? qa_call("admin.vm.volume.CloneTo", dst, *v, token, &err)
                   : NULL;
         if (!done) {
-            fprintf(stderr, "qvm-clone: error: volume %s: %s\n", *v,
-                    err->message);
-            g_autofree char *rm =
-                qa_call("admin.vm.Remove", dst, NULL, NULL, NULL);
-            return 1;
+            g_autofree char *what = g_strdup_printf("volume %s", *v);
+            return undo(dst, what, err);
         }
     }
+    if (!clone_devices(src, dst, &err))
+        return undo(dst, "device assignments", err);
     return 0;
 }

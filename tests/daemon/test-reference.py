@@ -24,6 +24,7 @@ import socket
 import subprocess
 import tempfile
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qubesd_harness import run_file  # noqa: E402
@@ -1273,6 +1274,28 @@ def test_create_disposable():
         assert 'created-by-dom0' in tags and \
             'disp-created-by-dom0' in tags, tags
         assert os.path.isdir(os.path.join(state['base'], 'appvms', name))
+        # default rules: no firewall.xml, as for any new qube
+        assert not os.path.exists(
+            os.path.join(state['base'], 'appvms', name, 'firewall.xml'))
+        # S dispvm.py __init__: firewall.clone(template.firewall), the
+        # features but preload-dispvm*
+        rules = (b'action=drop dst4=192.0.2.0/24\n'
+                 b'action=accept expire=%d proto=tcp dstports=443-443\n'
+                 b'action=accept\n' % (time.time() + 3600))
+        ok('admin.vm.firewall.Set', VM, '', rules, want='')
+        ok('admin.vm.feature.Set', VM, 'preload-dispvm-max', b'0')
+        ok('admin.vm.feature.Set', VM, 'fw-copied', b'yes')
+        fwd = ok('admin.vm.CreateDisposable', VM)
+        made.append(fwd)
+        ok('admin.vm.firewall.Get', fwd, want=rules.decode())
+        ok('admin.vm.feature.Get', fwd, 'fw-copied', want='yes')
+        exc('admin.vm.feature.Get', fwd, 'preload-dispvm-max',
+            name='QubesFeatureNotFoundError')
+        # the DispVM's own file: the template's later changes are not its
+        ok('admin.vm.firewall.Set', VM, '', b'action=accept\n', want='')
+        ok('admin.vm.firewall.Get', fwd, want=rules.decode())
+        ok('admin.vm.feature.Remove', VM, 'preload-dispvm-max')
+        ok('admin.vm.feature.Remove', VM, 'fw-copied')
         ok('admin.property.Set', 'dom0', 'default_dispvm', VM.encode())
         r = ok('admin.vm.CreateDisposable', 'dom0', '', b'uuid')
         assert r.startswith('uuid:'), r
@@ -1282,6 +1305,10 @@ def test_create_disposable():
     finally:
         for n in made:
             ok('admin.vm.Remove', n)
+            # the whole folder goes, firewall.xml included
+            if not n.startswith('uuid:'):
+                assert not os.path.exists(
+                    os.path.join(state['base'], 'appvms', n)), n
         ok('admin.property.Reset', 'dom0', 'default_dispvm')
         ok('admin.vm.property.Reset', VM, 'template_for_dispvms')
 

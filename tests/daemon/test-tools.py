@@ -364,9 +364,29 @@ def test_devices():
 
 
 def test_clone_and_remove():
+    """qvm-clone copies what the Qubes client's clone_vm copies
+    (properties, features, tags, notes, firewall, the volumes' data, the
+    device assignments with their mode and options); qvm-remove takes
+    the whole folder, firewall.xml and notes included."""
+    d = state['d']
     run('qvm-prefs', 'work', 'vcpus', '2')
     run('qvm-features', 'work', 'cloned', 'yes')
+    run('qvm-firewall', 'work', 'add', '--before', '0', 'action=drop',
+        'dsthost=192.0.2.7', 'proto=tcp', 'dstports=22', 'comment=no ssh')
+    fw = d.ok('admin.vm.firewall.Get', 'work')
+    assert fw.startswith('action=drop dst4=192.0.2.7/32'), fw
+    run('qvm-block', 'assign', '--ro', 'work', 'dom0:nosuch9')
+    run('qvm-device', 'block', 'assign', '--required', '-o',
+        'frontend-dev=xvdk', 'work', 'dom0:nosuch8:/srv/data.img')
+    assigned = d.ok('admin.vm.device.block.Assigned', 'work')
     run('qvm-clone', 'work', 'work-copy')
+    assert d.ok('admin.vm.firewall.Get', 'work-copy') == fw
+    assert d.ok('admin.vm.device.block.Assigned', 'work-copy') == \
+        assigned.replace("frontend_domain='work'",
+                         "frontend_domain='work-copy'")
+    assert "_read-only='yes'" in assigned and 'required' in assigned
+    run('qvm-block', 'unassign', 'work')
+    run('qvm-firewall', 'work', 'del', '--rule-no', '0')
     base = state['base']
     assert sha(os.path.join(base, 'appvms', 'work-copy', 'private.img')) == \
         sha(os.path.join(base, 'appvms', 'work', 'private.img'))
