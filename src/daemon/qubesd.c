@@ -85,24 +85,84 @@ static guint fit_connections(gint64 max_connections)
     return (guint)max_connections;
 }
 
+/* dom0's block devices come and go (a stick, a loop device): qubesd
+ * looks every 2 s (no udev agent here) and, on a change, does what the
+ * reference's device_list_change does (ext/utils.py): fires
+ * device-list-change:block on dom0, device-removed:block for each port
+ * gone (or holding another device now), device-added:block for each new
+ * one, and gives a new one to the running qube whose assignment asks
+ * for it (runtime.c). */
 typedef struct {
     QubesApp *app;
-    char *last;
+    QubesRuntime *rt; /* NULL: offline */
+    char *last;       /* the fingerprint of the last look */
+    GHashTable *ids;  /* port -> device_id, at the last look */
 } BlockWatch;
+
+static GHashTable *block_ids(GPtrArray *blocks)
+{
+    GHashTable *ids =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (guint i = 0; i < blocks->len; i++) {
+        QubesHostBlock *b = blocks->pdata[i];
+        g_hash_table_insert(ids, g_strdup(b->info->dev.port_id),
+                            g_strdup(b->info->dev.device_id));
+    }
+    return ids;
+}
+
+static void block_fire(QubesDomain *dom0, const char *event, const char *key,
+                       const char *value)
+{
+    const char *kw[] = {key, value, NULL};
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) fx =
+        qubes_emitter_fire(&dom0->emitter, event, key ? kw : NULL, &err);
+    if (!fx)
+        g_warning("dom0: a %s handler failed: %s", event, err->message);
+}
 
 static gboolean block_watch(gpointer data)
 {
     BlockWatch *w = data;
     g_autofree char *now = qubes_host_block_fingerprint();
-    if (g_strcmp0(now, w->last) != 0) {
-        g_free(w->last);
-        w->last = g_steal_pointer(&now);
-        QubesDomain *dom0 = qubes_app_get_domain_by_qid(w->app, 0);
-        g_autoptr(GPtrArray) fx =
-            dom0 ? qubes_emitter_fire(&dom0->emitter,
-                                      "device-list-change:block", NULL, NULL)
-                 : NULL;
+    if (g_strcmp0(now, w->last) == 0)
+        return G_SOURCE_CONTINUE;
+    g_free(w->last);
+    w->last = g_steal_pointer(&now);
+    g_autoptr(GPtrArray) blocks = qubes_host_block_list();
+    GHashTable *ids = block_ids(blocks);
+    g_autoptr(GPtrArray) added = g_ptr_array_new();
+    g_autoptr(GPtrArray) removed = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer port, id;
+    g_hash_table_iter_init(&it, ids);
+    while (g_hash_table_iter_next(&it, &port, &id))
+        if (g_strcmp0(g_hash_table_lookup(w->ids, port), id) != 0)
+            g_ptr_array_add(added, port);
+    g_hash_table_iter_init(&it, w->ids);
+    while (g_hash_table_iter_next(&it, &port, &id))
+        if (g_strcmp0(g_hash_table_lookup(ids, port), id) != 0)
+            g_ptr_array_add(removed, port);
+    QubesDomain *dom0 = qubes_app_get_domain_by_qid(w->app, 0);
+    if (dom0) {
+        block_fire(dom0, "device-list-change:block", NULL, NULL);
+        for (guint i = 0; i < removed->len; i++) {
+            g_autofree char *p =
+                g_strdup_printf("dom0:%s", (char *)removed->pdata[i]);
+            block_fire(dom0, "device-removed:block", "port", p);
+        }
+        for (guint i = 0; i < added->len; i++) {
+            g_autofree char *d = g_strdup_printf(
+                "dom0:%s:%s", (char *)added->pdata[i],
+                (char *)g_hash_table_lookup(ids, added->pdata[i]));
+            block_fire(dom0, "device-added:block", "device", d);
+        }
     }
+    if (w->rt && added->len)
+        qubes_runtime_blocks_appeared(w->rt, blocks, added);
+    g_hash_table_unref(w->ids);
+    w->ids = ids;
     return G_SOURCE_CONTINUE;
 }
 
@@ -253,10 +313,12 @@ int main(int argc, char **argv)
         runtime = qubes_runtime_new(app, &rcfg);
         qubes_app_firewall_watch(app);
     }
-    /* dom0's block devices come and go (a stick, a loop device): the
-     * reference's device-list-change:block, from a look every 2 s (no
-     * udev agent here) */
-    BlockWatch bw = {.app = app, .last = qubes_host_block_fingerprint()};
+    /* dom0's block devices: what there is now, then a look every 2 s */
+    g_autoptr(GPtrArray) blocks_now = qubes_host_block_list();
+    BlockWatch bw = {.app = app,
+                     .rt = runtime,
+                     .last = qubes_host_block_fingerprint(),
+                     .ids = block_ids(blocks_now)};
     guint bw_source = g_timeout_add_seconds(2, block_watch, &bw);
     Server *srv = server_new(app, socket_path, &err);
     if (!srv) {
@@ -264,6 +326,7 @@ int main(int argc, char **argv)
         qubes_runtime_free(runtime);
         g_source_remove(bw_source);
         g_free(bw.last);
+        g_hash_table_unref(bw.ids);
         return 1;
     }
     if (policy_dir) {
@@ -289,6 +352,7 @@ int main(int argc, char **argv)
     }
     g_source_remove(bw_source);
     g_free(bw.last);
+    g_hash_table_unref(bw.ids);
     g_main_loop_unref(srv->loop);
     server_free(srv);
     qubes_runtime_free(runtime);

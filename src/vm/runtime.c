@@ -2030,6 +2030,17 @@ static gboolean is_bool_true(const char *v)
                  g_ascii_strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0);
 }
 
+/* Whether assignment @a (of a dom0 block device) names @b: its port and
+ * identity, each possibly "*" (the reference's matches()). */
+static gboolean block_matches(const QubesDevAssignment *a,
+                              const QubesHostBlock *b)
+{
+    return (strcmp(a->dev.port_id, "*") == 0 ||
+            strcmp(a->dev.port_id, b->info->dev.port_id) == 0) &&
+           (strcmp(a->dev.device_id, "*") == 0 ||
+            strcmp(a->dev.device_id, b->info->dev.device_id) == 0);
+}
+
 static GPtrArray *start_devices(QubesRuntime *rt, QubesDomain *dom,
                                 GError **error)
 {
@@ -2051,14 +2062,9 @@ static GPtrArray *start_devices(QubesRuntime *rt, QubesDomain *dom,
             if (!blocks)
                 blocks = qubes_host_block_list();
             QubesHostBlock *b = NULL;
-            for (guint k = 0; k < blocks->len && !b; k++) {
-                QubesHostBlock *c = blocks->pdata[k];
-                if ((strcmp(a->dev.port_id, "*") == 0 ||
-                     strcmp(a->dev.port_id, c->info->dev.port_id) == 0) &&
-                    (strcmp(a->dev.device_id, "*") == 0 ||
-                     strcmp(a->dev.device_id, c->info->dev.device_id) == 0))
-                    b = c;
-            }
+            for (guint k = 0; k < blocks->len && !b; k++)
+                if (block_matches(a, blocks->pdata[k]))
+                    b = blocks->pdata[k];
             const QubesBlockAttachment *used =
                 b ? qubes_runtime_block_attached(rt, b->info->dev.port_id)
                   : NULL;
@@ -2124,6 +2130,132 @@ static GPtrArray *start_devices(QubesRuntime *rt, QubesDomain *dom,
         }
     }
     return out;
+}
+
+/* ---- a device appearing on the host ----
+ *
+ * The reference's device_list_change (ext/utils.py): a dom0 block
+ * device that appears goes to the running qube whose assignment
+ * (required or auto-attach) matches it, by the hot-plug Attach uses,
+ * firing device-pre-attach and device-attach. When the assignments of
+ * several running qubes match it, or the one that matches is
+ * ask-to-attach, the reference asks the user through the GUI qube's
+ * device agent; this system has none to ask, so the device is left for
+ * the user to attach, and the log says why. */
+
+typedef struct {
+    QubesDomain *dom;
+    char *device, *options;
+} AppearJob;
+
+static void appear_job_free(AppearJob *j)
+{
+    qubes_domain_unref(j->dom);
+    g_free(j->device);
+    g_free(j->options);
+    g_free(j);
+}
+
+static void appeared_attached(GObject *src, GAsyncResult *res, gpointer data)
+{
+    AppearJob *j = data;
+    GError *err = NULL;
+    if (qubes_runtime_op_finish(res, &err)) {
+        fire(j->dom, "device-attach:block", "device", j->device, "options",
+             j->options, NULL);
+    } else {
+        g_warning("%s: block device %s not attached: %s", j->dom->name,
+                  j->device, err->message);
+        g_error_free(err);
+    }
+    appear_job_free(j);
+}
+
+/* 2: port and identity named, 1: one of them, 0: any device. */
+static int specificity(const QubesDevAssignment *a)
+{
+    return (strcmp(a->dev.port_id, "*") != 0) +
+           (strcmp(a->dev.device_id, "*") != 0);
+}
+
+static void block_appeared(QubesRuntime *rt, QubesHostBlock *b)
+{
+    const char *port = b->info->dev.port_id;
+    if (b->in_use || qubes_runtime_block_attached(rt, port))
+        return;
+    QubesDomain *target = NULL;
+    QubesDevAssignment *best = NULL;
+    g_autoptr(GString) who = g_string_new(NULL);
+    for (guint i = 0; i < rt->app->domains->len; i++) {
+        QubesDomain *d = rt->app->domains->pdata[i];
+        if (d->power != QUBES_POWER_RUNNING && d->power != QUBES_POWER_PAUSED &&
+            d->power != QUBES_POWER_SUSPENDED)
+            continue;
+        QubesDevAssignment *mine = NULL;
+        for (guint k = 0; k < d->assignments->len; k++) {
+            QubesDevAssignment *a = d->assignments->pdata[k];
+            if (a->mode != QUBES_DEV_MANUAL &&
+                strcmp(a->dev.devclass, "block") == 0 &&
+                strcmp(a->dev.backend, "dom0") == 0 && block_matches(a, b) &&
+                (!mine || specificity(a) > specificity(mine)))
+                mine = a;
+        }
+        if (!mine)
+            continue;
+        g_string_append_printf(who, "%s'%s'", who->len ? ", " : "", d->name);
+        if (!target) {
+            target = d;
+            best = mine;
+        }
+    }
+    if (!target)
+        return;
+    g_autofree char *v = qubes_vdev_str(&b->info->dev);
+    if (strchr(who->str, ',')) {
+        g_message("block device %s matches the assignments of %s: not "
+                  "attached (there is no device agent here to ask the user "
+                  "which qube gets it)",
+                  v, who->str);
+        return;
+    }
+    if (best->mode == QUBES_DEV_ASK) {
+        g_message("%s: block device %s is ask-to-attach: not attached (there "
+                  "is no device agent here to ask the user)",
+                  target->name, v);
+        return;
+    }
+    g_autofree char *opts = qubes_py_dict(best->options);
+    const char *kw[] = {"device", v, "options", opts, NULL};
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) fx = qubes_emitter_fire(
+        &target->emitter, "device-pre-attach:block", kw, &err);
+    if (!fx) {
+        g_warning("%s: block device %s not attached: %s", target->name, v,
+                  err->message);
+        return;
+    }
+    AppearJob *j = g_new0(AppearJob, 1);
+    j->dom = qubes_domain_ref(target);
+    j->device = g_strdup(v);
+    j->options = g_steal_pointer(&opts);
+    g_message("%s: attaching block device %s, which appeared", target->name, v);
+    qubes_runtime_attach_block(
+        rt, target, port, b->path,
+        qubes_dev_assignment_option(best, "frontend-dev"),
+        b->read_only ||
+            is_bool_true(qubes_dev_assignment_option(best, "read-only")),
+        qubes_dev_assignment_option(best, "devtype"), appeared_attached, j);
+}
+
+void qubes_runtime_blocks_appeared(QubesRuntime *rt, GPtrArray *blocks,
+                                   GPtrArray *ports)
+{
+    for (guint i = 0; i < ports->len; i++)
+        for (guint k = 0; k < blocks->len; k++) {
+            QubesHostBlock *b = blocks->pdata[k];
+            if (strcmp(b->info->dev.port_id, ports->pdata[i]) == 0)
+                block_appeared(rt, b);
+        }
 }
 
 static void start_spawn(StartJob *j);

@@ -147,6 +147,12 @@ void qubes_runtime_attach_block(QubesRuntime *rt, QubesDomain *dom,
                                 const char *frontend_dev, gboolean read_only,
                                 const char *devtype, GAsyncReadyCallback cb,
                                 gpointer data);
+/* dom0's block devices on @ports (char*) appeared (@blocks: the host's
+ * list now): each goes to the running qube whose required or
+ * auto-attach assignment matches it (none asked: several matching or
+ * ask-to-attach leave it, logged). */
+void qubes_runtime_blocks_appeared(QubesRuntime *rt, GPtrArray *blocks,
+                                   GPtrArray *ports);
 /* Detaches it. */
 void qubes_runtime_detach_block(QubesRuntime *rt, QubesDomain *dom,
                                 const char *port_id, GAsyncReadyCallback cb,

@@ -1152,11 +1152,27 @@ def test_device_events():
         made.append(subprocess.run(['losetup', '-f', '--show', img],
                                    capture_output=True, text=True,
                                    check=True).stdout.strip())
+    # S ext/utils.py device_list_change: then device-added:block with the
+    # device, and device-removed:block with the port when it goes (other
+    # loop devices of the host may come and go meanwhile)
+    def added(ev):
+        return made and ('dom0', 'device-added:block', {
+            'device': 'dom0:%s:%s' % (os.path.basename(made[0]), img)}) in ev
+
     try:
+        events = events_during(plug, added, timeout=30)
+        new = os.path.basename(made[0])
+        dom0 = [e for e in events if e[0] == 'dom0']
+        assert dom0[0] == ('dom0', 'device-list-change:block', {}), events
+        assert added(dom0), events
+        gone = ('dom0', 'device-removed:block', {'port': 'dom0:' + new})
         events = events_during(
-            plug, lambda ev: any(e[1] == 'device-list-change:block'
-                                 for e in ev), timeout=30)
-        assert ('dom0', 'device-list-change:block', {}) in events, events
+            lambda: subprocess.run(['losetup', '-d', made.pop()],
+                                   check=True),
+            lambda ev: gone in ev, timeout=30)
+        dom0 = [e for e in events if e[0] == 'dom0']
+        assert dom0[0] == ('dom0', 'device-list-change:block', {}), events
+        assert gone in dom0, events
     finally:
         for m in made:
             subprocess.run(['losetup', '-d', m])

@@ -770,6 +770,83 @@ def test_block_devices_of_dom0():
         subprocess.run(['losetup', '-d', loop], capture_output=True)
 
 
+def qarg_any_port(device_id):
+    """dom0's device @device_id on any port, as a qrexec argument (the
+    client's encoding: ':' as '+', other bytes qrexec refuses as '_')."""
+    enc = ''.join('+' if c == ':' else c if c.isalnum() or c in '._-+'
+                  else '_' for c in device_id)
+    return 'dom0+_+' + enc
+
+
+def test_block_device_appearing():
+    """A dom0 block device that appears while its qube runs (the
+    reference's device_list_change): assigned auto-attach by its
+    identity (any port), it is hot-plugged into the running qube at once
+    (the guest reads its data, device-attach:block fired); one assigned
+    ask-to-attach is left alone, logged, as there is no device agent
+    here to ask the user."""
+    d = state['d']
+    made, imgs = [], []
+
+    def identity_payload(img, mode):
+        imgs.append(img)
+        return ("device_id='%s' port_id='*' devclass='block' "
+                "backend_domain='dom0' mode='%s' frontend_domain='work'"
+                % (img, mode)).encode()
+
+    try:
+        start_ready('work')
+        loop, img = make_loop(b'hello-appearing-disk')
+        subprocess.run(['losetup', '-d', loop], check=True)
+        d.ok('admin.vm.device.block.Assign', 'work', 'dom0+_',
+             identity_payload(img, 'auto-attach'))
+        mark = len(d.read_log())
+        made.append(subprocess.run(['losetup', '-f', '--show', img],
+                                   capture_output=True, text=True,
+                                   check=True).stdout.strip())
+        port = os.path.basename(made[-1])
+        deadline = time.monotonic() + 30
+        while not d.ok('admin.vm.device.block.Attached', 'work').startswith(
+                'dom0+%s:%s ' % (port, img)):
+            assert time.monotonic() < deadline, d.read_log()[mark:]
+            time.sleep(0.5)
+        assert 'work: attaching block device dom0:%s:%s, which appeared' % (
+            port, img) in d.read_log()[mark:], d.read_log()[mark:]
+        deadline = time.monotonic() + 60
+        while not guest_has_disk('work', port):
+            assert time.monotonic() < deadline, console_log('work')[-2000:]
+            time.sleep(1)
+        assert guest_reads('work', port, 20, 'hello-appearing-disk')
+        d.ok('admin.vm.device.block.Detach', 'work', 'dom0+' + port)
+        d.ok('admin.vm.device.block.Unassign', 'work', qarg_any_port(img))
+        # ask-to-attach: nobody to ask, left alone
+        loop2, img2 = make_loop(b'ask-first')
+        subprocess.run(['losetup', '-d', loop2], check=True)
+        d.ok('admin.vm.device.block.Assign', 'work', 'dom0+_',
+             identity_payload(img2, 'ask-to-attach'))
+        mark = len(d.read_log())
+        made.append(subprocess.run(['losetup', '-f', '--show', img2],
+                                   capture_output=True, text=True,
+                                   check=True).stdout.strip())
+        port2 = os.path.basename(made[-1])
+        deadline = time.monotonic() + 30
+        while 'is ask-to-attach: not attached' not in d.read_log()[mark:]:
+            assert time.monotonic() < deadline, d.read_log()[mark:]
+            time.sleep(0.5)
+        assert 'work: block device dom0:%s:%s is ask-to-attach' % (
+            port2, img2) in d.read_log()[mark:], d.read_log()[mark:]
+        assert d.ok('admin.vm.device.block.Attached', 'work') == ''
+        d.ok('admin.vm.device.block.Unassign', 'work', qarg_any_port(img2))
+    finally:
+        for m in made:
+            d.call('admin.vm.device.block.Detach', 'work',
+                   'dom0+' + os.path.basename(m))
+            subprocess.run(['losetup', '-d', m], capture_output=True)
+        for i in imgs:
+            d.call('admin.vm.device.block.Unassign', 'work', qarg_any_port(i))
+        halt('work')
+
+
 def test_pci_assignment_without_iommu():
     """A PCI device assigned as required: the qube is hvm by default now,
     and on this host without an IOMMU its start fails with the cause,
