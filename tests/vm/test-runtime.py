@@ -782,29 +782,32 @@ def test_block_device_appearing():
     """A dom0 block device that appears while its qube runs (the
     reference's device_list_change): assigned auto-attach by its
     identity (any port), it is hot-plugged into the running qube at once
-    (the guest reads its data, device-attach:block fired); one assigned
+    (the guest reads its data); one assigned
     ask-to-attach is left alone, logged, as there is no device agent
     here to ask the user."""
     d = state['d']
     made, imgs = [], []
 
-    def identity_payload(img, mode):
-        imgs.append(img)
-        return ("device_id='%s' port_id='*' devclass='block' "
-                "backend_domain='dom0' mode='%s' frontend_domain='work'"
-                % (img, mode)).encode()
-
-    try:
-        start_ready('work')
-        loop, img = make_loop(b'hello-appearing-disk')
+    def plug_assigned(content, mode):
+        """A file assigned to work by its identity (any port) in @mode,
+        then set up as a loop device: its path, its port, and where the
+        log stood before."""
+        loop, img = make_loop(content)
         subprocess.run(['losetup', '-d', loop], check=True)
+        imgs.append(img)
         d.ok('admin.vm.device.block.Assign', 'work', 'dom0+_',
-             identity_payload(img, 'auto-attach'))
+             ("device_id='%s' port_id='*' devclass='block' "
+              "backend_domain='dom0' mode='%s' frontend_domain='work'"
+              % (img, mode)).encode())
         mark = len(d.read_log())
         made.append(subprocess.run(['losetup', '-f', '--show', img],
                                    capture_output=True, text=True,
                                    check=True).stdout.strip())
-        port = os.path.basename(made[-1])
+        return img, os.path.basename(made[-1]), mark
+
+    try:
+        start_ready('work')
+        img, port, mark = plug_assigned(b'hello-appearing-disk', 'auto-attach')
         deadline = time.monotonic() + 30
         while not d.ok('admin.vm.device.block.Attached', 'work').startswith(
                 'dom0+%s:%s ' % (port, img)):
@@ -820,15 +823,7 @@ def test_block_device_appearing():
         d.ok('admin.vm.device.block.Detach', 'work', 'dom0+' + port)
         d.ok('admin.vm.device.block.Unassign', 'work', qarg_any_port(img))
         # ask-to-attach: nobody to ask, left alone
-        loop2, img2 = make_loop(b'ask-first')
-        subprocess.run(['losetup', '-d', loop2], check=True)
-        d.ok('admin.vm.device.block.Assign', 'work', 'dom0+_',
-             identity_payload(img2, 'ask-to-attach'))
-        mark = len(d.read_log())
-        made.append(subprocess.run(['losetup', '-f', '--show', img2],
-                                   capture_output=True, text=True,
-                                   check=True).stdout.strip())
-        port2 = os.path.basename(made[-1])
+        img2, port2, mark = plug_assigned(b'ask-first', 'ask-to-attach')
         deadline = time.monotonic() + 30
         while 'is ask-to-attach: not attached' not in d.read_log()[mark:]:
             assert time.monotonic() < deadline, d.read_log()[mark:]
