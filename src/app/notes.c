@@ -232,7 +232,11 @@ gboolean qubes_domain_files_create(QubesDomainFiles *f, GError **error)
     if (!qubes_storage_create(f->volumes, f->dir, error))
         return FALSE;
     /* Without a firewall.xml a qube accepts everything: the default
-     * rules need no file (and the DispVM's start no extra fsync). */
+     * rules need no file (and the DispVM's start no extra fsync).
+     * Durability: the file is written (fsync, rename, fsync of the
+     * folder) before the DispVM is put in qubes.xml, which happens only
+     * once this returns; so a DispVM that qubes.xml holds after a crash
+     * has its rules, and a crash before leaves only unreferenced files. */
     if (!rules || qubes_fw_rules_are_default(rules))
         return TRUE;
     if (!qubes_domain_write_firewall(f->dom, rules, error)) {
