@@ -405,6 +405,21 @@ static gboolean denied(QubesDomain *dest, const QubesDevInfo *info,
 /* The assignment of Assign and Attach: the payload checked against the
  * device the argument names (@e: what its backend exposes, kept for
  * the caller; cleared on failure). */
+/* @dom's assignment of @v (same port and identity; @index: where), or
+ * NULL. */
+static QubesDevAssignment *assignment_of(QubesDomain *dom, const QubesVDev *v,
+                                         guint *index)
+{
+    for (guint i = 0; i < dom->assignments->len; i++) {
+        QubesDevAssignment *a = dom->assignments->pdata[i];
+        if (qubes_vdev_equal(&a->dev, v)) {
+            *index = i;
+            return a;
+        }
+    }
+    return NULL;
+}
+
 static QubesDevAssignment *payload_assignment(Call *call, const char *cls,
                                               Exposed *e, GError **error)
 {
@@ -460,16 +475,14 @@ static char *device_assign(Call *call, GError **error)
             return NULL;
         }
     }
-    for (guint i = 0; i < call->dest->assignments->len; i++)
-        if (qubes_vdev_equal(
-                &((QubesDevAssignment *)call->dest->assignments->pdata[i])->dev,
-                &a->dev)) {
-            g_autofree char *r = qubes_vdev_repr(&a->dev);
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_DEVICE_ALREADY_ASSIGNED,
-                        "%s device %s already assigned to '%s'", cls, r,
-                        call->dest->name);
-            return NULL;
-        }
+    guint at = 0;
+    if (assignment_of(call->dest, &a->dev, &at)) {
+        g_autofree char *r = qubes_vdev_repr(&a->dev);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_DEVICE_ALREADY_ASSIGNED,
+                    "%s device %s already assigned to '%s'", cls, r,
+                    call->dest->name);
+        return NULL;
+    }
     g_autofree char *v = qubes_vdev_str(&a->dev);
     g_autofree char *opts = qubes_py_dict(a->options);
     /* kept without its frontend: it is the qube's (qubes.xml does not
@@ -490,33 +503,35 @@ static gboolean vdev_from_arg(Call *call, const char *cls, QubesVDev *out,
     return ok;
 }
 
-static QubesDevAssignment *find_assigned(Call *call, const QubesVDev *v,
-                                         guint *index, GError **error)
+/* The argument's device among the destination's assignments (@index:
+ * where), or NULL with DeviceNotAssigned; @str gets the device as the
+ * events name it. */
+static QubesDevAssignment *arg_assignment(Call *call, const char *cls,
+                                          guint *index, char **str,
+                                          GError **error)
 {
-    for (guint i = 0; i < call->dest->assignments->len; i++)
-        if (qubes_vdev_equal(
-                &((QubesDevAssignment *)call->dest->assignments->pdata[i])->dev,
-                v)) {
-            *index = i;
-            return call->dest->assignments->pdata[i];
-        }
-    g_autofree char *r = qubes_vdev_repr(v);
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_DEVICE_NOT_ASSIGNED,
-                "%s device at port %s not assigned to '%s'", v->devclass, r,
-                call->dest->name);
-    return NULL;
+    QubesVDev v;
+    if (!vdev_from_arg(call, cls, &v, error))
+        return NULL;
+    QubesDevAssignment *a = assignment_of(call->dest, &v, index);
+    if (a) {
+        *str = qubes_vdev_str(&v);
+    } else {
+        g_autofree char *r = qubes_vdev_repr(&v);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_DEVICE_NOT_ASSIGNED,
+                    "%s device at port %s not assigned to '%s'", v.devclass, r,
+                    call->dest->name);
+    }
+    qubes_vdev_clear(&v);
+    return a;
 }
 
 static char *device_unassign(Call *call, GError **error)
 {
     g_autofree char *cls = class_of(call);
-    QubesVDev v;
-    if (!vdev_from_arg(call, cls, &v, error))
-        return NULL;
     guint at = 0;
-    QubesDevAssignment *a = find_assigned(call, &v, &at, error);
-    g_autofree char *str = qubes_vdev_str(&v);
-    qubes_vdev_clear(&v);
+    g_autofree char *str = NULL;
+    QubesDevAssignment *a = arg_assignment(call, cls, &at, &str, error);
     if (!a)
         return NULL;
     g_ptr_array_remove_index(call->dest->assignments, at);
@@ -540,13 +555,9 @@ static char *device_set_assignment(Call *call, GError **error)
                             "");
         return NULL;
     }
-    QubesVDev v;
-    if (!vdev_from_arg(call, cls, &v, error))
-        return NULL;
     guint at = 0;
-    QubesDevAssignment *a = find_assigned(call, &v, &at, error);
-    g_autofree char *str = qubes_vdev_str(&v);
-    qubes_vdev_clear(&v);
+    g_autofree char *str = NULL;
+    QubesDevAssignment *a = arg_assignment(call, cls, &at, &str, error);
     if (!a)
         return NULL;
     a->mode = mode;

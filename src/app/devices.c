@@ -425,7 +425,7 @@ gboolean qubes_dev_unpack(const char *untrusted, gsize len,
     return TRUE;
 }
 
-static const char *prop_get(GPtrArray *props, const char *name)
+const char *qubes_dev_pairs_get(GPtrArray *props, const char *name)
 {
     for (guint i = 0; i + 1 < props->len; i += 2)
         if (strcmp(props->pdata[i], name) == 0)
@@ -453,27 +453,27 @@ QubesDevAssignment *qubes_dev_assignment_deserialize(const char *untrusted,
         return NULL;
     /* parse_basic_device_properties(): what the payload says of the
      * device must be what the argument named */
-    const char *v = prop_get(props, "backend_domain");
+    const char *v = qubes_dev_pairs_get(props, "backend_domain");
     if (v && strcmp(v, expected->backend) != 0) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                     "Got device exposed by %swhen expected devices from %s.", v,
                     expected->backend);
         return NULL;
     }
-    v = prop_get(props, "port_id");
+    v = qubes_dev_pairs_get(props, "port_id");
     if (v && strcmp(v, expected->port_id) != 0) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                     "Got device from port: %s when expected port: %s.", v,
                     expected->port_id);
         return NULL;
     }
-    v = prop_get(props, "devclass");
+    v = qubes_dev_pairs_get(props, "devclass");
     if (v && strcmp(v, expected->devclass) != 0) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                     "Got %s device when expected %s.", v, expected->devclass);
         return NULL;
     }
-    const char *devid = prop_get(props, "device_id");
+    const char *devid = qubes_dev_pairs_get(props, "device_id");
     if (strcmp(expected->device_id, "*") != 0 && devid &&
         strcmp(devid, expected->device_id) != 0) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
@@ -488,7 +488,7 @@ QubesDevAssignment *qubes_dev_assignment_deserialize(const char *untrusted,
         dev.device_id = g_strdup(devid);
     }
     QubesDevMode mode = QUBES_DEV_MANUAL;
-    const char *m = prop_get(props, "mode");
+    const char *m = qubes_dev_pairs_get(props, "mode");
     if (m && !qubes_dev_mode_parse(m, &mode)) {
         qubes_vdev_clear(&dev);
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
@@ -497,7 +497,7 @@ QubesDevAssignment *qubes_dev_assignment_deserialize(const char *untrusted,
     }
     g_autoptr(QubesDevAssignment) a = qubes_dev_assignment_new(&dev, mode);
     qubes_vdev_clear(&dev);
-    const char *fe = prop_get(props, "frontend_domain");
+    const char *fe = qubes_dev_pairs_get(props, "frontend_domain");
     a->frontend = g_strdup(fe);
     for (const char *const *k =
              (const char *const[]){"backend_domain", "port_id", "devclass",

@@ -103,6 +103,10 @@ gboolean qubes_dev_unpack(const char *untrusted, gsize len,
                           GPtrArray *properties, GPtrArray *options,
                           GError **error);
 
+/* The value of @name in name, value pairs (as qubes_dev_unpack() gives
+ * them), or NULL. */
+const char *qubes_dev_pairs_get(GPtrArray *pairs, const char *name);
+
 /* DeviceAssignment.deserialize(untrusted, expected_device): the payload
  * of Assign and Attach checked against the device the argument named
  * (@expected; its "*" device_id filled from the payload). A new

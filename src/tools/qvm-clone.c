@@ -28,14 +28,6 @@ static gboolean clone_firewall(const char *src, const char *dst, GError **error)
     return done != NULL;
 }
 
-static const char *prop_of(GPtrArray *pairs, const char *name)
-{
-    for (guint i = 0; i + 1 < pairs->len; i += 2)
-        if (strcmp(pairs->pdata[i], name) == 0)
-            return pairs->pdata[i + 1];
-    return NULL;
-}
-
 /* One line of an Assigned answer ("BACKEND+PORT:ID key='value' ...")
  * assigned again, to @dst, with its mode and options. */
 static gboolean clone_assignment(const char *cls, const char *line,
@@ -52,10 +44,10 @@ static gboolean clone_assignment(const char *cls, const char *line,
     g_autoptr(GPtrArray) opts = g_ptr_array_new_with_free_func(g_free);
     if (!qubes_dev_unpack(text, strlen(text), props, opts, error))
         return FALSE;
-    const char *id = prop_of(props, "device_id");
+    const char *id = qubes_dev_pairs_get(props, "device_id");
     QubesVDev dev = {
-        .backend = (char *)prop_of(props, "backend_domain"),
-        .port_id = (char *)prop_of(props, "port_id"),
+        .backend = (char *)qubes_dev_pairs_get(props, "backend_domain"),
+        .port_id = (char *)qubes_dev_pairs_get(props, "port_id"),
         .devclass = (char *)cls,
         .device_id = (char *)(id ? id : "*"),
     };

@@ -41,14 +41,6 @@ static void entry_free(Entry *e)
     g_free(e);
 }
 
-static const char *get(GPtrArray *pairs, const char *name)
-{
-    for (guint i = 0; i + 1 < pairs->len; i += 2)
-        if (strcmp(pairs->pdata[i], name) == 0)
-            return pairs->pdata[i + 1];
-    return NULL;
-}
-
 static GPtrArray *entries(const char *method, const char *vm, const char *arg,
                           GError **error)
 {
@@ -147,17 +139,18 @@ static const char *category(const char *code)
  * "CATEGORY: VENDOR PRODUCT". */
 static char *description(Entry *e, const char *cls)
 {
-    const char *product = get(e->props, "product");
-    const char *name = get(e->props, "name");
-    const char *serial = get(e->props, "serial");
-    const char *vendor = get(e->props, "vendor");
-    const char *manufacturer = get(e->props, "manufacturer");
-    const char *ifs = get(e->props, "interfaces");
-    const char *parent = get(e->props, "parent_port_id");
+    const char *product = qubes_dev_pairs_get(e->props, "product");
+    const char *name = qubes_dev_pairs_get(e->props, "name");
+    const char *serial = qubes_dev_pairs_get(e->props, "serial");
+    const char *vendor = qubes_dev_pairs_get(e->props, "vendor");
+    const char *manufacturer = qubes_dev_pairs_get(e->props, "manufacturer");
+    const char *ifs = qubes_dev_pairs_get(e->props, "interfaces");
+    const char *parent = qubes_dev_pairs_get(e->props, "parent_port_id");
     const char *prod = product ? product : name ? name : serial;
     if (!prod && parent)
         return g_strdup_printf("sub-device of %s:%s",
-                               get(e->props, "backend_domain"), parent);
+                               qubes_dev_pairs_get(e->props, "backend_domain"),
+                               parent);
     g_autofree char *unknown = g_strdup_printf("unknown %s device", cls);
     const char *who = vendor         ? vendor
                       : manufacturer ? manufacturer
@@ -273,9 +266,10 @@ static int list(const char *cls, char **vms, gboolean all, char **exclude)
                 return fail(err);
             for (guint k = 0; k < es->len; k++) {
                 Entry *e = es->pdata[k];
-                const char *backend = get(e->props, "backend_domain");
-                const char *port = get(e->props, "port_id");
-                const char *mode = get(e->props, "mode");
+                const char *backend =
+                    qubes_dev_pairs_get(e->props, "backend_domain");
+                const char *port = qubes_dev_pairs_get(e->props, "port_id");
+                const char *mode = qubes_dev_pairs_get(e->props, "mode");
                 if (!backend || !port)
                     continue;
                 g_autofree char *key = g_strdup_printf("%s:%s", backend, port);
@@ -505,10 +499,10 @@ int main(int argc, char **argv)
         return fail(err);
     for (guint i = 0; i < es->len; i++) {
         Entry *e = es->pdata[i];
-        const char *devid = get(e->props, "device_id");
-        g_autofree char *spec =
-            g_strdup_printf("%s:%s:%s", get(e->props, "backend_domain"),
-                            get(e->props, "port_id"), devid ? devid : "*");
+        const char *devid = qubes_dev_pairs_get(e->props, "device_id");
+        g_autofree char *spec = g_strdup_printf(
+            "%s:%s:%s", qubes_dev_pairs_get(e->props, "backend_domain"),
+            qubes_dev_pairs_get(e->props, "port_id"), devid ? devid : "*");
         g_autofree char *a = qarg(spec, &err);
         g_autofree char *r = a ? qa_call(m, vm, a, NULL, &err) : NULL;
         if (!r)
