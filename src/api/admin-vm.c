@@ -224,7 +224,8 @@ static char *vm_create_in_pool(Call *call, GError **error)
  * auto_cleanup (it removes itself when it stops), tagged created-by-SRC
  * and disp-created-by-SRC; the answer is its name, or "uuid:UUID" when
  * the payload is "uuid". The argument "preload" (master's preloaded
- * disposables) is accepted and does nothing here: none are kept. */
+ * disposables) is checked and fires domain-preload-dispvm-start as
+ * master's does; no disposable is preloaded here yet. */
 
 typedef struct {
     DomJob *job;
@@ -304,16 +305,28 @@ static char *vm_create_disposable(Call *call, GError **error)
         appvm =
             def && *def ? g_hash_table_lookup(call->app->by_name, def) : NULL;
     }
+    if (*call->arg && appvm) {
+        /* master awaits domain-preload-dispvm-start, whose handler (a
+         * disposable template class's) refuses a qube that cannot
+         * preload, and returns; preloading itself is not built here
+         * (preload.c) */
+        gboolean dvm_class = strcmp(appvm->klass->name, "AppVM") == 0 ||
+                             strcmp(appvm->klass->name, "StandaloneVM") == 0;
+        if (dvm_class && !qubes_preload_check_supported(appvm, error))
+            return NULL;
+        const char *kw[] = {"reason", "autostart was requested", NULL};
+        g_autoptr(GPtrArray) fx = qubes_emitter_fire(
+            &appvm->emitter, "domain-preload-dispvm-start", kw, NULL);
+        return g_strdup("");
+    }
     if (!appvm ||
         !qubes_props_def(&appvm->props, "template_for_dispvms", NULL) ||
         !qubes_domain_flag(appvm, "template_for_dispvms")) {
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                            "Refusing to create DispVM out of this AppVM, "
-                            "because template_for_dispvms=False");
+                            "Refusing to create disposable out of app qube "
+                            "which has template_for_dispvms=False");
         return NULL;
     }
-    if (*call->arg)
-        return g_strdup("");
     g_autofree char *label = NULL;
     qubes_props_get(&appvm->props, "label", &label, NULL, NULL);
     QubesDomain *dom =

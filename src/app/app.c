@@ -744,6 +744,15 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
                     "%s cannot be based on template", klass->name);
         return NULL;
     }
+    /* dispvm.py __init__: checked before any property is set */
+    QubesDomain *base = tpl ? g_hash_table_lookup(app->by_name, tpl) : NULL;
+    if (dispvm && base && !qubes_domain_is_dvm_template(base)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "template for disposable (%s) needs to be an AppVM with "
+                    "template_for_dispvms=True",
+                    tpl);
+        return NULL;
+    }
     g_autoptr(QubesDomain) dom =
         qubes_domain_new_internal(app, klass, qid, name);
     g_autofree char *qid_s = g_strdup_printf("%u", qid);
@@ -848,6 +857,8 @@ gboolean qubes_app_remove_domain(QubesApp *app, QubesDomain *dom,
     g_ptr_array_remove(app->domains, dom); /* drops the app's reference */
     dom->removed = TRUE;
     qubes_domain_firewall_unwatch(dom);
+    if (strcmp(dom->klass->name, "DispVM") == 0)
+        qubes_preload_forget(dom);
     g_autofree char *name = g_strdup(dom->name);
     const char *kw2[] = {"vm", name, NULL};
     g_autoptr(GPtrArray) post =
@@ -939,7 +950,8 @@ static gboolean on_dvm_template_off(QubesEvent *ev, gpointer data,
             qubes_domain_get_template(d) == self) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
                         "Cannot change template_for_dispvms to False while "
-                        "there are some DispVMs based on this DVM template");
+                        "there are some disposables based on this disposable "
+                        "template");
             return FALSE;
         }
     }
@@ -1210,6 +1222,7 @@ static void register_handlers(QubesApp *app)
                                       app, NULL);
     }
     qubes_net_register_handlers(app);
+    qubes_preload_register_handlers(app);
 }
 
 /* ---- load ----

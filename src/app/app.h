@@ -339,6 +339,18 @@ gboolean qubes_net_check_netvm(QubesDomain *self, QubesDomain *net,
 /* QubesValueError when any domain reaches itself through netvm links. */
 gboolean qubes_net_check_loops(QubesApp *app, GError **error);
 void qubes_net_register_handlers(QubesApp *app);
+/* preload.c: the preload-dispvm* features checked as master checks them,
+ * and property-reset:is_preload when a template's list changes. */
+void qubes_preload_register_handlers(QubesApp *app);
+/* "True" when @dispvm's template lists it in preload-dispvm (new
+ * string). */
+char *qubes_preload_is_preload(QubesDomain *dispvm);
+/* A DispVM that goes leaves its template's preload-dispvm list
+ * (dispvm.py _preload_cleanup). */
+void qubes_preload_forget(QubesDomain *dispvm);
+/* QubesValueError (master's words) unless @dvm, or a template of it, has
+ * supported-rpc.qubes.WaitForRunningSystem, which preloading waits for. */
+gboolean qubes_preload_check_supported(QubesDomain *dvm, GError **error);
 /* The network properties of every QubesVM class, and a TemplateVM's
  * netvm (which hides the other). */
 extern const QubesPropDef qubes_net_props[];

@@ -172,6 +172,11 @@ static char *default_not_auto_cleanup(QubesPropHolder *h,
     return g_strdup(g_strcmp0(ac, "True") == 0 ? "False" : "True");
 }
 
+static char *default_is_preload(QubesPropHolder *h, const QubesPropDef *def)
+{
+    return qubes_preload_is_preload(owner_dom(h));
+}
+
 static char *default_own_template(QubesPropHolder *h, const QubesPropDef *def)
 {
     QubesDomain *tpl = qubes_domain_get_template(owner_dom(h));
@@ -510,7 +515,7 @@ static char *setter_template(QubesPropHolder *h, const QubesPropDef *def,
     if (dispvm && !vm_flag(t, "template_for_dispvms")) {
         qubes_prop_error(
             error, h, def, value,
-            "template for DispVM must have template_for_dispvms=True");
+            "template for disposable must have template_for_dispvms=True");
         return NULL;
     }
     return g_strdup(value);
@@ -821,16 +826,16 @@ static const QubesPropDef dispvm_props[] = {
      .type = QUBES_PROP_VM,
      .load_stage = 4,
      .setter = setter_template,
-     .doc = "AppVM, on which this DispVM is based."},
+     .doc = "AppVM, on which this disposable is based."},
     {.name = "dispid",
      .type = QUBES_PROP_INT,
      .flags = QUBES_PROP_WRITE_ONCE | QUBES_PROP_NO_CLONE,
      .setter = qubes_prop_setter_non_negative,
-     .doc = "Internal, persistent identifier of particular DispVM."},
+     .doc = "Internal, persistent identifier of particular disposable."},
     {.name = "auto_cleanup",
      .type = QUBES_PROP_BOOL,
      .default_value = "False",
-     .doc = "automatically remove this VM upon shutdown"},
+     .doc = "automatically remove this qube upon shutdown"},
     {.name = "include_in_backups",
      .type = QUBES_PROP_BOOL,
      .default_func = default_not_auto_cleanup,
@@ -840,7 +845,13 @@ static const QubesPropDef dispvm_props[] = {
      .load_stage = 4,
      .default_func = default_own_template,
      .setter = setter_dvm,
-     .doc = "Default VM to be used as Disposable VM for service calls."},
+     .doc = "Default disposable template to be used for service calls."},
+    /* master's stateless_property: a str-typed value nobody sets */
+    {.name = "is_preload",
+     .type = QUBES_PROP_STR,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_func = default_is_preload,
+     .doc = "Check if qube is a preloaded disposable. :rtype: bool"},
     {.name = "template_for_dispvms",
      .type = QUBES_PROP_BOOL,
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,

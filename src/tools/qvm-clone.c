@@ -161,6 +161,10 @@ int main(int argc, char **argv)
         qa_call("admin.vm.feature.List", src, NULL, NULL, NULL);
     g_auto(GStrv) fnames = g_strsplit(features ? features : "", "\n", -1);
     for (char **f = fnames; *f && **f; f++) {
+        /* the source's own preloaded disposables, which are not the
+         * copy's (qubesd refuses the list there) */
+        if (strcmp(*f, "preload-dispvm") == 0)
+            continue;
         g_autofree char *v =
             qa_call("admin.vm.feature.Get", src, *f, NULL, NULL);
         g_autofree char *s =

@@ -128,7 +128,7 @@ def test_disposable_template_in_use():
     expect_exc(d.call('admin.vm.property.Set', 'dvm', 'template_for_dispvms',
                       'False'), 'QubesVMInUseError',
                'Cannot change template_for_dispvms to False while there are '
-               'some DispVMs based on this DVM template')
+               'some disposables based on this disposable template')
     d.ok('admin.vm.Remove', 'disp')
     d.ok('admin.vm.property.Set', 'dvm', 'template_for_dispvms', 'False')
     d.ok('admin.vm.Remove', 'dvm')

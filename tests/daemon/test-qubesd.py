@@ -198,12 +198,14 @@ def test_dispvm_default_template():
                "Can't set default_dispvm to non-existing qube nope")
     # the AppVM is not yet a template for DispVMs: default_dispvm refuses
     # it (the reference's setter_disposable_template), and so does a DispVM
+    # (dispvm.py __init__, before any property is set)
     expect_exc(d.call('admin.property.Set', arg='default_dispvm',
                       payload='dvm'), 'QubesPropertyValueError',
                'template_for_dispvms')
     expect_exc(d.call('admin.vm.Create.DispVM', 'dom0', 'dvm',
                       payload='name=disp1 label=red'),
-               'QubesPropertyValueError', 'template_for_dispvms')
+               'QubesValueError', 'template for disposable (dvm) needs to '
+               'be an AppVM with template_for_dispvms=True')
     d.ok('admin.vm.property.Set', 'dvm', 'template_for_dispvms', 'True')
     d.ok('admin.property.Set', arg='default_dispvm', payload='dvm')
     d.ok('admin.vm.Create.DispVM', payload='name=disp1 label=red')

@@ -1265,7 +1265,7 @@ def test_create_disposable():
     # destination, or of the source's default_dispvm for dom0; named
     # dispDISPID, auto_cleanup, tagged by its creator; "uuid" answers
     # uuid:UUID
-    refuse = ('Refusing to create DispVM out of this AppVM, because '
+    refuse = ('Refusing to create disposable out of app qube which has '
               'template_for_dispvms=False')
     exc('admin.vm.CreateDisposable', 'dom0', name='QubesException',
         msg=refuse)
@@ -1299,25 +1299,28 @@ def test_create_disposable():
                  b'action=accept expire=%d proto=tcp dstports=443-443\n'
                  b'action=accept\n' % (time.time() + 3600))
         ok('admin.vm.firewall.Set', VM, '', rules, want='')
-        ok('admin.vm.feature.Set', VM, 'preload-dispvm-max', b'0')
+        ok('admin.vm.feature.Set', VM, 'preload-dispvm-delay', b'1')
         ok('admin.vm.feature.Set', VM, 'fw-copied', b'yes')
         fwd = ok('admin.vm.CreateDisposable', VM)
         made.append(fwd)
         ok('admin.vm.firewall.Get', fwd, want=rules.decode())
         ok('admin.vm.feature.Get', fwd, 'fw-copied', want='yes')
-        exc('admin.vm.feature.Get', fwd, 'preload-dispvm-max',
+        exc('admin.vm.feature.Get', fwd, 'preload-dispvm-delay',
             name='QubesFeatureNotFoundError')
         # the DispVM's own file: the template's later changes are not its
         ok('admin.vm.firewall.Set', VM, '', b'action=accept\n', want='')
         ok('admin.vm.firewall.Get', fwd, want=rules.decode())
-        ok('admin.vm.feature.Remove', VM, 'preload-dispvm-max')
+        ok('admin.vm.feature.Remove', VM, 'preload-dispvm-delay')
         ok('admin.vm.feature.Remove', VM, 'fw-copied')
         ok('admin.property.Set', 'dom0', 'default_dispvm', VM.encode())
         r = ok('admin.vm.CreateDisposable', 'dom0', '', b'uuid')
         assert r.startswith('uuid:'), r
         made.append(r)
         assert ok('admin.vm.List', r).split()[1] == 'class=DispVM', r
-        ok('admin.vm.CreateDisposable', 'dom0', 'preload', want='')
+        # the source's default_dispvm, which cannot preload
+        # (test_preload_bookkeeping)
+        exc('admin.vm.CreateDisposable', 'dom0', 'preload',
+            name='QubesValueError', match='qubes.WaitForRunningSystem')
     finally:
         for n in made:
             ok('admin.vm.Remove', n)
@@ -1326,6 +1329,108 @@ def test_create_disposable():
                 assert not os.path.exists(
                     os.path.join(state['base'], 'appvms', n)), n
         ok('admin.property.Reset', 'dom0', 'default_dispvm')
+        ok('admin.vm.property.Reset', VM, 'template_for_dispvms')
+
+
+def test_preload_bookkeeping():
+    # S mix/dvmtemplate.py (the domain-feature-pre-set handlers of
+    # preload-dispvm-max, preload-dispvm and preload-dispvm-delay,
+    # supports_preload, get_feat_preload_max) and dispvm.py (__init__,
+    # _setter_template, is_preload, _preload_cleanup); admin.py
+    # create_disposable with the argument "preload"
+    V = 'Invalid preload-dispvm value:'
+    exc('admin.vm.Create.DispVM', 'dom0', VM, b'name=pd1 label=red',
+        name='QubesValueError',
+        msg='template for disposable (test-vm1) needs to be an AppVM with '
+        'template_for_dispvms=True')
+    exc('admin.vm.CreateDisposable', VM, 'preload', name='QubesValueError',
+        msg="Qube does not support the RPC 'qubes.WaitForRunningSystem' but "
+        'tried to preload, check if template is outdated')
+    # a TemplateVM has no preload handler: nothing is refused
+    ok('admin.vm.CreateDisposable', TPL, 'preload', want='')
+    ok('admin.vm.property.Set', VM, 'template_for_dispvms', b'True')
+    try:
+        exc('admin.vm.feature.Set', VM, 'preload-dispvm-max', b'1',
+            name='QubesValueError', msg='Qube does not support qrexec')
+        # both looked up along the template
+        ok('admin.vm.feature.Set', TPL, 'qrexec', b'1')
+        exc('admin.vm.feature.Set', VM, 'preload-dispvm-max', b'1',
+            name='QubesValueError',
+            msg="Qube does not support the RPC 'qubes.WaitForRunningSystem'")
+        ok('admin.vm.feature.Set', TPL,
+           'supported-rpc.qubes.WaitForRunningSystem', b'1')
+        for bad in (b'x', b'-1', b'1.5', b' 1'):
+            exc('admin.vm.feature.Set', VM, 'preload-dispvm-max', bad,
+                name='QubesValueError',
+                msg='Invalid preload-dispvm-max value: not a digit')
+        ok('admin.vm.feature.Set', VM, 'preload-dispvm-max', b'', want='')
+        ok('admin.vm.feature.Set', VM, 'preload-dispvm-max', b'2', want='')
+        for bad in (b'x', b'0x10', b'1,5'):
+            exc('admin.vm.feature.Set', VM, 'preload-dispvm-delay', bad,
+                name='QubesValueError',
+                msg='Invalid preload-dispvm-delay value: not an integer or '
+                'float')
+        for good in (b'-1', b'2.5', b'1e1', b''):
+            ok('admin.vm.feature.Set', VM, 'preload-dispvm-delay', good)
+        ok('admin.vm.Create.DispVM', 'dom0', VM, b'name=pd1 label=red')
+        ok('admin.vm.Create.DispVM', 'dom0', VM, b'name=pd2 label=red')
+        ok('admin.vm.Create.AppVM', 'dom0', TPL, b'name=pd-other label=red')
+        exc('admin.vm.feature.Set', VM, 'preload-dispvm', b'pd1 pd2 pd1',
+            name='QubesValueError',
+            msg="%s can't increment: qube count (3) is either bigger than "
+            'old count (0) or preload-dispvm-max (2)' % V)
+        exc('admin.vm.feature.Set', VM, 'preload-dispvm', b'pd1 pd1',
+            name='QubesValueError', msg="%s contain duplicates: 'pd1'" % V)
+        exc('admin.vm.feature.Set', VM, 'preload-dispvm', b'nope',
+            name='QubesValueError', msg="%s non qube(s): 'nope'" % V)
+        exc('admin.vm.feature.Set', VM, 'preload-dispvm', b'pd-other',
+            name='QubesValueError',
+            msg="%s qube(s) not based on test-vm1: 'pd-other'" % V)
+        # S dispvm.py is_preload: a stateless property (type str)
+        ok('admin.vm.property.Get', 'pd1', 'is_preload',
+           want='default=True type=str False')
+        ok('admin.vm.property.Help', 'pd1', 'is_preload',
+           want='Check if qube is a preloaded disposable. :rtype: bool')
+        exc('admin.vm.property.Set', 'pd1', 'is_preload', b'True',
+            name='QubesPropertyValueError',
+            msg="property 'is_preload' on DispVM instance cannot be set")
+        assert 'is_preload' in ok('admin.vm.property.List', 'pd1').split()
+        ok('admin.vm.property.Help', 'pd1', 'template',
+           want='AppVM, on which this disposable is based.')
+        # the list changing tells each qube it adds or drops
+        events = events_during(
+            lambda: ok('admin.vm.feature.Set', VM, 'preload-dispvm',
+                       b'pd1 pd2'),
+            lambda ev: sum(e[1] == 'property-reset:is_preload'
+                           for e in ev) >= 2)
+        got = sorted((e[0], e[2]) for e in events
+                     if e[1] == 'property-reset:is_preload')
+        assert got == [('pd1', {'name': 'is_preload'}),
+                       ('pd2', {'name': 'is_preload'})], got
+        # and domain-preload-dispvm-start for +preload, with its reason
+        events = events_during(
+            lambda: ok('admin.vm.CreateDisposable', VM, 'preload', want=''),
+            lambda ev: any(e[1] == 'domain-preload-dispvm-start'
+                           for e in ev))
+        assert (VM, 'domain-preload-dispvm-start',
+                {'reason': 'autostart was requested'}) in events, events
+        ok('admin.vm.property.Get', 'pd2', 'is_preload',
+           want='default=True type=str True')
+        # the same names in another order need no room
+        ok('admin.vm.feature.Set', VM, 'preload-dispvm-max', b'0')
+        ok('admin.vm.feature.Set', VM, 'preload-dispvm', b'pd2 pd1')
+        # a DispVM that goes leaves the list
+        ok('admin.vm.Remove', 'pd1')
+        ok('admin.vm.feature.Get', VM, 'preload-dispvm', want='pd2')
+        ok('admin.vm.CreateDisposable', VM, 'preload', want='')
+    finally:
+        for n in ('pd1', 'pd2', 'pd-other'):
+            call('admin.vm.Remove', n)
+        for f in ('preload-dispvm', 'preload-dispvm-max',
+                  'preload-dispvm-delay'):
+            call('admin.vm.feature.Remove', VM, f)
+        for f in ('qrexec', 'supported-rpc.qubes.WaitForRunningSystem'):
+            call('admin.vm.feature.Remove', TPL, f)
         ok('admin.vm.property.Reset', VM, 'template_for_dispvms')
 
 

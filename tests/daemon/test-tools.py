@@ -379,7 +379,22 @@ def test_clone_and_remove():
     run('qvm-device', 'block', 'assign', '--required', '-o',
         'frontend-dev=xvdk', 'work', 'dom0:nosuch8:/srv/data.img')
     assigned = d.ok('admin.vm.device.block.Assigned', 'work')
+    # a disposable template's list of its preloaded DispVMs is its own:
+    # the copy gets the count, not the list (qubesd would refuse it)
+    run('qvm-features', 'fedora', 'qrexec', '1')
+    run('qvm-features', 'fedora', 'supported-rpc.qubes.WaitForRunningSystem',
+        '1')
+    run('qvm-prefs', 'work', 'template_for_dispvms', 'True')
+    run('qvm-features', 'work', 'preload-dispvm-max', '1')
+    d.ok('admin.vm.Create.DispVM', arg='work', payload='name=wdisp label=red')
+    run('qvm-features', 'work', 'preload-dispvm', 'wdisp')
     run('qvm-clone', 'work', 'work-copy')
+    assert run('qvm-features', 'work-copy', 'preload-dispvm-max') == '1\n'
+    feats = run('qvm-features', 'work-copy')
+    assert 'preload-dispvm ' not in feats, feats
+    # a DispVM that goes leaves the list (master leaves it empty)
+    run('qvm-remove', '-f', 'wdisp')
+    assert run('qvm-features', 'work', 'preload-dispvm') == '\n'
     assert d.ok('admin.vm.firewall.Get', 'work-copy') == fw
     assert d.ok('admin.vm.device.block.Assigned', 'work-copy') == \
         assigned.replace("frontend_domain='work'",
@@ -403,6 +418,11 @@ def test_clone_and_remove():
     assert not os.path.exists(os.path.join(base, 'appvms', 'work-copy'))
     rc, out, err = run('qvm-remove', '-f', 'fedora', ok=False)
     assert 'in use' in err, err
+    for f in ('preload-dispvm-max', 'preload-dispvm'):
+        d.call('admin.vm.feature.Remove', 'work', f)
+    run('qvm-prefs', '--default', 'work', 'template_for_dispvms')
+    for f in ('qrexec', 'supported-rpc.qubes.WaitForRunningSystem'):
+        d.ok('admin.vm.feature.Remove', 'fedora', f)
 
 
 if __name__ == '__main__':
