@@ -2,6 +2,7 @@
  * and Remove. */
 #include "api-util.h"
 #include "policy.h"
+#include "preload-run.h"
 
 #include "qubes-error.h"
 
@@ -281,6 +282,72 @@ static char *disp_created(Call *call, gboolean ok, GError **error,
     return CALL_ASYNC;
 }
 
+static void disp_tag(Call *call, QubesDomain *dom)
+{
+    g_autofree char *t1 = g_strconcat("created-by-", call->src->name, NULL);
+    g_autofree char *t2 =
+        g_strconcat("disp-created-by-", call->src->name, NULL);
+    qubes_domain_tag_add(dom, t1, NULL);
+    qubes_domain_tag_add(dom, t2, NULL);
+}
+
+/* A new DispVM of @appvm, tagged by the caller, answered once made and
+ * saved. */
+static char *disp_make(Call *call, QubesDomain *appvm, gboolean uuid,
+                       GError **error)
+{
+    g_autofree char *label = NULL;
+    qubes_props_get(&appvm->props, "label", &label, NULL, NULL);
+    QubesDomain *dom =
+        qubes_app_add_new_domain(call->app, qubes_domain_class_lookup("DispVM"),
+                                 NULL, label, appvm->name, NULL, NULL, error);
+    if (!dom)
+        return NULL;
+    if (!qubes_props_set(&dom->props, "auto_cleanup", "True", error)) {
+        qubes_app_remove_domain(call->app, dom, NULL);
+        return NULL;
+    }
+    disp_tag(call, dom);
+    DispJob *j = disp_job_new(dom, uuid);
+    call_run_worker(call, disp_create_work, disp_created, j,
+                    (GDestroyNotify)disp_job_free);
+    return CALL_ASYNC;
+}
+
+typedef struct {
+    Call *call;
+    QubesDomain *appvm; /* held */
+    gboolean uuid;
+} PreloadAsk;
+
+/* A preloaded DispVM came (or none was ready: a new one is made). */
+static void disp_preloaded(GObject *src, GAsyncResult *res, gpointer data)
+{
+    PreloadAsk *a = data;
+    GError *err = NULL;
+    QubesDomain *dom = qubes_preload_request_finish(res, &err);
+    char *r = NULL;
+    if (dom) {
+        disp_tag(a->call, dom);
+        DispJob *j = disp_job_new(dom, a->uuid);
+        call_save_then(a->call, disp_saved, j, (GDestroyNotify)disp_job_free);
+        qubes_domain_unref(dom);
+        r = CALL_ASYNC;
+    } else if (!err) {
+        r = disp_make(a->call, a->appvm, a->uuid, &err);
+    }
+    if (r == CALL_ASYNC)
+        ;
+    else if (r)
+        call_return(a->call, r);
+    else
+        call_fail(a->call, err);
+    if (r != CALL_ASYNC)
+        g_free(r);
+    qubes_domain_unref(a->appvm);
+    g_free(a);
+}
+
 static char *vm_create_disposable(Call *call, GError **error)
 {
     if (!api_enforce(!*call->arg || strcmp(call->arg, "preload") == 0, NULL,
@@ -314,9 +381,14 @@ static char *vm_create_disposable(Call *call, GError **error)
                              strcmp(appvm->klass->name, "StandaloneVM") == 0;
         if (dvm_class && !qubes_preload_check_supported(appvm, error))
             return NULL;
-        const char *kw[] = {"reason", "autostart was requested", NULL};
-        g_autoptr(GPtrArray) fx = qubes_emitter_fire(
-            &appvm->emitter, "domain-preload-dispvm-start", kw, NULL);
+        QubesPreload *p = qubes_runtime_preload(call->app->runtime);
+        if (p && dvm_class) {
+            qubes_preload_start(p, appvm, "autostart was requested");
+        } else {
+            const char *kw[] = {"reason", "autostart was requested", NULL};
+            g_autoptr(GPtrArray) fx = qubes_emitter_fire(
+                &appvm->emitter, "domain-preload-dispvm-start", kw, NULL);
+        }
         return g_strdup("");
     }
     if (!appvm ||
@@ -327,26 +399,17 @@ static char *vm_create_disposable(Call *call, GError **error)
                             "which has template_for_dispvms=False");
         return NULL;
     }
-    g_autofree char *label = NULL;
-    qubes_props_get(&appvm->props, "label", &label, NULL, NULL);
-    QubesDomain *dom =
-        qubes_app_add_new_domain(call->app, qubes_domain_class_lookup("DispVM"),
-                                 NULL, label, appvm->name, NULL, NULL, error);
-    if (!dom)
-        return NULL;
-    if (!qubes_props_set(&dom->props, "auto_cleanup", "True", error)) {
-        qubes_app_remove_domain(call->app, dom, NULL);
-        return NULL;
+    /* master's from_appvm: a preloaded one when one is ready */
+    QubesPreload *p = qubes_runtime_preload(call->app->runtime);
+    if (p) {
+        PreloadAsk *a = g_new0(PreloadAsk, 1);
+        a->call = call;
+        a->appvm = qubes_domain_ref(appvm);
+        a->uuid = uuid;
+        qubes_preload_request(p, appvm, disp_preloaded, a);
+        return CALL_ASYNC;
     }
-    g_autofree char *t1 = g_strconcat("created-by-", call->src->name, NULL);
-    g_autofree char *t2 =
-        g_strconcat("disp-created-by-", call->src->name, NULL);
-    qubes_domain_tag_add(dom, t1, NULL);
-    qubes_domain_tag_add(dom, t2, NULL);
-    DispJob *j = disp_job_new(dom, uuid);
-    call_run_worker(call, disp_create_work, disp_created, j,
-                    (GDestroyNotify)disp_job_free);
-    return CALL_ASYNC;
+    return disp_make(call, appvm, uuid, error);
 }
 
 static gboolean remove_work(gpointer data, GError **error)

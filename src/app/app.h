@@ -77,18 +77,20 @@ struct _QubesDomain {
     QubesPropHolder props;
     guint qid;
     char *name;
-    GPtrArray *features;     /* char*: name, value, ... in insertion order */
-    GHashTable *tags;        /* set of char* */
-    GPtrArray *volumes;      /* QubesDomainVolume*, in qubes.xml order */
-    GPtrArray *lost_volumes; /* QxAttrs of volumes that could not load */
-    GPtrArray *extra;        /* verbatim XML of elements we do not read */
-    GPtrArray *assignments;  /* QubesDevAssignment*: devices assigned to it
-                                (devices.h), every class, in order */
-    QubesPowerState power;   /* kept by the runtime (src/vm); dom0 runs */
-    gint64 start_time;       /* seconds since the epoch; 0 when halted */
-    gint64 xid;              /* the hypervisor's id while it runs, else -1 */
-    gboolean removed;        /* taken out of the app, freed when unused */
-    guint fw_timer;          /* the firewall's next expiry (firewall.c) */
+    GPtrArray *features;        /* char*: name, value, ... in insertion order */
+    GHashTable *tags;           /* set of char* */
+    GPtrArray *volumes;         /* QubesDomainVolume*, in qubes.xml order */
+    GPtrArray *lost_volumes;    /* QxAttrs of volumes that could not load */
+    GPtrArray *extra;           /* verbatim XML of elements we do not read */
+    GPtrArray *assignments;     /* QubesDevAssignment*: devices assigned to it
+                                   (devices.h), every class, in order */
+    QubesPowerState power;      /* kept by the runtime (src/vm); dom0 runs */
+    gint64 start_time;          /* seconds since the epoch; 0 when halted */
+    gint64 xid;                 /* the hypervisor's id while it runs, else -1 */
+    gboolean removed;           /* taken out of the app, freed when unused */
+    gboolean preload_requested; /* a preloaded DispVM being handed out
+                                   (preload-run.c; not saved) */
+    guint fw_timer;             /* the firewall's next expiry (firewall.c) */
     gint refcount;
 };
 
@@ -351,6 +353,11 @@ void qubes_preload_forget(QubesDomain *dispvm);
 /* QubesValueError (master's words) unless @dvm, or a template of it, has
  * supported-rpc.qubes.WaitForRunningSystem, which preloading waits for. */
 gboolean qubes_preload_check_supported(QubesDomain *dvm, GError **error);
+/* get_feat_preload_max: dom0's preload-dispvm-max for the system's
+ * default_dispvm when dom0 has one, else the qube's own (0: none). */
+gint64 qubes_preload_max(QubesDomain *dvm);
+/* Whether @dvm follows dom0's preload-dispvm-max (is_global_preload_set). */
+gboolean qubes_preload_global_set(QubesDomain *dvm);
 /* The network properties of every QubesVM class, and a TemplateVM's
  * netvm (which hides the other). */
 extern const QubesPropDef qubes_net_props[];

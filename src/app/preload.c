@@ -43,7 +43,16 @@ static gint64 feature_int(const char *value)
 /* get_feat_preload_max: for the system's default_dispvm, dom0's
  * preload-dispvm-max when dom0 has one (the global setting), else the
  * qube's own. */
-static gint64 preload_max(QubesDomain *self)
+gboolean qubes_preload_global_set(QubesDomain *self)
+{
+    g_autofree char *def = NULL;
+    qubes_props_get(&self->app->props, "default_dispvm", &def, NULL, NULL);
+    QubesDomain *dom0 = qubes_app_get_domain_by_qid(self->app, 0);
+    return dom0 && g_strcmp0(def, self->name) == 0 &&
+           qubes_domain_feature_get(dom0, "preload-dispvm-max");
+}
+
+gint64 qubes_preload_max(QubesDomain *self)
 {
     QubesApp *app = self->app;
     g_autofree char *def = NULL;
@@ -146,7 +155,7 @@ static gboolean on_pre_set_list(QubesEvent *ev, gpointer data, GError **error)
     }
     if (same || new_len == 0)
         return TRUE;
-    gint64 max = preload_max(self);
+    gint64 max = qubes_preload_max(self);
     if ((gint64)new_len > MAX(max, (gint64)old_len)) {
         g_set_error(
             error, QUBES_ERROR, QUBES_ERROR_VALUE,
@@ -246,7 +255,9 @@ char *qubes_preload_is_preload(QubesDomain *dispvm)
     QubesDomain *tpl = qubes_domain_get_template(dispvm);
     g_auto(GStrv) list = split_list(
         tpl ? qubes_domain_feature_get(tpl, "preload-dispvm") : NULL);
-    return g_strdup(in_list(list, dispvm->name) ? "True" : "False");
+    return g_strdup(in_list(list, dispvm->name) || dispvm->preload_requested
+                        ? "True"
+                        : "False");
 }
 
 void qubes_preload_forget(QubesDomain *dispvm)

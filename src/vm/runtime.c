@@ -12,6 +12,7 @@
 #include "firewall.h"
 #include "hostdev.h"
 #include "netfilter.h"
+#include "preload-run.h"
 #include "qubes-error.h"
 #include "status.h"
 
@@ -62,6 +63,7 @@ struct _QubesRuntime {
     GThreadPool *nf_pool;    /* firewall jobs, one at a time, in order */
     GPtrArray *blocks;       /* QubesBlockAttachment: dom0's block devices
                                 attached to running qubes */
+    QubesPreload *preload;   /* preloaded disposables (preload-run.c) */
 };
 
 /* ---- small helpers ---- */
@@ -1556,6 +1558,16 @@ static QubesPowerState power_of(int state)
 
 static gboolean autostart_begin(gpointer data);
 
+/* Once qubesd knows which qubes run: the preloaded disposables. */
+static gboolean preload_begin(gpointer data)
+{
+    QubesRuntime *rt = data;
+    if (rt->doms && rt->preload)
+        qubes_preload_startup(rt->preload);
+    rt_unref(rt);
+    return G_SOURCE_REMOVE;
+}
+
 /* Learns which qubes run: adopts them (state, id; their storage stays
  * started) and treats the others as stopped. Brings the storage of
  * halted qubes to rest the first time. Blocking, but short: one listing. */
@@ -1641,8 +1653,10 @@ static void resync(QubesRuntime *rt)
         auto_cleanup(rt, leftover->pdata[i]);
     if (!rt->settled && uses_links(rt))
         nf_reset(rt, alive);
-    if (!rt->settled)
+    if (!rt->settled) {
+        g_idle_add(preload_begin, rt_ref(rt));
         g_idle_add(autostart_begin, rt_ref(rt));
+    }
     rt->settled = TRUE;
 }
 
@@ -1760,6 +1774,7 @@ QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
                               (GDestroyNotify)link_free);
     app->runtime = rt;
     register_netvm_handlers(rt);
+    rt->preload = qubes_preload_new(rt, app);
     if (!connect_now(rt))
         rt->retry_source = g_timeout_add_seconds(2, try_connect, rt);
     return rt;
@@ -1773,6 +1788,8 @@ void qubes_runtime_free(QubesRuntime *rt)
         g_source_remove(rt->retry_source);
     if (rt->drop_source)
         g_source_remove(rt->drop_source);
+    qubes_preload_free(rt->preload);
+    rt->preload = NULL;
     if (rt->conn) {
         virConnectDomainEventDeregisterAny(rt->conn, rt->lifecycle_id);
         virConnectUnregisterCloseCallback(rt->conn, on_close);
@@ -3261,4 +3278,9 @@ static gboolean autostart_begin(gpointer data)
         autostart_next(a);
     }
     return G_SOURCE_REMOVE;
+}
+
+QubesPreload *qubes_runtime_preload(QubesRuntime *rt)
+{
+    return rt ? rt->preload : NULL;
 }

@@ -28,6 +28,10 @@
 
 G_BEGIN_DECLS
 
+typedef struct _QubesPreload QubesPreload;
+/* The runtime's preloaded disposables (preload-run.h); NULL without. */
+QubesPreload *qubes_runtime_preload(QubesRuntime *rt);
+
 typedef struct {
     char *uri; /* libvirt connection URI */
     QubesHvType hv;

@@ -1039,6 +1039,120 @@ def test_disposable_removes_itself():
     assert '%s class=' % name not in d.ok('admin.vm.List', 'dom0')
 
 
+def wait_until(pred, what, timeout=BOOT_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        assert time.monotonic() < deadline, what()
+        time.sleep(0.2)
+
+
+def test_preloaded_disposables():
+    """preload-dispvm-max keeps that many DispVMs started and paused,
+    listed in the template's preload-dispvm and internal;
+    admin.vm.CreateDisposable hands out the first one, running, and the
+    list is filled again; a qubesd restart keeps a completed one and
+    removes one whose preload was interrupted; the maximum lowered to 0
+    removes what is preloaded."""
+    d = state['d']
+    make_qube('pdvm')
+    d.ok('admin.vm.property.Set', 'pdvm', 'template_for_dispvms', 'True')
+    for f in ('qrexec', 'supported-rpc.qubes.WaitForRunningSystem'):
+        d.ok('admin.vm.feature.Set', 'pdvm', f, '1')
+    d.ok('admin.vm.feature.Set', 'pdvm', 'preload-dispvm-delay', '0')
+
+    def listed():
+        r = d.call('admin.vm.feature.Get', 'pdvm', 'preload-dispvm')
+        return r[1] if r[0] == 'ok' and r[1] else None
+
+    def qubes():
+        return d.ok('admin.vm.List', 'dom0')
+
+    def feature(vm, name):
+        r = d.call('admin.vm.feature.Get', vm, name)
+        return r[1] if r[0] == 'ok' else None
+
+    ev = Events('pdvm')
+    name = second = third = None
+    try:
+        d.ok('admin.vm.feature.Set', 'pdvm', 'preload-dispvm-max', '1')
+        ev.wait_for('domain-preload-dispvm-start')
+        first = wait_until(listed, qubes)
+        wait_state(first, 'Paused', timeout=BOOT_TIMEOUT)
+        wait_until(lambda: feature(first, 'preload-dispvm-completed') == '1',
+                   lambda: feature(first, 'preload-dispvm-completed'))
+        assert feature(first, 'preload-dispvm-in-progress') == ''
+        assert feature(first, 'internal') == '1'
+        assert prop(first, 'is_preload') == 'True'
+        assert prop(first, 'auto_cleanup') == 'True'
+        # handed out: the paused one, running at once
+        t0 = time.monotonic()
+        name = d.ok('admin.vm.CreateDisposable', 'pdvm')
+        took = time.monotonic() - t0
+        assert name == first, (name, first)
+        print('# preloaded DispVM handed out in %.2f s' % took)
+        assert 'power_state=Running' in d.ok('admin.vm.CurrentState', name)
+        assert prop(name, 'is_preload') == 'False'
+        assert feature(name, 'internal') is None
+        assert feature(name, 'preload-dispvm-in-progress') is None
+        tags = d.ok('admin.vm.tag.List', name).split()
+        assert 'created-by-dom0' in tags and 'disp-created-by-dom0' in tags
+        wait_log(name, 'QUBES-READY', 0)
+        console_run(name, 'echo PRELOADED-$((40+2))', 'PRELOADED-42')
+        ev.wait_for('domain-preload-dispvm-used')
+        used = [e for e in ev.events
+                if e[1] == 'domain-preload-dispvm-used'][0]
+        assert used[2].get('dispvm') == name, used
+        # filled again with a new one
+        second = wait_until(lambda: listed() not in (None, first) and
+                            listed(), qubes)
+        wait_state(second, 'Paused', timeout=BOOT_TIMEOUT)
+        ev.close()
+        # a qubesd restart keeps the completed, paused one listed
+        d.stop()
+        d.start()
+        time.sleep(3)
+        assert listed() == second, listed()
+        assert 'power_state=Paused' in d.ok('admin.vm.CurrentState', second)
+        # one whose preload (or hand-out) was interrupted by a qubesd that
+        # died goes when qubesd starts, and another is preloaded
+        d.ok('admin.vm.feature.Set', second, 'preload-dispvm-in-progress',
+             '1')
+        d.stop()
+        d.start()
+        wait_until(lambda: '%s class=' % second not in qubes(), qubes)
+        third = wait_until(lambda: listed() not in (None, second) and
+                           listed(), qubes)
+        wait_state(third, 'Paused', timeout=BOOT_TIMEOUT)
+        # the maximum lowered: the preloaded one goes
+        d.ok('admin.vm.feature.Set', 'pdvm', 'preload-dispvm-max', '0')
+        wait_until(lambda: '%s class=' % third not in qubes(), qubes)
+        assert listed() is None, listed()
+        # the handed-out one is an ordinary DispVM: gone once stopped
+        d.ok('admin.vm.Kill', name)
+        wait_until(lambda: '%s class=' % name not in qubes(), qubes)
+    finally:
+        ev.close()
+        d.call('admin.vm.feature.Set', 'pdvm', 'preload-dispvm-max', '0')
+        for vm in (name, second, third):
+            if vm and '%s class=' % vm in qubes():
+                d.call('admin.vm.Kill', vm)
+
+        def dispvms():
+            out = []
+            for line in qubes().splitlines():
+                q = line.split()[0]
+                r = d.call('admin.vm.property.Get', q, 'template')
+                if 'class=DispVM' in line and r[0] == 'ok' and \
+                        r[1].split()[-1] == 'pdvm':
+                    out.append(q)
+            return out
+        wait_until(lambda: not dispvms(),
+                   lambda: (dispvms(), d.read_log()[-2000:]), timeout=60)
+
+
 def test_pause_suspend_and_stats():
     """Pause/Unpause and Suspend/Resume keep the guest; admin.vm.Stats
     streams the running qube's vm-stats."""

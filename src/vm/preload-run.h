@@ -1,0 +1,25 @@
+/* preload-run.h: preloaded disposables, run (preload-run.c). */
+#pragma once
+
+#include "runtime.h"
+
+G_BEGIN_DECLS
+
+/* Made and freed with the runtime (qubes_runtime_preload()). */
+QubesPreload *qubes_preload_new(QubesRuntime *rt, QubesApp *app);
+void qubes_preload_free(QubesPreload *p);
+/* Once the runtime knows which qubes run, when qubesd starts: the
+ * interrupted preloads go, the lists are filled. */
+void qubes_preload_startup(QubesPreload *p);
+/* domain-preload-dispvm-start on @appvm with @reason, then its list is
+ * brought to its maximum (the excess removed, the gap filled). */
+void qubes_preload_start(QubesPreload *p, QubesDomain *appvm,
+                         const char *reason);
+/* A preloaded DispVM of @appvm for admin.vm.CreateDisposable: taken off
+ * the list, unpaused, the user's. Finish gives it (a reference), or
+ * NULL when none is ready: the caller makes a new one. */
+void qubes_preload_request(QubesPreload *p, QubesDomain *appvm,
+                           GAsyncReadyCallback cb, gpointer data);
+QubesDomain *qubes_preload_request_finish(GAsyncResult *res, GError **error);
+
+G_END_DECLS
