@@ -347,13 +347,20 @@ static void gen_free(Gen *g)
     g_free(g);
 }
 
+/* qubesd is exiting (its preload state freed): the step is dropped. */
+static gboolean gen_orphaned(Gen *g)
+{
+    if (g->p)
+        return FALSE;
+    gen_free(g);
+    return TRUE;
+}
+
 static void preload_paused(GObject *src, GAsyncResult *res, gpointer data)
 {
     Gen *g = data;
-    if (!g->p) { /* qubesd is exiting */
-        gen_free(g);
+    if (gen_orphaned(g))
         return;
-    }
     QubesDomain *dom = g->files->dom;
     g_autoptr(GError) err = NULL;
     gboolean paused = qubes_runtime_op_finish(res, &err);
@@ -376,10 +383,8 @@ static void preload_paused(GObject *src, GAsyncResult *res, gpointer data)
 static void preload_started(GObject *src, GAsyncResult *res, gpointer data)
 {
     Gen *g = data;
-    if (!g->p) { /* qubesd is exiting */
-        gen_free(g);
+    if (gen_orphaned(g))
         return;
-    }
     QubesDomain *dom = g->files->dom;
     g_autoptr(GError) err = NULL;
     if (!qubes_runtime_op_finish(res, &err)) {
@@ -406,10 +411,8 @@ static void preload_started(GObject *src, GAsyncResult *res, gpointer data)
 static void preload_saved(gpointer data, GError *error)
 {
     Gen *g = data;
-    if (!g->p) { /* qubesd is exiting */
-        gen_free(g);
+    if (gen_orphaned(g))
         return;
-    }
     QubesDomain *dom = g->files->dom;
     if (error || dom->removed) {
         if (error)
@@ -434,10 +437,8 @@ static void create_thread(GTask *task, gpointer src, gpointer data,
 static void preload_created(GObject *src, GAsyncResult *res, gpointer data)
 {
     Gen *g = data;
-    if (!g->p) { /* qubesd is exiting */
-        gen_free(g);
+    if (gen_orphaned(g))
         return;
-    }
     QubesDomain *dom = g->files->dom;
     g_autoptr(GError) err = NULL;
     if (!g_task_propagate_boolean(G_TASK(res), &err)) {
