@@ -12,7 +12,13 @@ trap 'rm -rf "$work"' EXIT
 echo "1..2"
 files=()
 [ -d "$regressions" ] && mapfile -t files < <(find "$regressions" -type f | sort)
-if [ ${#files[@]} -eq 0 ] || "$target" "${files[@]}" >"$work/reg.log" 2>&1; then
+# -rss_limit_mb=0: no RSS-watching thread for a replay that ends at once.
+# Started as the process exits, that thread is half made when
+# LeakSanitizer looks, and its pthread_getattr_np buffers are reported as
+# leaks (google/sanitizers#1836): 9 of 300 replays under stress-ng here,
+# none of 300 without the thread.
+if [ ${#files[@]} -eq 0 ] ||
+    "$target" -rss_limit_mb=0 "${files[@]}" >"$work/reg.log" 2>&1; then
     echo "ok 1 - $name: ${#files[@]} regression inputs pass"
 else
     echo "not ok 1 - $name: a regression input fails"
