@@ -224,9 +224,9 @@ static char *vm_create_in_pool(Call *call, GError **error)
  * default_dispvm when the destination is dom0), named dispDISPID, with
  * auto_cleanup (it removes itself when it stops), tagged created-by-SRC
  * and disp-created-by-SRC; the answer is its name, or "uuid:UUID" when
- * the payload is "uuid". The argument "preload" (master's preloaded
- * disposables) is checked and fires domain-preload-dispvm-start as
- * master's does; no disposable is preloaded here yet. */
+ * the payload is "uuid". A preloaded DispVM of the template, when one
+ * is ready, is handed out instead of a new one (src/vm/preload-run.c);
+ * the argument "preload" fills the template's preload list now. */
 
 typedef struct {
     DomJob *job;
@@ -375,8 +375,7 @@ static char *vm_create_disposable(Call *call, GError **error)
     if (*call->arg && appvm) {
         /* master awaits domain-preload-dispvm-start, whose handler (a
          * disposable template class's) refuses a qube that cannot
-         * preload, and returns; preloading itself is not built here
-         * (preload.c) */
+         * preload and fills its list; offline, only the event */
         gboolean dvm_class = strcmp(appvm->klass->name, "AppVM") == 0 ||
                              strcmp(appvm->klass->name, "StandaloneVM") == 0;
         if (dvm_class && !qubes_preload_check_supported(appvm, error))

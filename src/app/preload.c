@@ -11,7 +11,7 @@
  *   cannot preload (admin-vm.c asks qubes_preload_check_supported).
  *
  * Preloading itself (disposables started in the background, paused,
- * and handed out on request) is not built yet: README, "Not yet". */
+ * and handed out on request) is the runtime's: src/vm/preload-run.c. */
 #include "app.h"
 
 #include <string.h>
