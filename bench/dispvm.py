@@ -19,16 +19,10 @@ Each DispVM is killed after (it removes itself). Prints the medians (ms)
 and the ratios fresh/preloaded.
 """
 import os
-import shutil
-import statistics
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'daemon'))
-sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'vm'))
-from qubesd_harness import Daemon, LoopFS  # noqa: E402
-import vmenv  # noqa: E402
+from benchvm import ms, qubesd_on_libvirt
 
 TIMEOUT = 180
 
@@ -44,29 +38,11 @@ def wait(pred, what):
         time.sleep(0.05)
 
 
-def ms(values):
-    return statistics.median(values) * 1000
-
-
 def main():
     qubesd = os.path.abspath(sys.argv[1])
     cache = os.path.abspath(sys.argv[2])
     cycles = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    version, kdir = vmenv.guest_kernel(cache)
-    fs = LoopFS('btrfs', '4G')
-    lv = d = None
-    try:
-        lv = vmenv.private_libvirtd(cache, keep=[fs.mnt])
-        logs = os.path.join(lv.work, 'logs')
-        base = os.path.join(fs.mnt, 'qubes')
-        os.makedirs(base)
-        vmenv.install_kernel(base, version, kdir)
-        d = Daemon(qubesd, base, offline=False,
-                   args=['--libvirt-uri', lv.uri, '--domain-type', 'qemu',
-                         '--log-dir', logs],
-                   wrapper=lv.enter()).start()
-        d.ok('admin.property.Set', arg='default_kernel', payload=version)
-        d.ok('admin.vm.Create.TemplateVM', payload='name=tpl label=black')
+    with qubesd_on_libvirt(qubesd, cache) as (d, lv, fs, logs):
         d.ok('admin.vm.Create.AppVM', arg='tpl', payload='name=dvm label=red')
         for k, v in (('memory', '256'), ('maxmem', '256'), ('netvm', ''),
                      ('template_for_dispvms', 'True')):
@@ -139,13 +115,6 @@ def main():
         print('fresh_create_ms=%.1f running_ratio=%.1f ready_ratio=%.2f' % (
             ms(fresh['create']), ms(fresh['running']) / ms(pre['running']),
             ms(fresh['ready']) / ms(pre['ready'])))
-    finally:
-        if d:
-            d.stop(check=False)
-        if lv:
-            lv.stop()
-            shutil.rmtree(lv.work, ignore_errors=True)
-        fs.close()
 
 
 if __name__ == '__main__':

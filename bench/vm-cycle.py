@@ -15,17 +15,11 @@ stop (ms) and its share of a start.
 """
 import os
 import re
-import shutil
-import statistics
 import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'daemon'))
-sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'vm'))
-from qubesd_harness import Daemon, LoopFS  # noqa: E402
-import vmenv  # noqa: E402
+from benchvm import ms, qubesd_on_libvirt
 
 try:
     import libvirt  # python3-libvirt
@@ -49,29 +43,11 @@ def alone_xml(xml, copies_dir):
     return re.sub(r"<source file='([^']*)'", copy, xml)
 
 
-def ms(values):
-    return statistics.median(values) * 1000
-
-
 def main():
     qubesd = os.path.abspath(sys.argv[1])
     cache = os.path.abspath(sys.argv[2])
     cycles = int(sys.argv[3]) if len(sys.argv) > 3 else 10
-    version, kdir = vmenv.guest_kernel(cache)
-    fs = LoopFS('btrfs', '4G')
-    lv = d = None
-    try:
-        lv = vmenv.private_libvirtd(cache, keep=[fs.mnt])
-        work = lv.work
-        base = os.path.join(fs.mnt, 'qubes')
-        os.makedirs(base)
-        vmenv.install_kernel(base, version, kdir)
-        d = Daemon(qubesd, base, offline=False,
-                   args=['--libvirt-uri', lv.uri, '--domain-type', 'qemu',
-                         '--log-dir', os.path.join(work, 'logs')],
-                   wrapper=lv.enter()).start()
-        d.ok('admin.property.Set', arg='default_kernel', payload=version)
-        d.ok('admin.vm.Create.TemplateVM', payload='name=tpl label=black')
+    with qubesd_on_libvirt(qubesd, cache) as (d, lv, fs, logs):
         d.ok('admin.vm.Create.AppVM', arg='tpl',
              payload='name=bench label=red')
         for k, v in (('memory', '256'), ('maxmem', '256'), ('netvm', '')):
@@ -114,13 +90,6 @@ def main():
         print('start_overhead_ms=%.1f stop_overhead_ms=%.1f '
               'start_ratio=%.3f' % (over_start, over_stop,
                                     ms(q_start) / ms(l_start)))
-    finally:
-        if d:
-            d.stop(check=False)
-        if lv:
-            lv.stop()
-            shutil.rmtree(lv.work, ignore_errors=True)
-        fs.close()
 
 
 if __name__ == '__main__':

@@ -326,24 +326,14 @@ static void disp_preloaded(GObject *src, GAsyncResult *res, gpointer data)
     PreloadAsk *a = data;
     GError *err = NULL;
     QubesDomain *dom = qubes_preload_request_finish(res, &err);
-    char *r = NULL;
     if (dom) {
         disp_tag(a->call, dom);
         DispJob *j = disp_job_new(dom, a->uuid);
         call_save_then(a->call, disp_saved, j, (GDestroyNotify)disp_job_free);
         qubes_domain_unref(dom);
-        r = CALL_ASYNC;
-    } else if (!err) {
-        r = disp_make(a->call, a->appvm, a->uuid, &err);
-    }
-    if (r == CALL_ASYNC)
-        ;
-    else if (r)
-        call_return(a->call, r);
-    else
+    } else if (err || !disp_make(a->call, a->appvm, a->uuid, &err)) {
         call_fail(a->call, err);
-    if (r != CALL_ASYNC)
-        g_free(r);
+    }
     qubes_domain_unref(a->appvm);
     g_free(a);
 }
@@ -376,8 +366,7 @@ static char *vm_create_disposable(Call *call, GError **error)
         /* master awaits domain-preload-dispvm-start, whose handler (a
          * disposable template class's) refuses a qube that cannot
          * preload and fills its list; offline, only the event */
-        gboolean dvm_class = strcmp(appvm->klass->name, "AppVM") == 0 ||
-                             strcmp(appvm->klass->name, "StandaloneVM") == 0;
+        gboolean dvm_class = qubes_preload_class(appvm);
         if (dvm_class && !qubes_preload_check_supported(appvm, error))
             return NULL;
         QubesPreload *p = qubes_runtime_preload(call->app->runtime);

@@ -356,8 +356,20 @@ gboolean qubes_preload_check_supported(QubesDomain *dvm, GError **error);
 /* get_feat_preload_max: dom0's preload-dispvm-max for the system's
  * default_dispvm when dom0 has one, else the qube's own (0: none). */
 gint64 qubes_preload_max(QubesDomain *dvm);
+/* Whether @dom's class can preload (master's DVMTemplateMixin: AppVM and
+ * StandaloneVM). */
+gboolean qubes_preload_class(QubesDomain *dom);
 /* Whether @dvm follows dom0's preload-dispvm-max (is_global_preload_set). */
 gboolean qubes_preload_global_set(QubesDomain *dvm);
+/* get_feat_preload: the names in @dvm's preload-dispvm (new, maybe
+ * empty). */
+GStrv qubes_preload_list(QubesDomain *dvm);
+/* Sets preload-dispvm to @names (char*), through its checks. */
+void qubes_preload_list_set(QubesDomain *dvm, GPtrArray *names);
+/* remove_preload_from_list: @name leaves @dvm's list, logged with
+ * @reason; nothing when it is not listed. */
+void qubes_preload_list_remove(QubesDomain *dvm, const char *name,
+                               const char *reason);
 /* The network properties of every QubesVM class, and a TemplateVM's
  * netvm (which hides the other). */
 extern const QubesPropDef qubes_net_props[];

@@ -40,9 +40,13 @@ static gint64 feature_int(const char *value)
     return end && end != v && !*end && n > 0 ? n : 0;
 }
 
-/* get_feat_preload_max: for the system's default_dispvm, dom0's
- * preload-dispvm-max when dom0 has one (the global setting), else the
- * qube's own. */
+gboolean qubes_preload_class(QubesDomain *dom)
+{
+    /* DVMTemplateMixin's: the classes that can be disposable templates */
+    return strcmp(dom->klass->name, "AppVM") == 0 ||
+           strcmp(dom->klass->name, "StandaloneVM") == 0;
+}
+
 gboolean qubes_preload_global_set(QubesDomain *self)
 {
     g_autofree char *def = NULL;
@@ -52,19 +56,46 @@ gboolean qubes_preload_global_set(QubesDomain *self)
            qubes_domain_feature_get(dom0, "preload-dispvm-max");
 }
 
+/* get_feat_preload_max: for the system's default_dispvm, dom0's
+ * preload-dispvm-max when dom0 has one (the global setting), else the
+ * qube's own. */
 gint64 qubes_preload_max(QubesDomain *self)
 {
-    QubesApp *app = self->app;
-    g_autofree char *def = NULL;
-    qubes_props_get(&app->props, "default_dispvm", &def, NULL, NULL);
-    QubesDomain *dom0 = qubes_app_get_domain_by_qid(app, 0);
-    if (dom0 && g_strcmp0(def, self->name) == 0) {
-        const char *global =
-            qubes_domain_feature_get(dom0, "preload-dispvm-max");
-        if (global)
-            return feature_int(global);
-    }
-    return feature_int(qubes_domain_feature_get(self, "preload-dispvm-max"));
+    QubesDomain *owner = qubes_preload_global_set(self)
+                             ? qubes_app_get_domain_by_qid(self->app, 0)
+                             : self;
+    return feature_int(qubes_domain_feature_get(owner, "preload-dispvm-max"));
+}
+
+GStrv qubes_preload_list(QubesDomain *dvm)
+{
+    return split_list(qubes_domain_feature_get(dvm, "preload-dispvm"));
+}
+
+void qubes_preload_list_set(QubesDomain *dvm, GPtrArray *names)
+{
+    g_ptr_array_add(names, NULL);
+    g_autofree char *v = g_strjoinv(" ", (char **)names->pdata);
+    g_ptr_array_remove_index(names, names->len - 1);
+    g_autoptr(GError) err = NULL;
+    if (!qubes_domain_feature_set(dvm, "preload-dispvm", v, &err))
+        g_warning("%s: preload-dispvm not updated: %s", dvm->name,
+                  err->message);
+}
+
+void qubes_preload_list_remove(QubesDomain *dvm, const char *name,
+                               const char *reason)
+{
+    g_auto(GStrv) old = qubes_preload_list(dvm);
+    if (!g_strv_contains((const char *const *)old, name))
+        return;
+    g_autoptr(GPtrArray) kept = g_ptr_array_new();
+    for (guint i = 0; old[i]; i++)
+        if (strcmp(old[i], name) != 0)
+            g_ptr_array_add(kept, old[i]);
+    g_message("%s: removing qube(s) from preloaded list because %s: '%s'",
+              dvm->name, reason, name);
+    qubes_preload_list_set(dvm, kept);
 }
 
 /* A feature value Python takes as true: set and not empty. */
@@ -253,8 +284,7 @@ static gboolean on_pre_set_delay(QubesEvent *ev, gpointer data, GError **error)
 char *qubes_preload_is_preload(QubesDomain *dispvm)
 {
     QubesDomain *tpl = qubes_domain_get_template(dispvm);
-    g_auto(GStrv) list = split_list(
-        tpl ? qubes_domain_feature_get(tpl, "preload-dispvm") : NULL);
+    g_auto(GStrv) list = tpl ? qubes_preload_list(tpl) : split_list(NULL);
     return g_strdup(in_list(list, dispvm->name) || dispvm->preload_requested
                         ? "True"
                         : "False");
@@ -263,24 +293,9 @@ char *qubes_preload_is_preload(QubesDomain *dispvm)
 void qubes_preload_forget(QubesDomain *dispvm)
 {
     QubesDomain *tpl = qubes_domain_get_template(dispvm);
-    const char *value =
-        tpl ? qubes_domain_feature_get(tpl, "preload-dispvm") : NULL;
-    g_auto(GStrv) list = split_list(value);
-    if (!in_list(list, dispvm->name))
-        return;
-    g_autoptr(GPtrArray) kept = g_ptr_array_new();
-    for (guint i = 0; list[i]; i++)
-        if (strcmp(list[i], dispvm->name) != 0)
-            g_ptr_array_add(kept, list[i]);
-    g_ptr_array_add(kept, NULL);
-    g_autofree char *now = g_strjoinv(" ", (char **)kept->pdata);
-    g_autoptr(GError) err = NULL;
-    g_message("%s: removing qube(s) from preloaded list because automatic "
-              "cleanup was called: '%s'",
-              tpl->name, dispvm->name);
-    if (!qubes_domain_feature_set(tpl, "preload-dispvm", now, &err))
-        g_warning("%s: preload-dispvm not updated: %s", tpl->name,
-                  err->message);
+    if (tpl)
+        qubes_preload_list_remove(tpl, dispvm->name,
+                                  "automatic cleanup was called");
 }
 
 void qubes_preload_register_handlers(QubesApp *app)

@@ -48,14 +48,6 @@ typedef struct {
 
 /* ---- the list ---- */
 
-static GStrv list_of(QubesDomain *appvm)
-{
-    const char *v = qubes_domain_feature_get(appvm, "preload-dispvm");
-    if (!v || !*v)
-        return g_new0(char *, 1);
-    return g_strsplit(v, " ", -1);
-}
-
 static gboolean truthy(const char *v)
 {
     return v && *v;
@@ -74,30 +66,6 @@ static void del_feature(QubesDomain *dom, const char *name)
         qubes_domain_feature_remove(dom, name, NULL);
 }
 
-static void set_list(QubesDomain *appvm, GPtrArray *names)
-{
-    g_ptr_array_add(names, NULL);
-    g_autofree char *v = g_strjoinv(" ", (char **)names->pdata);
-    g_ptr_array_remove_index(names, names->len - 1);
-    set_feature(appvm, "preload-dispvm", v);
-}
-
-/* remove_preload_from_list */
-static void list_remove(QubesDomain *appvm, const char *name,
-                        const char *reason)
-{
-    g_auto(GStrv) old = list_of(appvm);
-    if (!g_strv_contains((const char *const *)old, name))
-        return;
-    g_autoptr(GPtrArray) kept = g_ptr_array_new();
-    for (guint i = 0; old[i]; i++)
-        if (strcmp(old[i], name) != 0)
-            g_ptr_array_add(kept, old[i]);
-    g_message("%s: removing qube(s) from preloaded list because %s: '%s'",
-              appvm->name, reason, name);
-    set_list(appvm, kept);
-}
-
 static void fire_is_preload(QubesDomain *dom)
 {
     const char *kw[] = {"name", "is_preload", NULL};
@@ -107,7 +75,7 @@ static void fire_is_preload(QubesDomain *dom)
 
 static gboolean can_preload(QubesDomain *appvm)
 {
-    g_auto(GStrv) list = list_of(appvm);
+    g_auto(GStrv) list = qubes_preload_list(appvm);
     return (gint64)g_strv_length(list) < qubes_preload_max(appvm);
 }
 
@@ -137,66 +105,18 @@ static void saved_ignore(gpointer data, GError *error)
         g_warning("preload: qubes.xml not saved: %s", error->message);
 }
 
-static void removed_files(GObject *src, GAsyncResult *res, gpointer data)
-{
-    g_autoptr(GError) err = NULL;
-    if (!g_task_propagate_boolean(G_TASK(res), &err))
-        g_warning("preload: files not removed: %s", err->message);
-}
-
-static void remove_files_thread(GTask *task, gpointer src, gpointer data,
-                                GCancellable *cancel)
-{
-    GError *err = NULL;
-    if (!qubes_domain_files_remove(data, &err))
-        g_task_return_error(task, err);
-    else
-        g_task_return_boolean(task, TRUE);
-}
-
-static void files_saved(gpointer data, GError *error)
-{
-    QubesDomainFiles *f = data;
-    if (error) {
-        g_warning("%s: qubes.xml not saved, its files are kept: %s",
-                  f->dom->name, error->message);
-        qubes_domain_files_free(f);
-        return;
-    }
-    GTask *task = g_task_new(NULL, NULL, removed_files, NULL);
-    g_task_set_task_data(task, f, (GDestroyNotify)qubes_domain_files_free);
-    g_task_run_in_thread(task, remove_files_thread);
-    g_object_unref(task);
-}
-
-/* A halted DispVM goes: out of the model, then qubes.xml, then its
- * files (the order admin.vm.Remove keeps). */
-static void remove_halted(QubesDomain *dom)
-{
-    if (dom->removed)
-        return;
-    QubesDomainFiles *f = qubes_domain_files_new(dom);
-    g_autoptr(GError) err = NULL;
-    if (!qubes_app_remove_domain(dom->app, dom, &err)) {
-        g_warning("%s: not removed: %s", dom->name, err->message);
-        qubes_domain_files_free(f);
-        return;
-    }
-    qubes_app_save_then(dom->app, files_saved, f);
-}
-
 static void killed(GObject *src, GAsyncResult *res, gpointer data)
 {
     QubesDomain *dom = data;
     g_autoptr(GError) err = NULL;
     if (!qubes_runtime_op_finish(res, &err) && !dom->removed &&
         dom->power == QUBES_POWER_HALTED)
-        remove_halted(dom);
+        qubes_runtime_auto_cleanup(dom->app->runtime, dom);
     qubes_domain_unref(dom);
 }
 
 /* cleanup(): killed when it runs (its auto_cleanup removes it once it
- * stopped), removed when it does not. */
+ * stopped), removed the same way at once when it does not. */
 static void cleanup(QubesPreload *p, QubesDomain *dom)
 {
     if (dom->removed)
@@ -208,7 +128,7 @@ static void cleanup(QubesPreload *p, QubesDomain *dom)
         return;
     }
     if (dom->power == QUBES_POWER_HALTED) {
-        remove_halted(dom);
+        qubes_runtime_auto_cleanup(p->rt, dom);
         return;
     }
     qubes_runtime_kill(p->rt, dom, killed, qubes_domain_ref(dom));
@@ -218,7 +138,7 @@ static void cleanup(QubesPreload *p, QubesDomain *dom)
 static void remove_excess(QubesPreload *p, QubesDomain *appvm, gint64 max,
                           const char *reason)
 {
-    g_auto(GStrv) old = list_of(appvm);
+    g_auto(GStrv) old = qubes_preload_list(appvm);
     guint n = g_strv_length(old);
     if ((gint64)n <= max)
         return;
@@ -233,7 +153,7 @@ static void remove_excess(QubesPreload *p, QubesDomain *appvm, gint64 max,
     g_message("%s: removing excess qube(s) from preloaded list because %s: "
               "'%s'",
               appvm->name, reason, gone->str);
-    set_list(appvm, kept);
+    qubes_preload_list_set(appvm, kept);
     for (guint i = (guint)MAX(max, 0); i < n; i++) {
         QubesDomain *d = g_hash_table_lookup(p->app->by_name, old[i]);
         if (d)
@@ -392,7 +312,7 @@ static void preload_started(GObject *src, GAsyncResult *res, gpointer data)
                   err->message);
         QubesDomain *appvm = qubes_domain_get_template(dom);
         if (appvm)
-            list_remove(appvm, dom->name, "its start failed");
+            qubes_preload_list_remove(appvm, dom->name, "its start failed");
         cleanup(g->p, dom);
         waiters_done(g->p, dom); /* they fall back: it does not run */
         gen_free(g);
@@ -445,7 +365,8 @@ static void preload_created(GObject *src, GAsyncResult *res, gpointer data)
         g_warning("%s: preloaded qube not made: %s", dom->name, err->message);
         QubesDomain *appvm = qubes_domain_get_template(dom);
         if (appvm)
-            list_remove(appvm, dom->name, "its storage was not made");
+            qubes_preload_list_remove(appvm, dom->name,
+                                      "its storage was not made");
         if (!dom->removed)
             qubes_app_remove_domain(dom->app, dom, NULL);
         qubes_app_save_then(dom->app, saved_ignore, NULL);
@@ -478,12 +399,12 @@ static void gen_preload(QubesPreload *p, QubesDomain *appvm)
     }
     g_message("%s: marking preloaded qube", dom->name);
     set_feature(dom, "preload-dispvm-in-progress", "1");
-    g_auto(GStrv) old = list_of(appvm);
+    g_auto(GStrv) old = qubes_preload_list(appvm);
     g_autoptr(GPtrArray) now = g_ptr_array_new();
     for (guint i = 0; old[i]; i++)
         g_ptr_array_add(now, old[i]);
     g_ptr_array_add(now, dom->name);
-    set_list(appvm, now);
+    qubes_preload_list_set(appvm, now);
     set_feature(dom, "internal", "1");
     Gen *g = g_new0(Gen, 1);
     g->p = p;
@@ -511,7 +432,7 @@ static void fill_now(QubesPreload *p, QubesDomain *appvm)
         remove_excess(p, appvm, max, "there may be absent qubes");
         return;
     }
-    g_auto(GStrv) list = list_of(appvm);
+    g_auto(GStrv) list = qubes_preload_list(appvm);
     gint64 want = max - (gint64)g_strv_length(list);
     if (want <= 0)
         return;
@@ -596,7 +517,7 @@ static void fill_gap(QubesPreload *p, QubesDomain *appvm)
     if (!can_preload(appvm))
         return;
     double delay = delay_of(appvm);
-    g_auto(GStrv) list = list_of(appvm);
+    g_auto(GStrv) list = qubes_preload_list(appvm);
     if (delay < 0 && list[0])
         return;
     preload_event(p, appvm, "domain-preload-dispvm-start", "there is a gap",
@@ -618,12 +539,13 @@ static void use_preload(QubesPreload *p, QubesDomain *dom, gboolean requested)
         del_feature(dom, "preload-dispvm-in-progress");
     } else {
         g_warning("%s: using a preloaded qube before requesting it", dom->name);
-        list_remove(appvm, dom->name, "qube was used without being requested");
+        qubes_preload_list_remove(appvm, dom->name,
+                                  "qube was used without being requested");
         set_feature(dom, "preload-dispvm-in-progress", "");
     }
     qubes_app_save_then(p->app, saved_ignore, NULL);
     double delay = delay_of(appvm);
-    g_auto(GStrv) list = list_of(appvm);
+    g_auto(GStrv) list = qubes_preload_list(appvm);
     if (delay < 0 && list[0])
         return;
     preload_event(p, appvm, "domain-preload-dispvm-used", NULL, dom->name,
@@ -637,7 +559,7 @@ void qubes_preload_request(QubesPreload *p, QubesDomain *appvm,
 {
     GTask *task = g_task_new(NULL, NULL, cb, data);
     fill_gap(p, appvm);
-    g_auto(GStrv) list = list_of(appvm);
+    g_auto(GStrv) list = qubes_preload_list(appvm);
     QubesDomain *dom = NULL;
     for (guint i = 0; list[i] && !dom; i++) {
         QubesDomain *d = g_hash_table_lookup(p->app->by_name, list[i]);
@@ -651,7 +573,7 @@ void qubes_preload_request(QubesPreload *p, QubesDomain *appvm,
             g_warning("%s: discarding preloaded disposable as it has "
                       "outdated volume(s)",
                       d->name);
-            list_remove(appvm, d->name, "of outdated volume(s)");
+            qubes_preload_list_remove(appvm, d->name, "of outdated volume(s)");
             cleanup(p, d);
             continue;
         }
@@ -665,7 +587,7 @@ void qubes_preload_request(QubesPreload *p, QubesDomain *appvm,
     /* mark_preload_requested */
     g_message("%s: requesting preloaded qube", dom->name);
     set_feature(dom, "preload-dispvm-in-progress", "1");
-    list_remove(appvm, dom->name, "qube was requested");
+    qubes_preload_list_remove(appvm, dom->name, "qube was requested");
     dom->preload_requested = TRUE;
     fire_is_preload(dom);
     Request *r = g_new0(Request, 1);
@@ -698,12 +620,6 @@ QubesDomain *qubes_preload_request_finish(GAsyncResult *res, GError **error)
 static QubesDomain *subject(QubesEvent *ev)
 {
     return qubes_domain_of_emitter(ev->subject);
-}
-
-static gboolean is_dvm_class(QubesDomain *d)
-{
-    return strcmp(d->klass->name, "AppVM") == 0 ||
-           strcmp(d->klass->name, "StandaloneVM") == 0;
 }
 
 /* domain-feature-set:preload-dispvm-max on a disposable template */
@@ -739,7 +655,8 @@ static gboolean on_global_max(QubesEvent *ev, gpointer data, GError **error)
     g_autofree char *def = NULL;
     qubes_props_get(&p->app->props, "default_dispvm", &def, NULL, NULL);
     QubesDomain *d = def ? g_hash_table_lookup(p->app->by_name, def) : NULL;
-    if (!d || !is_dvm_class(d) || !qubes_domain_flag(d, "template_for_dispvms"))
+    if (!d || !qubes_preload_class(d) ||
+        !qubes_domain_flag(d, "template_for_dispvms"))
         return TRUE;
     const char *v = qubes_event_get(ev, "value");
     g_autofree char *reason =
@@ -773,7 +690,7 @@ static gboolean on_unpaused(QubesEvent *ev, gpointer data, GError **error)
         g_hash_table_contains(p->starting, dom) ||
         !truthy(qubes_domain_feature_get(dom, "preload-dispvm-completed")))
         return TRUE;
-    g_auto(GStrv) list = list_of(appvm);
+    g_auto(GStrv) list = qubes_preload_list(appvm);
     if (g_strv_contains((const char *const *)list, dom->name))
         use_preload(p, dom, FALSE);
     return TRUE;
@@ -792,16 +709,16 @@ void qubes_preload_startup(QubesPreload *p)
     gboolean changed = FALSE;
     for (guint i = 0; i < doms->len; i++) {
         QubesDomain *appvm = doms->pdata[i];
-        if (!is_dvm_class(appvm) || appvm->removed)
+        if (!qubes_preload_class(appvm) || appvm->removed)
             continue;
-        g_auto(GStrv) list = list_of(appvm);
+        g_auto(GStrv) list = qubes_preload_list(appvm);
         g_autoptr(GPtrArray) kept = g_ptr_array_new();
         for (guint k = 0; list[k]; k++)
             if (g_hash_table_lookup(p->app->by_name, list[k]))
                 g_ptr_array_add(kept, list[k]);
         if (kept->len != g_strv_length(list)) {
             g_message("%s: removing absent preloaded qube(s)", appvm->name);
-            set_list(appvm, kept);
+            qubes_preload_list_set(appvm, kept);
             changed = TRUE;
         }
         for (guint k = 0; k < doms->len; k++) {
@@ -816,7 +733,8 @@ void qubes_preload_startup(QubesPreload *p)
                                         d, "preload-dispvm-completed")));
             if (!interrupted)
                 continue;
-            list_remove(appvm, d->name, "their progress was interrupted");
+            qubes_preload_list_remove(appvm, d->name,
+                                      "their progress was interrupted");
             changed = TRUE;
             cleanup(p, d);
         }
@@ -825,7 +743,7 @@ void qubes_preload_startup(QubesPreload *p)
         qubes_app_save_then(p->app, saved_ignore, NULL);
     for (guint i = 0; i < doms->len; i++) {
         QubesDomain *appvm = doms->pdata[i];
-        if (!appvm->removed && is_dvm_class(appvm) &&
+        if (!appvm->removed && qubes_preload_class(appvm) &&
             qubes_domain_flag(appvm, "template_for_dispvms") &&
             qubes_preload_max(appvm) > 0)
             qubes_preload_start(p, appvm, "autostart was requested");

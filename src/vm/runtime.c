@@ -1368,8 +1368,6 @@ typedef struct {
     QubesDomain *dom; /* referenced */
 } StopCtx;
 
-static void auto_cleanup(QubesRuntime *rt, QubesDomain *dom);
-
 static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
 {
     StopCtx *c = data;
@@ -1397,7 +1395,7 @@ static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
         nf_remove(c->rt, dom);
     }
     blocks_gone_with(c->rt, dom);
-    auto_cleanup(c->rt, dom);
+    qubes_runtime_auto_cleanup(c->rt, dom);
     DomRt *r = g_hash_table_lookup(c->rt->doms, dom);
     if (r) {
         complete_stop_waiters(r, NULL);
@@ -1457,7 +1455,7 @@ static gboolean auto_cleanup_due(QubesDomain *dom)
            qubes_domain_flag(dom, "auto_cleanup");
 }
 
-static void auto_cleanup(QubesRuntime *rt, QubesDomain *dom)
+void qubes_runtime_auto_cleanup(QubesRuntime *rt, QubesDomain *dom)
 {
     if (!auto_cleanup_due(dom))
         return;
@@ -1650,7 +1648,7 @@ static void resync(QubesRuntime *rt)
     }
     /* DispVMs that stopped while no qubesd was there to remove them */
     for (guint i = 0; i < leftover->len; i++)
-        auto_cleanup(rt, leftover->pdata[i]);
+        qubes_runtime_auto_cleanup(rt, leftover->pdata[i]);
     if (!rt->settled && uses_links(rt))
         nf_reset(rt, alive);
     if (!rt->settled) {

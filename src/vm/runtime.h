@@ -89,6 +89,10 @@ void qubes_runtime_suspend(QubesRuntime *rt, QubesDomain *dom,
 void qubes_runtime_resume(QubesRuntime *rt, QubesDomain *dom,
                           GAsyncReadyCallback cb, gpointer data);
 gboolean qubes_runtime_op_finish(GAsyncResult *res, GError **error);
+/* A halted DispVM with auto_cleanup goes (dispvm.py _auto_cleanup): out
+ * of the model, then of qubes.xml, then its files. Nothing for another
+ * qube. */
+void qubes_runtime_auto_cleanup(QubesRuntime *rt, QubesDomain *dom);
 
 /* What the hypervisor says of a running qube (KiB, nanoseconds). */
 typedef struct {
