@@ -3,7 +3,9 @@
  * qubes/vm/dispvm.py on master):
  *
  * - the preload-dispvm-max, preload-dispvm and preload-dispvm-delay
- *   features are checked before they are set, in master's words;
+ *   features are checked before they are set, in master's words, and
+ *   so are dom0's preload-dispvm-max, -threshold and -delay (the
+ *   system's: qubes/vm/adminvm.py);
  * - a DispVM's is_preload says whether its template's preload-dispvm
  *   list names it, and a change of that list tells each qube it adds or
  *   drops (property-reset:is_preload), as master does;
@@ -117,6 +119,31 @@ gboolean qubes_preload_check_supported(QubesDomain *dvm, GError **error)
     return FALSE;
 }
 
+/* A count (preload-dispvm-max) or MiB (preload-dispvm-threshold): digits
+ * only, as Python's str.isdigit() (an empty value is 0). */
+static gboolean check_digits(QubesEvent *ev, GError **error)
+{
+    const char *value = qubes_event_get(ev, "value");
+    const char *feature = qubes_event_get(ev, "feature");
+    if (!value || !*value)
+        value = "0";
+    for (const char *p = value; *p; p++) {
+        if (!g_ascii_isdigit(*p)) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                        "Invalid %s value: not a digit", feature);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+/* AdminVM's domain-feature-pre-set:preload-dispvm-max and
+ * :preload-dispvm-threshold: dom0's are the system's (the default_dispvm's
+ * maximum, the memory kept free of preloads). */
+static gboolean on_pre_set_global(QubesEvent *ev, gpointer data, GError **error)
+{
+    return check_digits(ev, error);
+}
 /* domain-feature-pre-set:preload-dispvm-max: the qube must run qrexec
  * and answer qubes.WaitForRunningSystem (master waits for it before it
  * pauses a preloaded disposable), and the value is a count. */
@@ -135,18 +162,7 @@ static gboolean on_pre_set_max(QubesEvent *ev, gpointer data, GError **error)
                             "Qube does not support the RPC '" RPC_WAIT "'");
         return FALSE;
     }
-    const char *value = qubes_event_get(ev, "value");
-    if (!value || !*value)
-        value = "0";
-    for (const char *p = value; *p; p++) {
-        if (!g_ascii_isdigit(*p)) {
-            g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                                "Invalid preload-dispvm-max value: not a "
-                                "digit");
-            return FALSE;
-        }
-    }
-    return TRUE;
+    return check_digits(ev, error);
 }
 
 static gboolean in_list(char **list, const char *name)
@@ -259,6 +275,34 @@ static gboolean on_set_list(QubesEvent *ev, gpointer data, GError **error)
     return TRUE;
 }
 
+/* property-pre-set:template on a disposable template (an AppVM): not
+ * while a disposable based on it runs, its root coming from the old
+ * template; preloaded ones do not hold the change back, they are
+ * removed once it is made (preload-run.c). */
+static gboolean on_pre_set_template(QubesEvent *ev, gpointer data,
+                                    GError **error)
+{
+    QubesApp *app = data;
+    QubesDomain *self = qubes_domain_of_emitter(ev->subject);
+    if (g_strcmp0(qubes_event_get(ev, "newvalue"),
+                  qubes_event_get(ev, "oldvalue")) == 0)
+        return TRUE;
+    g_auto(GStrv) list = qubes_preload_list(self);
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        if (strcmp(d->klass->name, "DispVM") != 0 ||
+            qubes_domain_get_template(d) != self ||
+            d->power == QUBES_POWER_HALTED || d->power == QUBES_POWER_CRASHED ||
+            in_list(list, d->name) || d->preload_requested)
+            continue;
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                    "Cannot change template while there are running "
+                    "disposables based on this disposable template");
+        return FALSE;
+    }
+    return TRUE;
+}
+
 /* domain-feature-pre-set:preload-dispvm-delay: a number, as Python's
  * float() reads one (an empty value is 0). */
 static gboolean on_pre_set_delay(QubesEvent *ev, gpointer data, GError **error)
@@ -318,4 +362,18 @@ void qubes_preload_register_handlers(QubesApp *app)
             "domain-feature-pre-set:preload-dispvm-delay", on_pre_set_delay,
             QUBES_HANDLER_BOUND, app, NULL);
     }
+    qubes_event_add_class_handler(
+        app->registry, "AppVM", "property-pre-set:template",
+        on_pre_set_template, QUBES_HANDLER_BOUND, app, NULL);
+    /* dom0's: the global maximum, threshold and delay */
+    qubes_event_add_class_handler(
+        app->registry, "AdminVM", "domain-feature-pre-set:preload-dispvm-max",
+        on_pre_set_global, QUBES_HANDLER_BOUND, app, NULL);
+    qubes_event_add_class_handler(
+        app->registry, "AdminVM",
+        "domain-feature-pre-set:preload-dispvm-threshold", on_pre_set_global,
+        QUBES_HANDLER_BOUND, app, NULL);
+    qubes_event_add_class_handler(
+        app->registry, "AdminVM", "domain-feature-pre-set:preload-dispvm-delay",
+        on_pre_set_delay, QUBES_HANDLER_BOUND, app, NULL);
 }

@@ -1434,6 +1434,34 @@ def test_preload_bookkeeping():
         ok('admin.vm.property.Reset', VM, 'template_for_dispvms')
 
 
+def test_preload_global_features():
+    # S adminvm.py (tests/vm/adminvm.py test_800..803): dom0's
+    # preload-dispvm-max, -threshold and -delay are the system's, checked
+    # as a disposable template's
+    try:
+        for f in ('preload-dispvm-max', 'preload-dispvm-threshold'):
+            for bad in (b'a', b'-1', b'1 1'):
+                exc('admin.vm.feature.Set', 'dom0', f, bad,
+                    name='QubesValueError',
+                    msg='Invalid %s value: not a digit' % f)
+            for good in (b'', b'0', b'1'):
+                ok('admin.vm.feature.Set', 'dom0', f, good)
+        for bad in (b'a', b'.2.', b'1 1'):
+            exc('admin.vm.feature.Set', 'dom0', 'preload-dispvm-delay', bad,
+                name='QubesValueError',
+                msg='Invalid preload-dispvm-delay value: not an integer or '
+                'float')
+        for good in (b'', b'0', b'1', b'-1', b'3.14'):
+            ok('admin.vm.feature.Set', 'dom0', 'preload-dispvm-delay', good)
+        # a refused value changed nothing
+        ok('admin.vm.feature.Get', 'dom0', 'preload-dispvm-delay',
+           want='3.14')
+    finally:
+        for f in ('preload-dispvm-max', 'preload-dispvm-threshold',
+                  'preload-dispvm-delay'):
+            call('admin.vm.feature.Remove', 'dom0', f)
+
+
 def test_every_served_method_is_covered():
     """Runs last (the name sorts after the others in the file's order):
     each served method had at least one case."""
