@@ -183,6 +183,7 @@ int main(int argc, char **argv)
     gboolean no_balancing = FALSE;
     g_autofree char *qmemman_socket = NULL;
     g_autofree char *qmemman_status = NULL;
+    g_autofree char *qmemman_avail = NULL;
     g_autofree char *autostart_marker = NULL;
     gboolean no_autostart = FALSE;
     GOptionEntry entries[] = {
@@ -233,6 +234,12 @@ int main(int argc, char **argv)
          "qmemmand's status socket: on Xen, autostart waits until dom0 "
          "reported its memory use there (default "
          "/var/run/qubes/qmemman-status.sock)",
+         "PATH"},
+        {"qmemman-avail-mem-file", 0, 0, G_OPTION_ARG_FILENAME, &qmemman_avail,
+         "qmemmand's available-memory file: preloaded disposables are made "
+         "only while it has room for them (default "
+         "/var/run/qubes/qmemman-avail-mem; without it, they are not "
+         "limited)",
          "PATH"},
         {"autostart-marker", 0, 0, G_OPTION_ARG_FILENAME, &autostart_marker,
          "The qubes whose autostart is True are started when this file is "
@@ -290,6 +297,10 @@ int main(int argc, char **argv)
         no_balancing     ? NULL
         : qmemman_status ? qmemman_status
                          : (char *)"/var/run/qubes/qmemman-status.sock";
+    rcfg.qmemman_avail_mem_file =
+        no_balancing    ? NULL
+        : qmemman_avail ? qmemman_avail
+                        : (char *)"/var/run/qubes/qmemman-avail-mem";
     rcfg.autostart_marker = no_autostart       ? NULL
                             : autostart_marker ? autostart_marker
                                                : (char *)"/var/run/qubes/"

@@ -37,7 +37,8 @@ struct _QubesPreload {
     GPtrArray *timers;    /* Refill*: scheduled fills */
     GHashTable *starting; /* QubesDomain* -> Gen*: being made, started and
                              paused */
-    guint handlers[9];
+    char *avail_file;     /* qmemmand's available memory; NULL: unlimited */
+    guint handlers[12];
 };
 
 typedef struct {
@@ -96,6 +97,11 @@ typedef struct {
     QubesDomainFiles *files;
     gboolean discard; /* no longer wanted: removed once it stands still */
 } Gen;
+
+static QubesDomain *subject(QubesEvent *ev)
+{
+    return qubes_domain_of_emitter(ev->subject);
+}
 
 /* ---- a preloaded DispVM leaving ---- */
 
@@ -416,6 +422,58 @@ static void gen_preload(QubesPreload *p, QubesDomain *appvm)
     g_object_unref(task);
 }
 
+/* dom0's preload-dispvm-threshold, in bytes (MiB in the feature). */
+static gint64 threshold_of(QubesApp *app)
+{
+    QubesDomain *dom0 = qubes_app_get_domain_by_qid(app, 0);
+    const char *v =
+        dom0 ? qubes_domain_feature_get(dom0, "preload-dispvm-threshold")
+             : NULL;
+    guint64 mib = 0;
+    if (v && *v &&
+        !g_ascii_string_to_unsigned(v, 10, 0, G_MAXINT64 >> 20, &mib, NULL))
+        g_warning("dom0: preload-dispvm-threshold '%s' is not a number of "
+                  "MiB: taken as 0",
+                  v);
+    return (gint64)mib << 20;
+}
+
+/* How many of @want preloaded DispVMs of @appvm fit in the memory
+ * qmemmand reports available (its avail-mem file), less dom0's
+ * preload-dispvm-threshold, each taking @appvm's memory. Without the
+ * file (no balancer) all of them; a file that cannot be read, none. */
+static gint64 room_for(QubesPreload *p, QubesDomain *appvm, gint64 want)
+{
+    if (!p->avail_file)
+        return want;
+    g_autofree char *text = NULL;
+    g_autoptr(GError) err = NULL;
+    if (!g_file_get_contents(p->avail_file, &text, NULL, &err)) {
+        if (g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+            g_warning("%s: file containing available memory was not found: "
+                      "%s",
+                      appvm->name, p->avail_file);
+            return want;
+        }
+        g_warning("%s: not preloading: %s", appvm->name, err->message);
+        return 0;
+    }
+    gint64 avail = 0;
+    if (!g_ascii_string_to_signed(g_strstrip(text), 10, G_MININT64, G_MAXINT64,
+                                  &avail, &err)) {
+        g_warning("%s: not preloading: %s: %s", appvm->name, p->avail_file,
+                  err->message);
+        return 0;
+    }
+    gint64 threshold = threshold_of(p->app);
+    avail = avail > threshold ? avail - threshold : 0;
+    g_autofree char *m = qubes_domain_prop(appvm, "memory");
+    guint64 mib = m ? g_ascii_strtoull(m, NULL, 10) : 0;
+    if (mib == 0)
+        return want;
+    return MIN(want, avail / (gint64)(mib << 20));
+}
+
 /* on_domain_preload_dispvm_used: whatever is over the maximum goes,
  * whatever is missing is made. */
 static void fill_now(QubesPreload *p, QubesDomain *appvm)
@@ -434,13 +492,24 @@ static void fill_now(QubesPreload *p, QubesDomain *appvm)
     }
     g_auto(GStrv) list = qubes_preload_list(appvm);
     gint64 want = max - (gint64)g_strv_length(list);
-    if (want <= 0)
+    if (want <= 0) {
+        g_message("%s: not preloading due to limit hit", appvm->name);
+        return;
+    }
+    gint64 can = room_for(p, appvm, want);
+    if (can < want)
+        g_warning("%s: not preloading '%" G_GINT64_FORMAT "' disposable(s) "
+                  "due to insufficient memory",
+                  appvm->name, want - can);
+    /* the gap is filled when a preloaded qube is used or a disposable is
+     * made without one */
+    if (can == 0)
         return;
     g_message("%s: preloading '%" G_GINT64_FORMAT "' qube(s)", appvm->name,
-              want);
+              can);
     /* each is saved once its storage is made (preload_created): qubes.xml
      * never names a qube without its disks */
-    for (gint64 i = 0; i < want; i++)
+    for (gint64 i = 0; i < can; i++)
         gen_preload(p, appvm);
 }
 
@@ -524,6 +593,63 @@ static void fill_gap(QubesPreload *p, QubesDomain *appvm)
                   NULL, MAX(5, delay));
 }
 
+/* is_preload_outdated, as far as volumes go: the private volume's size
+ * is no longer the disposable template's, or a volume's source changed
+ * since the DispVM was made from it (the template was updated). */
+static gboolean outdated(QubesDomain *d, QubesDomain *appvm)
+{
+    QubesVolume *mine = qubes_domain_get_volume(d, "private");
+    QubesVolume *tpl = qubes_domain_get_volume(appvm, "private");
+    if (mine && tpl && mine->size != tpl->size)
+        return TRUE;
+    for (guint k = 0; k < d->volumes->len; k++)
+        if (qubes_volume_is_outdated(
+                ((QubesDomainVolume *)d->volumes->pdata[k])->vol))
+            return TRUE;
+    return FALSE;
+}
+
+/* refresh_outdated_preload: the listed DispVMs whose volumes are
+ * outdated go, and new ones are made after @delay seconds. */
+static void refresh_outdated(QubesPreload *p, QubesDomain *appvm, double delay)
+{
+    g_auto(GStrv) list = qubes_preload_list(appvm);
+    g_autoptr(GPtrArray) kept = g_ptr_array_new();
+    g_autoptr(GPtrArray) gone = g_ptr_array_new();
+    for (guint i = 0; list[i]; i++) {
+        QubesDomain *d = g_hash_table_lookup(p->app->by_name, list[i]);
+        /* one still being made has nothing to compare yet */
+        gboolean old = d && !d->removed &&
+                       !g_hash_table_contains(p->starting, d) &&
+                       outdated(d, appvm);
+        g_ptr_array_add(old ? gone : kept, list[i]);
+    }
+    if (!gone->len)
+        return;
+    g_ptr_array_add(gone, NULL);
+    g_autofree char *names = g_strjoinv(", ", (char **)gone->pdata);
+    g_message("%s: removing qube(s) from preloaded list because of outdated "
+              "volume(s) or property(ies): '%s'",
+              appvm->name, names);
+    qubes_preload_list_set(appvm, kept);
+    qubes_app_save_then(p->app, saved_ignore, NULL);
+    for (guint i = 0; i + 1 < gone->len; i++)
+        cleanup(p, g_hash_table_lookup(p->app->by_name, gone->pdata[i]));
+    preload_event(p, appvm, "domain-preload-dispvm-start",
+                  "of outdated volume(s)", NULL, delay);
+}
+
+/* domain-shutdown of a disposable template: its private volume was just
+ * committed, so what was preloaded from the old one is refreshed. */
+static gboolean on_dvm_shutdown(QubesEvent *ev, gpointer data, GError **error)
+{
+    QubesPreload *p = data;
+    QubesDomain *self = subject(ev);
+    if (!self->removed)
+        refresh_outdated(p, self, 4);
+    return TRUE;
+}
+
 /* use_preload: the qube is the user's now. */
 static void use_preload(QubesPreload *p, QubesDomain *dom, gboolean requested)
 {
@@ -565,11 +691,7 @@ void qubes_preload_request(QubesPreload *p, QubesDomain *appvm,
         QubesDomain *d = g_hash_table_lookup(p->app->by_name, list[i]);
         if (!d || d->removed)
             continue;
-        gboolean outdated = FALSE;
-        for (guint k = 0; k < d->volumes->len && !outdated; k++)
-            outdated = qubes_volume_is_outdated(
-                ((QubesDomainVolume *)d->volumes->pdata[k])->vol);
-        if (outdated) {
+        if (outdated(d, appvm)) {
             g_warning("%s: discarding preloaded disposable as it has "
                       "outdated volume(s)",
                       d->name);
@@ -617,11 +739,6 @@ QubesDomain *qubes_preload_request_finish(GAsyncResult *res, GError **error)
 
 /* ---- what starts and stops preloading ---- */
 
-static QubesDomain *subject(QubesEvent *ev)
-{
-    return qubes_domain_of_emitter(ev->subject);
-}
-
 /* domain-feature-set:preload-dispvm-max on a disposable template */
 static gboolean on_max_set(QubesEvent *ev, gpointer data, GError **error)
 {
@@ -659,10 +776,29 @@ static gboolean on_global_max(QubesEvent *ev, gpointer data, GError **error)
         !qubes_domain_flag(d, "template_for_dispvms"))
         return TRUE;
     const char *v = qubes_event_get(ev, "value");
+    if (v && g_strcmp0(v, qubes_event_get(ev, "oldvalue")) == 0)
+        return TRUE;
     g_autofree char *reason =
         v ? g_strdup_printf("global feature was set to '%s'", v)
           : g_strdup("global feature was deleted");
     qubes_preload_start(p, d, reason);
+    return TRUE;
+}
+
+/* property-set:template of a disposable template: its preloaded
+ * DispVMs, whose root came from the old template, go; new ones are made
+ * from the new template. (Master removes them just before the change;
+ * after it, a change refused by a later check keeps them.) */
+static gboolean on_template_set(QubesEvent *ev, gpointer data, GError **error)
+{
+    QubesPreload *p = data;
+    QubesDomain *self = subject(ev);
+    if (g_strcmp0(qubes_event_get(ev, "newvalue"),
+                  qubes_event_get(ev, "oldvalue")) == 0)
+        return TRUE;
+    remove_excess(p, self, 0, "template will change");
+    if (qubes_domain_flag(self, "template_for_dispvms") && can_preload(self))
+        qubes_preload_start(p, self, "template has changed");
     return TRUE;
 }
 
@@ -750,9 +886,11 @@ void qubes_preload_startup(QubesPreload *p)
     }
 }
 
-QubesPreload *qubes_preload_new(QubesRuntime *rt, QubesApp *app)
+QubesPreload *qubes_preload_new(QubesRuntime *rt, QubesApp *app,
+                                const char *avail_file)
 {
     QubesPreload *p = g_new0(QubesPreload, 1);
+    p->avail_file = g_strdup(avail_file);
     p->rt = rt;
     p->app = app;
     p->waiters = g_hash_table_new(NULL, NULL);
@@ -778,6 +916,11 @@ QubesPreload *qubes_preload_new(QubesRuntime *rt, QubesApp *app)
     p->handlers[n++] = qubes_event_add_class_handler(
         reg, "AdminVM", "domain-feature-delete:preload-dispvm-max",
         on_global_max, 0, p, NULL);
+    p->handlers[n++] = qubes_event_add_class_handler(
+        reg, "AppVM", "property-set:template", on_template_set, 0, p, NULL);
+    for (guint i = 0; i < G_N_ELEMENTS(classes); i++)
+        p->handlers[n++] = qubes_event_add_class_handler(
+            reg, classes[i], "domain-shutdown", on_dvm_shutdown, 0, p, NULL);
     p->handlers[n++] = qubes_event_add_class_handler(
         reg, "DispVM", "domain-unpaused", on_unpaused, 0, p, NULL);
     g_assert(n == G_N_ELEMENTS(p->handlers));
@@ -813,5 +956,6 @@ void qubes_preload_free(QubesPreload *p)
     while (g_hash_table_iter_next(&gi, NULL, &v))
         ((Gen *)v)->p = NULL;
     g_hash_table_unref(p->starting);
+    g_free(p->avail_file);
     g_free(p);
 }

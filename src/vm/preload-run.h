@@ -6,7 +6,10 @@
 G_BEGIN_DECLS
 
 /* Made and freed with the runtime (qubes_runtime_preload()). */
-QubesPreload *qubes_preload_new(QubesRuntime *rt, QubesApp *app);
+/* @avail_file: qmemmand's available-memory file, which limits how many
+ * are made (NULL: no limit). */
+QubesPreload *qubes_preload_new(QubesRuntime *rt, QubesApp *app,
+                                const char *avail_file);
 void qubes_preload_free(QubesPreload *p);
 /* Once the runtime knows which qubes run, when qubesd starts: the
  * interrupted preloads go, the lists are filled. */

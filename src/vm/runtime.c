@@ -115,6 +115,7 @@ static void rt_unref(QubesRuntime *rt)
     g_free(rt->cfg.log_dir);
     g_free(rt->cfg.qmemman_socket);
     g_free(rt->cfg.qmemman_status_socket);
+    g_free(rt->cfg.qmemman_avail_mem_file);
     g_free(rt->cfg.autostart_marker);
     g_free(rt);
 }
@@ -1760,6 +1761,7 @@ QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
     rt->cfg.log_dir = g_strdup(cfg->log_dir);
     rt->cfg.qmemman_socket = g_strdup(cfg->qmemman_socket);
     rt->cfg.qmemman_status_socket = g_strdup(cfg->qmemman_status_socket);
+    rt->cfg.qmemman_avail_mem_file = g_strdup(cfg->qmemman_avail_mem_file);
     rt->cfg.autostart_marker = g_strdup(cfg->autostart_marker);
     g_mutex_init(&rt->lock);
     rt->nf_pool = g_thread_pool_new(nf_thread, NULL, 1, FALSE, NULL);
@@ -1772,7 +1774,7 @@ QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
                               (GDestroyNotify)link_free);
     app->runtime = rt;
     register_netvm_handlers(rt);
-    rt->preload = qubes_preload_new(rt, app);
+    rt->preload = qubes_preload_new(rt, app, rt->cfg.qmemman_avail_mem_file);
     if (!connect_now(rt))
         rt->retry_source = g_timeout_add_seconds(2, try_connect, rt);
     return rt;

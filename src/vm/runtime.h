@@ -42,6 +42,10 @@ typedef struct {
     /* qmemmand's status socket: on Xen, autostart waits until dom0 has
      * reported its memory use there (NULL: no wait) */
     char *qmemman_status_socket;
+    /* qmemmand's available-memory file (master's qmemman_avail_mem_file):
+     * preloaded disposables are made only as far as it has room for them
+     * (NULL: no balancer, preloads are not limited by memory) */
+    char *qmemman_avail_mem_file;
     /* Autostart (qubes whose autostart is True, once the runtime knows
      * which qubes run) when this file is absent, which it then writes:
      * once per boot, the file being in /run (NULL: no autostart). */

@@ -57,6 +57,8 @@ def setup():
     d = Daemon(QUBESD, base, offline=False,
                args=['--libvirt-uri', lv.uri, '--domain-type', 'qemu',
                      '--log-dir', state['logs'],
+                     '--qmemman-avail-mem-file',
+                     os.path.join(work, 'qmemman-avail-mem'),
                      '--autostart-marker',
                      os.path.join(work, 'autostart-done')],
                wrapper=lv.enter())
@@ -1051,13 +1053,22 @@ def wait_until(pred, what, timeout=BOOT_TIMEOUT):
 
 def test_preloaded_disposables():
     """preload-dispvm-max keeps that many DispVMs started and paused,
-    listed in the template's preload-dispvm and internal;
+    listed in the template's preload-dispvm and internal, as far as the
+    memory qmemmand reports available, less dom0's
+    preload-dispvm-threshold, has room for;
     admin.vm.CreateDisposable hands out the first one, running, and the
-    list is filled again; a qubesd restart keeps a completed one and
-    removes one whose preload was interrupted; the maximum lowered to 0
+    list is filled again; the disposable template's template cannot
+    change while the handed-out one runs; a qubesd restart keeps a
+    completed one and removes one whose preload was interrupted; a new
+    template, or the disposable template run and stopped (its private
+    volume newer), replaces what is preloaded; the maximum lowered to 0
     removes what is preloaded."""
     d = state['d']
     make_qube('pdvm')
+    if 'tpl2 class=' not in d.ok('admin.vm.List', 'dom0'):
+        d.ok('admin.vm.Create.TemplateVM', arg='',
+             payload='name=tpl2 label=black')
+    avail = os.path.join(state['work'], 'qmemman-avail-mem')
     d.ok('admin.vm.property.Set', 'pdvm', 'template_for_dispvms', 'True')
     for f in ('qrexec', 'supported-rpc.qubes.WaitForRunningSystem'):
         d.ok('admin.vm.feature.Set', 'pdvm', f, '1')
@@ -1075,10 +1086,21 @@ def test_preloaded_disposables():
         return r[1] if r[0] == 'ok' else None
 
     ev = Events('pdvm')
-    name = second = third = None
+    name = second = third = fourth = fifth = None
     try:
+        # room for one qube of 256 MiB, but not once 100 MiB are kept
+        with open(avail, 'w') as f:
+            f.write('%d\n' % (300 << 20))
+        d.ok('admin.vm.feature.Set', 'dom0', 'preload-dispvm-threshold',
+             '100')
         d.ok('admin.vm.feature.Set', 'pdvm', 'preload-dispvm-max', '1')
         ev.wait_for('domain-preload-dispvm-start')
+        wait_until(lambda: "not preloading '1' disposable(s) due to "
+                   "insufficient memory" in d.read_log(),
+                   lambda: d.read_log()[-2000:], timeout=30)
+        assert listed() is None, listed()
+        d.ok('admin.vm.feature.Remove', 'dom0', 'preload-dispvm-threshold')
+        d.ok('admin.vm.CreateDisposable', 'pdvm', 'preload')
         first = wait_until(listed, qubes)
         wait_state(first, 'Paused', timeout=BOOT_TIMEOUT)
         wait_until(lambda: feature(first, 'preload-dispvm-completed') == '1',
@@ -1101,6 +1123,11 @@ def test_preloaded_disposables():
         assert 'created-by-dom0' in tags and 'disp-created-by-dom0' in tags
         wait_log(name, 'QUBES-READY', 0)
         console_run(name, 'echo PRELOADED-$((40+2))', 'PRELOADED-42')
+        assert d.call('admin.vm.property.Set', 'pdvm', 'template',
+                      'tpl2') == (
+            'exc', 'QubesVMInUseError',
+            'Cannot change template while there are running disposables '
+            'based on this disposable template')
         ev.wait_for('domain-preload-dispvm-used')
         used = [e for e in ev.events
                 if e[1] == 'domain-preload-dispvm-used'][0]
@@ -1126,17 +1153,35 @@ def test_preloaded_disposables():
         third = wait_until(lambda: listed() not in (None, second) and
                            listed(), qubes)
         wait_state(third, 'Paused', timeout=BOOT_TIMEOUT)
-        # the maximum lowered: the preloaded one goes
-        d.ok('admin.vm.feature.Set', 'pdvm', 'preload-dispvm-max', '0')
-        wait_until(lambda: '%s class=' % third not in qubes(), qubes)
-        assert listed() is None, listed()
         # the handed-out one is an ordinary DispVM: gone once stopped
         d.ok('admin.vm.Kill', name)
         wait_until(lambda: '%s class=' % name not in qubes(), qubes)
+        # a new template: the preloaded one, made from the old, goes and
+        # another comes
+        d.ok('admin.vm.property.Set', 'pdvm', 'template', 'tpl2')
+        wait_until(lambda: '%s class=' % third not in qubes(), qubes)
+        fourth = wait_until(lambda: listed() not in (None, third) and
+                            listed(), qubes)
+        wait_state(fourth, 'Paused', timeout=BOOT_TIMEOUT)
+        # the disposable template ran: its private volume, committed when
+        # it stopped, is newer than the preloaded one's, which goes
+        d.ok('admin.vm.Start', 'pdvm')
+        halt('pdvm')
+        wait_until(lambda: '%s class=' % fourth not in qubes(), qubes)
+        fifth = wait_until(lambda: listed() not in (None, fourth) and
+                           listed(), qubes)
+        wait_state(fifth, 'Paused', timeout=BOOT_TIMEOUT)
+        # the maximum lowered: the preloaded one goes
+        d.ok('admin.vm.feature.Set', 'pdvm', 'preload-dispvm-max', '0')
+        wait_until(lambda: '%s class=' % fifth not in qubes(), qubes)
+        assert listed() is None, listed()
     finally:
         ev.close()
+        if os.path.exists(avail):
+            os.unlink(avail)
+        d.call('admin.vm.feature.Remove', 'dom0', 'preload-dispvm-threshold')
         d.call('admin.vm.feature.Set', 'pdvm', 'preload-dispvm-max', '0')
-        for vm in (name, second, third):
+        for vm in (name, second, third, fourth, fifth):
             if vm and '%s class=' % vm in qubes():
                 d.call('admin.vm.Kill', vm)
 
