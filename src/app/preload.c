@@ -144,6 +144,7 @@ static gboolean on_pre_set_global(QubesEvent *ev, gpointer data, GError **error)
 {
     return check_digits(ev, error);
 }
+
 /* domain-feature-pre-set:preload-dispvm-max: the qube must run qrexec
  * and answer qubes.WaitForRunningSystem (master waits for it before it
  * pauses a preloaded disposable), and the value is a count. */

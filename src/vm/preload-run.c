@@ -471,6 +471,8 @@ static gint64 room_for(QubesPreload *p, QubesDomain *appvm, gint64 want)
     guint64 mib = m ? g_ascii_strtoull(m, NULL, 10) : 0;
     if (mib == 0)
         return want;
+    if (mib > (guint64)(G_MAXINT64 >> 20))
+        return 0;
     return MIN(want, avail / (gint64)(mib << 20));
 }
 
