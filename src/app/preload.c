@@ -137,11 +137,39 @@ static gboolean check_digits(QubesEvent *ev, GError **error)
     return TRUE;
 }
 
-/* AdminVM's domain-feature-pre-set:preload-dispvm-max and
- * :preload-dispvm-threshold: dom0's are the system's (the default_dispvm's
- * maximum, the memory kept free of preloads). */
-static gboolean on_pre_set_global(QubesEvent *ev, gpointer data, GError **error)
+/* AdminVM's domain-feature-pre-set:preload-dispvm-threshold: the memory
+ * kept free of preloads, in MiB. */
+static gboolean on_pre_set_threshold(QubesEvent *ev, gpointer data,
+                                     GError **error)
 {
+    return check_digits(ev, error);
+}
+
+/* AdminVM's domain-feature-pre-set:preload-dispvm-max: the system's
+ * default_dispvm's maximum, so that qube hears the same pre-set event
+ * (master's adminvm.py) and refuses what it would refuse as its own
+ * value (qrexec, the RPC, a count). The same value again asks nothing. */
+static gboolean on_pre_set_global_max(QubesEvent *ev, gpointer data,
+                                      GError **error)
+{
+    QubesApp *app = data;
+    const char *value = qubes_event_get(ev, "value");
+    const char *old = qubes_event_get(ev, "oldvalue");
+    if (g_strcmp0(value, old) == 0)
+        return TRUE;
+    g_autofree char *def = NULL;
+    qubes_props_get(&app->props, "default_dispvm", &def, NULL, NULL);
+    QubesDomain *d = def ? g_hash_table_lookup(app->by_name, def) : NULL;
+    if (d) {
+        const char *kw[] = {"feature", "preload-dispvm-max",    "value",
+                            value,     old ? "oldvalue" : NULL, old,
+                            NULL};
+        g_autoptr(GPtrArray) fx = qubes_emitter_fire(
+            &d->emitter, "domain-feature-pre-set:preload-dispvm-max", kw,
+            error);
+        if (!fx)
+            return FALSE;
+    }
     return check_digits(ev, error);
 }
 
@@ -369,10 +397,10 @@ void qubes_preload_register_handlers(QubesApp *app)
     /* dom0's: the global maximum, threshold and delay */
     qubes_event_add_class_handler(
         app->registry, "AdminVM", "domain-feature-pre-set:preload-dispvm-max",
-        on_pre_set_global, QUBES_HANDLER_BOUND, app, NULL);
+        on_pre_set_global_max, QUBES_HANDLER_BOUND, app, NULL);
     qubes_event_add_class_handler(
         app->registry, "AdminVM",
-        "domain-feature-pre-set:preload-dispvm-threshold", on_pre_set_global,
+        "domain-feature-pre-set:preload-dispvm-threshold", on_pre_set_threshold,
         QUBES_HANDLER_BOUND, app, NULL);
     qubes_event_add_class_handler(
         app->registry, "AdminVM", "domain-feature-pre-set:preload-dispvm-delay",

@@ -1456,7 +1456,37 @@ def test_preload_global_features():
         # a refused value changed nothing
         ok('admin.vm.feature.Get', 'dom0', 'preload-dispvm-delay',
            want='3.14')
+        # the global maximum is the default_dispvm's: it must be able to
+        # preload (test_800: the qube hears the pre-set event)
+        ok('admin.vm.feature.Remove', 'dom0', 'preload-dispvm-max')
+        ok('admin.vm.property.Set', VM, 'template_for_dispvms', b'True')
+        ok('admin.property.Set', 'dom0', 'default_dispvm', VM.encode())
+        exc('admin.vm.feature.Set', 'dom0', 'preload-dispvm-max', b'1',
+            name='QubesValueError', msg='Qube does not support qrexec')
+        exc('admin.vm.feature.Get', 'dom0', 'preload-dispvm-max',
+            name='QubesFeatureNotFoundError',
+            msg='Feature not set for domain dom0: preload-dispvm-max')
+        for f in ('qrexec', 'supported-rpc.qubes.WaitForRunningSystem'):
+            ok('admin.vm.feature.Set', TPL, f, b'1')
+        events = events_during(
+            lambda: ok('admin.vm.feature.Set', 'dom0', 'preload-dispvm-max',
+                       b'1'),
+            lambda ev: any(e[1].startswith('domain-feature-pre-set')
+                           for e in ev))
+        assert (VM, 'domain-feature-pre-set:preload-dispvm-max',
+                {'feature': 'preload-dispvm-max', 'value': '1'}) in events, \
+            events
+        ok('admin.vm.feature.Remove', 'dom0', 'preload-dispvm-max')
+        # without a default_dispvm, only the count is checked
+        ok('admin.property.Reset', 'dom0', 'default_dispvm')
+        for f in ('qrexec', 'supported-rpc.qubes.WaitForRunningSystem'):
+            ok('admin.vm.feature.Remove', TPL, f)
+        ok('admin.vm.feature.Set', 'dom0', 'preload-dispvm-max', b'1')
     finally:
+        for f in ('qrexec', 'supported-rpc.qubes.WaitForRunningSystem'):
+            call('admin.vm.feature.Remove', TPL, f)
+        call('admin.property.Reset', 'dom0', 'default_dispvm')
+        call('admin.vm.property.Reset', VM, 'template_for_dispvms')
         for f in ('preload-dispvm-max', 'preload-dispvm-threshold',
                   'preload-dispvm-delay'):
             call('admin.vm.feature.Remove', 'dom0', f)
