@@ -359,8 +359,14 @@ gint64 qubes_preload_max(QubesDomain *dvm);
 /* Whether @dom's class can preload (master's DVMTemplateMixin: AppVM and
  * StandaloneVM). */
 gboolean qubes_preload_class(QubesDomain *dom);
+/* The system's default_dispvm, whose maximum dom0's preload-dispvm-max
+ * sets when present (NULL: none). */
+QubesDomain *qubes_preload_global_dvm(QubesApp *app);
 /* Whether @dvm follows dom0's preload-dispvm-max (is_global_preload_set). */
 gboolean qubes_preload_global_set(QubesDomain *dvm);
+/* get_feat_preload_threshold: dom0's preload-dispvm-threshold in bytes
+ * (MiB in the feature; 0 when unset). */
+gint64 qubes_preload_threshold(QubesApp *app);
 /* get_feat_preload: the names in @dvm's preload-dispvm (new, maybe
  * empty). */
 GStrv qubes_preload_list(QubesDomain *dvm);

@@ -49,13 +49,28 @@ gboolean qubes_preload_class(QubesDomain *dom)
            strcmp(dom->klass->name, "StandaloneVM") == 0;
 }
 
-gboolean qubes_preload_global_set(QubesDomain *self)
+QubesDomain *qubes_preload_global_dvm(QubesApp *app)
 {
     g_autofree char *def = NULL;
-    qubes_props_get(&self->app->props, "default_dispvm", &def, NULL, NULL);
+    qubes_props_get(&app->props, "default_dispvm", &def, NULL, NULL);
+    return def ? g_hash_table_lookup(app->by_name, def) : NULL;
+}
+
+gboolean qubes_preload_global_set(QubesDomain *self)
+{
     QubesDomain *dom0 = qubes_app_get_domain_by_qid(self->app, 0);
-    return dom0 && g_strcmp0(def, self->name) == 0 &&
+    return dom0 && qubes_preload_global_dvm(self->app) == self &&
            qubes_domain_feature_get(dom0, "preload-dispvm-max");
+}
+
+gint64 qubes_preload_threshold(QubesApp *app)
+{
+    QubesDomain *dom0 = qubes_app_get_domain_by_qid(app, 0);
+    gint64 mib = feature_int(
+        dom0 ? qubes_domain_feature_get(dom0, "preload-dispvm-threshold")
+             : NULL);
+    /* past what bytes can count it is as invalid as a word: 0 */
+    return mib <= G_MAXINT64 >> 20 ? mib << 20 : 0;
 }
 
 /* get_feat_preload_max: for the system's default_dispvm, dom0's
@@ -157,9 +172,7 @@ static gboolean on_pre_set_global_max(QubesEvent *ev, gpointer data,
     const char *old = qubes_event_get(ev, "oldvalue");
     if (g_strcmp0(value, old) == 0)
         return TRUE;
-    g_autofree char *def = NULL;
-    qubes_props_get(&app->props, "default_dispvm", &def, NULL, NULL);
-    QubesDomain *d = def ? g_hash_table_lookup(app->by_name, def) : NULL;
+    QubesDomain *d = qubes_preload_global_dvm(app);
     if (d) {
         const char *kw[] = {"feature", "preload-dispvm-max",    "value",
                             value,     old ? "oldvalue" : NULL, old,

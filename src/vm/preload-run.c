@@ -140,32 +140,37 @@ static void cleanup(QubesPreload *p, QubesDomain *dom)
     qubes_runtime_kill(p->rt, dom, killed, qubes_domain_ref(dom));
 }
 
+/* The list becomes @kept; @gone (names) are logged as removed (@what:
+ * "excess " or "") because of @reason, and go. */
+static void drop_listed(QubesPreload *p, QubesDomain *appvm, GPtrArray *kept,
+                        GPtrArray *gone, const char *what, const char *reason)
+{
+    g_ptr_array_add(gone, NULL);
+    g_autofree char *names = g_strjoinv(", ", (char **)gone->pdata);
+    g_ptr_array_remove_index(gone, gone->len - 1);
+    g_message("%s: removing %sqube(s) from preloaded list because %s: '%s'",
+              appvm->name, what, reason, names);
+    qubes_preload_list_set(appvm, kept);
+    qubes_app_save_then(p->app, saved_ignore, NULL);
+    for (guint i = 0; i < gone->len; i++) {
+        QubesDomain *d = g_hash_table_lookup(p->app->by_name, gone->pdata[i]);
+        if (d)
+            cleanup(p, d);
+    }
+}
+
 /* remove_preload_excess: the list keeps its first @max; the others go. */
 static void remove_excess(QubesPreload *p, QubesDomain *appvm, gint64 max,
                           const char *reason)
 {
     g_auto(GStrv) old = qubes_preload_list(appvm);
-    guint n = g_strv_length(old);
-    if ((gint64)n <= max)
+    if ((gint64)g_strv_length(old) <= max)
         return;
     g_autoptr(GPtrArray) kept = g_ptr_array_new();
-    g_autoptr(GString) gone = g_string_new(NULL);
-    for (guint i = 0; i < n; i++) {
-        if ((gint64)i < max)
-            g_ptr_array_add(kept, old[i]);
-        else
-            g_string_append_printf(gone, "%s%s", gone->len ? ", " : "", old[i]);
-    }
-    g_message("%s: removing excess qube(s) from preloaded list because %s: "
-              "'%s'",
-              appvm->name, reason, gone->str);
-    qubes_preload_list_set(appvm, kept);
-    for (guint i = (guint)MAX(max, 0); i < n; i++) {
-        QubesDomain *d = g_hash_table_lookup(p->app->by_name, old[i]);
-        if (d)
-            cleanup(p, d);
-    }
-    qubes_app_save_then(p->app, saved_ignore, NULL);
+    g_autoptr(GPtrArray) gone = g_ptr_array_new();
+    for (guint i = 0; old[i]; i++)
+        g_ptr_array_add((gint64)i < max ? kept : gone, old[i]);
+    drop_listed(p, appvm, kept, gone, "excess ", reason);
 }
 
 /* ---- requests waiting for a preload to complete ---- */
@@ -422,22 +427,6 @@ static void gen_preload(QubesPreload *p, QubesDomain *appvm)
     g_object_unref(task);
 }
 
-/* dom0's preload-dispvm-threshold, in bytes (MiB in the feature). */
-static gint64 threshold_of(QubesApp *app)
-{
-    QubesDomain *dom0 = qubes_app_get_domain_by_qid(app, 0);
-    const char *v =
-        dom0 ? qubes_domain_feature_get(dom0, "preload-dispvm-threshold")
-             : NULL;
-    guint64 mib = 0;
-    if (v && *v &&
-        !g_ascii_string_to_unsigned(v, 10, 0, G_MAXINT64 >> 20, &mib, NULL))
-        g_warning("dom0: preload-dispvm-threshold '%s' is not a number of "
-                  "MiB: taken as 0",
-                  v);
-    return (gint64)mib << 20;
-}
-
 /* How many of @want preloaded DispVMs of @appvm fit in the memory
  * qmemmand reports available (its avail-mem file), less dom0's
  * preload-dispvm-threshold, each taking @appvm's memory. Without the
@@ -465,7 +454,7 @@ static gint64 room_for(QubesPreload *p, QubesDomain *appvm, gint64 want)
                   err->message);
         return 0;
     }
-    gint64 threshold = threshold_of(p->app);
+    gint64 threshold = qubes_preload_threshold(p->app);
     avail = avail > threshold ? avail - threshold : 0;
     g_autofree char *m = qubes_domain_prop(appvm, "memory");
     guint64 mib = m ? g_ascii_strtoull(m, NULL, 10) : 0;
@@ -628,15 +617,8 @@ static void refresh_outdated(QubesPreload *p, QubesDomain *appvm, double delay)
     }
     if (!gone->len)
         return;
-    g_ptr_array_add(gone, NULL);
-    g_autofree char *names = g_strjoinv(", ", (char **)gone->pdata);
-    g_message("%s: removing qube(s) from preloaded list because of outdated "
-              "volume(s) or property(ies): '%s'",
-              appvm->name, names);
-    qubes_preload_list_set(appvm, kept);
-    qubes_app_save_then(p->app, saved_ignore, NULL);
-    for (guint i = 0; i + 1 < gone->len; i++)
-        cleanup(p, g_hash_table_lookup(p->app->by_name, gone->pdata[i]));
+    drop_listed(p, appvm, kept, gone, "",
+                "of outdated volume(s) or property(ies)");
     preload_event(p, appvm, "domain-preload-dispvm-start",
                   "of outdated volume(s)", NULL, delay);
 }
@@ -771,9 +753,7 @@ static gboolean on_max_delete(QubesEvent *ev, gpointer data, GError **error)
 static gboolean on_global_max(QubesEvent *ev, gpointer data, GError **error)
 {
     QubesPreload *p = data;
-    g_autofree char *def = NULL;
-    qubes_props_get(&p->app->props, "default_dispvm", &def, NULL, NULL);
-    QubesDomain *d = def ? g_hash_table_lookup(p->app->by_name, def) : NULL;
+    QubesDomain *d = qubes_preload_global_dvm(p->app);
     if (!d || !qubes_preload_class(d) ||
         !qubes_domain_flag(d, "template_for_dispvms"))
         return TRUE;

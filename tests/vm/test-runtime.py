@@ -1081,6 +1081,11 @@ def test_preloaded_disposables():
     def qubes():
         return d.ok('admin.vm.List', 'dom0')
 
+    def replaced(old):
+        """The qube listed once @old no longer is."""
+        return wait_until(lambda: listed() not in (None, old) and listed(),
+                          qubes)
+
     def feature(vm, name):
         r = d.call('admin.vm.feature.Get', vm, name)
         return r[1] if r[0] == 'ok' else None
@@ -1133,8 +1138,7 @@ def test_preloaded_disposables():
                 if e[1] == 'domain-preload-dispvm-used'][0]
         assert used[2].get('dispvm') == name, used
         # filled again with a new one
-        second = wait_until(lambda: listed() not in (None, first) and
-                            listed(), qubes)
+        second = replaced(first)
         wait_state(second, 'Paused', timeout=BOOT_TIMEOUT)
         ev.close()
         # a qubesd restart keeps the completed, paused one listed
@@ -1150,8 +1154,7 @@ def test_preloaded_disposables():
         d.stop()
         d.start()
         wait_until(lambda: '%s class=' % second not in qubes(), qubes)
-        third = wait_until(lambda: listed() not in (None, second) and
-                           listed(), qubes)
+        third = replaced(second)
         wait_state(third, 'Paused', timeout=BOOT_TIMEOUT)
         # the handed-out one is an ordinary DispVM: gone once stopped
         d.ok('admin.vm.Kill', name)
@@ -1160,16 +1163,14 @@ def test_preloaded_disposables():
         # another comes
         d.ok('admin.vm.property.Set', 'pdvm', 'template', 'tpl2')
         wait_until(lambda: '%s class=' % third not in qubes(), qubes)
-        fourth = wait_until(lambda: listed() not in (None, third) and
-                            listed(), qubes)
+        fourth = replaced(third)
         wait_state(fourth, 'Paused', timeout=BOOT_TIMEOUT)
         # the disposable template ran: its private volume, committed when
         # it stopped, is newer than the preloaded one's, which goes
         d.ok('admin.vm.Start', 'pdvm')
         halt('pdvm')
         wait_until(lambda: '%s class=' % fourth not in qubes(), qubes)
-        fifth = wait_until(lambda: listed() not in (None, fourth) and
-                           listed(), qubes)
+        fifth = replaced(fourth)
         wait_state(fifth, 'Paused', timeout=BOOT_TIMEOUT)
         # the maximum lowered: the preloaded one goes
         d.ok('admin.vm.feature.Set', 'pdvm', 'preload-dispvm-max', '0')
