@@ -450,11 +450,21 @@ def fetch(vm, gw, netvm, before=''):
     shell command @before): a connect timeout, nothing of the console
     taken as input, and a few tries (an attempt made while the link was
     being plugged back once hung past the test's minute under load:
-    doc/reliability.md). A failure shows the netvm's console too."""
+    doc/reliability.md). It returns once the command has ended, not when
+    the answer shows: a netvm killed between its answer and its FIN left
+    the client's nc waiting for ever for a peer that was gone (its FIN
+    already acknowledged, FIN_WAIT_2 has no timer), and the next command
+    queued behind it (doc/reliability.md). A failure shows the netvm's
+    console too."""
+    tag = 'FETCH-%s' % time.monotonic_ns()
+    mark = len(console_log(vm))
     command = (before + 'for i in 1 2 3 4 5; do nc -w 10 %s 7 </dev/null '
-               '&& break; sleep 2; done' % gw)
+               '&& break; sleep 2; done; echo %s-DONE' % (gw, tag))
     try:
-        console_run(vm, command, 'hello-from-netvm')
+        console_run(vm, command, tag + '-DONE')
+        out = console_log(vm)[mark:]
+        assert 'hello-from-netvm' in out, '%s: no answer:\n%s' % (
+            vm, out[-1500:])
     except AssertionError as e:
         raise AssertionError('%s\n%s:\n%s' % (e, netvm,
                                                console_log(netvm)[-1500:]))
