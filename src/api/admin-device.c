@@ -53,13 +53,17 @@ static void exposed_clear(Exposed *e)
     g_clear_pointer(&e->blocks, g_ptr_array_unref);
     g_clear_pointer(&e->pcis, g_ptr_array_unref);
 }
+/* Every Exposed, QubesVDev and QubesDevArg here is declared
+ * g_auto(...) x = {0}: initialised where declared, cleared on every way
+ * out, never by hand. */
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Exposed, exposed_clear)
 
 /* The devices of class @cls that @backend exposes (@all: those the host
  * uses too), attachments filled in. */
 static void exposed(Call *call, QubesDomain *backend, const char *cls,
                     gboolean all, Exposed *e)
 {
-    memset(e, 0, sizeof *e);
+    exposed_clear(e);
     e->infos = g_ptr_array_new();
     if (backend->qid != 0)
         return;
@@ -108,11 +112,13 @@ static QubesDevInfo *exposed_info(Exposed *e, const char *port)
 /* ---- the argument: the reference's load_device_info() ---- */
 
 /* The device the argument names, with the device id of what is on the
- * port when it is that one (its id written the qrexec way). */
+ * port when it is that one (its id written the qrexec way). @e and @out
+ * are initialised ({0}) by the caller, who clears them, also on
+ * failure. */
 static gboolean load_device(Call *call, const char *cls, Exposed *e,
                             QubesVDev *out, GError **error)
 {
-    QubesDevArg a;
+    g_auto(QubesDevArg) a = {0};
     if (!qubes_dev_arg_parse(call->arg, &a, error))
         return FALSE;
     QubesDomain *backend = NULL;
@@ -122,19 +128,16 @@ static gboolean load_device(Call *call, const char *cls, Exposed *e,
             g_autofree char *r = qubes_py_repr(a.backend);
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_FOUND,
                         "No such domain: %s", r);
-            qubes_dev_arg_clear(&a);
             return FALSE;
         }
     }
-    memset(out, 0, sizeof *out);
+    qubes_vdev_clear(out);
     out->backend = g_strdup(a.backend);
     out->port_id = g_strdup(a.port_id);
     out->devclass = g_strdup(cls);
     out->device_id = qubes_dev_arg_device_id(&a);
     if (backend)
         exposed(call, backend, cls, TRUE, e);
-    else
-        memset(e, 0, sizeof *e);
     QubesDevInfo *info = e->infos && strcmp(out->port_id, "*") != 0
                              ? exposed_info(e, out->port_id)
                              : NULL;
@@ -159,7 +162,6 @@ static gboolean load_device(Call *call, const char *cls, Exposed *e,
             out->device_id = g_strdup(as->dev.device_id);
         }
     }
-    qubes_dev_arg_clear(&a);
     return TRUE;
 }
 
@@ -208,7 +210,7 @@ static char *sorted_lines(GPtrArray *lines)
 static char *device_available(Call *call, GError **error)
 {
     g_autofree char *cls = class_of(call);
-    Exposed e;
+    g_auto(Exposed) e = {0};
     exposed(call, call->dest, cls, FALSE, &e);
     g_autoptr(GPtrArray) lines =
         g_ptr_array_new_with_free_func((GDestroyNotify)line_free);
@@ -217,16 +219,13 @@ static char *device_available(Call *call, GError **error)
         if (*call->arg && strcmp(d->dev.port_id, call->arg) != 0)
             continue;
         char *ser = qubes_dev_info_serialize(d, error);
-        if (!ser) {
-            exposed_clear(&e);
+        if (!ser)
             return NULL;
-        }
         Line *l = g_new0(Line, 1);
         l->key = g_strdup_printf("%s:%s", d->dev.port_id, d->dev.device_id);
         l->line = ser;
         g_ptr_array_add(lines, l);
     }
-    exposed_clear(&e);
     return sorted_lines(lines);
 }
 
@@ -423,29 +422,21 @@ static QubesDevAssignment *assignment_of(QubesDomain *dom, const QubesVDev *v,
 static QubesDevAssignment *payload_assignment(Call *call, const char *cls,
                                               Exposed *e, GError **error)
 {
-    QubesVDev dev;
+    g_auto(QubesVDev) dev = {0};
     if (!load_device(call, cls, e, &dev, error))
         return NULL;
     gsize len = 0;
-    const char *payload = call->untrusted_payload
-                              ? g_bytes_get_data(call->untrusted_payload, &len)
-                              : "";
-    QubesDevAssignment *a =
-        qubes_dev_assignment_deserialize(payload, len, &dev, error);
-    qubes_vdev_clear(&dev);
-    if (!a)
-        exposed_clear(e);
-    return a;
+    const char *payload = api_payload(call, &len);
+    return qubes_dev_assignment_deserialize(payload, len, &dev, error);
 }
 
 static char *device_assign(Call *call, GError **error)
 {
     g_autofree char *cls = class_of(call);
-    Exposed e;
+    g_auto(Exposed) e = {0};
     g_autoptr(QubesDevAssignment) a = payload_assignment(call, cls, &e, error);
     if (!a)
         return NULL;
-    exposed_clear(&e);
     if (a->frontend && strcmp(a->frontend, call->dest->name) != 0) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                     "Trying to assign device belonging to other domain: %s",
@@ -497,10 +488,8 @@ static char *device_assign(Call *call, GError **error)
 static gboolean vdev_from_arg(Call *call, const char *cls, QubesVDev *out,
                               GError **error)
 {
-    Exposed e;
-    gboolean ok = load_device(call, cls, &e, out, error);
-    exposed_clear(&e);
-    return ok;
+    g_auto(Exposed) e = {0};
+    return load_device(call, cls, &e, out, error);
 }
 
 /* The argument's device among the destination's assignments (@index:
@@ -510,7 +499,7 @@ static QubesDevAssignment *arg_assignment(Call *call, const char *cls,
                                           guint *index, char **str,
                                           GError **error)
 {
-    QubesVDev v;
+    g_auto(QubesVDev) v = {0};
     if (!vdev_from_arg(call, cls, &v, error))
         return NULL;
     QubesDevAssignment *a = assignment_of(call->dest, &v, index);
@@ -522,7 +511,6 @@ static QubesDevAssignment *arg_assignment(Call *call, const char *cls,
                     "%s device at port %s not assigned to '%s'", v.devclass, r,
                     call->dest->name);
     }
-    qubes_vdev_clear(&v);
     return a;
 }
 
@@ -544,9 +532,7 @@ static char *device_set_assignment(Call *call, GError **error)
 {
     g_autofree char *cls = class_of(call);
     gsize len = 0;
-    const char *p = call->untrusted_payload
-                        ? g_bytes_get_data(call->untrusted_payload, &len)
-                        : "";
+    const char *p = api_payload(call, &len);
     g_autofree char *untrusted = g_strndup(p, len);
     QubesDevMode mode;
     if (strlen(untrusted) != len || !qubes_dev_mode_parse(untrusted, &mode) ||
@@ -603,7 +589,7 @@ static void attached_done(GObject *src, GAsyncResult *res, gpointer data)
 static char *device_attach(Call *call, GError **error)
 {
     g_autofree char *cls = class_of(call);
-    Exposed e;
+    g_auto(Exposed) e = {0};
     g_autoptr(QubesDevAssignment) a = payload_assignment(call, cls, &e, error);
     if (!a)
         return NULL;
@@ -702,7 +688,6 @@ static char *device_attach(Call *call, GError **error)
                                attached_done, call);
     result = CALL_ASYNC;
 out:
-    exposed_clear(&e);
     return result;
 }
 
@@ -723,7 +708,7 @@ static void detached_done(GObject *src, GAsyncResult *res, gpointer data)
 static char *device_detach(Call *call, GError **error)
 {
     g_autofree char *cls = class_of(call);
-    QubesVDev v;
+    g_auto(QubesVDev) v = {0};
     if (!vdev_from_arg(call, cls, &v, error))
         return NULL;
     g_autoptr(GPtrArray) as = attached_of(call, call->dest, cls);
@@ -738,7 +723,6 @@ static char *device_detach(Call *call, GError **error)
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_DEVICE_NOT_ASSIGNED,
                     "%s device %s not attached to '%s'", cls, port,
                     call->dest->name);
-        qubes_vdev_clear(&v);
         return NULL;
     }
     for (guint i = 0; i < call->dest->assignments->len; i++) {
@@ -752,7 +736,6 @@ static char *device_detach(Call *call, GError **error)
                         "%s device %s is required by '%s': it cannot be "
                         "detached (unassign it first)",
                         cls, port, call->dest->name);
-            qubes_vdev_clear(&v);
             return NULL;
         }
     }
@@ -761,7 +744,6 @@ static char *device_detach(Call *call, GError **error)
     g_autoptr(GPtrArray) fx =
         qubes_emitter_fire(&call->dest->emitter, pre, kw, error);
     if (!fx) {
-        qubes_vdev_clear(&v);
         return NULL;
     }
     AttachJob *j = g_new0(AttachJob, 1);
@@ -772,7 +754,6 @@ static char *device_detach(Call *call, GError **error)
     call->data_free = (GDestroyNotify)attach_job_free;
     qubes_runtime_detach_block(call->app->runtime, call->dest, v.port_id,
                                detached_done, call);
-    qubes_vdev_clear(&v);
     return CALL_ASYNC;
 }
 

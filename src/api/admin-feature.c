@@ -82,7 +82,7 @@ static char *feature_set(Call *call, GError **error)
                      error))
         return NULL;
     gsize len;
-    const guint8 *p = g_bytes_get_data(call->untrusted_payload, &len);
+    const guint8 *p = (const guint8 *)api_payload(call, &len);
     gboolean ascii = TRUE, printable = TRUE;
     for (gsize i = 0; i < len; i++) {
         ascii = ascii && p[i] < 0x80;

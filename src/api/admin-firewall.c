@@ -98,10 +98,7 @@ static GPtrArray *split_lines(const char *text, gsize len)
 static char *firewall_set(Call *call, GError **error)
 {
     gsize len = 0;
-    const char *untrusted =
-        call->untrusted_payload
-            ? g_bytes_get_data(call->untrusted_payload, &len)
-            : "";
+    const char *untrusted = api_payload(call, &len);
     for (gsize i = 0; i < len; i++)
         if ((guchar)untrusted[i] >= 0x80 || !untrusted[i]) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,

@@ -42,7 +42,7 @@ static gboolean bad_colour(const char *why, GError **error)
 static char *label_colour(Call *call, GError **error)
 {
     gsize len;
-    const char *p = g_bytes_get_data(call->untrusted_payload, &len);
+    const char *p = api_payload(call, &len);
     for (gsize i = 0; i < len; i++) {
         if ((guchar)p[i] >= 0x80 || p[i] == '\0') {
             bad_colour("must be encoded in ASCII", error);

@@ -98,10 +98,8 @@ static gboolean safe_for_display(gunichar c)
 /* The untrusted payload as UTF-8 text with every code point unsafe to
  * show replaced; NULL with the reference's ProtocolError (in Python's
  * words for the decoding error) when it is not UTF-8. */
-static char *sanitise_notes(GBytes *payload, GError **error)
+static char *sanitise_notes(const char *untrusted, gsize len, GError **error)
 {
-    gsize len;
-    const char *untrusted = g_bytes_get_data(payload, &len);
     GString *out = g_string_sized_new(len);
     gsize pos = 0;
     while (pos < len) {
@@ -139,7 +137,8 @@ static char *sanitise_notes(GBytes *payload, GError **error)
 
 static char *notes_set(Call *call, GError **error)
 {
-    gsize len = g_bytes_get_size(call->untrusted_payload);
+    gsize len;
+    const char *untrusted = api_payload(call, &len);
     if (len > QUBES_NOTES_MAX) {
         g_autofree char *why =
             g_strdup_printf("Maximum note size is %d bytes (%" G_GSIZE_FORMAT
@@ -148,7 +147,7 @@ static char *notes_set(Call *call, GError **error)
         api_enforce(FALSE, why, error);
         return NULL;
     }
-    char *text = sanitise_notes(call->untrusted_payload, error);
+    char *text = sanitise_notes(untrusted, len, error);
     if (!text)
         return NULL;
     call_run_worker(call, set_work, set_done, notes_job(call, text),

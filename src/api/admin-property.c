@@ -116,13 +116,13 @@ static char *prop_set(Call *call, gboolean global, GError **error)
     if (!prop_exists(call, global, error))
         return NULL;
     gsize len;
-    const char *p = g_bytes_get_data(call->untrusted_payload, &len);
+    const char *p = api_payload(call, &len);
     if (len && memchr(p, '\0', len)) {
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
                             "Property value contains a NUL byte");
         return NULL;
     }
-    g_autofree char *untrusted_value = len ? g_strndup(p, len) : g_strdup("");
+    g_autofree char *untrusted_value = g_strndup(p, len);
     if (!qubes_props_set(holder_of(call, global), call->arg, untrusted_value,
                          error))
         return NULL;

@@ -344,10 +344,7 @@ static char *vm_create_disposable(Call *call, GError **error)
                      error))
         return NULL;
     gsize len = 0;
-    const char *untrusted =
-        call->untrusted_payload
-            ? g_bytes_get_data(call->untrusted_payload, &len)
-            : NULL;
+    const char *untrusted = api_payload(call, &len);
     gboolean uuid = len == 4 && memcmp(untrusted, "uuid", 4) == 0;
     if (len && !uuid) {
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,

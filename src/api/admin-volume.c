@@ -397,7 +397,8 @@ static char *import_begin(Call *call, GError **error)
     if (!v || !api_dest_halted(call, error))
         return NULL;
     VolJob *j = vol_job(call, v);
-    if (g_bytes_get_size(call->untrusted_payload)) {
+    gsize len;
+    if (api_payload(call, &len) && len) {
         gint64 size;
         if (!api_payload_number(call, "size", FALSE, &size, error)) {
             vol_job_free(j);
@@ -443,7 +444,7 @@ static char *import_end(Call *call, GError **error)
     if (!v)
         return NULL;
     gsize len;
-    const char *p = g_bytes_get_data(call->untrusted_payload, &len);
+    const char *p = api_payload(call, &len);
     VolJob *j = vol_job(call, v);
     j->flag = len == 2 && memcmp(p, "ok", 2) == 0;
     /* The failure message is shown to the user: printable text only. */

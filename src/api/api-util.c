@@ -23,10 +23,23 @@ gboolean api_enforce_arg(gboolean ok, const char *short_reason,
     return ok;
 }
 
+const char *api_payload(Call *call, gsize *len)
+{
+    *len = 0;
+    const char *p = call->untrusted_payload
+                        ? g_bytes_get_data(call->untrusted_payload, len)
+                        : NULL;
+    if (!p || !*len) {
+        *len = 0;
+        return "";
+    }
+    return p;
+}
+
 char *api_payload_text(Call *call, gboolean lines, GError **error)
 {
     gsize len;
-    const guint8 *p = g_bytes_get_data(call->untrusted_payload, &len);
+    const guint8 *p = (const guint8 *)api_payload(call, &len);
     for (gsize i = 0; i < len; i++) {
         if ((p[i] >= 0x20 && p[i] < 0x7f) || (lines && p[i] == '\n'))
             continue;
@@ -35,7 +48,7 @@ char *api_payload_text(Call *call, gboolean lines, GError **error)
         api_enforce(FALSE, "payload is not ASCII text", error);
         return NULL;
     }
-    return len ? g_strndup((const char *)p, len) : g_strdup("");
+    return g_strndup((const char *)p, len);
 }
 
 gboolean api_payload_number(Call *call, const char *what,

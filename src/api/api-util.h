@@ -19,6 +19,10 @@ gboolean api_enforce(gboolean ok, const char *why, GError **error);
 gboolean api_enforce_arg(gboolean ok, const char *short_reason,
                          GError **error);
 
+/* The payload's bytes and their count: never NULL (an empty payload is
+ * ""), not NUL-terminated. Every method reads its payload through this
+ * or the helpers below. */
+const char *api_payload(Call *call, gsize *len);
 /* The payload as text: printable ASCII (and, where @lines, newlines;
  * tabs and carriage returns are printable enough), else a ProtocolError
  * (the reference's strict ASCII decode). New string. */

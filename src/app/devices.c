@@ -481,7 +481,7 @@ QubesDevAssignment *qubes_dev_assignment_deserialize(const char *untrusted,
                     expected->device_id);
         return NULL;
     }
-    QubesVDev dev;
+    g_auto(QubesVDev) dev = {0};
     qubes_vdev_copy(&dev, expected);
     if (devid) {
         g_free(dev.device_id);
@@ -490,13 +490,11 @@ QubesDevAssignment *qubes_dev_assignment_deserialize(const char *untrusted,
     QubesDevMode mode = QUBES_DEV_MANUAL;
     const char *m = qubes_dev_pairs_get(props, "mode");
     if (m && !qubes_dev_mode_parse(m, &mode)) {
-        qubes_vdev_clear(&dev);
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                     "'%s' is not a valid AssignmentMode", m);
         return NULL;
     }
     g_autoptr(QubesDevAssignment) a = qubes_dev_assignment_new(&dev, mode);
-    qubes_vdev_clear(&dev);
     const char *fe = qubes_dev_pairs_get(props, "frontend_domain");
     a->frontend = g_strdup(fe);
     for (const char *const *k =

@@ -40,6 +40,8 @@ typedef struct {
 } QubesVDev;
 
 void qubes_vdev_clear(QubesVDev *v);
+/* g_auto(QubesVDev) v = {0}: cleared when it leaves scope. */
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(QubesVDev, qubes_vdev_clear)
 void qubes_vdev_copy(QubesVDev *dst, const QubesVDev *src);
 /* Same port and identity (the reference's __eq__). */
 gboolean qubes_vdev_equal(const QubesVDev *a, const QubesVDev *b);
@@ -129,6 +131,7 @@ typedef struct {
 
 gboolean qubes_dev_arg_parse(const char *arg, QubesDevArg *out, GError **error);
 void qubes_dev_arg_clear(QubesDevArg *a);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(QubesDevArg, qubes_dev_arg_clear)
 /* @device_id as a qrexec argument writes it. */
 char *qubes_dev_encode_id(const char *device_id);
 /* The device id the argument means: "*" for none or "_", else its ':'
