@@ -32,8 +32,11 @@ static char *pool_list_drivers(Call *call, GError **error)
     return g_string_free(out, FALSE);
 }
 
+/* A worker's view of a pool: it holds a reference, so that an
+ * admin.pool.Remove answered meanwhile cannot free what it reads (the
+ * pool object outlives its removal until the last reference goes). */
 typedef struct {
-    QubesPool *pool;
+    QubesPool *pool; /* referenced */
     QubesPoolUsage usage;
     gboolean have_usage;
     GHashTable *config;
@@ -41,6 +44,7 @@ typedef struct {
 
 static void pool_info_free(PoolInfo *pi)
 {
+    qubes_pool_unref(pi->pool);
     if (pi->config)
         g_hash_table_unref(pi->config);
     g_free(pi);
@@ -95,7 +99,7 @@ static char *pool_info(Call *call, GError **error)
     if (!p)
         return NULL;
     PoolInfo *pi = g_new0(PoolInfo, 1);
-    pi->pool = p;
+    pi->pool = qubes_pool_ref(p);
     pi->config = qubes_pool_get_config(p);
     call_run_worker(call, pool_usage_work, pool_info_done, pi,
                     (GDestroyNotify)pool_info_free);
@@ -108,7 +112,7 @@ static char *pool_usage_details(Call *call, GError **error)
     if (!p)
         return NULL;
     PoolInfo *pi = g_new0(PoolInfo, 1);
-    pi->pool = p;
+    pi->pool = qubes_pool_ref(p);
     call_run_worker(call, pool_usage_work, pool_usage_done, pi,
                     (GDestroyNotify)pool_info_free);
     return CALL_ASYNC;
