@@ -303,35 +303,45 @@ int qfile_stat(QDir *dir, const char *name, struct stat *st, GError **error)
     return -1;
 }
 
-/* Opens @name for reading, only when it is a regular file: a FIFO or a
- * device planted in a pool would block the open (or a read) forever, or
- * read what is not an image. O_NONBLOCK makes the open of a FIFO return
- * at once; it changes nothing for a regular file. */
+int qfile_openat_file(int dirfd, const char *dir_path, const char *name,
+                      int flags, GError **error)
+{
+    g_assert(!(flags & (O_CREAT | O_TRUNC | O_DIRECTORY)));
+    int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    int errsv = errno;
+    struct stat st;
+    const char *why = NULL;
+    /* a FIFO without a reader refuses a non-blocking open for writing */
+    if (fd < 0 && errsv == ENXIO &&
+        fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        !S_ISREG(st.st_mode))
+        why = "not a regular file";
+    else if (fd >= 0 && fstat(fd, &st) != 0)
+        errsv = errno;
+    else if (fd >= 0 && !S_ISREG(st.st_mode))
+        why = "not a regular file";
+    else if (fd >= 0 && (flags & O_ACCMODE) != O_RDONLY && st.st_nlink != 1)
+        why = "it has more than one link (a hard link from elsewhere?)";
+    else if (fd >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
+        errsv = errno;
+    else if (fd >= 0)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    g_autofree char *path = g_build_filename(dir_path, name, NULL);
+    if (why)
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
+                    "Refusing %s: %s", path, why);
+    else
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errsv,
+                               "Cannot open %s", path);
+    errno = why ? EINVAL : errsv;
+    return -1;
+}
+
 static int open_regular(QDir *dir, const char *name, GError **error)
 {
-    int fd =
-        openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    struct stat st;
-    int errsv = errno;
-    if (fd >= 0 && fstat(fd, &st) != 0) {
-        errsv = errno;
-        close(fd);
-        fd = -1;
-    } else if (fd >= 0 && !S_ISREG(st.st_mode)) {
-        close(fd);
-        fd = -1;
-        errsv = EINVAL;
-    }
-    if (fd < 0) {
-        g_autofree char *path = qdir_child_path(dir, name);
-        if (errsv == EINVAL)
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
-                        "Cannot open %s: not a regular file", path);
-        else
-            qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errsv,
-                                   "Cannot open %s", path);
-    }
-    return fd;
+    return qfile_openat_file(dir->fd, dir->path, name, O_RDONLY, error);
 }
 
 int qfile_open_read(QDir *dir, const char *name, GError **error)
@@ -603,10 +613,9 @@ gboolean qfile_truncate(QDir *dir, const char *name, guint64 size,
     g_autofree char *path = qdir_child_path(dir, name);
     if (!step(dir->ctx, "truncate", path, error))
         return FALSE;
-    int fd = openat(dir->fd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = qfile_openat_file(dir->fd, dir->path, name, O_WRONLY, error);
     if (fd < 0)
-        return qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
-                                      "Cannot open %s", path);
+        return FALSE;
     if (ftruncate(fd, (off_t)size) < 0) {
         int errsv = errno;
         close(fd);

@@ -80,7 +80,24 @@ char *qdir_child_path(QDir *dir, const char *name);
 /* Stats @name without following links. Returns 1 when it exists, 0 when
  * it does not, -1 with @error set otherwise. */
 int qfile_stat(QDir *dir, const char *name, struct stat *st, GError **error);
-/* Opens @name for reading (not through a link); returns the fd or -1. */
+/* The one open of an existing file, for the storage layer and a qube's
+ * own files (notes.c): @name in the folder @dirfd (@dir_path names it in
+ * messages) with @flags (O_RDONLY, O_WRONLY or O_RDWR and nothing that
+ * creates), never through a link, O_NONBLOCK so that a planted FIFO
+ * cannot block the open, and then refused unless fstat() says it is a
+ * regular file, and, when it opens for writing, one with one link: a
+ * FIFO, a device or a folder is no image, and a second link means the
+ * inode is also named elsewhere, perhaps outside the pool, where a write
+ * would change a file we do not own. (Reading allows more links: the
+ * driver itself hardlinks a snapshot's source and keeps revisions as
+ * hardlinks while it commits; it never writes into such an inode.)
+ * Returns the fd (O_NONBLOCK cleared) or -1 with errno set (EINVAL for a
+ * refusal, ENOENT when there is no such file) and @error naming the
+ * path: StoragePoolException for what is not a lone regular file,
+ * QubesStorageIO with the errno's text otherwise. */
+int qfile_openat_file(int dirfd, const char *dir_path, const char *name,
+                      int flags, GError **error);
+/* qfile_openat_file() in @dir, read-only. */
 int qfile_open_read(QDir *dir, const char *name, GError **error);
 /* Lists the names in @dir (caller frees the array). */
 GPtrArray *qfile_list(QDir *dir, GError **error);

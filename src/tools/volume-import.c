@@ -13,6 +13,7 @@
  * (internal.vm.volume.ImportEnd), whose answer they print: "0\0" on
  * success, an exception answer otherwise (exit status 1).
  */
+#include "qfile.h"
 #include "qubesadmin.h"
 
 #include <errno.h>
@@ -148,10 +149,19 @@ int main(int argc, char **argv)
     if (!space) {
         g_string_assign(why, "qubesd gave no image path");
     } else {
-        int fd = open(space + 1, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* the image qubesd just made: refused if something else (a
+         * FIFO, a hard link to a file elsewhere) took its name since */
+        g_autoptr(GError) oerr = NULL;
+        g_autofree char *dir = g_path_get_dirname(space + 1);
+        g_autofree char *base = g_path_get_basename(space + 1);
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int fd = dfd < 0 ? -1
+                         : qfile_openat_file(dfd, dir, base, O_WRONLY, &oerr);
+        if (dfd >= 0)
+            close(dfd);
         if (fd < 0) {
             g_string_printf(why, "cannot open %s: %s", space + 1,
-                            g_strerror(errno));
+                            oerr ? oerr->message : g_strerror(errno));
         } else {
             ok = copy_in(fd, size, why);
             close(fd);
