@@ -569,6 +569,11 @@ static gboolean lost_name(QubesApp *app, const char *name)
     return FALSE;
 }
 
+gboolean qubes_app_name_is_held(QubesApp *app, const char *name)
+{
+    return g_hash_table_contains(app->by_name, name) || lost_name(app, name);
+}
+
 static gboolean set_initial(QubesDomain *dom, const char *name,
                             const char *value, GError **error)
 {

@@ -91,6 +91,12 @@ struct _QubesDomain {
     gboolean preload_requested; /* a preloaded DispVM being handed out
                                    (preload-run.c; not saved) */
     guint fw_timer;             /* the firewall's next expiry (firewall.c) */
+    /* The qube's folder and what qubesd keeps in it (notes.c): a writer
+     * holds files_lock for its whole write, and so does the removal,
+     * which sets files_gone; after it every writer fails. Only the
+     * creation makes the folder. */
+    GMutex files_lock;
+    gboolean files_gone;
     gint refcount;
 };
 
@@ -203,6 +209,13 @@ gboolean qubes_prop_vm_provides_network(QubesPropHolder *holder,
 QubesDomain *qubes_app_get_domain(QubesApp *app, const char *name,
                                   GError **error);
 QubesDomain *qubes_app_get_domain_by_qid(QubesApp *app, guint qid);
+/* Whether a domain of @app is named @name: one it serves, or one kept
+ * verbatim (lost_domains). */
+gboolean qubes_app_name_is_held(QubesApp *app, const char *name);
+/* Moves each folder base/PREFIX/NAME that no domain is named NAME for
+ * to base/PREFIX/.orphaned/NAME@TIME, logged (orphans.c); qubesd does
+ * it once, at start, before it serves anything. Returns how many. */
+guint qubes_app_set_aside_orphans(QubesApp *app);
 
 /* Adds a new domain of @klass named @name (for a DispVM, NULL names it
  * dispDISPID as the reference's) with @label, and for a

@@ -1003,6 +1003,7 @@ void qubes_domain_unref(QubesDomain *dom)
     g_ptr_array_unref(dom->extra);
     g_ptr_array_unref(dom->assignments);
     g_ptr_array_unref(dom->lost_volumes);
+    g_mutex_clear(&dom->files_lock);
     g_free(dom);
 }
 
@@ -1017,6 +1018,7 @@ QubesDomain *qubes_domain_new_internal(QubesApp *app,
 {
     QubesDomain *dom = g_new0(QubesDomain, 1);
     dom->refcount = 1;
+    g_mutex_init(&dom->files_lock);
     dom->app = app;
     dom->klass = klass;
     dom->qid = qid;

@@ -7,10 +7,18 @@
  * a crash at any point the file holds the old text or the new one,
  * never a mix or nothing. The folder is reached from the base folder one
  * component at a time with O_NOFOLLOW, so a link planted in place of it
- * (or of the file, which is only ever replaced) leads nowhere else. */
+ * (or of the file, which is only ever replaced) leads nowhere else.
+ *
+ * Lifetime: only the creation makes the qube's folder (storage); a
+ * writer never does. A writer holds the domain's files_lock for its
+ * whole write and fails once the removal (which takes the same lock)
+ * has set files_gone: a write racing admin.vm.Remove either lands before
+ * the removal, which then deletes it, or fails; it never re-creates the
+ * folder for a later qube of the same name to find. */
 #include "app.h"
 #include "firewall.h"
 
+#include "qfile.h"
 #include "qubes-error.h"
 
 #include <errno.h>
@@ -22,8 +30,6 @@
 
 #define NOTES_FILE "notes.txt"
 
-/* Opens base/prefix/name as a folder, creating the last two when
- * @create; -1 with errno (ENOENT: there is none). */
 static gboolean no_folder(QubesDomain *dom, GError **error)
 {
     if (dom->klass->dir_prefix)
@@ -34,17 +40,13 @@ static gboolean no_folder(QubesDomain *dom, GError **error)
     return TRUE;
 }
 
-static int open_qube_dir(QubesDomain *dom, gboolean create)
+/* Opens base/prefix/name as a folder; -1 with errno (ENOENT: there is
+ * none). */
+static int open_qube_dir(QubesDomain *dom)
 {
     const char *parts[] = {dom->klass->dir_prefix, dom->name};
     int fd = open(dom->app->base_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     for (guint i = 0; fd >= 0 && i < G_N_ELEMENTS(parts); i++) {
-        if (create && mkdirat(fd, parts[i], 0775) != 0 && errno != EEXIST) {
-            int e = errno;
-            close(fd);
-            errno = e;
-            return -1;
-        }
         int next = openat(fd, parts[i],
                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         int e = errno;
@@ -62,7 +64,7 @@ char *qubes_domain_read_file(QubesDomain *dom, const char *name, gsize max,
         *len = -1;
     if (no_folder(dom, error))
         return NULL;
-    int dfd = open_qube_dir(dom, FALSE);
+    int dfd = open_qube_dir(dom);
     if (dfd < 0 && errno == ENOENT)
         return g_strdup("");
     g_autofree char *path = qubes_domain_dir_path(dom);
@@ -71,24 +73,25 @@ char *qubes_domain_read_file(QubesDomain *dom, const char *name, gsize max,
                                "Cannot open %s", path);
         return NULL;
     }
-    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    /* a planted FIFO, device or link is refused, as in the pools */
+    g_autoptr(GError) oerr = NULL;
+    int fd = qfile_openat_file(dfd, path, name, O_RDONLY, &oerr);
     int errsv = errno;
     close(dfd);
     if (fd < 0 && errsv == ENOENT)
         return g_strdup("");
-    struct stat st;
-    if (fd >= 0 && fstat(fd, &st) != 0) {
-        errsv = errno;
-        close(fd);
-        fd = -1;
-    } else if (fd >= 0 && (!S_ISREG(st.st_mode) || (gsize)st.st_size > max)) {
-        /* Not a file we wrote: a planted FIFO or link target, or a file
-         * larger than any Set makes. */
-        errsv = EINVAL;
-        close(fd);
-        fd = -1;
-    }
     if (fd < 0) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "Cannot read %s/%s: %s", path, name, oerr->message);
+        return NULL;
+    }
+    /* larger than any Set makes: not a file we wrote */
+    struct stat st;
+    errsv = fstat(fd, &st) != 0           ? errno
+            : (gsize)st.st_size > max ? EFBIG
+                                      : 0;
+    if (errsv) {
+        close(fd);
         qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errsv,
                                "Cannot read %s/%s", path, name);
         return NULL;
@@ -117,13 +120,34 @@ char *qubes_domain_read_notes(QubesDomain *dom, GError **error)
                                   error);
 }
 
+static gboolean write_file(QubesDomain *dom, const char *name,
+                           const char *text, GError **error);
+
 gboolean qubes_domain_write_file(QubesDomain *dom, const char *name,
                                  const char *text, GError **error)
 {
     if (no_folder(dom, error))
         return FALSE;
+    g_autoptr(GMutexLocker) l = g_mutex_locker_new(&dom->files_lock);
+    if (dom->files_gone) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_FOUND,
+                    "No such domain: '%s' (removed)", dom->name);
+        return FALSE;
+    }
+    return write_file(dom, name, text, error);
+}
+
+/* With files_lock held. */
+static gboolean write_file(QubesDomain *dom, const char *name,
+                           const char *text, GError **error)
+{
     g_autofree char *path = qubes_domain_dir_path(dom);
-    int dfd = open_qube_dir(dom, TRUE);
+    int dfd = open_qube_dir(dom);
+    if (dfd < 0 && errno == ENOENT)
+        return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
+                                      "Cannot write %s/%s: the qube's folder "
+                                      "is gone (only its creation makes it)",
+                                      path, name);
     if (dfd < 0)
         return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
                                       "Cannot open %s", path);
@@ -184,11 +208,11 @@ gboolean qubes_domain_write_notes(QubesDomain *dom, const char *text,
  * storage's, the libvirt config the runtime's). */
 static const char *const own_files[] = {NOTES_FILE, QUBES_FIREWALL_FILE, NULL};
 
-gboolean qubes_domain_remove_own_files(QubesDomain *dom, GError **error)
+static gboolean remove_own_files(QubesDomain *dom, GError **error)
 {
     if (!dom->klass->dir_prefix)
         return TRUE;
-    int dfd = open_qube_dir(dom, FALSE);
+    int dfd = open_qube_dir(dom);
     if (dfd < 0)
         return TRUE;
     int errsv = 0;
@@ -205,6 +229,12 @@ gboolean qubes_domain_remove_own_files(QubesDomain *dom, GError **error)
                                       "Cannot remove %s/%s", path, failed);
     }
     return TRUE;
+}
+
+gboolean qubes_domain_remove_own_files(QubesDomain *dom, GError **error)
+{
+    g_autoptr(GMutexLocker) l = g_mutex_locker_new(&dom->files_lock);
+    return remove_own_files(dom, error);
 }
 
 QubesDomainFiles *qubes_domain_files_new(QubesDomain *dom)
@@ -228,6 +258,10 @@ gboolean qubes_domain_files_create(QubesDomainFiles *f, GError **error)
     g_autoptr(GPtrArray) rules = NULL;
     if (f->firewall_from &&
         !(rules = qubes_domain_read_firewall(f->firewall_from, error)))
+        return FALSE;
+    /* A folder left by an earlier qube of this name (one a crash kept
+     * from its removal) gives the new one none of its notes or rules. */
+    if (!qubes_domain_remove_own_files(f->dom, error))
         return FALSE;
     if (!qubes_storage_create(f->volumes, f->dir, error))
         return FALSE;
@@ -261,9 +295,12 @@ void qubes_domain_files_free(QubesDomainFiles *f)
 
 gboolean qubes_domain_files_remove(QubesDomainFiles *f, GError **error)
 {
+    /* Waits for a writer in flight; every later one fails. */
+    g_autoptr(GMutexLocker) l = g_mutex_locker_new(&f->dom->files_lock);
+    f->dom->files_gone = TRUE;
     /* the storage goes even when a file of qubesd's could not */
     g_autoptr(GError) own = NULL;
-    gboolean ok = qubes_domain_remove_own_files(f->dom, &own);
+    gboolean ok = remove_own_files(f->dom, &own);
     if (!qubes_storage_remove(f->volumes, f->dir, error))
         return FALSE;
     if (!ok)

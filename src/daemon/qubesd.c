@@ -315,6 +315,8 @@ int main(int argc, char **argv)
         g_printerr("qubesd: %s\n", err->message);
         return 1;
     }
+    /* before anything is served: no stale folder is ever adopted */
+    qubes_app_set_aside_orphans(app);
     QubesRuntime *runtime = NULL;
     if (offline) {
         settle_storage(app);
