@@ -21,6 +21,14 @@
  * preload-dispvm-completed. A qubesd that starts removes those whose
  * preloading was interrupted, then fills the lists.
  *
+ * Filling is a batch per disposable template, one DispVM at a time: the
+ * next is made once the storage of the one before is (on a worker), so
+ * the main loop answers calls and signals throughout, however large
+ * preload-dispvm-max is (master's check: digits). A batch makes at most
+ * what can run: the DispVMs that fit in the memory available (qmemmand's
+ * figure, else the host's) less dom0's preload-dispvm-threshold, each
+ * with the template's memory, and no more than the qids left.
+ *
  * Everything runs on the main context. */
 #include "preload-run.h"
 
@@ -37,6 +45,7 @@ struct _QubesPreload {
     GPtrArray *timers;    /* Refill*: scheduled fills */
     GHashTable *starting; /* QubesDomain* -> Gen*: being made, started and
                              paused */
+    GHashTable *filling;  /* QubesDomain* appvm (held) -> Fill*: batches */
     char *avail_file;     /* qmemmand's available memory; NULL: unlimited */
     guint handlers[12];
 };
@@ -96,7 +105,15 @@ typedef struct {
     QubesPreload *p;
     QubesDomainFiles *files;
     gboolean discard; /* no longer wanted: removed once it stands still */
+    QubesDomain *fill_for; /* the appvm whose batch goes on once this one's
+                              storage is made (held), else NULL */
 } Gen;
+
+/* A batch filling one disposable template's list. */
+typedef struct {
+    gint64 left;    /* still to make */
+    gboolean again; /* a fill was asked for meanwhile: look again after */
+} Fill;
 
 static QubesDomain *subject(QubesEvent *ev)
 {
@@ -275,6 +292,8 @@ static void gen_free(Gen *g)
             cleanup(g->p, dom);
     }
     qubes_domain_files_free(g->files);
+    if (g->fill_for)
+        qubes_domain_unref(g->fill_for);
     g_free(g);
 }
 
@@ -365,14 +384,22 @@ static void create_thread(GTask *task, gpointer src, gpointer data,
         g_task_return_boolean(task, TRUE);
 }
 
+static void fill_step(QubesPreload *p, QubesDomain *appvm);
+static void fill_end(QubesPreload *p, QubesDomain *appvm);
+
 static void preload_created(GObject *src, GAsyncResult *res, gpointer data)
 {
     Gen *g = data;
     if (gen_orphaned(g))
         return;
     QubesDomain *dom = g->files->dom;
+    QubesPreload *p = g->p;
+    g_autoptr(QubesDomain) fill_for = g_steal_pointer(&g->fill_for);
     g_autoptr(GError) err = NULL;
     if (!g_task_propagate_boolean(G_TASK(res), &err)) {
+        /* the batch stops: the next would most likely fail the same way */
+        if (fill_for)
+            fill_end(p, fill_for);
         g_warning("%s: preloaded qube not made: %s", dom->name, err->message);
         QubesDomain *appvm = qubes_domain_get_template(dom);
         if (appvm)
@@ -388,11 +415,15 @@ static void preload_created(GObject *src, GAsyncResult *res, gpointer data)
     g_autoptr(GPtrArray) fx =
         qubes_emitter_fire(&dom->emitter, "domain-create-on-disk", NULL, NULL);
     qubes_app_save_then(dom->app, preload_saved, g);
+    if (fill_for)
+        fill_step(p, fill_for);
 }
 
 /* gen_disposable(preload=True): a DispVM marked as preloaded (listed,
- * in progress, internal), made on disk, saved, started, paused. */
-static void gen_preload(QubesPreload *p, QubesDomain *appvm)
+ * in progress, internal), made on disk, saved, started, paused; the
+ * batch of @appvm goes on once its storage is made. FALSE when none
+ * could be made. */
+static gboolean gen_preload(QubesPreload *p, QubesDomain *appvm)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *label = qubes_domain_prop(appvm, "label");
@@ -401,12 +432,12 @@ static void gen_preload(QubesPreload *p, QubesDomain *appvm)
                                  NULL, label, appvm->name, NULL, NULL, &err);
     if (!dom) {
         g_warning("%s: no preloaded disposable: %s", appvm->name, err->message);
-        return;
+        return FALSE;
     }
     if (!qubes_props_set(&dom->props, "auto_cleanup", "True", &err)) {
         g_warning("%s: no preloaded disposable: %s", appvm->name, err->message);
         qubes_app_remove_domain(p->app, dom, NULL);
-        return;
+        return FALSE;
     }
     g_message("%s: marking preloaded qube", dom->name);
     set_feature(dom, "preload-dispvm-in-progress", "1");
@@ -420,21 +451,24 @@ static void gen_preload(QubesPreload *p, QubesDomain *appvm)
     Gen *g = g_new0(Gen, 1);
     g->p = p;
     g->files = qubes_domain_files_new(dom);
+    g->fill_for = qubes_domain_ref(appvm);
     g_hash_table_insert(p->starting, dom, g);
     GTask *task = g_task_new(NULL, NULL, preload_created, g);
     g_task_set_task_data(task, g, NULL);
     g_task_run_in_thread(task, create_thread);
     g_object_unref(task);
+    return TRUE;
 }
 
-/* How many of @want preloaded DispVMs of @appvm fit in the memory
- * qmemmand reports available (its avail-mem file), less dom0's
- * preload-dispvm-threshold, each taking @appvm's memory. Without the
- * file (no balancer) all of them; a file that cannot be read, none. */
-static gint64 room_for(QubesPreload *p, QubesDomain *appvm, gint64 want)
+/* The bytes of memory preloaded DispVMs may take: what qmemmand reports
+ * available (its avail-mem file), else (no balancer, or no file yet)
+ * the host's; -1 when the file cannot be read (none then). */
+static gint64 memory_available(QubesPreload *p, QubesDomain *appvm)
 {
+    gint64 host = (gint64)MIN(p->app->host_memory, (guint64)G_MAXINT64 >> 10)
+                  << 10;
     if (!p->avail_file)
-        return want;
+        return host;
     g_autofree char *text = NULL;
     g_autoptr(GError) err = NULL;
     if (!g_file_get_contents(p->avail_file, &text, NULL, &err)) {
@@ -442,18 +476,31 @@ static gint64 room_for(QubesPreload *p, QubesDomain *appvm, gint64 want)
             g_warning("%s: file containing available memory was not found: "
                       "%s",
                       appvm->name, p->avail_file);
-            return want;
+            return host;
         }
         g_warning("%s: not preloading: %s", appvm->name, err->message);
-        return 0;
+        return -1;
     }
     gint64 avail = 0;
     if (!g_ascii_string_to_signed(g_strstrip(text), 10, G_MININT64, G_MAXINT64,
                                   &avail, &err)) {
         g_warning("%s: not preloading: %s: %s", appvm->name, p->avail_file,
                   err->message);
-        return 0;
+        return -1;
     }
+    return avail;
+}
+
+/* How many of @want preloaded DispVMs of @appvm can run: as many as fit
+ * in memory_available() less dom0's preload-dispvm-threshold, each
+ * taking @appvm's memory, and no more than the qids left. */
+static gint64 room_for(QubesPreload *p, QubesDomain *appvm, gint64 want)
+{
+    gint64 qids = QUBES_MAX_QID - (gint64)p->app->domains->len;
+    want = MIN(want, MAX(qids, 0));
+    gint64 avail = memory_available(p, appvm);
+    if (avail < 0)
+        return 0;
     gint64 threshold = qubes_preload_threshold(p->app);
     avail = avail > threshold ? avail - threshold : 0;
     g_autofree char *m = qubes_domain_prop(appvm, "memory");
@@ -481,6 +528,11 @@ static void fill_now(QubesPreload *p, QubesDomain *appvm)
         remove_excess(p, appvm, max, "there may be absent qubes");
         return;
     }
+    Fill *busy = g_hash_table_lookup(p->filling, appvm);
+    if (busy) {
+        busy->again = TRUE; /* the batch under way looks again at its end */
+        return;
+    }
     g_auto(GStrv) list = qubes_preload_list(appvm);
     gint64 want = max - (gint64)g_strv_length(list);
     if (want <= 0) {
@@ -498,10 +550,40 @@ static void fill_now(QubesPreload *p, QubesDomain *appvm)
         return;
     g_message("%s: preloading '%" G_GINT64_FORMAT "' qube(s)", appvm->name,
               can);
-    /* each is saved once its storage is made (preload_created): qubes.xml
-     * never names a qube without its disks */
-    for (gint64 i = 0; i < can; i++)
-        gen_preload(p, appvm);
+    /* one at a time; each is saved once its storage is made
+     * (preload_created): qubes.xml never names a qube without its disks */
+    Fill *f = g_new0(Fill, 1);
+    f->left = can;
+    g_hash_table_insert(p->filling, qubes_domain_ref(appvm), f);
+    fill_step(p, appvm);
+}
+
+/* The next DispVM of @appvm's batch, or its end. */
+static void fill_step(QubesPreload *p, QubesDomain *appvm)
+{
+    Fill *f = g_hash_table_lookup(p->filling, appvm);
+    if (!f)
+        return;
+    if (f->left <= 0 || appvm->removed ||
+        !qubes_domain_flag(appvm, "template_for_dispvms") ||
+        !can_preload(appvm)) {
+        fill_end(p, appvm);
+        return;
+    }
+    f->left--;
+    if (!gen_preload(p, appvm))
+        fill_end(p, appvm);
+}
+
+static void fill_end(QubesPreload *p, QubesDomain *appvm)
+{
+    Fill *f = g_hash_table_lookup(p->filling, appvm);
+    if (!f)
+        return;
+    gboolean again = f->again && !appvm->removed;
+    g_hash_table_remove(p->filling, appvm); /* frees f, drops appvm */
+    if (again)
+        fill_later(p, appvm, 0);
 }
 
 static void refill_free(Refill *f)
@@ -877,6 +959,8 @@ QubesPreload *qubes_preload_new(QubesRuntime *rt, QubesApp *app,
     p->app = app;
     p->waiters = g_hash_table_new(NULL, NULL);
     p->starting = g_hash_table_new(NULL, NULL);
+    p->filling = g_hash_table_new_full(
+        NULL, NULL, (GDestroyNotify)qubes_domain_unref, g_free);
     p->timers = g_ptr_array_new_with_free_func((GDestroyNotify)refill_free);
     QubesEventRegistry *reg = app->registry;
     guint n = 0;
@@ -938,6 +1022,7 @@ void qubes_preload_free(QubesPreload *p)
     while (g_hash_table_iter_next(&gi, NULL, &v))
         ((Gen *)v)->p = NULL;
     g_hash_table_unref(p->starting);
+    g_hash_table_unref(p->filling);
     g_free(p->avail_file);
     g_free(p);
 }
