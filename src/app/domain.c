@@ -3,6 +3,7 @@
  * tags and volumes. See app.h. */
 #include "app.h"
 
+#include "qfile.h"
 #include "qubes-error.h"
 #include "qubes-parse.h"
 
@@ -102,12 +103,14 @@ static char *default_kernelopts(QubesPropHolder *h, const QubesPropDef *def)
     QubesDomain *tpl = qubes_domain_get_template(dom);
     if (!pci && tpl)
         return get_prop(&tpl->props, "kernelopts");
-    g_autofree char *path = g_build_filename(
-        dom->app->base_dir, "vm-kernels", kernel,
+    /* on the main thread: a planted FIFO must not block it */
+    g_autofree char *dir =
+        g_build_filename(dom->app->base_dir, "vm-kernels", kernel, NULL);
+    char *text = qfile_read_text(
+        dir,
         pci ? "default-kernelopts-pci.txt" : "default-kernelopts-nopci.txt",
-        NULL);
-    char *text = NULL;
-    if (g_file_get_contents(path, &text, NULL, NULL))
+        4096, NULL);
+    if (text)
         return g_strstrip(text);
     return g_strdup(pci ? "iommu=soft swiotlb=8192" : "swiotlb=2048");
 }

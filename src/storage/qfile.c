@@ -339,6 +339,42 @@ int qfile_openat_file(int dirfd, const char *dir_path, const char *name,
     return -1;
 }
 
+char *qfile_read_text(const char *dir_path, const char *name, gsize max,
+                      GError **error)
+{
+    int dfd = open(dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        int errsv = errno;
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errsv,
+                               "Cannot open %s", dir_path);
+        errno = errsv;
+        return NULL;
+    }
+    int fd = qfile_openat_file(dfd, dir_path, name, O_RDONLY, error);
+    int errsv = errno;
+    close(dfd);
+    if (fd < 0) {
+        errno = errsv;
+        return NULL;
+    }
+    GString *out = g_string_new(NULL);
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0 && out->len <= max)
+        g_string_append_len(out, buf, n);
+    errsv = n < 0 ? errno : out->len > max ? EFBIG : 0;
+    close(fd);
+    if (errsv) {
+        g_autofree char *path = g_build_filename(dir_path, name, NULL);
+        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errsv,
+                               "Cannot read %s", path);
+        g_string_free(out, TRUE);
+        errno = errsv;
+        return NULL;
+    }
+    return g_string_free(out, FALSE);
+}
+
 static int open_regular(QDir *dir, const char *name, GError **error)
 {
     return qfile_openat_file(dir->fd, dir->path, name, O_RDONLY, error);

@@ -97,6 +97,12 @@ int qfile_stat(QDir *dir, const char *name, struct stat *st, GError **error);
  * QubesStorageIO with the errno's text otherwise. */
 int qfile_openat_file(int dirfd, const char *dir_path, const char *name,
                       int flags, GError **error);
+/* The text of the small file @name in the folder @dir_path (trusted
+ * configuration: the folder may be reached through links), through
+ * qfile_openat_file(): NULL with @error when it is missing (errno
+ * ENOENT), refused, unreadable or larger than @max bytes. */
+char *qfile_read_text(const char *dir_path, const char *name, gsize max,
+                      GError **error);
 /* qfile_openat_file() in @dir, read-only. */
 int qfile_open_read(QDir *dir, const char *name, GError **error);
 /* Lists the names in @dir (caller frees the array). */

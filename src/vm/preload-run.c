@@ -32,7 +32,10 @@
  * Everything runs on the main context. */
 #include "preload-run.h"
 
+#include "qfile.h"
 #include "qubes-error.h"
+
+#include <errno.h>
 
 #include <string.h>
 
@@ -469,10 +472,13 @@ static gint64 memory_available(QubesPreload *p, QubesDomain *appvm)
                   << 10;
     if (!p->avail_file)
         return host;
-    g_autofree char *text = NULL;
     g_autoptr(GError) err = NULL;
-    if (!g_file_get_contents(p->avail_file, &text, NULL, &err)) {
-        if (g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+    /* on the main thread: through the open that refuses a FIFO */
+    g_autofree char *dir = g_path_get_dirname(p->avail_file);
+    g_autofree char *file = g_path_get_basename(p->avail_file);
+    g_autofree char *text = qfile_read_text(dir, file, 64, &err);
+    if (!text) {
+        if (errno == ENOENT) {
             g_warning("%s: file containing available memory was not found: "
                       "%s",
                       appvm->name, p->avail_file);

@@ -170,6 +170,17 @@ def test_fifo_image_does_not_hang():
     assert time.monotonic() - t0 < 10
     os.unlink(dirty_image('fifo'))
     d.ok('admin.vm.Remove', 'fifo')
+    # nor a FIFO as the kernel's default options, read on the main thread
+    opts = os.path.join(state['base'], 'vm-kernels', '6.1.0',
+                        'default-kernelopts-nopci.txt')
+    os.mkfifo(opts)
+    try:
+        t0 = time.monotonic()
+        r = d.call('admin.vm.property.Get', 'work', 'kernelopts')
+        assert r[0] == 'ok', r
+        assert time.monotonic() - t0 < 5
+    finally:
+        os.unlink(opts)
     alive()
 
 
