@@ -144,10 +144,13 @@ class Daemon:
         except OSError:
             return ''
 
-    def raw(self, data, shutdown=True):
+    def raw(self, data, shutdown=True, internal=False):
+        """The bytes answered to @data on the admin socket (@internal:
+        the internal one)."""
         s = socket.socket(socket.AF_UNIX)
         s.settimeout(60)
-        s.connect(self.sock)
+        s.connect(os.path.join(self.sockdir, 'qubesd.internal.sock')
+                  if internal else self.sock)
         try:
             s.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
@@ -220,6 +223,16 @@ def in_parallel(n, func):
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def run_threads(funcs):
+    """Starts a thread for each callable of @funcs at once and waits for
+    all."""
+    threads = [threading.Thread(target=f) for f in funcs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def parse(out):

@@ -36,6 +36,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qubesd_harness import run_file  # noqa: E402
 from qubesd_harness import Daemon, LoopFS, make_kernel  # noqa: E402
+from qubesd_harness import run_threads  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
 state = {}
@@ -137,13 +138,7 @@ def test_pool_usage_racing_remove():
 
         def remove():
             results.append(d.call('admin.pool.Remove', arg=name))
-        threads = [threading.Thread(target=usage, args=(i,))
-                   for i in range(4)]
-        threads.append(threading.Thread(target=remove))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_threads([lambda i=i: usage(i) for i in range(4)] + [remove])
         for r in results:
             assert r[0] in ('ok', 'exc'), r
         assert name not in d.ok('admin.pool.List').split()
@@ -303,13 +298,7 @@ def test_firewall_and_notes_racing_remove_not_inherited():
         def remover():
             time.sleep(0.002 * (trial % 5))
             results['rm'] = d.call('admin.vm.Remove', name)
-        threads = [threading.Thread(target=writer, args=(i,))
-                   for i in range(6)]
-        threads.append(threading.Thread(target=remover))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_threads([lambda i=i: writer(i) for i in range(6)] + [remover])
         assert results['rm'][0] == 'ok', results
         for i in range(6):
             for r in results[i]:

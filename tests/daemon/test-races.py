@@ -25,7 +25,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qubesd_harness import run_file  # noqa: E402
-from qubesd_harness import Daemon, LoopFS  # noqa: E402
+from qubesd_harness import Daemon, LoopFS, parse  # noqa: E402
+from qubesd_harness import run_threads  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
 SECONDS = float(sys.argv[sys.argv.index('--seconds') + 1]) \
@@ -101,32 +102,14 @@ def answered(r, what):
 def internal_import(d, vm):
     """internal.vm.volume.ImportBegin and End on @vm's private volume,
     as the import programs drive them (on the internal socket)."""
-    isock = os.path.join(d.sockdir, 'qubesd.internal.sock')
-    import socket
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(60)
-    s.connect(isock)
-    s.sendall(b'internal.vm.volume.ImportBegin+private dom0 name ' +
-              vm.encode() + b'\0' + b'1048576')
-    s.shutdown(socket.SHUT_WR)
-    out = b''
-    while True:
-        c = s.recv(4096)
-        if not c:
-            break
-        out += c
-    s.close()
-    assert out.startswith(b'0\0') or out.startswith(b'2\0'), out
-    if out.startswith(b'0\0'):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(60)
-        s.connect(isock)
-        s.sendall(b'internal.vm.volume.ImportEnd+private dom0 name ' +
-                  vm.encode() + b'\0fail\nraced')
-        s.shutdown(socket.SHUT_WR)
-        while s.recv(4096):
-            pass
-        s.close()
+    head = ' dom0 name %s\0' % vm
+    r = parse(d.raw(('internal.vm.volume.ImportBegin+private' + head)
+                    .encode() + b'1048576', internal=True))
+    answered(r, 'ImportBegin')
+    if r[0] == 'ok':
+        answered(parse(d.raw(('internal.vm.volume.ImportEnd+private' + head)
+                             .encode() + b'fail\nraced', internal=True)),
+                 'ImportEnd')
 
 
 def vm_round(n):
@@ -164,12 +147,7 @@ def vm_round(n):
                 break
             time.sleep(0.01)   # in use meanwhile (a clone): again
         stop.set()
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
-    threads.append(threading.Thread(target=remover))
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([lambda i=i: writer(i) for i in range(6)] + [remover])
     assert not errors, errors
     names = [l.split()[0] for l in d.ok('admin.vm.List').splitlines()]
     assert name not in names, names
@@ -213,13 +191,8 @@ def pool_round(n):
         r = d.call('admin.pool.Remove', 'dom0', pool)
         answered(r, 'pool.Remove')
         results['remove'] = r
-    threads = [threading.Thread(target=user, args=(i,)) for i in range(4)]
-    threads += [threading.Thread(target=creator),
-                threading.Thread(target=remover)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([lambda i=i: user(i) for i in range(4)] +
+                [creator, remover])
     assert not errors, errors
     pools = d.ok('admin.pool.List').split()
     names = [l.split()[0] for l in d.ok('admin.vm.List').splitlines()]
