@@ -1,0 +1,280 @@
+/* scrypt-file.c: the scrypt tool's file format with libcrypto (see
+ * scrypt-file.h for the layout). */
+#include "scrypt-file.h"
+
+#include "qubes-error.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+struct _QubesScryptEnc {
+    EVP_CIPHER_CTX *cipher;
+    EVP_MAC_CTX *mac;
+};
+
+struct _QubesScryptDec {
+    EVP_CIPHER_CTX *cipher;
+    EVP_MAC_CTX *mac;
+};
+
+gboolean qubes_scrypt_params_check(const QubesScryptParams *params,
+                                   GError **error)
+{
+    guint64 rp = (guint64)params->r * params->p;
+    guint64 mem = params->log_n < 1 || params->log_n > 30
+                      ? G_MAXUINT64
+                      : (guint64)128 * params->r << params->log_n;
+    if (params->log_n < 1 || params->log_n > 30 || params->r == 0 ||
+        params->p == 0 || rp >= (1u << 30) || params->r > (1u << 24) ||
+        mem > QUBES_SCRYPT_MAX_MEMORY) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "scrypt parameters out of bounds (log2 N %u, r %u, p %u: "
+                    "at most log2 N 30, r*p below 2^30, %" G_GUINT64_FORMAT
+                    " MiB of memory)",
+                    params->log_n, params->r, params->p,
+                    QUBES_SCRYPT_MAX_MEMORY >> 20);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean crypto_failed(GError **error, const char *what)
+{
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                "%s failed in libcrypto", what);
+    return FALSE;
+}
+
+gboolean qubes_scrypt_derive(const char *passphrase, gsize passphrase_len,
+                             const guint8 salt[QUBES_SCRYPT_SALT],
+                             const QubesScryptParams *params,
+                             guint8 key[QUBES_SCRYPT_KEY], GError **error)
+{
+    if (!qubes_scrypt_params_check(params, error))
+        return FALSE;
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
+    EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    EVP_KDF_free(kdf);
+    if (!ctx)
+        return crypto_failed(error, "scrypt");
+    uint64_t n = (uint64_t)1 << params->log_n;
+    uint64_t r = params->r, p = params->p;
+    /* the bound checked above, with room for OpenSSL's own accounting */
+    uint64_t maxmem = QUBES_SCRYPT_MAX_MEMORY + ((guint64)1 << 26);
+    OSSL_PARAM ps[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
+                                          (void *)passphrase, passphrase_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt,
+                                          QUBES_SCRYPT_SALT),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_R, &r),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_P, &p),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+        OSSL_PARAM_construct_end(),
+    };
+    int ok = EVP_KDF_derive(ctx, key, QUBES_SCRYPT_KEY, ps);
+    EVP_KDF_CTX_free(ctx);
+    return ok == 1 || crypto_failed(error, "scrypt");
+}
+
+gboolean qubes_scrypt_salt(guint8 salt[QUBES_SCRYPT_SALT], GError **error)
+{
+    return RAND_bytes(salt, QUBES_SCRYPT_SALT) == 1 ||
+           crypto_failed(error, "RAND_bytes");
+}
+
+/* AES-256-CTR under the first half of @key, counter from 0. */
+static EVP_CIPHER_CTX *cipher_new(const guint8 key[QUBES_SCRYPT_KEY],
+                                  gboolean encrypt)
+{
+    static const guint8 iv[16];
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    if (!c || EVP_CipherInit_ex(c, EVP_aes_256_ctr(), NULL, key, iv,
+                                encrypt ? 1 : 0) != 1)
+        g_error("AES-256-CTR is not available in libcrypto");
+    return c;
+}
+
+/* HMAC-SHA256 under the second half of @key. */
+static EVP_MAC_CTX *mac_new(const guint8 key[QUBES_SCRYPT_KEY])
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *m = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac);
+    OSSL_PARAM ps[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (!m || EVP_MAC_init(m, key + 32, 32, ps) != 1)
+        g_error("HMAC-SHA256 is not available in libcrypto");
+    return m;
+}
+
+static void mac_final(EVP_MAC_CTX *m, guint8 out[32])
+{
+    size_t len = 0;
+    if (EVP_MAC_final(m, out, &len, 32) != 1 || len != 32)
+        g_error("HMAC-SHA256 failed in libcrypto");
+}
+
+/* The first 64 bytes of the header for @params and @salt. */
+static void header_start(const QubesScryptParams *params,
+                         const guint8 salt[QUBES_SCRYPT_SALT], guint8 h[64])
+{
+    memcpy(h, "scrypt", 6);
+    h[6] = 0;
+    h[7] = params->log_n;
+    for (int i = 0; i < 4; i++) {
+        h[8 + i] = (guint8)(params->r >> (24 - 8 * i));
+        h[12 + i] = (guint8)(params->p >> (24 - 8 * i));
+    }
+    memcpy(h + 16, salt, QUBES_SCRYPT_SALT);
+    guint8 sum[32];
+    gsize len = sizeof sum;
+    GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
+    g_checksum_update(c, h, 48);
+    g_checksum_get_digest(c, sum, &len);
+    g_checksum_free(c);
+    memcpy(h + 48, sum, 16);
+}
+
+QubesScryptEnc *qubes_scrypt_enc_new(const guint8 key[QUBES_SCRYPT_KEY],
+                                     const guint8 salt[QUBES_SCRYPT_SALT],
+                                     const QubesScryptParams *params,
+                                     guint8 header[QUBES_SCRYPT_HEADER])
+{
+    QubesScryptEnc *enc = g_new0(QubesScryptEnc, 1);
+    header_start(params, salt, header);
+    EVP_MAC_CTX *hm = mac_new(key);
+    EVP_MAC_update(hm, header, 64);
+    mac_final(hm, header + 64);
+    EVP_MAC_CTX_free(hm);
+    enc->cipher = cipher_new(key, TRUE);
+    enc->mac = mac_new(key);
+    EVP_MAC_update(enc->mac, header, QUBES_SCRYPT_HEADER);
+    return enc;
+}
+
+/* EVP's lengths are ints: large buffers go in pieces. */
+static void cipher_run(EVP_CIPHER_CTX *c, const guint8 *in, guint8 *out,
+                       gsize len)
+{
+    while (len) {
+        int n = (int)MIN(len, (gsize)1 << 30), outl = 0;
+        if (EVP_CipherUpdate(c, out, &outl, in, n) != 1 || outl != n)
+            g_error("AES-256-CTR failed in libcrypto");
+        in += n;
+        out += n;
+        len -= (gsize)n;
+    }
+}
+
+void qubes_scrypt_enc_update(QubesScryptEnc *enc, const guint8 *in,
+                             guint8 *out, gsize len)
+{
+    cipher_run(enc->cipher, in, out, len);
+    EVP_MAC_update(enc->mac, out, len);
+}
+
+void qubes_scrypt_enc_finish(QubesScryptEnc *enc, guint8 mac[QUBES_SCRYPT_MAC])
+{
+    mac_final(enc->mac, mac);
+    qubes_scrypt_enc_free(enc);
+}
+
+void qubes_scrypt_enc_free(QubesScryptEnc *enc)
+{
+    if (!enc)
+        return;
+    EVP_CIPHER_CTX_free(enc->cipher);
+    EVP_MAC_CTX_free(enc->mac);
+    g_free(enc);
+}
+
+gboolean qubes_scrypt_header_parse(const guint8 *untrusted_header,
+                                   QubesScryptParams *params,
+                                   guint8 salt[QUBES_SCRYPT_SALT],
+                                   GError **error)
+{
+    const guint8 *h = untrusted_header;
+    if (memcmp(h, "scrypt", 6) != 0 || h[6] != 0) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "not a file of the scrypt tool's format "
+                            "(version 0)");
+        return FALSE;
+    }
+    params->log_n = h[7];
+    params->r = (guint32)h[8] << 24 | (guint32)h[9] << 16 |
+                (guint32)h[10] << 8 | h[11];
+    params->p = (guint32)h[12] << 24 | (guint32)h[13] << 16 |
+                (guint32)h[14] << 8 | h[15];
+    if (!qubes_scrypt_params_check(params, error))
+        return FALSE;
+    memcpy(salt, h + 16, QUBES_SCRYPT_SALT);
+    guint8 again[64];
+    header_start(params, salt, again);
+    if (CRYPTO_memcmp(again + 48, h + 48, 16) != 0) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "the scrypt header's checksum does not match "
+                            "(a changed header)");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+QubesScryptDec *qubes_scrypt_dec_new(const guint8 *untrusted_header,
+                                     const guint8 key[QUBES_SCRYPT_KEY],
+                                     GError **error)
+{
+    guint8 mac[32];
+    EVP_MAC_CTX *hm = mac_new(key);
+    EVP_MAC_update(hm, untrusted_header, 64);
+    mac_final(hm, mac);
+    EVP_MAC_CTX_free(hm);
+    if (CRYPTO_memcmp(mac, untrusted_header + 64, 32) != 0) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "wrong passphrase (the scrypt header's MAC does "
+                            "not match)");
+        return NULL;
+    }
+    QubesScryptDec *dec = g_new0(QubesScryptDec, 1);
+    dec->cipher = cipher_new(key, FALSE);
+    dec->mac = mac_new(key);
+    EVP_MAC_update(dec->mac, untrusted_header, QUBES_SCRYPT_HEADER);
+    return dec;
+}
+
+void qubes_scrypt_dec_update(QubesScryptDec *dec, const guint8 *in,
+                             guint8 *out, gsize len)
+{
+    EVP_MAC_update(dec->mac, in, len);
+    cipher_run(dec->cipher, in, out, len);
+}
+
+gboolean qubes_scrypt_dec_finish(QubesScryptDec *dec,
+                                 const guint8 *untrusted_mac, GError **error)
+{
+    guint8 mac[32];
+    mac_final(dec->mac, mac);
+    qubes_scrypt_dec_free(dec);
+    if (CRYPTO_memcmp(mac, untrusted_mac, 32) != 0) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "the scrypt file's MAC does not match (a changed, "
+                            "cut or reordered file)");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+void qubes_scrypt_dec_free(QubesScryptDec *dec)
+{
+    if (!dec)
+        return;
+    EVP_CIPHER_CTX_free(dec->cipher);
+    EVP_MAC_CTX_free(dec->mac);
+    g_free(dec);
+}

@@ -1,0 +1,255 @@
+/* test-scrypt: the scrypt file format of src/backup/scrypt-file.c against
+ * the scrypt tool itself (Debian's `scrypt`): what we write it reads,
+ * what it writes we read, with the same bytes out; and every change to
+ * a file refused (a header byte, a data byte, the MAC, a cut, a wrong
+ * passphrase, parameters past the limits before any work). Under
+ * CI=true a missing scrypt tool is a failure. */
+#include "qubes-error.h"
+#include "scrypt-file.h"
+
+#include <glib/gstdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const QubesScryptParams small = {.log_n = 10, .r = 8, .p = 1};
+static char *dir;
+
+static char *path_of(const char *name)
+{
+    return g_build_filename(dir, name, NULL);
+}
+
+/* The scrypt file of @data under @pw, by us. */
+static GByteArray *ours_enc(const char *pw, const guint8 *data, gsize len)
+{
+    guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
+    GError *err = NULL;
+    g_assert_true(qubes_scrypt_salt(salt, &err));
+    g_assert_true(qubes_scrypt_derive(pw, strlen(pw), salt, &small, key, &err));
+    GByteArray *out = g_byte_array_sized_new(len + 128);
+    guint8 header[QUBES_SCRYPT_HEADER], mac[QUBES_SCRYPT_MAC];
+    QubesScryptEnc *enc = qubes_scrypt_enc_new(key, salt, &small, header);
+    g_byte_array_append(out, header, sizeof header);
+    /* in pieces of odd sizes, as a stream comes */
+    guint8 *buf = g_malloc(len ? len : 1);
+    for (gsize off = 0; off < len;) {
+        gsize n = MIN(len - off, 1 + (off * 7919) % 70001);
+        qubes_scrypt_enc_update(enc, data + off, buf + off, n);
+        off += n;
+    }
+    g_byte_array_append(out, buf, (guint)len);
+    g_free(buf);
+    qubes_scrypt_enc_finish(enc, mac);
+    g_byte_array_append(out, mac, sizeof mac);
+    return out;
+}
+
+/* The data of the scrypt file @f under @pw, by us; NULL with @error. */
+static GByteArray *ours_dec(const char *pw, const guint8 *f, gsize len,
+                            GError **error)
+{
+    if (len < QUBES_SCRYPT_HEADER + QUBES_SCRYPT_MAC) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "too short");
+        return NULL;
+    }
+    QubesScryptParams params;
+    guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
+    if (!qubes_scrypt_header_parse(f, &params, salt, error) ||
+        !qubes_scrypt_derive(pw, strlen(pw), salt, &params, key, error))
+        return NULL;
+    QubesScryptDec *dec = qubes_scrypt_dec_new(f, key, error);
+    if (!dec)
+        return NULL;
+    gsize n = len - QUBES_SCRYPT_HEADER - QUBES_SCRYPT_MAC;
+    GByteArray *out = g_byte_array_sized_new((guint)n);
+    g_byte_array_set_size(out, (guint)n);
+    qubes_scrypt_dec_update(dec, f + QUBES_SCRYPT_HEADER, out->data, n);
+    if (!qubes_scrypt_dec_finish(dec, f + len - QUBES_SCRYPT_MAC, error)) {
+        g_byte_array_unref(out);
+        return NULL;
+    }
+    return out;
+}
+
+static gboolean have_tool(void)
+{
+    g_autofree char *p = g_find_program_in_path("scrypt");
+    if (!p && g_strcmp0(g_getenv("CI"), "true") == 0)
+        g_error("the scrypt tool is missing (scripts/install-deps installs "
+                "it)");
+    return p != NULL;
+}
+
+static void run(const char *cmd)
+{
+    int status = -1;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *out = NULL, *errout = NULL;
+    g_assert_true(g_spawn_command_line_sync(cmd, &out, &errout, &status, &err));
+    if (!g_spawn_check_wait_status(status, NULL))
+        g_error("%s: %s", cmd, errout);
+}
+
+static guint8 *sample(gsize len)
+{
+    guint8 *d = g_malloc(len ? len : 1);
+    for (gsize i = 0; i < len; i++)
+        d[i] = (guint8)(i * 131 + (i >> 9));
+    return d;
+}
+
+static void test_tool_reads_ours(void)
+{
+    if (!have_tool()) {
+        g_test_skip("no scrypt tool");
+        return;
+    }
+    const gsize sizes[] = {0, 1, 15, 16, 17, 4096, 1 << 20};
+    g_autofree char *pw = path_of("pw");
+    g_assert_true(g_file_set_contents(pw, "pass phrase\n", -1, NULL));
+    for (guint i = 0; i < G_N_ELEMENTS(sizes); i++) {
+        g_autofree guint8 *data = sample(sizes[i]);
+        g_autoptr(GByteArray) f = ours_enc("pass phrase", data, sizes[i]);
+        g_autofree char *enc = path_of("ours.enc");
+        g_autofree char *dec = path_of("ours.dec");
+        g_assert_true(g_file_set_contents(enc, (char *)f->data, f->len, NULL));
+        g_autofree char *cmd =
+            g_strdup_printf("scrypt dec --passphrase file:%s %s %s", pw, enc,
+                            dec);
+        run(cmd);
+        g_autofree char *back = NULL;
+        gsize blen = 0;
+        g_assert_true(g_file_get_contents(dec, &back, &blen, NULL));
+        g_assert_cmpuint(blen, ==, sizes[i]);
+        g_assert_true(memcmp(back, data, blen) == 0);
+    }
+}
+
+static void test_ours_reads_tool(void)
+{
+    if (!have_tool()) {
+        g_test_skip("no scrypt tool");
+        return;
+    }
+    g_autofree char *pw = path_of("pw");
+    g_autofree char *plain = path_of("plain");
+    g_autofree char *enc = path_of("tool.enc");
+    g_assert_true(g_file_set_contents(pw, "another one\n", -1, NULL));
+    g_autofree guint8 *data = sample(300000);
+    g_assert_true(g_file_set_contents(plain, (char *)data, 300000, NULL));
+    g_autofree char *cmd = g_strdup_printf(
+        "scrypt enc --logN 11 -r 8 -p 2 --passphrase file:%s %s %s", pw, plain,
+        enc);
+    run(cmd);
+    g_autofree char *f = NULL;
+    gsize flen = 0;
+    g_assert_true(g_file_get_contents(enc, &f, &flen, NULL));
+    GError *err = NULL;
+    g_autoptr(GByteArray) back =
+        ours_dec("another one", (guint8 *)f, flen, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(back->len, ==, 300000);
+    g_assert_true(memcmp(back->data, data, 300000) == 0);
+    QubesScryptParams params;
+    guint8 salt[QUBES_SCRYPT_SALT];
+    g_assert_true(qubes_scrypt_header_parse((guint8 *)f, &params, salt, NULL));
+    g_assert_cmpuint(params.log_n, ==, 11);
+    g_assert_cmpuint(params.r, ==, 8);
+    g_assert_cmpuint(params.p, ==, 2);
+}
+
+/* @f with @why changed is refused with a message holding @says. */
+static void refused(GByteArray *f, const char *pw, const char *says)
+{
+    g_autoptr(GError) err = NULL;
+    GByteArray *back = ours_dec(pw, f->data, f->len, &err);
+    g_assert_null(back);
+    g_assert_nonnull(err);
+    if (!strstr(err->message, says))
+        g_error("'%s' does not say '%s'", err->message, says);
+}
+
+static void test_changes_refused(void)
+{
+    g_autofree guint8 *data = sample(5000);
+    g_autoptr(GByteArray) f = ours_enc("pw", data, 5000);
+    g_autoptr(GByteArray) ok = ours_dec("pw", f->data, f->len, NULL);
+    g_assert_nonnull(ok);
+    refused(f, "wrong", "wrong passphrase");
+    /* every byte of the header, some of the data, the MAC */
+    for (guint i = 0; i < f->len; i += i < 96 ? 1 : 97) {
+        g_autoptr(GByteArray) g = g_byte_array_new();
+        g_byte_array_append(g, f->data, f->len);
+        g->data[i] ^= 0x40;
+        g_autoptr(GError) err = NULL;
+        g_autoptr(GByteArray) back = ours_dec("pw", g->data, g->len, &err);
+        if (back)
+            g_error("a change at byte %u was not seen", i);
+    }
+    g_autoptr(GByteArray) cut = g_byte_array_new();
+    g_byte_array_append(cut, f->data, f->len - 1);
+    refused(cut, "pw", "MAC does not match");
+    g_autoptr(GByteArray) tail = g_byte_array_new();
+    g_byte_array_append(tail, f->data, f->len);
+    tail->data[f->len - 1] ^= 1;
+    refused(tail, "pw", "MAC does not match");
+    g_autoptr(GByteArray) data_byte = g_byte_array_new();
+    g_byte_array_append(data_byte, f->data, f->len);
+    data_byte->data[2000] ^= 1;
+    refused(data_byte, "pw", "MAC does not match");
+    g_autoptr(GByteArray) header_byte = g_byte_array_new();
+    g_byte_array_append(header_byte, f->data, f->len);
+    header_byte->data[20] ^= 1; /* the salt: the checksum sees it */
+    refused(header_byte, "pw", "checksum");
+}
+
+static void test_hostile_parameters_refused_before_work(void)
+{
+    const QubesScryptParams bad[] = {
+        {.log_n = 0, .r = 8, .p = 1},  {.log_n = 31, .r = 8, .p = 1},
+        {.log_n = 63, .r = 8, .p = 1}, {.log_n = 20, .r = 0, .p = 1},
+        {.log_n = 20, .r = 8, .p = 0}, {.log_n = 22, .r = 8, .p = 1},
+        {.log_n = 10, .r = 1u << 25, .p = 1},
+        {.log_n = 10, .r = 1u << 15, .p = 1u << 15},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) err = NULL;
+        g_assert_false(qubes_scrypt_params_check(&bad[i], &err));
+        g_assert_nonnull(strstr(err->message, "out of bounds"));
+        guint8 salt[QUBES_SCRYPT_SALT] = {0}, key[QUBES_SCRYPT_KEY];
+        g_clear_error(&err);
+        gint64 t0 = g_get_monotonic_time();
+        g_assert_false(
+            qubes_scrypt_derive("pw", 2, salt, &bad[i], key, &err));
+        g_assert_cmpint(g_get_monotonic_time() - t0, <, G_USEC_PER_SEC);
+    }
+    /* a header saying so is refused at its parse */
+    g_autofree guint8 *data = sample(10);
+    g_autoptr(GByteArray) f = ours_enc("pw", data, 10);
+    f->data[7] = 40;
+    refused(f, "pw", "out of bounds");
+    g_autoptr(GByteArray) g = ours_enc("pw", data, 10);
+    memcpy(g->data, "scrypz", 6);
+    refused(g, "pw", "not a file of the scrypt tool's format");
+    /* the default, the tool's own calibration here, is within them */
+    const QubesScryptParams def = QUBES_SCRYPT_PARAMS_DEFAULT;
+    g_assert_true(qubes_scrypt_params_check(&def, NULL));
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    dir = g_dir_make_tmp("test-scrypt-XXXXXX", NULL);
+    g_test_add_func("/scrypt/tool-reads-ours", test_tool_reads_ours);
+    g_test_add_func("/scrypt/ours-reads-tool", test_ours_reads_tool);
+    g_test_add_func("/scrypt/changes-refused", test_changes_refused);
+    g_test_add_func("/scrypt/hostile-parameters",
+                    test_hostile_parameters_refused_before_work);
+    int rc = g_test_run();
+    g_autofree char *cmd = g_strdup_printf("rm -rf %s", dir);
+    if (system(cmd) != 0)
+        rc = 1;
+    g_free(dir);
+    return rc;
+}
