@@ -1,0 +1,532 @@
+/* backup-read.c: one pass over a Qubes backup file (see backup-read.h).
+ *
+ * The outer tar stream is read with tar-read.h; each of its members is
+ * gathered whole (the header files, or one chunk of at most
+ * QUBES_BACKUP_MAX_CHUNK bytes), decrypted and authenticated, and only
+ * then handed on: to the file's decompressor (an Inflater), whose output
+ * goes to the file's own tar reader and from there to the callbacks. */
+#include "backup-read.h"
+
+#include "qubes-error.h"
+#include "scrypt-file.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HEADER_NAME "backup-header"
+#define MAX_HEADER 4096
+
+/* ---- decompressing one file's stream ---- */
+
+typedef enum { INF_NONE, INF_GZIP, INF_PROGRAM } InflaterKind;
+
+typedef struct {
+    InflaterKind kind;
+    char *file;
+    QubesTarReader *tar;
+    GConverter *conv;  /* INF_GZIP */
+    gboolean finished; /* INF_GZIP: the gzip stream ended */
+    GSubprocess *proc; /* INF_PROGRAM */
+    char *program;
+    GThread *reader;
+    GMutex lock;
+    GError *error; /* the reader thread's first error (under lock) */
+} Inflater;
+
+static gboolean tar_feed(Inflater *f, const guint8 *buf, gsize len,
+                         GError **error)
+{
+    return qubes_tar_reader_feed(f->tar, buf, len, error);
+}
+
+/* INF_PROGRAM: the filter's output into the tar reader, on a thread of
+ * its own so that writing its input never waits on reading it. After an
+ * error it goes on reading (and dropping), so that the filter ends. */
+static gpointer program_reader(gpointer data)
+{
+    Inflater *f = data;
+    GInputStream *out = g_subprocess_get_stdout_pipe(f->proc);
+    guint8 buf[1 << 16];
+    for (;;) {
+        GError *err = NULL;
+        gssize n = g_input_stream_read(out, buf, sizeof buf, NULL, &err);
+        if (n <= 0) {
+            if (err) {
+                g_mutex_lock(&f->lock);
+                if (!f->error)
+                    f->error = err;
+                else
+                    g_error_free(err);
+                g_mutex_unlock(&f->lock);
+            }
+            break;
+        }
+        g_mutex_lock(&f->lock);
+        gboolean failed = f->error != NULL;
+        g_mutex_unlock(&f->lock);
+        if (!failed && !tar_feed(f, buf, (gsize)n, &err)) {
+            g_mutex_lock(&f->lock);
+            f->error = err;
+            g_mutex_unlock(&f->lock);
+        }
+    }
+    return NULL;
+}
+
+static Inflater *inflater_new(const QubesBackupHeader *h, const char *file,
+                              QubesTarReader *tar, GError **error)
+{
+    Inflater *f = g_new0(Inflater, 1);
+    f->file = g_strdup(file);
+    f->tar = tar;
+    g_mutex_init(&f->lock);
+    const char *filter = h->compression_filter ? h->compression_filter
+                                               : "gzip";
+    if (!h->compressed) {
+        f->kind = INF_NONE;
+    } else if (strcmp(filter, "gzip") == 0) {
+        f->kind = INF_GZIP;
+        f->conv = G_CONVERTER(
+            g_zlib_decompressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP));
+    } else {
+        /* the client runs "FILTER -d"; its name was checked by the
+         * header's parse (known, or allowed by the user) */
+        f->kind = INF_PROGRAM;
+        f->program = g_strdup(filter);
+        f->proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                       G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                                   error, filter, "-d", NULL);
+        if (!f->proc) {
+            g_prefix_error(error, "%s: cannot run '%s -d': ", file, filter);
+            g_mutex_clear(&f->lock);
+            g_free(f->file);
+            g_free(f->program);
+            g_free(f);
+            return NULL;
+        }
+        f->reader = g_thread_new("backup-filter", program_reader, f);
+    }
+    return f;
+}
+
+static gboolean gzip_run(Inflater *f, const guint8 *in, gsize len,
+                         gboolean at_end, GError **error)
+{
+    guint8 out[1 << 16];
+    do {
+        gsize read = 0, written = 0;
+        GError *err = NULL;
+        if (f->finished) {
+            if (len)
+                return qubes_error_errno_code(
+                    error, QUBES_ERROR_EXCEPTION, EINVAL,
+                    "%s: data after the end of its gzip stream", f->file);
+            return TRUE;
+        }
+        GConverterResult r = g_converter_convert(
+            f->conv, in, len, out, sizeof out,
+            at_end ? G_CONVERTER_INPUT_AT_END : G_CONVERTER_NO_FLAGS, &read,
+            &written, &err);
+        if (r == G_CONVERTER_ERROR) {
+            if (!at_end && g_error_matches(err, G_IO_ERROR,
+                                           G_IO_ERROR_PARTIAL_INPUT)) {
+                g_error_free(err);
+                return TRUE; /* more input is needed */
+            }
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "%s: its gzip stream is damaged: %s", f->file,
+                        err->message);
+            g_error_free(err);
+            return FALSE;
+        }
+        in += read;
+        len -= read;
+        if (written && !tar_feed(f, out, written, error))
+            return FALSE;
+        if (r == G_CONVERTER_FINISHED)
+            f->finished = TRUE;
+        if (!read && !written && !f->finished && !at_end)
+            break;
+    } while (len || (at_end && !f->finished));
+    return TRUE;
+}
+
+static gboolean inflater_feed(Inflater *f, const guint8 *buf, gsize len,
+                              GError **error)
+{
+    switch (f->kind) {
+    case INF_NONE:
+        return tar_feed(f, buf, len, error);
+    case INF_GZIP:
+        return gzip_run(f, buf, len, FALSE, error);
+    case INF_PROGRAM: {
+        g_mutex_lock(&f->lock);
+        gboolean failed = f->error != NULL;
+        g_mutex_unlock(&f->lock);
+        if (failed)
+            return TRUE; /* reported at the end */
+        GOutputStream *in = g_subprocess_get_stdin_pipe(f->proc);
+        gsize done = 0;
+        if (!g_output_stream_write_all(in, buf, len, &done, NULL, error)) {
+            g_prefix_error(error, "%s: '%s -d' stopped reading: ", f->file,
+                           f->program);
+            return FALSE;
+        }
+        return TRUE;
+    }
+    }
+    return FALSE;
+}
+
+/* Ends the stream; frees @f. */
+static gboolean inflater_finish(Inflater *f, gboolean ok, GError **error)
+{
+    if (f->kind == INF_GZIP && ok) {
+        ok = gzip_run(f, NULL, 0, TRUE, error);
+        if (ok && !f->finished) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "%s: its gzip stream is cut short", f->file);
+            ok = FALSE;
+        }
+    }
+    if (f->kind == INF_PROGRAM) {
+        g_output_stream_close(g_subprocess_get_stdin_pipe(f->proc), NULL,
+                              NULL);
+        g_thread_join(f->reader);
+        GError *werr = NULL;
+        if (!g_subprocess_wait(f->proc, NULL, &werr))
+            g_clear_error(&werr);
+        if (ok && f->error) {
+            g_propagate_error(error, f->error);
+            f->error = NULL;
+            ok = FALSE;
+        } else if (ok && !g_subprocess_get_successful(f->proc)) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "%s: '%s -d' failed (its stream is damaged)",
+                        f->file, f->program);
+            ok = FALSE;
+        }
+        g_clear_error(&f->error);
+        g_object_unref(f->proc);
+    }
+    if (f->conv)
+        g_object_unref(f->conv);
+    g_mutex_clear(&f->lock);
+    g_free(f->file);
+    g_free(f->program);
+    g_free(f);
+    return ok;
+}
+
+/* ---- the backup ---- */
+
+typedef struct {
+    const QubesBackupReadCallbacks *cb;
+    gpointer data;
+    const char *passphrase;
+    const char *allow_filter;
+    int stage;            /* 0: the header next, 1: its .hmac, 2: chunks */
+    GByteArray *member;   /* the outer member gathered */
+    char *member_name;
+    GByteArray *header_bytes;
+    QubesBackupHeader header;
+    GHashTable *files_seen;
+    char *file;       /* the file whose chunks come, or NULL */
+    guint next_index; /* its next chunk's number */
+    QubesTarReader *inner;
+    Inflater *inf;
+} Reader;
+
+/* inner tar callbacks: on to the caller's, with the file's name */
+static gboolean in_begin(const QubesTarMember *m, gpointer data, GError **e)
+{
+    Reader *r = data;
+    return !r->cb->begin || r->cb->begin(r->file, m, r->data, e);
+}
+
+static gboolean in_data(const QubesTarMember *m, guint64 offset,
+                        const guint8 *buf, gsize len, gpointer data,
+                        GError **e)
+{
+    Reader *r = data;
+    return !r->cb->data || r->cb->data(r->file, m, offset, buf, len, r->data, e);
+}
+
+static gboolean in_end(const QubesTarMember *m, gpointer data, GError **e)
+{
+    Reader *r = data;
+    return !r->cb->end || r->cb->end(r->file, m, r->data, e);
+}
+
+static const QubesTarCallbacks inner_callbacks = {in_begin, in_data, in_end};
+
+/* Decrypts the scrypt file @f under @pass into a new array; NULL with
+ * @error naming @what. */
+static GByteArray *decrypt(const GByteArray *f, const char *pass,
+                           const char *what, GError **error)
+{
+    QubesScryptParams params;
+    guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
+    if (f->len < QUBES_SCRYPT_HEADER + QUBES_SCRYPT_MAC) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "failed to decrypt %s: it is cut short", what);
+        return NULL;
+    }
+    QubesScryptDec *dec = NULL;
+    if (!qubes_scrypt_header_parse(f->data, &params, salt, error) ||
+        !qubes_scrypt_derive(pass, strlen(pass), salt, &params, key, error) ||
+        !(dec = qubes_scrypt_dec_new(f->data, key, error))) {
+        g_prefix_error(error, "failed to decrypt %s: ", what);
+        return NULL;
+    }
+    gsize n = f->len - QUBES_SCRYPT_HEADER - QUBES_SCRYPT_MAC;
+    GByteArray *out = g_byte_array_sized_new((guint)n);
+    g_byte_array_set_size(out, (guint)n);
+    qubes_scrypt_dec_update(dec, f->data + QUBES_SCRYPT_HEADER, out->data, n);
+    if (!qubes_scrypt_dec_finish(dec, f->data + f->len - QUBES_SCRYPT_MAC,
+                                 error)) {
+        g_prefix_error(error, "failed to decrypt %s: ", what);
+        g_byte_array_unref(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* The current file's stream ended: everything in it must be whole. */
+static gboolean finish_file(Reader *r, gboolean ok, GError **error)
+{
+    if (!r->file)
+        return ok;
+    if (r->inf)
+        ok = inflater_finish(r->inf, ok, error) && ok;
+    r->inf = NULL;
+    if (ok && !qubes_tar_reader_finish(r->inner, error)) {
+        g_prefix_error(error, "%s: ", r->file);
+        ok = FALSE;
+    }
+    qubes_tar_reader_free(r->inner);
+    r->inner = NULL;
+    if (ok && r->cb->file_done)
+        ok = r->cb->file_done(r->file, r->data, error);
+    g_clear_pointer(&r->file, g_free);
+    return ok;
+}
+
+/* "FILE.NNN.enc": FILE qubes.xml, vmN/NAME or dom0-home/NAME. */
+static gboolean chunk_name(const char *untrusted, char **file, guint *index)
+{
+    gsize len = strlen(untrusted);
+    if (len < 9 || !g_str_has_suffix(untrusted, ".enc") ||
+        untrusted[len - 8] != '.')
+        return FALSE;
+    for (gsize i = len - 7; i < len - 4; i++)
+        if (!g_ascii_isdigit(untrusted[i]))
+            return FALSE;
+    g_autofree char *f = g_strndup(untrusted, len - 8);
+    *index = (guint)g_ascii_strtoull(untrusted + len - 7, NULL, 10);
+    if (strcmp(f, "qubes.xml") != 0) {
+        const char *slash = strchr(f, '/');
+        if (!slash || strchr(slash + 1, '/') || !slash[1] ||
+            slash[1] == '.' || slash - f > 16)
+            return FALSE;
+        g_autofree char *top = g_strndup(f, (gsize)(slash - f));
+        gboolean vm = g_str_has_prefix(top, "vm") && top[2];
+        for (const char *p = top + 2; vm && *p; p++)
+            vm = g_ascii_isdigit(*p);
+        if (!vm && strcmp(top, "dom0-home") != 0)
+            return FALSE;
+        for (const char *p = slash + 1; *p; p++)
+            if (!g_ascii_isalnum(*p) && !strchr("._-", *p))
+                return FALSE;
+    }
+    *file = g_steal_pointer(&f);
+    return TRUE;
+}
+
+static gboolean take_header(Reader *r, GError **error)
+{
+    g_autofree char *pass =
+        g_strdup_printf("%s!%s", HEADER_NAME, r->passphrase);
+    g_autoptr(GByteArray) plain =
+        decrypt(r->member, pass, HEADER_NAME ".hmac", error);
+    if (!plain)
+        return FALSE;
+    if (plain->len != r->header_bytes->len ||
+        memcmp(plain->data, r->header_bytes->data, plain->len) != 0) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "ERROR: invalid hmac for file backup-header: "
+                            "it is not the one its .hmac holds");
+        return FALSE;
+    }
+    if (!qubes_backup_header_parse((char *)r->header_bytes->data,
+                                   r->header_bytes->len, r->allow_filter,
+                                   &r->header, error))
+        return FALSE;
+    if (r->header.version != 4 || !r->header.encrypted ||
+        g_ascii_strcasecmp(r->header.hmac_algorithm, "scrypt") != 0) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "a backup of format %d%s: only encrypted backups of "
+                    "format 4 are read here",
+                    r->header.version,
+                    r->header.encrypted ? "" : ", not encrypted");
+        return FALSE;
+    }
+    return !r->cb->header || r->cb->header(&r->header, r->data, error);
+}
+
+static gboolean take_chunk(Reader *r, GError **error)
+{
+    char *file = NULL;
+    guint index = 0;
+    if (!chunk_name(r->member_name, &file, &index)) {
+        g_autofree char *n = g_strescape(r->member_name, NULL);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "unexpected file in the backup: '%s'", n);
+        return FALSE;
+    }
+    g_autofree char *owned = file;
+    if (!r->file || strcmp(r->file, file) != 0) {
+        if (!finish_file(r, TRUE, error))
+            return FALSE;
+        if (index != 0 || g_hash_table_contains(r->files_seen, file)) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "%s: a chunk out of order or missing (%03u first)",
+                        r->member_name, index);
+            return FALSE;
+        }
+        g_hash_table_add(r->files_seen, g_strdup(file));
+        r->file = g_strdup(file);
+        r->next_index = 0;
+        r->inner = qubes_tar_reader_new(&inner_callbacks, r);
+        r->inf = inflater_new(&r->header, file, r->inner, error);
+        if (!r->inf)
+            return FALSE;
+    }
+    if (index != r->next_index) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "%s: a chunk out of order or missing (%03u expected)",
+                    r->member_name, r->next_index);
+        return FALSE;
+    }
+    r->next_index++;
+    g_autofree char *pass = g_strdup_printf(
+        "%s!%s.%03u!%s", r->header.backup_id, file, index, r->passphrase);
+    g_autoptr(GByteArray) plain = decrypt(r->member, pass, r->member_name,
+                                          error);
+    if (!plain || !inflater_feed(r->inf, plain->data, plain->len, error))
+        return FALSE;
+    return TRUE;
+}
+
+static gboolean out_begin(const QubesTarMember *m, gpointer data, GError **e)
+{
+    Reader *r = data;
+    g_autofree char *n = g_strescape(m->name, NULL);
+    guint64 max = r->stage < 2 ? MAX_HEADER + 128 : QUBES_BACKUP_MAX_CHUNK;
+    const char *want = r->stage == 0   ? HEADER_NAME
+                       : r->stage == 1 ? HEADER_NAME ".hmac"
+                                       : NULL;
+    if (m->type != QUBES_TAR_FILE || m->sparse) {
+        g_set_error(e, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "'%s' in the backup is not a plain file", n);
+        return FALSE;
+    }
+    if (want && strcmp(m->name, want) != 0) {
+        g_set_error(e, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "'%s' where the backup should have %s: not a Qubes "
+                    "backup, or a damaged one",
+                    n, want);
+        return FALSE;
+    }
+    if (m->stored > max) {
+        g_set_error(e, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "'%s' in the backup is too large (%" G_GUINT64_FORMAT
+                    " bytes)",
+                    n, m->stored);
+        return FALSE;
+    }
+    g_byte_array_set_size(r->member, 0);
+    g_free(r->member_name);
+    r->member_name = g_strdup(m->name);
+    return TRUE;
+}
+
+static gboolean out_data(const QubesTarMember *m, guint64 offset,
+                         const guint8 *buf, gsize len, gpointer data,
+                         GError **e)
+{
+    Reader *r = data;
+    g_byte_array_append(r->member, buf, (guint)len);
+    return TRUE;
+}
+
+static gboolean out_end(const QubesTarMember *m, gpointer data, GError **e)
+{
+    Reader *r = data;
+    switch (r->stage) {
+    case 0:
+        g_byte_array_append(r->header_bytes, r->member->data, r->member->len);
+        r->stage = 1;
+        return TRUE;
+    case 1:
+        r->stage = 2;
+        return take_header(r, e);
+    default:
+        return take_chunk(r, e);
+    }
+}
+
+static const QubesTarCallbacks outer_callbacks = {out_begin, out_data,
+                                                  out_end};
+
+gboolean qubes_backup_read(int fd, const char *passphrase,
+                           const char *allow_filter,
+                           const QubesBackupReadCallbacks *callbacks,
+                           gpointer data, GError **error)
+{
+    Reader r = {.cb = callbacks,
+                .data = data,
+                .passphrase = passphrase,
+                .allow_filter = allow_filter,
+                .member = g_byte_array_new(),
+                .header_bytes = g_byte_array_new(),
+                .files_seen = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                                    g_free, NULL)};
+    QubesTarReader *outer = qubes_tar_reader_new(&outer_callbacks, &r);
+    g_autofree guint8 *buf = g_malloc(1 << 20);
+    gboolean ok = TRUE;
+    for (;;) {
+        ssize_t n = read(fd, buf, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ok = qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
+                                        "Cannot read the backup");
+            break;
+        }
+        if (n == 0)
+            break;
+        if (!(ok = qubes_tar_reader_feed(outer, buf, (gsize)n, error)))
+            break;
+    }
+    if (ok)
+        ok = qubes_tar_reader_finish(outer, error);
+    if (ok && r.stage < 2) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "the backup ends before its header is whole");
+        ok = FALSE;
+    }
+    ok = finish_file(&r, ok, ok ? error : NULL) && ok;
+    qubes_tar_reader_free(outer);
+    if (r.inner)
+        qubes_tar_reader_free(r.inner);
+    g_byte_array_unref(r.member);
+    g_byte_array_unref(r.header_bytes);
+    g_hash_table_unref(r.files_seen);
+    g_free(r.member_name);
+    g_free(r.file);
+    qubes_backup_header_clear(&r.header);
+    return ok;
+}
