@@ -11,11 +11,11 @@
  * a failure. */
 #include "backup-read.h"
 #include "qubes-error.h"
+#include "util.h"
 
 #include <fcntl.h>
 #include <json-glib/json-glib.h>
 #include <openssl/evp.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,12 +35,7 @@ typedef struct {
 
 static void zeros_to(Seen *s, guint64 upto)
 {
-    static const guint8 zeros[1 << 20];
-    while (s->summed < upto) {
-        gsize k = (gsize)MIN(upto - s->summed, (guint64)sizeof zeros);
-        EVP_DigestUpdate(s->md, zeros, k);
-        s->summed += k;
-    }
+    bt_sha256_zeros(s->md, &s->summed, upto);
 }
 
 static gboolean on_header(const QubesBackupHeader *h, gpointer data,
@@ -166,7 +161,7 @@ static gboolean have_fixtures(void)
     g_autofree char *path = g_build_filename(fixtures, "MANIFEST.json", NULL);
     if (g_file_test(path, G_FILE_TEST_EXISTS))
         return TRUE;
-    if (g_strcmp0(g_getenv("CI"), "true") == 0)
+    if (bt_in_ci())
         g_error("%s is missing", path);
     g_test_skip("no fixtures");
     return FALSE;
@@ -392,10 +387,5 @@ int main(int argc, char **argv)
     if (!one)
         g_test_add_data_func("/backup-read/r4-xz", "r4-xz", check_fixture);
     g_test_add_func("/backup-read/damage", test_damage_refused);
-    int rc = g_test_run();
-    g_autofree char *cmd = g_strdup_printf("rm -rf %s", dir);
-    if (system(cmd) != 0)
-        rc = 1;
-    g_free(dir);
-    return rc;
+    return bt_finish(g_test_run(), dir);
 }

@@ -6,9 +6,9 @@
  * CI=true a missing scrypt tool is a failure. */
 #include "qubes-error.h"
 #include "scrypt-file.h"
+#include "util.h"
 
 #include <glib/gstdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const QubesScryptParams small = {.log_n = 10, .r = 8, .p = 1};
@@ -72,25 +72,6 @@ static GByteArray *ours_dec(const char *pw, const guint8 *f, gsize len,
     return out;
 }
 
-static gboolean have_tool(void)
-{
-    g_autofree char *p = g_find_program_in_path("scrypt");
-    if (!p && g_strcmp0(g_getenv("CI"), "true") == 0)
-        g_error("the scrypt tool is missing (scripts/install-deps installs "
-                "it)");
-    return p != NULL;
-}
-
-static void run(const char *cmd)
-{
-    int status = -1;
-    g_autoptr(GError) err = NULL;
-    g_autofree char *out = NULL, *errout = NULL;
-    g_assert_true(g_spawn_command_line_sync(cmd, &out, &errout, &status, &err));
-    if (!g_spawn_check_wait_status(status, NULL))
-        g_error("%s: %s", cmd, errout);
-}
-
 static guint8 *sample(gsize len)
 {
     guint8 *d = g_malloc(len ? len : 1);
@@ -101,7 +82,7 @@ static guint8 *sample(gsize len)
 
 static void test_tool_reads_ours(void)
 {
-    if (!have_tool()) {
+    if (!bt_have("scrypt")) {
         g_test_skip("no scrypt tool");
         return;
     }
@@ -117,7 +98,7 @@ static void test_tool_reads_ours(void)
         g_autofree char *cmd =
             g_strdup_printf("scrypt dec --passphrase file:%s %s %s", pw, enc,
                             dec);
-        run(cmd);
+        bt_run(cmd);
         g_autofree char *back = NULL;
         gsize blen = 0;
         g_assert_true(g_file_get_contents(dec, &back, &blen, NULL));
@@ -128,7 +109,7 @@ static void test_tool_reads_ours(void)
 
 static void test_ours_reads_tool(void)
 {
-    if (!have_tool()) {
+    if (!bt_have("scrypt")) {
         g_test_skip("no scrypt tool");
         return;
     }
@@ -141,7 +122,7 @@ static void test_ours_reads_tool(void)
     g_autofree char *cmd = g_strdup_printf(
         "scrypt enc --logN 11 -r 8 -p 2 --passphrase file:%s %s %s", pw, plain,
         enc);
-    run(cmd);
+    bt_run(cmd);
     g_autofree char *f = NULL;
     gsize flen = 0;
     g_assert_true(g_file_get_contents(enc, &f, &flen, NULL));
@@ -246,10 +227,5 @@ int main(int argc, char **argv)
     g_test_add_func("/scrypt/changes-refused", test_changes_refused);
     g_test_add_func("/scrypt/hostile-parameters",
                     test_hostile_parameters_refused_before_work);
-    int rc = g_test_run();
-    g_autofree char *cmd = g_strdup_printf("rm -rf %s", dir);
-    if (system(cmd) != 0)
-        rc = 1;
-    g_free(dir);
-    return rc;
+    return bt_finish(g_test_run(), dir);
 }

@@ -15,30 +15,16 @@
 #include "qubes-error.h"
 #include "scrypt-file.h"
 #include "tar-read.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static char *dir;
 static const char *fixtures;
-
-static gboolean in_ci(void)
-{
-    return g_strcmp0(g_getenv("CI"), "true") == 0;
-}
-
-static void run(const char *cmd)
-{
-    int status = -1;
-    g_autofree char *out = NULL, *err = NULL;
-    g_assert_true(g_spawn_command_line_sync(cmd, &out, &err, &status, NULL));
-    if (!g_spawn_check_wait_status(status, NULL))
-        g_error("%s: %s", cmd, err);
-}
 
 /* ---- rebuilding what a stream holds ---- */
 
@@ -46,7 +32,7 @@ typedef struct {
     char *into;       /* folder */
     GString *log;     /* "TYPE NAME [LINK] SIZE\n" per member */
     int fd;           /* the file being rebuilt */
-    GChecksum *sum;   /* or its sha256, holes as zeros */
+    EVP_MD_CTX *sum;  /* or its sha256, holes as zeros */
     guint64 summed;   /* bytes summed so far */
     guint64 size;
 } Rebuild;
@@ -74,12 +60,7 @@ static gboolean rb_begin(const QubesTarMember *m, gpointer data,
 
 static void sum_zeros(Rebuild *rb, guint64 upto)
 {
-    static const guint8 zeros[1 << 16];
-    while (rb->summed < upto) {
-        gsize k = (gsize)MIN(upto - rb->summed, (guint64)sizeof zeros);
-        g_checksum_update(rb->sum, zeros, k);
-        rb->summed += k;
-    }
+    bt_sha256_zeros(rb->sum, &rb->summed, upto);
 }
 
 static gboolean rb_data(const QubesTarMember *m, guint64 offset,
@@ -91,7 +72,7 @@ static gboolean rb_data(const QubesTarMember *m, guint64 offset,
     if (rb->sum) {
         g_assert_cmpuint(offset, >=, rb->summed);
         sum_zeros(rb, offset);
-        g_checksum_update(rb->sum, buf, len);
+        EVP_DigestUpdate(rb->sum, buf, len);
         rb->summed += len;
         return TRUE;
     }
@@ -140,13 +121,6 @@ static char *path_of(const char *name)
     return g_build_filename(dir, name, NULL);
 }
 
-static GBytes *slurp(const char *path)
-{
-    char *d = NULL;
-    gsize n = 0;
-    g_assert_true(g_file_get_contents(path, &d, &n, NULL));
-    return g_bytes_new_take(d, n);
-}
 
 static guint64 allocated(const char *path)
 {
@@ -174,10 +148,7 @@ static void make_sparse(const char *path, guint64 size)
 
 static gboolean have_tar(void)
 {
-    g_autofree char *p = g_find_program_in_path("tar");
-    if (!p && in_ci())
-        g_error("GNU tar is missing");
-    return p != NULL;
+    return bt_have("tar");
 }
 
 static void test_gnu_sparse_and_members(void)
@@ -204,8 +175,8 @@ static void test_gnu_sparse_and_members(void)
     g_autofree char *cmd = g_strdup_printf(
         "tar --sparse -cf %s -C %s private.img notes.txt a-folder link hard",
         tarf, src);
-    run(cmd);
-    g_autoptr(GBytes) t = slurp(tarf);
+    bt_run(cmd);
+    g_autoptr(GBytes) t = bt_slurp(tarf);
     const gsize pieces[] = {1, 511, 512, 513, 4096, 0, 1 << 20};
     for (guint i = 0; i < G_N_ELEMENTS(pieces); i++) {
         g_autofree char *out = path_of("out");
@@ -224,17 +195,17 @@ static void test_gnu_sparse_and_members(void)
         g_assert_cmpstr(rb.log->str, ==, want);
         g_string_free(rb.log, TRUE);
         g_autofree char *back = g_build_filename(out, "private.img", NULL);
-        g_autoptr(GBytes) a = slurp(img);
-        g_autoptr(GBytes) b = slurp(back);
+        g_autoptr(GBytes) a = bt_slurp(img);
+        g_autoptr(GBytes) b = bt_slurp(back);
         g_assert_true(g_bytes_equal(a, b));
         /* the holes stay holes: 30 pieces of at most 7 KiB */
         g_assert_cmpuint(allocated(back), <=, 30 * 3 * 4096);
         g_autofree char *lback = g_strdup_printf("%s/a-folder_%s", out,
                                                  longname);
-        g_autoptr(GBytes) l = slurp(lback);
+        g_autoptr(GBytes) l = bt_slurp(lback);
         g_assert_cmpuint(g_bytes_get_size(l), ==, 4);
         g_autofree char *rm = g_strdup_printf("rm -rf %s", out);
-        run(rm);
+        bt_run(rm);
     }
 }
 
@@ -256,8 +227,8 @@ static void test_posix_pax_paths(void)
     g_autofree char *tarf = path_of("p.tar");
     g_autofree char *cmd =
         g_strdup_printf("tar --format=posix -cf %s -C %s .", tarf, src);
-    run(cmd);
-    g_autoptr(GBytes) t = slurp(tarf);
+    bt_run(cmd);
+    g_autoptr(GBytes) t = bt_slurp(tarf);
     g_autofree char *out = path_of("pout");
     g_mkdir_with_parents(out, 0755);
     Rebuild rb = {.into = out, .log = g_string_new(NULL), .fd = -1};
@@ -318,8 +289,8 @@ static void test_hostile_streams_refused(void)
     g_autofree char *tarf = path_of("h.tar");
     g_autofree char *cmd =
         g_strdup_printf("tar --sparse -cf %s -C %s private.img", tarf, src);
-    run(cmd);
-    g_autoptr(GBytes) t = slurp(tarf);
+    bt_run(cmd);
+    g_autoptr(GBytes) t = bt_slurp(tarf);
     gsize len;
     const guint8 *orig = g_bytes_get_data(t, &len);
     g_autofree guint8 *d = g_memdup2(orig, len);
@@ -434,12 +405,12 @@ static void test_qubes_fixture(void)
 {
     g_autofree char *bin = g_build_filename(fixtures, "r4-plain.bin", NULL);
     if (!g_file_test(bin, G_FILE_TEST_EXISTS)) {
-        if (in_ci())
+        if (bt_in_ci())
             g_error("%s is missing", bin);
         g_test_skip("no fixtures");
         return;
     }
-    g_autoptr(GBytes) t = slurp(bin);
+    g_autoptr(GBytes) t = bt_slurp(bin);
     Outer o = {.members = g_hash_table_new_full(
                    g_str_hash, g_str_equal, g_free,
                    (GDestroyNotify)g_byte_array_unref)};
@@ -469,15 +440,20 @@ static void test_qubes_fixture(void)
     g_autoptr(GByteArray) inner =
         decrypt(g_hash_table_lookup(o.members, "vm3/private.img.000.enc"),
                 pass);
-    Rebuild rb = {.log = g_string_new(NULL),
-                  .fd = -1,
-                  .sum = g_checksum_new(G_CHECKSUM_SHA256)};
+    Rebuild rb = {.log = g_string_new(NULL), .fd = -1, .sum = EVP_MD_CTX_new()};
+    EVP_DigestInit_ex(rb.sum, EVP_sha256(), NULL);
     g_assert_true(feed(&rb, inner->data, inner->len, 0, &err));
     g_assert_cmpstr(rb.log->str, ==, "f vm3/private.img 2147483648\n");
-    g_assert_cmpstr(g_checksum_get_string(rb.sum), ==,
+    guint8 digest[32];
+    unsigned dlen = 0;
+    EVP_DigestFinal_ex(rb.sum, digest, &dlen);
+    EVP_MD_CTX_free(rb.sum);
+    g_autofree char *hex = g_malloc0(65);
+    for (unsigned i = 0; i < dlen; i++)
+        g_snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    g_assert_cmpstr(hex, ==,
                     "9eb0ca368f80817d811dfe4546cd89854afcccd867acf9eb7982252fc"
                     "9934457");
-    g_checksum_free(rb.sum);
     g_string_free(rb.log, TRUE);
     g_hash_table_unref(o.members);
 }
@@ -491,10 +467,5 @@ int main(int argc, char **argv)
     g_test_add_func("/tar/posix-pax-paths", test_posix_pax_paths);
     g_test_add_func("/tar/hostile-streams", test_hostile_streams_refused);
     g_test_add_func("/tar/qubes-fixture", test_qubes_fixture);
-    int rc = g_test_run();
-    g_autofree char *cmd = g_strdup_printf("rm -rf %s", dir);
-    if (system(cmd) != 0)
-        rc = 1;
-    g_free(dir);
-    return rc;
+    return bt_finish(g_test_run(), dir);
 }

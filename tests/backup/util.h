@@ -1,0 +1,20 @@
+/* util.h: what the backup tests share: commands, tools that must be
+ * there under CI=true, a temporary folder, hashing a file with holes. */
+#pragma once
+
+#include <glib.h>
+#include <openssl/evp.h>
+
+/* Whether the tests run in CI (CI=true): a missing tool is a failure. */
+gboolean bt_in_ci(void);
+/* Whether @program is on PATH; under CI=true its absence is fatal. */
+gboolean bt_have(const char *program);
+/* Runs the shell-free command line @cmd; fatal when it fails. */
+void bt_run(const char *cmd);
+/* The whole file @path. */
+GBytes *bt_slurp(const char *path);
+/* Adds zeros to @md from *@summed up to @upto (the holes of a file). */
+void bt_sha256_zeros(EVP_MD_CTX *md, guint64 *summed, guint64 upto);
+/* Removes the folder @dir (g_test_run()'s result @rc, or 1 when the
+ * removal fails). */
+int bt_finish(int rc, char *dir);
