@@ -80,9 +80,9 @@ char *qubes_domain_read_file(QubesDomain *dom, const char *name, gsize max,
     close(dfd);
     if (fd < 0 && errsv == ENOENT)
         return g_strdup("");
-    if (fd < 0) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "Cannot read %s/%s: %s", path, name, oerr->message);
+    if (fd < 0) { /* the message names the file and why */
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            oerr->message);
         return NULL;
     }
     /* larger than any Set makes: not a file we wrote */
