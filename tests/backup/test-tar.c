@@ -15,6 +15,7 @@
 #include "qubes-error.h"
 #include "scrypt-file.h"
 #include "tar-read.h"
+#include "tar-write.h"
 #include "util.h"
 
 #include <errno.h>
@@ -458,6 +459,152 @@ static void test_qubes_fixture(void)
     g_hash_table_unref(o.members);
 }
 
+/* ---- the writer ---- */
+
+static gboolean to_fd(const guint8 *buf, gsize len, gpointer data,
+                      GError **error)
+{
+    int fd = GPOINTER_TO_INT(data);
+    g_assert_cmpint(write(fd, buf, len), ==, (ssize_t)len);
+    return TRUE;
+}
+
+/* Writes @path as member @name of the archive on @out, its holes kept. */
+static void write_member(int out, const char *path, const char *name)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    g_assert_cmpint(fd, >=, 0);
+    struct stat st;
+    g_assert_cmpint(fstat(fd, &st), ==, 0);
+    GError *err = NULL;
+    g_autoptr(GArray) x = qubes_tar_extents(fd, (guint64)st.st_size, &err);
+    g_assert_no_error(err);
+    QubesTarFile f = {.name = name,
+                      .mode = 0644,
+                      .mtime = st.st_mtime,
+                      .size = (guint64)st.st_size,
+                      .extents = x};
+    gpointer o = GINT_TO_POINTER(out);
+    g_assert_true(qubes_tar_write_begin(to_fd, o, &f, &err));
+    guint8 *buf = g_malloc(1 << 20);
+    for (guint i = 0; i < x->len; i++) {
+        QubesTarExtent *e = &g_array_index(x, QubesTarExtent, i);
+        for (guint64 done = 0; done < e->length;) {
+            gsize k = (gsize)MIN(e->length - done, (guint64)(1 << 20));
+            g_assert_cmpint(pread(fd, buf, k, (off_t)(e->offset + done)), ==,
+                            (ssize_t)k);
+            g_assert_true(to_fd(buf, k, o, NULL));
+            done += k;
+        }
+    }
+    g_free(buf);
+    g_assert_true(qubes_tar_write_end(to_fd, o, qubes_tar_stored(&f), &err));
+    close(fd);
+}
+
+/* @a and @b hold the same bytes (read through their extents only: the
+ * holes are zeros), and @b keeps @a's holes. */
+static void same_sparse(const char *a, const char *b)
+{
+    int fa = open(a, O_RDONLY | O_CLOEXEC), fb = open(b, O_RDONLY | O_CLOEXEC);
+    g_assert_cmpint(fa, >=, 0);
+    g_assert_cmpint(fb, >=, 0);
+    struct stat sa, sb;
+    g_assert_cmpint(fstat(fa, &sa), ==, 0);
+    g_assert_cmpint(fstat(fb, &sb), ==, 0);
+    g_assert_cmpint(sa.st_size, ==, sb.st_size);
+    g_assert_cmpint(sb.st_blocks, <=, sa.st_blocks + 64);
+    g_autoptr(GArray) xa = qubes_tar_extents(fa, (guint64)sa.st_size, NULL);
+    g_autoptr(GArray) xb = qubes_tar_extents(fb, (guint64)sb.st_size, NULL);
+    GArray *both[] = {xa, xb};
+    guint8 *p = g_malloc(1 << 16), *q = g_malloc(1 << 16);
+    for (guint w = 0; w < 2; w++)
+        for (guint i = 0; i < both[w]->len; i++) {
+            QubesTarExtent *e = &g_array_index(both[w], QubesTarExtent, i);
+            for (guint64 done = 0; done < e->length;) {
+                gsize k = (gsize)MIN(e->length - done, (guint64)(1 << 16));
+                off_t at = (off_t)(e->offset + done);
+                g_assert_cmpint(pread(fa, p, k, at), ==, (ssize_t)k);
+                g_assert_cmpint(pread(fb, q, k, at), ==, (ssize_t)k);
+                g_assert_true(memcmp(p, q, k) == 0);
+                done += k;
+            }
+        }
+    g_free(p);
+    g_free(q);
+    close(fa);
+    close(fb);
+}
+
+static void test_writer_read_by_gnu_tar(void)
+{
+    if (!have_tar()) {
+        g_test_skip("no tar");
+        return;
+    }
+    g_autofree char *src = path_of("wsrc");
+    g_mkdir_with_parents(src, 0755);
+    /* past 8 GiB: base-256 sizes and offsets, data near the end */
+    g_autofree char *big = path_of("wsrc/big.img");
+    int fd = open(big, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    g_assert_cmpint(ftruncate(fd, ((off_t)9 << 30) + 12345), ==, 0);
+    g_assert_cmpint(pwrite(fd, "begin", 5, 0), ==, 5);
+    g_assert_cmpint(pwrite(fd, "past eight", 10, (off_t)9 << 30), ==, 10);
+    close(fd);
+    g_autofree char *many = path_of("wsrc/many.img");
+    make_sparse(many, 16 << 20);
+    g_autofree char *hole = path_of("wsrc/hole.img");
+    fd = open(hole, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    g_assert_cmpint(ftruncate(fd, 1 << 20), ==, 0);
+    close(fd);
+    g_autofree char *longname = g_strnfill(150, 'w');
+    g_autofree char *small = g_build_filename(src, "small", NULL);
+    g_assert_true(g_file_set_contents(small, "small data\n", -1, NULL));
+    g_autofree char *tarf = path_of("ours.tar");
+    int out = open(tarf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    write_member(out, big, "vm1/big.img");
+    write_member(out, many, "vm1/many.img");
+    write_member(out, hole, "vm1/hole.img");
+    g_autofree char *lname = g_strdup_printf("vm1/%s", longname);
+    write_member(out, small, lname);
+    GError *err = NULL;
+    g_assert_true(qubes_tar_write_finish(to_fd, GINT_TO_POINTER(out), &err));
+    close(out);
+    /* GNU tar extracts it, holes and all */
+    g_autofree char *x = path_of("wout");
+    g_mkdir_with_parents(x, 0755);
+    g_autofree char *cmd = g_strdup_printf("tar -xf %s -C %s", tarf, x);
+    bt_run(cmd);
+    const char *const pairs[][2] = {{"big.img", "vm1/big.img"},
+                                    {"many.img", "vm1/many.img"},
+                                    {"hole.img", "vm1/hole.img"}};
+    for (guint i = 0; i < G_N_ELEMENTS(pairs); i++) {
+        g_autofree char *a = g_build_filename(src, pairs[i][0], NULL);
+        g_autofree char *b = g_build_filename(x, pairs[i][1], NULL);
+        same_sparse(a, b);
+    }
+    g_autofree char *lback = g_build_filename(x, lname, NULL);
+    g_autoptr(GBytes) l = bt_slurp(lback);
+    g_assert_cmpmem(g_bytes_get_data(l, NULL), g_bytes_get_size(l),
+                    "small data\n", 11);
+    /* and our reader reads it: the members and their data */
+    g_autoptr(GBytes) t = bt_slurp(tarf);
+    g_autofree char *again = path_of("wagain");
+    g_mkdir_with_parents(again, 0755);
+    Rebuild rb = {.into = again, .log = g_string_new(NULL), .fd = -1};
+    gsize len;
+    const guint8 *d = g_bytes_get_data(t, &len);
+    g_assert_true(feed(&rb, d, len, 4096, &err));
+    g_autofree char *want = g_strdup_printf(
+        "f vm1/big.img %" G_GUINT64_FORMAT "\nf vm1/many.img %d\n"
+        "f vm1/hole.img %d\nf %s 11\n",
+        ((guint64)9 << 30) + 12345, 16 << 20, 1 << 20, lname);
+    g_assert_cmpstr(rb.log->str, ==, want);
+    g_string_free(rb.log, TRUE);
+    g_autofree char *bigback = g_build_filename(again, "vm1_big.img", NULL);
+    same_sparse(big, bigback);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -467,5 +614,6 @@ int main(int argc, char **argv)
     g_test_add_func("/tar/posix-pax-paths", test_posix_pax_paths);
     g_test_add_func("/tar/hostile-streams", test_hostile_streams_refused);
     g_test_add_func("/tar/qubes-fixture", test_qubes_fixture);
+    g_test_add_func("/tar/writer-read-by-gnu-tar", test_writer_read_by_gnu_tar);
     return bt_finish(g_test_run(), dir);
 }
