@@ -502,40 +502,6 @@ static void write_member(int out, const char *path, const char *name)
     close(fd);
 }
 
-/* @a and @b hold the same bytes (read through their extents only: the
- * holes are zeros), and @b keeps @a's holes. */
-static void same_sparse(const char *a, const char *b)
-{
-    int fa = open(a, O_RDONLY | O_CLOEXEC), fb = open(b, O_RDONLY | O_CLOEXEC);
-    g_assert_cmpint(fa, >=, 0);
-    g_assert_cmpint(fb, >=, 0);
-    struct stat sa, sb;
-    g_assert_cmpint(fstat(fa, &sa), ==, 0);
-    g_assert_cmpint(fstat(fb, &sb), ==, 0);
-    g_assert_cmpint(sa.st_size, ==, sb.st_size);
-    g_assert_cmpint(sb.st_blocks, <=, sa.st_blocks + 64);
-    g_autoptr(GArray) xa = qubes_tar_extents(fa, (guint64)sa.st_size, NULL);
-    g_autoptr(GArray) xb = qubes_tar_extents(fb, (guint64)sb.st_size, NULL);
-    GArray *both[] = {xa, xb};
-    guint8 *p = g_malloc(1 << 16), *q = g_malloc(1 << 16);
-    for (guint w = 0; w < 2; w++)
-        for (guint i = 0; i < both[w]->len; i++) {
-            QubesTarExtent *e = &g_array_index(both[w], QubesTarExtent, i);
-            for (guint64 done = 0; done < e->length;) {
-                gsize k = (gsize)MIN(e->length - done, (guint64)(1 << 16));
-                off_t at = (off_t)(e->offset + done);
-                g_assert_cmpint(pread(fa, p, k, at), ==, (ssize_t)k);
-                g_assert_cmpint(pread(fb, q, k, at), ==, (ssize_t)k);
-                g_assert_true(memcmp(p, q, k) == 0);
-                done += k;
-            }
-        }
-    g_free(p);
-    g_free(q);
-    close(fa);
-    close(fb);
-}
-
 static void test_writer_read_by_gnu_tar(void)
 {
     if (!have_tar()) {
@@ -581,7 +547,7 @@ static void test_writer_read_by_gnu_tar(void)
     for (guint i = 0; i < G_N_ELEMENTS(pairs); i++) {
         g_autofree char *a = g_build_filename(src, pairs[i][0], NULL);
         g_autofree char *b = g_build_filename(x, pairs[i][1], NULL);
-        same_sparse(a, b);
+        bt_same_sparse(a, b);
     }
     g_autofree char *lback = g_build_filename(x, lname, NULL);
     g_autoptr(GBytes) l = bt_slurp(lback);
@@ -602,7 +568,7 @@ static void test_writer_read_by_gnu_tar(void)
     g_assert_cmpstr(rb.log->str, ==, want);
     g_string_free(rb.log, TRUE);
     g_autofree char *bigback = g_build_filename(again, "vm1_big.img", NULL);
-    same_sparse(big, bigback);
+    bt_same_sparse(big, bigback);
 }
 
 int main(int argc, char **argv)

@@ -15,6 +15,9 @@ void bt_run(const char *cmd);
 GBytes *bt_slurp(const char *path);
 /* Adds zeros to @md from *@summed up to @upto (the holes of a file). */
 void bt_sha256_zeros(EVP_MD_CTX *md, guint64 *summed, guint64 upto);
+/* @a and @b hold the same bytes (compared through their extents only:
+ * the holes are zeros) and @b keeps @a's holes (give or take 32 KiB). */
+void bt_same_sparse(const char *a, const char *b);
 /* Removes the folder @dir (g_test_run()'s result @rc, or 1 when the
  * removal fails). */
 int bt_finish(int rc, char *dir);
