@@ -6,7 +6,7 @@ under both builds (the ASan+UBSan one reports a use after free or a
 leak as a failure of the last test), and for 10 minutes by
 scripts/long-tests.
 
-    test-races.py PATH/TO/qubesd [--seconds N]   (default 30)
+    test-races.py PATH/TO/qubesd [--seconds N]   (default 30; CI: 20)
 
 What must hold, every round:
 - the daemon answers every call (an answer or a Qubes exception; never
