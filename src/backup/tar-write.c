@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BLOCK 512
@@ -144,6 +145,43 @@ gboolean qubes_tar_write_finish(QubesTarSink sink, gpointer data,
 {
     static const guint8 zeros[2 * BLOCK];
     return emit(sink, data, zeros, sizeof zeros, error);
+}
+
+gboolean qubes_tar_write_fd(QubesTarSink sink, gpointer data, int fd,
+                            const char *name, GError **error)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
+                                      "Cannot stat %s", name);
+    g_autoptr(GArray) x = qubes_tar_extents(fd, (guint64)st.st_size, error);
+    if (!x)
+        return FALSE;
+    QubesTarFile f = {.name = name,
+                      .mode = st.st_mode,
+                      .mtime = st.st_mtime,
+                      .size = (guint64)st.st_size,
+                      .extents = x};
+    if (!qubes_tar_write_begin(sink, data, &f, error))
+        return FALSE;
+    g_autofree guint8 *buf = g_malloc(1 << 20);
+    for (guint i = 0; i < x->len; i++) {
+        const QubesTarExtent *e = &g_array_index(x, QubesTarExtent, i);
+        for (guint64 done = 0; done < e->length;) {
+            gsize want = (gsize)MIN(e->length - done, (guint64)(1 << 20));
+            ssize_t n = pread(fd, buf, want, (off_t)(e->offset + done));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION,
+                                              n < 0 ? errno : EIO,
+                                              "Cannot read %s", name);
+            if (!sink(buf, (gsize)n, data, error))
+                return FALSE;
+            done += (guint64)n;
+        }
+    }
+    return qubes_tar_write_end(sink, data, qubes_tar_stored(&f), error);
 }
 
 GArray *qubes_tar_extents(int fd, guint64 size, GError **error)

@@ -49,4 +49,10 @@ gboolean qubes_tar_write_finish(QubesTarSink sink, gpointer data,
 /* The data bytes a member of @f stores. */
 guint64 qubes_tar_stored(const QubesTarFile *f);
 
+/* The whole member @name for the open file @fd (its size, mode and
+ * mtime from fstat): header, the data of its extents read with pread,
+ * padding; its holes are not read. */
+gboolean qubes_tar_write_fd(QubesTarSink sink, gpointer data, int fd,
+                            const char *name, GError **error);
+
 G_END_DECLS

@@ -41,27 +41,8 @@ static void add_member(QubesBackupWriter *w, const char *path,
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     g_assert_cmpint(fd, >=, 0);
-    struct stat st;
-    g_assert_cmpint(fstat(fd, &st), ==, 0);
     GError *err = NULL;
-    g_autoptr(GArray) x = qubes_tar_extents(fd, (guint64)st.st_size, &err);
-    QubesTarFile f = {.name = name, .mode = 0644, .mtime = st.st_mtime,
-                      .size = (guint64)st.st_size, .extents = x};
-    g_assert_true(qubes_tar_write_begin(qubes_backup_write_sink, w, &f, &err));
-    guint8 *buf = g_malloc(1 << 16);
-    for (guint i = 0; i < x->len; i++) {
-        QubesTarExtent *e = &g_array_index(x, QubesTarExtent, i);
-        for (guint64 done = 0; done < e->length;) {
-            gsize k = (gsize)MIN(e->length - done, (guint64)(1 << 16));
-            g_assert_cmpint(pread(fd, buf, k, (off_t)(e->offset + done)), ==,
-                            (ssize_t)k);
-            g_assert_true(qubes_backup_write_sink(buf, k, w, &err));
-            done += k;
-        }
-    }
-    g_free(buf);
-    g_assert_true(qubes_tar_write_end(qubes_backup_write_sink, w,
-                                      qubes_tar_stored(&f), &err));
+    g_assert_true(qubes_tar_write_fd(qubes_backup_write_sink, w, fd, name, &err));
     g_assert_true(qubes_tar_write_finish(qubes_backup_write_sink, w, &err));
     close(fd);
 }
