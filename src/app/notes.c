@@ -73,45 +73,23 @@ char *qubes_domain_read_file(QubesDomain *dom, const char *name, gsize max,
                                "Cannot open %s", path);
         return NULL;
     }
-    /* a planted FIFO, device or link is refused, as in the pools */
+    /* a planted FIFO, device or link is refused, as in the pools, and
+     * so is a file larger than any Set makes */
     g_autoptr(GError) oerr = NULL;
-    int fd = qfile_openat_file(dfd, path, name, O_RDONLY, &oerr);
+    gsize n = 0;
+    char *text = qfile_read_textat(dfd, path, name, max, &n, &oerr);
     int errsv = errno;
     close(dfd);
-    if (fd < 0 && errsv == ENOENT)
+    if (!text && errsv == ENOENT)
         return g_strdup("");
-    if (fd < 0) { /* the message names the file and why */
+    if (!text) { /* the message names the file and why */
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                             oerr->message);
         return NULL;
     }
-    /* larger than any Set makes: not a file we wrote */
-    struct stat st;
-    errsv = fstat(fd, &st) != 0           ? errno
-            : (gsize)st.st_size > max ? EFBIG
-                                      : 0;
-    if (errsv) {
-        close(fd);
-        qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errsv,
-                               "Cannot read %s/%s", path, name);
-        return NULL;
-    }
-    GString *out = g_string_sized_new((gsize)st.st_size);
-    char buf[8192];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0 && out->len <= max)
-        g_string_append_len(out, buf, n);
-    errsv = errno;
-    close(fd);
-    if (n < 0) {
-        g_string_free(out, TRUE);
-        qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errsv,
-                               "Cannot read %s/%s", path, name);
-        return NULL;
-    }
     if (len)
-        *len = (gssize)out->len;
-    return g_string_free(out, FALSE);
+        *len = (gssize)n;
+    return text;
 }
 
 char *qubes_domain_read_notes(QubesDomain *dom, GError **error)

@@ -350,13 +350,20 @@ char *qfile_read_text(const char *dir_path, const char *name, gsize max,
         errno = errsv;
         return NULL;
     }
-    int fd = qfile_openat_file(dfd, dir_path, name, O_RDONLY, error);
+    char *text = qfile_read_textat(dfd, dir_path, name, max, NULL, error);
     int errsv = errno;
     close(dfd);
-    if (fd < 0) {
-        errno = errsv;
+    errno = errsv;
+    return text;
+}
+
+char *qfile_read_textat(int dirfd, const char *dir_path, const char *name,
+                        gsize max, gsize *len, GError **error)
+{
+    int fd = qfile_openat_file(dirfd, dir_path, name, O_RDONLY, error);
+    if (fd < 0)
         return NULL;
-    }
+    int errsv;
     GString *out = g_string_new(NULL);
     char buf[4096];
     ssize_t n;
@@ -372,17 +379,14 @@ char *qfile_read_text(const char *dir_path, const char *name, gsize max,
         errno = errsv;
         return NULL;
     }
+    if (len)
+        *len = out->len;
     return g_string_free(out, FALSE);
-}
-
-static int open_regular(QDir *dir, const char *name, GError **error)
-{
-    return qfile_openat_file(dir->fd, dir->path, name, O_RDONLY, error);
 }
 
 int qfile_open_read(QDir *dir, const char *name, GError **error)
 {
-    return open_regular(dir, name, error);
+    return qfile_openat_file(dir->fd, dir->path, name, O_RDONLY, error);
 }
 
 GPtrArray *qfile_list(QDir *dir, GError **error)
@@ -478,7 +482,7 @@ gboolean qfile_rmdir_if_empty(QDir *parent, const char *name, GError **error)
 gboolean qfile_fsync(QDir *dir, const char *name, GError **error)
 {
     g_autofree char *path = qdir_child_path(dir, name);
-    int fd = open_regular(dir, name, error);
+    int fd = qfile_open_read(dir, name, error);
     if (fd < 0)
         return FALSE;
     gboolean ok = counted_fsync(dir->ctx, fd, path, error);

@@ -103,6 +103,10 @@ int qfile_openat_file(int dirfd, const char *dir_path, const char *name,
  * ENOENT), refused, unreadable or larger than @max bytes. */
 char *qfile_read_text(const char *dir_path, const char *name, gsize max,
                       GError **error);
+/* The same in the folder @dirfd (@dir_path names it); *@len, when not
+ * NULL, gets the text's length (it may hold NULs). */
+char *qfile_read_textat(int dirfd, const char *dir_path, const char *name,
+                        gsize max, gsize *len, GError **error);
 /* qfile_openat_file() in @dir, read-only. */
 int qfile_open_read(QDir *dir, const char *name, GError **error);
 /* Lists the names in @dir (caller frees the array). */
