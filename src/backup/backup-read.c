@@ -262,38 +262,6 @@ static gboolean in_end(const QubesTarMember *m, gpointer data, GError **e)
 
 static const QubesTarCallbacks inner_callbacks = {in_begin, in_data, in_end};
 
-/* Decrypts the scrypt file @f under @pass into a new array; NULL with
- * @error naming @what. */
-static GByteArray *decrypt(const GByteArray *f, const char *pass,
-                           const char *what, GError **error)
-{
-    QubesScryptParams params;
-    guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
-    if (f->len < QUBES_SCRYPT_HEADER + QUBES_SCRYPT_MAC) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "failed to decrypt %s: it is cut short", what);
-        return NULL;
-    }
-    QubesScryptDec *dec = NULL;
-    if (!qubes_scrypt_header_parse(f->data, &params, salt, error) ||
-        !qubes_scrypt_derive(pass, strlen(pass), salt, &params, key, error) ||
-        !(dec = qubes_scrypt_dec_new(f->data, key, error))) {
-        g_prefix_error(error, "failed to decrypt %s: ", what);
-        return NULL;
-    }
-    gsize n = f->len - QUBES_SCRYPT_HEADER - QUBES_SCRYPT_MAC;
-    GByteArray *out = g_byte_array_sized_new((guint)n);
-    g_byte_array_set_size(out, (guint)n);
-    qubes_scrypt_dec_update(dec, f->data + QUBES_SCRYPT_HEADER, out->data, n);
-    if (!qubes_scrypt_dec_finish(dec, f->data + f->len - QUBES_SCRYPT_MAC,
-                                 error)) {
-        g_prefix_error(error, "failed to decrypt %s: ", what);
-        g_byte_array_unref(out);
-        return NULL;
-    }
-    return out;
-}
-
 /* The current file's stream ended: everything in it must be whole. */
 static gboolean finish_file(Reader *r, gboolean ok, GError **error)
 {
@@ -350,7 +318,8 @@ static gboolean take_header(Reader *r, GError **error)
     g_autofree char *pass =
         g_strdup_printf("%s!%s", HEADER_NAME, r->passphrase);
     g_autoptr(GByteArray) plain =
-        decrypt(r->member, pass, HEADER_NAME ".hmac", error);
+        qubes_scrypt_decrypt(r->member->data, r->member->len, pass,
+                             HEADER_NAME ".hmac", error);
     if (!plain)
         return FALSE;
     if (plain->len != r->header_bytes->len ||
@@ -413,8 +382,8 @@ static gboolean take_chunk(Reader *r, GError **error)
     r->next_index++;
     g_autofree char *pass = g_strdup_printf(
         "%s!%s.%03u!%s", r->header.backup_id, file, index, r->passphrase);
-    g_autoptr(GByteArray) plain = decrypt(r->member, pass, r->member_name,
-                                          error);
+    g_autoptr(GByteArray) plain = qubes_scrypt_decrypt(
+        r->member->data, r->member->len, pass, r->member_name, error);
     if (!plain || !inflater_feed(r->inf, plain->data, plain->len, error))
         return FALSE;
     return TRUE;

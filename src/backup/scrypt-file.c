@@ -278,3 +278,35 @@ void qubes_scrypt_dec_free(QubesScryptDec *dec)
     EVP_MAC_CTX_free(dec->mac);
     g_free(dec);
 }
+
+GByteArray *qubes_scrypt_decrypt(const guint8 *untrusted, gsize len,
+                                 const char *passphrase, const char *what,
+                                 GError **error)
+{
+    QubesScryptParams params;
+    guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
+    if (len < QUBES_SCRYPT_HEADER + QUBES_SCRYPT_MAC) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "failed to decrypt %s: it is cut short", what);
+        return NULL;
+    }
+    QubesScryptDec *dec = NULL;
+    if (!qubes_scrypt_header_parse(untrusted, &params, salt, error) ||
+        !qubes_scrypt_derive(passphrase, strlen(passphrase), salt, &params,
+                             key, error) ||
+        !(dec = qubes_scrypt_dec_new(untrusted, key, error))) {
+        g_prefix_error(error, "failed to decrypt %s: ", what);
+        return NULL;
+    }
+    gsize n = len - QUBES_SCRYPT_HEADER - QUBES_SCRYPT_MAC;
+    GByteArray *out = g_byte_array_sized_new((guint)n);
+    g_byte_array_set_size(out, (guint)n);
+    qubes_scrypt_dec_update(dec, untrusted + QUBES_SCRYPT_HEADER, out->data, n);
+    if (!qubes_scrypt_dec_finish(dec, untrusted + len - QUBES_SCRYPT_MAC,
+                                 error)) {
+        g_prefix_error(error, "failed to decrypt %s: ", what);
+        g_byte_array_unref(out);
+        return NULL;
+    }
+    return out;
+}

@@ -114,4 +114,11 @@ gboolean qubes_scrypt_dec_finish(QubesScryptDec *dec,
                                  const guint8 *untrusted_mac, GError **error);
 void qubes_scrypt_dec_free(QubesScryptDec *dec);
 
+/* The whole scrypt file @untrusted (@len bytes) under @passphrase,
+ * decrypted and authenticated: a new array, or NULL with @error
+ * "failed to decrypt @what: WHY". */
+GByteArray *qubes_scrypt_decrypt(const guint8 *untrusted, gsize len,
+                                 const char *passphrase, const char *what,
+                                 GError **error);
+
 G_END_DECLS

@@ -48,28 +48,7 @@ static GByteArray *ours_enc(const char *pw, const guint8 *data, gsize len)
 static GByteArray *ours_dec(const char *pw, const guint8 *f, gsize len,
                             GError **error)
 {
-    if (len < QUBES_SCRYPT_HEADER + QUBES_SCRYPT_MAC) {
-        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                            "too short");
-        return NULL;
-    }
-    QubesScryptParams params;
-    guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
-    if (!qubes_scrypt_header_parse(f, &params, salt, error) ||
-        !qubes_scrypt_derive(pw, strlen(pw), salt, &params, key, error))
-        return NULL;
-    QubesScryptDec *dec = qubes_scrypt_dec_new(f, key, error);
-    if (!dec)
-        return NULL;
-    gsize n = len - QUBES_SCRYPT_HEADER - QUBES_SCRYPT_MAC;
-    GByteArray *out = g_byte_array_sized_new((guint)n);
-    g_byte_array_set_size(out, (guint)n);
-    qubes_scrypt_dec_update(dec, f + QUBES_SCRYPT_HEADER, out->data, n);
-    if (!qubes_scrypt_dec_finish(dec, f + len - QUBES_SCRYPT_MAC, error)) {
-        g_byte_array_unref(out);
-        return NULL;
-    }
-    return out;
+    return qubes_scrypt_decrypt(f, len, pw, "the file", error);
 }
 
 static guint8 *sample(gsize len)

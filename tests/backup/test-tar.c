@@ -385,20 +385,9 @@ static const QubesTarCallbacks outer_callbacks = {outer_begin, outer_data,
 
 static GByteArray *decrypt(const GByteArray *f, const char *pass)
 {
-    QubesScryptParams params;
-    guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
     GError *err = NULL;
-    g_assert_true(qubes_scrypt_header_parse(f->data, &params, salt, &err));
-    g_assert_true(
-        qubes_scrypt_derive(pass, strlen(pass), salt, &params, key, &err));
-    QubesScryptDec *dec = qubes_scrypt_dec_new(f->data, key, &err);
+    GByteArray *out = qubes_scrypt_decrypt(f->data, f->len, pass, "", &err);
     g_assert_no_error(err);
-    gsize n = f->len - QUBES_SCRYPT_HEADER - QUBES_SCRYPT_MAC;
-    GByteArray *out = g_byte_array_sized_new((guint)n);
-    g_byte_array_set_size(out, (guint)n);
-    qubes_scrypt_dec_update(dec, f->data + QUBES_SCRYPT_HEADER, out->data, n);
-    g_assert_true(
-        qubes_scrypt_dec_finish(dec, f->data + f->len - QUBES_SCRYPT_MAC, &err));
     return out;
 }
 
