@@ -58,14 +58,32 @@ static guint inputs;
 static GPtrArray *methods; /* every method name (char*, static or owned) */
 
 static const char *const names[] = {
-    "dom0",        "tpl",         "work",        "sys-net",
-    "sa",          "dvm",         "disp1",       "remote",
-    "inp2",        "nosuch",      "work2",       "WORK",
-    "wor",         "work.",       "work-dm",     "Domain-0",
-    "default",     "none",        "@adminvm",    "@dispvm:dvm",
-    "uuid:00000000-0000-0000-0000-000000000000",   "uuid:bad",
-    "a234567890123456789012345678901234567890",    "",
-    "../work",     "work+x",
+    "dom0",
+    "tpl",
+    "work",
+    "sys-net",
+    "sa",
+    "dvm",
+    "disp1",
+    "remote",
+    "inp2",
+    "nosuch",
+    "work2",
+    "WORK",
+    "wor",
+    "work.",
+    "work-dm",
+    "Domain-0",
+    "default",
+    "none",
+    "@adminvm",
+    "@dispvm:dvm",
+    "uuid:00000000-0000-0000-0000-000000000000",
+    "uuid:bad",
+    "a234567890123456789012345678901234567890",
+    "",
+    "../work",
+    "work+x",
 };
 
 static const char *const args[] = {
@@ -214,8 +232,8 @@ static const char *const payloads[] = {
 };
 
 static const char *const classes[] = {
-    "AppVM", "TemplateVM", "StandaloneVM", "DispVM", "RemoteVM",
-    "AdminVM", "Nope",     "",
+    "AppVM",    "TemplateVM", "StandaloneVM", "DispVM",
+    "RemoteVM", "AdminVM",    "Nope",         "",
 };
 
 /* ---- one request over a socket ---- */
@@ -245,8 +263,8 @@ static void roundtrip(const char *path, const guint8 *req, gsize len,
         fprintf(stderr, "connect %s: %s\n", path, g_strerror(errno));
         abort();
     }
-    guint src = g_unix_fd_add(fd, G_IO_IN | G_IO_OUT | G_IO_HUP | G_IO_ERR,
-                              wake, NULL);
+    guint src =
+        g_unix_fd_add(fd, G_IO_IN | G_IO_OUT | G_IO_HUP | G_IO_ERR, wake, NULL);
     guint timer = g_timeout_add(50, tick, NULL);
     gint64 deadline = g_get_monotonic_time() + DEADLINE_US;
     gsize sent = 0;
@@ -324,12 +342,10 @@ static int rm_one(const char *path, const struct stat *st, int flag,
 
 static void make_system(void)
 {
-    g_autofree char *kdir =
-        g_build_filename(base, "vm-kernels", "6.1.0", NULL);
+    g_autofree char *kdir = g_build_filename(base, "vm-kernels", "6.1.0", NULL);
     g_mkdir_with_parents(kdir, 0755);
     for (const char *const *f =
-             (const char *const[]){"vmlinuz", "initramfs", "modules.img",
-                                   NULL};
+             (const char *const[]){"vmlinuz", "initramfs", "modules.img", NULL};
          *f; f++) {
         g_autofree char *p = g_build_filename(kdir, *f, NULL);
         g_file_set_contents(p, "kernel", -1, NULL);
@@ -372,17 +388,15 @@ static void make_system(void)
     seed("admin.vm.notes.Set", "work", "", "some notes");
     seed("admin.vm.tag.Set", "work", "tag1", "");
     for (const char *const *f =
-             (const char *const[]){"qrexec",
-                                   "supported-rpc.qubes.WaitForRunningSystem",
-                                   NULL};
+             (const char *const[]){
+                 "qrexec", "supported-rpc.qubes.WaitForRunningSystem", NULL};
          *f; f++)
         seed("admin.vm.feature.Set", "tpl", *f, "1");
     seed("admin.vm.feature.Set", "dvm", "preload-dispvm-max", "2");
     seed("admin.vm.feature.Set", "work", "servicevm", "1");
     seed("admin.vm.device.block.Assign", "work", "dom0+loop0",
          "mode='required'");
-    seed("admin.vm.device.pci.Assign", "sa", "dom0+00_02.0",
-         "mode='required'");
+    seed("admin.vm.device.pci.Assign", "sa", "dom0+00_02.0", "mode='required'");
     seed("admin.vm.device.denied.Add", "work", "", "u******");
     seed("admin.vm.volume.Resize", "work", "private", "1073741824");
 }
@@ -505,8 +519,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
            p = take(&data, &size), how = take(&data, &size);
     const char *method = methods->pdata[m % methods->len];
     /* mostly dom0 as the source: a qube's calls are mostly refused */
-    g_autofree char *src = s < 192 ? g_strdup("dom0")
-                                   : choose(names, G_N_ELEMENTS(names), s, how);
+    g_autofree char *src =
+        s < 192 ? g_strdup("dom0") : choose(names, G_N_ELEMENTS(names), s, how);
     g_autofree char *dest = choose(names, G_N_ELEMENTS(names), d, how);
     /* the rest of the input: "ARG\0PAYLOAD" when chosen */
     const uint8_t *nul = memchr(data, 0, size);

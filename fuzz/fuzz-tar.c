@@ -30,8 +30,7 @@ static gboolean on_begin(const QubesTarMember *m, gpointer data, GError **e)
 }
 
 static gboolean on_data(const QubesTarMember *m, guint64 offset,
-                        const guint8 *buf, gsize len, gpointer data,
-                        GError **e)
+                        const guint8 *buf, gsize len, gpointer data, GError **e)
 {
     Check *c = data;
     if (!c->open || m->type != QUBES_TAR_FILE || offset < c->next ||

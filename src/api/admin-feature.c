@@ -95,7 +95,8 @@ static char *feature_set(Call *call, GError **error)
                     "%s value contains illegal characters", call->arg);
         return NULL;
     }
-    g_autofree char *value = len ? g_strndup((const char *)p, len) : g_strdup("");
+    g_autofree char *value =
+        len ? g_strndup((const char *)p, len) : g_strdup("");
     if (g_str_has_prefix(call->arg, "service.")) {
         gsize n = strlen(call->arg) - strlen("service.");
         if (n == 0 || n > 48) {

@@ -61,8 +61,7 @@ static char *label_colour(Call *call, GError **error)
     }
     for (int i = 2; i < 8; i++) {
         if (!g_ascii_isxdigit(untrusted[i])) {
-            bad_colour("must only have hexadecimal digits after prefix",
-                       error);
+            bad_colour("must only have hexadecimal digits after prefix", error);
             return NULL;
         }
     }

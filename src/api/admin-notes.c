@@ -115,7 +115,7 @@ static char *sanitise_notes(const char *untrusted, gsize len, GError **error)
                        : b >= 0xe0 && b <= 0xef ? 3
                        : b >= 0xc2 && b <= 0xdf ? 2
                                                 : 0;
-            const char *why = !need                ? "invalid start byte"
+            const char *why = !need               ? "invalid start byte"
                               : c == (gunichar)-2 ? "unexpected end of data"
                                                   : "invalid continuation byte";
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,

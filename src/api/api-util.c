@@ -14,8 +14,7 @@ gboolean api_enforce(gboolean ok, const char *why, GError **error)
     return ok;
 }
 
-gboolean api_enforce_arg(gboolean ok, const char *short_reason,
-                         GError **error)
+gboolean api_enforce_arg(gboolean ok, const char *short_reason, GError **error)
 {
     if (!ok)
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PERMISSION_DENIED,

@@ -16,8 +16,7 @@ gboolean api_enforce(gboolean ok, const char *why, GError **error);
  * not in '@short_reason'" when @ok is FALSE (an argument that names
  * nothing there: the reference does not say more, so that a qube cannot
  * learn what exists). */
-gboolean api_enforce_arg(gboolean ok, const char *short_reason,
-                         GError **error);
+gboolean api_enforce_arg(gboolean ok, const char *short_reason, GError **error);
 
 /* The payload's bytes and their count: never NULL (an empty payload is
  * ""), not NUL-terminated. Every method reads its payload through this

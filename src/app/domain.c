@@ -106,10 +106,10 @@ static char *default_kernelopts(QubesPropHolder *h, const QubesPropDef *def)
     /* on the main thread: a planted FIFO must not block it */
     g_autofree char *dir =
         g_build_filename(dom->app->base_dir, "vm-kernels", kernel, NULL);
-    char *text = qfile_read_text(
-        dir,
-        pci ? "default-kernelopts-pci.txt" : "default-kernelopts-nopci.txt",
-        4096, NULL);
+    char *text = qfile_read_text(dir,
+                                 pci ? "default-kernelopts-pci.txt"
+                                     : "default-kernelopts-nopci.txt",
+                                 4096, NULL);
     if (text)
         return g_strstrip(text);
     return g_strdup(pci ? "iommu=soft swiotlb=8192" : "swiotlb=2048");

@@ -98,8 +98,8 @@ char *qubes_domain_read_notes(QubesDomain *dom, GError **error)
                                   error);
 }
 
-static gboolean write_file(QubesDomain *dom, const char *name,
-                           const char *text, GError **error);
+static gboolean write_file(QubesDomain *dom, const char *name, const char *text,
+                           GError **error);
 
 gboolean qubes_domain_write_file(QubesDomain *dom, const char *name,
                                  const char *text, GError **error)
@@ -116,8 +116,8 @@ gboolean qubes_domain_write_file(QubesDomain *dom, const char *name,
 }
 
 /* With files_lock held. */
-static gboolean write_file(QubesDomain *dom, const char *name,
-                           const char *text, GError **error)
+static gboolean write_file(QubesDomain *dom, const char *name, const char *text,
+                           GError **error)
 {
     g_autofree char *path = qubes_domain_dir_path(dom);
     int dfd = open_qube_dir(dom);

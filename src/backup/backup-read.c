@@ -82,14 +82,13 @@ static Inflater *inflater_new(const QubesBackupHeader *h, const char *file,
     f->file = g_strdup(file);
     f->tar = tar;
     g_mutex_init(&f->lock);
-    const char *filter = h->compression_filter ? h->compression_filter
-                                               : "gzip";
+    const char *filter = h->compression_filter ? h->compression_filter : "gzip";
     if (!h->compressed) {
         f->kind = INF_NONE;
     } else if (strcmp(filter, "gzip") == 0) {
         f->kind = INF_GZIP;
-        f->conv = G_CONVERTER(
-            g_zlib_decompressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP));
+        f->conv =
+            G_CONVERTER(g_zlib_decompressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP));
     } else {
         /* the client runs "FILTER -d"; its name was checked by the
          * header's parse (known, or allowed by the user) */
@@ -130,8 +129,8 @@ static gboolean gzip_run(Inflater *f, const guint8 *in, gsize len,
             at_end ? G_CONVERTER_INPUT_AT_END : G_CONVERTER_NO_FLAGS, &read,
             &written, &err);
         if (r == G_CONVERTER_ERROR) {
-            if (!at_end && g_error_matches(err, G_IO_ERROR,
-                                           G_IO_ERROR_PARTIAL_INPUT)) {
+            if (!at_end &&
+                g_error_matches(err, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT)) {
                 g_error_free(err);
                 return TRUE; /* more input is needed */
             }
@@ -192,8 +191,7 @@ static gboolean inflater_finish(Inflater *f, gboolean ok, GError **error)
         }
     }
     if (f->kind == INF_PROGRAM) {
-        g_output_stream_close(g_subprocess_get_stdin_pipe(f->proc), NULL,
-                              NULL);
+        g_output_stream_close(g_subprocess_get_stdin_pipe(f->proc), NULL, NULL);
         g_thread_join(f->reader);
         GError *werr = NULL;
         if (!g_subprocess_wait(f->proc, NULL, &werr))
@@ -204,8 +202,8 @@ static gboolean inflater_finish(Inflater *f, gboolean ok, GError **error)
             ok = FALSE;
         } else if (ok && !g_subprocess_get_successful(f->proc)) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                        "%s: '%s -d' failed (its stream is damaged)",
-                        f->file, f->program);
+                        "%s: '%s -d' failed (its stream is damaged)", f->file,
+                        f->program);
             ok = FALSE;
         }
         g_clear_error(&f->error);
@@ -227,8 +225,8 @@ typedef struct {
     gpointer data;
     const char *passphrase;
     const char *allow_filter;
-    int stage;            /* 0: the header next, 1: its .hmac, 2: chunks */
-    GByteArray *member;   /* the outer member gathered */
+    int stage;          /* 0: the header next, 1: its .hmac, 2: chunks */
+    GByteArray *member; /* the outer member gathered */
     char *member_name;
     GByteArray *header_bytes;
     QubesBackupHeader header;
@@ -247,11 +245,11 @@ static gboolean in_begin(const QubesTarMember *m, gpointer data, GError **e)
 }
 
 static gboolean in_data(const QubesTarMember *m, guint64 offset,
-                        const guint8 *buf, gsize len, gpointer data,
-                        GError **e)
+                        const guint8 *buf, gsize len, gpointer data, GError **e)
 {
     Reader *r = data;
-    return !r->cb->data || r->cb->data(r->file, m, offset, buf, len, r->data, e);
+    return !r->cb->data ||
+           r->cb->data(r->file, m, offset, buf, len, r->data, e);
 }
 
 static gboolean in_end(const QubesTarMember *m, gpointer data, GError **e)
@@ -296,8 +294,8 @@ static gboolean chunk_name(const char *untrusted, char **file, guint *index)
     *index = (guint)g_ascii_strtoull(untrusted + len - 7, NULL, 10);
     if (strcmp(f, "qubes.xml") != 0) {
         const char *slash = strchr(f, '/');
-        if (!slash || strchr(slash + 1, '/') || !slash[1] ||
-            slash[1] == '.' || slash - f > 16)
+        if (!slash || strchr(slash + 1, '/') || !slash[1] || slash[1] == '.' ||
+            slash - f > 16)
             return FALSE;
         g_autofree char *top = g_strndup(f, (gsize)(slash - f));
         gboolean vm = g_str_has_prefix(top, "vm") && top[2];
@@ -317,9 +315,8 @@ static gboolean take_header(Reader *r, GError **error)
 {
     g_autofree char *pass =
         g_strdup_printf("%s!%s", HEADER_NAME, r->passphrase);
-    g_autoptr(GByteArray) plain =
-        qubes_scrypt_decrypt(r->member->data, r->member->len, pass,
-                             HEADER_NAME ".hmac", error);
+    g_autoptr(GByteArray) plain = qubes_scrypt_decrypt(
+        r->member->data, r->member->len, pass, HEADER_NAME ".hmac", error);
     if (!plain)
         return FALSE;
     if (plain->len != r->header_bytes->len ||
@@ -447,8 +444,7 @@ static gboolean out_end(const QubesTarMember *m, gpointer data, GError **e)
     }
 }
 
-static const QubesTarCallbacks outer_callbacks = {out_begin, out_data,
-                                                  out_end};
+static const QubesTarCallbacks outer_callbacks = {out_begin, out_data, out_end};
 
 gboolean qubes_backup_read(int fd, const char *passphrase,
                            const char *allow_filter,

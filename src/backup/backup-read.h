@@ -39,11 +39,11 @@ typedef struct {
     gboolean (*header)(const QubesBackupHeader *h, gpointer data,
                        GError **error);
     /* a member of @file's tar stream; its data; its end (as tar-read.h) */
-    gboolean (*begin)(const char *file, const QubesTarMember *m,
-                      gpointer data, GError **error);
-    gboolean (*data)(const char *file, const QubesTarMember *m,
-                     guint64 offset, const guint8 *buf, gsize len,
-                     gpointer data, GError **error);
+    gboolean (*begin)(const char *file, const QubesTarMember *m, gpointer data,
+                      GError **error);
+    gboolean (*data)(const char *file, const QubesTarMember *m, guint64 offset,
+                     const guint8 *buf, gsize len, gpointer data,
+                     GError **error);
     gboolean (*end)(const char *file, const QubesTarMember *m, gpointer data,
                     GError **error);
     /* @file's stream ended whole (every chunk read and checked) */

@@ -14,10 +14,10 @@ struct _QubesBackupWriter {
     char *passphrase;
     QubesScryptParams params;
     gsize chunk_size;
-    char *file;          /* the current file, or NULL */
-    guint index;         /* its next chunk's number */
-    GByteArray *chunk;   /* the current chunk's (compressed) data */
-    GConverter *gzip;    /* when compressed */
+    char *file;        /* the current file, or NULL */
+    guint index;       /* its next chunk's number */
+    GByteArray *chunk; /* the current chunk's (compressed) data */
+    GConverter *gzip;  /* when compressed */
     gint64 mtime;
 };
 
@@ -29,8 +29,7 @@ static gboolean emit_member(QubesBackupWriter *w, const char *name,
 {
     guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
     if (!qubes_scrypt_salt(salt, error) ||
-        !qubes_scrypt_derive(pass, strlen(pass), salt, &w->params, key,
-                             error))
+        !qubes_scrypt_derive(pass, strlen(pass), salt, &w->params, key, error))
         return FALSE;
     guint8 header[QUBES_SCRYPT_HEADER], mac[QUBES_SCRYPT_MAC];
     QubesScryptEnc *enc = qubes_scrypt_enc_new(key, salt, &w->params, header);
@@ -38,8 +37,8 @@ static gboolean emit_member(QubesBackupWriter *w, const char *name,
     qubes_scrypt_enc_update(enc, plain, cipher, len);
     qubes_scrypt_enc_finish(enc, mac);
     gsize total = QUBES_SCRYPT_HEADER + len + QUBES_SCRYPT_MAC;
-    QubesTarFile f = {.name = name, .mode = 0644, .mtime = w->mtime,
-                      .size = total};
+    QubesTarFile f = {
+        .name = name, .mode = 0644, .mtime = w->mtime, .size = total};
     gboolean ok = qubes_tar_write_begin(w->out, w->data, &f, error) &&
                   w->out(header, sizeof header, w->data, error) &&
                   w->out(cipher, len, w->data, error) &&
@@ -60,8 +59,8 @@ static gboolean flush_chunk(QubesBackupWriter *w, GError **error)
                     "%s: more than 1000 chunks", w->file);
         return FALSE;
     }
-    gboolean ok = emit_member(w, name, pass, w->chunk->data, w->chunk->len,
-                              error);
+    gboolean ok =
+        emit_member(w, name, pass, w->chunk->data, w->chunk->len, error);
     w->index++;
     g_byte_array_set_size(w->chunk, 0);
     return ok;
@@ -153,8 +152,8 @@ QubesBackupWriter *qubes_backup_writer_new(QubesTarSink out, gpointer data,
     w->mtime = g_get_real_time() / G_USEC_PER_SEC;
     g_autofree char *text = qubes_backup_header_format(&w->h);
     gsize tlen = strlen(text);
-    QubesTarFile f = {.name = "backup-header", .mode = 0644,
-                      .mtime = w->mtime, .size = tlen};
+    QubesTarFile f = {
+        .name = "backup-header", .mode = 0644, .mtime = w->mtime, .size = tlen};
     g_autofree char *pass = g_strdup_printf("backup-header!%s", passphrase);
     if (!qubes_tar_write_begin(out, data, &f, error) ||
         !out((const guint8 *)text, tlen, data, error) ||

@@ -37,8 +37,8 @@ QubesBackupWriter *qubes_backup_writer_new(QubesTarSink out, gpointer data,
                                            gsize chunk, GError **error);
 /* The next file of the backup, named @file ("qubes.xml", "vm3/private.img",
  * ...): its stream goes to qubes_backup_write_sink() until _file_end. */
-gboolean qubes_backup_writer_file_begin(QubesBackupWriter *w,
-                                        const char *file, GError **error);
+gboolean qubes_backup_writer_file_begin(QubesBackupWriter *w, const char *file,
+                                        GError **error);
 /* The sink of the current file's tar stream (@data: the writer). */
 gboolean qubes_backup_write_sink(const guint8 *buf, gsize len, gpointer data,
                                  GError **error);

@@ -32,9 +32,9 @@ static const char *const known_filters[] = {"gzip", "bzip2", "xz", NULL};
 /* the client's KNOWN_HMAC_ALGORITHMS and crypto algorithms that a
  * version 2 or 3 backup may name (openssl's names; "scrypt" for 4) */
 static const char *const hmac_algorithms[] = {"scrypt", "sha512", "sha256",
-                                              "sha1",   NULL};
-static const char *const crypto_algorithms[] = {
-    "aes-256-cbc", "aes-256-ctr", "aes-128-cbc", "scrypt", NULL};
+                                              "sha1", NULL};
+static const char *const crypto_algorithms[] = {"aes-256-cbc", "aes-256-ctr",
+                                                "aes-128-cbc", "scrypt", NULL};
 
 static gboolean in_list(const char *const *list, const char *v)
 {
@@ -54,9 +54,10 @@ gboolean qubes_backup_header_parse(const char *untrusted, gsize len,
         return refuse(error, "Invalid backup header");
     g_auto(GStrv) lines = g_strsplit_set(text, "\n", -1);
     gboolean seen[7] = {FALSE};
-    static const char *const keys[] = {
-        "version",        "encrypted",        "compressed", "compression-filter",
-        "hmac-algorithm", "crypto-algorithm", "backup-id",  NULL};
+    static const char *const keys[] = {"version",        "encrypted",
+                                       "compressed",     "compression-filter",
+                                       "hmac-algorithm", "crypto-algorithm",
+                                       "backup-id",      NULL};
     for (guint i = 0; lines[i]; i++) {
         char *line = g_strstrip(lines[i]);
         if (!*line && !lines[i + 1])
@@ -160,15 +161,15 @@ char *qubes_backup_header_format(const QubesBackupHeader *h)
 {
     GString *s = g_string_new(NULL);
     g_string_append_printf(s, "version=%d\n", h->version);
-    g_string_append_printf(s, "encrypted=%s\n", h->encrypted ? "True" : "False");
+    g_string_append_printf(s, "encrypted=%s\n",
+                           h->encrypted ? "True" : "False");
     g_string_append_printf(s, "compressed=%s\n",
                            h->compressed ? "True" : "False");
     if (h->compression_filter)
         g_string_append_printf(s, "compression-filter=%s\n",
                                h->compression_filter);
     if (h->crypto_algorithm)
-        g_string_append_printf(s, "crypto-algorithm=%s\n",
-                               h->crypto_algorithm);
+        g_string_append_printf(s, "crypto-algorithm=%s\n", h->crypto_algorithm);
     if (h->hmac_algorithm)
         g_string_append_printf(s, "hmac-algorithm=%s\n", h->hmac_algorithm);
     if (h->backup_id)

@@ -173,8 +173,8 @@ static void cipher_run(EVP_CIPHER_CTX *c, const guint8 *in, guint8 *out,
     }
 }
 
-void qubes_scrypt_enc_update(QubesScryptEnc *enc, const guint8 *in,
-                             guint8 *out, gsize len)
+void qubes_scrypt_enc_update(QubesScryptEnc *enc, const guint8 *in, guint8 *out,
+                             gsize len)
 {
     cipher_run(enc->cipher, in, out, len);
     EVP_MAC_update(enc->mac, out, len);
@@ -208,8 +208,8 @@ gboolean qubes_scrypt_header_parse(const guint8 *untrusted_header,
         return FALSE;
     }
     params->log_n = h[7];
-    params->r = (guint32)h[8] << 24 | (guint32)h[9] << 16 |
-                (guint32)h[10] << 8 | h[11];
+    params->r =
+        (guint32)h[8] << 24 | (guint32)h[9] << 16 | (guint32)h[10] << 8 | h[11];
     params->p = (guint32)h[12] << 24 | (guint32)h[13] << 16 |
                 (guint32)h[14] << 8 | h[15];
     if (!qubes_scrypt_params_check(params, error))
@@ -248,8 +248,8 @@ QubesScryptDec *qubes_scrypt_dec_new(const guint8 *untrusted_header,
     return dec;
 }
 
-void qubes_scrypt_dec_update(QubesScryptDec *dec, const guint8 *in,
-                             guint8 *out, gsize len)
+void qubes_scrypt_dec_update(QubesScryptDec *dec, const guint8 *in, guint8 *out,
+                             gsize len)
 {
     EVP_MAC_update(dec->mac, in, len);
     cipher_run(dec->cipher, in, out, len);
@@ -292,8 +292,8 @@ GByteArray *qubes_scrypt_decrypt(const guint8 *untrusted, gsize len,
     }
     QubesScryptDec *dec = NULL;
     if (!qubes_scrypt_header_parse(untrusted, &params, salt, error) ||
-        !qubes_scrypt_derive(passphrase, strlen(passphrase), salt, &params,
-                             key, error) ||
+        !qubes_scrypt_derive(passphrase, strlen(passphrase), salt, &params, key,
+                             error) ||
         !(dec = qubes_scrypt_dec_new(untrusted, key, error))) {
         g_prefix_error(error, "failed to decrypt %s: ", what);
         return NULL;

@@ -83,8 +83,8 @@ QubesScryptEnc *qubes_scrypt_enc_new(const guint8 key[QUBES_SCRYPT_KEY],
                                      const QubesScryptParams *params,
                                      guint8 header[QUBES_SCRYPT_HEADER]);
 /* Encrypts @len bytes of @in into @out (the same length; may be @in). */
-void qubes_scrypt_enc_update(QubesScryptEnc *enc, const guint8 *in,
-                             guint8 *out, gsize len);
+void qubes_scrypt_enc_update(QubesScryptEnc *enc, const guint8 *in, guint8 *out,
+                             gsize len);
 /* The file's last 32 bytes; frees @enc. */
 void qubes_scrypt_enc_finish(QubesScryptEnc *enc, guint8 mac[QUBES_SCRYPT_MAC]);
 void qubes_scrypt_enc_free(QubesScryptEnc *enc);
@@ -106,8 +106,8 @@ QubesScryptDec *qubes_scrypt_dec_new(const guint8 *untrusted_header,
                                      const guint8 key[QUBES_SCRYPT_KEY],
                                      GError **error);
 /* Decrypts @len bytes (not yet authenticated). */
-void qubes_scrypt_dec_update(QubesScryptDec *dec, const guint8 *in,
-                             guint8 *out, gsize len);
+void qubes_scrypt_dec_update(QubesScryptDec *dec, const guint8 *in, guint8 *out,
+                             gsize len);
 /* Checks the file's last 32 bytes @untrusted_mac; frees @dec. FALSE
  * when they do not match (a changed byte, a cut or a reordered file). */
 gboolean qubes_scrypt_dec_finish(QubesScryptDec *dec,

@@ -25,8 +25,8 @@ struct _QubesTarReader {
     gpointer data;
     State st;
     guint8 block[BLOCK];
-    gsize have;      /* bytes in block (headers) */
-    gboolean zeros;  /* the last header block was all zeros */
+    gsize have;       /* bytes in block (headers) */
+    gboolean zeros;   /* the last header block was all zeros */
     QubesTarMember m; /* the member being read */
     gboolean in_member;
     guint64 left;   /* data or body bytes still to come */
@@ -51,9 +51,8 @@ static gboolean fail(QubesTarReader *r, GError **error, const char *fmt, ...)
     va_start(ap, fmt);
     g_autofree char *msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    g_autofree char *who = r->in_member && r->m.name
-                               ? g_strescape(r->m.name, NULL)
-                               : NULL;
+    g_autofree char *who =
+        r->in_member && r->m.name ? g_strescape(r->m.name, NULL) : NULL;
     if (who)
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                     "tar member '%s': %s", who, msg);
@@ -228,8 +227,8 @@ static gboolean parse_pax(QubesTarReader *r, GError **error)
         g_autofree char *digits = sp ? g_strndup(p, (gsize)(sp - p)) : NULL;
         guint64 len = 0;
         if (!sp || sp == p ||
-            !g_ascii_string_to_unsigned(digits, 10, 1, (guint64)(end - p),
-                                        &len, NULL) ||
+            !g_ascii_string_to_unsigned(digits, 10, 1, (guint64)(end - p), &len,
+                                        NULL) ||
             len <= (guint64)(sp - p) + 1 || p[len - 1] != '\n')
             return fail(r, error, "a malformed pax record");
         const char *kv = sp + 1, *rec_end = p + len - 1;
@@ -248,8 +247,8 @@ static gboolean parse_pax(QubesTarReader *r, GError **error)
             *slot = g_strndup(eq + 1, vlen);
         } else if (strcmp(key, "size") == 0) {
             g_autofree char *v = g_strndup(eq + 1, vlen);
-            if (!g_ascii_string_to_unsigned(v, 10, 0, G_MAXINT64,
-                                            &r->next_size, NULL))
+            if (!g_ascii_string_to_unsigned(v, 10, 0, G_MAXINT64, &r->next_size,
+                                            NULL))
                 return fail(r, error, "a bad pax size");
             r->next_size_set = TRUE;
         } else if (g_str_has_prefix(key, "GNU.sparse.")) {
@@ -286,7 +285,10 @@ static gboolean header(QubesTarReader *r, GError **error)
     }
     r->zeros = FALSE;
     gboolean gnu = memcmp(b + 257, "ustar  \0", 8) == 0;
-    gboolean posix = memcmp(b + 257, "ustar\0" "00", 8) == 0;
+    gboolean posix = memcmp(b + 257,
+                            "ustar\0"
+                            "00",
+                            8) == 0;
     if (!gnu && !posix)
         return fail(r, error, "not a ustar or GNU tar header");
     if (!checksum_ok(b))
@@ -299,8 +301,9 @@ static gboolean header(QubesTarReader *r, GError **error)
     if (tf == 'L' || tf == 'K' || tf == 'x' || tf == 'g') {
         guint64 max = tf == 'x' || tf == 'g' ? MAX_PAX : QUBES_TAR_MAX_NAME + 1;
         if (size > max)
-            return fail(r, error, "an extended header of %" G_GUINT64_FORMAT
-                        " bytes", size);
+            return fail(r, error,
+                        "an extended header of %" G_GUINT64_FORMAT " bytes",
+                        size);
         r->meta_type = tf;
         g_string_truncate(r->meta, 0);
         r->left = size;
@@ -342,8 +345,8 @@ static gboolean header(QubesTarReader *r, GError **error)
     case '1':
     case '2':
         m->type = tf == '1' ? QUBES_TAR_HARDLINK : QUBES_TAR_SYMLINK;
-        m->link = r->next_link ? g_steal_pointer(&r->next_link)
-                               : text(b + 157, 100);
+        m->link =
+            r->next_link ? g_steal_pointer(&r->next_link) : text(b + 157, 100);
         break;
     case '3':
     case '4':
@@ -483,8 +486,7 @@ gboolean qubes_tar_reader_finish(QubesTarReader *r, GError **error)
     if (r->in_member)
         return fail(r, error, "the archive ends inside its %s",
                     r->st == ST_DATA ? "data" : "sparse map");
-    if (r->st != ST_HEADER || r->next_name || r->next_link ||
-        r->next_size_set)
+    if (r->st != ST_HEADER || r->next_name || r->next_link || r->next_size_set)
         return fail(r, error, "the archive ends inside %s",
                     r->st == ST_PAD ? "a member's padding"
                                     : "an extended header");

@@ -46,9 +46,9 @@ typedef struct {
     char typeflag;
     guint32 mode;
     gint64 mtime;
-    guint64 size;    /* the file's size (a sparse file's whole size) */
-    guint64 stored;  /* data bytes stored in the archive */
-    GArray *sparse;  /* QubesTarExtent, ascending; NULL: not sparse */
+    guint64 size;   /* the file's size (a sparse file's whole size) */
+    guint64 stored; /* data bytes stored in the archive */
+    GArray *sparse; /* QubesTarExtent, ascending; NULL: not sparse */
 } QubesTarMember;
 
 /* At most this many extents in one sparse member's map. */
@@ -61,9 +61,8 @@ typedef struct {
     gboolean (*begin)(const QubesTarMember *m, gpointer data, GError **error);
     /* @len bytes of its data at @offset in the file; for a sparse file
      * the holes between are not given: they are zeros. */
-    gboolean (*data)(const QubesTarMember *m, guint64 offset,
-                     const guint8 *buf, gsize len, gpointer data,
-                     GError **error);
+    gboolean (*data)(const QubesTarMember *m, guint64 offset, const guint8 *buf,
+                     gsize len, gpointer data, GError **error);
     /* Its data ended. */
     gboolean (*end)(const QubesTarMember *m, gpointer data, GError **error);
 } QubesTarCallbacks;

@@ -66,14 +66,13 @@ static void header_block(guint8 *b, const char *name, char typeflag,
     put_text(b + 297, 32, "root");
 }
 
-static gboolean emit(QubesTarSink sink, gpointer data, const guint8 *b,
-                     gsize n, GError **error)
+static gboolean emit(QubesTarSink sink, gpointer data, const guint8 *b, gsize n,
+                     GError **error)
 {
     return sink(b, n, data, error);
 }
 
-static gboolean pad(QubesTarSink sink, gpointer data, guint64 n,
-                    GError **error)
+static gboolean pad(QubesTarSink sink, gpointer data, guint64 n, GError **error)
 {
     static const guint8 zeros[BLOCK];
     gsize k = (gsize)((BLOCK - n % BLOCK) % BLOCK);
@@ -212,10 +211,10 @@ GArray *qubes_tar_extents(int fd, guint64 size, GError **error)
         g_array_append_val(x, e);
         pos = hole;
     }
-    guint64 end = x->len ? g_array_index(x, QubesTarExtent, x->len - 1).offset +
-                               g_array_index(x, QubesTarExtent, x->len - 1)
-                                   .length
-                         : 0;
+    guint64 end = x->len
+                      ? g_array_index(x, QubesTarExtent, x->len - 1).offset +
+                            g_array_index(x, QubesTarExtent, x->len - 1).length
+                      : 0;
     if (end < size || !x->len) {
         QubesTarExtent last = {size, 0};
         g_array_append_val(x, last);

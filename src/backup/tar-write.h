@@ -27,7 +27,7 @@ typedef struct {
     const char *name; /* the member's path (its bytes are kept as given) */
     guint32 mode;
     gint64 mtime;
-    guint64 size;         /* the file's size */
+    guint64 size;          /* the file's size */
     const GArray *extents; /* QubesTarExtent: its data; NULL: all of it */
 } QubesTarFile;
 

@@ -155,8 +155,8 @@ int main(int argc, char **argv)
         g_autofree char *dir = g_path_get_dirname(space + 1);
         g_autofree char *base = g_path_get_basename(space + 1);
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        int fd = dfd < 0 ? -1
-                         : qfile_openat_file(dfd, dir, base, O_WRONLY, &oerr);
+        int fd =
+            dfd < 0 ? -1 : qfile_openat_file(dfd, dir, base, O_WRONLY, &oerr);
         if (dfd >= 0)
             close(dfd);
         if (fd < 0) {

@@ -107,7 +107,7 @@ static double delay_of(QubesDomain *appvm)
 typedef struct {
     QubesPreload *p;
     QubesDomainFiles *files;
-    gboolean discard; /* no longer wanted: removed once it stands still */
+    gboolean discard;      /* no longer wanted: removed once it stands still */
     QubesDomain *fill_for; /* the appvm whose batch goes on once this one's
                               storage is made (held), else NULL */
 } Gen;

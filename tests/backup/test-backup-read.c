@@ -38,8 +38,7 @@ static void zeros_to(Seen *s, guint64 upto)
     bt_sha256_zeros(s->md, &s->summed, upto);
 }
 
-static gboolean on_header(const QubesBackupHeader *h, gpointer data,
-                          GError **e)
+static gboolean on_header(const QubesBackupHeader *h, gpointer data, GError **e)
 {
     Seen *s = data;
     s->header_id = g_strdup(h->backup_id);
@@ -81,8 +80,8 @@ static gboolean on_data(const char *file, const QubesTarMember *m,
     return TRUE;
 }
 
-static gboolean on_end(const char *file, const QubesTarMember *m,
-                       gpointer data, GError **e)
+static gboolean on_end(const char *file, const QubesTarMember *m, gpointer data,
+                       GError **e)
 {
     Seen *s = data;
     if (s->md) {
@@ -113,8 +112,8 @@ static gboolean on_file(const char *file, gpointer data, GError **e)
     return TRUE;
 }
 
-static const QubesBackupReadCallbacks callbacks = {
-    on_header, on_begin, on_data, on_end, on_file};
+static const QubesBackupReadCallbacks callbacks = {on_header, on_begin, on_data,
+                                                   on_end, on_file};
 
 static void seen_clear(Seen *s)
 {
@@ -131,8 +130,7 @@ static gboolean read_file(const char *path, const char *pass, Seen *s,
                           gboolean hash, GError **error)
 {
     *s = (Seen){
-        .volumes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                         NULL),
+        .volumes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
         .texts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free),
         .no_hash = !hash,
     };
@@ -194,16 +192,15 @@ static void check_fixture(gconstpointer data)
         g_autoptr(GList) vnames = json_object_get_members(vols);
         for (GList *v = vnames; v; v = v->next) {
             JsonObject *vo = json_object_get_object_member(vols, v->data);
-            char *k = g_strdup_printf(
-                "%" G_GINT64_FORMAT " %s",
-                json_object_get_int_member(vo, "size"),
-                json_object_get_string_member(vo, "sha256"));
+            char *k =
+                g_strdup_printf("%" G_GINT64_FORMAT " %s",
+                                json_object_get_int_member(vo, "size"),
+                                json_object_get_string_member(vo, "sha256"));
             guint c = GPOINTER_TO_UINT(g_hash_table_lookup(want, k));
             g_hash_table_insert(want, k, GUINT_TO_POINTER(c + 1));
         }
     }
-    g_assert_cmpuint(g_hash_table_size(want), ==,
-                     g_hash_table_size(s.volumes));
+    g_assert_cmpuint(g_hash_table_size(want), ==, g_hash_table_size(s.volumes));
     GHashTableIter it;
     gpointer k, v;
     g_hash_table_iter_init(&it, want);
@@ -285,8 +282,7 @@ static void rename_chunk(GByteArray *b)
     b->data[at + 155] = ' ';
 }
 
-static void expect_refused(const char *path, const char *pass,
-                           const char *says)
+static void expect_refused(const char *path, const char *pass, const char *says)
 {
     Seen s;
     g_autoptr(GError) err = NULL;
@@ -321,7 +317,8 @@ static void test_header_parse(void)
                        "backup-id=20261205T181356-14823\nunknown-key=1\n";
     g_auto(QubesBackupHeader) h = {0};
     GError *err = NULL;
-    g_assert_true(qubes_backup_header_parse(good, strlen(good), NULL, &h, &err));
+    g_assert_true(
+        qubes_backup_header_parse(good, strlen(good), NULL, &h, &err));
     g_assert_cmpint(h.version, ==, 4);
     g_assert_true(h.encrypted && h.compressed);
     g_assert_cmpstr(h.backup_id, ==, "20261205T181356-14823");
@@ -384,8 +381,7 @@ int main(int argc, char **argv)
     if (whole) {
         g_test_add_data_func("/backup-read/r4-plain", "r4-plain",
                              check_fixture);
-        g_test_add_data_func("/backup-read/r4-gzip", "r4-gzip",
-                             check_fixture);
+        g_test_add_data_func("/backup-read/r4-gzip", "r4-gzip", check_fixture);
         g_test_add_data_func("/backup-read/r4-xz", "r4-xz", check_fixture);
     }
     g_test_add_func("/backup-read/damage", test_damage_refused);

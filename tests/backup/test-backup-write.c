@@ -36,13 +36,13 @@ static gboolean to_fd(const guint8 *buf, gsize len, gpointer data,
 }
 
 /* @path into the current file of @w as tar member @name, holes kept. */
-static void add_member(QubesBackupWriter *w, const char *path,
-                       const char *name)
+static void add_member(QubesBackupWriter *w, const char *path, const char *name)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     g_assert_cmpint(fd, >=, 0);
     GError *err = NULL;
-    g_assert_true(qubes_tar_write_fd(qubes_backup_write_sink, w, fd, name, &err));
+    g_assert_true(
+        qubes_tar_write_fd(qubes_backup_write_sink, w, fd, name, &err));
     g_assert_true(qubes_tar_write_finish(qubes_backup_write_sink, w, &err));
     close(fd);
 }
@@ -131,8 +131,8 @@ static gboolean b_data(const char *file, const QubesTarMember *m,
     return TRUE;
 }
 
-static gboolean b_end(const char *file, const QubesTarMember *m,
-                      gpointer data, GError **e)
+static gboolean b_end(const char *file, const QubesTarMember *m, gpointer data,
+                      GError **e)
 {
     Back *b = data;
     close(b->fd);
@@ -178,13 +178,12 @@ static void tools_restore(const char *backup, const char *src, gboolean gzip,
     g_mkdir_with_parents(x, 0755);
     g_autofree char *q = g_shell_quote(backup);
     g_autofree char *qx = g_shell_quote(x);
-    g_autofree char *untar =
-        g_strdup_printf("tar -xif %s -C %s", q, qx);
+    g_autofree char *untar = g_strdup_printf("tar -xif %s -C %s", q, qx);
     bt_run(untar);
     /* the header's .hmac */
     g_autofree char *pw = path_of("pw");
-    g_assert_true(g_file_set_contents(pw, "backup-header!pass word\n", -1,
-                                      NULL));
+    g_assert_true(
+        g_file_set_contents(pw, "backup-header!pass word\n", -1, NULL));
     g_autofree char *dec = g_strdup_printf(
         "scrypt dec --passphrase file:%s %s/backup-header.hmac %s/hdr", pw, x,
         x);
@@ -199,12 +198,12 @@ static void tools_restore(const char *backup, const char *src, gboolean gzip,
     g_assert_true(g_file_set_contents(joined, "", 0, NULL));
     guint chunks = 0;
     for (;; chunks++) {
-        g_autofree char *enc = g_strdup_printf("%s/vm1/private.img.%03u.enc",
-                                               x, chunks);
+        g_autofree char *enc =
+            g_strdup_printf("%s/vm1/private.img.%03u.enc", x, chunks);
         if (!g_file_test(enc, G_FILE_TEST_EXISTS))
             break;
-        g_autofree char *line = g_strdup_printf(
-            "%s!vm1/private.img.%03u!pass word\n", id, chunks);
+        g_autofree char *line =
+            g_strdup_printf("%s!vm1/private.img.%03u!pass word\n", id, chunks);
         g_assert_true(g_file_set_contents(pw, line, -1, NULL));
         g_autofree char *part = path_of("part");
         g_autofree char *cmd = g_strdup_printf(
@@ -212,9 +211,9 @@ static void tools_restore(const char *backup, const char *src, gboolean gzip,
         bt_run(cmd);
         g_autoptr(GBytes) p = bt_slurp(part);
         FILE *f = fopen(joined, "ab");
-        g_assert_cmpuint(fwrite(g_bytes_get_data(p, NULL), 1,
-                                g_bytes_get_size(p), f),
-                         ==, g_bytes_get_size(p));
+        g_assert_cmpuint(
+            fwrite(g_bytes_get_data(p, NULL), 1, g_bytes_get_size(p), f), ==,
+            g_bytes_get_size(p));
         fclose(f);
     }
     g_assert_cmpuint(chunks, >, 1); /* the volume took several */
@@ -265,8 +264,8 @@ static void test_default_cost(void)
     g_mkdir_with_parents(x, 0755);
     g_autofree char *untar = g_strdup_printf("tar -xif %s -C %s", backup, x);
     bt_run(untar);
-    g_autofree char *info = g_strdup_printf(
-        "scrypt info %s/vm1/private.img.000.enc", x);
+    g_autofree char *info =
+        g_strdup_printf("scrypt info %s/vm1/private.img.000.enc", x);
     g_autofree char *out = NULL, *err = NULL;
     int status = -1;
     g_assert_true(g_spawn_command_line_sync(info, &out, &err, &status, NULL));

@@ -74,9 +74,8 @@ static void test_tool_reads_ours(void)
         g_autofree char *enc = path_of("ours.enc");
         g_autofree char *dec = path_of("ours.dec");
         g_assert_true(g_file_set_contents(enc, (char *)f->data, f->len, NULL));
-        g_autofree char *cmd =
-            g_strdup_printf("scrypt dec --passphrase file:%s %s %s", pw, enc,
-                            dec);
+        g_autofree char *cmd = g_strdup_printf(
+            "scrypt dec --passphrase file:%s %s %s", pw, enc, dec);
         bt_run(cmd);
         g_autofree char *back = NULL;
         gsize blen = 0;
@@ -167,9 +166,12 @@ static void test_changes_refused(void)
 static void test_hostile_parameters_refused_before_work(void)
 {
     const QubesScryptParams bad[] = {
-        {.log_n = 0, .r = 8, .p = 1},  {.log_n = 31, .r = 8, .p = 1},
-        {.log_n = 63, .r = 8, .p = 1}, {.log_n = 20, .r = 0, .p = 1},
-        {.log_n = 20, .r = 8, .p = 0}, {.log_n = 22, .r = 8, .p = 1},
+        {.log_n = 0, .r = 8, .p = 1},
+        {.log_n = 31, .r = 8, .p = 1},
+        {.log_n = 63, .r = 8, .p = 1},
+        {.log_n = 20, .r = 0, .p = 1},
+        {.log_n = 20, .r = 8, .p = 0},
+        {.log_n = 22, .r = 8, .p = 1},
         {.log_n = 10, .r = 1u << 25, .p = 1},
         {.log_n = 10, .r = 1u << 15, .p = 1u << 15},
     };
@@ -180,8 +182,7 @@ static void test_hostile_parameters_refused_before_work(void)
         guint8 salt[QUBES_SCRYPT_SALT] = {0}, key[QUBES_SCRYPT_KEY];
         g_clear_error(&err);
         gint64 t0 = g_get_monotonic_time();
-        g_assert_false(
-            qubes_scrypt_derive("pw", 2, salt, &bad[i], key, &err));
+        g_assert_false(qubes_scrypt_derive("pw", 2, salt, &bad[i], key, &err));
         g_assert_cmpint(g_get_monotonic_time() - t0, <, G_USEC_PER_SEC);
     }
     /* a header saying so is refused at its parse */

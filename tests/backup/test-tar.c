@@ -30,18 +30,17 @@ static const char *fixtures;
 /* ---- rebuilding what a stream holds ---- */
 
 typedef struct {
-    char *into;       /* folder */
-    GString *log;     /* "TYPE NAME [LINK] SIZE\n" per member */
-    int fd;           /* the file being rebuilt */
-    EVP_MD_CTX *sum;  /* or its sha256, holes as zeros */
-    guint64 summed;   /* bytes summed so far */
+    char *into;      /* folder */
+    GString *log;    /* "TYPE NAME [LINK] SIZE\n" per member */
+    int fd;          /* the file being rebuilt */
+    EVP_MD_CTX *sum; /* or its sha256, holes as zeros */
+    guint64 summed;  /* bytes summed so far */
     guint64 size;
 } Rebuild;
 
 static const char type_char[] = {'f', 'd', 'l', 'h', 'o'};
 
-static gboolean rb_begin(const QubesTarMember *m, gpointer data,
-                         GError **error)
+static gboolean rb_begin(const QubesTarMember *m, gpointer data, GError **error)
 {
     Rebuild *rb = data;
     g_string_append_printf(rb->log, "%c %s%s%s %" G_GUINT64_FORMAT "\n",
@@ -122,7 +121,6 @@ static char *path_of(const char *name)
     return g_build_filename(dir, name, NULL);
 }
 
-
 static guint64 allocated(const char *path)
 {
     struct stat st;
@@ -188,11 +186,11 @@ static void test_gnu_sparse_and_members(void)
         const guint8 *d = g_bytes_get_data(t, &len);
         g_assert_true(feed(&rb, d, len, pieces[i], &err));
         g_assert_no_error(err);
-        g_autofree char *want = g_strdup_printf(
-            "f private.img %d\nf notes.txt 6\nd a-folder/ 0\n"
-            "f a-folder/%s 4\nl link -> ../elsewhere 0\n"
-            "h hard -> notes.txt 0\n",
-            16 << 20, longname);
+        g_autofree char *want =
+            g_strdup_printf("f private.img %d\nf notes.txt 6\nd a-folder/ 0\n"
+                            "f a-folder/%s 4\nl link -> ../elsewhere 0\n"
+                            "h hard -> notes.txt 0\n",
+                            16 << 20, longname);
         g_assert_cmpstr(rb.log->str, ==, want);
         g_string_free(rb.log, TRUE);
         g_autofree char *back = g_build_filename(out, "private.img", NULL);
@@ -201,8 +199,8 @@ static void test_gnu_sparse_and_members(void)
         g_assert_true(g_bytes_equal(a, b));
         /* the holes stay holes: 30 pieces of at most 7 KiB */
         g_assert_cmpuint(allocated(back), <=, 30 * 3 * 4096);
-        g_autofree char *lback = g_strdup_printf("%s/a-folder_%s", out,
-                                                 longname);
+        g_autofree char *lback =
+            g_strdup_printf("%s/a-folder_%s", out, longname);
         g_autoptr(GBytes) l = bt_slurp(lback);
         g_assert_cmpuint(g_bytes_get_size(l), ==, 4);
         g_autofree char *rm = g_strdup_printf("rm -rf %s", out);
@@ -217,13 +215,13 @@ static void test_posix_pax_paths(void)
         return;
     }
     g_autofree char *src = path_of("psrc");
-    g_autofree char *deep = g_build_filename(
-        src, "d1234567890123456789012345678901234567890",
-        "e1234567890123456789012345678901234567890",
-        "f1234567890123456789012345678901234567890", NULL);
+    g_autofree char *deep =
+        g_build_filename(src, "d1234567890123456789012345678901234567890",
+                         "e1234567890123456789012345678901234567890",
+                         "f1234567890123456789012345678901234567890", NULL);
     g_assert_cmpint(g_mkdir_with_parents(deep, 0755), ==, 0);
-    g_autofree char *f = g_build_filename(deep, "g12345678901234567890.txt",
-                                          NULL);
+    g_autofree char *f =
+        g_build_filename(deep, "g12345678901234567890.txt", NULL);
     g_assert_true(g_file_set_contents(f, "deep", -1, NULL));
     g_autofree char *tarf = path_of("p.tar");
     g_autofree char *cmd =
@@ -401,9 +399,9 @@ static void test_qubes_fixture(void)
         return;
     }
     g_autoptr(GBytes) t = bt_slurp(bin);
-    Outer o = {.members = g_hash_table_new_full(
-                   g_str_hash, g_str_equal, g_free,
-                   (GDestroyNotify)g_byte_array_unref)};
+    Outer o = {.members =
+                   g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify)g_byte_array_unref)};
     QubesTarReader *r = qubes_tar_reader_new(&outer_callbacks, &o);
     gsize len;
     const guint8 *d = g_bytes_get_data(t, &len);
@@ -427,9 +425,8 @@ static void test_qubes_fixture(void)
     /* fx-work's private volume: vm3, holes at 1 MiB and 1.5 GiB */
     g_autofree char *pass =
         g_strdup_printf("%s!vm3/private.img.000!fixture-passphrase", id);
-    g_autoptr(GByteArray) inner =
-        decrypt(g_hash_table_lookup(o.members, "vm3/private.img.000.enc"),
-                pass);
+    g_autoptr(GByteArray) inner = decrypt(
+        g_hash_table_lookup(o.members, "vm3/private.img.000.enc"), pass);
     Rebuild rb = {.log = g_string_new(NULL), .fd = -1, .sum = EVP_MD_CTX_new()};
     EVP_DigestInit_ex(rb.sum, EVP_sha256(), NULL);
     g_assert_true(feed(&rb, inner->data, inner->len, 0, &err));
