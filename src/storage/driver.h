@@ -78,6 +78,7 @@ struct _QubesStorageDriver {
     gboolean (*verify)(QubesVolume *vol, GError **error);
     char *(*export_path)(QubesVolume *vol, GError **error);
     int (*export_open)(QubesVolume *vol, GError **error);
+    int (*export_snapshot)(QubesVolume *vol, GError **error); /* optional */
 
     char *(*get_path)(QubesVolume *vol);
     gboolean (*is_dirty)(QubesVolume *vol);

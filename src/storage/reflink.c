@@ -41,6 +41,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -1069,6 +1071,31 @@ static int vol_export_open(QubesVolume *vol, GError **error)
     return dir ? qfile_open_read(dir, rv->clean, error) : -1;
 }
 
+/* A reflink of the committed image into an unnamed file (O_TMPFILE) in
+ * its folder: what a long reader (a backup) reads stays as it was even if
+ * something wrote the image in place, and nothing is left to clean after
+ * a crash. Where the filesystem has no reflinks, the committed image
+ * itself: qubesd only ever replaces it by a rename, so the open
+ * descriptor keeps reading the same inode. */
+static int vol_export_snapshot(QubesVolume *vol, GError **error)
+{
+    ReflinkVolume *rv = rvol(vol);
+    if (!require_save_on_stop(vol, "export", error))
+        return -1;
+    g_autoptr(QDir) dir = open_dir(vol, rv->dir_rel, FALSE, error);
+    int fd = dir ? qfile_open_read(dir, rv->clean, error) : -1;
+    if (fd < 0)
+        return -1;
+    int copy = openat(qdir_fd(dir), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (copy >= 0 && ioctl(copy, FICLONE, fd) == 0) {
+        close(fd);
+        return copy;
+    }
+    if (copy >= 0)
+        close(copy);
+    return fd;
+}
+
 static char *vol_get_path(QubesVolume *vol)
 {
     return image_path(vol, rvol(vol)->dirty);
@@ -1229,6 +1256,7 @@ const QubesStorageDriver qubes_driver_file_reflink = {
     .verify = vol_verify,
     .export_path = vol_export_path,
     .export_open = vol_export_open,
+    .export_snapshot = vol_export_snapshot,
     .get_path = vol_get_path,
     .is_dirty = vol_is_dirty,
     .is_outdated = vol_is_outdated,

@@ -638,6 +638,16 @@ int qubes_volume_export_open(QubesVolume *vol, GError **error)
     return fd;
 }
 
+int qubes_volume_export_snapshot(QubesVolume *vol, GError **error)
+{
+    const QubesStorageDriver *d = vol->pool->driver;
+    if (!d->export_snapshot)
+        return qubes_volume_export_open(vol, error);
+    int fd = d->export_snapshot(vol, error);
+    name_pool(vol->pool, fd >= 0, error);
+    return fd;
+}
+
 char *qubes_volume_get_path(QubesVolume *vol)
 {
     const QubesStorageDriver *d = vol->pool->driver;

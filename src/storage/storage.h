@@ -204,6 +204,11 @@ gboolean qubes_volume_import_volume(QubesVolume *vol, QubesVolume *src,
 char *qubes_volume_export(QubesVolume *vol, GError **error);
 /* Opens the committed image for reading; returns an fd or -1. */
 int qubes_volume_export_open(QubesVolume *vol, GError **error);
+/* The committed image as it is now, for a long read (a backup): a
+ * reflink of it where the filesystem has them (an unnamed file, gone when
+ * closed), else the committed image itself (never written in place).
+ * Returns an fd or -1. */
+int qubes_volume_export_snapshot(QubesVolume *vol, GError **error);
 
 /* Path of the image a running domain uses (may not exist yet). */
 char *qubes_volume_get_path(QubesVolume *vol);
