@@ -2,10 +2,25 @@
  * backup-write.h). */
 #include "backup-write.h"
 
+#include "key-ahead.h"
 #include "qubes-error.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <gio/gio.h>
+#include <poll.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* A filter program compressing the current file: its stdin and stdout,
+ * both non-blocking. */
+typedef struct {
+    GPid pid;
+    int in;
+    int out;
+} Filter;
 
 struct _QubesBackupWriter {
     QubesTarSink out;
@@ -14,31 +29,92 @@ struct _QubesBackupWriter {
     char *passphrase;
     QubesScryptParams params;
     gsize chunk_size;
+    const gint *cancel;
     char *file;        /* the current file, or NULL */
     guint index;       /* its next chunk's number */
     GByteArray *chunk; /* the current chunk's (compressed) data */
-    GConverter *gzip;  /* when compressed */
+    GConverter *gzip;  /* compressed with gzip */
+    Filter filter;     /* compressed by another program (pid 0: none) */
     gint64 mtime;
+    /* keys derived ahead: "FILE.NNN" (or "backup-header") -> job */
+    QubesKeyAhead *ka;
+    GHashTable *jobs;
+    guint threads;
+    GStrv files;     /* the files to come, or NULL */
+    guint next_file; /* the first of them not begun */
 };
 
-/* Encrypts @plain as the scrypt file of @name under @pass and writes it
- * as one outer member. */
+static char *chunk_name(const char *file, guint index)
+{
+    return g_strdup_printf("%s.%03u", file, index);
+}
+
+static gboolean start_key(QubesBackupWriter *w, const char *name,
+                          GError **error)
+{
+    g_autofree char *pass =
+        strcmp(name, "backup-header") == 0
+            ? g_strdup_printf("backup-header!%s", w->passphrase)
+            : g_strdup_printf("%s!%s!%s", w->h.backup_id, name, w->passphrase);
+    QubesKeyJob *j = qubes_key_ahead_start(w->ka, pass, error);
+    memset(pass, 0, strlen(pass));
+    if (!j)
+        return FALSE;
+    g_hash_table_insert(w->jobs, g_strdup(name), j);
+    return TRUE;
+}
+
+/* Keeps as many derivations going as there are threads: the chunk being
+ * filled, then the first chunk of each file to come (every file has
+ * one, so none of these is wasted). */
+static void top_up(QubesBackupWriter *w)
+{
+    g_autoptr(GPtrArray) want = g_ptr_array_new_with_free_func(g_free);
+    if (w->file)
+        g_ptr_array_add(want, chunk_name(w->file, w->index));
+    for (guint k = w->next_file; w->files && w->files[k]; k++)
+        g_ptr_array_add(want, chunk_name(w->files[k], 0));
+    for (guint i = 0; i < want->len; i++) {
+        if (g_hash_table_size(w->jobs) >= w->threads)
+            break;
+        if (!g_hash_table_contains(w->jobs, want->pdata[i]) &&
+            !start_key(w, want->pdata[i], NULL))
+            break; /* no salt now: derived when needed, with the error */
+    }
+}
+
+/* The salt and key of @name: derived ahead, or now. */
+static gboolean take_key(QubesBackupWriter *w, const char *name,
+                         guint8 salt[QUBES_SCRYPT_SALT],
+                         guint8 key[QUBES_SCRYPT_KEY], GError **error)
+{
+    if (!g_hash_table_contains(w->jobs, name) && !start_key(w, name, error))
+        return FALSE;
+    gpointer k, j;
+    g_hash_table_steal_extended(w->jobs, name, &k, &j);
+    g_free(k);
+    return qubes_key_job_take(j, salt, key, w->cancel, error);
+}
+
+/* Encrypts @plain as the scrypt file of @name (the key's name: "FILE.NNN",
+ * "backup-header"; the member is @name.enc or .hmac) and writes it as one
+ * outer member. */
 static gboolean emit_member(QubesBackupWriter *w, const char *name,
-                            const char *pass, const guint8 *plain, gsize len,
+                            const char *member, const guint8 *plain, gsize len,
                             GError **error)
 {
     guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
-    if (!qubes_scrypt_salt(salt, error) ||
-        !qubes_scrypt_derive(pass, strlen(pass), salt, &w->params, key, error))
+    if (!take_key(w, name, salt, key, error))
         return FALSE;
     guint8 header[QUBES_SCRYPT_HEADER], mac[QUBES_SCRYPT_MAC];
     QubesScryptEnc *enc = qubes_scrypt_enc_new(key, salt, &w->params, header);
     guint8 *cipher = g_malloc(len ? len : 1);
     qubes_scrypt_enc_update(enc, plain, cipher, len);
     qubes_scrypt_enc_finish(enc, mac);
+    memset(key, 0, sizeof key);
     gsize total = QUBES_SCRYPT_HEADER + len + QUBES_SCRYPT_MAC;
     QubesTarFile f = {
-        .name = name, .mode = 0644, .mtime = w->mtime, .size = total};
+        .name = member, .mode = 0644, .mtime = w->mtime, .size = total};
     gboolean ok = qubes_tar_write_begin(w->out, w->data, &f, error) &&
                   w->out(header, sizeof header, w->data, error) &&
                   w->out(cipher, len, w->data, error) &&
@@ -51,16 +127,15 @@ static gboolean emit_member(QubesBackupWriter *w, const char *name,
 /* The current chunk, whole: out as FILE.NNN.enc. */
 static gboolean flush_chunk(QubesBackupWriter *w, GError **error)
 {
-    g_autofree char *name = g_strdup_printf("%s.%03u.enc", w->file, w->index);
-    g_autofree char *pass = g_strdup_printf("%s!%s.%03u!%s", w->h.backup_id,
-                                            w->file, w->index, w->passphrase);
+    g_autofree char *name = chunk_name(w->file, w->index);
+    g_autofree char *member = g_strconcat(name, ".enc", NULL);
     if (w->index > 999) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                     "%s: more than 1000 chunks", w->file);
         return FALSE;
     }
     gboolean ok =
-        emit_member(w, name, pass, w->chunk->data, w->chunk->len, error);
+        emit_member(w, name, member, w->chunk->data, w->chunk->len, error);
     w->index++;
     g_byte_array_set_size(w->chunk, 0);
     return ok;
@@ -75,8 +150,11 @@ static gboolean chunk_add(QubesBackupWriter *w, const guint8 *buf, gsize len,
         g_byte_array_append(w->chunk, buf, (guint)k);
         buf += k;
         len -= k;
-        if (w->chunk->len == w->chunk_size && !flush_chunk(w, error))
-            return FALSE;
+        if (w->chunk->len == w->chunk_size) {
+            if (!flush_chunk(w, error))
+                return FALSE;
+            top_up(w);
+        }
     }
     return TRUE;
 }
@@ -107,6 +185,121 @@ static gboolean compress(QubesBackupWriter *w, const guint8 *in, gsize len,
     }
 }
 
+/* ---- a filter program ---- */
+
+gboolean qubes_backup_filter_check(const char *filter, GError **error)
+{
+    gboolean ok = *filter && *filter != '-' && strlen(filter) < 64;
+    for (const char *c = filter; ok && *c; c++)
+        ok = g_ascii_isalnum(*c) || strchr("._+-", *c);
+    g_autofree char *path = ok ? g_find_program_in_path(filter) : NULL;
+    if (!path) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    ok ? "Compression filter '%s' not found"
+                       : "Invalid compression filter '%s': a program's name "
+                         "is expected",
+                    filter);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean filter_start(QubesBackupWriter *w, GError **error)
+{
+    char *argv[] = {w->h.compression_filter, NULL};
+    GError *err = NULL;
+    if (!g_spawn_async_with_pipes(NULL, argv, NULL,
+                                  G_SPAWN_SEARCH_PATH |
+                                      G_SPAWN_DO_NOT_REAP_CHILD |
+                                      G_SPAWN_CLOEXEC_PIPES,
+                                  NULL, NULL, &w->filter.pid, &w->filter.in,
+                                  &w->filter.out, NULL, &err)) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "%s: cannot run %s: %s", w->file, w->h.compression_filter,
+                    err->message);
+        g_error_free(err);
+        w->filter.pid = 0;
+        return FALSE;
+    }
+    fcntl(w->filter.in, F_SETFL, O_NONBLOCK);
+    fcntl(w->filter.out, F_SETFL, O_NONBLOCK);
+    return TRUE;
+}
+
+/* Ends the filter: kills it unless it exited; the exit status. */
+static int filter_reap(QubesBackupWriter *w, gboolean kill_it)
+{
+    if (!w->filter.pid)
+        return 0;
+    if (w->filter.in >= 0)
+        close(w->filter.in);
+    if (w->filter.out >= 0)
+        close(w->filter.out);
+    if (kill_it)
+        kill(w->filter.pid, SIGKILL);
+    int status = 0;
+    while (waitpid(w->filter.pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    g_spawn_close_pid(w->filter.pid);
+    w->filter = (Filter){0, -1, -1};
+    return status;
+}
+
+/* Feeds @len bytes to the filter (all of them; @len 0 with @at_end: its
+ * end) while taking what it gives into the chunks. */
+static gboolean filter_feed(QubesBackupWriter *w, const guint8 *in, gsize len,
+                            gboolean at_end, GError **error)
+{
+    guint8 buf[1 << 16];
+    for (;;) {
+        if (!len && at_end && w->filter.in >= 0) {
+            close(w->filter.in);
+            w->filter.in = -1;
+        }
+        if (!len && !at_end)
+            return TRUE;
+        struct pollfd p[2] = {
+            {.fd = w->filter.out, .events = POLLIN},
+            {.fd = len ? w->filter.in : -1, .events = POLLOUT}};
+        if (poll(p, 2, 100) < 0 && errno != EINTR)
+            return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
+                                          "%s: %s", w->file,
+                                          w->h.compression_filter);
+        if (w->cancel && g_atomic_int_get(w->cancel)) {
+            g_set_error_literal(error, QUBES_ERROR,
+                                QUBES_ERROR_BACKUP_CANCELLED,
+                                "Backup cancelled");
+            return FALSE;
+        }
+        if (p[0].revents) {
+            ssize_t n = read(w->filter.out, buf, sizeof buf);
+            if (n < 0 && errno != EAGAIN && errno != EINTR)
+                return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION,
+                                              errno, "%s: reading from %s",
+                                              w->file, w->h.compression_filter);
+            if (n == 0) /* its end: only after its input's */
+                return at_end && !len
+                           ? TRUE
+                           : (g_set_error(error, QUBES_ERROR,
+                                          QUBES_ERROR_EXCEPTION,
+                                          "%s: %s ended early", w->file,
+                                          w->h.compression_filter),
+                              FALSE);
+            if (n > 0 && !chunk_add(w, buf, (gsize)n, error))
+                return FALSE;
+        }
+        if (len && p[1].revents) {
+            ssize_t n = write(w->filter.in, in, len);
+            if (n < 0 && errno != EAGAIN && errno != EINTR)
+                return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION,
+                                              errno, "%s: writing to %s",
+                                              w->file, w->h.compression_filter);
+            if (n > 0)
+                in += n, len -= (gsize)n;
+        }
+    }
+}
+
 gboolean qubes_backup_write_sink(const guint8 *buf, gsize len, gpointer data,
                                  GError **error)
 {
@@ -116,25 +309,34 @@ gboolean qubes_backup_write_sink(const guint8 *buf, gsize len, gpointer data,
                             "backup: data outside a file");
         return FALSE;
     }
-    return w->gzip ? compress(w, buf, len, FALSE, error)
-                   : chunk_add(w, buf, len, error);
+    if (w->cancel && g_atomic_int_get(w->cancel)) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_BACKUP_CANCELLED,
+                            "Backup cancelled");
+        return FALSE;
+    }
+    return w->gzip         ? compress(w, buf, len, FALSE, error)
+           : w->filter.pid ? filter_feed(w, buf, len, FALSE, error)
+                           : chunk_add(w, buf, len, error);
 }
 
 QubesBackupWriter *qubes_backup_writer_new(QubesTarSink out, gpointer data,
                                            const QubesBackupHeader *h,
                                            const char *passphrase,
-                                           const QubesScryptParams *params,
-                                           gsize chunk, GError **error)
+                                           const QubesBackupWriteOptions *opts,
+                                           GError **error)
 {
     if (h->version != 4 || !h->encrypted || !h->backup_id ||
         g_strcmp0(h->hmac_algorithm, "scrypt") != 0 ||
-        (h->compressed && g_strcmp0(h->compression_filter, "gzip") != 0)) {
+        (h->compressed && !h->compression_filter)) {
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                            "backup: only encrypted format 4 backups, gzip "
-                            "or uncompressed, are written here");
+                            "backup: only encrypted format 4 backups are "
+                            "written here");
         return NULL;
     }
-    if (!qubes_scrypt_params_check(params, error))
+    if (!qubes_scrypt_params_check(opts->params, error))
+        return NULL;
+    if (h->compressed && strcmp(h->compression_filter, "gzip") != 0 &&
+        !qubes_backup_filter_check(h->compression_filter, error))
         return NULL;
     QubesBackupWriter *w = g_new0(QubesBackupWriter, 1);
     w->out = out;
@@ -146,20 +348,30 @@ QubesBackupWriter *qubes_backup_writer_new(QubesTarSink out, gpointer data,
     w->h.hmac_algorithm = g_strdup(h->hmac_algorithm);
     w->h.backup_id = g_strdup(h->backup_id);
     w->passphrase = g_strdup(passphrase);
-    w->params = *params;
-    w->chunk_size = chunk ? chunk : QUBES_BACKUP_CHUNK;
+    w->params = *opts->params;
+    w->chunk_size = opts->chunk ? opts->chunk : QUBES_BACKUP_CHUNK;
+    w->cancel = opts->cancel;
     w->chunk = g_byte_array_new();
+    w->filter = (Filter){0, -1, -1};
     w->mtime = g_get_real_time() / G_USEC_PER_SEC;
+    w->threads =
+        opts->threads ? opts->threads : (guint)MAX(1, g_get_num_processors());
+    w->ka = qubes_key_ahead_new(&w->params, w->threads);
+    w->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                    (GDestroyNotify)qubes_key_job_drop);
+    w->files = g_strdupv((char **)opts->files);
     g_autofree char *text = qubes_backup_header_format(&w->h);
     gsize tlen = strlen(text);
     QubesTarFile f = {
         .name = "backup-header", .mode = 0644, .mtime = w->mtime, .size = tlen};
-    g_autofree char *pass = g_strdup_printf("backup-header!%s", passphrase);
-    if (!qubes_tar_write_begin(out, data, &f, error) ||
+    gboolean ok = start_key(w, "backup-header", error);
+    if (ok)
+        top_up(w);
+    if (!ok || !qubes_tar_write_begin(out, data, &f, error) ||
         !out((const guint8 *)text, tlen, data, error) ||
         !qubes_tar_write_end(out, data, tlen, error) ||
-        !emit_member(w, "backup-header.hmac", pass, (const guint8 *)text, tlen,
-                     error)) {
+        !emit_member(w, "backup-header", "backup-header.hmac",
+                     (const guint8 *)text, tlen, error)) {
         qubes_backup_writer_free(w);
         return NULL;
     }
@@ -172,21 +384,51 @@ gboolean qubes_backup_writer_file_begin(QubesBackupWriter *w, const char *file,
     g_assert(!w->file);
     w->file = g_strdup(file);
     w->index = 0;
+    if (w->files && w->files[w->next_file] &&
+        strcmp(w->files[w->next_file], file) == 0)
+        w->next_file++;
     g_byte_array_set_size(w->chunk, 0);
-    if (w->h.compressed)
+    top_up(w);
+    if (!w->h.compressed)
+        return TRUE;
+    if (strcmp(w->h.compression_filter, "gzip") == 0) {
         w->gzip = G_CONVERTER(
             g_zlib_compressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP, -1));
-    return TRUE;
+        return TRUE;
+    }
+    return filter_start(w, error);
+}
+
+/* Drops the keys derived ahead for the current file's chunks (its
+ * stream ended on a chunk's edge). */
+static gboolean is_own_chunk(gpointer key, gpointer value, gpointer file)
+{
+    gsize n = strlen(file);
+    const char *k = key;
+    return strncmp(k, file, n) == 0 && k[n] == '.' && strlen(k + n) == 4;
 }
 
 gboolean qubes_backup_writer_file_end(QubesBackupWriter *w, GError **error)
 {
-    gboolean ok = !w->gzip || compress(w, NULL, 0, TRUE, error);
+    gboolean ok = TRUE;
+    if (w->gzip) {
+        ok = compress(w, NULL, 0, TRUE, error);
+    } else if (w->filter.pid) {
+        ok = filter_feed(w, NULL, 0, TRUE, error);
+        int status = filter_reap(w, !ok);
+        if (ok && !g_spawn_check_wait_status(status, NULL)) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "%s: %s failed", w->file, w->h.compression_filter);
+            ok = FALSE;
+        }
+    }
     /* the last chunk, or the only one of an empty stream */
     if (ok && (w->chunk->len || w->index == 0))
         ok = flush_chunk(w, error);
+    g_hash_table_foreach_remove(w->jobs, is_own_chunk, w->file);
     g_clear_object(&w->gzip);
     g_clear_pointer(&w->file, g_free);
+    top_up(w);
     return ok;
 }
 
@@ -201,11 +443,15 @@ void qubes_backup_writer_free(QubesBackupWriter *w)
 {
     if (!w)
         return;
+    filter_reap(w, TRUE);
+    g_hash_table_unref(w->jobs);
+    qubes_key_ahead_free(w->ka);
     qubes_backup_header_clear(&w->h);
     if (w->passphrase) {
         memset(w->passphrase, 0, strlen(w->passphrase));
         g_free(w->passphrase);
     }
+    g_strfreev(w->files);
     g_byte_array_unref(w->chunk);
     g_clear_object(&w->gzip);
     g_free(w->file);

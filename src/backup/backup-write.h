@@ -7,11 +7,13 @@
  *
  * The caller writes each file's tar stream (tar-write.h) into
  * qubes_backup_write_sink(); the writer compresses it (gzip in process
- * with GIO's zlib converter, or none), cuts it into chunks, encrypts each
- * and hands the outer stream to the caller's sink: one tar member per
- * chunk, a chunk held in memory until it is whole (its size goes first).
- * The key derivation's parameters are the caller's; the product passes
- * QUBES_SCRYPT_PARAMS_DEFAULT or more (tests may pass less).
+ * with GIO's zlib converter, through a filter program such as xz or
+ * zstd as the reference's tar --use-compress-program runs it, or none),
+ * cuts it into chunks, encrypts each and hands the outer stream to the
+ * caller's sink: one tar member per chunk, a chunk held in memory until it
+ * is whole (its size goes first). The chunks' keys are derived ahead on
+ * other cores (key-ahead.h): the chunk being filled, and the first chunk
+ * of each coming file, as many at once as there are cores.
  */
 #pragma once
 
@@ -26,15 +28,31 @@ G_BEGIN_DECLS
 
 typedef struct _QubesBackupWriter QubesBackupWriter;
 
+typedef struct {
+    /* the key derivation's cost: QUBES_SCRYPT_PARAMS_DEFAULT or more in
+     * the product (tests may pass less) */
+    const QubesScryptParams *params;
+    gsize chunk; /* 0: the reference's */
+    /* the files, in the order they will come (or NULL): their first
+     * chunk's key is derived ahead while earlier files are written */
+    const char *const *files;
+    /* non-zero: stop (QUBES_ERROR_BACKUP_CANCELLED) */
+    const gint *cancel;
+    guint threads; /* key derivations at once; 0: one per core */
+} QubesBackupWriteOptions;
+
 /* Starts a backup on @out (the outer stream) with header @h (version 4,
- * encrypted, hmac scrypt, a backup id; compressed with gzip or not):
- * writes the header and its .hmac. @chunk: the chunk size (0: the
- * reference's). */
+ * encrypted, hmac scrypt, a backup id; compressed by gzip in process, by
+ * another filter program found in PATH, or not): writes the header and
+ * its .hmac. */
 QubesBackupWriter *qubes_backup_writer_new(QubesTarSink out, gpointer data,
                                            const QubesBackupHeader *h,
                                            const char *passphrase,
-                                           const QubesScryptParams *params,
-                                           gsize chunk, GError **error);
+                                           const QubesBackupWriteOptions *opts,
+                                           GError **error);
+/* Whether @filter may compress a backup: a program's bare name (letters,
+ * digits, "._+-"), found in PATH; a QubesException otherwise. */
+gboolean qubes_backup_filter_check(const char *filter, GError **error);
 /* The next file of the backup, named @file ("qubes.xml", "vm3/private.img",
  * ...): its stream goes to qubes_backup_write_sink() until _file_end. */
 gboolean qubes_backup_writer_file_begin(QubesBackupWriter *w, const char *file,

@@ -94,6 +94,16 @@ gboolean qubes_tar_write_begin(QubesTarSink sink, gpointer data,
 {
     guint8 b[BLOCK];
     gsize nlen = strlen(f->name);
+    gsize llen = f->linkname ? strlen(f->linkname) : 0;
+    if (llen > 100) {
+        /* GNU's long link name, the same way */
+        header_block(b, "././@LongLink", 'K', 0644, 0, llen + 1);
+        put_checksum(b);
+        if (!emit(sink, data, b, BLOCK, error) ||
+            !emit(sink, data, (const guint8 *)f->linkname, llen + 1, error) ||
+            !pad(sink, data, llen + 1, error))
+            return FALSE;
+    }
     if (nlen > 100) {
         /* GNU's long name: a member holding the name, NUL-ended */
         header_block(b, "././@LongLink", 'L', 0644, 0, nlen + 1);
@@ -105,7 +115,13 @@ gboolean qubes_tar_write_begin(QubesTarSink sink, gpointer data,
     }
     guint64 stored = qubes_tar_stored(f);
     const GArray *x = f->extents;
-    header_block(b, f->name, x ? 'S' : '0', f->mode, f->mtime, stored);
+    header_block(b, f->name,
+                 x         ? 'S'
+                 : f->type ? f->type
+                           : '0',
+                 f->mode, f->mtime, stored);
+    if (f->linkname)
+        put_text(b + 157, 100, f->linkname);
     guint next = 0;
     if (x) {
         for (; next < x->len && next < 4; next++) {

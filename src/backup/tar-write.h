@@ -29,6 +29,9 @@ typedef struct {
     gint64 mtime;
     guint64 size;          /* the file's size */
     const GArray *extents; /* QubesTarExtent: its data; NULL: all of it */
+    char type;             /* 0: a regular file; '5' a folder, '2' a
+                              symbolic link (size 0, no extents) */
+    const char *linkname;  /* a link's target */
 } QubesTarFile;
 
 /* The extents of data of @fd (SEEK_DATA/SEEK_HOLE) up to @size, as GNU tar

@@ -80,6 +80,12 @@ const char *qubes_error_exception_name(QubesErrorCode code)
         return "DeviceAlreadyAttached";
     case QUBES_ERROR_UNRECOGNIZED_DEVICE:
         return "UnrecognizedDevice";
+    case QUBES_ERROR_BACKUP_PROFILE_NOT_FOUND:
+        return "QubesBackupProfileNotFoundError";
+    case QUBES_ERROR_BACKUP_CANCELLED:
+        return "BackupCancelledError";
+    case QUBES_ERROR_BACKUP_ALREADY_RUNNING:
+        return "BackupAlreadyRunningError";
     case QUBES_ERROR_EXCEPTION:
     default:
         return "QubesException";

@@ -55,6 +55,10 @@ typedef enum {
     QUBES_ERROR_DEVICE_ALREADY_ASSIGNED, /* DeviceAlreadyAssigned */
     QUBES_ERROR_DEVICE_ALREADY_ATTACHED, /* DeviceAlreadyAttached */
     QUBES_ERROR_UNRECOGNIZED_DEVICE,     /* UnrecognizedDevice */
+    /* backups (QubesException subclasses there) */
+    QUBES_ERROR_BACKUP_PROFILE_NOT_FOUND, /* QubesBackupProfileNotFoundError */
+    QUBES_ERROR_BACKUP_CANCELLED,         /* BackupCancelledError */
+    QUBES_ERROR_BACKUP_ALREADY_RUNNING,   /* BackupAlreadyRunningError */
     /* A system call of the storage file layer failed (StoragePoolException;
      * the storage API adds the pool's name and makes it STORAGE_POOL). */
     QUBES_ERROR_STORAGE_IO,

@@ -82,8 +82,9 @@ static char *write_backup(const char *src, gboolean gzip,
                            .hmac_algorithm = (char *)"scrypt",
                            .backup_id = (char *)id};
     GError *err = NULL;
+    QubesBackupWriteOptions opts = {.params = params, .chunk = chunk};
     QubesBackupWriter *w = qubes_backup_writer_new(
-        to_fd, GINT_TO_POINTER(fd), &h, "pass word", params, chunk, &err);
+        to_fd, GINT_TO_POINTER(fd), &h, "pass word", &opts, &err);
     g_assert_no_error(err);
     const char *const files[][3] = {
         {"qubes.xml", "qubes.xml", "qubes.xml"},

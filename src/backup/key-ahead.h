@@ -1,0 +1,43 @@
+/* key-ahead.h: the scrypt key derivations of a backup, run ahead on other
+ * cores.
+ *
+ * Each chunk of a backup is encrypted under its own passphrase with a
+ * fresh salt, and each key costs a derivation of about a second and 512
+ * MiB (log2 N 19, r 8). The writer knows which chunks come next, so it
+ * starts their derivations here while it compresses; a derivation runs on
+ * a pool of threads, one per core. Waiting for a key checks a cancel flag
+ * every 100 ms, so that a cancelled backup stops within a second even in
+ * the middle of a derivation (which then ends on its own and is thrown
+ * away).
+ *
+ * Memory: at most @threads derivations run at once.
+ */
+#pragma once
+
+#include "scrypt-file.h"
+
+G_BEGIN_DECLS
+
+typedef struct _QubesKeyAhead QubesKeyAhead;
+typedef struct _QubesKeyJob QubesKeyJob;
+
+/* @threads 0: one per core. */
+QubesKeyAhead *qubes_key_ahead_new(const QubesScryptParams *params,
+                                   guint threads);
+/* Drops every job not taken; returns at once (running derivations end on
+ * their own threads). */
+void qubes_key_ahead_free(QubesKeyAhead *ka);
+
+/* Starts deriving the key of @passphrase (copied) under a fresh salt. */
+QubesKeyJob *qubes_key_ahead_start(QubesKeyAhead *ka, const char *passphrase,
+                                   GError **error);
+/* Waits for @job and frees it: its salt and key, or FALSE with @error
+ * (the derivation failed, or *@cancel became non-zero: then
+ * QUBES_ERROR_BACKUP_CANCELLED). */
+gboolean qubes_key_job_take(QubesKeyJob *job, guint8 salt[QUBES_SCRYPT_SALT],
+                            guint8 key[QUBES_SCRYPT_KEY], const gint *cancel,
+                            GError **error);
+/* Frees @job unused (a derivation not yet begun never runs). */
+void qubes_key_job_drop(QubesKeyJob *job);
+
+G_END_DECLS
