@@ -8,7 +8,7 @@ static const Method *const tables[] = {
     api_feature_methods,  api_tag_methods,       api_label_methods,
     api_pool_methods,     api_volume_methods,    api_notes_methods,
     api_firewall_methods, api_device_methods,    api_events_methods,
-    api_internal_methods,
+    api_backup_methods,   api_internal_methods,
 };
 
 const Method *api_find_method(const char *name, gboolean internal,
@@ -36,6 +36,8 @@ ApiState *api_state_new(void)
 {
     ApiState *s = g_new0(ApiState, 1);
     s->policy_dir = g_strdup("/etc/qubes/policy.d");
+    s->backup_dir = g_strdup("/etc/qubes/backup");
+    s->backups = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     s->clone_tokens = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                             (GDestroyNotify)qubes_volume_unref);
     return s;
@@ -51,6 +53,9 @@ void api_state_free(ApiState *state)
     if (!state)
         return;
     g_free(state->policy_dir);
+    g_free(state->backup_dir);
+    g_free(state->dom0_home);
+    g_hash_table_unref(state->backups);
     g_hash_table_unref(state->clone_tokens);
     g_free(state);
 }

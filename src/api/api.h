@@ -4,7 +4,8 @@
  * file here with its table of methods: admin-vm.c (classes, the domain
  * list, create, remove), admin-lifecycle.c (start, stop, state),
  * admin-property.c, admin-feature.c, admin-tag.c, admin-label.c, admin-pool.c,
- * admin-volume.c, admin-notes.c, admin-events.c, and internal.c (the internal
+ * admin-volume.c, admin-notes.c, admin-events.c, admin-backup.c (with
+ * backup-run.c, the writing of one backup), and internal.c (the internal
  * socket's import methods). api.c joins the tables and finds a method by name.
  *
  * A method runs on the main thread with a Call: the request's validated
@@ -61,6 +62,12 @@ struct _Method {
 struct _ApiState {
     GHashTable *clone_tokens; /* token -> QubesVolume* (ref) */
     char *policy_dir;
+    /* backups (admin-backup.c): where the profiles are, dom0's home
+     * folder (NULL: the reference's lookup), the running ones by profile
+     * (-> QubesBackupRun*, owned by their job) */
+    char *backup_dir;
+    char *dom0_home;
+    GHashTable *backups;
 };
 
 ApiState *api_state_new(void);
@@ -111,6 +118,7 @@ extern const Method api_notes_methods[];
 extern const Method api_firewall_methods[];
 extern const Method api_device_methods[];
 extern const Method api_events_methods[];
+extern const Method api_backup_methods[];
 extern const Method api_internal_methods[];
 
 /* ---- provided by the transport ---- */

@@ -172,6 +172,8 @@ int main(int argc, char **argv)
     g_autofree char *base_dir = NULL;
     g_autofree char *socket_path = NULL;
     g_autofree char *policy_dir = NULL;
+    g_autofree char *backup_dir = NULL;
+    g_autofree char *dom0_home = NULL;
     gboolean version = FALSE;
     gint64 request_timeout = SERVER_REQUEST_TIMEOUT;
     gint64 max_connections = SERVER_MAX_CONNECTIONS;
@@ -197,6 +199,12 @@ int main(int argc, char **argv)
         {"policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir,
          "The qrexec policy, consulted for what a qube other than dom0 may "
          "list or watch (default /etc/qubes/policy.d)",
+         "DIR"},
+        {"backup-dir", 0, 0, G_OPTION_ARG_FILENAME, &backup_dir,
+         "The backup profiles, NAME.conf (default /etc/qubes/backup)", "DIR"},
+        {"dom0-home", 0, 0, G_OPTION_ARG_FILENAME, &dom0_home,
+         "dom0's home folder, what a backup of dom0 holds (default: the "
+         "home of the first member of the group qubes)",
          "DIR"},
         {"request-timeout", 0, 0, G_OPTION_ARG_INT64, &request_timeout,
          "Seconds a client has to send its request, and again to take its "
@@ -342,6 +350,11 @@ int main(int argc, char **argv)
         g_hash_table_unref(bw.ids);
         return 1;
     }
+    if (backup_dir) {
+        g_free(srv->api->backup_dir);
+        srv->api->backup_dir = g_strdup(backup_dir);
+    }
+    srv->api->dom0_home = g_strdup(dom0_home);
     if (policy_dir) {
         g_free(srv->api->policy_dir);
         srv->api->policy_dir = g_strdup(policy_dir);
