@@ -38,11 +38,12 @@ static gboolean write_all(int fd, const void *data, gsize len)
     return TRUE;
 }
 
-GBytes *qa_call_raw(const char *socket_path, const char *src,
-                    const char *method, const char *dest, const char *arg,
-                    const void *payload, gsize payload_len, GError **error)
+/* A connection to @path with the request sent and the write side shut
+ * down; -1 with @error. *@sent: whether the request went whole. */
+static int send_request(const char *path, const char *src, const char *method,
+                        const char *dest, const char *arg, const void *payload,
+                        gsize payload_len, gboolean *sent, GError **error)
 {
-    const char *path = socket_path ? socket_path : qa_socket_path();
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (fd < 0 || strlen(path) >= sizeof sa.sun_path) {
@@ -50,7 +51,7 @@ GBytes *qa_call_raw(const char *socket_path, const char *src,
                     "cannot connect to qubesd at %s", path);
         if (fd >= 0)
             close(fd);
-        return NULL;
+        return -1;
     }
     g_strlcpy(sa.sun_path, path, sizeof sa.sun_path);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
@@ -58,13 +59,26 @@ GBytes *qa_call_raw(const char *socket_path, const char *src,
         close(fd);
         g_set_error(error, QA_ERROR, QA_ERROR_CONNECT,
                     "cannot connect to qubesd at %s: %s", path, g_strerror(e));
-        return NULL;
+        return -1;
     }
     g_autofree char *header = g_strdup_printf(
         "%s+%s %s name %s", method, arg ? arg : "", src ? src : "dom0", dest);
-    gboolean ok = write_all(fd, header, strlen(header) + 1) &&
-                  (!payload_len || write_all(fd, payload, payload_len));
+    *sent = write_all(fd, header, strlen(header) + 1) &&
+            (!payload_len || write_all(fd, payload, payload_len));
     shutdown(fd, SHUT_WR);
+    return fd;
+}
+
+GBytes *qa_call_raw(const char *socket_path, const char *src,
+                    const char *method, const char *dest, const char *arg,
+                    const void *payload, gsize payload_len, GError **error)
+{
+    const char *path = socket_path ? socket_path : qa_socket_path();
+    gboolean ok = FALSE;
+    int fd = send_request(path, src, method, dest, arg, payload, payload_len,
+                          &ok, error);
+    if (fd < 0)
+        return NULL;
     GByteArray *out = g_byte_array_new();
     char buf[65536];
     for (;;) {
@@ -171,4 +185,81 @@ int qa_fail(const char *prog, const GError *error)
 gboolean qa_isatty(void)
 {
     return isatty(STDOUT_FILENO);
+}
+
+/* ---- events ---- */
+
+struct _QaEvents {
+    int fd;
+    GByteArray *buf;
+};
+
+QaEvents *qa_events_open(const char *dest, GError **error)
+{
+    gboolean sent = FALSE;
+    int fd = send_request(qa_socket_path(), NULL, "admin.Events", dest, NULL,
+                          NULL, 0, &sent, error);
+    if (fd < 0)
+        return NULL;
+    QaEvents *ev = g_new0(QaEvents, 1);
+    ev->fd = fd;
+    ev->buf = g_byte_array_new();
+    return ev;
+}
+
+int qa_events_fd(QaEvents *ev)
+{
+    return ev->fd;
+}
+
+/* One whole event at the front of the buffer: "1\0SUBJECT\0EVENT\0"
+ * then KEY\0VALUE\0 pairs and an empty field; its length, or 0. */
+static gsize whole_event(const guint8 *p, gsize n, GPtrArray *fields)
+{
+    if (n < 2 || p[0] != '1' || p[1] != 0)
+        return 0;
+    gsize pos = 2;
+    for (;;) {
+        const guint8 *end = memchr(p + pos, 0, n - pos);
+        if (!end)
+            return 0;
+        gsize len = (gsize)(end - (p + pos));
+        if (!len && fields->len >= 2 && fields->len % 2 == 0)
+            return pos + 1;
+        g_ptr_array_add(fields, g_strndup((const char *)p + pos, len));
+        pos += len + 1;
+        if (pos >= n)
+            return 0;
+    }
+}
+
+gboolean qa_events_read(QaEvents *ev, QaEventFunc func, gpointer data)
+{
+    guint8 chunk[65536];
+    ssize_t n = read(ev->fd, chunk, sizeof chunk);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return TRUE;
+    if (n <= 0)
+        return FALSE;
+    g_byte_array_append(ev->buf, chunk, (guint)n);
+    for (;;) {
+        g_autoptr(GPtrArray) fields = g_ptr_array_new_with_free_func(g_free);
+        gsize used = whole_event(ev->buf->data, ev->buf->len, fields);
+        if (!used)
+            break;
+        g_ptr_array_add(fields, NULL);
+        func(fields->pdata[0], fields->pdata[1],
+             (const char *const *)fields->pdata + 2, data);
+        g_byte_array_remove_range(ev->buf, 0, (guint)used);
+    }
+    return TRUE;
+}
+
+void qa_events_close(QaEvents *ev)
+{
+    if (!ev)
+        return;
+    close(ev->fd);
+    g_byte_array_unref(ev->buf);
+    g_free(ev);
 }

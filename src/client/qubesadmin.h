@@ -50,6 +50,17 @@ const char *qa_error_type(const GError *error);
  * the Qubes tools use (1). */
 int qa_fail(const char *prog, const GError *error);
 
+/* A stream of admin.Events on @dest: poll qa_events_fd() for input, then
+ * qa_events_read() calls @func for each whole event (its subject, name
+ * and a NULL-ended KEY, VALUE, ... vector); FALSE at the stream's end. */
+typedef struct _QaEvents QaEvents;
+typedef void (*QaEventFunc)(const char *subject, const char *event,
+                            const char *const *kwargs, gpointer data);
+QaEvents *qa_events_open(const char *dest, GError **error);
+int qa_events_fd(QaEvents *ev);
+gboolean qa_events_read(QaEvents *ev, QaEventFunc func, gpointer data);
+void qa_events_close(QaEvents *ev);
+
 /* Whether stdout is a terminal (for progress bars and tables). */
 gboolean qa_isatty(void);
 

@@ -16,7 +16,9 @@ nothing is ever left under the final name or as a temporary.
 """
 import os
 import re
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -412,6 +414,107 @@ def test_full_disk_fails_and_leaves_nothing():
             'exists')
     finally:
         small.close()
+
+
+# ---- qvm-backup, as a process ----
+
+def qvm_backup(args, stdin=b'', **kw):
+    env = dict(os.environ, QUBESD_SOCKET=D().sock,
+               QUBES_BACKUP_PROFILE_DIR=state['profiles'])
+    tool = os.path.join(os.path.dirname(QUBESD), 'qvm-backup')
+    return subprocess.run([tool] + args, input=stdin, capture_output=True,
+                          env=env, timeout=300, **kw)
+
+
+def profiles():
+    return sorted(os.listdir(state['profiles']))
+
+
+def test_qvm_backup_makes_a_backup():
+    before = profiles()
+    pw = os.path.join(state['profiles'], '..', 'qvm-backup-pw')
+    with open(pw, 'w') as f:
+        f.write(PASS + '\n')
+    with open(private_img('test-vm1'), 'r+b') as f:
+        f.seek(8 << 20)
+        f.write(os.urandom(8 << 20))
+    clear_dest()
+    r = qvm_backup(['-y', '-p', pw, '--no-compress', state['dest'],
+                    'test-vm1'])
+    assert r.returncode == 0, r
+    out = r.stdout.decode()
+    assert out.startswith('------------------+--------------+'), out
+    assert '         test-vm1 |           VM |' in out, out
+    assert out.endswith('\n\n\n'), repr(out[-10:])
+    assert 'Making a backup...' in r.stderr.decode(), r.stderr
+    assert profiles() == before, profiles()  # the temporary one went
+    assert len(dest_files()) == 1, dest_files()
+    if VERIFY:
+        b = Backup(os.path.join(state['dest'], dest_files()[0]), PASS)
+        assert 'compressed=False' in b.header_text
+        assert b.same_sparse('vm2/private.img', private_img('test-vm1'))
+    os.unlink(pw)
+
+
+def test_qvm_backup_usage_and_refusals():
+    r = qvm_backup([])
+    assert r.returncode == 2, r
+    assert b"either --profile or 'backup_location' is required" in r.stderr
+    r = qvm_backup(['--profile', 'x', '-x', 'test-vm1'])
+    assert r.returncode == 2, r
+    assert b'--exclude-list option could not be used together with ' \
+        b'--profile' in r.stderr, r.stderr
+    r = qvm_backup(['--profile', 'x', '--no-compress'])  # falsy: allowed
+    assert r.returncode == 1, r
+    assert b'Backup preparation error: Backup profile does not exist: x' \
+        in r.stderr, r.stderr
+    r = qvm_backup([state['dest'], 'nosuchvm'])
+    assert r.returncode == 2 and b"no such domain: 'nosuchvm'" in r.stderr, r
+    r = qvm_backup(['-d', 'nosuchvm', '/x', 'test-vm1'])
+    assert r.returncode == 1, r
+    assert b'Backup preparation error: Invalid destination_vm specified ' \
+        b'in backup profile' in r.stderr, r.stderr
+    # declined: nothing made, the temporary profile gone
+    before = profiles()
+    clear_dest()
+    r = qvm_backup([state['dest'], 'test-vm1'], stdin=b'n\n')
+    assert r.returncode == 0, r
+    assert r.stdout.decode().endswith('Do you want to proceed? [y/N] '), r
+    assert dest_files() == [] and profiles() == before, profiles()
+    # a saved profile: the client's YAML, mode 0600, runnable by name
+    r = qvm_backup(['-y', '-p', '-', '--save-profile', 'kept', '-Z', 'xz',
+                    '-x', 'test-template', state['dest']],
+                   stdin=b'  secret phrase  \n')
+    assert r.returncode == 0, r
+    path = os.path.join(state['profiles'], 'kept.conf')
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    with open(path) as f:
+        assert f.read() == (
+            'compression: xz\ndestination_path: %s\ndestination_vm: dom0\n'
+            'exclude:\n- test-template\ninclude: null\n'
+            'passphrase_text: \'  secret phrase\'\n' % state['dest'])
+    os.unlink(path)
+
+
+def test_qvm_backup_ctrl_c_cancels():
+    pw = os.path.join(state['profiles'], '..', 'qvm-backup-pw')
+    with open(pw, 'w') as f:
+        f.write('x\n')
+    clear_dest()
+    env = dict(os.environ, QUBESD_SOCKET=D().sock,
+               QUBES_BACKUP_PROFILE_DIR=state['profiles'])
+    tool = os.path.join(os.path.dirname(QUBESD), 'qvm-backup')
+    p = subprocess.Popen([tool, '-y', '-p', pw, '-Z', 'xz', state['dest'],
+                          'test-vm1'], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    time.sleep(2)
+    assert p.poll() is None
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 1, (out, err)
+    assert b'Backup error: Backup cancelled' in err, err
+    assert dest_files() == [], dest_files()
+    os.unlink(pw)
 
 
 sys.exit(run_file(globals(), setup, state, after))
