@@ -133,6 +133,73 @@ static QubesBackupQube *plan_qube(QubesDomain *d)
     return q;
 }
 
+/* The order CPython iterates a set of qubes in (master's include list is
+ * a set, and its summary and backup follow it): a qube hashes to its qid,
+ * the set starts with 8 slots, probes 9 slots on from the hash, then
+ * perturbs, and grows to the next power of two above 4 x used once 3/5
+ * full (setobject.c). @doms come in insertion order; sorted in place. */
+static void python_set_order(GPtrArray *doms)
+{
+    gsize size = 8;
+    g_autofree QubesDomain **table = g_new0(QubesDomain *, size);
+    gsize fill = 0;
+    for (guint n = 0; n < doms->len; n++) {
+        QubesDomain *d = doms->pdata[n];
+        for (;;) {
+            gsize mask = size - 1, i = d->qid & mask;
+            guint64 perturb = d->qid;
+            QubesDomain **slot = NULL;
+            while (!slot) {
+                gsize probes = i + 9 <= mask ? 9 : 0;
+                for (gsize j = 0; j <= probes && !slot; j++)
+                    if (!table[i + j])
+                        slot = &table[i + j];
+                perturb >>= 5;
+                i = (i * 5 + 1 + perturb) & mask;
+            }
+            *slot = d;
+            fill++;
+            break;
+        }
+        if (fill * 5 >= (size - 1) * 3) {
+            /* resize: reinserted in table order */
+            gsize newsize = 8;
+            while (newsize <= fill * 4)
+                newsize <<= 1;
+            QubesDomain **old = table;
+            gsize oldsize = size;
+            table = g_new0(QubesDomain *, newsize);
+            size = newsize;
+            for (gsize k = 0; k < oldsize; k++) {
+                if (!old[k])
+                    continue;
+                gsize mask = size - 1, i = old[k]->qid & mask;
+                guint64 perturb = old[k]->qid;
+                for (;;) {
+                    if (!table[i]) {
+                        table[i] = old[k];
+                        break;
+                    }
+                    gboolean put = FALSE;
+                    if (i + 9 <= mask)
+                        for (gsize j = 1; j <= 9 && !put; j++)
+                            if (!table[i + j])
+                                table[i + j] = old[k], put = TRUE;
+                    if (put)
+                        break;
+                    perturb >>= 5;
+                    i = (i * 5 + 1 + perturb) & mask;
+                }
+            }
+            g_free(old);
+        }
+    }
+    g_ptr_array_set_size(doms, 0);
+    for (gsize k = 0; k < size; k++)
+        if (table[k])
+            g_ptr_array_add(doms, table[k]);
+}
+
 QubesBackupPlan *qubes_backup_plan_new(QubesApp *app,
                                        const char *const *include,
                                        const char *const *exclude,
@@ -148,17 +215,34 @@ QubesBackupPlan *qubes_backup_plan_new(QubesApp *app,
     plan->qubes = g_ptr_array_new_with_free_func((GDestroyNotify)qube_free);
     plan->not_selected = g_ptr_array_new_with_free_func(g_free);
     QubesDomain *dom0 = NULL;
+    g_autoptr(GPtrArray) chosen = g_ptr_array_new();
     for (guint i = 0; i < all->len; i++) {
         QubesDomain *d = all->pdata[i];
         gboolean in = include ? matches_any(d, include)
                               : qubes_domain_flag(d, "include_in_backups");
-        if (!in || matches_any(d, exclude)) {
+        if (in)
+            g_ptr_array_add(chosen, d);
+    }
+    /* master: a set of the qubes an include list names (name order
+     * without one), less the excluded, dom0 last */
+    if (include)
+        python_set_order(chosen);
+    for (guint i = 0; i < all->len; i++) {
+        QubesDomain *d = all->pdata[i];
+        gboolean in = FALSE;
+        for (guint j = 0; j < chosen->len && !in; j++)
+            in = chosen->pdata[j] == d;
+        if (!in || matches_any(d, exclude))
             g_ptr_array_add(plan->not_selected, g_strdup(d->name));
-        } else if (d->qid == 0) {
+    }
+    for (guint i = 0; i < chosen->len; i++) {
+        QubesDomain *d = chosen->pdata[i];
+        if (matches_any(d, exclude))
+            continue;
+        if (d->qid == 0)
             dom0 = d;
-        } else {
+        else
             g_ptr_array_add(plan->qubes, plan_qube(d));
-        }
     }
     if (dom0) {
         g_autofree char *home =

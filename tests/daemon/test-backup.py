@@ -149,6 +149,39 @@ def test_info_default_selection_types_and_sizes():
     d.ok('admin.vm.Remove', 'alone')
 
 
+def test_info_rows_in_the_order_of_masters_set():
+    """master's include list becomes a Python set of qubes (hash: the
+    qid), iterated in its table's order: the rows come in that order"""
+    import random
+    d = D()
+    rnd = random.Random(7)
+    names = ['q%03d' % n for n in rnd.sample(range(1000), 40)]
+    for n in names:
+        d.ok('admin.vm.Create.AppVM', arg='test-template',
+             payload='name=%s label=red' % n)
+    qid = {}
+    for n in names:
+        qid[n] = int(d.ok('admin.vm.property.Get', n, 'qid').split()[-1])
+
+    class Q:
+        def __init__(self, name):
+            self.name = name
+
+        def __hash__(self):
+            return qid[self.name]
+    # inserted as master's generator goes: app.domains in name order
+    pick = sorted(rnd.sample(names, 25))
+    expect = [q.name for q in set(Q(n) for n in pick)]
+    profile('order', 'include: [%s]\ndestination_vm: dom0\n'
+            'destination_path: /tmp\npassphrase_text: x\n' % ', '.join(pick))
+    out = d.ok('admin.backup.Info', arg='order')
+    rows = [line.split('|')[0].strip() for line in out.splitlines()
+            if line.endswith('|') and not line.startswith('-')][1:-1]
+    assert rows == expect, (rows, expect)
+    for n in names:
+        d.ok('admin.vm.Remove', n)
+
+
 def test_profile_errors_in_masters_words():
     d = D()
     r = d.call('admin.backup.Info', arg='nosuch')
