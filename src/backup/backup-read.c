@@ -4,15 +4,24 @@
  * gathered whole (the header files, or one chunk of at most
  * QUBES_BACKUP_MAX_CHUNK bytes), decrypted and authenticated, and only
  * then handed on: to the file's decompressor (an Inflater), whose output
- * goes to the file's own tar reader and from there to the callbacks. */
+ * goes to the file's own tar reader and from there to the callbacks.
+ *
+ * Keys ahead: when the backup is a regular file, its outer tar headers are
+ * scanned first (a hint only), and the keys of the next chunks are
+ * derived on other cores (key-ahead.h) from their own headers while the
+ * current one is decompressed and written. A key derived ahead is used
+ * only if the chunk read has the very header it was derived for; else the
+ * key is derived then. */
 #include "backup-read.h"
 
+#include "key-ahead.h"
 #include "qubes-error.h"
 #include "scrypt-file.h"
 
 #include <errno.h>
 #include <gio/gio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HEADER_NAME "backup-header"
@@ -218,6 +227,147 @@ static gboolean inflater_finish(Inflater *f, gboolean ok, GError **error)
     return ok;
 }
 
+/* ---- keys ahead ---- */
+
+typedef struct {
+    char *name;     /* an outer member named *.enc */
+    guint64 offset; /* of its data in the file */
+} Member;
+
+typedef struct {
+    QubesKeyJob *job;
+    guint8 header[QUBES_SCRYPT_HEADER];
+} AheadJob;
+
+typedef struct {
+    int fd;
+    GPtrArray *members; /* Member, in the file's order */
+    guint next;         /* the next member to start a key for */
+    QubesKeyAhead *ka;
+    GHashTable *jobs; /* name -> AheadJob */
+    guint threads;
+} Prefetch;
+
+static void member_free(Member *m)
+{
+    g_free(m->name);
+    g_free(m);
+}
+
+static void ahead_job_free(AheadJob *a)
+{
+    qubes_key_job_drop(a->job);
+    g_free(a);
+}
+
+/* A tar number field (octal, or GNU base-256); FALSE when neither. */
+static gboolean tar_number(const guint8 *f, gsize n, guint64 *out)
+{
+    guint64 v = 0;
+    if (f[0] & 0x80) {
+        for (gsize i = 1; i < n; i++)
+            v = (v << 8) | f[i];
+        *out = v;
+        return n <= 9 || f[1] == 0;
+    }
+    gsize i = 0;
+    while (i < n && f[i] == ' ')
+        i++;
+    gboolean any = FALSE;
+    for (; i < n && f[i] >= '0' && f[i] <= '7'; i++, any = TRUE)
+        v = v * 8 + (guint64)(f[i] - '0');
+    *out = v;
+    return any;
+}
+
+/* The outer members of the file, from their headers (stopping at the
+ * first that does not parse). */
+static GPtrArray *scan_members(int fd)
+{
+    GPtrArray *out =
+        g_ptr_array_new_with_free_func((GDestroyNotify)member_free);
+    guint8 b[512];
+    guint64 off = 0;
+    while (out->len < 100000 && pread(fd, b, sizeof b, (off_t)off) == 512) {
+        gboolean zero = TRUE;
+        for (int i = 0; i < 512 && zero; i++)
+            zero = b[i] == 0;
+        if (zero) { /* the end blocks each member of the reference has */
+            off += 512;
+            continue;
+        }
+        guint64 size;
+        if (!tar_number(b + 124, 12, &size))
+            break;
+        char type = (char)b[156];
+        if (type == '0' || type == '\0') {
+            char name[101];
+            memcpy(name, b, 100);
+            name[100] = '\0';
+            if (g_str_has_suffix(name, ".enc")) {
+                Member *m = g_new0(Member, 1);
+                m->name = g_strdup(name);
+                m->offset = off + 512;
+                g_ptr_array_add(out, m);
+            }
+        }
+        off += 512 + (size + 511) / 512 * 512;
+    }
+    return out;
+}
+
+static Prefetch *prefetch_new(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        lseek(fd, 0, SEEK_CUR) != 0)
+        return NULL;
+    Prefetch *p = g_new0(Prefetch, 1);
+    p->fd = fd;
+    p->members = scan_members(fd);
+    p->threads = MAX(1, g_get_num_processors());
+    QubesScryptParams dflt = QUBES_SCRYPT_PARAMS_DEFAULT;
+    p->ka = qubes_key_ahead_new(&dflt, p->threads);
+    p->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                    (GDestroyNotify)ahead_job_free);
+    return p;
+}
+
+static void prefetch_free(Prefetch *p)
+{
+    if (!p)
+        return;
+    g_hash_table_unref(p->jobs);
+    qubes_key_ahead_free(p->ka);
+    g_ptr_array_unref(p->members);
+    g_free(p);
+}
+
+/* Keeps a derivation going per core for the chunks that come next. */
+static void prefetch_schedule(Prefetch *p, const char *backup_id,
+                              const char *passphrase)
+{
+    while (p && g_hash_table_size(p->jobs) < p->threads &&
+           p->next < p->members->len) {
+        Member *m = p->members->pdata[p->next++];
+        AheadJob *a = g_new0(AheadJob, 1);
+        QubesScryptParams params;
+        guint8 salt[QUBES_SCRYPT_SALT];
+        if (pread(p->fd, a->header, sizeof a->header, (off_t)m->offset) !=
+                (ssize_t)sizeof a->header ||
+            !qubes_scrypt_header_parse(a->header, &params, salt, NULL)) {
+            g_free(a);
+            continue;
+        }
+        g_autofree char *base = g_strndup(m->name, strlen(m->name) - 4);
+        g_autofree char *pass =
+            g_strdup_printf("%s!%s!%s", backup_id, base, passphrase);
+        a->job = qubes_key_ahead_start_for(p->ka, pass, &params, salt);
+        memset(pass, 0, strlen(pass));
+        g_hash_table_replace(p->jobs, g_strdup(m->name), a);
+    }
+}
+
 /* ---- the backup ---- */
 
 typedef struct {
@@ -235,6 +385,7 @@ typedef struct {
     guint next_index; /* its next chunk's number */
     QubesTarReader *inner;
     Inflater *inf;
+    Prefetch *prefetch; /* NULL: not a regular file */
 } Reader;
 
 /* inner tar callbacks: on to the caller's, with the file's name */
@@ -339,6 +490,7 @@ static gboolean take_header(Reader *r, GError **error)
                     r->header.encrypted ? "" : ", not encrypted");
         return FALSE;
     }
+    prefetch_schedule(r->prefetch, r->header.backup_id, r->passphrase);
     return !r->cb->header || r->cb->header(&r->header, r->data, error);
 }
 
@@ -379,8 +531,34 @@ static gboolean take_chunk(Reader *r, GError **error)
     r->next_index++;
     g_autofree char *pass = g_strdup_printf(
         "%s!%s.%03u!%s", r->header.backup_id, file, index, r->passphrase);
-    g_autoptr(GByteArray) plain = qubes_scrypt_decrypt(
-        r->member->data, r->member->len, pass, r->member_name, error);
+    g_autoptr(GByteArray) plain = NULL;
+    gpointer key_name = NULL, value = NULL;
+    if (r->prefetch &&
+        g_hash_table_steal_extended(r->prefetch->jobs, r->member_name,
+                                    &key_name, &value)) {
+        AheadJob *a = value;
+        guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
+        /* the key is this chunk's only if its header is the one read
+         * ahead (else the file changed: derived again below) */
+        if (r->member->len >= QUBES_SCRYPT_HEADER &&
+            memcmp(a->header, r->member->data, QUBES_SCRYPT_HEADER) == 0) {
+            QubesKeyJob *job = g_steal_pointer(&a->job);
+            if (qubes_key_job_take(job, salt, key, NULL, NULL))
+                plain =
+                    qubes_scrypt_decrypt_keyed(r->member->data, r->member->len,
+                                               key, r->member_name, error);
+            memset(key, 0, sizeof key);
+            if (!plain && error && *error)
+                return FALSE;
+        }
+        ahead_job_free(a);
+        g_free(key_name);
+    }
+    if (!plain)
+        plain = qubes_scrypt_decrypt(r->member->data, r->member->len, pass,
+                                     r->member_name, error);
+    if (r->prefetch)
+        prefetch_schedule(r->prefetch, r->header.backup_id, r->passphrase);
     if (!plain || !inflater_feed(r->inf, plain->data, plain->len, error))
         return FALSE;
     return TRUE;
@@ -459,6 +637,7 @@ gboolean qubes_backup_read(int fd, const char *passphrase,
                 .header_bytes = g_byte_array_new(),
                 .files_seen = g_hash_table_new_full(g_str_hash, g_str_equal,
                                                     g_free, NULL)};
+    r.prefetch = prefetch_new(fd);
     QubesTarReader *outer = qubes_tar_reader_new(&outer_callbacks, &r);
     g_autofree guint8 *buf = g_malloc(1 << 20);
     gboolean ok = TRUE;
@@ -473,8 +652,13 @@ gboolean qubes_backup_read(int fd, const char *passphrase,
         }
         if (n == 0)
             break;
-        if (!(ok = qubes_tar_reader_feed(outer, buf, (gsize)n, error)))
+        if (!(ok = qubes_tar_reader_feed(outer, buf, (gsize)n, error))) {
+            /* the outer tar's own refusals say where */
+            if (error && *error && g_str_has_prefix((*error)->message, "tar:"))
+                g_prefix_error(error, "the backup, after '%s': ",
+                               r.member_name ? r.member_name : "its start");
             break;
+        }
     }
     if (ok)
         ok = qubes_tar_reader_finish(outer, error);
@@ -485,6 +669,7 @@ gboolean qubes_backup_read(int fd, const char *passphrase,
     }
     ok = finish_file(&r, ok, ok ? error : NULL) && ok;
     qubes_tar_reader_free(outer);
+    prefetch_free(r.prefetch);
     if (r.inner)
         qubes_tar_reader_free(r.inner);
     g_byte_array_unref(r.member);

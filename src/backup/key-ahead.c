@@ -81,14 +81,32 @@ void qubes_key_ahead_free(QubesKeyAhead *ka)
     g_free(ka);
 }
 
-QubesKeyJob *qubes_key_ahead_start(QubesKeyAhead *ka, const char *passphrase,
-                                   GError **error)
+static QubesKeyJob *job_new(const char *passphrase)
 {
     QubesKeyJob *j = g_new0(QubesKeyJob, 1);
     j->refs = 2;
     g_mutex_init(&j->lock);
     g_cond_init(&j->cond);
     j->passphrase = g_strdup(passphrase);
+    return j;
+}
+
+QubesKeyJob *qubes_key_ahead_start_for(QubesKeyAhead *ka,
+                                       const char *passphrase,
+                                       const QubesScryptParams *params,
+                                       const guint8 salt[QUBES_SCRYPT_SALT])
+{
+    QubesKeyJob *j = job_new(passphrase);
+    j->params = *params;
+    memcpy(j->salt, salt, QUBES_SCRYPT_SALT);
+    g_thread_pool_push(ka->pool, j, NULL);
+    return j;
+}
+
+QubesKeyJob *qubes_key_ahead_start(QubesKeyAhead *ka, const char *passphrase,
+                                   GError **error)
+{
+    QubesKeyJob *j = job_new(passphrase);
     j->params = ka->params;
     if (!qubes_scrypt_salt(j->salt, error)) {
         j->refs = 1;

@@ -31,6 +31,12 @@ void qubes_key_ahead_free(QubesKeyAhead *ka);
 /* Starts deriving the key of @passphrase (copied) under a fresh salt. */
 QubesKeyJob *qubes_key_ahead_start(QubesKeyAhead *ka, const char *passphrase,
                                    GError **error);
+/* Starts deriving the key of a file being read: under its own @params
+ * and @salt (from its header, checked by the caller). */
+QubesKeyJob *qubes_key_ahead_start_for(QubesKeyAhead *ka,
+                                       const char *passphrase,
+                                       const QubesScryptParams *params,
+                                       const guint8 salt[QUBES_SCRYPT_SALT]);
 /* Waits for @job and frees it: its salt and key, or FALSE with @error
  * (the derivation failed, or *@cancel became non-zero: then
  * QUBES_ERROR_BACKUP_CANCELLED). */

@@ -279,22 +279,17 @@ void qubes_scrypt_dec_free(QubesScryptDec *dec)
     g_free(dec);
 }
 
-GByteArray *qubes_scrypt_decrypt(const guint8 *untrusted, gsize len,
-                                 const char *passphrase, const char *what,
-                                 GError **error)
+GByteArray *qubes_scrypt_decrypt_keyed(const guint8 *untrusted, gsize len,
+                                       const guint8 key[QUBES_SCRYPT_KEY],
+                                       const char *what, GError **error)
 {
-    QubesScryptParams params;
-    guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
     if (len < QUBES_SCRYPT_HEADER + QUBES_SCRYPT_MAC) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                     "failed to decrypt %s: it is cut short", what);
         return NULL;
     }
-    QubesScryptDec *dec = NULL;
-    if (!qubes_scrypt_header_parse(untrusted, &params, salt, error) ||
-        !qubes_scrypt_derive(passphrase, strlen(passphrase), salt, &params, key,
-                             error) ||
-        !(dec = qubes_scrypt_dec_new(untrusted, key, error))) {
+    QubesScryptDec *dec = qubes_scrypt_dec_new(untrusted, key, error);
+    if (!dec) {
         g_prefix_error(error, "failed to decrypt %s: ", what);
         return NULL;
     }
@@ -308,5 +303,28 @@ GByteArray *qubes_scrypt_decrypt(const guint8 *untrusted, gsize len,
         g_byte_array_unref(out);
         return NULL;
     }
+    return out;
+}
+
+GByteArray *qubes_scrypt_decrypt(const guint8 *untrusted, gsize len,
+                                 const char *passphrase, const char *what,
+                                 GError **error)
+{
+    QubesScryptParams params;
+    guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
+    if (len < QUBES_SCRYPT_HEADER + QUBES_SCRYPT_MAC) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "failed to decrypt %s: it is cut short", what);
+        return NULL;
+    }
+    if (!qubes_scrypt_header_parse(untrusted, &params, salt, error) ||
+        !qubes_scrypt_derive(passphrase, strlen(passphrase), salt, &params, key,
+                             error)) {
+        g_prefix_error(error, "failed to decrypt %s: ", what);
+        return NULL;
+    }
+    GByteArray *out =
+        qubes_scrypt_decrypt_keyed(untrusted, len, key, what, error);
+    memset(key, 0, sizeof key);
     return out;
 }

@@ -121,4 +121,10 @@ GByteArray *qubes_scrypt_decrypt(const guint8 *untrusted, gsize len,
                                  const char *passphrase, const char *what,
                                  GError **error);
 
+/* The same under @key, derived already from the file's own header (its
+ * salt and parameters). */
+GByteArray *qubes_scrypt_decrypt_keyed(const guint8 *untrusted, gsize len,
+                                       const guint8 key[QUBES_SCRYPT_KEY],
+                                       const char *what, GError **error);
+
 G_END_DECLS

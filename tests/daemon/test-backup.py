@@ -482,10 +482,7 @@ def test_qvm_backup_makes_a_backup():
     assert 'Making a backup...' in r.stderr.decode(), r.stderr
     assert profiles() == before, profiles()  # the temporary one went
     assert len(dest_files()) == 1, dest_files()
-    if VERIFY:
-        b = Backup(os.path.join(state['dest'], dest_files()[0]), PASS)
-        assert 'compressed=False' in b.header_text
-        assert b.same_sparse('vm2/private.img', private_img('test-vm1'))
+    # (what such a backup holds is checked above, through the socket)
     os.unlink(pw)
 
 

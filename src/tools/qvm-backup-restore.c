@@ -1,0 +1,935 @@
+/* qvm-backup-restore: restore qubes from a Qubes backup (format 4) into
+ * qubesd, as the Qubes client's qvm-backup-restore does: the same
+ * options, the same summary table and refusals (restore-plan.h), the
+ * same Admin API calls in the same order (create, template_for_dispvms,
+ * properties, features, tags, device assignments, then netvm and
+ * default_dispvm), each volume's data imported through the import
+ * service's calls (internal.vm.volume.ImportBegin/End: the image is
+ * written here at each extent's offset, its holes never written),
+ * firewall rules and notes.
+ *
+ * The backup is read once (backup-read.h) on a thread: it stops after
+ * qubes.xml until the plan is made and confirmed, then each chunk is
+ * decrypted and checked once and goes straight to its qube. Nothing is
+ * unpacked to a folder first.
+ *
+ * When the backup turns out broken (a changed byte, a cut, a chunk out of
+ * order, a hostile member), the qubes this run created whose data did not
+ * arrive whole are removed again, and the message names the file or
+ * chunk; qubes already restored whole stay.
+ */
+#include "backup-read.h"
+#include "firewall.h"
+#include "qfile.h"
+#include "qubes-error.h"
+#include "restore-plan.h"
+#include "tool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+static const char *prog = "qvm-backup-restore";
+static int verbosity; /* -v: info messages; the client's default is
+                         warnings and errors only */
+
+static void log_info(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static void log_info(const char *fmt, ...)
+{
+    if (verbosity < 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void log_warn(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static void log_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static int runtime_error(const char *msg)
+{
+    fprintf(stderr, "%s: error: %s\n", prog, msg);
+    return 1;
+}
+
+static const char *message_of(const GError *err)
+{
+    const char *type = qa_error_type(err);
+    if (type && g_str_has_prefix(err->message, type) &&
+        g_str_has_prefix(err->message + strlen(type), ": "))
+        return err->message + strlen(type) + 2;
+    return err->message;
+}
+
+/* ---- the host ---- */
+
+static char *prop_value(const char *dest, const char *prop, gboolean global)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *r =
+        qa_call(global ? "admin.property.Get" : "admin.vm.property.Get",
+                global ? "dom0" : dest, prop, NULL, &err);
+    return r ? tool_prop_value(r, NULL) : NULL;
+}
+
+static QubesRestoreHost *host_info(GError **error)
+{
+    g_autofree char *list = qa_call("admin.vm.List", "dom0", NULL, NULL, error);
+    if (!list)
+        return NULL;
+    QubesRestoreHost *h = qubes_restore_host_new();
+    g_auto(GStrv) lines = g_strsplit(list, "\n", -1);
+    for (GStrv l = lines; *l && **l; l++) {
+        g_autofree char *name = g_strndup(*l, strcspn(*l, " "));
+        const char *k = strstr(*l, " class=");
+        g_autofree char *klass =
+            k ? g_strndup(k + 7, strcspn(k + 7, " ")) : g_strdup("");
+        if (strcmp(klass, "AdminVM") != 0) {
+            g_autofree char *dvm =
+                prop_value(name, "template_for_dispvms", FALSE);
+            g_autofree char *net = prop_value(name, "provides_network", FALSE);
+            if (g_strcmp0(dvm, "True") == 0)
+                g_hash_table_add(h->dispvm_tpls, g_strdup(name));
+            if (g_strcmp0(net, "True") == 0)
+                g_hash_table_add(h->networkers, g_strdup(name));
+        }
+        g_hash_table_insert(h->classes, g_steal_pointer(&name),
+                            g_steal_pointer(&klass));
+    }
+    h->default_template = prop_value(NULL, "default_template", TRUE);
+    h->default_dispvm = prop_value(NULL, "default_dispvm", TRUE);
+    if (h->default_template && !*h->default_template)
+        g_clear_pointer(&h->default_template, g_free);
+    if (h->default_dispvm && !*h->default_dispvm)
+        g_clear_pointer(&h->default_dispvm, g_free);
+    struct group *g = getgrnam("qubes");
+    if (g && g->gr_mem && g->gr_mem[0])
+        h->local_user = g_strdup(g->gr_mem[0]);
+    return h;
+}
+
+/* ---- the reading thread ---- */
+
+typedef enum { F_SKIP, F_VOLUME, F_FIREWALL, F_NOTES } Kind;
+
+/* What a file of the backup goes to. */
+typedef struct {
+    Kind kind;
+    char *vm;     /* the qube made for it */
+    char *volume; /* F_VOLUME */
+    int fd;
+    char *error;       /* the first failure of its import */
+    gboolean started;  /* ImportBegin answered */
+    gboolean finished; /* its data arrived whole and was taken */
+    GByteArray *bytes; /* F_FIREWALL, F_NOTES */
+} Target;
+
+typedef struct {
+    /* the reader's: shared under lock */
+    GMutex lock;
+    GCond cond;
+    GByteArray *qubes_xml;
+    gboolean xml_ready;
+    gboolean decided; /* the main thread said go (or stop) */
+    gboolean go;
+    gboolean reader_done;
+    gboolean reader_ok;
+    GError *reader_error;
+    /* set before go, read by the reader only */
+    GHashTable *targets; /* file -> Target */
+    guint64 total, done;
+    gboolean progress;
+} Restore;
+
+#define XML_MAX (16u << 20)
+#define SMALL_MAX (1u << 20)
+
+static void target_free(Target *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    g_free(t->vm);
+    g_free(t->volume);
+    g_free(t->error);
+    if (t->bytes)
+        g_byte_array_unref(t->bytes);
+    g_free(t);
+}
+
+static Target *target_new(Kind kind, const char *vm, const char *volume)
+{
+    Target *t = g_new0(Target, 1);
+    t->kind = kind;
+    t->vm = g_strdup(vm);
+    t->volume = g_strdup(volume);
+    t->fd = -1;
+    if (kind == F_FIREWALL || kind == F_NOTES)
+        t->bytes = g_byte_array_new();
+    return t;
+}
+
+static void target_fail(Target *t, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void target_fail(Target *t, const char *fmt, ...)
+{
+    if (t->error)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    t->error = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+}
+
+static gboolean wait_decision(Restore *r)
+{
+    g_mutex_lock(&r->lock);
+    r->xml_ready = TRUE;
+    g_cond_broadcast(&r->cond);
+    while (!r->decided)
+        g_cond_wait(&r->cond, &r->lock);
+    gboolean go = r->go;
+    g_mutex_unlock(&r->lock);
+    return go;
+}
+
+static gboolean stop_here(GError **error)
+{
+    g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_BACKUP_CANCELLED,
+                        "Restore cancelled");
+    return FALSE;
+}
+
+static Target *target_of(Restore *r, const char *file)
+{
+    return r->targets ? g_hash_table_lookup(r->targets, file) : NULL;
+}
+
+static gboolean rd_begin(const char *file, const QubesTarMember *m,
+                         gpointer data, GError **error)
+{
+    Restore *r = data;
+    if (strcmp(file, "qubes.xml") == 0)
+        return TRUE;
+    Target *t = target_of(r, file);
+    if (!t || t->kind != F_VOLUME)
+        return TRUE;
+    if (m->type != QUBES_TAR_FILE || strcmp(m->name, file) != 0) {
+        target_fail(t, "unexpected member %s in %s", m->name, file);
+        return TRUE;
+    }
+    if (t->started) {
+        target_fail(t, "%s holds more than one image", file);
+        return TRUE;
+    }
+    /* the import service's first half: a fresh image of this size */
+    g_autofree char *internal = qa_internal_socket_path();
+    g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, m->size);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GBytes) raw =
+        qa_call_raw(internal, "dom0", "internal.vm.volume.ImportBegin", t->vm,
+                    t->volume, size, strlen(size), &err);
+    gsize n = 0;
+    const char *p = raw ? g_bytes_get_data(raw, &n) : NULL;
+    if (!p || n < 2 || p[0] != '0' || p[1] != '\0') {
+        target_fail(t, "cannot import %s:%s: %s", t->vm, t->volume,
+                    err ? err->message : "refused by qubesd");
+        return TRUE;
+    }
+    t->started = TRUE;
+    g_autofree char *answer = g_strndup(p + 2, n - 2);
+    const char *path = strchr(answer, ' ');
+    if (!path) {
+        target_fail(t, "qubesd gave no image for %s:%s", t->vm, t->volume);
+        return TRUE;
+    }
+    path++;
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autofree char *base = g_path_get_basename(path);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    g_autoptr(GError) oerr = NULL;
+    t->fd = dfd < 0 ? -1 : qfile_openat_file(dfd, dir, base, O_WRONLY, &oerr);
+    if (dfd >= 0)
+        close(dfd);
+    if (t->fd < 0)
+        target_fail(t, "cannot open %s: %s", path,
+                    oerr ? oerr->message : g_strerror(errno));
+    return TRUE;
+}
+
+static gboolean rd_data(const char *file, const QubesTarMember *m,
+                        guint64 offset, const guint8 *buf, gsize len,
+                        gpointer data, GError **error)
+{
+    Restore *r = data;
+    if (strcmp(file, "qubes.xml") == 0) {
+        if (r->qubes_xml->len + len > XML_MAX) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "qubes.xml in the backup is larger than %u bytes",
+                        XML_MAX);
+            return FALSE;
+        }
+        g_byte_array_append(r->qubes_xml, buf, (guint)len);
+        return TRUE;
+    }
+    r->done += len;
+    if (r->progress && r->total)
+        fprintf(stderr, "\rRestoring... %.2f%%",
+                MIN(100.0, 100.0 * (double)r->done / (double)r->total));
+    Target *t = target_of(r, file);
+    if (!t || t->error)
+        return TRUE;
+    if (t->kind == F_VOLUME) {
+        /* only the data is written: the holes stay holes */
+        while (len) {
+            ssize_t n = pwrite(t->fd, buf, len, (off_t)offset);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                target_fail(t, "writing %s:%s: %s", t->vm, t->volume,
+                            g_strerror(n < 0 ? errno : EIO));
+                return TRUE;
+            }
+            buf += n, len -= (gsize)n, offset += (guint64)n;
+        }
+    } else if (t->bytes) {
+        if (t->bytes->len + len > SMALL_MAX)
+            target_fail(t, "%s is too large", file);
+        else
+            g_byte_array_append(t->bytes, buf, (guint)len);
+    }
+    return TRUE;
+}
+
+static gboolean rd_end(const char *file, const QubesTarMember *m, gpointer data,
+                       GError **error)
+{
+    return TRUE;
+}
+
+/* The whole file arrived (every chunk checked): its target takes it. */
+static gboolean rd_file_done(const char *file, gpointer data, GError **error)
+{
+    Restore *r = data;
+    if (strcmp(file, "qubes.xml") == 0)
+        return wait_decision(r) || stop_here(error);
+    Target *t = target_of(r, file);
+    if (!t)
+        return TRUE;
+    g_autoptr(GError) err = NULL;
+    if (t->kind == F_VOLUME) {
+        if (!t->started && !t->error)
+            target_fail(t, "%s holds no image", file);
+        if (t->fd >= 0 && !t->error && fdatasync(t->fd) != 0)
+            target_fail(t, "flushing %s:%s: %s", t->vm, t->volume,
+                        g_strerror(errno));
+        if (!t->started)
+            return TRUE;
+        g_autofree char *internal = qa_internal_socket_path();
+        g_autofree char *status =
+            t->error ? g_strdup_printf("fail\n%s", t->error) : g_strdup("ok");
+        g_autofree char *a =
+            qa_call_full(internal, "dom0", "internal.vm.volume.ImportEnd",
+                         t->vm, t->volume, status, strlen(status), NULL, &err);
+        if (!a)
+            target_fail(t, "%s", message_of(err));
+        t->finished = !t->error;
+    } else if (t->kind == F_FIREWALL) {
+        g_autoptr(GPtrArray) rules = qubes_fw_from_xml(
+            (const char *)t->bytes->data, t->bytes->len, file, &err);
+        GString *text = g_string_new(NULL);
+        gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+        for (guint i = 0; rules && i < rules->len; i++) {
+            g_autofree char *line = qubes_fw_rule_api(rules->pdata[i], now);
+            g_string_append_printf(text, "%s\n", line);
+        }
+        g_autofree char *a = rules ? qa_call("admin.vm.firewall.Set", t->vm,
+                                             NULL, text->str, &err)
+                                   : NULL;
+        g_string_free(text, TRUE);
+        if (!a)
+            log_warn("Failed to set firewall of %s: %s", t->vm,
+                     message_of(err));
+        t->finished = TRUE;
+    } else if (t->kind == F_NOTES) {
+        g_autofree char *a =
+            qa_call_full(NULL, NULL, "admin.vm.notes.Set", t->vm, NULL,
+                         t->bytes->data, t->bytes->len, NULL, &err);
+        if (!a)
+            log_warn("Failed to set notes of %s: %s", t->vm, message_of(err));
+        t->finished = TRUE;
+    }
+    return TRUE;
+}
+
+typedef struct {
+    Restore *r;
+    int fd;
+    char *passphrase;
+    char *filter;
+} ReaderArgs;
+
+static gpointer reader_thread(gpointer data)
+{
+    ReaderArgs *a = data;
+    Restore *r = a->r;
+    static const QubesBackupReadCallbacks cb = {
+        .begin = rd_begin,
+        .data = rd_data,
+        .end = rd_end,
+        .file_done = rd_file_done,
+    };
+    GError *err = NULL;
+    gboolean ok =
+        qubes_backup_read(a->fd, a->passphrase, a->filter, &cb, r, &err);
+    g_mutex_lock(&r->lock);
+    r->reader_done = TRUE;
+    r->reader_ok = ok;
+    r->reader_error = err;
+    g_cond_broadcast(&r->cond);
+    g_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+/* ---- making the qubes ---- */
+
+typedef struct {
+    GPtrArray *created; /* char*: names this run made */
+} Made;
+
+static gboolean call_ok(const char *method, const char *dest, const char *arg,
+                        const char *payload, GError **error)
+{
+    g_autofree char *r = qa_call(method, dest, arg, payload, error);
+    return r != NULL;
+}
+
+static void set_prop(const char *vm, const char *prop, const char *value)
+{
+    g_autoptr(GError) err = NULL;
+    if (!call_ok("admin.vm.property.Set", vm, prop, value ? value : "", &err))
+        log_warn("Error setting %s.%s to %s: %s", vm, prop,
+                 value ? value : "None", message_of(err));
+}
+
+/* _restore_vms_metadata */
+static void restore_metadata(QubesRestoreInfo *info,
+                             const QubesRestoreOptions *opts, Made *made)
+{
+    g_autoptr(GPtrArray) order = qubes_restore_templates_first(info);
+    for (guint i = 0; i < order->len; i++) {
+        QubesRestoreItem *it = order->pdata[i];
+        if (it->is_dom0 || !qubes_restore_good(it))
+            continue;
+        log_info("-> %s %s...", opts->verify_only ? "Verifying" : "Restoring",
+                 it->vm->name);
+        if (opts->verify_only)
+            continue;
+        const char *tpl = it->vm->template ? it->template : NULL;
+        QubesRestoreItem *ti = qubes_restore_item(info, tpl);
+        if (ti && !ti->is_dom0 && qubes_restore_good(ti))
+            tpl = ti->name;
+        g_autofree char *method =
+            g_strconcat("admin.vm.Create.", it->vm->klass, NULL);
+        g_autofree char *payload =
+            g_strdup_printf("name=%s label=%s", it->name, it->vm->label);
+        g_autoptr(GError) err = NULL;
+        gboolean ok = call_ok(method, "dom0", tpl, payload, &err);
+        if (!ok && qa_error_type(err) &&
+            strcmp(qa_error_type(err), "QubesLabelNotFoundError") == 0) {
+            g_clear_error(&err);
+            g_free(payload);
+            payload = g_strdup_printf("name=%s label=red", it->name);
+            ok = call_ok(method, "dom0", tpl, payload, &err);
+        }
+        if (!ok) {
+            log_warn("Error restoring VM %s, skipping: %s", it->vm->name,
+                     message_of(err));
+            it->problems |= QUBES_RESTORE_EXCLUDED; /* not made */
+            continue;
+        }
+        g_ptr_array_add(made->created, g_strdup(it->name));
+        /* early, for the disposables that depend on it */
+        const char *dvm =
+            qubes_restore_vm_prop(it->vm, "template_for_dispvms", NULL);
+        if (dvm)
+            set_prop(it->name, "template_for_dispvms", dvm);
+    }
+    if (opts->verify_only)
+        return;
+    for (guint i = 0; i < info->items->len; i++) {
+        QubesRestoreItem *it = info->items->pdata[i];
+        if (it->is_dom0 || !qubes_restore_good(it))
+            continue;
+        const QubesRestoreVM *vm = it->vm;
+        for (guint p = 0; p + 1 < vm->properties->len; p += 2) {
+            const char *name = vm->properties->pdata[p];
+            static const char *const skip[] = {
+                "dispid",         "template_for_dispvms", "template", "netvm",
+                "default_dispvm", "installed_by_rpm",     NULL};
+            if (!g_strv_contains(skip, name))
+                set_prop(it->name, name, vm->properties->pdata[p + 1]);
+        }
+        for (guint f = 0; f + 1 < vm->features->len; f += 2) {
+            g_autoptr(GError) err = NULL;
+            if (!call_ok("admin.vm.feature.Set", it->name,
+                         vm->features->pdata[f], vm->features->pdata[f + 1],
+                         &err))
+                log_warn("Error setting %s.features[%s] to %s: %s", vm->name,
+                         (char *)vm->features->pdata[f],
+                         (char *)vm->features->pdata[f + 1], message_of(err));
+        }
+        for (guint t = 0; t < vm->tags->len; t++) {
+            g_autoptr(GError) err = NULL;
+            if (!call_ok("admin.vm.tag.Set", it->name, vm->tags->pdata[t], NULL,
+                         &err))
+                log_warn("Error adding tag %s to %s: %s",
+                         (char *)vm->tags->pdata[t], vm->name, message_of(err));
+        }
+        for (guint d = 0; d < vm->devices->len; d++) {
+            const QubesRestoreDevice *dev = vm->devices->pdata[d];
+            g_autofree char *arg =
+                g_strdup_printf("%s+%s:*", dev->backend, dev->port);
+            GString *pl = g_string_new(NULL);
+            g_string_append_printf(pl,
+                                   "device_id='*' port_id='%s' "
+                                   "devclass='%s' backend_domain='%s' "
+                                   "mode='%s'",
+                                   dev->port, dev->devclass, dev->backend,
+                                   dev->required ? "required" : "auto-attach");
+            for (guint o = 0; o + 1 < dev->options->len; o += 2)
+                g_string_append_printf(pl, " _%s='%s'",
+                                       (char *)dev->options->pdata[o],
+                                       (char *)dev->options->pdata[o + 1]);
+            g_autofree char *method =
+                g_strdup_printf("admin.vm.device.%s.Assign", dev->devclass);
+            g_autoptr(GError) err = NULL;
+            if (!call_ok(method, it->name, arg, pl->str, &err))
+                log_warn("Error assigning device %s:%s to %s: %s",
+                         dev->devclass, dev->port, vm->name, message_of(err));
+            g_string_free(pl, TRUE);
+        }
+    }
+    /* dependencies last: netvm and default_dispvm, renamed ones followed */
+    for (guint i = 0; i < info->items->len; i++) {
+        QubesRestoreItem *it = info->items->pdata[i];
+        if (it->is_dom0 || !qubes_restore_good(it))
+            continue;
+        static const char *const deps[] = {"netvm", "default_dispvm"};
+        for (guint k = 0; k < G_N_ELEMENTS(deps); k++) {
+            gboolean present;
+            const char *v = qubes_restore_vm_prop(it->vm, deps[k], &present);
+            if (!present)
+                continue;
+            if (k == 0)
+                v = it->netvm;
+            /* the rename of a qube restored with it (the client follows
+             * the rename of an excluded one too, naming a qube it did
+             * not make) */
+            QubesRestoreItem *to = qubes_restore_item(info, v);
+            set_prop(it->name, deps[k],
+                     to && !to->is_dom0 && qubes_restore_good(to) ? to->name
+                                                                  : v);
+        }
+    }
+}
+
+/* The volumes of @vm saved on stop: their data comes from the backup. */
+static GPtrArray *saved_volumes(const char *vm)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *list =
+        qa_call("admin.vm.volume.List", vm, NULL, NULL, &err);
+    g_auto(GStrv) names = list ? g_strsplit(list, "\n", -1) : NULL;
+    for (GStrv n = names; n && *n && **n; n++) {
+        g_autofree char *inf =
+            qa_call("admin.vm.volume.Info", vm, *n, NULL, NULL);
+        if (inf && strstr(inf, "\nsave_on_stop=True"))
+            g_ptr_array_add(out, g_strdup(*n));
+    }
+    return out;
+}
+
+static void build_targets(Restore *r, QubesRestoreInfo *info,
+                          const QubesRestoreOptions *opts)
+{
+    r->targets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify)target_free);
+    for (guint i = 0; i < info->items->len; i++) {
+        QubesRestoreItem *it = info->items->pdata[i];
+        if (!qubes_restore_good(it) || !it->subdir)
+            continue;
+        r->total += it->size;
+        if (opts->verify_only || it->is_dom0)
+            continue;
+        g_autoptr(GPtrArray) vols = saved_volumes(it->name);
+        for (guint v = 0; v < vols->len; v++) {
+            g_autofree char *img = g_strconcat(vols->pdata[v], ".img", NULL);
+            g_hash_table_insert(r->targets,
+                                g_build_filename(it->subdir, img, NULL),
+                                target_new(F_VOLUME, it->name, vols->pdata[v]));
+        }
+        g_hash_table_insert(r->targets,
+                            g_build_filename(it->subdir, "firewall.xml", NULL),
+                            target_new(F_FIREWALL, it->name, NULL));
+        g_hash_table_insert(r->targets,
+                            g_build_filename(it->subdir, "notes.txt", NULL),
+                            target_new(F_NOTES, it->name, NULL));
+    }
+}
+
+/* After a broken read: the qubes this run made whose data did not all
+ * arrive go again. */
+static void remove_unfinished(Restore *r, Made *made)
+{
+    for (guint i = 0; i < made->created->len; i++) {
+        const char *vm = made->created->pdata[i];
+        gboolean whole = TRUE;
+        GHashTableIter it;
+        gpointer k, v;
+        g_hash_table_iter_init(&it, r->targets);
+        while (g_hash_table_iter_next(&it, &k, &v)) {
+            Target *t = v;
+            if (strcmp(t->vm, vm) == 0 && t->kind == F_VOLUME && !t->finished)
+                whole = FALSE;
+        }
+        if (whole)
+            continue;
+        g_autoptr(GError) err = NULL;
+        if (call_ok("admin.vm.Remove", vm, NULL, NULL, &err))
+            log_warn("Removed %s: its data in the backup is not whole", vm);
+        else
+            log_warn("Cannot remove %s: %s", vm, message_of(err));
+    }
+}
+
+/* ---- the command ---- */
+
+static char *read_pass(const char *file)
+{
+    char line[4096] = "";
+    if (file) {
+        FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+        if (!f)
+            return NULL;
+        if (!fgets(line, sizeof line, f))
+            line[0] = '\0';
+        if (f != stdin)
+            fclose(f);
+        return g_strchomp(g_strdup(line));
+    }
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    FILE *tty = fd >= 0 ? fdopen(fd, "r+") : NULL;
+    FILE *in = tty ? tty : stdin, *out = tty ? tty : stderr;
+    struct termios old, quiet;
+    gboolean echo_off = tty && tcgetattr(fd, &old) == 0;
+    fputs("Please enter the passphrase to verify and (if encrypted) decrypt "
+          "the backup: ",
+          out);
+    fflush(out);
+    if (echo_off) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    if (!fgets(line, sizeof line, in))
+        line[0] = '\0';
+    if (echo_off) {
+        tcsetattr(fd, TCSAFLUSH, &old);
+        fputc('\n', out);
+    }
+    if (tty)
+        fclose(tty);
+    line[strcspn(line, "\n")] = '\0';
+    return g_strdup(line);
+}
+
+/* handle_broken: the refusals in the client's words; FALSE to stop. */
+static gboolean handle_broken(QubesRestoreInfo *info,
+                              const QubesRestoreOptions *opts,
+                              gboolean skip_conflicting, gboolean skip_broken,
+                              gboolean ignore_missing, const char **why)
+{
+    gboolean conflicting = FALSE, templates = FALSE, netvms = FALSE,
+             mismatch = FALSE, dom0 = FALSE;
+    for (guint i = 0; i < info->items->len; i++) {
+        const QubesRestoreItem *it = info->items->pdata[i];
+        dom0 |= it->is_dom0;
+        if (it->problems & QUBES_RESTORE_EXCLUDED)
+            continue;
+        templates |= !!(it->problems & QUBES_RESTORE_MISSING_TEMPLATE);
+        netvms |= !!(it->problems & QUBES_RESTORE_MISSING_NETVM);
+        conflicting |= !!(it->problems & QUBES_RESTORE_ALREADY_EXISTS);
+        mismatch |= !!(it->problems & QUBES_RESTORE_USERNAME_MISMATCH);
+    }
+    if (conflicting) {
+        log_warn("*** There are VMs with conflicting names on the host! ***");
+        if (!skip_conflicting) {
+            *why = "Remove VMs with conflicting names from the host before "
+                   "proceeding.\nOr use --skip-conflicting to restore only "
+                   "those VMs that do not exist on the host.\nOr use "
+                   "--rename-conflicting to restore those VMs under modified "
+                   "names (with numbers at the end).";
+            return FALSE;
+        }
+        log_warn("Those VMs will not be restored. The host VMs will NOT be "
+                 "overwritten.");
+    }
+    if (opts->verify_only) {
+        log_info("The above VM archive(s) will be verified.");
+        log_info("Existing VMs will NOT be removed or altered.");
+    } else {
+        log_info("The above VMs will be copied and added to your system.");
+        log_info("Existing VMs will NOT be removed.");
+    }
+    const char *kinds[] = {"TemplateVMs", "NetVMs"};
+    gboolean missing[] = {templates, netvms};
+    for (guint k = 0; k < 2; k++) {
+        if (!missing[k])
+            continue;
+        log_warn("*** One or more %s are missing on the host! ***", kinds[k]);
+        if (!skip_broken && !ignore_missing) {
+            *why = "Install them before proceeding with the restore.Or pass: "
+                   "--skip-broken or --ignore-missing.";
+            return FALSE;
+        }
+        if (skip_broken)
+            log_warn("Skipping broken entries: VMs that depend on missing %s "
+                     "will NOT be restored.",
+                     kinds[k]);
+        else
+            log_warn("Ignoring missing entries: VMs that depend on missing "
+                     "%s will have default value assigned.",
+                     kinds[k]);
+    }
+    if (dom0 && opts->dom0_home && !opts->verify_only) {
+        if (mismatch) {
+            log_warn("*** Dom0 username mismatch! This can break some "
+                     "settings! ***");
+            if (!opts->ignore_username_mismatch) {
+                *why = "Skip restoring the dom0 home directory "
+                       "(--skip-dom0-home), or pass "
+                       "--ignore-username-mismatch to continue anyway.";
+                return FALSE;
+            }
+            log_warn("Continuing as directed.");
+        }
+        log_warn("NOTE: The archived dom0 home directory will be restored to "
+                 "a new directory 'home-restore-<current-time>' created "
+                 "inside the dom0 home directory. Restored files should be "
+                 "copied or moved out of the new directory before using "
+                 "them.");
+    }
+    return TRUE;
+}
+
+int main(int argc, char **argv)
+{
+    gboolean verify_only = FALSE, skip_broken = FALSE, ignore_missing = FALSE;
+    gboolean skip_conflicting = FALSE, rename_conflicting = FALSE;
+    gboolean skip_dom0_home = FALSE, ignore_username = FALSE;
+    gboolean ignore_size = FALSE, verbose = FALSE, quiet = FALSE;
+    g_auto(GStrv) exclude = NULL;
+    g_autofree char *filter = NULL, *dest_vm = NULL, *pass_file = NULL;
+    GOptionEntry entries[] = {
+        {"verify-only", 0, 0, G_OPTION_ARG_NONE, &verify_only,
+         "Verify backup integrity without restoring any data", NULL},
+        {"skip-broken", 0, 0, G_OPTION_ARG_NONE, &skip_broken,
+         "Do not restore VMs that have missing TemplateVMs or NetVMs", NULL},
+        {"ignore-missing", 0, 0, G_OPTION_ARG_NONE, &ignore_missing,
+         "Restore VMs even if their associated TemplateVMs and NetVMs are "
+         "missing",
+         NULL},
+        {"skip-conflicting", 0, 0, G_OPTION_ARG_NONE, &skip_conflicting,
+         "Do not restore VMs that are already present on the host", NULL},
+        {"rename-conflicting", 0, 0, G_OPTION_ARG_NONE, &rename_conflicting,
+         "Restore VMs that are already present on the host under different "
+         "names",
+         NULL},
+        {"exclude", 'x', 0, G_OPTION_ARG_STRING_ARRAY, &exclude,
+         "Skip restore of specified VM (may be repeated)", "EXCLUDE"},
+        {"skip-dom0-home", 0, 0, G_OPTION_ARG_NONE, &skip_dom0_home,
+         "Do not restore dom0 user home directory", NULL},
+        {"ignore-username-mismatch", 0, 0, G_OPTION_ARG_NONE, &ignore_username,
+         "Ignore dom0 username mismatch when restoring home directory", NULL},
+        {"ignore-size-limit", 0, 0, G_OPTION_ARG_NONE, &ignore_size,
+         "Ignore size limit calculated from backup metadata", NULL},
+        {"compression-filter", 'Z', 0, G_OPTION_ARG_STRING, &filter,
+         "Force specific compression filter program, instead of the one from "
+         "the backup header",
+         "COMPRESSION"},
+        {"dest-vm", 'd', 0, G_OPTION_ARG_STRING, &dest_vm,
+         "Specify VM containing the backup to be restored", "APPVM"},
+        {"passphrase-file", 'p', 0, G_OPTION_ARG_FILENAME, &pass_file,
+         "Read passphrase from file, or use '-' to read from stdin",
+         "PASS_FILE"},
+        {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "increase verbosity",
+         NULL},
+        {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "decrease verbosity",
+         NULL},
+        {NULL},
+    };
+    tool_parse(&argc, &argv, entries, "backup_location [vms ...]",
+               "Restore qubes from a Qubes backup.", NULL);
+    verbosity = verbose - quiet;
+    if (argc < 2)
+        return tool_usage_error(prog, "the following arguments are required: "
+                                      "backup_location");
+    const char *location = argv[1];
+    if (dest_vm && strcmp(dest_vm, "dom0") != 0)
+        return runtime_error("Restoring from a qube needs qrexec "
+                             "(qubes.Restore), which this system does not "
+                             "have: copy the backup to dom0");
+    g_autofree char *pass = read_pass(pass_file);
+    if (!pass) {
+        g_autofree char *m = g_strdup_printf("[Errno %d] %s: '%s'", errno,
+                                             g_strerror(errno), pass_file);
+        return runtime_error(m);
+    }
+    log_info("Checking backup content...");
+    int fd = open(location, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        g_autofree char *m =
+            g_strdup_printf("Cannot open %s: %s", location, g_strerror(errno));
+        return runtime_error(m);
+    }
+    g_autoptr(GError) err = NULL;
+    QubesRestoreHost *host = host_info(&err);
+    if (!host)
+        return qa_fail(prog, err);
+    Restore r = {0};
+    g_mutex_init(&r.lock);
+    g_cond_init(&r.cond);
+    r.qubes_xml = g_byte_array_new();
+    r.progress = isatty(STDERR_FILENO);
+    ReaderArgs ra = {.r = &r, .fd = fd, .passphrase = pass, .filter = filter};
+    GThread *reader = g_thread_new("reader", reader_thread, &ra);
+    /* until qubes.xml is read and checked */
+    g_mutex_lock(&r.lock);
+    while (!r.xml_ready && !r.reader_done)
+        g_cond_wait(&r.cond, &r.lock);
+    gboolean have_xml = r.xml_ready;
+    g_mutex_unlock(&r.lock);
+    int rc = 0;
+    QubesRestoreOptions opts = {
+        .verify_only = verify_only,
+        .rename_conflicting = rename_conflicting,
+        .use_default_template = ignore_missing,
+        .use_default_netvm = ignore_missing,
+        .dom0_home = !skip_dom0_home,
+        .ignore_username_mismatch = ignore_username,
+        .exclude = g_ptr_array_new_with_free_func(g_free),
+    };
+    for (GStrv x = exclude; x && *x; x++)
+        g_ptr_array_add(opts.exclude, g_strdup(*x));
+    g_autoptr(QubesRestoreInfo) info = NULL;
+    Made made = {.created = g_ptr_array_new_with_free_func(g_free)};
+    gboolean go = FALSE;
+    g_autofree char *summary = NULL;
+    if (!have_xml)
+        goto finish;
+    info = qubes_restore_info_new((const char *)r.qubes_xml->data,
+                                  r.qubes_xml->len, host, &opts, &err);
+    if (!info) {
+        rc = runtime_error(err->message);
+        goto decide;
+    }
+    if (argc > 2) {
+        for (guint i = 0; i < info->items->len; i++) {
+            QubesRestoreItem *it = info->items->pdata[i];
+            if (!g_strv_contains((const char *const *)argv + 2, it->vm->name))
+                g_ptr_array_add(opts.exclude, g_strdup(it->vm->name));
+        }
+        qubes_restore_info_verify(info, host, &opts);
+    }
+    summary = qubes_restore_summary(info);
+    printf("%s\n", summary);
+    fflush(stdout);
+    const char *why = NULL;
+    if (!handle_broken(info, &opts, skip_conflicting, skip_broken,
+                       ignore_missing, &why)) {
+        rc = runtime_error(why);
+        goto decide;
+    }
+    if (!pass_file) {
+        printf("Do you want to proceed? [y/N] ");
+        fflush(stdout);
+        char line[64] = "";
+        if (!fgets(line, sizeof line, stdin) ||
+            g_ascii_strcasecmp(g_strstrip(line), "y") != 0)
+            goto decide;
+    }
+    /* restore_do */
+    qubes_restore_info_verify(info, host, &opts);
+    gboolean any = FALSE;
+    for (guint i = 0; i < info->items->len; i++)
+        any |= qubes_restore_good(info->items->pdata[i]);
+    if (!any && !verify_only) {
+        /* nothing to restore: the rest of the backup is not read */
+        log_info("-> Done.");
+        goto decide;
+    }
+    restore_metadata(info, &opts, &made);
+    build_targets(&r, info, &opts);
+    go = TRUE;
+decide:
+    g_mutex_lock(&r.lock);
+    r.decided = TRUE;
+    r.go = go;
+    g_cond_broadcast(&r.cond);
+    g_mutex_unlock(&r.lock);
+finish:
+    g_thread_join(reader);
+    close(fd);
+    if (r.progress && go)
+        fputc('\n', stderr);
+    if (go || !have_xml) {
+        if (!r.reader_ok) {
+            fprintf(stderr, "%s: error: %s\n", prog,
+                    r.reader_error ? r.reader_error->message : "read failed");
+            if (r.targets)
+                remove_unfinished(&r, &made);
+            rc = 1;
+        } else if (go) {
+            GHashTableIter it;
+            gpointer k, v;
+            g_hash_table_iter_init(&it, r.targets);
+            while (g_hash_table_iter_next(&it, &k, &v)) {
+                Target *t = v;
+                if (t->kind == F_VOLUME && t->error) {
+                    log_warn("Failed to restore volume %s of VM %s: %s",
+                             t->volume, t->vm, t->error);
+                    rc = 1;
+                }
+            }
+            if (rc)
+                remove_unfinished(&r, &made);
+            log_info("-> Done.");
+            if (!verify_only)
+                log_info("-> Please install updates for all the restored "
+                         "templates.");
+        }
+    }
+    g_clear_error(&r.reader_error);
+    if (r.targets)
+        g_hash_table_unref(r.targets);
+    g_byte_array_unref(r.qubes_xml);
+    g_ptr_array_unref(made.created);
+    g_ptr_array_unref(opts.exclude);
+    qubes_restore_host_free(host);
+    memset(pass, 0, strlen(pass));
+    return rc;
+}
