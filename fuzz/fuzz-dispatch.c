@@ -363,6 +363,9 @@ static void make_system(void)
         abort();
     }
     srv->request_timeout = 5;
+    /* no profile: a backup would spend seconds deriving keys per call */
+    g_free(srv->api->backup_dir);
+    srv->api->backup_dir = g_build_filename(top, "backup-profiles", NULL);
     g_autofree char *pdir = g_build_filename(top, "p2", NULL);
     g_autofree char *padd =
         g_strdup_printf("name=p2\ndir_path=%s\nrevisions_to_keep=2\n", pdir);

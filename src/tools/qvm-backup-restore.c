@@ -28,6 +28,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +126,7 @@ static QubesRestoreHost *host_info(GError **error)
 
 /* ---- the reading thread ---- */
 
-typedef enum { F_SKIP, F_VOLUME, F_FIREWALL, F_NOTES } Kind;
+typedef enum { F_SKIP, F_VOLUME, F_FIREWALL, F_NOTES, F_HOME } Kind;
 
 /* What a file of the backup goes to. */
 typedef struct {
@@ -136,6 +138,9 @@ typedef struct {
     gboolean started;  /* ImportBegin answered */
     gboolean finished; /* its data arrived whole and was taken */
     GByteArray *bytes; /* F_FIREWALL, F_NOTES */
+    int home_fd;       /* F_HOME: home-restore-DATE */
+    uid_t uid;         /* F_HOME: its owner */
+    gid_t gid;
 } Target;
 
 typedef struct {
@@ -162,6 +167,8 @@ static void target_free(Target *t)
 {
     if (t->fd >= 0)
         close(t->fd);
+    if (t->kind == F_HOME && t->home_fd >= 0)
+        close(t->home_fd);
     g_free(t->vm);
     g_free(t->volume);
     g_free(t->error);
@@ -177,6 +184,7 @@ static Target *target_new(Kind kind, const char *vm, const char *volume)
     t->vm = g_strdup(vm);
     t->volume = g_strdup(volume);
     t->fd = -1;
+    t->home_fd = -1;
     if (kind == F_FIREWALL || kind == F_NOTES)
         t->bytes = g_byte_array_new();
     return t;
@@ -191,6 +199,70 @@ static void target_fail(Target *t, const char *fmt, ...)
     va_start(ap, fmt);
     t->error = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+}
+
+/* ---- dom0's home: extracted under home-restore-DATE, never following
+ * a link and never leaving it ---- */
+
+/* The folder of @name's last component under @root (made as needed,
+ * each component opened with O_NOFOLLOW); its fd, and *@leaf the last
+ * component. -1 for a name that is absolute, empty, or has "." or "..". */
+static int home_parent(Target *t, const char *name, char **leaf)
+{
+    g_auto(GStrv) parts = g_strsplit(name, "/", -1);
+    guint n = g_strv_length(parts);
+    while (n > 1 && !*parts[n - 1]) /* a folder's trailing slash */
+        n--;
+    if (!n || !*parts[0])
+        return -1;
+    for (guint i = 0; i < n; i++)
+        if (!*parts[i] || !strcmp(parts[i], ".") || !strcmp(parts[i], ".."))
+            return -1;
+    int fd = dup(t->home_fd);
+    for (guint i = 0; fd >= 0 && i + 1 < n; i++) {
+        if (mkdirat(fd, parts[i], 0700) == 0)
+            fchownat(fd, parts[i], t->uid, t->gid, AT_SYMLINK_NOFOLLOW);
+        int next = openat(fd, parts[i],
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(fd);
+        fd = next;
+    }
+    *leaf = g_strdup(parts[n - 1]);
+    return fd;
+}
+
+static void home_begin(Target *t, const QubesTarMember *m)
+{
+    g_autofree char *leaf = NULL;
+    int dfd = home_parent(t, m->name, &leaf);
+    if (dfd < 0) {
+        log_warn("dom0 home: '%s' left out: not a safe name", m->name);
+        return;
+    }
+    mode_t mode = m->mode & 0777;
+    if (m->type == QUBES_TAR_DIR) {
+        if (mkdirat(dfd, leaf, mode | 0700) == 0)
+            fchownat(dfd, leaf, t->uid, t->gid, AT_SYMLINK_NOFOLLOW);
+    } else if (m->type == QUBES_TAR_SYMLINK) {
+        if (symlinkat(m->link, dfd, leaf) == 0)
+            fchownat(dfd, leaf, t->uid, t->gid, AT_SYMLINK_NOFOLLOW);
+    } else if (m->type == QUBES_TAR_FILE) {
+        t->fd = openat(dfd, leaf,
+                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                       mode);
+        if (t->fd >= 0) {
+            if (fchown(t->fd, t->uid, t->gid) != 0 ||
+                ftruncate(t->fd, (off_t)m->size) != 0)
+                log_warn("dom0 home: %s: %s", m->name, g_strerror(errno));
+        } else {
+            log_warn("dom0 home: '%s' left out: %s", m->name,
+                     g_strerror(errno));
+        }
+    } else {
+        log_warn("dom0 home: '%s' left out: not a file, folder or link",
+                 m->name);
+    }
+    close(dfd);
 }
 
 static gboolean wait_decision(Restore *r)
@@ -224,6 +296,13 @@ static gboolean rd_begin(const char *file, const QubesTarMember *m,
     if (strcmp(file, "qubes.xml") == 0)
         return TRUE;
     Target *t = target_of(r, file);
+    if (t && t->kind == F_HOME) {
+        if (t->fd >= 0)
+            close(t->fd);
+        t->fd = -1;
+        home_begin(t, m);
+        return TRUE;
+    }
     if (!t || t->kind != F_VOLUME)
         return TRUE;
     if (m->type != QUBES_TAR_FILE || strcmp(m->name, file) != 0) {
@@ -291,7 +370,7 @@ static gboolean rd_data(const char *file, const QubesTarMember *m,
     Target *t = target_of(r, file);
     if (!t || t->error)
         return TRUE;
-    if (t->kind == F_VOLUME) {
+    if (t->kind == F_VOLUME || (t->kind == F_HOME && t->fd >= 0)) {
         /* only the data is written: the holes stay holes */
         while (len) {
             ssize_t n = pwrite(t->fd, buf, len, (off_t)offset);
@@ -362,6 +441,8 @@ static gboolean rd_file_done(const char *file, gpointer data, GError **error)
         if (!a)
             log_warn("Failed to set firewall of %s: %s", t->vm,
                      message_of(err));
+        t->finished = TRUE;
+    } else if (t->kind == F_HOME) {
         t->finished = TRUE;
     } else if (t->kind == F_NOTES) {
         g_autofree char *a =
@@ -563,6 +644,37 @@ static GPtrArray *saved_volumes(const char *vm)
     return out;
 }
 
+/* _handle_dom0's folder: home-restore-DATE in the home of dom0's user
+ * (the first member of the group qubes, else ours), owned by that user. */
+static Target *home_target(void)
+{
+    struct group *g = getgrnam("qubes");
+    struct passwd *pw =
+        g && g->gr_mem && g->gr_mem[0] ? getpwnam(g->gr_mem[0]) : NULL;
+    /* else ours: $HOME, as Python's expanduser('~') */
+    const char *home = pw && pw->pw_dir ? pw->pw_dir : g_get_home_dir();
+    g_autoptr(GDateTime) now = g_date_time_new_now_local();
+    g_autofree char *name = g_date_time_format(now, "home-restore-%Y-%m-%d-%H%M%S");
+    log_info("Restoring home of user '%s' to '%s' directory...",
+             pw ? pw->pw_name : g_get_user_name(), name);
+    int hfd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (hfd < 0 || mkdirat(hfd, name, 0700) != 0) {
+        log_warn("Cannot make %s/%s: %s", home, name, g_strerror(errno));
+        if (hfd >= 0)
+            close(hfd);
+        return NULL;
+    }
+    Target *t = target_new(F_HOME, "dom0", NULL);
+    t->uid = pw ? pw->pw_uid : getuid();
+    t->gid = pw ? pw->pw_gid : getgid();
+    t->home_fd = openat(hfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                       O_CLOEXEC);
+    if (fchownat(hfd, name, t->uid, t->gid, AT_SYMLINK_NOFOLLOW) != 0)
+        log_warn("*** Error while setting restore directory owner");
+    close(hfd);
+    return t;
+}
+
 static void build_targets(Restore *r, QubesRestoreInfo *info,
                           const QubesRestoreOptions *opts)
 {
@@ -573,8 +685,14 @@ static void build_targets(Restore *r, QubesRestoreInfo *info,
         if (!qubes_restore_good(it) || !it->subdir)
             continue;
         r->total += it->size;
-        if (opts->verify_only || it->is_dom0)
+        if (opts->verify_only)
             continue;
+        if (it->is_dom0) {
+            Target *t = home_target();
+            if (t)
+                g_hash_table_insert(r->targets, g_strdup(it->subdir), t);
+            continue;
+        }
         g_autoptr(GPtrArray) vols = saved_volumes(it->name);
         for (guint v = 0; v < vols->len; v++) {
             g_autofree char *img = g_strconcat(vols->pdata[v], ".img", NULL);

@@ -49,6 +49,8 @@ def setup():
     with open(os.path.join(FIXTURES, 'MANIFEST.json')) as f:
         state['manifest'] = json.load(f)
     state['n'] = 0
+    state['home'] = os.path.join(state['tmp'], 'restore-home')
+    os.mkdir(state['home'])
 
 
 def after():
@@ -66,7 +68,14 @@ def fresh(name):
     make_kernel(base, '6.1.0')
     profiles = os.path.join(state['tmp'], 'profiles-%d' % state['n'])
     os.mkdir(profiles)
-    d = Daemon(QUBESD, base, args=['--backup-dir', profiles])
+    # dom0's home as the source system backs it up
+    src_home = os.path.join(state['tmp'], 'src-home-%d' % state['n'], 'user')
+    os.makedirs(os.path.join(src_home, 'docs'))
+    with open(os.path.join(src_home, 'docs', 'a.txt'), 'w') as f:
+        f.write('dom0 file\n')
+    os.symlink('/etc/passwd', os.path.join(src_home, 'outside'))
+    d = Daemon(QUBESD, base, args=['--backup-dir', profiles,
+                                   '--dom0-home', src_home])
     state['d'] = d.start()
     state['base'] = base
     state['profiles'] = profiles
@@ -78,8 +87,10 @@ def D():
 
 
 def tool(name, args, stdin=b''):
+    # dom0's home is restored into $HOME (there is no group qubes here)
     env = dict(os.environ, QUBESD_SOCKET=D().sock,
-               QUBES_BACKUP_PROFILE_DIR=state['profiles'])
+               QUBES_BACKUP_PROFILE_DIR=state['profiles'],
+               HOME=state['home'])
     return subprocess.run([os.path.join(TOOLS, name)] + args, input=stdin,
                           capture_output=True, env=env, timeout=900)
 
@@ -354,11 +365,22 @@ def test_round_trip_through_our_backup():
     names = ['rt-tpl', 'rt-net', 'rt-fw', 'rt-dvm', 'rt-work']
     before = snapshot(names)
     dest = os.path.join(state['fs'].mnt, 'rt.bin')
-    r = tool('qvm-backup', ['-y', '-p', passfile('rt pass'), dest] + names)
+    r = tool('qvm-backup', ['-y', '-p', passfile('rt pass'), dest] + names +
+             ['dom0'])
     assert r.returncode == 0, r
     d = fresh('rt-dst')
-    r = restore(dest, 'rt pass')
+    r = restore(dest, 'rt pass', '--ignore-username-mismatch')
     assert r.returncode == 0, r
+    assert b'will be restored to a new directory' in r.stderr, r.stderr
+    # dom0's home: under home-restore-DATE, the link kept as a link
+    homes = [n for n in os.listdir(state['home'])
+             if n.startswith('home-restore-')]
+    assert len(homes) == 1, homes
+    got = os.path.join(state['home'], homes[0], 'dom0-home', 'user')
+    with open(os.path.join(got, 'docs', 'a.txt')) as f:
+        assert f.read() == 'dom0 file\n'
+    assert os.readlink(os.path.join(got, 'outside')) == '/etc/passwd'
+    shutil.rmtree(os.path.join(state['home'], homes[0]))
     after = snapshot(names)
     for n in names:
         assert after[n] == before[n], (n, before[n], after[n])
