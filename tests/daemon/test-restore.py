@@ -17,7 +17,10 @@
 4. A broken backup (a byte flipped in a volume's chunk): the qubes whose
    data did not arrive whole are removed again, the message names the
    chunk.
-5. Round trip: a system with a template, a netvm chain, a disposable
+5. dom0's home from a hostile backup: "..", absolute names, a write
+   through a symbolic link, a device, a hard link: nothing lands outside
+   home-restore-DATE, each refusal named.
+6. Round trip: a system with a template, a netvm chain, a disposable
    template, firewall, notes, features, tags and sparse volumes with data
    past 100 MiB (several chunks), backed up by qubesd and restored into a
    fresh one: the same state through the API, the same bytes in every
@@ -385,6 +388,112 @@ def test_round_trip_through_our_backup():
     for n in names:
         assert after[n] == before[n], (n, before[n], after[n])
     os.unlink(dest)
+
+
+def scrypt_enc(plain, passphrase):
+    """The scrypt tool's file of @plain, at a low cost (the reader takes
+    any parameters within its limits)."""
+    t = tempfile.mkdtemp(dir=state['tmp'])
+    src, out, pw = (os.path.join(t, n) for n in ('in', 'out', 'pw'))
+    with open(src, 'wb') as f:
+        f.write(plain)
+    with open(pw, 'w') as f:
+        f.write(passphrase + '\n')
+    subprocess.run(['scrypt', 'enc', '-t', '0.05', '--passphrase',
+                    'file:' + pw, src, out], check=True, capture_output=True)
+    with open(out, 'rb') as f:
+        data = f.read()
+    shutil.rmtree(t)
+    return data
+
+
+def hostile_backup(path, passphrase, home_members):
+    """A format 4 backup of dom0's home whose tar stream is
+    @home_members (a callable filling a tarfile)."""
+    import io
+    import tarfile
+    bid = '20261206T000000-1'
+    header = ('version=4\nencrypted=True\ncompressed=False\n'
+              'compression-filter=gzip\nhmac-algorithm=scrypt\n'
+              'backup-id=%s\n' % bid).encode()
+    xml = (b"<?xml version='1.0' encoding='utf-8'?>\n<qubes>"
+           b'<labels><label id="label-8" color="0x000000">black</label>'
+           b'</labels><pools/><properties/><domains>'
+           b'<domain id="domain-0" class="AdminVM"><properties>'
+           b'<property name="label">label-8</property></properties>'
+           b'<features><feature name="backup-content">1</feature>'
+           b'<feature name="backup-path">dom0-home/user</feature>'
+           b'<feature name="backup-size">10</feature></features><tags/>'
+           b'</domain></domains></qubes>\n')
+
+    def inner(fill):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode='w', format=tarfile.GNU_FORMAT) \
+                as t:
+            fill(t)
+        return buf.getvalue()
+
+    def one(t, name, data):
+        ti = tarfile.TarInfo(name)
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+    files = [('backup-header', header),
+             ('backup-header.hmac',
+              scrypt_enc(header, 'backup-header!' + passphrase)),
+             ('qubes.xml.000.enc',
+              scrypt_enc(inner(lambda t: one(t, 'qubes.xml', xml)),
+                         '%s!qubes.xml.000!%s' % (bid, passphrase))),
+             ('dom0-home/user.000.enc',
+              scrypt_enc(inner(home_members),
+                         '%s!dom0-home/user.000!%s' % (bid, passphrase)))]
+    with tarfile.open(path, 'w', format=tarfile.PAX_FORMAT) as t:
+        for name, data in files:
+            one(t, name, data)
+
+
+def test_hostile_members_stay_inside():
+    import io
+    import tarfile
+    fresh('hostile')
+    outside = os.path.join(state['tmp'], 'outside')
+    os.mkdir(outside)
+
+    def fill(t):
+        def add(name, data=b'x', kind=tarfile.REGTYPE, link=''):
+            ti = tarfile.TarInfo(name)
+            ti.type = kind
+            ti.linkname = link
+            ti.size = len(data) if kind == tarfile.REGTYPE else 0
+            t.addfile(ti, io.BytesIO(data) if kind == tarfile.REGTYPE
+                      else None)
+        add('dom0-home/user/', kind=tarfile.DIRTYPE)
+        add('dom0-home/user/good.txt', b'good\n')
+        add('dom0-home/user/../../escape.txt')
+        add('/abs-%d.txt' % os.getpid())
+        add('dom0-home/user/lnk', kind=tarfile.SYMTYPE, link=outside)
+        add('dom0-home/user/lnk/through.txt')
+        add('dom0-home/user/dev', kind=tarfile.CHRTYPE)
+        add('dom0-home/user/hard', kind=tarfile.LNKTYPE,
+            link='/etc/passwd')
+    path = os.path.join(state['tmp'], 'hostile.bin')
+    hostile_backup(path, 'hp', fill)
+    r = restore(path, 'hp')
+    assert r.returncode == 0, r
+    homes = [n for n in os.listdir(state['home'])
+             if n.startswith('home-restore-')]
+    assert len(homes) == 1, homes
+    top = os.path.join(state['home'], homes[0])
+    made = sorted(os.path.relpath(os.path.join(dp, n), top)
+                  for dp, dns, fns in os.walk(top) for n in dns + fns)
+    assert made == ['dom0-home', 'dom0-home/user',
+                    'dom0-home/user/good.txt', 'dom0-home/user/lnk'], made
+    assert os.listdir(outside) == [], os.listdir(outside)
+    assert not os.path.exists('/abs-%d.txt' % os.getpid())
+    assert not os.path.exists(os.path.join(state['home'], 'escape.txt'))
+    err = r.stderr.decode()
+    for bad in ('escape.txt', 'abs-', 'through.txt', 'dev', 'hard'):
+        assert bad in err, (bad, err)
+    shutil.rmtree(top)
 
 
 sys.exit(run_file(globals(), setup, state, after))
