@@ -1,10 +1,12 @@
 /* tool.c: see tool.h. */
 #include "tool.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 void tool_parse(int *argc, char ***argv, const GOptionEntry *entries,
@@ -230,4 +232,44 @@ GPtrArray *tool_get_all(const char *method, const char *dest, GError **error)
         g_ptr_array_add(props, p);
     }
     return props;
+}
+
+const char *tool_error_message(const GError *err)
+{
+    const char *type = qa_error_type(err);
+    if (type && g_str_has_prefix(err->message, type) &&
+        g_str_has_prefix(err->message + strlen(type), ": "))
+        return err->message + strlen(type) + 2;
+    return err->message;
+}
+
+char *tool_getpass(const char *prompt)
+{
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    FILE *tty = fd >= 0 ? fdopen(fd, "r+") : NULL;
+    FILE *in = tty ? tty : stdin, *out = tty ? tty : stderr;
+    struct termios old, quiet;
+    gboolean echo_off = tty && tcgetattr(fd, &old) == 0;
+    fputs(prompt, out);
+    fflush(out);
+    if (echo_off) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    char line[4096] = "";
+    if (!fgets(line, sizeof line, in))
+        line[0] = '\0';
+    if (echo_off) {
+        tcsetattr(fd, TCSAFLUSH, &old);
+        fputc('\n', out);
+    }
+    if (tty)
+        fclose(tty);
+    else if (fd >= 0)
+        close(fd);
+    line[strcspn(line, "\n")] = '\0';
+    char *r = g_strdup(line);
+    memset(line, 0, sizeof line);
+    return r;
 }

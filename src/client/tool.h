@@ -59,4 +59,12 @@ typedef struct {
  * @dest and parses the answer (new array of ToolProp), or NULL. */
 GPtrArray *tool_get_all(const char *method, const char *dest, GError **error);
 
+/* The message of an Admin API exception without its type (what str()
+ * of the client's exception gives). */
+const char *tool_error_message(const GError *err);
+
+/* Python's getpass(): @prompt and a line read from the terminal without
+ * echo (standard input when there is no terminal). New string. */
+char *tool_getpass(const char *prompt);
+
 G_END_DECLS

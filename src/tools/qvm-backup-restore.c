@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 static const char *prog = "qvm-backup-restore";
@@ -66,15 +65,6 @@ static int runtime_error(const char *msg)
 {
     fprintf(stderr, "%s: error: %s\n", prog, msg);
     return 1;
-}
-
-static const char *message_of(const GError *err)
-{
-    const char *type = qa_error_type(err);
-    if (type && g_str_has_prefix(err->message, type) &&
-        g_str_has_prefix(err->message + strlen(type), ": "))
-        return err->message + strlen(type) + 2;
-    return err->message;
 }
 
 /* ---- the host ---- */
@@ -247,9 +237,9 @@ static void home_begin(Target *t, const QubesTarMember *m)
         if (symlinkat(m->link, dfd, leaf) == 0)
             fchownat(dfd, leaf, t->uid, t->gid, AT_SYMLINK_NOFOLLOW);
     } else if (m->type == QUBES_TAR_FILE) {
-        t->fd = openat(dfd, leaf,
-                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                       mode);
+        t->fd =
+            openat(dfd, leaf,
+                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (t->fd >= 0) {
             if (fchown(t->fd, t->uid, t->gid) != 0 ||
                 ftruncate(t->fd, (off_t)m->size) != 0)
@@ -423,7 +413,7 @@ static gboolean rd_file_done(const char *file, gpointer data, GError **error)
             qa_call_full(internal, "dom0", "internal.vm.volume.ImportEnd",
                          t->vm, t->volume, status, strlen(status), NULL, &err);
         if (!a)
-            target_fail(t, "%s", message_of(err));
+            target_fail(t, "%s", tool_error_message(err));
         t->finished = !t->error;
     } else if (t->kind == F_FIREWALL) {
         g_autoptr(GPtrArray) rules = qubes_fw_from_xml(
@@ -440,7 +430,7 @@ static gboolean rd_file_done(const char *file, gpointer data, GError **error)
         g_string_free(text, TRUE);
         if (!a)
             log_warn("Failed to set firewall of %s: %s", t->vm,
-                     message_of(err));
+                     tool_error_message(err));
         t->finished = TRUE;
     } else if (t->kind == F_HOME) {
         t->finished = TRUE;
@@ -449,7 +439,8 @@ static gboolean rd_file_done(const char *file, gpointer data, GError **error)
             qa_call_full(NULL, NULL, "admin.vm.notes.Set", t->vm, NULL,
                          t->bytes->data, t->bytes->len, NULL, &err);
         if (!a)
-            log_warn("Failed to set notes of %s: %s", t->vm, message_of(err));
+            log_warn("Failed to set notes of %s: %s", t->vm,
+                     tool_error_message(err));
         t->finished = TRUE;
     }
     return TRUE;
@@ -502,7 +493,7 @@ static void set_prop(const char *vm, const char *prop, const char *value)
     g_autoptr(GError) err = NULL;
     if (!call_ok("admin.vm.property.Set", vm, prop, value ? value : "", &err))
         log_warn("Error setting %s.%s to %s: %s", vm, prop,
-                 value ? value : "None", message_of(err));
+                 value ? value : "None", tool_error_message(err));
 }
 
 /* _restore_vms_metadata */
@@ -537,7 +528,7 @@ static void restore_metadata(QubesRestoreInfo *info,
         }
         if (!ok) {
             log_warn("Error restoring VM %s, skipping: %s", it->vm->name,
-                     message_of(err));
+                     tool_error_message(err));
             it->problems |= QUBES_RESTORE_EXCLUDED; /* not made */
             continue;
         }
@@ -570,14 +561,16 @@ static void restore_metadata(QubesRestoreInfo *info,
                          &err))
                 log_warn("Error setting %s.features[%s] to %s: %s", vm->name,
                          (char *)vm->features->pdata[f],
-                         (char *)vm->features->pdata[f + 1], message_of(err));
+                         (char *)vm->features->pdata[f + 1],
+                         tool_error_message(err));
         }
         for (guint t = 0; t < vm->tags->len; t++) {
             g_autoptr(GError) err = NULL;
             if (!call_ok("admin.vm.tag.Set", it->name, vm->tags->pdata[t], NULL,
                          &err))
                 log_warn("Error adding tag %s to %s: %s",
-                         (char *)vm->tags->pdata[t], vm->name, message_of(err));
+                         (char *)vm->tags->pdata[t], vm->name,
+                         tool_error_message(err));
         }
         for (guint d = 0; d < vm->devices->len; d++) {
             const QubesRestoreDevice *dev = vm->devices->pdata[d];
@@ -599,7 +592,8 @@ static void restore_metadata(QubesRestoreInfo *info,
             g_autoptr(GError) err = NULL;
             if (!call_ok(method, it->name, arg, pl->str, &err))
                 log_warn("Error assigning device %s:%s to %s: %s",
-                         dev->devclass, dev->port, vm->name, message_of(err));
+                         dev->devclass, dev->port, vm->name,
+                         tool_error_message(err));
             g_string_free(pl, TRUE);
         }
     }
@@ -654,7 +648,8 @@ static Target *home_target(void)
     /* else ours: $HOME, as Python's expanduser('~') */
     const char *home = pw && pw->pw_dir ? pw->pw_dir : g_get_home_dir();
     g_autoptr(GDateTime) now = g_date_time_new_now_local();
-    g_autofree char *name = g_date_time_format(now, "home-restore-%Y-%m-%d-%H%M%S");
+    g_autofree char *name =
+        g_date_time_format(now, "home-restore-%Y-%m-%d-%H%M%S");
     log_info("Restoring home of user '%s' to '%s' directory...",
              pw ? pw->pw_name : g_get_user_name(), name);
     int hfd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -667,8 +662,8 @@ static Target *home_target(void)
     Target *t = target_new(F_HOME, "dom0", NULL);
     t->uid = pw ? pw->pw_uid : getuid();
     t->gid = pw ? pw->pw_gid : getgid();
-    t->home_fd = openat(hfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                       O_CLOEXEC);
+    t->home_fd =
+        openat(hfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fchownat(hfd, name, t->uid, t->gid, AT_SYMLINK_NOFOLLOW) != 0)
         log_warn("*** Error while setting restore directory owner");
     close(hfd);
@@ -730,7 +725,7 @@ static void remove_unfinished(Restore *r, Made *made)
         if (call_ok("admin.vm.Remove", vm, NULL, NULL, &err))
             log_warn("Removed %s: its data in the backup is not whole", vm);
         else
-            log_warn("Cannot remove %s: %s", vm, message_of(err));
+            log_warn("Cannot remove %s: %s", vm, tool_error_message(err));
     }
 }
 
@@ -749,30 +744,8 @@ static char *read_pass(const char *file)
             fclose(f);
         return g_strchomp(g_strdup(line));
     }
-    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-    FILE *tty = fd >= 0 ? fdopen(fd, "r+") : NULL;
-    FILE *in = tty ? tty : stdin, *out = tty ? tty : stderr;
-    struct termios old, quiet;
-    gboolean echo_off = tty && tcgetattr(fd, &old) == 0;
-    fputs("Please enter the passphrase to verify and (if encrypted) decrypt "
-          "the backup: ",
-          out);
-    fflush(out);
-    if (echo_off) {
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)ECHO;
-        tcsetattr(fd, TCSAFLUSH, &quiet);
-    }
-    if (!fgets(line, sizeof line, in))
-        line[0] = '\0';
-    if (echo_off) {
-        tcsetattr(fd, TCSAFLUSH, &old);
-        fputc('\n', out);
-    }
-    if (tty)
-        fclose(tty);
-    line[strcspn(line, "\n")] = '\0';
-    return g_strdup(line);
+    return tool_getpass("Please enter the passphrase to verify and (if "
+                        "encrypted) decrypt the backup: ");
 }
 
 /* handle_broken: the refusals in the client's words; FALSE to stop. */

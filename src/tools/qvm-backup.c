@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 static const char *prog = "qvm-backup";
@@ -54,47 +53,6 @@ static char *profile_dir(void)
 {
     const char *env = g_getenv("QUBES_BACKUP_PROFILE_DIR");
     return g_strdup(env && *env ? env : "/etc/qubes/backup");
-}
-
-/* The message of an exception answer, without its type (str() of the
- * client's exception). */
-static const char *message_of(const GError *err)
-{
-    const char *type = qa_error_type(err);
-    if (type && g_str_has_prefix(err->message, type) &&
-        g_str_has_prefix(err->message + strlen(type), ": "))
-        return err->message + strlen(type) + 2;
-    return err->message;
-}
-
-/* Reads a line from the terminal without echo (getpass), else from
- * standard input. */
-static char *get_pass(const char *prompt)
-{
-    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-    FILE *in = fd >= 0 ? fdopen(fd, "r+") : stdin;
-    FILE *out = fd >= 0 ? in : stderr;
-    struct termios old, quiet;
-    gboolean tty = fd >= 0 && tcgetattr(fd, &old) == 0;
-    fputs(prompt, out);
-    fflush(out);
-    if (tty) {
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)ECHO;
-        tcsetattr(fd, TCSAFLUSH, &quiet);
-    }
-    char line[4096];
-    char *got = fgets(line, sizeof line, in);
-    if (tty) {
-        tcsetattr(fd, TCSAFLUSH, &old);
-        fputs("\n", out);
-    }
-    if (in != stdin)
-        fclose(in);
-    if (!got)
-        return g_strdup("");
-    line[strcspn(line, "\n")] = '\0';
-    return g_strdup(line);
 }
 
 /* The first line of @path ("-": standard input), its end stripped as
@@ -198,7 +156,7 @@ static int run(const char *profile)
     signal(SIGINT, SIG_DFL);
     g_free(x.answer);
     if (x.error) {
-        fprintf(stderr, "\nBackup error: %s\n", message_of(x.error));
+        fprintf(stderr, "\nBackup error: %s\n", tool_error_message(x.error));
         g_error_free(x.error);
         return 1;
     }
@@ -339,7 +297,8 @@ int main(int argc, char **argv)
     g_autofree char *summary =
         qa_call("admin.backup.Info", "dom0", profile_name, NULL, &err);
     if (!summary) {
-        fprintf(stderr, "\nBackup preparation error: %s\n", message_of(err));
+        fprintf(stderr, "\nBackup preparation error: %s\n",
+                tool_error_message(err));
         rc = 1;
         goto out;
     }
@@ -363,9 +322,11 @@ int main(int argc, char **argv)
                 goto out;
             }
         } else {
-            pass = get_pass("Please enter the passphrase that will be used to "
-                            "encrypt and verify the backup: ");
-            g_autofree char *again = get_pass("Enter again for verification: ");
+            pass =
+                tool_getpass("Please enter the passphrase that will be used to "
+                             "encrypt and verify the backup: ");
+            g_autofree char *again =
+                tool_getpass("Enter again for verification: ");
             if (strcmp(pass, again) != 0) {
                 fprintf(stderr, "%s: error: Passphrase mismatch!\n", prog);
                 rc = 1;
