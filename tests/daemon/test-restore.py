@@ -20,7 +20,10 @@
 5. dom0's home from a hostile backup: "..", absolute names, a write
    through a symbolic link, a device, a hard link: nothing lands outside
    home-restore-DATE, each refusal named.
-6. Round trip: a system with a template, a netvm chain, a disposable
+6. A power cut (XFS shut down, its log not flushed) during a restore and
+   during a backup: the system loads after recovery, nothing is under the
+   backup's final name, and each runs again to the end.
+7. Round trip: a system with a template, a netvm chain, a disposable
    template, firewall, notes, features, tags and sparse volumes with data
    past 100 MiB (several chunks), backed up by qubesd and restored into a
    fresh one: the same state through the API, the same bytes in every
@@ -494,6 +497,109 @@ def test_hostile_members_stay_inside():
     for bad in ('escape.txt', 'abs-', 'through.txt', 'dev', 'hard'):
         assert bad in err, (bad, err)
     shutil.rmtree(top)
+
+
+XFS_IOC_GOINGDOWN = 0x8004587d   # _IOR('X', 125, __u32)
+GOINGDOWN_NOLOGFLUSH = 2
+
+
+def power_cut(fs, d, *procs):
+    """The filesystem stops as at a power cut (its log not flushed), the
+    processes die, and it is mounted again (log recovery)."""
+    import fcntl
+    import struct
+    fd = os.open(fs.mnt, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, XFS_IOC_GOINGDOWN,
+                    struct.pack('I', GOINGDOWN_NOLOGFLUSH))
+    finally:
+        os.close(fd)
+    for p in procs:
+        p.kill()
+        p.wait()
+    d.kill()
+    subprocess.run(['umount', fs.mnt], check=True)
+    subprocess.run(['mount', fs.dev, fs.mnt], check=True)
+
+
+def test_power_cut_during_backup_and_restore():
+    import time
+    fs = LoopFS('xfs', size='4G')
+    d = None
+    try:
+        base = os.path.join(fs.mnt, 'qubes')
+        make_kernel(base, '6.1.0')
+        profiles = os.path.join(state['tmp'], 'cut-profiles')
+        os.mkdir(profiles)
+        d = Daemon(QUBESD, base, args=['--backup-dir', profiles]).start()
+        env = dict(os.environ, QUBESD_SOCKET=d.sock,
+                   QUBES_BACKUP_PROFILE_DIR=profiles, HOME=state['home'])
+        key = 'r4-gzip'
+        man = state['manifest'][key]
+        pw = passfile(man['passphrase'])
+        # a restore cut: after its first qubes are made
+        p = subprocess.Popen([os.path.join(TOOLS, 'qvm-backup-restore'), '-p',
+                              pw, os.path.join(FIXTURES, key + '.bin')],
+                             env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while 'fx-sa' not in d.ok('admin.vm.List') and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        power_cut(fs, d, p)
+        d.start()  # the system loads
+        left = [n for n in d.ok('admin.vm.List').split('\n') if n]
+        names = [n.split()[0] for n in left]
+        assert 'dom0' in names, left
+        # what the cut left goes, and the restore run again completes
+        for n in ('fx-sa', 'fx-work', 'fx-dvm', 'fx-net', 'fx-tpl'):
+            if n in names:
+                d.ok('admin.vm.Remove', n)
+        r = subprocess.run([os.path.join(TOOLS, 'qvm-backup-restore'), '-p',
+                            pw, os.path.join(FIXTURES, key + '.bin')],
+                           env=env, capture_output=True, timeout=600)
+        assert r.returncode == 0, r
+        assert 'fx-work class=AppVM' in d.ok('admin.vm.List')
+        assert d.ok('admin.vm.notes.Get', 'fx-work') == \
+            man['qubes']['fx-work']['notes']
+        # a backup cut: nothing under its final name, the system loads,
+        # and it runs again
+        dest = os.path.join(fs.mnt, 'cut.bin')
+        with open(os.path.join(profiles, 'cut.conf'), 'w') as f:
+            f.write('include: null\ndestination_vm: dom0\n'
+                    'destination_path: %s\npassphrase_text: x\n'
+                    'compression: xz\n' % dest)
+        home = os.path.join(state['tmp'], 'cut-home')
+        os.makedirs(home, exist_ok=True)
+        d.stop()
+        d = Daemon(QUBESD, base, args=['--backup-dir', profiles,
+                                       '--dom0-home', home]).start()
+        p = subprocess.Popen([os.path.join(TOOLS, 'qvm-backup'), '-y',
+                              '--profile', 'cut'],
+                             env=dict(env, QUBESD_SOCKET=d.sock),
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(6)
+        assert p.poll() is None, 'the backup ended before the cut'
+        power_cut(fs, d, p)
+        assert not os.path.exists(dest)
+        assert [n for n in os.listdir(fs.mnt) if 'cut.bin' in n] == []
+        d.start()
+        assert 'fx-work class=AppVM' in d.ok('admin.vm.List')
+        r = subprocess.run([os.path.join(TOOLS, 'qvm-backup'), '-y',
+                            '--profile', 'cut'],
+                           env=dict(env, QUBESD_SOCKET=d.sock),
+                           capture_output=True, timeout=600)
+        assert r.returncode == 0, r
+        assert os.path.getsize(dest) > 0
+        d.stop()
+        d.cleanup()
+        d = None
+    finally:
+        if d:
+            d.kill()
+        fs.close()
 
 
 sys.exit(run_file(globals(), setup, state, after))
