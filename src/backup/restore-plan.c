@@ -35,6 +35,7 @@ static void device_free(QubesRestoreDevice *d)
     g_free(d->devclass);
     g_free(d->backend);
     g_free(d->port);
+    g_free(d->mode);
     g_ptr_array_unref(d->options);
     g_free(d);
 }
@@ -154,10 +155,16 @@ static QubesRestoreVM *read_vm(const QubesXml *xml, const QxDomain *d,
         dev->devclass = g_strdup(x->devclass);
         dev->backend = g_strdup(qx_attrs_get(x->attrs, "backend-domain"));
         dev->port = g_strdup(qx_attrs_get(x->attrs, "id"));
+        /* the mode master writes; else the older "required" (yes when
+         * absent, as the client reads it) */
+        const char *mode = qx_attrs_get(x->attrs, "mode");
         const char *req = qx_attrs_get(x->attrs, "required");
-        dev->required = !req || g_ascii_strcasecmp(req, "yes") == 0 ||
-                        g_ascii_strcasecmp(req, "true") == 0 ||
-                        strcmp(req, "1") == 0;
+        gboolean required = !req || g_ascii_strcasecmp(req, "yes") == 0 ||
+                            g_ascii_strcasecmp(req, "true") == 0 ||
+                            strcmp(req, "1") == 0;
+        dev->mode = g_strdup(mode       ? mode
+                             : required ? "required"
+                                        : "auto-attach");
         dev->options = g_ptr_array_new_with_free_func(g_free);
         g_ptr_array_extend(dev->options, x->options, qx_copy_string, NULL);
         g_ptr_array_add(vm->devices, dev);

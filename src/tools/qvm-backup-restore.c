@@ -19,6 +19,7 @@
  * chunk; qubes already restored whole stay.
  */
 #include "backup-read.h"
+#include "devices.h"
 #include "firewall.h"
 #include "qfile.h"
 #include "qubes-error.h"
@@ -574,23 +575,20 @@ static void restore_metadata(QubesRestoreInfo *info,
         }
         for (guint d = 0; d < vm->devices->len; d++) {
             const QubesRestoreDevice *dev = vm->devices->pdata[d];
+            /* the client's assignment: any device at that port */
             g_autofree char *arg =
-                g_strdup_printf("%s+%s:*", dev->backend, dev->port);
+                g_strdup_printf("%s+%s", dev->backend, dev->port);
             GString *pl = g_string_new(NULL);
-            g_string_append_printf(pl,
-                                   "device_id='*' port_id='%s' "
-                                   "devclass='%s' backend_domain='%s' "
-                                   "mode='%s'",
-                                   dev->port, dev->devclass, dev->backend,
-                                   dev->required ? "required" : "auto-attach");
-            for (guint o = 0; o + 1 < dev->options->len; o += 2)
-                g_string_append_printf(pl, " _%s='%s'",
-                                       (char *)dev->options->pdata[o],
-                                       (char *)dev->options->pdata[o + 1]);
+            g_autoptr(GError) err = NULL;
+            gboolean ok = qubes_dev_pack(pl, "mode", dev->mode, &err);
+            for (guint o = 0; ok && o + 1 < dev->options->len; o += 2) {
+                g_autofree char *key =
+                    g_strconcat("_", (char *)dev->options->pdata[o], NULL);
+                ok = qubes_dev_pack(pl, key, dev->options->pdata[o + 1], &err);
+            }
             g_autofree char *method =
                 g_strdup_printf("admin.vm.device.%s.Assign", dev->devclass);
-            g_autoptr(GError) err = NULL;
-            if (!call_ok(method, it->name, arg, pl->str, &err))
+            if (!ok || !call_ok(method, it->name, arg, pl->str, &err))
                 log_warn("Error assigning device %s:%s to %s: %s",
                          dev->devclass, dev->port, vm->name,
                          tool_error_message(err));

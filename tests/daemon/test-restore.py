@@ -315,6 +315,7 @@ def snapshot(names):
         q['tags'] = sorted(D().ok('admin.vm.tag.List', n).split())
         q['firewall'] = D().ok('admin.vm.firewall.Get', n)
         q['notes'] = D().ok('admin.vm.notes.Get', n)
+        q['block'] = D().ok('admin.vm.device.block.Assigned', n)
         vols = {}
         for v in ('root', 'private'):
             path = image(n, classes[n], v)
@@ -355,6 +356,8 @@ def test_round_trip_through_our_backup():
     d.ok('admin.vm.feature.Set', 'rt-work', 'service.x', b'1')
     d.ok('admin.vm.feature.Set', 'rt-work', 'empty', b'')
     d.ok('admin.vm.tag.Set', 'rt-work', 'rt-tag')
+    d.ok('admin.vm.device.block.Assign', 'rt-work', 'rt-net+xvdz',
+         b"mode='auto-attach' _read-only='yes'")
     d.ok('admin.vm.firewall.Set', 'rt-work',
          payload=b'action=accept dsthost=192.0.2.7 proto=tcp '
                  b'dstports=22-22\naction=accept specialtarget=dns\n'
