@@ -338,7 +338,7 @@ static void prefetch_free(Prefetch *p)
     if (!p)
         return;
     g_hash_table_unref(p->jobs);
-    qubes_key_ahead_free(p->ka);
+    qubes_key_ahead_free(p->ka, TRUE);
     g_ptr_array_unref(p->members);
     g_free(p);
 }
@@ -548,11 +548,11 @@ static gboolean take_chunk(Reader *r, GError **error)
                     qubes_scrypt_decrypt_keyed(r->member->data, r->member->len,
                                                key, r->member_name, error);
             memset(key, 0, sizeof key);
-            if (!plain && error && *error)
-                return FALSE;
         }
         ahead_job_free(a);
         g_free(key_name);
+        if (!plain && error && *error) /* the key was right: the data not */
+            return FALSE;
     }
     if (!plain)
         plain = qubes_scrypt_decrypt(r->member->data, r->member->len, pass,

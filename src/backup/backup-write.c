@@ -445,7 +445,9 @@ void qubes_backup_writer_free(QubesBackupWriter *w)
         return;
     filter_reap(w, TRUE);
     g_hash_table_unref(w->jobs);
-    qubes_key_ahead_free(w->ka);
+    /* a cancelled backup answers at once; else the derivations still
+     * running (keys no longer needed) are waited for */
+    qubes_key_ahead_free(w->ka, !(w->cancel && g_atomic_int_get(w->cancel)));
     qubes_backup_header_clear(&w->h);
     if (w->passphrase) {
         memset(w->passphrase, 0, strlen(w->passphrase));

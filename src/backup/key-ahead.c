@@ -3,6 +3,7 @@
 
 #include "qubes-error.h"
 
+#include <openssl/crypto.h>
 #include <string.h>
 
 struct _QubesKeyAhead {
@@ -63,6 +64,15 @@ static void derive(gpointer data, gpointer unused)
 QubesKeyAhead *qubes_key_ahead_new(const QubesScryptParams *params,
                                    guint threads)
 {
+    /* A derivation may still run on its thread when the process exits
+     * (qubes_key_ahead_free does not wait for it): OpenSSL's exit handler
+     * would free what that thread uses, so it is turned off (the process
+     * is going; nothing needs cleaning). */
+    static gsize once;
+    if (g_once_init_enter(&once)) {
+        OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+        g_once_init_leave(&once, 1);
+    }
     QubesKeyAhead *ka = g_new0(QubesKeyAhead, 1);
     ka->params = *params;
     if (!threads)
@@ -71,13 +81,14 @@ QubesKeyAhead *qubes_key_ahead_new(const QubesScryptParams *params,
     return ka;
 }
 
-void qubes_key_ahead_free(QubesKeyAhead *ka)
+void qubes_key_ahead_free(QubesKeyAhead *ka, gboolean wait)
 {
     if (!ka)
         return;
-    /* queued jobs are dropped by their owners before this; the pool ends
-     * once its running derivations do */
-    g_thread_pool_free(ka->pool, FALSE, FALSE);
+    /* queued jobs were dropped by their owners before this and are
+     * skipped; a running derivation ends on its own (waited for, or
+     * not: it holds its own reference) */
+    g_thread_pool_free(ka->pool, FALSE, wait);
     g_free(ka);
 }
 

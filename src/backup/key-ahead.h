@@ -24,9 +24,11 @@ typedef struct _QubesKeyJob QubesKeyJob;
 /* @threads 0: one per core. */
 QubesKeyAhead *qubes_key_ahead_new(const QubesScryptParams *params,
                                    guint threads);
-/* Drops every job not taken; returns at once (running derivations end on
- * their own threads). */
-void qubes_key_ahead_free(QubesKeyAhead *ka);
+/* Frees @ka once its jobs were taken or dropped: the dropped ones not
+ * begun never run; with @wait, returns once the running derivations
+ * ended (at most one derivation's time), else at once (they end on their
+ * threads: for a cancel that must answer now). */
+void qubes_key_ahead_free(QubesKeyAhead *ka, gboolean wait);
 
 /* Starts deriving the key of @passphrase (copied) under a fresh salt. */
 QubesKeyJob *qubes_key_ahead_start(QubesKeyAhead *ka, const char *passphrase,
