@@ -93,6 +93,7 @@ def main():
     times = {k: [] for k in ('ours-backup', 'ref-backup', 'ours-restore',
                              'ref-restore')}
     hwm_qubesd = hwm_restore = 0
+    d = d2 = None
     try:
         pw = os.path.join(tmp, 'pw')
         with open(pw, 'w') as f:
@@ -110,7 +111,7 @@ def main():
         out = os.path.join(tmp, 'out')
         os.mkdir(out)
         with open(os.path.join(profiles, 'b.conf'), 'w') as f:
-            f.write('include: [work]\ndestination_vm: dom0\n'
+            f.write('include: [tpl, work]\ndestination_vm: dom0\n'
                     'destination_path: %s/ours.bin\npassphrase_text: %s\n'
                     % (out, PASS))
         for r in range(runs):
@@ -152,6 +153,7 @@ def main():
             alloc = os.stat(got).st_blocks * 512
             d2.stop()
             d2.cleanup()
+            d2 = None
             shutil.rmtree(dst)
             # the reference's restore
             xdir = os.path.join(out, 'x')
@@ -166,7 +168,11 @@ def main():
             shutil.rmtree(xdir)
         d.stop()
         d.cleanup()
+        d = None
     finally:
+        for daemon in (d, d2):
+            if daemon:
+                daemon.kill()
         shutil.rmtree(tmp, ignore_errors=True)
         fs.close()
 
