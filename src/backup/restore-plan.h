@@ -36,7 +36,7 @@ typedef struct {
     char *devclass;
     char *backend;
     char *port;
-    char *mode; /* "required", "auto-attach", "ask-to-attach" */
+    char *mode;         /* "required", "auto-attach", "ask-to-attach" */
     GPtrArray *options; /* char*: name, value */
 } QubesRestoreDevice;
 
