@@ -1,10 +1,12 @@
 /* backup-run.c: one backup written (see backup-run.h).
  *
- * Durability: the data goes to an unnamed file (or a ".partial" name) in
- * the destination folder; only once the writer finished and fsync()
- * returned is it linked under a temporary name and renamed over the final
- * name, and the folder fsynced. So the final name either does not exist
- * (or holds what it held before) or holds a whole, synced backup.
+ * Durability: the data goes to a new file of the file layer (qfile.h's
+ * QFileNew: an unnamed O_TMPFILE inode in the destination folder, or a
+ * "NAME~XXXXXX" where the filesystem has none); only once the writer
+ * finished is it synced, linked under a temporary name and renamed over
+ * the final name, and the folder synced. So the final name either does
+ * not exist (or holds what it held before) or holds a whole, synced
+ * backup.
  */
 #include "backup-run.h"
 
@@ -56,25 +58,25 @@ double qubes_backup_run_progress(QubesBackupRun *run)
 /* ---- the output file ---- */
 
 typedef struct {
-    int dirfd;
-    char *dir;
-    char *name;    /* the final name */
-    char *partial; /* a named temporary, when no O_TMPFILE */
-    int fd;
+    QFileCtx *ctx; /* the destination folder */
+    QDir *dir;
+    char *name; /* the final name */
+    QFileNew *file;
 } Output;
 
 static gboolean out_write(const guint8 *buf, gsize len, gpointer data,
                           GError **error)
 {
     Output *o = data;
+    int fd = qfile_new_fd(o->file);
     while (len) {
-        ssize_t n = write(o->fd, buf, len);
+        ssize_t n = write(fd, buf, len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
                                           "Failed to write the backup to %s/%s",
-                                          o->dir, o->name);
+                                          qdir_path(o->dir), o->name);
         buf += n;
         len -= (gsize)n;
     }
@@ -84,14 +86,15 @@ static gboolean out_write(const guint8 *buf, gsize len, gpointer data,
 static gboolean out_open(Output *o, const char *destination, GError **error)
 {
     struct stat st;
+    g_autofree char *folder = NULL;
     if (stat(destination, &st) == 0 && S_ISDIR(st.st_mode)) {
         g_autoptr(GDateTime) now = g_date_time_new_now_local();
-        o->dir = g_strdup(destination);
+        folder = g_strdup(destination);
         o->name = g_date_time_format(now, "qubes-%Y-%m-%dT%H%M%S");
     } else {
-        o->dir = g_path_get_dirname(destination);
+        folder = g_path_get_dirname(destination);
         o->name = g_path_get_basename(destination);
-        if (stat(o->dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode) ||
             !qfile_name_is_safe(o->name)) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                         "ERROR: the backup directory for %s does not exists",
@@ -99,66 +102,32 @@ static gboolean out_open(Output *o, const char *destination, GError **error)
             return FALSE;
         }
     }
-    o->dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (o->dirfd < 0)
-        return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
-                                      "Cannot open %s", o->dir);
-    o->fd = openat(o->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
-    if (o->fd >= 0)
-        return TRUE;
-    /* no O_TMPFILE here (vfat, some network filesystems): a name */
-    o->partial = g_strdup_printf(".%s.partial-%06x", o->name,
-                                 g_random_int_range(0, 0xffffff));
-    o->fd = openat(o->dirfd, o->partial,
-                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (o->fd < 0)
-        return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
-                                      "Cannot create the backup in %s", o->dir);
+    o->ctx = qfile_ctx_new(folder);
+    if (!(o->dir = qdir_open(o->ctx, "", FALSE, error)) ||
+        !(o->file = qfile_new_begin(o->dir, o->name, error)))
+        return FALSE;
+    /* readable by dom0's user, as the reference's file is */
+    fchmod(qfile_new_fd(o->file), 0644);
     return TRUE;
 }
 
-/* Syncs the file, gives it its name, syncs the folder. */
+/* Syncs the file, gives it its name (over an older one, as the
+ * reference's open() does), syncs the folder. */
 static gboolean out_commit(Output *o, GError **error)
 {
-    if (fsync(o->fd) != 0)
-        return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
-                                      "Failed to write the backup to %s/%s",
-                                      o->dir, o->name);
-    if (!o->partial) {
-        o->partial = g_strdup_printf(".%s.partial-%06x", o->name,
-                                     g_random_int_range(0, 0xffffff));
-        g_autofree char *self = g_strdup_printf("/proc/self/fd/%d", o->fd);
-        if (linkat(AT_FDCWD, self, o->dirfd, o->partial, AT_SYMLINK_FOLLOW) !=
-            0) {
-            int e = errno;
-            g_clear_pointer(&o->partial, g_free);
-            return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, e,
-                                          "Cannot name the backup in %s",
-                                          o->dir);
-        }
-    }
-    if (renameat(o->dirfd, o->partial, o->dirfd, o->name) != 0)
-        return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
-                                      "Cannot rename the backup to %s/%s",
-                                      o->dir, o->name);
-    g_clear_pointer(&o->partial, g_free);
-    if (fsync(o->dirfd) != 0)
-        return qubes_error_errno_code(error, QUBES_ERROR_EXCEPTION, errno,
-                                      "Cannot sync %s", o->dir);
-    return TRUE;
+    QFileNew *f = g_steal_pointer(&o->file);
+    return qfile_new_commit(f, o->name, TRUE, error) &&
+           qfile_fsync_dir(o->dir, error);
 }
 
 static void out_close(Output *o)
 {
-    if (o->fd >= 0)
-        close(o->fd);
-    if (o->partial) /* a failure: the named temporary goes */
-        unlinkat(o->dirfd, o->partial, 0);
-    if (o->dirfd >= 0)
-        close(o->dirfd);
-    g_free(o->dir);
+    qfile_new_abort(o->file); /* a failure: the temporary goes */
+    if (o->dir)
+        qdir_close(o->dir);
+    if (o->ctx)
+        qfile_ctx_free(o->ctx);
     g_free(o->name);
-    g_free(o->partial);
 }
 
 /* ---- the inner streams ---- */
@@ -310,7 +279,7 @@ static gboolean put_stream(Inner *in, const char *file,
 
 gboolean qubes_backup_run(QubesBackupRun *run, GError **error)
 {
-    Output o = {.dirfd = -1, .fd = -1};
+    Output o = {0};
     QubesBackupHeader h = {.version = 4,
                            .encrypted = TRUE,
                            .compressed = run->compressed,
@@ -357,7 +326,13 @@ gboolean qubes_backup_run(QubesBackupRun *run, GError **error)
         ok = FALSE;
     }
     if (ok && (ok = out_commit(&o, error)))
-        run->written = g_build_filename(o.dir, o.name, NULL);
+        run->written = qdir_child_path(o.dir, o.name);
     out_close(&o);
+    /* the file layer's I/O errors answer as the reference's backup
+     * errors do: QubesException (not a pool's StoragePoolException) */
+    if (!ok && error && *error && (*error)->domain == QUBES_ERROR &&
+        ((*error)->code == QUBES_ERROR_STORAGE_IO ||
+         (*error)->code == QUBES_ERROR_STORAGE_POOL))
+        (*error)->code = QUBES_ERROR_EXCEPTION;
     return ok;
 }

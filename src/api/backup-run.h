@@ -3,9 +3,9 @@
  *
  * The file: the destination path itself, or "qubes-YYYY-MM-DDTHHMMSS" in
  * it when it is a folder (the reference's name), whose parent folder must
- * exist. It is written as an unnamed file in that folder (O_TMPFILE; a
- * file named ".NAME.partial-XXXXXX" where the filesystem has none, removed
- * on failure), synced, given a temporary name, renamed over the final
+ * exist. It is written as an unnamed file in that folder (qfile.h's
+ * QFileNew: O_TMPFILE, or "NAME~XXXXXX" where the filesystem has none,
+ * removed on failure), synced, given a temporary name, renamed over the final
  * name, and the folder synced. A failed or cancelled backup, or a crash,
  * never leaves a file under the final name, and leaves nothing at all but
  * on a filesystem without O_TMPFILE after a crash.

@@ -138,61 +138,44 @@ static QubesBackupQube *plan_qube(QubesDomain *d)
  * the set starts with 8 slots, probes 9 slots on from the hash, then
  * perturbs, and grows to the next power of two above 4 x used once 3/5
  * full (setobject.c). @doms come in insertion order; sorted in place. */
+/* The free slot a new entry of hash @qid takes (set_add_entry and
+ * set_insert_clean probe alike when the keys are distinct). */
+static QubesDomain **set_slot(QubesDomain **table, gsize size, guint qid)
+{
+    gsize mask = size - 1, i = qid & mask;
+    guint64 perturb = qid;
+    for (;;) {
+        gsize probes = i + 9 <= mask ? 9 : 0;
+        for (gsize j = 0; j <= probes; j++)
+            if (!table[i + j])
+                return &table[i + j];
+        perturb >>= 5;
+        i = (i * 5 + 1 + perturb) & mask;
+    }
+}
+
 static void python_set_order(GPtrArray *doms)
 {
     gsize size = 8;
     g_autofree QubesDomain **table = g_new0(QubesDomain *, size);
-    gsize fill = 0;
     for (guint n = 0; n < doms->len; n++) {
-        QubesDomain *d = doms->pdata[n];
-        for (;;) {
-            gsize mask = size - 1, i = d->qid & mask;
-            guint64 perturb = d->qid;
-            QubesDomain **slot = NULL;
-            while (!slot) {
-                gsize probes = i + 9 <= mask ? 9 : 0;
-                for (gsize j = 0; j <= probes && !slot; j++)
-                    if (!table[i + j])
-                        slot = &table[i + j];
-                perturb >>= 5;
-                i = (i * 5 + 1 + perturb) & mask;
-            }
-            *slot = d;
-            fill++;
-            break;
-        }
-        if (fill * 5 >= (size - 1) * 3) {
-            /* resize: reinserted in table order */
-            gsize newsize = 8;
-            while (newsize <= fill * 4)
-                newsize <<= 1;
-            QubesDomain **old = table;
-            gsize oldsize = size;
-            table = g_new0(QubesDomain *, newsize);
-            size = newsize;
-            for (gsize k = 0; k < oldsize; k++) {
-                if (!old[k])
-                    continue;
-                gsize mask = size - 1, i = old[k]->qid & mask;
-                guint64 perturb = old[k]->qid;
-                for (;;) {
-                    if (!table[i]) {
-                        table[i] = old[k];
-                        break;
-                    }
-                    gboolean put = FALSE;
-                    if (i + 9 <= mask)
-                        for (gsize j = 1; j <= 9 && !put; j++)
-                            if (!table[i + j])
-                                table[i + j] = old[k], put = TRUE;
-                    if (put)
-                        break;
-                    perturb >>= 5;
-                    i = (i * 5 + 1 + perturb) & mask;
-                }
-            }
-            g_free(old);
-        }
+        *set_slot(table, size, ((QubesDomain *)doms->pdata[n])->qid) =
+            doms->pdata[n];
+        gsize fill = n + 1;
+        if (fill * 5 < (size - 1) * 3)
+            continue;
+        /* grown to the next power of two above 4 x used, the entries
+         * reinserted in table order */
+        gsize newsize = 8;
+        while (newsize <= fill * 4)
+            newsize <<= 1;
+        QubesDomain **old = table;
+        table = g_new0(QubesDomain *, newsize);
+        for (gsize k = 0; k < size; k++)
+            if (old[k])
+                *set_slot(table, newsize, old[k]->qid) = old[k];
+        size = newsize;
+        g_free(old);
     }
     g_ptr_array_set_size(doms, 0);
     for (gsize k = 0; k < size; k++)

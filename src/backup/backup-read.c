@@ -260,26 +260,6 @@ static void ahead_job_free(AheadJob *a)
     g_free(a);
 }
 
-/* A tar number field (octal, or GNU base-256); FALSE when neither. */
-static gboolean tar_number(const guint8 *f, gsize n, guint64 *out)
-{
-    guint64 v = 0;
-    if (f[0] & 0x80) {
-        for (gsize i = 1; i < n; i++)
-            v = (v << 8) | f[i];
-        *out = v;
-        return n <= 9 || f[1] == 0;
-    }
-    gsize i = 0;
-    while (i < n && f[i] == ' ')
-        i++;
-    gboolean any = FALSE;
-    for (; i < n && f[i] >= '0' && f[i] <= '7'; i++, any = TRUE)
-        v = v * 8 + (guint64)(f[i] - '0');
-    *out = v;
-    return any;
-}
-
 /* The outer members of the file, from their headers (stopping at the
  * first that does not parse). */
 static GPtrArray *scan_members(int fd)
@@ -289,27 +269,20 @@ static GPtrArray *scan_members(int fd)
     guint8 b[512];
     guint64 off = 0;
     while (out->len < 100000 && pread(fd, b, sizeof b, (off_t)off) == 512) {
-        gboolean zero = TRUE;
-        for (int i = 0; i < 512 && zero; i++)
-            zero = b[i] == 0;
+        gboolean zero;
+        char name[101], type;
+        guint64 size = 0;
+        if (!qubes_tar_header_peek(b, &zero, name, &type, &size))
+            break;
         if (zero) { /* the end blocks each member of the reference has */
             off += 512;
             continue;
         }
-        guint64 size;
-        if (!tar_number(b + 124, 12, &size))
-            break;
-        char type = (char)b[156];
-        if (type == '0' || type == '\0') {
-            char name[101];
-            memcpy(name, b, 100);
-            name[100] = '\0';
-            if (g_str_has_suffix(name, ".enc")) {
-                Member *m = g_new0(Member, 1);
-                m->name = g_strdup(name);
-                m->offset = off + 512;
-                g_ptr_array_add(out, m);
-            }
+        if ((type == '0' || type == '\0') && g_str_has_suffix(name, ".enc")) {
+            Member *m = g_new0(Member, 1);
+            m->name = g_strdup(name);
+            m->offset = off + 512;
+            g_ptr_array_add(out, m);
         }
         off += 512 + (size + 511) / 512 * 512;
     }

@@ -520,3 +520,21 @@ void qubes_tar_reader_free(QubesTarReader *r)
     g_free(r->next_link);
     g_free(r);
 }
+
+gboolean qubes_tar_header_peek(const guint8 *block, gboolean *zero,
+                               char name[101], char *type, guint64 *size)
+{
+    *zero = all_zero(block, BLOCK);
+    if (*zero)
+        return TRUE;
+    if ((memcmp(block + 257, "ustar  \0", 8) != 0 && memcmp(block + 257,
+                                                            "ustar\0"
+                                                            "00",
+                                                            8) != 0) ||
+        !checksum_ok(block) || !number(block + 124, 12, size))
+        return FALSE;
+    memcpy(name, block, 100);
+    name[100] = '\0';
+    *type = (char)block[156];
+    return TRUE;
+}

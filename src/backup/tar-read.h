@@ -81,4 +81,11 @@ gboolean qubes_tar_reader_finish(QubesTarReader *r, GError **error);
 guint qubes_tar_reader_members(QubesTarReader *r);
 void qubes_tar_reader_free(QubesTarReader *r);
 
+/* One 512-byte header block looked at alone, for a caller that scans an
+ * archive ahead (a hint, checked again when the reader comes to it):
+ * *@zero for an end block; else its first name field, type and size.
+ * FALSE when it is not a valid header. */
+gboolean qubes_tar_header_peek(const guint8 *block, gboolean *zero,
+                               char name[101], char *type, guint64 *size);
+
 G_END_DECLS

@@ -99,14 +99,9 @@ GBytes *qa_call_raw(const char *socket_path, const char *src,
     return g_byte_array_free_to_bytes(out);
 }
 
-char *qa_call_full(const char *socket_path, const char *src, const char *method,
-                   const char *dest, const char *arg, const void *payload,
-                   gsize payload_len, gsize *len, GError **error)
+char *qa_answer_text(GBytes *raw, const char *method, const char *arg,
+                     gsize *len, GError **error)
 {
-    g_autoptr(GBytes) raw = qa_call_raw(socket_path, src, method, dest, arg,
-                                        payload, payload_len, error);
-    if (!raw)
-        return NULL;
     gsize n;
     const char *p = g_bytes_get_data(raw, &n);
     if (n >= 2 && p[0] == '0' && p[1] == '\0') {
@@ -130,6 +125,15 @@ char *qa_call_full(const char *socket_path, const char *src, const char *method,
                 "denied one: see its log)",
                 method, arg && *arg ? "+" : "", arg && *arg ? arg : "");
     return NULL;
+}
+
+char *qa_call_full(const char *socket_path, const char *src, const char *method,
+                   const char *dest, const char *arg, const void *payload,
+                   gsize payload_len, gsize *len, GError **error)
+{
+    g_autoptr(GBytes) raw = qa_call_raw(socket_path, src, method, dest, arg,
+                                        payload, payload_len, error);
+    return raw ? qa_answer_text(raw, method, arg, len, error) : NULL;
 }
 
 char *qa_call(const char *method, const char *dest, const char *arg,

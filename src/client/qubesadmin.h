@@ -40,6 +40,11 @@ GBytes *qa_call_raw(const char *socket, const char *src, const char *method,
                     const char *dest, const char *arg, const void *payload,
                     gsize payload_len, GError **error);
 
+/* The answer @raw (to @method+@arg) as qa_call_full gives it: its text,
+ * or NULL with @error for an exception or a refusal. */
+char *qa_answer_text(GBytes *raw, const char *method, const char *arg,
+                     gsize *len, GError **error);
+
 /* "key=value" lines (or space-separated "key=value" words) as a table. */
 GHashTable *qa_parse_kv(const char *text, const char *sep);
 

@@ -1,6 +1,7 @@
 /* tool.c: see tool.h. */
 #include "tool.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -272,4 +273,26 @@ char *tool_getpass(const char *prompt)
     char *r = g_strdup(line);
     memset(line, 0, sizeof line);
     return r;
+}
+
+/* The first line of @path ("-": standard input), its end stripped as
+ * Python's rstrip() strips. */
+char *tool_read_passphrase_file(const char *path, GError **error)
+{
+    char line[4096] = "";
+    if (strcmp(path, "-") == 0) {
+        if (!fgets(line, sizeof line, stdin))
+            line[0] = '\0';
+    } else {
+        FILE *f = fopen(path, "r");
+        if (!f) {
+            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                        "[Errno %d] %s: '%s'", errno, g_strerror(errno), path);
+            return NULL;
+        }
+        if (!fgets(line, sizeof line, f))
+            line[0] = '\0';
+        fclose(f);
+    }
+    return g_strchomp(g_strdup(line));
 }

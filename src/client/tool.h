@@ -67,4 +67,9 @@ const char *tool_error_message(const GError *err);
  * echo (standard input when there is no terminal). New string. */
 char *tool_getpass(const char *prompt);
 
+/* The first line of @path ("-": standard input), its end stripped as
+ * Python's rstrip() strips (a --passphrase-file); NULL with Python's
+ * "[Errno N] ...: 'PATH'" when it cannot be opened. New string. */
+char *tool_read_passphrase_file(const char *path, GError **error);
+
 G_END_DECLS

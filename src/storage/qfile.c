@@ -626,6 +626,44 @@ out:
     return ok;
 }
 
+/* ---- a new file made by the caller ---- */
+
+struct _QFileNew {
+    TmpFile t;
+};
+
+QFileNew *qfile_new_begin(QDir *dir, const char *final, GError **error)
+{
+    QFileNew *n = g_new0(QFileNew, 1);
+    if (!tmp_open(dir, final, &n->t, error)) {
+        g_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+int qfile_new_fd(QFileNew *n)
+{
+    return n->t.fd;
+}
+
+gboolean qfile_new_commit(QFileNew *n, const char *final, gboolean replace,
+                          GError **error)
+{
+    gboolean ok = counted_fsync(n->t.dir->ctx, n->t.fd, n->t.path, error) &&
+                  tmp_commit(&n->t, final, replace, error);
+    qfile_new_abort(n);
+    return ok;
+}
+
+void qfile_new_abort(QFileNew *n)
+{
+    if (!n)
+        return;
+    tmp_abort(&n->t);
+    g_free(n);
+}
+
 gboolean qfile_create_sparse(QDir *dir, const char *name, guint64 size,
                              GError **error)
 {

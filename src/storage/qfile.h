@@ -77,6 +77,19 @@ int qdir_fd(QDir *dir);
 /* Returns the full path of @name in @dir (caller frees). */
 char *qdir_child_path(QDir *dir, const char *name);
 
+/* A new file the caller writes, under its final name only when whole
+ * (the rule above: an O_TMPFILE inode, or "NAME~XXXXXX" where the
+ * filesystem has none, removed on abort). _commit syncs its data, then
+ * links it as @final in @dir (@replace: over an existing one, through a
+ * "~" name and a rename); the folder's sync is the caller's. Both _commit
+ * and _abort free @n. */
+typedef struct _QFileNew QFileNew;
+QFileNew *qfile_new_begin(QDir *dir, const char *final, GError **error);
+int qfile_new_fd(QFileNew *n);
+gboolean qfile_new_commit(QFileNew *n, const char *final, gboolean replace,
+                          GError **error);
+void qfile_new_abort(QFileNew *n);
+
 /* Stats @name without following links. Returns 1 when it exists, 0 when
  * it does not, -1 with @error set otherwise. */
 int qfile_stat(QDir *dir, const char *name, struct stat *st, GError **error);

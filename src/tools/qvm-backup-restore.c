@@ -21,7 +21,7 @@
 #include "backup-read.h"
 #include "devices.h"
 #include "firewall.h"
-#include "qfile.h"
+#include "import.h"
 #include "qubes-error.h"
 #include "restore-plan.h"
 #include "tool.h"
@@ -305,37 +305,14 @@ static gboolean rd_begin(const char *file, const QubesTarMember *m,
         return TRUE;
     }
     /* the import service's first half: a fresh image of this size */
-    g_autofree char *internal = qa_internal_socket_path();
     g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, m->size);
     g_autoptr(GError) err = NULL;
-    g_autoptr(GBytes) raw =
-        qa_call_raw(internal, "dom0", "internal.vm.volume.ImportBegin", t->vm,
-                    t->volume, size, strlen(size), &err);
-    gsize n = 0;
-    const char *p = raw ? g_bytes_get_data(raw, &n) : NULL;
-    if (!p || n < 2 || p[0] != '0' || p[1] != '\0') {
-        target_fail(t, "cannot import %s:%s: %s", t->vm, t->volume,
-                    err ? err->message : "refused by qubesd");
-        return TRUE;
-    }
-    t->started = TRUE;
-    g_autofree char *answer = g_strndup(p + 2, n - 2);
-    const char *path = strchr(answer, ' ');
-    if (!path) {
-        target_fail(t, "qubesd gave no image for %s:%s", t->vm, t->volume);
-        return TRUE;
-    }
-    path++;
-    g_autofree char *dir = g_path_get_dirname(path);
-    g_autofree char *base = g_path_get_basename(path);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    g_autoptr(GError) oerr = NULL;
-    t->fd = dfd < 0 ? -1 : qfile_openat_file(dfd, dir, base, O_WRONLY, &oerr);
-    if (dfd >= 0)
-        close(dfd);
+    guint64 got;
+    t->fd = qa_import_begin("dom0", t->vm, t->volume, size, &got, NULL,
+                            &t->started, &err);
     if (t->fd < 0)
-        target_fail(t, "cannot open %s: %s", path,
-                    oerr ? oerr->message : g_strerror(errno));
+        target_fail(t, "cannot import %s:%s: %s", t->vm, t->volume,
+                    tool_error_message(err));
     return TRUE;
 }
 
@@ -407,12 +384,12 @@ static gboolean rd_file_done(const char *file, gpointer data, GError **error)
                         g_strerror(errno));
         if (!t->started)
             return TRUE;
-        g_autofree char *internal = qa_internal_socket_path();
-        g_autofree char *status =
-            t->error ? g_strdup_printf("fail\n%s", t->error) : g_strdup("ok");
+        g_autoptr(GBytes) raw =
+            qa_import_end("dom0", t->vm, t->volume, t->error, &err);
         g_autofree char *a =
-            qa_call_full(internal, "dom0", "internal.vm.volume.ImportEnd",
-                         t->vm, t->volume, status, strlen(status), NULL, &err);
+            raw ? qa_answer_text(raw, "internal.vm.volume.ImportEnd", t->volume,
+                                 NULL, &err)
+                : NULL;
         if (!a)
             target_fail(t, "%s", tool_error_message(err));
         t->finished = !t->error;
@@ -729,23 +706,6 @@ static void remove_unfinished(Restore *r, Made *made)
 
 /* ---- the command ---- */
 
-static char *read_pass(const char *file)
-{
-    char line[4096] = "";
-    if (file) {
-        FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
-        if (!f)
-            return NULL;
-        if (!fgets(line, sizeof line, f))
-            line[0] = '\0';
-        if (f != stdin)
-            fclose(f);
-        return g_strchomp(g_strdup(line));
-    }
-    return tool_getpass("Please enter the passphrase to verify and (if "
-                        "encrypted) decrypt the backup: ");
-}
-
 /* handle_broken: the refusals in the client's words; FALSE to stop. */
 static gboolean handle_broken(QubesRestoreInfo *info,
                               const QubesRestoreOptions *opts,
@@ -882,12 +842,13 @@ int main(int argc, char **argv)
         return runtime_error("Restoring from a qube needs qrexec "
                              "(qubes.Restore), which this system does not "
                              "have: copy the backup to dom0");
-    g_autofree char *pass = read_pass(pass_file);
-    if (!pass) {
-        g_autofree char *m = g_strdup_printf("[Errno %d] %s: '%s'", errno,
-                                             g_strerror(errno), pass_file);
-        return runtime_error(m);
-    }
+    g_autoptr(GError) perr = NULL;
+    g_autofree char *pass =
+        pass_file ? tool_read_passphrase_file(pass_file, &perr)
+                  : tool_getpass("Please enter the passphrase to verify and "
+                                 "(if encrypted) decrypt the backup: ");
+    if (!pass)
+        return runtime_error(perr->message);
     log_info("Checking backup content...");
     int fd = open(location, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

@@ -55,28 +55,6 @@ static char *profile_dir(void)
     return g_strdup(env && *env ? env : "/etc/qubes/backup");
 }
 
-/* The first line of @path ("-": standard input), its end stripped as
- * Python's rstrip() strips. */
-static char *read_passphrase_file(const char *path, GError **error)
-{
-    char line[4096] = "";
-    if (strcmp(path, "-") == 0) {
-        if (!fgets(line, sizeof line, stdin))
-            line[0] = '\0';
-    } else {
-        FILE *f = fopen(path, "r");
-        if (!f) {
-            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
-                        "[Errno %d] %s: '%s'", errno, g_strerror(errno), path);
-            return NULL;
-        }
-        if (!fgets(line, sizeof line, f))
-            line[0] = '\0';
-        fclose(f);
-    }
-    return g_strchomp(g_strdup(line));
-}
-
 static gboolean write_profile(const char *path, const QubesBackupProfile *p,
                               GError **error)
 {
@@ -315,7 +293,7 @@ int main(int argc, char **argv)
     if (!profile_opt) {
         g_autofree char *pass = NULL;
         if (pass_file) {
-            pass = read_passphrase_file(pass_file, &err);
+            pass = tool_read_passphrase_file(pass_file, &err);
             if (!pass) {
                 fprintf(stderr, "%s: error: %s\n", prog, err->message);
                 rc = 1;

@@ -13,7 +13,7 @@
  * (internal.vm.volume.ImportEnd), whose answer they print: "0\0" on
  * success, an exception answer otherwise (exit status 1).
  */
-#include "qfile.h"
+#include "import.h"
 #include "qubesadmin.h"
 
 #include <errno.h>
@@ -122,59 +122,40 @@ int main(int argc, char **argv)
     if (!src || !*src)
         src = "dom0";
     const char *volume = argv[1];
-    g_autofree char *internal = qa_internal_socket_path();
     char size_line[32] = "";
     if (with_size && !read_size_line(size_line, sizeof size_line)) {
         fprintf(stderr, "%s: no size line on standard input\n", prog);
         return 1;
     }
     g_autoptr(GError) err = NULL;
-    g_autoptr(GBytes) begin_raw =
-        qa_call_raw(internal, src, "internal.vm.volume.ImportBegin", target,
-                    volume, size_line, strlen(size_line), &err);
-    if (!begin_raw)
-        return qa_fail(prog, err);
-    gsize blen;
-    const char *b = g_bytes_get_data(begin_raw, &blen);
-    if (blen < 2 || b[0] != '0' || b[1] != '\0') {
+    g_autoptr(GBytes) refusal = NULL;
+    gboolean started = FALSE;
+    guint64 size = 0;
+    int fd = qa_import_begin(src, target, volume, size_line, &size, &refusal,
+                             &started, &err);
+    if (refusal) {
         /* qubesd refused: its answer is ours (nothing was started). */
+        gsize blen;
+        const char *b = g_bytes_get_data(refusal, &blen);
         fwrite(b, 1, blen, stdout);
         return 1;
     }
-    g_autofree char *begin = g_strndup(b + 2, blen - 2);
-    char *space = strchr(begin, ' ');
-    guint64 size = g_ascii_strtoull(begin, NULL, 10);
+    if (!started)
+        return qa_fail(prog, err);
     GString *why = g_string_new(NULL);
     gboolean ok = FALSE;
-    if (!space) {
-        g_string_assign(why, "qubesd gave no image path");
+    if (fd < 0) {
+        g_string_assign(why, err->message);
     } else {
-        /* the image qubesd just made: refused if something else (a
-         * FIFO, a hard link to a file elsewhere) took its name since */
-        g_autoptr(GError) oerr = NULL;
-        g_autofree char *dir = g_path_get_dirname(space + 1);
-        g_autofree char *base = g_path_get_basename(space + 1);
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        int fd =
-            dfd < 0 ? -1 : qfile_openat_file(dfd, dir, base, O_WRONLY, &oerr);
-        if (dfd >= 0)
-            close(dfd);
-        if (fd < 0) {
-            g_string_printf(why, "cannot open %s: %s", space + 1,
-                            oerr ? oerr->message : g_strerror(errno));
-        } else {
-            ok = copy_in(fd, size, why);
-            close(fd);
-        }
+        ok = copy_in(fd, size, why);
+        close(fd);
     }
-    g_autofree char *status =
-        ok ? g_strdup("ok") : g_strdup_printf("fail\n%s", why->str);
-    g_string_free(why, TRUE);
+    g_autoptr(GError) eerr = NULL;
     g_autoptr(GBytes) answer =
-        qa_call_raw(internal, src, "internal.vm.volume.ImportEnd", target,
-                    volume, status, strlen(status), &err);
+        qa_import_end(src, target, volume, ok ? NULL : why->str, &eerr);
+    g_string_free(why, TRUE);
     if (!answer)
-        return qa_fail(prog, err);
+        return qa_fail(prog, eerr);
     gsize n;
     const char *p = g_bytes_get_data(answer, &n);
     fwrite(p, 1, n, stdout);

@@ -4,9 +4,11 @@ as a process, a raw Admin API client, and a small TAP runner.
 Under CI=true a test that cannot get its filesystem fails instead of
 skipping (the storage harness's rule).
 """
+import fcntl
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -51,6 +53,25 @@ class LoopFS:
             if in_ci():
                 raise RuntimeError(msg)
             raise Skip(msg)
+
+    # XFS_IOC_GOINGDOWN (_IOR('X', 125, __u32)) and its "log not flushed"
+    XFS_IOC_GOINGDOWN = 0x8004587d
+    GOINGDOWN_NOLOGFLUSH = 2
+
+    def shut_down(self):
+        """The filesystem stops as at a power cut (XFS: its log not
+        flushed): every later call on it fails with EIO."""
+        fd = os.open(self.mnt, os.O_RDONLY)
+        try:
+            fcntl.ioctl(fd, self.XFS_IOC_GOINGDOWN,
+                        struct.pack('I', self.GOINGDOWN_NOLOGFLUSH))
+        finally:
+            os.close(fd)
+
+    def remount(self):
+        """Unmounted and mounted again: the journal is replayed."""
+        subprocess.run(['umount', self.mnt], check=True)
+        subprocess.run(['mount', self.dev, self.mnt], check=True)
 
     def close(self):
         if self.dev:
@@ -144,11 +165,12 @@ class Daemon:
         except OSError:
             return ''
 
-    def raw(self, data, shutdown=True, internal=False):
+    def raw(self, data, shutdown=True, internal=False, timeout=60):
         """The bytes answered to @data on the admin socket (@internal:
-        the internal one)."""
+        the internal one), waiting at most @timeout seconds for each part
+        (None: as long as it takes)."""
         s = socket.socket(socket.AF_UNIX)
-        s.settimeout(60)
+        s.settimeout(timeout)
         s.connect(os.path.join(self.sockdir, 'qubesd.internal.sock')
                   if internal else self.sock)
         try:
@@ -191,16 +213,17 @@ class Daemon:
             s.close()
         return buf
 
-    def call(self, method, dest='dom0', arg='', payload=b'', src='dom0'):
+    def call(self, method, dest='dom0', arg='', payload=b'', src='dom0',
+             timeout=60):
         if isinstance(payload, str):
             payload = payload.encode()
         # The header exactly as the qubesadmin client (QubesLocal) writes
         # it: '+' even with no argument.
         return parse(self.raw(('%s+%s %s name %s' % (method, arg, src, dest))
-                              .encode() + b'\0' + payload))
+                              .encode() + b'\0' + payload, timeout=timeout))
 
-    def ok(self, method, dest='dom0', arg='', payload=b''):
-        r = self.call(method, dest, arg, payload)
+    def ok(self, method, dest='dom0', arg='', payload=b'', timeout=60):
+        r = self.call(method, dest, arg, payload, timeout=timeout)
         if r[0] != 'ok':
             raise AssertionError('%s+%s on %s: %r' % (method, arg, dest, r))
         return r[1]

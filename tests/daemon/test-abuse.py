@@ -13,12 +13,10 @@ StoragePoolException naming the pool, and the same call succeeds once the
 disk has room again.
 """
 import contextlib
-import fcntl
 import hashlib
 import os
 import select
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -635,10 +633,6 @@ def test_full_disk():
             'default=False type=int 1235'
 
 
-XFS_IOC_GOINGDOWN = 0x8004587d   # _IOR('X', 125, __u32)
-GOINGDOWN_NOLOGFLUSH = 2
-
-
 def test_dead_disk():
     """The disk under a running qubesd fails (XFS shut down): storage calls
     answer StoragePoolException naming the pool, changes answer with the
@@ -648,12 +642,7 @@ def test_dead_disk():
         d.ok('admin.vm.volume.Set.revisions_to_keep', 'work', 'private', '2')
         d.ok('admin.vm.volume.Clear', 'work', 'private')
         d.ok('admin.vm.property.Set', 'work', 'memory', '777')
-        fd = os.open(fs.mnt, os.O_RDONLY)
-        try:
-            fcntl.ioctl(fd, XFS_IOC_GOINGDOWN,
-                        struct.pack('I', GOINGDOWN_NOLOGFLUSH))
-        finally:
-            os.close(fd)
+        fs.shut_down()
         for method, arg, payload in (
                 ('admin.vm.volume.Clear', 'private', ''),
                 ('admin.vm.volume.Revert', 'private', '1'),
@@ -667,8 +656,7 @@ def test_dead_disk():
         assert r[0] == 'exc' and 'cannot save' in r[2], r
         assert 'work class=AppVM' in d.ok('admin.vm.List')
         d.kill()
-        subprocess.run(['umount', fs.mnt], check=True)
-        subprocess.run(['mount', fs.dev, fs.mnt], check=True)
+        fs.remount()
         d.start()
         assert d.ok('admin.vm.property.Get', 'work', 'memory') == \
             'default=False type=int 777'

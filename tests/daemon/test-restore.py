@@ -129,32 +129,49 @@ def image(vm, klass, volume):
     return os.path.join(state['base'], prefix, vm, volume + '.img')
 
 
+def data_pieces(f, step, align=1):
+    """(offset, bytes) of the data of the open file @f, its holes skipped
+    (never read), in reads of at most @step bytes, each run of data from
+    an offset rounded down to @align."""
+    fd = f.fileno()
+    size = os.fstat(fd).st_size
+    pos = 0
+    while pos < size:
+        try:
+            data = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:
+            return  # only a hole is left
+        hole = os.lseek(fd, data, os.SEEK_HOLE)
+        off = data - data % align
+        f.seek(off)
+        while off < hole:
+            b = f.read(min(step, hole - off))
+            if not b:
+                return
+            yield off, b
+            off += len(b)
+        pos = hole
+
+
 def sha256_sparse(path):
     """sha256 of the whole file, its holes hashed as zeros without being
     read."""
     h = hashlib.sha256()
     zeros = bytes(8 << 20)
-    size = os.path.getsize(path)
+    pos = 0
+
+    def zeros_to(end):
+        nonlocal pos
+        while pos < end:
+            n = min(len(zeros), end - pos)
+            h.update(zeros[:n])
+            pos += n
     with open(path, 'rb') as f:
-        fd = f.fileno()
-        pos = 0
-        while pos < size:
-            try:
-                data = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:
-                data = size
-            while pos < data:
-                n = min(len(zeros), data - pos)
-                h.update(zeros[:n])
-                pos += n
-            if pos >= size:
-                break
-            hole = os.lseek(fd, pos, os.SEEK_HOLE)
-            f.seek(pos)
-            while pos < hole:
-                b = f.read(min(8 << 20, hole - pos))
-                h.update(b)
-                pos += len(b)
+        for off, b in data_pieces(f, 8 << 20):
+            zeros_to(off)
+            h.update(b)
+            pos = off + len(b)
+        zeros_to(os.fstat(f.fileno()).st_size)
     return h.hexdigest()
 
 
@@ -163,31 +180,15 @@ def content_digest(path):
     its size, then each 4 KiB block that is not all zeros with its
     offset (holes and zero blocks alike are skipped)."""
     h = hashlib.sha256()
-    size = os.path.getsize(path)
-    h.update(size.to_bytes(8, 'little'))
+    h.update(os.path.getsize(path).to_bytes(8, 'little'))
     zero = bytes(4096)
     with open(path, 'rb') as f:
-        fd = f.fileno()
-        pos = 0
-        while pos < size:
-            try:
-                data = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:
-                break
-            hole = os.lseek(fd, data, os.SEEK_HOLE)
-            off = data - data % 4096
-            f.seek(off)
-            while off < hole:
-                b = f.read(min(1 << 20, hole - off))
-                if not b:
-                    break
-                for i in range(0, len(b), 4096):
-                    blk = b[i:i + 4096]
-                    if blk != zero[:len(blk)]:
-                        h.update((off + i).to_bytes(8, 'little'))
-                        h.update(blk)
-                off += len(b)
-            pos = hole
+        for off, b in data_pieces(f, 1 << 20, align=4096):
+            for i in range(0, len(b), 4096):
+                blk = b[i:i + 4096]
+                if blk != zero[:len(blk)]:
+                    h.update((off + i).to_bytes(8, 'little'))
+                    h.update(blk)
     return h.hexdigest()
 
 
@@ -550,27 +551,15 @@ def test_hostile_members_stay_inside():
     shutil.rmtree(top)
 
 
-XFS_IOC_GOINGDOWN = 0x8004587d   # _IOR('X', 125, __u32)
-GOINGDOWN_NOLOGFLUSH = 2
-
-
 def power_cut(fs, d, *procs):
-    """The filesystem stops as at a power cut (its log not flushed), the
-    processes die, and it is mounted again (log recovery)."""
-    import fcntl
-    import struct
-    fd = os.open(fs.mnt, os.O_RDONLY)
-    try:
-        fcntl.ioctl(fd, XFS_IOC_GOINGDOWN,
-                    struct.pack('I', GOINGDOWN_NOLOGFLUSH))
-    finally:
-        os.close(fd)
+    """A power cut under @d and @procs: the filesystem stops, they die,
+    and it is mounted again (log recovery)."""
+    fs.shut_down()
     for p in procs:
         p.kill()
         p.wait()
     d.kill()
-    subprocess.run(['umount', fs.mnt], check=True)
-    subprocess.run(['mount', fs.dev, fs.mnt], check=True)
+    fs.remount()
 
 
 def test_power_cut_during_backup_and_restore():
