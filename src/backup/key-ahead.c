@@ -1,9 +1,9 @@
 /* key-ahead.c: scrypt derivations on a pool of threads (see key-ahead.h). */
 #include "key-ahead.h"
 
+#include "kdf-memory.h"
 #include "qubes-error.h"
 
-#include <openssl/crypto.h>
 #include <string.h>
 
 struct _QubesKeyAhead {
@@ -64,15 +64,9 @@ static void derive(gpointer data, gpointer unused)
 QubesKeyAhead *qubes_key_ahead_new(const QubesScryptParams *params,
                                    guint threads)
 {
-    /* A derivation may still run on its thread when the process exits
-     * (qubes_key_ahead_free does not wait for it): OpenSSL's exit handler
-     * would free what that thread uses, so it is turned off (the process
-     * is going; nothing needs cleaning). */
-    static gsize once;
-    if (g_once_init_enter(&once)) {
-        OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
-        g_once_init_leave(&once, 1);
-    }
+    /* derivations one after another reuse their memory (kdf-memory.h) */
+    qubes_scrypt_init();
+    qubes_kdf_memory_hold();
     QubesKeyAhead *ka = g_new0(QubesKeyAhead, 1);
     ka->params = *params;
     if (!threads)
@@ -89,6 +83,7 @@ void qubes_key_ahead_free(QubesKeyAhead *ka, gboolean wait)
      * skipped; a running derivation ends on its own (waited for, or
      * not: it holds its own reference) */
     g_thread_pool_free(ka->pool, FALSE, wait);
+    qubes_kdf_memory_unhold();
     g_free(ka);
 }
 

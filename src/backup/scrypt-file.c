@@ -2,6 +2,7 @@
  * scrypt-file.h for the layout). */
 #include "scrypt-file.h"
 
+#include "kdf-memory.h"
 #include "qubes-error.h"
 
 #include <openssl/core_names.h>
@@ -42,6 +43,21 @@ gboolean qubes_scrypt_params_check(const QubesScryptParams *params,
     return TRUE;
 }
 
+void qubes_scrypt_init(void)
+{
+    /* the allocator first: it must precede libcrypto's first allocation
+     * (kdf-memory.h). A derivation may still run on a pool's thread when
+     * the process exits (qubes_key_ahead_free need not wait for it):
+     * OpenSSL's exit handler would free what that thread uses, so it is
+     * turned off (the process is going; nothing needs cleaning). */
+    static gsize once;
+    if (g_once_init_enter(&once)) {
+        qubes_kdf_memory_install();
+        OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+        g_once_init_leave(&once, 1);
+    }
+}
+
 static gboolean crypto_failed(GError **error, const char *what)
 {
     g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
@@ -56,6 +72,7 @@ gboolean qubes_scrypt_derive(const char *passphrase, gsize passphrase_len,
 {
     if (!qubes_scrypt_params_check(params, error))
         return FALSE;
+    qubes_scrypt_init();
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
     EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
     EVP_KDF_free(kdf);
@@ -83,6 +100,7 @@ gboolean qubes_scrypt_derive(const char *passphrase, gsize passphrase_len,
 
 gboolean qubes_scrypt_salt(guint8 salt[QUBES_SCRYPT_SALT], GError **error)
 {
+    qubes_scrypt_init();
     return RAND_bytes(salt, QUBES_SCRYPT_SALT) == 1 ||
            crypto_failed(error, "RAND_bytes");
 }
@@ -91,6 +109,7 @@ gboolean qubes_scrypt_salt(guint8 salt[QUBES_SCRYPT_SALT], GError **error)
 static EVP_CIPHER_CTX *cipher_new(const guint8 key[QUBES_SCRYPT_KEY],
                                   gboolean encrypt)
 {
+    qubes_scrypt_init();
     static const guint8 iv[16];
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     if (!c || EVP_CipherInit_ex(c, EVP_aes_256_ctr(), NULL, key, iv,
@@ -102,6 +121,7 @@ static EVP_CIPHER_CTX *cipher_new(const guint8 key[QUBES_SCRYPT_KEY],
 /* HMAC-SHA256 under the second half of @key. */
 static EVP_MAC_CTX *mac_new(const guint8 key[QUBES_SCRYPT_KEY])
 {
+    qubes_scrypt_init();
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *m = mac ? EVP_MAC_CTX_new(mac) : NULL;
     EVP_MAC_free(mac);

@@ -65,6 +65,11 @@ typedef struct {
 gboolean qubes_scrypt_params_check(const QubesScryptParams *params,
                                    GError **error);
 
+/* Readies libcrypto for this process, once: its big blocks from
+ * kdf-memory.h, and no exit handler (a derivation may outlive main).
+ * Every function here calls it before using libcrypto. */
+void qubes_scrypt_init(void);
+
 /* scrypt(@passphrase, @salt, @params) into @key (64 bytes). Slow. */
 gboolean qubes_scrypt_derive(const char *passphrase, gsize passphrase_len,
                              const guint8 salt[QUBES_SCRYPT_SALT],

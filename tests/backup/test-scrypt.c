@@ -4,6 +4,8 @@
  * a file refused (a header byte, a data byte, the MAC, a cut, a wrong
  * passphrase, parameters past the limits before any work). Under
  * CI=true a missing scrypt tool is a failure. */
+#include "kdf-memory.h"
+#include "key-ahead.h"
 #include "qubes-error.h"
 #include "scrypt-file.h"
 #include "util.h"
@@ -198,6 +200,51 @@ static void test_hostile_parameters_refused_before_work(void)
     g_assert_true(qubes_scrypt_params_check(&def, NULL));
 }
 
+/* A derivation's 64 MiB (log2 N 16, r 8: past QUBES_KDF_BIG) comes from
+ * a mapping kept while a key pool holds it, reused by the next, and
+ * unmapped with the pool; the keys are scrypt's (hashlib.scrypt gives
+ * the expected one). */
+static char *hex_of(const guint8 *b, gsize n)
+{
+    GString *s = g_string_new(NULL);
+    for (gsize i = 0; i < n; i++)
+        g_string_append_printf(s, "%02x", b[i]);
+    return g_string_free(s, FALSE);
+}
+
+static void test_kdf_memory_kept_and_released(void)
+{
+    static const char expected[] =
+        "657f56af83f671077189450eacc1bafb5e6c95366feaea76cfeb429110072cb2"
+        "63a9f191e0ee500d33d88352333f716d350e17b2fd07e0da061a60be12d17708";
+    const QubesScryptParams p = {.log_n = 16, .r = 8, .p = 1};
+    guint8 salt[QUBES_SCRYPT_SALT] = "SodiumChloride";
+    g_assert_true(qubes_kdf_memory_install());
+    g_assert_cmpuint(qubes_kdf_memory_mapped(), ==, 0);
+    QubesKeyAhead *ka = qubes_key_ahead_new(&p, 1);
+    for (int i = 0; i < 3; i++) {
+        guint8 key[QUBES_SCRYPT_KEY];
+        g_assert_true(
+            qubes_scrypt_derive("pleaseletmein", 13, salt, &p, key, NULL));
+        g_autofree char *hex = hex_of(key, sizeof key);
+        g_assert_cmpstr(hex, ==, expected);
+        g_assert_cmpuint(qubes_kdf_memory_mapped(), ==, 1); /* kept */
+    }
+    /* on the pool's thread too, the same block */
+    QubesKeyJob *j = qubes_key_ahead_start_for(ka, "pleaseletmein", &p, salt);
+    guint8 s2[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
+    g_assert_true(qubes_key_job_take(j, s2, key, NULL, NULL));
+    g_autofree char *hex = hex_of(key, sizeof key);
+    g_assert_cmpstr(hex, ==, expected);
+    g_assert_cmpuint(qubes_kdf_memory_mapped(), ==, 1);
+    qubes_key_ahead_free(ka, TRUE);
+    g_assert_cmpuint(qubes_kdf_memory_mapped(), ==, 0);
+    /* held by nobody: unmapped as soon as it is freed */
+    g_assert_true(
+        qubes_scrypt_derive("pleaseletmein", 13, salt, &p, key, NULL));
+    g_assert_cmpuint(qubes_kdf_memory_mapped(), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -207,5 +254,6 @@ int main(int argc, char **argv)
     g_test_add_func("/scrypt/changes-refused", test_changes_refused);
     g_test_add_func("/scrypt/hostile-parameters",
                     test_hostile_parameters_refused_before_work);
+    g_test_add_func("/scrypt/kdf-memory", test_kdf_memory_kept_and_released);
     return bt_finish(g_test_run(), dir);
 }
