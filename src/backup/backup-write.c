@@ -2,6 +2,7 @@
  * backup-write.h). */
 #include "backup-write.h"
 
+#include "gzip-write.h"
 #include "key-ahead.h"
 #include "qubes-error.h"
 
@@ -33,7 +34,7 @@ struct _QubesBackupWriter {
     char *file;        /* the current file, or NULL */
     guint index;       /* its next chunk's number */
     GByteArray *chunk; /* the current chunk's (compressed) data */
-    GConverter *gzip;  /* compressed with gzip */
+    QubesGzipWriter *gzip; /* compressed with gzip */
     Filter filter;     /* compressed by another program (pid 0: none) */
     gint64 mtime;
     /* keys derived ahead: "FILE.NNN" (or "backup-header") -> job */
@@ -159,30 +160,10 @@ static gboolean chunk_add(QubesBackupWriter *w, const guint8 *buf, gsize len,
     return TRUE;
 }
 
-static gboolean compress(QubesBackupWriter *w, const guint8 *in, gsize len,
-                         gboolean at_end, GError **error)
+static gboolean gzip_out(const guint8 *buf, gsize len, gpointer data,
+                         GError **error)
 {
-    guint8 out[1 << 16];
-    for (;;) {
-        gsize read = 0, written = 0;
-        GError *err = NULL;
-        GConverterResult r = g_converter_convert(
-            w->gzip, in, len, out, sizeof out,
-            at_end ? G_CONVERTER_INPUT_AT_END : G_CONVERTER_NO_FLAGS, &read,
-            &written, &err);
-        if (r == G_CONVERTER_ERROR) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                        "%s: gzip failed: %s", w->file, err->message);
-            g_error_free(err);
-            return FALSE;
-        }
-        in += read;
-        len -= read;
-        if (written && !chunk_add(w, out, written, error))
-            return FALSE;
-        if (r == G_CONVERTER_FINISHED || (!len && !at_end))
-            return TRUE;
-    }
+    return chunk_add(data, buf, len, error);
 }
 
 /* ---- a filter program ---- */
@@ -314,7 +295,7 @@ gboolean qubes_backup_write_sink(const guint8 *buf, gsize len, gpointer data,
                             "Backup cancelled");
         return FALSE;
     }
-    return w->gzip         ? compress(w, buf, len, FALSE, error)
+    return w->gzip ? qubes_gzip_writer_write(w->gzip, buf, len, FALSE, error)
            : w->filter.pid ? filter_feed(w, buf, len, FALSE, error)
                            : chunk_add(w, buf, len, error);
 }
@@ -392,8 +373,7 @@ gboolean qubes_backup_writer_file_begin(QubesBackupWriter *w, const char *file,
     if (!w->h.compressed)
         return TRUE;
     if (strcmp(w->h.compression_filter, "gzip") == 0) {
-        w->gzip = G_CONVERTER(
-            g_zlib_compressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP, -1));
+        w->gzip = qubes_gzip_writer_new(gzip_out, w);
         return TRUE;
     }
     return filter_start(w, error);
@@ -412,7 +392,9 @@ gboolean qubes_backup_writer_file_end(QubesBackupWriter *w, GError **error)
 {
     gboolean ok = TRUE;
     if (w->gzip) {
-        ok = compress(w, NULL, 0, TRUE, error);
+        ok = qubes_gzip_writer_write(w->gzip, NULL, 0, TRUE, error);
+        if (!ok)
+            g_prefix_error(error, "%s: ", w->file);
     } else if (w->filter.pid) {
         ok = filter_feed(w, NULL, 0, TRUE, error);
         int status = filter_reap(w, !ok);
@@ -426,7 +408,7 @@ gboolean qubes_backup_writer_file_end(QubesBackupWriter *w, GError **error)
     if (ok && (w->chunk->len || w->index == 0))
         ok = flush_chunk(w, error);
     g_hash_table_foreach_remove(w->jobs, is_own_chunk, w->file);
-    g_clear_object(&w->gzip);
+    g_clear_pointer(&w->gzip, qubes_gzip_writer_free);
     g_clear_pointer(&w->file, g_free);
     top_up(w);
     return ok;
@@ -455,7 +437,7 @@ void qubes_backup_writer_free(QubesBackupWriter *w)
     }
     g_strfreev(w->files);
     g_byte_array_unref(w->chunk);
-    g_clear_object(&w->gzip);
+    g_clear_pointer(&w->gzip, qubes_gzip_writer_free);
     g_free(w->file);
     g_free(w);
 }

@@ -7,7 +7,7 @@
  *
  * The caller writes each file's tar stream (tar-write.h) into
  * qubes_backup_write_sink(); the writer compresses it (gzip in process
- * with GIO's zlib converter, through a filter program such as xz or
+ * with zlib, gzip-write.h, through a filter program such as xz or
  * zstd as the reference's tar --use-compress-program runs it, or none),
  * cuts it into chunks, encrypts each and hands the outer stream to the
  * caller's sink: one tar member per chunk, a chunk held in memory until it
