@@ -268,7 +268,8 @@ static gboolean put_file(Inner *in, const QubesBackupFile *f, GError **error)
 static gboolean put_stream(Inner *in, const char *file,
                            const QubesBackupFile *f, GError **error)
 {
-    if (!qubes_backup_writer_file_begin(in->w, file, error))
+    guint64 expected = f ? f->size : in->run->qubes_xml_len;
+    if (!qubes_backup_writer_file_begin(in->w, file, expected, error))
         return FALSE;
     gboolean ok = f ? put_file(in, f, error)
                     : put_bytes(in, "qubes.xml", in->run->qubes_xml,

@@ -31,11 +31,15 @@ struct _QubesBackupWriter {
     QubesScryptParams params;
     gsize chunk_size;
     const gint *cancel;
-    char *file;        /* the current file, or NULL */
-    guint index;       /* its next chunk's number */
-    GByteArray *chunk; /* the current chunk's (compressed) data */
+    char *file;            /* the current file, or NULL */
+    guint index;           /* its next chunk's number */
+    guint64 expected;      /* its input's size as measured, or 0 */
+    guint64 taken;         /* its input so far */
+    guint64 made;          /* its output so far (compressed) */
+    guint64 topped;        /* its input when keys were last looked ahead */
+    GByteArray *chunk;     /* the current chunk's (compressed) data */
     QubesGzipWriter *gzip; /* compressed with gzip */
-    Filter filter;     /* compressed by another program (pid 0: none) */
+    Filter filter;         /* compressed by another program (pid 0: none) */
     gint64 mtime;
     /* keys derived ahead: "FILE.NNN" (or "backup-header") -> job */
     QubesKeyAhead *ka;
@@ -65,15 +69,38 @@ static gboolean start_key(QubesBackupWriter *w, const char *name,
     return TRUE;
 }
 
+/* Input taken before the output's size is foreseen from its ratio. */
+#define FORESEE_AFTER ((guint64)4 << 20)
+
+/* How many chunks the current file will have, as foreseen now: its output
+ * so far and the rest of its input at the ratio so far (stored data: a
+ * little more than 1). */
+static guint64 chunks_foreseen(const QubesBackupWriter *w)
+{
+    if (!w->expected || w->taken < FORESEE_AFTER)
+        return w->index + 1;
+    guint64 rest = w->expected > w->taken ? w->expected - w->taken : 0;
+    double ratio = MIN((double)w->made / (double)w->taken, 1.01);
+    double out = (double)w->made + (double)rest * ratio;
+    return MAX((guint64)(out / (double)w->chunk_size) + 1, w->index + 1);
+}
+
 /* Keeps as many derivations going as there are threads: the chunk being
- * filled, then the first chunk of each file to come (every file has
- * one, so none of these is wasted). */
+ * filled, the current file's next chunks as far as its output is
+ * foreseen to go, then the first chunk of each file to come (every file
+ * has one, so none of these is wasted). */
 static void top_up(QubesBackupWriter *w)
 {
     g_autoptr(GPtrArray) want = g_ptr_array_new_with_free_func(g_free);
-    if (w->file)
-        g_ptr_array_add(want, chunk_name(w->file, w->index));
-    for (guint k = w->next_file; w->files && w->files[k]; k++)
+    if (w->file) {
+        guint64 last = chunks_foreseen(w);
+        for (guint64 k = w->index;
+             k < MIN(last, 1000) && want->len < w->threads; k++)
+            g_ptr_array_add(want, chunk_name(w->file, (guint)k));
+        w->topped = w->taken;
+    }
+    for (guint k = w->next_file;
+         w->files && w->files[k] && want->len < w->threads; k++)
         g_ptr_array_add(want, chunk_name(w->files[k], 0));
     for (guint i = 0; i < want->len; i++) {
         if (g_hash_table_size(w->jobs) >= w->threads)
@@ -149,6 +176,7 @@ static gboolean chunk_add(QubesBackupWriter *w, const guint8 *buf, gsize len,
     while (len) {
         gsize k = MIN(len, w->chunk_size - w->chunk->len);
         g_byte_array_append(w->chunk, buf, (guint)k);
+        w->made += k;
         buf += k;
         len -= k;
         if (w->chunk->len == w->chunk_size) {
@@ -295,6 +323,9 @@ gboolean qubes_backup_write_sink(const guint8 *buf, gsize len, gpointer data,
                             "Backup cancelled");
         return FALSE;
     }
+    w->taken += len;
+    if (w->taken - w->topped >= FORESEE_AFTER)
+        top_up(w); /* the foreseen output changed */
     return w->gzip ? qubes_gzip_writer_write(w->gzip, buf, len, FALSE, error)
            : w->filter.pid ? filter_feed(w, buf, len, FALSE, error)
                            : chunk_add(w, buf, len, error);
@@ -360,11 +391,13 @@ QubesBackupWriter *qubes_backup_writer_new(QubesTarSink out, gpointer data,
 }
 
 gboolean qubes_backup_writer_file_begin(QubesBackupWriter *w, const char *file,
-                                        GError **error)
+                                        guint64 expected, GError **error)
 {
     g_assert(!w->file);
     w->file = g_strdup(file);
     w->index = 0;
+    w->expected = expected;
+    w->taken = w->made = w->topped = 0;
     if (w->files && w->files[w->next_file] &&
         strcmp(w->files[w->next_file], file) == 0)
         w->next_file++;

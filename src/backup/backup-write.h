@@ -12,8 +12,9 @@
  * cuts it into chunks, encrypts each and hands the outer stream to the
  * caller's sink: one tar member per chunk, a chunk held in memory until it
  * is whole (its size goes first). The chunks' keys are derived ahead on
- * other cores (key-ahead.h): the chunk being filled, and the first chunk
- * of each coming file, as many at once as there are cores.
+ * other cores (key-ahead.h): the chunk being filled, the file's next
+ * chunks as far as its output is foreseen to go, and the first chunk of
+ * each coming file, as many at once as there are cores.
  */
 #pragma once
 
@@ -54,9 +55,13 @@ QubesBackupWriter *qubes_backup_writer_new(QubesTarSink out, gpointer data,
  * digits, "._+-"), found in PATH; a QubesException otherwise. */
 gboolean qubes_backup_filter_check(const char *filter, GError **error);
 /* The next file of the backup, named @file ("qubes.xml", "vm3/private.img",
- * ...): its stream goes to qubes_backup_write_sink() until _file_end. */
+ * ...): its stream goes to qubes_backup_write_sink() until _file_end.
+ * @expected: about how many bytes its stream will have (0: not known):
+ * the keys of its later chunks are derived ahead as far as its output is
+ * foreseen to go (its output so far, and the rest at the ratio so far),
+ * so that incompressible data never waits for a derivation. */
 gboolean qubes_backup_writer_file_begin(QubesBackupWriter *w, const char *file,
-                                        GError **error);
+                                        guint64 expected, GError **error);
 /* The sink of the current file's tar stream (@data: the writer). */
 gboolean qubes_backup_write_sink(const guint8 *buf, gsize len, gpointer data,
                                  GError **error);

@@ -92,7 +92,7 @@ static char *write_backup(const char *src, gboolean gzip,
         {"vm1/notes.txt", "notes.txt", "vm1/notes.txt"},
     };
     for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
-        g_assert_true(qubes_backup_writer_file_begin(w, files[i][0], &err));
+        g_assert_true(qubes_backup_writer_file_begin(w, files[i][0], 0, &err));
         g_autofree char *p = g_build_filename(src, files[i][1], NULL);
         add_member(w, p, files[i][2]);
         g_assert_true(qubes_backup_writer_file_end(w, &err));
