@@ -97,8 +97,8 @@ static gboolean set_level(QubesGzipWriter *z, int level, GError **error)
     }
 }
 
-static gboolean run(QubesGzipWriter *z, const guint8 *in, gsize len,
-                    int flush, GError **error)
+static gboolean run(QubesGzipWriter *z, const guint8 *in, gsize len, int flush,
+                    GError **error)
 {
     z->z.next_in = (Bytef *)in;
     z->z.avail_in = (uInt)len;

@@ -31,8 +31,8 @@ G_BEGIN_DECLS
 typedef struct _QubesGzipWriter QubesGzipWriter;
 
 /* Where the compressed bytes go; FALSE with @error stops the writer. */
-typedef gboolean (*QubesGzipSink)(const guint8 *buf, gsize len,
-                                  gpointer data, GError **error);
+typedef gboolean (*QubesGzipSink)(const guint8 *buf, gsize len, gpointer data,
+                                  GError **error);
 
 QubesGzipWriter *qubes_gzip_writer_new(QubesGzipSink out, gpointer data);
 /* Compresses @len bytes of input; with @at_end, ends the member (its

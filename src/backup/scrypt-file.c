@@ -2,13 +2,14 @@
  * scrypt-file.h for the layout). */
 #include "scrypt-file.h"
 
-#include "kdf-memory.h"
 #include "qubes-error.h"
+#include "scrypt-kdf.h"
+
+#include <errno.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <string.h>
 
@@ -25,18 +26,24 @@ struct _QubesScryptDec {
 gboolean qubes_scrypt_params_check(const QubesScryptParams *params,
                                    GError **error)
 {
-    guint64 rp = (guint64)params->r * params->p;
-    guint64 mem = params->log_n < 1 || params->log_n > 30
-                      ? G_MAXUINT64
-                      : (guint64)128 * params->r << params->log_n;
-    if (params->log_n < 1 || params->log_n > 30 || params->r == 0 ||
-        params->p == 0 || rp >= (1u << 30) || params->r > (1u << 24) ||
-        mem > QUBES_SCRYPT_MAX_MEMORY) {
+    gboolean shape = params->log_n >= 1 && params->log_n <= 30 &&
+                     params->r > 0 && params->r <= (1u << 24) &&
+                     params->p > 0 &&
+                     (guint64)params->r * params->p < (1u << 30);
+    /* V (128*r*N) and B (128*r*p), as libcrypto counts its maxmem; the
+     * work, N*r*p blocks mixed twice */
+    guint64 mem = shape ? ((guint64)128 * params->r << params->log_n) +
+                              (guint64)128 * params->r * params->p
+                        : 0;
+    guint64 work = shape ? (guint64)params->r * params->p << params->log_n : 0;
+    if (!shape || mem > QUBES_SCRYPT_MAX_MEMORY ||
+        work > QUBES_SCRYPT_MAX_WORK) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                     "scrypt parameters out of bounds (log2 N %u, r %u, p %u: "
-                    "at most log2 N 30, r*p below 2^30, %" G_GUINT64_FORMAT
-                    " MiB of memory)",
+                    "at most log2 N 30, r*p below 2^30, N*r*p 2^%d, "
+                    "%" G_GUINT64_FORMAT " MiB of memory)",
                     params->log_n, params->r, params->p,
+                    g_bit_nth_msf(QUBES_SCRYPT_MAX_WORK, -1),
                     QUBES_SCRYPT_MAX_MEMORY >> 20);
         return FALSE;
     }
@@ -45,14 +52,12 @@ gboolean qubes_scrypt_params_check(const QubesScryptParams *params,
 
 void qubes_scrypt_init(void)
 {
-    /* the allocator first: it must precede libcrypto's first allocation
-     * (kdf-memory.h). A derivation may still run on a pool's thread when
+    /* A derivation may still run on a pool's thread when
      * the process exits (qubes_key_ahead_free need not wait for it):
      * OpenSSL's exit handler would free what that thread uses, so it is
      * turned off (the process is going; nothing needs cleaning). */
     static gsize once;
     if (g_once_init_enter(&once)) {
-        qubes_kdf_memory_install();
         OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
         g_once_init_leave(&once, 1);
     }
@@ -73,29 +78,14 @@ gboolean qubes_scrypt_derive(const char *passphrase, gsize passphrase_len,
     if (!qubes_scrypt_params_check(params, error))
         return FALSE;
     qubes_scrypt_init();
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
-    EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-    EVP_KDF_free(kdf);
-    if (!ctx)
-        return crypto_failed(error, "scrypt");
-    uint64_t n = (uint64_t)1 << params->log_n;
-    uint64_t r = params->r, p = params->p;
-    /* the bound checked above, with room for OpenSSL's own accounting */
-    uint64_t maxmem = QUBES_SCRYPT_MAX_MEMORY + ((guint64)1 << 26);
-    OSSL_PARAM ps[] = {
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
-                                          (void *)passphrase, passphrase_len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt,
-                                          QUBES_SCRYPT_SALT),
-        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
-        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_R, &r),
-        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_P, &p),
-        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
-        OSSL_PARAM_construct_end(),
-    };
-    int ok = EVP_KDF_derive(ctx, key, QUBES_SCRYPT_KEY, ps);
-    EVP_KDF_CTX_free(ctx);
-    return ok == 1 || crypto_failed(error, "scrypt");
+    if (qubes_scrypt_kdf((const guint8 *)passphrase, passphrase_len, salt,
+                         QUBES_SCRYPT_SALT, params->log_n, params->r, params->p,
+                         key, QUBES_SCRYPT_KEY))
+        return TRUE;
+    return qubes_error_errno_code(
+        error, QUBES_ERROR_EXCEPTION, errno,
+        "scrypt: cannot derive a key with %" G_GUINT64_FORMAT " MiB",
+        ((guint64)128 * params->r << params->log_n) >> 20);
 }
 
 gboolean qubes_scrypt_salt(guint8 salt[QUBES_SCRYPT_SALT], GError **error)

@@ -27,7 +27,8 @@
  *
  * Reading: the header is untrusted. Its parameters are checked against
  * limits before any work (log2 N 1 to 30, r*p below 2^30, the memory
- * 128*r*N within QUBES_SCRYPT_MAX_MEMORY) and its checksum and MAC are
+ * 128*r*(N+p) within QUBES_SCRYPT_MAX_MEMORY, the work N*r*p within
+ * QUBES_SCRYPT_MAX_WORK) and its checksum and MAC are
  * verified before a byte of data is decrypted. Errors are QubesException
  * (QUBES_ERROR_EXCEPTION), as the Qubes client reports a backup it cannot
  * read; the caller names the file. Decrypted data must not be trusted
@@ -45,6 +46,9 @@ G_BEGIN_DECLS
 #define QUBES_SCRYPT_KEY 64
 /* The most memory a file's parameters may make the derivation take. */
 #define QUBES_SCRYPT_MAX_MEMORY ((guint64)2 << 30)
+/* The most work (N*r*p) they may ask: 16 times the scrypt tool's choice
+ * here (2^22, about a second), room for a faster machine's calibration. */
+#define QUBES_SCRYPT_MAX_WORK ((guint64)1 << 26)
 
 typedef struct {
     guint8 log_n;
@@ -65,9 +69,9 @@ typedef struct {
 gboolean qubes_scrypt_params_check(const QubesScryptParams *params,
                                    GError **error);
 
-/* Readies libcrypto for this process, once: its big blocks from
- * kdf-memory.h, and no exit handler (a derivation may outlive main).
- * Every function here calls it before using libcrypto. */
+/* Readies libcrypto for this process, once: no exit handler (a
+ * derivation may outlive main). Every function here calls it before
+ * using libcrypto. */
 void qubes_scrypt_init(void);
 
 /* scrypt(@passphrase, @salt, @params) into @key (64 bytes). Slow. */

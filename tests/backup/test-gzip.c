@@ -44,8 +44,8 @@ static GBytes *pipe_through(const char *cmd, const guint8 *in, gsize len)
 {
     g_autofree char *path = g_build_filename(dir, "in", NULL);
     g_autofree char *opath = g_build_filename(dir, "out", NULL);
-    g_assert_true(g_file_set_contents(path, (const char *)in, (gssize)len,
-                                      NULL));
+    g_assert_true(
+        g_file_set_contents(path, (const char *)in, (gssize)len, NULL));
     g_autofree char *sh =
         g_strdup_printf("/bin/sh -c '%s < %s > %s'", cmd, path, opath);
     bt_run(sh);
@@ -64,7 +64,8 @@ static void assert_gunzips_to(GByteArray *gz, const guint8 *data, gsize len)
 
 static guint8 *text(gsize len)
 {
-    static const char line[] = "Qubes backup: the quick brown fox, 0123456789\n";
+    static const char line[] =
+        "Qubes backup: the quick brown fox, 0123456789\n";
     guint8 *t = g_malloc(len);
     for (gsize i = 0; i < len; i++)
         t[i] = (guint8)line[(i + i / 997) % (sizeof line - 1)];

@@ -8,6 +8,7 @@
 #include "key-ahead.h"
 #include "qubes-error.h"
 #include "scrypt-file.h"
+#include "scrypt-kdf.h"
 #include "util.h"
 
 #include <glib/gstdio.h>
@@ -176,6 +177,8 @@ static void test_hostile_parameters_refused_before_work(void)
         {.log_n = 22, .r = 8, .p = 1},
         {.log_n = 10, .r = 1u << 25, .p = 1},
         {.log_n = 10, .r = 1u << 15, .p = 1u << 15},
+        {.log_n = 20, .r = 8, .p = 64},      /* work 2^29 */
+        {.log_n = 1, .r = 1, .p = 1u << 24}, /* B: 2 GiB */
     };
     for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
         g_autoptr(GError) err = NULL;
@@ -200,10 +203,6 @@ static void test_hostile_parameters_refused_before_work(void)
     g_assert_true(qubes_scrypt_params_check(&def, NULL));
 }
 
-/* A derivation's 64 MiB (log2 N 16, r 8: past QUBES_KDF_BIG) comes from
- * a mapping kept while a key pool holds it, reused by the next, and
- * unmapped with the pool; the keys are scrypt's (hashlib.scrypt gives
- * the expected one). */
 static char *hex_of(const guint8 *b, gsize n)
 {
     GString *s = g_string_new(NULL);
@@ -212,6 +211,63 @@ static char *hex_of(const guint8 *b, gsize n)
     return g_string_free(s, FALSE);
 }
 
+/* Our scrypt (scrypt-kdf.c) gives RFC 7914's test vectors (section 12),
+ * and libcrypto's EVP scrypt's keys over odd parameters. */
+static void test_kdf_is_scrypt(void)
+{
+    static const struct {
+        const char *pass, *salt;
+        guint log_n;
+        guint32 r, p;
+        const char *key;
+    } rfc[] = {
+        {"", "", 4, 1, 1,
+         "77d6576238657b203b19ca42c18a0497f16b4844e3074ae8dfdffa3fede21442"
+         "fcd0069ded0948f8326a753a0fc81f17e8d3e0fb2e0d3628cf35e20c38d18906"},
+        {"password", "NaCl", 10, 8, 16,
+         "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
+         "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640"},
+        {"pleaseletmein", "SodiumChloride", 14, 8, 1,
+         "7023bdcb3afd7348461c06cd81fd38ebfda8fbba904f8e3ea9b543f6545da1f2"
+         "d5432955613f0fcf62d49705242a9af9e61e85dc0d651e40dfcf017b45575887"},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(rfc); i++) {
+        guint8 key[64];
+        g_assert_true(qubes_scrypt_kdf(
+            (const guint8 *)rfc[i].pass, strlen(rfc[i].pass),
+            (const guint8 *)rfc[i].salt, strlen(rfc[i].salt), rfc[i].log_n,
+            rfc[i].r, rfc[i].p, key, sizeof key));
+        g_autofree char *hex = hex_of(key, sizeof key);
+        g_assert_cmpstr(hex, ==, rfc[i].key);
+    }
+    const struct {
+        guint log_n;
+        guint32 r, p;
+        gsize len;
+    } odd[] = {{1, 1, 1, 1},   {2, 3, 5, 17},  {7, 2, 3, 64},  {9, 5, 2, 100},
+               {12, 1, 1, 32}, {5, 16, 1, 64}, {11, 8, 2, 64}, {3, 7, 9, 33}};
+    for (guint i = 0; i < G_N_ELEMENTS(odd); i++) {
+        guint8 pass[37], salt[29], ours[100], theirs[100];
+        for (guint k = 0; k < sizeof pass; k++)
+            pass[k] = (guint8)g_random_int();
+        for (guint k = 0; k < sizeof salt; k++)
+            salt[k] = (guint8)g_random_int();
+        gsize plen = 1 + i * 4;
+        g_assert_true(qubes_scrypt_kdf(pass, plen, salt, sizeof salt,
+                                       odd[i].log_n, odd[i].r, odd[i].p, ours,
+                                       odd[i].len));
+        g_assert_cmpint(EVP_PBE_scrypt((const char *)pass, plen, salt,
+                                       sizeof salt, (guint64)1 << odd[i].log_n,
+                                       odd[i].r, odd[i].p, 0, theirs,
+                                       odd[i].len),
+                        ==, 1);
+        g_assert_true(memcmp(ours, theirs, odd[i].len) == 0);
+    }
+}
+
+/* A derivation's 64 MiB (log2 N 16, r 8) comes from a mapping kept while
+ * a key pool holds it, reused by the next, and unmapped with the pool
+ * (hashlib.scrypt gives the expected key). */
 static void test_kdf_memory_kept_and_released(void)
 {
     static const char expected[] =
@@ -219,7 +275,6 @@ static void test_kdf_memory_kept_and_released(void)
         "63a9f191e0ee500d33d88352333f716d350e17b2fd07e0da061a60be12d17708";
     const QubesScryptParams p = {.log_n = 16, .r = 8, .p = 1};
     guint8 salt[QUBES_SCRYPT_SALT] = "SodiumChloride";
-    g_assert_true(qubes_kdf_memory_install());
     g_assert_cmpuint(qubes_kdf_memory_mapped(), ==, 0);
     QubesKeyAhead *ka = qubes_key_ahead_new(&p, 1);
     for (int i = 0; i < 3; i++) {
@@ -239,7 +294,7 @@ static void test_kdf_memory_kept_and_released(void)
     g_assert_cmpuint(qubes_kdf_memory_mapped(), ==, 1);
     qubes_key_ahead_free(ka, TRUE);
     g_assert_cmpuint(qubes_kdf_memory_mapped(), ==, 0);
-    /* held by nobody: unmapped as soon as it is freed */
+    /* held by nobody: unmapped as soon as it is given back */
     g_assert_true(
         qubes_scrypt_derive("pleaseletmein", 13, salt, &p, key, NULL));
     g_assert_cmpuint(qubes_kdf_memory_mapped(), ==, 0);
@@ -254,6 +309,7 @@ int main(int argc, char **argv)
     g_test_add_func("/scrypt/changes-refused", test_changes_refused);
     g_test_add_func("/scrypt/hostile-parameters",
                     test_hostile_parameters_refused_before_work);
+    g_test_add_func("/scrypt/kdf-is-scrypt", test_kdf_is_scrypt);
     g_test_add_func("/scrypt/kdf-memory", test_kdf_memory_kept_and_released);
     return bt_finish(g_test_run(), dir);
 }

@@ -1,0 +1,150 @@
+/* scrypt-kdf.c: scrypt, RFC 7914's steps (see scrypt-kdf.h). */
+#include "scrypt-kdf.h"
+
+#include "kdf-memory.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <string.h>
+
+#define ROTL(a, b) (((a) << (b)) | ((a) >> (32 - (b))))
+
+/* The mixing loops are left out of the sanitizers' instrumentation: they
+ * run 2^22 blocks a derivation, six times slower instrumented, and their
+ * bounds are the caller's (r and N, checked); test-scrypt checks their
+ * result against RFC 7914 and libcrypto in every build. */
+#define UNINSTRUMENTED __attribute__((no_sanitize("address", "undefined")))
+
+/* Salsa20/8 core (RFC 7914, section 3) on one 64-byte block, in place. */
+UNINSTRUMENTED static inline void salsa20_8(guint32 b[16])
+{
+    guint32 x[16];
+    memcpy(x, b, sizeof x);
+    for (int i = 0; i < 8; i += 2) {
+        /* the columns */
+        x[4] ^= ROTL(x[0] + x[12], 7);
+        x[8] ^= ROTL(x[4] + x[0], 9);
+        x[12] ^= ROTL(x[8] + x[4], 13);
+        x[0] ^= ROTL(x[12] + x[8], 18);
+        x[9] ^= ROTL(x[5] + x[1], 7);
+        x[13] ^= ROTL(x[9] + x[5], 9);
+        x[1] ^= ROTL(x[13] + x[9], 13);
+        x[5] ^= ROTL(x[1] + x[13], 18);
+        x[14] ^= ROTL(x[10] + x[6], 7);
+        x[2] ^= ROTL(x[14] + x[10], 9);
+        x[6] ^= ROTL(x[2] + x[14], 13);
+        x[10] ^= ROTL(x[6] + x[2], 18);
+        x[3] ^= ROTL(x[15] + x[11], 7);
+        x[7] ^= ROTL(x[3] + x[15], 9);
+        x[11] ^= ROTL(x[7] + x[3], 13);
+        x[15] ^= ROTL(x[11] + x[7], 18);
+        /* the rows */
+        x[1] ^= ROTL(x[0] + x[3], 7);
+        x[2] ^= ROTL(x[1] + x[0], 9);
+        x[3] ^= ROTL(x[2] + x[1], 13);
+        x[0] ^= ROTL(x[3] + x[2], 18);
+        x[6] ^= ROTL(x[5] + x[4], 7);
+        x[7] ^= ROTL(x[6] + x[5], 9);
+        x[4] ^= ROTL(x[7] + x[6], 13);
+        x[5] ^= ROTL(x[4] + x[7], 18);
+        x[11] ^= ROTL(x[10] + x[9], 7);
+        x[8] ^= ROTL(x[11] + x[10], 9);
+        x[9] ^= ROTL(x[8] + x[11], 13);
+        x[10] ^= ROTL(x[9] + x[8], 18);
+        x[12] ^= ROTL(x[15] + x[14], 7);
+        x[13] ^= ROTL(x[12] + x[15], 9);
+        x[14] ^= ROTL(x[13] + x[12], 13);
+        x[15] ^= ROTL(x[14] + x[13], 18);
+    }
+    for (int i = 0; i < 16; i++)
+        b[i] += x[i];
+}
+
+/* @out = BlockMix(@in XOR @v) (RFC 7914, section 4; @v NULL: @in alone)
+ * over 2*@r blocks of 16 words; the output's even blocks first, then
+ * its odd ones. */
+UNINSTRUMENTED static void block_mix(const guint32 *in, const guint32 *v,
+                                     guint32 *out, gsize r)
+{
+    guint32 x[16];
+    const gsize last = (2 * r - 1) * 16;
+    for (int k = 0; k < 16; k++)
+        x[k] = in[last + k] ^ (v ? v[last + k] : 0);
+    for (gsize i = 0; i < 2 * r; i++) {
+        const guint32 *b = in + i * 16;
+        if (v)
+            for (int k = 0; k < 16; k++)
+                x[k] ^= b[k] ^ v[i * 16 + k];
+        else
+            for (int k = 0; k < 16; k++)
+                x[k] ^= b[k];
+        salsa20_8(x);
+        memcpy(out + (i / 2 + (i & 1) * r) * 16, x, sizeof x);
+    }
+}
+
+/* ROMix (RFC 7914, section 5) of the 128*@r bytes at @b, in place, with
+ * @vmem (128*@r*@n bytes) and @xy (256*@r bytes). */
+UNINSTRUMENTED static void ro_mix(guint8 *b, gsize r, guint64 n, guint32 *vmem,
+                                  guint32 *xy)
+{
+    const gsize w = 32 * r; /* words in a 128*r-byte block */
+    guint32 *x = xy, *y = xy + w;
+    for (gsize k = 0; k < w; k++) {
+        guint32 le;
+        memcpy(&le, b + 4 * k, 4);
+        x[k] = GUINT32_FROM_LE(le);
+    }
+    /* two steps a turn: x to y, then y back to x */
+    for (guint64 i = 0; i < n; i += 2) {
+        memcpy(vmem + i * w, x, 4 * w);
+        block_mix(x, NULL, y, r);
+        memcpy(vmem + (i + 1) * w, y, 4 * w);
+        block_mix(y, NULL, x, r);
+    }
+    /* Integerify: the last block's first word, mod N (N <= 2^30) */
+    for (guint64 i = 0; i < n; i += 2) {
+        guint64 j = x[(2 * r - 1) * 16] & (n - 1);
+        block_mix(x, vmem + j * w, y, r);
+        j = y[(2 * r - 1) * 16] & (n - 1);
+        block_mix(y, vmem + j * w, x, r);
+    }
+    for (gsize k = 0; k < w; k++) {
+        guint32 le = GUINT32_TO_LE(x[k]);
+        memcpy(b + 4 * k, &le, 4);
+    }
+}
+
+gboolean qubes_scrypt_kdf(const guint8 *pass, gsize pass_len,
+                          const guint8 *salt, gsize salt_len, guint log_n,
+                          guint32 r, guint32 p, guint8 *out, gsize out_len)
+{
+    g_return_val_if_fail(log_n >= 1 && log_n <= 30 && r && p &&
+                             (guint64)r * p < ((guint64)1 << 30),
+                         FALSE);
+    const guint64 n = (guint64)1 << log_n;
+    const gsize blen = (gsize)128 * r * p, vlen = (gsize)(128 * r * n);
+    guint8 *b = g_malloc(blen);
+    guint32 *xy = g_malloc((gsize)256 * r);
+    guint32 *vmem = qubes_kdf_memory_get(vlen);
+    gboolean ok = vmem && PKCS5_PBKDF2_HMAC((const char *)pass, (int)pass_len,
+                                            salt, (int)salt_len, 1,
+                                            EVP_sha256(), (int)blen, b) == 1;
+    for (guint32 i = 0; ok && i < p; i++)
+        ro_mix(b + (gsize)128 * r * i, r, n, vmem, xy);
+    ok =
+        ok && PKCS5_PBKDF2_HMAC((const char *)pass, (int)pass_len, b, (int)blen,
+                                1, EVP_sha256(), (int)out_len, out) == 1;
+    int saved = errno;
+    qubes_kdf_memory_put(vmem, vlen);
+    OPENSSL_cleanse(b, blen);
+    OPENSSL_cleanse(xy, (gsize)256 * r);
+    g_free(b);
+    g_free(xy);
+    if (!vmem)
+        errno = saved;
+    else if (!ok)
+        errno = EINVAL;
+    return ok;
+}
