@@ -124,11 +124,15 @@ static gboolean take_key(QubesBackupWriter *w, const char *name,
     return qubes_key_job_take(j, salt, key, w->cancel, error);
 }
 
-/* Encrypts @plain as the scrypt file of @name (the key's name: "FILE.NNN",
- * "backup-header"; the member is @name.enc or .hmac) and writes it as one
- * outer member. */
+/* Encrypted a piece at a time, each written out while it is still in the
+ * cache: AES, MAC and copy read it once from memory, not three times. */
+#define PIECE ((gsize)256 << 10)
+
+/* Encrypts @data (in place) as the scrypt file of @name (the key's name:
+ * "FILE.NNN", "backup-header"; the member is @name.enc or .hmac) and
+ * writes it as one outer member. */
 static gboolean emit_member(QubesBackupWriter *w, const char *name,
-                            const char *member, const guint8 *plain, gsize len,
+                            const char *member, guint8 *data, gsize len,
                             GError **error)
 {
     guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
@@ -136,20 +140,20 @@ static gboolean emit_member(QubesBackupWriter *w, const char *name,
         return FALSE;
     guint8 header[QUBES_SCRYPT_HEADER], mac[QUBES_SCRYPT_MAC];
     QubesScryptEnc *enc = qubes_scrypt_enc_new(key, salt, &w->params, header);
-    guint8 *cipher = g_malloc(len ? len : 1);
-    qubes_scrypt_enc_update(enc, plain, cipher, len);
-    qubes_scrypt_enc_finish(enc, mac);
     memset(key, 0, sizeof key);
     gsize total = QUBES_SCRYPT_HEADER + len + QUBES_SCRYPT_MAC;
     QubesTarFile f = {
         .name = member, .mode = 0644, .mtime = w->mtime, .size = total};
     gboolean ok = qubes_tar_write_begin(w->out, w->data, &f, error) &&
-                  w->out(header, sizeof header, w->data, error) &&
-                  w->out(cipher, len, w->data, error) &&
-                  w->out(mac, sizeof mac, w->data, error) &&
-                  qubes_tar_write_end(w->out, w->data, total, error);
-    g_free(cipher);
-    return ok;
+                  w->out(header, sizeof header, w->data, error);
+    for (gsize off = 0; ok && off < len; off += PIECE) {
+        gsize n = MIN(PIECE, len - off);
+        qubes_scrypt_enc_update(enc, data + off, data + off, n);
+        ok = w->out(data + off, n, w->data, error);
+    }
+    qubes_scrypt_enc_finish(enc, mac);
+    return ok && w->out(mac, sizeof mac, w->data, error) &&
+           qubes_tar_write_end(w->out, w->data, total, error);
 }
 
 /* The current chunk, whole: out as FILE.NNN.enc. */
@@ -382,8 +386,9 @@ QubesBackupWriter *qubes_backup_writer_new(QubesTarSink out, gpointer data,
     if (!ok || !qubes_tar_write_begin(out, data, &f, error) ||
         !out((const guint8 *)text, tlen, data, error) ||
         !qubes_tar_write_end(out, data, tlen, error) ||
+        /* the plain text is out: encrypted in place for its .hmac */
         !emit_member(w, "backup-header", "backup-header.hmac",
-                     (const guint8 *)text, tlen, error)) {
+                     (guint8 *)text, tlen, error)) {
         qubes_backup_writer_free(w);
         return NULL;
     }
