@@ -435,6 +435,22 @@ static gboolean chunk_name(const char *untrusted, char **file, guint *index)
     return TRUE;
 }
 
+/* The chunks' keys start while the header's own is derived: their names
+ * take the backup id of the header as it reads, not yet authenticated
+ * (a key only opens a chunk whose MAC it matches, and the header is
+ * checked against its .hmac before any chunk is opened). */
+static void prefetch_early(Reader *r)
+{
+    QubesBackupHeader h = {0};
+    if (r->prefetch &&
+        qubes_backup_header_parse((char *)r->header_bytes->data,
+                                  r->header_bytes->len, r->allow_filter, &h,
+                                  NULL) &&
+        h.backup_id)
+        prefetch_schedule(r->prefetch, h.backup_id, r->passphrase);
+    qubes_backup_header_clear(&h);
+}
+
 static gboolean take_header(Reader *r, GError **error)
 {
     g_autofree char *pass =
@@ -502,39 +518,50 @@ static gboolean take_chunk(Reader *r, GError **error)
         return FALSE;
     }
     r->next_index++;
-    g_autofree char *pass = g_strdup_printf(
-        "%s!%s.%03u!%s", r->header.backup_id, file, index, r->passphrase);
-    g_autoptr(GByteArray) plain = NULL;
+    /* the key: derived ahead from this very header, or now */
+    guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
+    gboolean keyed = FALSE;
     gpointer key_name = NULL, value = NULL;
     if (r->prefetch &&
         g_hash_table_steal_extended(r->prefetch->jobs, r->member_name,
                                     &key_name, &value)) {
         AheadJob *a = value;
-        guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
         /* the key is this chunk's only if its header is the one read
          * ahead (else the file changed: derived again below) */
         if (r->member->len >= QUBES_SCRYPT_HEADER &&
-            memcmp(a->header, r->member->data, QUBES_SCRYPT_HEADER) == 0) {
-            QubesKeyJob *job = g_steal_pointer(&a->job);
-            if (qubes_key_job_take(job, salt, key, NULL, NULL))
-                plain =
-                    qubes_scrypt_decrypt_keyed(r->member->data, r->member->len,
-                                               key, r->member_name, error);
-            memset(key, 0, sizeof key);
-        }
+            memcmp(a->header, r->member->data, QUBES_SCRYPT_HEADER) == 0)
+            keyed = qubes_key_job_take(g_steal_pointer(&a->job), salt, key,
+                                       NULL, NULL);
         ahead_job_free(a);
         g_free(key_name);
-        if (!plain && error && *error) /* the key was right: the data not */
-            return FALSE;
     }
-    if (!plain)
-        plain = qubes_scrypt_decrypt(r->member->data, r->member->len, pass,
-                                     r->member_name, error);
+    if (!keyed) {
+        g_autofree char *pass = g_strdup_printf(
+            "%s!%s.%03u!%s", r->header.backup_id, file, index, r->passphrase);
+        QubesScryptParams params;
+        keyed =
+            r->member->len >= QUBES_SCRYPT_HEADER &&
+            qubes_scrypt_header_parse(r->member->data, &params, salt, error) &&
+            qubes_scrypt_derive(pass, strlen(pass), salt, &params, key, error);
+        memset(pass, 0, strlen(pass));
+        if (!keyed && r->member->len < QUBES_SCRYPT_HEADER)
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "it is cut short");
+        if (!keyed) {
+            g_prefix_error(error, "failed to decrypt %s: ", r->member_name);
+            return FALSE;
+        }
+    }
+    /* decrypted where it lies: no copy of a chunk */
+    gboolean ok = qubes_scrypt_open_keyed(r->member->data, r->member->len, key,
+                                          r->member_name, error);
+    memset(key, 0, sizeof key);
     if (r->prefetch)
         prefetch_schedule(r->prefetch, r->header.backup_id, r->passphrase);
-    if (!plain || !inflater_feed(r->inf, plain->data, plain->len, error))
-        return FALSE;
-    return TRUE;
+    return ok && inflater_feed(r->inf, r->member->data + QUBES_SCRYPT_HEADER,
+                               r->member->len - QUBES_SCRYPT_HEADER -
+                                   QUBES_SCRYPT_MAC,
+                               error);
 }
 
 static gboolean out_begin(const QubesTarMember *m, gpointer data, GError **e)
@@ -586,6 +613,7 @@ static gboolean out_end(const QubesTarMember *m, gpointer data, GError **e)
     case 0:
         g_byte_array_append(r->header_bytes, r->member->data, r->member->len);
         r->stage = 1;
+        prefetch_early(r);
         return TRUE;
     case 1:
         r->stage = 2;

@@ -13,6 +13,9 @@
 #include <openssl/rand.h>
 #include <string.h>
 
+/* The cipher and the MAC go over the data a piece at a time. */
+#define PIECE ((gsize)256 << 10)
+
 struct _QubesScryptEnc {
     EVP_CIPHER_CTX *cipher;
     EVP_MAC_CTX *mac;
@@ -186,8 +189,11 @@ static void cipher_run(EVP_CIPHER_CTX *c, const guint8 *in, guint8 *out,
 void qubes_scrypt_enc_update(QubesScryptEnc *enc, const guint8 *in, guint8 *out,
                              gsize len)
 {
-    cipher_run(enc->cipher, in, out, len);
-    EVP_MAC_update(enc->mac, out, len);
+    for (gsize off = 0; off < len; off += PIECE) {
+        gsize n = MIN(PIECE, len - off);
+        cipher_run(enc->cipher, in + off, out + off, n);
+        EVP_MAC_update(enc->mac, out + off, n);
+    }
 }
 
 void qubes_scrypt_enc_finish(QubesScryptEnc *enc, guint8 mac[QUBES_SCRYPT_MAC])
@@ -261,8 +267,12 @@ QubesScryptDec *qubes_scrypt_dec_new(const guint8 *untrusted_header,
 void qubes_scrypt_dec_update(QubesScryptDec *dec, const guint8 *in, guint8 *out,
                              gsize len)
 {
-    EVP_MAC_update(dec->mac, in, len);
-    cipher_run(dec->cipher, in, out, len);
+    /* a piece at a time: the MAC and the cipher read it from the cache */
+    for (gsize off = 0; off < len; off += PIECE) {
+        gsize n = MIN(PIECE, len - off);
+        EVP_MAC_update(dec->mac, in + off, n);
+        cipher_run(dec->cipher, in + off, out + off, n);
+    }
 }
 
 gboolean qubes_scrypt_dec_finish(QubesScryptDec *dec,
@@ -289,30 +299,43 @@ void qubes_scrypt_dec_free(QubesScryptDec *dec)
     g_free(dec);
 }
 
-GByteArray *qubes_scrypt_decrypt_keyed(const guint8 *untrusted, gsize len,
-                                       const guint8 key[QUBES_SCRYPT_KEY],
-                                       const char *what, GError **error)
+gboolean qubes_scrypt_open_keyed(guint8 *untrusted, gsize len,
+                                 const guint8 key[QUBES_SCRYPT_KEY],
+                                 const char *what, GError **error)
 {
     if (len < QUBES_SCRYPT_HEADER + QUBES_SCRYPT_MAC) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                     "failed to decrypt %s: it is cut short", what);
-        return NULL;
+        return FALSE;
     }
     QubesScryptDec *dec = qubes_scrypt_dec_new(untrusted, key, error);
     if (!dec) {
         g_prefix_error(error, "failed to decrypt %s: ", what);
-        return NULL;
+        return FALSE;
     }
     gsize n = len - QUBES_SCRYPT_HEADER - QUBES_SCRYPT_MAC;
-    GByteArray *out = g_byte_array_sized_new((guint)n);
-    g_byte_array_set_size(out, (guint)n);
-    qubes_scrypt_dec_update(dec, untrusted + QUBES_SCRYPT_HEADER, out->data, n);
+    guint8 *data = untrusted + QUBES_SCRYPT_HEADER;
+    qubes_scrypt_dec_update(dec, data, data, n);
     if (!qubes_scrypt_dec_finish(dec, untrusted + len - QUBES_SCRYPT_MAC,
                                  error)) {
         g_prefix_error(error, "failed to decrypt %s: ", what);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+GByteArray *qubes_scrypt_decrypt_keyed(const guint8 *untrusted, gsize len,
+                                       const guint8 key[QUBES_SCRYPT_KEY],
+                                       const char *what, GError **error)
+{
+    GByteArray *out = g_byte_array_sized_new((guint)len);
+    g_byte_array_append(out, untrusted, (guint)len);
+    if (!qubes_scrypt_open_keyed(out->data, len, key, what, error)) {
         g_byte_array_unref(out);
         return NULL;
     }
+    g_byte_array_remove_range(out, 0, QUBES_SCRYPT_HEADER);
+    g_byte_array_set_size(out, out->len - QUBES_SCRYPT_MAC);
     return out;
 }
 

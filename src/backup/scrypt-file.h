@@ -130,8 +130,16 @@ GByteArray *qubes_scrypt_decrypt(const guint8 *untrusted, gsize len,
                                  const char *passphrase, const char *what,
                                  GError **error);
 
-/* The same under @key, derived already from the file's own header (its
- * salt and parameters). */
+/* The whole scrypt file @untrusted (@len bytes) under @key, derived
+ * already from its own header (its salt and parameters), decrypted in
+ * place and authenticated: its plain data is then the @len - 128 bytes
+ * from @untrusted + QUBES_SCRYPT_HEADER. FALSE with @error "failed to
+ * decrypt @what: WHY" (the buffer then holds nothing to use). */
+gboolean qubes_scrypt_open_keyed(guint8 *untrusted, gsize len,
+                                 const guint8 key[QUBES_SCRYPT_KEY],
+                                 const char *what, GError **error);
+
+/* As qubes_scrypt_open_keyed, into a new array. */
 GByteArray *qubes_scrypt_decrypt_keyed(const guint8 *untrusted, gsize len,
                                        const guint8 key[QUBES_SCRYPT_KEY],
                                        const char *what, GError **error);
