@@ -62,6 +62,7 @@ typedef struct {
     QDir *dir;
     char *name; /* the final name */
     QFileNew *file;
+    guint64 unsynced; /* written since writeback was last started */
 } Output;
 
 static gboolean out_write(const guint8 *buf, gsize len, gpointer data,
@@ -79,6 +80,7 @@ static gboolean out_write(const guint8 *buf, gsize len, gpointer data,
                                           qdir_path(o->dir), o->name);
         buf += n;
         len -= (gsize)n;
+        qfile_writeback_step(fd, &o->unsynced, (gsize)n);
     }
     return TRUE;
 }

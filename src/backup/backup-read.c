@@ -245,7 +245,7 @@ typedef struct {
     guint next;         /* the next member to start a key for */
     QubesKeyAhead *ka;
     GHashTable *jobs; /* name -> AheadJob */
-    guint threads;
+    guint depth;      /* keys to keep coming (qubes_key_ahead_depth) */
 } Prefetch;
 
 static void member_free(Member *m)
@@ -278,7 +278,9 @@ static GPtrArray *scan_members(int fd)
             off += 512;
             continue;
         }
-        if ((type == '0' || type == '\0') && g_str_has_suffix(name, ".enc")) {
+        if ((type == '0' || type == '\0') &&
+            (g_str_has_suffix(name, ".enc") ||
+             strcmp(name, HEADER_NAME ".hmac") == 0)) {
             Member *m = g_new0(Member, 1);
             m->name = g_strdup(name);
             m->offset = off + 512;
@@ -298,9 +300,9 @@ static Prefetch *prefetch_new(int fd)
     Prefetch *p = g_new0(Prefetch, 1);
     p->fd = fd;
     p->members = scan_members(fd);
-    p->threads = MAX(1, g_get_num_processors());
     QubesScryptParams dflt = QUBES_SCRYPT_PARAMS_DEFAULT;
-    p->ka = qubes_key_ahead_new(&dflt, p->threads);
+    p->ka = qubes_key_ahead_new(&dflt, 0);
+    p->depth = qubes_key_ahead_depth(p->ka);
     p->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                     (GDestroyNotify)ahead_job_free);
     return p;
@@ -316,11 +318,12 @@ static void prefetch_free(Prefetch *p)
     g_free(p);
 }
 
-/* Keeps a derivation going per core for the chunks that come next. */
+/* Keeps the pool's depth of derivations queued or going for the chunks
+ * that come next. */
 static void prefetch_schedule(Prefetch *p, const char *backup_id,
                               const char *passphrase)
 {
-    while (p && g_hash_table_size(p->jobs) < p->threads &&
+    while (p && g_hash_table_size(p->jobs) < p->depth &&
            p->next < p->members->len) {
         Member *m = p->members->pdata[p->next++];
         AheadJob *a = g_new0(AheadJob, 1);
@@ -334,7 +337,9 @@ static void prefetch_schedule(Prefetch *p, const char *backup_id,
         }
         g_autofree char *base = g_strndup(m->name, strlen(m->name) - 4);
         g_autofree char *pass =
-            g_strdup_printf("%s!%s!%s", backup_id, base, passphrase);
+            strcmp(m->name, HEADER_NAME ".hmac") == 0
+                ? g_strdup_printf("%s!%s", HEADER_NAME, passphrase)
+                : g_strdup_printf("%s!%s!%s", backup_id, base, passphrase);
         a->job = qubes_key_ahead_start_for(p->ka, pass, &params, salt);
         memset(pass, 0, strlen(pass));
         g_hash_table_replace(p->jobs, g_strdup(m->name), a);
@@ -451,16 +456,68 @@ static void prefetch_early(Reader *r)
     qubes_backup_header_clear(&h);
 }
 
+/* The key of the member gathered, under @pass: derived ahead from this
+ * very scrypt header, or now. FALSE with @error "failed to decrypt
+ * MEMBER: WHY". */
+static gboolean member_key(Reader *r, const char *pass,
+                           guint8 key[QUBES_SCRYPT_KEY], GError **error)
+{
+    guint8 salt[QUBES_SCRYPT_SALT];
+    gpointer key_name = NULL, value = NULL;
+    if (r->prefetch &&
+        g_hash_table_steal_extended(r->prefetch->jobs, r->member_name,
+                                    &key_name, &value)) {
+        AheadJob *a = value;
+        /* the key is this member's only if its header is the one read
+         * ahead (else the file changed: derived again below) */
+        gboolean keyed =
+            r->member->len >= QUBES_SCRYPT_HEADER &&
+            memcmp(a->header, r->member->data, QUBES_SCRYPT_HEADER) == 0 &&
+            qubes_key_job_take(g_steal_pointer(&a->job), salt, key, NULL, NULL);
+        ahead_job_free(a);
+        g_free(key_name);
+        if (keyed)
+            return TRUE;
+    }
+    QubesScryptParams params;
+    if (r->member->len < QUBES_SCRYPT_HEADER)
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "it is cut short");
+    else if (qubes_scrypt_header_parse(r->member->data, &params, salt, error) &&
+             qubes_scrypt_derive(pass, strlen(pass), salt, &params, key, error))
+        return TRUE;
+    g_prefix_error(error, "failed to decrypt %s: ", r->member_name);
+    return FALSE;
+}
+
+/* The member gathered, decrypted where it lies and authenticated (no
+ * copy of a chunk): its plain data at r->member->data +
+ * QUBES_SCRYPT_HEADER, *@len bytes. */
+static gboolean open_member(Reader *r, const char *pass, gsize *len,
+                            GError **error)
+{
+    guint8 key[QUBES_SCRYPT_KEY];
+    if (!member_key(r, pass, key, error))
+        return FALSE;
+    gboolean ok = qubes_scrypt_open_keyed(r->member->data, r->member->len, key,
+                                          r->member_name, error);
+    memset(key, 0, sizeof key);
+    *len = ok ? r->member->len - QUBES_SCRYPT_HEADER - QUBES_SCRYPT_MAC : 0;
+    return ok;
+}
+
 static gboolean take_header(Reader *r, GError **error)
 {
     g_autofree char *pass =
         g_strdup_printf("%s!%s", HEADER_NAME, r->passphrase);
-    g_autoptr(GByteArray) plain = qubes_scrypt_decrypt(
-        r->member->data, r->member->len, pass, HEADER_NAME ".hmac", error);
-    if (!plain)
+    gsize len = 0;
+    gboolean ok = open_member(r, pass, &len, error);
+    memset(pass, 0, strlen(pass));
+    if (!ok)
         return FALSE;
-    if (plain->len != r->header_bytes->len ||
-        memcmp(plain->data, r->header_bytes->data, plain->len) != 0) {
+    const guint8 *plain = r->member->data + QUBES_SCRYPT_HEADER;
+    if (len != r->header_bytes->len ||
+        memcmp(plain, r->header_bytes->data, len) != 0) {
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                             "ERROR: invalid hmac for file backup-header: "
                             "it is not the one its .hmac holds");
@@ -518,50 +575,15 @@ static gboolean take_chunk(Reader *r, GError **error)
         return FALSE;
     }
     r->next_index++;
-    /* the key: derived ahead from this very header, or now */
-    guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
-    gboolean keyed = FALSE;
-    gpointer key_name = NULL, value = NULL;
-    if (r->prefetch &&
-        g_hash_table_steal_extended(r->prefetch->jobs, r->member_name,
-                                    &key_name, &value)) {
-        AheadJob *a = value;
-        /* the key is this chunk's only if its header is the one read
-         * ahead (else the file changed: derived again below) */
-        if (r->member->len >= QUBES_SCRYPT_HEADER &&
-            memcmp(a->header, r->member->data, QUBES_SCRYPT_HEADER) == 0)
-            keyed = qubes_key_job_take(g_steal_pointer(&a->job), salt, key,
-                                       NULL, NULL);
-        ahead_job_free(a);
-        g_free(key_name);
-    }
-    if (!keyed) {
-        g_autofree char *pass = g_strdup_printf(
-            "%s!%s.%03u!%s", r->header.backup_id, file, index, r->passphrase);
-        QubesScryptParams params;
-        keyed =
-            r->member->len >= QUBES_SCRYPT_HEADER &&
-            qubes_scrypt_header_parse(r->member->data, &params, salt, error) &&
-            qubes_scrypt_derive(pass, strlen(pass), salt, &params, key, error);
-        memset(pass, 0, strlen(pass));
-        if (!keyed && r->member->len < QUBES_SCRYPT_HEADER)
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                        "it is cut short");
-        if (!keyed) {
-            g_prefix_error(error, "failed to decrypt %s: ", r->member_name);
-            return FALSE;
-        }
-    }
-    /* decrypted where it lies: no copy of a chunk */
-    gboolean ok = qubes_scrypt_open_keyed(r->member->data, r->member->len, key,
-                                          r->member_name, error);
-    memset(key, 0, sizeof key);
+    g_autofree char *pass = g_strdup_printf(
+        "%s!%s.%03u!%s", r->header.backup_id, file, index, r->passphrase);
+    gsize len = 0;
+    gboolean ok = open_member(r, pass, &len, error);
+    memset(pass, 0, strlen(pass));
     if (r->prefetch)
         prefetch_schedule(r->prefetch, r->header.backup_id, r->passphrase);
     return ok && inflater_feed(r->inf, r->member->data + QUBES_SCRYPT_HEADER,
-                               r->member->len - QUBES_SCRYPT_HEADER -
-                                   QUBES_SCRYPT_MAC,
-                               error);
+                               len, error);
 }
 
 static gboolean out_begin(const QubesTarMember *m, gpointer data, GError **e)

@@ -44,7 +44,7 @@ struct _QubesBackupWriter {
     /* keys derived ahead: "FILE.NNN" (or "backup-header") -> job */
     QubesKeyAhead *ka;
     GHashTable *jobs;
-    guint threads;
+    guint depth;     /* keys to keep coming (qubes_key_ahead_depth) */
     GStrv files;     /* the files to come, or NULL */
     guint next_file; /* the first of them not begun */
 };
@@ -85,7 +85,7 @@ static guint64 chunks_foreseen(const QubesBackupWriter *w)
     return MAX((guint64)(out / (double)w->chunk_size) + 1, w->index + 1);
 }
 
-/* Keeps as many derivations going as there are threads: the chunk being
+/* Keeps the pool's depth of derivations queued or going: the chunk being
  * filled, the current file's next chunks as far as its output is
  * foreseen to go, then the first chunk of each file to come (every file
  * has one, so none of these is wasted). */
@@ -94,16 +94,16 @@ static void top_up(QubesBackupWriter *w)
     g_autoptr(GPtrArray) want = g_ptr_array_new_with_free_func(g_free);
     if (w->file) {
         guint64 last = chunks_foreseen(w);
-        for (guint64 k = w->index;
-             k < MIN(last, 1000) && want->len < w->threads; k++)
+        for (guint64 k = w->index; k < MIN(last, 1000) && want->len < w->depth;
+             k++)
             g_ptr_array_add(want, chunk_name(w->file, (guint)k));
         w->topped = w->taken;
     }
     for (guint k = w->next_file;
-         w->files && w->files[k] && want->len < w->threads; k++)
+         w->files && w->files[k] && want->len < w->depth; k++)
         g_ptr_array_add(want, chunk_name(w->files[k], 0));
     for (guint i = 0; i < want->len; i++) {
-        if (g_hash_table_size(w->jobs) >= w->threads)
+        if (g_hash_table_size(w->jobs) >= w->depth)
             break;
         if (!g_hash_table_contains(w->jobs, want->pdata[i]) &&
             !start_key(w, want->pdata[i], NULL))
@@ -370,9 +370,8 @@ QubesBackupWriter *qubes_backup_writer_new(QubesTarSink out, gpointer data,
     w->chunk = g_byte_array_new();
     w->filter = (Filter){0, -1, -1};
     w->mtime = g_get_real_time() / G_USEC_PER_SEC;
-    w->threads =
-        opts->threads ? opts->threads : (guint)MAX(1, g_get_num_processors());
-    w->ka = qubes_key_ahead_new(&w->params, w->threads);
+    w->ka = qubes_key_ahead_new(&w->params, opts->workers);
+    w->depth = qubes_key_ahead_depth(w->ka);
     w->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                     (GDestroyNotify)qubes_key_job_drop);
     w->files = g_strdupv((char **)opts->files);
@@ -387,8 +386,8 @@ QubesBackupWriter *qubes_backup_writer_new(QubesTarSink out, gpointer data,
         !out((const guint8 *)text, tlen, data, error) ||
         !qubes_tar_write_end(out, data, tlen, error) ||
         /* the plain text is out: encrypted in place for its .hmac */
-        !emit_member(w, "backup-header", "backup-header.hmac",
-                     (guint8 *)text, tlen, error)) {
+        !emit_member(w, "backup-header", "backup-header.hmac", (guint8 *)text,
+                     tlen, error)) {
         qubes_backup_writer_free(w);
         return NULL;
     }

@@ -14,7 +14,7 @@
  * is whole (its size goes first). The chunks' keys are derived ahead on
  * other cores (key-ahead.h): the chunk being filled, the file's next
  * chunks as far as its output is foreseen to go, and the first chunk of
- * each coming file, as many at once as there are cores.
+ * each coming file, as many as the pool's depth.
  */
 #pragma once
 
@@ -39,7 +39,7 @@ typedef struct {
     const char *const *files;
     /* non-zero: stop (QUBES_ERROR_BACKUP_CANCELLED) */
     const gint *cancel;
-    guint threads; /* key derivations at once; 0: one per core */
+    guint workers; /* key-ahead.h's workers; 0: one per two cores */
 } QubesBackupWriteOptions;
 
 /* Starts a backup on @out (the outer stream) with header @h (version 4,

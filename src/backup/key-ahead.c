@@ -1,17 +1,26 @@
-/* key-ahead.c: scrypt derivations on a pool of threads (see key-ahead.h). */
+/* key-ahead.c: scrypt derivations on worker threads, two at once (see
+ * key-ahead.h). */
 #include "key-ahead.h"
 
 #include "kdf-memory.h"
 #include "qubes-error.h"
+#include "scrypt-kdf.h"
 
 #include <string.h>
 
+/* Shared by the workers and the owner, counted: the owner's reference
+ * and one a worker thread. Freed by the last. */
 struct _QubesKeyAhead {
-    GThreadPool *pool;
+    gint refs;
+    GMutex lock;
+    GCond more;       /* a job queued, or closing */
+    GQueue queue;     /* under lock: QubesKeyJob, not yet begun */
+    gboolean closing; /* under lock */
+    GPtrArray *threads;
     QubesScryptParams params;
 };
 
-/* Shared by the pool's thread and the owner: two references until the
+/* Shared by a worker and the owner: two references until the
  * derivation ran (or was skipped) and the owner took or dropped it. */
 struct _QubesKeyJob {
     gint refs;
@@ -42,37 +51,132 @@ static void job_unref(QubesKeyJob *j)
     g_free(j);
 }
 
-static void derive(gpointer data, gpointer unused)
+static gboolean job_dropped(QubesKeyJob *j)
 {
-    QubesKeyJob *j = data;
     g_mutex_lock(&j->lock);
-    gboolean skip = j->dropped;
+    gboolean d = j->dropped;
     g_mutex_unlock(&j->lock);
-    GError *err = NULL;
-    gboolean ok =
-        !skip && qubes_scrypt_derive(j->passphrase, strlen(j->passphrase),
-                                     j->salt, &j->params, j->key, &err);
+    return d;
+}
+
+static void job_done(QubesKeyJob *j, gboolean ok, const char *why)
+{
     g_mutex_lock(&j->lock);
     j->ok = ok;
-    j->error = err;
+    if (!ok)
+        j->error = g_error_new(
+            QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+            "scrypt: cannot derive a key with %" G_GUINT64_FORMAT " MiB: %s",
+            ((guint64)128 * j->params.r << j->params.log_n) >> 20, why);
     j->done = TRUE;
     g_cond_signal(&j->cond);
     g_mutex_unlock(&j->lock);
     job_unref(j);
 }
 
+static gboolean same_cost(const QubesKeyJob *a, const QubesKeyJob *b)
+{
+    return a->params.log_n == b->params.log_n && a->params.r == b->params.r &&
+           a->params.p == b->params.p;
+}
+
+static void ka_unref(QubesKeyAhead *ka)
+{
+    if (!g_atomic_int_dec_and_test(&ka->refs))
+        return;
+    /* the jobs still queued were dropped by their owners */
+    g_queue_clear_full(&ka->queue, (GDestroyNotify)job_unref);
+    g_ptr_array_unref(ka->threads);
+    g_mutex_clear(&ka->lock);
+    g_cond_clear(&ka->more);
+    qubes_kdf_memory_unhold();
+    g_free(ka);
+}
+
+/* The next job not dropped, or NULL once closing (under lock). */
+static QubesKeyJob *next_job(QubesKeyAhead *ka)
+{
+    for (;;) {
+        QubesKeyJob *j = g_queue_pop_head(&ka->queue);
+        if (j && !job_dropped(j))
+            return j;
+        if (j) {
+            job_unref(j); /* its worker's reference: it never runs */
+            continue;
+        }
+        if (ka->closing)
+            return NULL;
+        g_cond_wait(&ka->more, &ka->lock);
+    }
+}
+
+static gpointer worker(gpointer data)
+{
+    QubesKeyAhead *ka = data;
+    g_mutex_lock(&ka->lock);
+    QubesKeyJob *a;
+    while ((a = next_job(ka)) != NULL) {
+        /* a partner of the same cost, if one waits */
+        QubesKeyJob *b = g_queue_peek_head(&ka->queue);
+        if (b && same_cost(a, b))
+            g_queue_pop_head(&ka->queue);
+        else
+            b = NULL;
+        g_mutex_unlock(&ka->lock);
+        if (b && job_dropped(b)) {
+            job_unref(b);
+            b = NULL;
+        }
+        gboolean ok;
+        if (b) {
+            QubesScryptInput in[2] = {
+                {(const guint8 *)a->passphrase, strlen(a->passphrase), a->salt,
+                 QUBES_SCRYPT_SALT, a->key, QUBES_SCRYPT_KEY},
+                {(const guint8 *)b->passphrase, strlen(b->passphrase), b->salt,
+                 QUBES_SCRYPT_SALT, b->key, QUBES_SCRYPT_KEY}};
+            ok = qubes_scrypt_kdf2(in, a->params.log_n, a->params.r,
+                                   a->params.p, QUBES_SCRYPT_IMPL_BEST);
+        } else {
+            ok = qubes_scrypt_kdf(
+                (const guint8 *)a->passphrase, strlen(a->passphrase), a->salt,
+                QUBES_SCRYPT_SALT, a->params.log_n, a->params.r, a->params.p,
+                a->key, QUBES_SCRYPT_KEY);
+        }
+        const char *why = ok ? NULL : g_strerror(errno);
+        job_done(a, ok, why);
+        if (b)
+            job_done(b, ok, why);
+        g_mutex_lock(&ka->lock);
+    }
+    g_mutex_unlock(&ka->lock);
+    ka_unref(ka);
+    return NULL;
+}
+
 QubesKeyAhead *qubes_key_ahead_new(const QubesScryptParams *params,
-                                   guint threads)
+                                   guint workers)
 {
     /* derivations one after another reuse their memory (kdf-memory.h) */
     qubes_scrypt_init();
     qubes_kdf_memory_hold();
     QubesKeyAhead *ka = g_new0(QubesKeyAhead, 1);
     ka->params = *params;
-    if (!threads)
-        threads = MAX(1, g_get_num_processors());
-    ka->pool = g_thread_pool_new(derive, NULL, (gint)threads, FALSE, NULL);
+    g_mutex_init(&ka->lock);
+    g_cond_init(&ka->more);
+    g_queue_init(&ka->queue);
+    if (!workers)
+        workers = MAX(1, g_get_num_processors() / 2);
+    ka->threads =
+        g_ptr_array_new_with_free_func((GDestroyNotify)g_thread_unref);
+    ka->refs = 1 + (gint)workers;
+    for (guint i = 0; i < workers; i++)
+        g_ptr_array_add(ka->threads, g_thread_new("scrypt", worker, ka));
     return ka;
+}
+
+guint qubes_key_ahead_depth(const QubesKeyAhead *ka)
+{
+    return 4 * ka->threads->len;
 }
 
 void qubes_key_ahead_free(QubesKeyAhead *ka, gboolean wait)
@@ -81,10 +185,17 @@ void qubes_key_ahead_free(QubesKeyAhead *ka, gboolean wait)
         return;
     /* queued jobs were dropped by their owners before this and are
      * skipped; a running derivation ends on its own (waited for, or
-     * not: it holds its own reference) */
-    g_thread_pool_free(ka->pool, FALSE, wait);
-    qubes_kdf_memory_unhold();
-    g_free(ka);
+     * not: its worker holds a reference to the pool) */
+    g_mutex_lock(&ka->lock);
+    ka->closing = TRUE;
+    g_cond_broadcast(&ka->more);
+    g_mutex_unlock(&ka->lock);
+    GPtrArray *threads = g_ptr_array_ref(ka->threads);
+    if (wait)
+        for (guint i = 0; i < threads->len; i++)
+            g_thread_join(g_thread_ref(threads->pdata[i]));
+    g_ptr_array_unref(threads);
+    ka_unref(ka);
 }
 
 static QubesKeyJob *job_new(const char *passphrase)
@@ -97,6 +208,14 @@ static QubesKeyJob *job_new(const char *passphrase)
     return j;
 }
 
+static void push(QubesKeyAhead *ka, QubesKeyJob *j)
+{
+    g_mutex_lock(&ka->lock);
+    g_queue_push_tail(&ka->queue, j);
+    g_cond_signal(&ka->more);
+    g_mutex_unlock(&ka->lock);
+}
+
 QubesKeyJob *qubes_key_ahead_start_for(QubesKeyAhead *ka,
                                        const char *passphrase,
                                        const QubesScryptParams *params,
@@ -105,7 +224,7 @@ QubesKeyJob *qubes_key_ahead_start_for(QubesKeyAhead *ka,
     QubesKeyJob *j = job_new(passphrase);
     j->params = *params;
     memcpy(j->salt, salt, QUBES_SCRYPT_SALT);
-    g_thread_pool_push(ka->pool, j, NULL);
+    push(ka, j);
     return j;
 }
 
@@ -119,7 +238,7 @@ QubesKeyJob *qubes_key_ahead_start(QubesKeyAhead *ka, const char *passphrase,
         job_unref(j);
         return NULL;
     }
-    g_thread_pool_push(ka->pool, j, NULL);
+    push(ka, j);
     return j;
 }
 

@@ -116,6 +116,149 @@ UNINSTRUMENTED static void ro_mix(guint8 *b, gsize r, guint64 n, guint32 *vmem,
     }
 }
 
+/* ---- two at once ---- */
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define MIX2_CAT_(a, b) a##b
+#define MIX2_CAT(a, b) MIX2_CAT_(a, b)
+
+/* x86-64's baseline: SSE2, a rotation in three instructions */
+#define MIX2_NAME ro_mix2_sse2
+#define MIX2_ATTR
+#define MIX2_ROT(x, n)                                                         \
+    _mm_or_si128(_mm_slli_epi32((x), (n)), _mm_srli_epi32((x), 32 - (n)))
+#include "scrypt-mix2.inc"
+#undef MIX2_NAME
+#undef MIX2_ATTR
+#undef MIX2_ROT
+
+/* AVX-512VL: the same in 128-bit vectors, a rotation in one */
+#define MIX2_NAME ro_mix2_avx512
+#define MIX2_ATTR __attribute__((target("avx512f,avx512vl")))
+#define MIX2_ROT(x, n) _mm_rol_epi32((x), (n))
+#include "scrypt-mix2.inc"
+#undef MIX2_NAME
+#undef MIX2_ATTR
+#undef MIX2_ROT
+
+typedef void (*RoMix2)(guint32 *, guint32 *, gsize, guint64, guint32 *,
+                       guint32 *, guint32 *);
+
+/* The words of a 64-byte block in the vectors' diagonal order. */
+static const guint8 diagonal[16] = {0, 5,  10, 15, 4,  9, 14, 3,
+                                    8, 13, 2,  7,  12, 1, 6,  11};
+
+static void to_diagonal(const guint8 *b, guint32 *x, gsize r)
+{
+    for (gsize blk = 0; blk < 2 * r; blk++)
+        for (int k = 0; k < 16; k++) {
+            guint32 le;
+            memcpy(&le, b + 64 * blk + 4 * diagonal[k], 4);
+            x[blk * 16 + k] = GUINT32_FROM_LE(le);
+        }
+}
+
+static void from_diagonal(const guint32 *x, guint8 *b, gsize r)
+{
+    for (gsize blk = 0; blk < 2 * r; blk++)
+        for (int k = 0; k < 16; k++) {
+            guint32 le = GUINT32_TO_LE(x[blk * 16 + k]);
+            memcpy(b + 64 * blk + 4 * diagonal[k], &le, 4);
+        }
+}
+
+static RoMix2 ro_mix2_for(QubesScryptImpl impl)
+{
+    static gsize once;
+    static gboolean avx512;
+    if (g_once_init_enter(&once)) {
+        __builtin_cpu_init();
+        avx512 = __builtin_cpu_supports("avx512f") &&
+                 __builtin_cpu_supports("avx512vl");
+        g_once_init_leave(&once, 1);
+    }
+    switch (impl) {
+    case QUBES_SCRYPT_IMPL_SCALAR:
+        return NULL;
+    case QUBES_SCRYPT_IMPL_SSE2:
+        return ro_mix2_sse2;
+    case QUBES_SCRYPT_IMPL_AVX512:
+        return avx512 ? ro_mix2_avx512 : NULL;
+    default:
+        return avx512 ? ro_mix2_avx512 : ro_mix2_sse2;
+    }
+}
+#endif
+
+gboolean qubes_scrypt_impl_available(QubesScryptImpl impl)
+{
+#if defined(__x86_64__)
+    return impl == QUBES_SCRYPT_IMPL_SCALAR || ro_mix2_for(impl) != NULL;
+#else
+    return impl == QUBES_SCRYPT_IMPL_SCALAR || impl == QUBES_SCRYPT_IMPL_BEST;
+#endif
+}
+
+gboolean qubes_scrypt_kdf2(const QubesScryptInput in[2], guint log_n, guint32 r,
+                           guint32 p, QubesScryptImpl impl)
+{
+    g_return_val_if_fail(log_n >= 1 && log_n <= 30 && r && p &&
+                             (guint64)r * p < ((guint64)1 << 30),
+                         FALSE);
+#if defined(__x86_64__)
+    RoMix2 mix = ro_mix2_for(impl);
+#else
+    gpointer mix = NULL;
+#endif
+    if (!mix) { /* one after the other */
+        for (int k = 0; k < 2; k++)
+            if (!qubes_scrypt_kdf(in[k].pass, in[k].pass_len, in[k].salt,
+                                  in[k].salt_len, log_n, r, p, in[k].out,
+                                  in[k].out_len))
+                return FALSE;
+        return TRUE;
+    }
+#if defined(__x86_64__)
+    const guint64 n = (guint64)1 << log_n;
+    const gsize blen = (gsize)128 * r * p, vlen = (gsize)(128 * r * n);
+    guint8 *b[2] = {g_malloc(blen), g_malloc(blen)};
+    guint32 *x[2] = {g_malloc(128 * (gsize)r), g_malloc(128 * (gsize)r)};
+    guint32 *xy = g_aligned_alloc((gsize)512 * r, 1, 64);
+    guint32 *vmem[2] = {qubes_kdf_memory_get(vlen), qubes_kdf_memory_get(vlen)};
+    gboolean ok = vmem[0] && vmem[1];
+    for (int k = 0; ok && k < 2; k++)
+        ok = PKCS5_PBKDF2_HMAC((const char *)in[k].pass, (int)in[k].pass_len,
+                               in[k].salt, (int)in[k].salt_len, 1, EVP_sha256(),
+                               (int)blen, b[k]) == 1;
+    for (guint32 i = 0; ok && i < p; i++) {
+        gsize off = (gsize)128 * r * i;
+        to_diagonal(b[0] + off, x[0], r);
+        to_diagonal(b[1] + off, x[1], r);
+        mix(x[0], x[1], r, n, vmem[0], vmem[1], xy);
+        from_diagonal(x[0], b[0] + off, r);
+        from_diagonal(x[1], b[1] + off, r);
+    }
+    for (int k = 0; ok && k < 2; k++)
+        ok = PKCS5_PBKDF2_HMAC((const char *)in[k].pass, (int)in[k].pass_len,
+                               b[k], (int)blen, 1, EVP_sha256(),
+                               (int)in[k].out_len, in[k].out) == 1;
+    int saved = errno;
+    for (int k = 0; k < 2; k++) {
+        qubes_kdf_memory_put(vmem[k], vlen);
+        OPENSSL_cleanse(b[k], blen);
+        OPENSSL_cleanse(x[k], 128 * (gsize)r);
+        g_free(b[k]);
+        g_free(x[k]);
+    }
+    OPENSSL_cleanse(xy, (gsize)512 * r);
+    g_aligned_free(xy);
+    errno = vmem[0] && vmem[1] ? (ok ? 0 : EINVAL) : saved;
+    return ok;
+#endif
+}
+
 gboolean qubes_scrypt_kdf(const guint8 *pass, gsize pass_len,
                           const guint8 *salt, gsize salt_len, guint log_n,
                           guint32 r, guint32 p, guint8 *out, gsize out_len)

@@ -28,4 +28,35 @@ gboolean qubes_scrypt_kdf(const guint8 *pass, gsize pass_len,
                           const guint8 *salt, gsize salt_len, guint log_n,
                           guint32 r, guint32 p, guint8 *out, gsize out_len);
 
+/* One derivation's own input and output, for qubes_scrypt_kdf2. */
+typedef struct {
+    const guint8 *pass;
+    gsize pass_len;
+    const guint8 *salt;
+    gsize salt_len;
+    guint8 *out;
+    gsize out_len;
+} QubesScryptInput;
+
+/* How the two derivations of qubes_scrypt_kdf2 mix: the best this CPU
+ * has, or one named (tests compare them). */
+typedef enum {
+    QUBES_SCRYPT_IMPL_BEST,
+    QUBES_SCRYPT_IMPL_SCALAR, /* one after the other, portable C */
+    QUBES_SCRYPT_IMPL_SSE2,   /* x86-64: both at once */
+    QUBES_SCRYPT_IMPL_AVX512, /* x86-64 with AVX-512VL: both at once */
+} QubesScryptImpl;
+
+/* Whether this build on this CPU has @impl. */
+gboolean qubes_scrypt_impl_available(QubesScryptImpl impl);
+
+/* Two derivations of the same cost at once, on this one thread: on
+ * x86-64 their two Salsa20/8 chains interleave, about 1.4 times (SSE2)
+ * to 1.9 times (AVX-512VL) the keys a core makes one after another, for
+ * twice the memory (2 * 128*r*N). The keys are qubes_scrypt_kdf's.
+ * @impl: QUBES_SCRYPT_IMPL_BEST (an implementation this CPU lacks falls
+ * back to SCALAR). FALSE with errno set as qubes_scrypt_kdf. */
+gboolean qubes_scrypt_kdf2(const QubesScryptInput in[2], guint log_n, guint32 r,
+                           guint32 p, QubesScryptImpl impl);
+
 G_END_DECLS

@@ -303,6 +303,17 @@ int qfile_stat(QDir *dir, const char *name, struct stat *st, GError **error)
     return -1;
 }
 
+void qfile_writeback_step(int fd, guint64 *pending, gsize len)
+{
+    *pending += len;
+    if (*pending < QFILE_WRITEBACK_STEP)
+        return;
+    *pending = 0;
+    /* the whole file: the writes may be anywhere in it. An error only
+     * means the writeback waits for the fsync, which reports its own. */
+    (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 int qfile_openat_file(int dirfd, const char *dir_path, const char *name,
                       int flags, GError **error)
 {

@@ -120,6 +120,14 @@ char *qfile_read_text(const char *dir_path, const char *name, gsize max,
  * NULL, gets the text's length (it may hold NULs). */
 char *qfile_read_textat(int dirfd, const char *dir_path, const char *name,
                         gsize max, gsize *len, GError **error);
+/* Early writeback for a long write: call after writing @len more bytes
+ * to @fd. Every QFILE_WRITEBACK_STEP bytes (counted in *@pending) it asks
+ * the kernel to start writing the file's dirty pages out
+ * (sync_file_range with SYNC_FILE_RANGE_WRITE, which waits for nothing),
+ * so that the disk works while the caller computes and the final fsync
+ * finds little left. It promises no durability: the fsync still does. */
+#define QFILE_WRITEBACK_STEP ((guint64)64 << 20)
+void qfile_writeback_step(int fd, guint64 *pending, gsize len);
 /* qfile_openat_file() in @dir, read-only. */
 int qfile_open_read(QDir *dir, const char *name, GError **error);
 /* Lists the names in @dir (caller frees the array). */

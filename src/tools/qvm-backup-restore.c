@@ -23,6 +23,7 @@
 #include "firewall.h"
 #include "import.h"
 #include "qubes-error.h"
+#include "qfile.h"
 #include "restore-plan.h"
 #include "tool.h"
 
@@ -125,6 +126,7 @@ typedef struct {
     char *vm;     /* the qube made for it */
     char *volume; /* F_VOLUME */
     int fd;
+    guint64 unsynced;  /* written since writeback was last started */
     char *error;       /* the first failure of its import */
     gboolean started;  /* ImportBegin answered */
     gboolean finished; /* its data arrived whole and was taken */
@@ -350,6 +352,7 @@ static gboolean rd_data(const char *file, const QubesTarMember *m,
                 return TRUE;
             }
             buf += n, len -= (gsize)n, offset += (guint64)n;
+            qfile_writeback_step(t->fd, &t->unsynced, (gsize)n);
         }
     } else if (t->bytes) {
         if (t->bytes->len + len > SMALL_MAX)

@@ -265,6 +265,54 @@ static void test_kdf_is_scrypt(void)
     }
 }
 
+/* Two derivations at once (qubes_scrypt_kdf2) give each the key it gives
+ * alone, in every implementation this CPU has (x86-64 here: SSE2 always;
+ * AVX-512VL where the CPU has it), over RFC 7914's parameters and odd
+ * ones, with different passphrases, salts and lengths. */
+static void test_kdf2_is_twice_scrypt(void)
+{
+    const struct {
+        guint log_n;
+        guint32 r, p;
+    } cost[] = {{4, 1, 1}, {10, 8, 16}, {14, 8, 1}, {1, 1, 1},
+                {7, 2, 3}, {9, 5, 2},   {16, 8, 1}};
+    const QubesScryptImpl impls[] = {
+        QUBES_SCRYPT_IMPL_BEST, QUBES_SCRYPT_IMPL_SCALAR,
+        QUBES_SCRYPT_IMPL_SSE2, QUBES_SCRYPT_IMPL_AVX512};
+#if defined(__x86_64__)
+    g_assert_true(qubes_scrypt_impl_available(QUBES_SCRYPT_IMPL_SSE2));
+#endif
+    for (guint c = 0; c < G_N_ELEMENTS(cost); c++) {
+        guint8 pass[2][40], salt[2][32], want[2][80];
+        gsize plen[2] = {1 + c, 40 - c}, olen[2] = {64, 17 + c * 9};
+        for (int k = 0; k < 2; k++) {
+            for (guint i = 0; i < sizeof pass[k]; i++)
+                pass[k][i] = (guint8)g_random_int();
+            for (guint i = 0; i < sizeof salt[k]; i++)
+                salt[k][i] = (guint8)g_random_int();
+            g_assert_true(qubes_scrypt_kdf(pass[k], plen[k], salt[k], 32,
+                                           cost[c].log_n, cost[c].r, cost[c].p,
+                                           want[k], olen[k]));
+        }
+        for (guint m = 0; m < G_N_ELEMENTS(impls); m++) {
+            if (!qubes_scrypt_impl_available(impls[m])) {
+                g_test_message("scrypt implementation %u: not on this CPU",
+                               impls[m]);
+                continue;
+            }
+            guint8 got[2][80];
+            QubesScryptInput in[2];
+            for (int k = 0; k < 2; k++)
+                in[k] = (QubesScryptInput){pass[k], plen[k], salt[k],
+                                           32,      got[k],  olen[k]};
+            g_assert_true(qubes_scrypt_kdf2(in, cost[c].log_n, cost[c].r,
+                                            cost[c].p, impls[m]));
+            for (int k = 0; k < 2; k++)
+                g_assert_true(memcmp(got[k], want[k], olen[k]) == 0);
+        }
+    }
+}
+
 /* A derivation's 64 MiB (log2 N 16, r 8) comes from a mapping kept while
  * a key pool holds it, reused by the next, and unmapped with the pool
  * (hashlib.scrypt gives the expected key). */
@@ -310,6 +358,7 @@ int main(int argc, char **argv)
     g_test_add_func("/scrypt/hostile-parameters",
                     test_hostile_parameters_refused_before_work);
     g_test_add_func("/scrypt/kdf-is-scrypt", test_kdf_is_scrypt);
+    g_test_add_func("/scrypt/kdf2-is-twice-scrypt", test_kdf2_is_twice_scrypt);
     g_test_add_func("/scrypt/kdf-memory", test_kdf_memory_kept_and_released);
     return bt_finish(g_test_run(), dir);
 }
