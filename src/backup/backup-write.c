@@ -124,10 +124,6 @@ static gboolean take_key(QubesBackupWriter *w, const char *name,
     return qubes_key_job_take(j, salt, key, w->cancel, error);
 }
 
-/* Encrypted a piece at a time, each written out while it is still in the
- * cache: AES, MAC and copy read it once from memory, not three times. */
-#define PIECE ((gsize)256 << 10)
-
 /* Encrypts @data (in place) as the scrypt file of @name (the key's name:
  * "FILE.NNN", "backup-header"; the member is @name.enc or .hmac) and
  * writes it as one outer member. */
@@ -146,8 +142,10 @@ static gboolean emit_member(QubesBackupWriter *w, const char *name,
         .name = member, .mode = 0644, .mtime = w->mtime, .size = total};
     gboolean ok = qubes_tar_write_begin(w->out, w->data, &f, error) &&
                   w->out(header, sizeof header, w->data, error);
-    for (gsize off = 0; ok && off < len; off += PIECE) {
-        gsize n = MIN(PIECE, len - off);
+    /* a piece at a time, each written out while it is still in the
+     * cache: AES, MAC and copy read it once from memory, not three times */
+    for (gsize off = 0; ok && off < len; off += QUBES_SCRYPT_PIECE) {
+        gsize n = MIN(QUBES_SCRYPT_PIECE, len - off);
         qubes_scrypt_enc_update(enc, data + off, data + off, n);
         ok = w->out(data + off, n, w->data, error);
     }

@@ -4,7 +4,6 @@
 
 #include "kdf-memory.h"
 #include "qubes-error.h"
-#include "scrypt-kdf.h"
 
 #include <string.h>
 
@@ -59,15 +58,12 @@ static gboolean job_dropped(QubesKeyJob *j)
     return d;
 }
 
-static void job_done(QubesKeyJob *j, gboolean ok, const char *why)
+static void job_done(QubesKeyJob *j, gboolean ok, const GError *error)
 {
     g_mutex_lock(&j->lock);
     j->ok = ok;
     if (!ok)
-        j->error = g_error_new(
-            QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-            "scrypt: cannot derive a key with %" G_GUINT64_FORMAT " MiB: %s",
-            ((guint64)128 * j->params.r << j->params.log_n) >> 20, why);
+        j->error = g_error_copy(error);
     j->done = TRUE;
     g_cond_signal(&j->cond);
     g_mutex_unlock(&j->lock);
@@ -127,25 +123,21 @@ static gpointer worker(gpointer data)
             job_unref(b);
             b = NULL;
         }
+        GError *err = NULL;
         gboolean ok;
         if (b) {
-            QubesScryptInput in[2] = {
-                {(const guint8 *)a->passphrase, strlen(a->passphrase), a->salt,
-                 QUBES_SCRYPT_SALT, a->key, QUBES_SCRYPT_KEY},
-                {(const guint8 *)b->passphrase, strlen(b->passphrase), b->salt,
-                 QUBES_SCRYPT_SALT, b->key, QUBES_SCRYPT_KEY}};
-            ok = qubes_scrypt_kdf2(in, a->params.log_n, a->params.r,
-                                   a->params.p, QUBES_SCRYPT_IMPL_BEST);
+            const char *pass[2] = {a->passphrase, b->passphrase};
+            const guint8 *salt[2] = {a->salt, b->salt};
+            guint8 *key[2] = {a->key, b->key};
+            ok = qubes_scrypt_derive2(pass, salt, &a->params, key, &err);
         } else {
-            ok = qubes_scrypt_kdf(
-                (const guint8 *)a->passphrase, strlen(a->passphrase), a->salt,
-                QUBES_SCRYPT_SALT, a->params.log_n, a->params.r, a->params.p,
-                a->key, QUBES_SCRYPT_KEY);
+            ok = qubes_scrypt_derive(a->passphrase, strlen(a->passphrase),
+                                     a->salt, &a->params, a->key, &err);
         }
-        const char *why = ok ? NULL : g_strerror(errno);
-        job_done(a, ok, why);
+        job_done(a, ok, err);
         if (b)
-            job_done(b, ok, why);
+            job_done(b, ok, err);
+        g_clear_error(&err);
         g_mutex_lock(&ka->lock);
     }
     g_mutex_unlock(&ka->lock);

@@ -13,9 +13,6 @@
 #include <openssl/rand.h>
 #include <string.h>
 
-/* The cipher and the MAC go over the data a piece at a time. */
-#define PIECE ((gsize)256 << 10)
-
 struct _QubesScryptEnc {
     EVP_CIPHER_CTX *cipher;
     EVP_MAC_CTX *mac;
@@ -73,6 +70,15 @@ static gboolean crypto_failed(GError **error, const char *what)
     return FALSE;
 }
 
+/* A derivation that could not be made: its memory could not be had. */
+static gboolean derive_failed(const QubesScryptParams *params, GError **error)
+{
+    return qubes_error_errno_code(
+        error, QUBES_ERROR_EXCEPTION, errno,
+        "scrypt: cannot derive a key with %" G_GUINT64_FORMAT " MiB",
+        ((guint64)128 * params->r << params->log_n) >> 20);
+}
+
 gboolean qubes_scrypt_derive(const char *passphrase, gsize passphrase_len,
                              const guint8 salt[QUBES_SCRYPT_SALT],
                              const QubesScryptParams *params,
@@ -81,14 +87,31 @@ gboolean qubes_scrypt_derive(const char *passphrase, gsize passphrase_len,
     if (!qubes_scrypt_params_check(params, error))
         return FALSE;
     qubes_scrypt_init();
-    if (qubes_scrypt_kdf((const guint8 *)passphrase, passphrase_len, salt,
-                         QUBES_SCRYPT_SALT, params->log_n, params->r, params->p,
-                         key, QUBES_SCRYPT_KEY))
-        return TRUE;
-    return qubes_error_errno_code(
-        error, QUBES_ERROR_EXCEPTION, errno,
-        "scrypt: cannot derive a key with %" G_GUINT64_FORMAT " MiB",
-        ((guint64)128 * params->r << params->log_n) >> 20);
+    return qubes_scrypt_kdf((const guint8 *)passphrase, passphrase_len, salt,
+                            QUBES_SCRYPT_SALT, params->log_n, params->r,
+                            params->p, key, QUBES_SCRYPT_KEY) ||
+           derive_failed(params, error);
+}
+
+gboolean qubes_scrypt_derive2(const char *const passphrase[2],
+                              const guint8 *const salt[2],
+                              const QubesScryptParams *params,
+                              guint8 *const key[2], GError **error)
+{
+    if (!qubes_scrypt_params_check(params, error))
+        return FALSE;
+    qubes_scrypt_init();
+    QubesScryptInput in[2];
+    for (int k = 0; k < 2; k++)
+        in[k] = (QubesScryptInput){(const guint8 *)passphrase[k],
+                                   strlen(passphrase[k]),
+                                   salt[k],
+                                   QUBES_SCRYPT_SALT,
+                                   key[k],
+                                   QUBES_SCRYPT_KEY};
+    return qubes_scrypt_kdf2(in, params->log_n, params->r, params->p,
+                             QUBES_SCRYPT_IMPL_BEST) ||
+           derive_failed(params, error);
 }
 
 gboolean qubes_scrypt_salt(guint8 salt[QUBES_SCRYPT_SALT], GError **error)
@@ -189,8 +212,8 @@ static void cipher_run(EVP_CIPHER_CTX *c, const guint8 *in, guint8 *out,
 void qubes_scrypt_enc_update(QubesScryptEnc *enc, const guint8 *in, guint8 *out,
                              gsize len)
 {
-    for (gsize off = 0; off < len; off += PIECE) {
-        gsize n = MIN(PIECE, len - off);
+    for (gsize off = 0; off < len; off += QUBES_SCRYPT_PIECE) {
+        gsize n = MIN(QUBES_SCRYPT_PIECE, len - off);
         cipher_run(enc->cipher, in + off, out + off, n);
         EVP_MAC_update(enc->mac, out + off, n);
     }
@@ -268,8 +291,8 @@ void qubes_scrypt_dec_update(QubesScryptDec *dec, const guint8 *in, guint8 *out,
                              gsize len)
 {
     /* a piece at a time: the MAC and the cipher read it from the cache */
-    for (gsize off = 0; off < len; off += PIECE) {
-        gsize n = MIN(PIECE, len - off);
+    for (gsize off = 0; off < len; off += QUBES_SCRYPT_PIECE) {
+        gsize n = MIN(QUBES_SCRYPT_PIECE, len - off);
         EVP_MAC_update(dec->mac, in + off, n);
         cipher_run(dec->cipher, in + off, out + off, n);
     }
@@ -299,44 +322,41 @@ void qubes_scrypt_dec_free(QubesScryptDec *dec)
     g_free(dec);
 }
 
+/* The scrypt file @untrusted (@len bytes) under @key, its plain data
+ * into @out (@len - 128 bytes; may be @untrusted + QUBES_SCRYPT_HEADER),
+ * authenticated. */
+static gboolean open_to(const guint8 *untrusted, gsize len,
+                        const guint8 key[QUBES_SCRYPT_KEY], guint8 *out,
+                        const char *what, GError **error)
+{
+    QubesScryptDec *dec = qubes_scrypt_dec_new(untrusted, key, error);
+    if (dec) {
+        qubes_scrypt_dec_update(dec, untrusted + QUBES_SCRYPT_HEADER, out,
+                                len - QUBES_SCRYPT_HEADER - QUBES_SCRYPT_MAC);
+        if (qubes_scrypt_dec_finish(dec, untrusted + len - QUBES_SCRYPT_MAC,
+                                    error))
+            return TRUE;
+    }
+    g_prefix_error(error, "failed to decrypt %s: ", what);
+    return FALSE;
+}
+
+static gboolean cut_short(gsize len, const char *what, GError **error)
+{
+    if (len >= QUBES_SCRYPT_HEADER + QUBES_SCRYPT_MAC)
+        return FALSE;
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                "failed to decrypt %s: it is cut short", what);
+    return TRUE;
+}
+
 gboolean qubes_scrypt_open_keyed(guint8 *untrusted, gsize len,
                                  const guint8 key[QUBES_SCRYPT_KEY],
                                  const char *what, GError **error)
 {
-    if (len < QUBES_SCRYPT_HEADER + QUBES_SCRYPT_MAC) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "failed to decrypt %s: it is cut short", what);
-        return FALSE;
-    }
-    QubesScryptDec *dec = qubes_scrypt_dec_new(untrusted, key, error);
-    if (!dec) {
-        g_prefix_error(error, "failed to decrypt %s: ", what);
-        return FALSE;
-    }
-    gsize n = len - QUBES_SCRYPT_HEADER - QUBES_SCRYPT_MAC;
-    guint8 *data = untrusted + QUBES_SCRYPT_HEADER;
-    qubes_scrypt_dec_update(dec, data, data, n);
-    if (!qubes_scrypt_dec_finish(dec, untrusted + len - QUBES_SCRYPT_MAC,
-                                 error)) {
-        g_prefix_error(error, "failed to decrypt %s: ", what);
-        return FALSE;
-    }
-    return TRUE;
-}
-
-GByteArray *qubes_scrypt_decrypt_keyed(const guint8 *untrusted, gsize len,
-                                       const guint8 key[QUBES_SCRYPT_KEY],
-                                       const char *what, GError **error)
-{
-    GByteArray *out = g_byte_array_sized_new((guint)len);
-    g_byte_array_append(out, untrusted, (guint)len);
-    if (!qubes_scrypt_open_keyed(out->data, len, key, what, error)) {
-        g_byte_array_unref(out);
-        return NULL;
-    }
-    g_byte_array_remove_range(out, 0, QUBES_SCRYPT_HEADER);
-    g_byte_array_set_size(out, out->len - QUBES_SCRYPT_MAC);
-    return out;
+    return !cut_short(len, what, error) &&
+           open_to(untrusted, len, key, untrusted + QUBES_SCRYPT_HEADER, what,
+                   error);
 }
 
 GByteArray *qubes_scrypt_decrypt(const guint8 *untrusted, gsize len,
@@ -345,19 +365,20 @@ GByteArray *qubes_scrypt_decrypt(const guint8 *untrusted, gsize len,
 {
     QubesScryptParams params;
     guint8 salt[QUBES_SCRYPT_SALT], key[QUBES_SCRYPT_KEY];
-    if (len < QUBES_SCRYPT_HEADER + QUBES_SCRYPT_MAC) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "failed to decrypt %s: it is cut short", what);
+    if (cut_short(len, what, error))
         return NULL;
-    }
     if (!qubes_scrypt_header_parse(untrusted, &params, salt, error) ||
         !qubes_scrypt_derive(passphrase, strlen(passphrase), salt, &params, key,
                              error)) {
         g_prefix_error(error, "failed to decrypt %s: ", what);
         return NULL;
     }
-    GByteArray *out =
-        qubes_scrypt_decrypt_keyed(untrusted, len, key, what, error);
+    GByteArray *out = g_byte_array_sized_new((guint)len);
+    g_byte_array_set_size(
+        out, (guint)(len - QUBES_SCRYPT_HEADER - QUBES_SCRYPT_MAC));
+    gboolean ok = open_to(untrusted, len, key, out->data, what, error);
     memset(key, 0, sizeof key);
+    if (!ok)
+        g_clear_pointer(&out, g_byte_array_unref);
     return out;
 }

@@ -44,6 +44,10 @@ G_BEGIN_DECLS
 #define QUBES_SCRYPT_MAC 32
 #define QUBES_SCRYPT_SALT 32
 #define QUBES_SCRYPT_KEY 64
+/* The cipher and the MAC go over data this much at a time (the piece
+ * stays in the cache between them); a writer hands pieces of this size
+ * on for the same reason. */
+#define QUBES_SCRYPT_PIECE ((gsize)256 << 10)
 /* The most memory a file's parameters may make the derivation take. */
 #define QUBES_SCRYPT_MAX_MEMORY ((guint64)2 << 30)
 /* The most work (N*r*p) they may ask: 16 times the scrypt tool's choice
@@ -79,6 +83,14 @@ gboolean qubes_scrypt_derive(const char *passphrase, gsize passphrase_len,
                              const guint8 salt[QUBES_SCRYPT_SALT],
                              const QubesScryptParams *params,
                              guint8 key[QUBES_SCRYPT_KEY], GError **error);
+
+/* Two derivations of the same @params at once (scrypt-kdf.h's
+ * qubes_scrypt_kdf2, on this thread): the keys of @passphrase[0] and [1]
+ * under @salt[0] and [1] into @key[0] and [1]. */
+gboolean qubes_scrypt_derive2(const char *const passphrase[2],
+                              const guint8 *const salt[2],
+                              const QubesScryptParams *params,
+                              guint8 *const key[2], GError **error);
 
 /* Fills @salt from the system's random source. */
 gboolean qubes_scrypt_salt(guint8 salt[QUBES_SCRYPT_SALT], GError **error);
@@ -138,10 +150,5 @@ GByteArray *qubes_scrypt_decrypt(const guint8 *untrusted, gsize len,
 gboolean qubes_scrypt_open_keyed(guint8 *untrusted, gsize len,
                                  const guint8 key[QUBES_SCRYPT_KEY],
                                  const char *what, GError **error);
-
-/* As qubes_scrypt_open_keyed, into a new array. */
-GByteArray *qubes_scrypt_decrypt_keyed(const guint8 *untrusted, gsize len,
-                                       const guint8 key[QUBES_SCRYPT_KEY],
-                                       const char *what, GError **error);
 
 G_END_DECLS

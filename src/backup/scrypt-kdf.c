@@ -118,6 +118,11 @@ UNINSTRUMENTED static void ro_mix(guint8 *b, gsize r, guint64 n, guint32 *vmem,
 
 /* ---- two at once ---- */
 
+/* ROMix of two blocks at once (scrypt-mix2.inc), NULL where there is
+ * none: one after the other then. */
+typedef void (*RoMix2)(guint32 *, guint32 *, gsize, guint64, guint32 *,
+                       guint32 *, guint32 *);
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -142,9 +147,6 @@ UNINSTRUMENTED static void ro_mix(guint8 *b, gsize r, guint64 n, guint32 *vmem,
 #undef MIX2_NAME
 #undef MIX2_ATTR
 #undef MIX2_ROT
-
-typedef void (*RoMix2)(guint32 *, guint32 *, gsize, guint64, guint32 *,
-                       guint32 *, guint32 *);
 
 /* The words of a 64-byte block in the vectors' diagonal order. */
 static const guint8 diagonal[16] = {0, 5,  10, 15, 4,  9, 14, 3,
@@ -190,104 +192,92 @@ static RoMix2 ro_mix2_for(QubesScryptImpl impl)
         return avx512 ? ro_mix2_avx512 : ro_mix2_sse2;
     }
 }
+#else
+static RoMix2 ro_mix2_for(QubesScryptImpl impl)
+{
+    (void)impl;
+    return NULL;
+}
 #endif
 
 gboolean qubes_scrypt_impl_available(QubesScryptImpl impl)
 {
-#if defined(__x86_64__)
-    return impl == QUBES_SCRYPT_IMPL_SCALAR || ro_mix2_for(impl) != NULL;
-#else
-    return impl == QUBES_SCRYPT_IMPL_SCALAR || impl == QUBES_SCRYPT_IMPL_BEST;
-#endif
+    return impl == QUBES_SCRYPT_IMPL_SCALAR || impl == QUBES_SCRYPT_IMPL_BEST ||
+           ro_mix2_for(impl) != NULL;
 }
 
-gboolean qubes_scrypt_kdf2(const QubesScryptInput in[2], guint log_n, guint32 r,
-                           guint32 p, QubesScryptImpl impl)
+/* scrypt of @count (1 or 2) inputs of the same cost: the two ROMix of a
+ * block at once with @mix, else one after the other. */
+static gboolean derive(const QubesScryptInput *in, guint count, guint log_n,
+                       guint32 r, guint32 p, RoMix2 mix)
 {
     g_return_val_if_fail(log_n >= 1 && log_n <= 30 && r && p &&
-                             (guint64)r * p < ((guint64)1 << 30),
+                             (guint64)r * p < ((guint64)1 << 30) &&
+                             (count == 1 || count == 2),
                          FALSE);
-#if defined(__x86_64__)
-    RoMix2 mix = ro_mix2_for(impl);
-#else
-    gpointer mix = NULL;
-#endif
-    if (!mix) { /* one after the other */
-        for (int k = 0; k < 2; k++)
-            if (!qubes_scrypt_kdf(in[k].pass, in[k].pass_len, in[k].salt,
-                                  in[k].salt_len, log_n, r, p, in[k].out,
-                                  in[k].out_len))
-                return FALSE;
-        return TRUE;
-    }
-#if defined(__x86_64__)
+    if (count < 2)
+        mix = NULL;
     const guint64 n = (guint64)1 << log_n;
     const gsize blen = (gsize)128 * r * p, vlen = (gsize)(128 * r * n);
-    guint8 *b[2] = {g_malloc(blen), g_malloc(blen)};
-    guint32 *x[2] = {g_malloc(128 * (gsize)r), g_malloc(128 * (gsize)r)};
-    guint32 *xy = g_aligned_alloc((gsize)512 * r, 1, 64);
-    guint32 *vmem[2] = {qubes_kdf_memory_get(vlen), qubes_kdf_memory_get(vlen)};
-    gboolean ok = vmem[0] && vmem[1];
-    for (int k = 0; ok && k < 2; k++)
+    const gsize xylen = (gsize)512 * r; /* ro_mix needs half of it */
+    guint8 *b[2] = {NULL, NULL};
+    guint32 *vmem[2] = {NULL, NULL}, *x[2] = {NULL, NULL};
+    guint32 *xy = g_aligned_alloc(xylen, 1, 64);
+    gboolean ok = TRUE;
+    for (guint k = 0; k < count; k++) {
+        b[k] = g_malloc(blen);
+        x[k] = g_malloc(128 * (gsize)r);
+        vmem[k] = qubes_kdf_memory_get(vlen);
+        ok = ok && vmem[k];
+    }
+    int saved = errno; /* a mapping's failure */
+    for (guint k = 0; ok && k < count; k++)
         ok = PKCS5_PBKDF2_HMAC((const char *)in[k].pass, (int)in[k].pass_len,
                                in[k].salt, (int)in[k].salt_len, 1, EVP_sha256(),
                                (int)blen, b[k]) == 1;
     for (guint32 i = 0; ok && i < p; i++) {
         gsize off = (gsize)128 * r * i;
+        if (!mix) {
+            for (guint k = 0; k < count; k++)
+                ro_mix(b[k] + off, r, n, vmem[k], xy);
+            continue;
+        }
+#if defined(__x86_64__)
         to_diagonal(b[0] + off, x[0], r);
         to_diagonal(b[1] + off, x[1], r);
         mix(x[0], x[1], r, n, vmem[0], vmem[1], xy);
         from_diagonal(x[0], b[0] + off, r);
         from_diagonal(x[1], b[1] + off, r);
+#endif
     }
-    for (int k = 0; ok && k < 2; k++)
+    for (guint k = 0; ok && k < count; k++)
         ok = PKCS5_PBKDF2_HMAC((const char *)in[k].pass, (int)in[k].pass_len,
                                b[k], (int)blen, 1, EVP_sha256(),
                                (int)in[k].out_len, in[k].out) == 1;
-    int saved = errno;
-    for (int k = 0; k < 2; k++) {
+    gboolean mapped = vmem[0] && (count < 2 || vmem[1]);
+    for (guint k = 0; k < count; k++) {
         qubes_kdf_memory_put(vmem[k], vlen);
         OPENSSL_cleanse(b[k], blen);
         OPENSSL_cleanse(x[k], 128 * (gsize)r);
         g_free(b[k]);
         g_free(x[k]);
     }
-    OPENSSL_cleanse(xy, (gsize)512 * r);
+    OPENSSL_cleanse(xy, xylen);
     g_aligned_free(xy);
-    errno = vmem[0] && vmem[1] ? (ok ? 0 : EINVAL) : saved;
+    errno = !mapped ? saved : ok ? 0 : EINVAL;
     return ok;
-#endif
+}
+
+gboolean qubes_scrypt_kdf2(const QubesScryptInput in[2], guint log_n, guint32 r,
+                           guint32 p, QubesScryptImpl impl)
+{
+    return derive(in, 2, log_n, r, p, ro_mix2_for(impl));
 }
 
 gboolean qubes_scrypt_kdf(const guint8 *pass, gsize pass_len,
                           const guint8 *salt, gsize salt_len, guint log_n,
                           guint32 r, guint32 p, guint8 *out, gsize out_len)
 {
-    g_return_val_if_fail(log_n >= 1 && log_n <= 30 && r && p &&
-                             (guint64)r * p < ((guint64)1 << 30),
-                         FALSE);
-    const guint64 n = (guint64)1 << log_n;
-    const gsize blen = (gsize)128 * r * p, vlen = (gsize)(128 * r * n);
-    guint8 *b = g_malloc(blen);
-    guint32 *xy = g_malloc((gsize)256 * r);
-    guint32 *vmem = qubes_kdf_memory_get(vlen);
-    gboolean ok = vmem && PKCS5_PBKDF2_HMAC((const char *)pass, (int)pass_len,
-                                            salt, (int)salt_len, 1,
-                                            EVP_sha256(), (int)blen, b) == 1;
-    for (guint32 i = 0; ok && i < p; i++)
-        ro_mix(b + (gsize)128 * r * i, r, n, vmem, xy);
-    ok =
-        ok && PKCS5_PBKDF2_HMAC((const char *)pass, (int)pass_len, b, (int)blen,
-                                1, EVP_sha256(), (int)out_len, out) == 1;
-    int saved = errno;
-    qubes_kdf_memory_put(vmem, vlen);
-    OPENSSL_cleanse(b, blen);
-    OPENSSL_cleanse(xy, (gsize)256 * r);
-    g_free(b);
-    g_free(xy);
-    if (!vmem)
-        errno = saved;
-    else if (!ok)
-        errno = EINVAL;
-    return ok;
+    const QubesScryptInput in = {pass, pass_len, salt, salt_len, out, out_len};
+    return derive(&in, 1, log_n, r, p, NULL);
 }

@@ -16,8 +16,8 @@ int qa_import_begin(const char *src, const char *vm, const char *volume,
     *started = FALSE;
     g_autofree char *internal = qa_internal_socket_path();
     g_autoptr(GBytes) raw =
-        qa_call_raw(internal, src, "internal.vm.volume.ImportBegin", vm,
-                    volume, size_text, strlen(size_text), error);
+        qa_call_raw(internal, src, "internal.vm.volume.ImportBegin", vm, volume,
+                    size_text, strlen(size_text), error);
     if (!raw)
         return -1;
     gsize n;
