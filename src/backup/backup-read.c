@@ -301,7 +301,7 @@ static Prefetch *prefetch_new(int fd)
     p->fd = fd;
     p->members = scan_members(fd);
     QubesScryptParams dflt = QUBES_SCRYPT_PARAMS_DEFAULT;
-    p->ka = qubes_key_ahead_new(&dflt, 0);
+    p->ka = qubes_key_ahead_new(&dflt, QUBES_KEY_AHEAD_SPREAD);
     p->depth = qubes_key_ahead_depth(p->ka);
     p->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                     (GDestroyNotify)ahead_job_free);

@@ -368,7 +368,7 @@ QubesBackupWriter *qubes_backup_writer_new(QubesTarSink out, gpointer data,
     w->chunk = g_byte_array_new();
     w->filter = (Filter){0, -1, -1};
     w->mtime = g_get_real_time() / G_USEC_PER_SEC;
-    w->ka = qubes_key_ahead_new(&w->params, opts->workers);
+    w->ka = qubes_key_ahead_new(&w->params, QUBES_KEY_AHEAD_BESIDE);
     w->depth = qubes_key_ahead_depth(w->ka);
     w->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                     (GDestroyNotify)qubes_key_job_drop);

@@ -39,7 +39,6 @@ typedef struct {
     const char *const *files;
     /* non-zero: stop (QUBES_ERROR_BACKUP_CANCELLED) */
     const gint *cancel;
-    guint workers; /* key-ahead.h's workers; 0: one per two cores */
 } QubesBackupWriteOptions;
 
 /* Starts a backup on @out (the outer stream) with header @h (version 4,

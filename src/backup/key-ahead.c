@@ -1,5 +1,5 @@
-/* key-ahead.c: scrypt derivations on worker threads, two at once (see
- * key-ahead.h). */
+/* key-ahead.c: scrypt derivations on worker threads, two at once or one
+ * a worker (see key-ahead.h). */
 #include "key-ahead.h"
 
 #include "kdf-memory.h"
@@ -16,6 +16,7 @@ struct _QubesKeyAhead {
     GQueue queue;     /* under lock: QubesKeyJob, not yet begun */
     gboolean closing; /* under lock */
     GPtrArray *threads;
+    gboolean pairs; /* a worker takes two jobs at once */
     QubesScryptParams params;
 };
 
@@ -113,7 +114,7 @@ static gpointer worker(gpointer data)
     QubesKeyJob *a;
     while ((a = next_job(ka)) != NULL) {
         /* a partner of the same cost, if one waits */
-        QubesKeyJob *b = g_queue_peek_head(&ka->queue);
+        QubesKeyJob *b = ka->pairs ? g_queue_peek_head(&ka->queue) : NULL;
         if (b && same_cost(a, b))
             g_queue_pop_head(&ka->queue);
         else
@@ -146,7 +147,7 @@ static gpointer worker(gpointer data)
 }
 
 QubesKeyAhead *qubes_key_ahead_new(const QubesScryptParams *params,
-                                   guint workers)
+                                   QubesKeyAheadMode mode)
 {
     /* derivations one after another reuse their memory (kdf-memory.h) */
     qubes_scrypt_init();
@@ -156,8 +157,11 @@ QubesKeyAhead *qubes_key_ahead_new(const QubesScryptParams *params,
     g_mutex_init(&ka->lock);
     g_cond_init(&ka->more);
     g_queue_init(&ka->queue);
-    if (!workers)
-        workers = MAX(1, g_get_num_processors() / 2);
+    /* two derivations at a time, either way */
+    guint workers = 1;
+    if (mode == QUBES_KEY_AHEAD_SPREAD && g_get_num_processors() >= 2)
+        workers = 2;
+    ka->pairs = workers == 1;
     ka->threads =
         g_ptr_array_new_with_free_func((GDestroyNotify)g_thread_unref);
     ka->refs = 1 + (gint)workers;
