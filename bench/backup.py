@@ -18,6 +18,9 @@ p 1, the scrypt tool's own choice on this machine class):
 - reference, restore: `scrypt dec` of each chunk in order | gunzip |
   `tar -x --sparse`.
 
+Each timed step begins after a `sync`, so that none pays for the
+writeback of the one before.
+
 Prints the medians in MB/s of data (2 GiB / seconds), the ratios, the
 peak memory of qubesd and of qvm-backup-restore, and the KDF parameters.
 """
@@ -112,6 +115,7 @@ def main():
             os.mkdir(ref)
             enc = ('scrypt enc --logN 19 -r 8 -p 1 --passphrase file:%s - '
                    '"$FILE.enc"' % pw)
+            subprocess.run(['sync'])
             times['ref-backup'].append(run(
                 'tar --sparse -cf - -C %s private.img | gzip | '
                 'split -b 100M -a 3 -d --filter=%s - %s/private.img.'
@@ -124,6 +128,7 @@ def main():
             os.mkdir(prof2)
             d2 = Daemon(qubesd, dst, args=['--backup-dir', prof2]).start()
             env = dict(os.environ, QUBESD_SOCKET=d2.sock)
+            subprocess.run(['sync'])
             t = time.monotonic()
             subprocess.run([os.path.join(tools, 'qvm-backup-restore'), '-p',
                             pw, os.path.join(out, 'ours.bin')], check=True,
@@ -147,6 +152,7 @@ def main():
             script = ('for c in %s; do scrypt dec --passphrase file:%s '
                       '%s/$c; done | gunzip | tar -x --sparse -C %s' %
                       (' '.join(chunks), pw, ref, xdir))
+            subprocess.run(['sync'])
             times['ref-restore'].append(run(script, shell=True,
                                             executable='/bin/bash'))
             shutil.rmtree(ref)
