@@ -794,6 +794,7 @@ int main(int argc, char **argv)
     gboolean skip_conflicting = FALSE, rename_conflicting = FALSE;
     gboolean skip_dom0_home = FALSE, ignore_username = FALSE;
     gboolean ignore_size = FALSE, verbose = FALSE, quiet = FALSE;
+    gboolean auto_close = FALSE, location_is_service = FALSE, paranoid = FALSE;
     g_auto(GStrv) exclude = NULL;
     g_autofree char *filter = NULL, *dest_vm = NULL, *pass_file = NULL;
     GOptionEntry entries[] = {
@@ -828,6 +829,22 @@ int main(int argc, char **argv)
         {"passphrase-file", 'p', 0, G_OPTION_ARG_FILENAME, &pass_file,
          "Read passphrase from file, or use '-' to read from stdin",
          "PASS_FILE"},
+        {"auto-close", 0, 0, G_OPTION_ARG_NONE, &auto_close,
+         "Auto-close restore window and display log on the stdout (applies "
+         "to --paranoid-mode)",
+         NULL},
+        {"location-is-service", 0, 0, G_OPTION_ARG_NONE, &location_is_service,
+         "Interpret backup location as a qrexec service name,possibly with "
+         "an argument separated by +.Requires -d option.",
+         NULL},
+        {"paranoid-mode", 0, 0, G_OPTION_ARG_NONE, &paranoid,
+         "Isolate restore process in a DispVM, defend against untrusted "
+         "backup;implies --skip-dom0-home",
+         NULL},
+        {"plan-b", 0, 0, G_OPTION_ARG_NONE, &paranoid,
+         "Isolate restore process in a DispVM, defend against untrusted "
+         "backup;implies --skip-dom0-home",
+         NULL},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "increase verbosity",
          NULL},
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "decrease verbosity",
@@ -841,6 +858,18 @@ int main(int argc, char **argv)
         return tool_usage_error(prog, "the following arguments are required: "
                                       "backup_location");
     const char *location = argv[1];
+    (void)auto_close; /* it only changes --paranoid-mode's output */
+    if (location_is_service && !dest_vm)
+        return tool_usage_error(prog,
+                                "--location-is-service option requires -d");
+    /* what needs qrexec is refused before anything is read */
+    if (paranoid)
+        return runtime_error("Restoring in a disposable qube (--paranoid-mode) "
+                             "needs qrexec, which this system does not have");
+    if (location_is_service)
+        return runtime_error("A backup location that is a qrexec service "
+                             "(--location-is-service) needs qrexec, which "
+                             "this system does not have");
     if (dest_vm && strcmp(dest_vm, "dom0") != 0)
         return runtime_error("Restoring from a qube needs qrexec "
                              "(qubes.Restore), which this system does not "

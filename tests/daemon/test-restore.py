@@ -307,6 +307,38 @@ def test_conflicts_and_selection():
         D().ok('admin.vm.Remove', vm)
 
 
+def test_qrexec_options_refused():
+    # what needs qrexec (a disposable qube to restore in, a location that
+    # is a qrexec service, a backup in a qube) is refused in words naming
+    # the reason, before the backup is read: nothing is made
+    fresh('qrexec')
+    path = os.path.join(FIXTURES, 'r4-gzip.bin')
+    pw = state['manifest']['r4-gzip']['passphrase']
+    before = vm_list()
+    for opts in (['--paranoid-mode'], ['--plan-b', '--auto-close']):
+        r = restore(path, pw, *opts)
+        assert r.returncode == 1, r
+        assert r.stderr.decode() == (
+            'qvm-backup-restore: error: Restoring in a disposable qube '
+            '(--paranoid-mode) needs qrexec, which this system does not '
+            'have\n'), r
+    # the client's own check first: a service needs -d
+    r = restore(path, pw, '--location-is-service')
+    assert r.returncode == 2, r
+    assert r.stderr.decode().endswith(
+        'qvm-backup-restore: error: --location-is-service option requires '
+        '-d\n'), r
+    r = restore(path, pw, '--location-is-service', '-d', 'fx-work')
+    assert r.returncode == 1 and b'(--location-is-service) needs qrexec' \
+        in r.stderr, r
+    r = restore(path, pw, '-d', 'fx-work')
+    assert r.returncode == 1 and b'needs qrexec' in r.stderr, r
+    assert vm_list() == before
+    # --auto-close alone changes nothing (it is for --paranoid-mode)
+    r = restore(path, pw, '--auto-close', '--verify-only')
+    assert r.returncode == 0, r
+
+
 def test_verify_only_and_damage():
     fresh('verify')
     path = os.path.join(FIXTURES, 'r4-gzip.bin')
