@@ -7,7 +7,7 @@
  * of 512 MiB are half of a derivation at the backup's cost; its allocator
  * can only be replaced before the process's first libcrypto allocation,
  * which in qubesd happens in libssh's constructor (through libvirt). Ours
- * reuses a kept huge-page block: 1.2 s a derivation here against 2.7 s.
+ * reuses a kept huge-page block: 1.0 s a derivation here against 2.7 s.
  * The result is scrypt's, bit for bit: test-scrypt checks RFC 7914's
  * vectors and compares with libcrypto's EVP scrypt on many parameters.
  *
@@ -51,9 +51,9 @@ typedef enum {
 gboolean qubes_scrypt_impl_available(QubesScryptImpl impl);
 
 /* Two derivations of the same cost at once, on this one thread: on
- * x86-64 their two Salsa20/8 chains interleave, about 1.4 times (SSE2)
- * to 1.9 times (AVX-512VL) the keys a core makes one after another, for
- * twice the memory (2 * 128*r*N). The keys are qubes_scrypt_kdf's.
+ * x86-64 their two Salsa20/8 chains interleave, about 1.5 times the keys
+ * a core makes one after another here with AVX-512VL (1.3 s for two),
+ * for twice the memory (2 * 128*r*N). The keys are qubes_scrypt_kdf's.
  * @impl: QUBES_SCRYPT_IMPL_BEST (an implementation this CPU lacks falls
  * back to SCALAR). FALSE with errno set as qubes_scrypt_kdf. */
 gboolean qubes_scrypt_kdf2(const QubesScryptInput in[2], guint log_n, guint32 r,
