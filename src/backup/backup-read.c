@@ -506,8 +506,29 @@ static gboolean open_member(Reader *r, const char *pass, gsize *len,
     return ok;
 }
 
+/* Only encrypted backups of format 4 are read. */
+static gboolean format_4(const QubesBackupHeader *h, GError **error)
+{
+    if (h->version == 4 && h->encrypted &&
+        g_ascii_strcasecmp(h->hmac_algorithm, "scrypt") == 0)
+        return TRUE;
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                "a backup of format %d%s: only encrypted backups of format 4 "
+                "are read here",
+                h->version, h->encrypted ? "" : ", not encrypted");
+    return FALSE;
+}
+
 static gboolean take_header(Reader *r, GError **error)
 {
+    /* An older format's .hmac is not a scrypt file: its header, not yet
+     * authenticated, only names the format it is refused for. */
+    g_auto(QubesBackupHeader) claimed = {0};
+    if (qubes_backup_header_parse((char *)r->header_bytes->data,
+                                  r->header_bytes->len, r->allow_filter,
+                                  &claimed, NULL) &&
+        !format_4(&claimed, error))
+        return FALSE;
     g_autofree char *pass =
         g_strdup_printf("%s!%s", HEADER_NAME, r->passphrase);
     gsize len = 0;
@@ -527,15 +548,8 @@ static gboolean take_header(Reader *r, GError **error)
                                    r->header_bytes->len, r->allow_filter,
                                    &r->header, error))
         return FALSE;
-    if (r->header.version != 4 || !r->header.encrypted ||
-        g_ascii_strcasecmp(r->header.hmac_algorithm, "scrypt") != 0) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "a backup of format %d%s: only encrypted backups of "
-                    "format 4 are read here",
-                    r->header.version,
-                    r->header.encrypted ? "" : ", not encrypted");
+    if (!format_4(&r->header, error))
         return FALSE;
-    }
     prefetch_schedule(r->prefetch, r->header.backup_id, r->passphrase);
     return !r->cb->header || r->cb->header(&r->header, r->data, error);
 }

@@ -339,6 +339,35 @@ def test_qrexec_options_refused():
     assert r.returncode == 0, r
 
 
+def test_older_format_refused():
+    # a backup of format 3 (Qubes R3: the header's .hmac is `openssl dgst`
+    # text, the chunks `openssl enc`): refused naming its format, before
+    # anything is made
+    import hmac
+    import io
+    import tarfile
+    fresh('format3')
+    header = (b'version=3\nhmac-algorithm=SHA512\ncrypto-algorithm='
+              b'aes-256-cbc\nencrypted=True\ncompressed=True\n'
+              b'compression-filter=gzip\n')
+    mac = hmac.new(b'pw', header, 'sha512').hexdigest()
+    path = os.path.join(state['tmp'], 'format3.bin')
+    with tarfile.open(path, 'w', format=tarfile.PAX_FORMAT) as t:
+        for name, data in (('backup-header', header),
+                           ('backup-header.hmac',
+                            ('(stdin)= %s\n' % mac).encode()),
+                           ('qubes.xml.000', b'x' * 64),
+                           ('qubes.xml.000.hmac', b'(stdin)= 00\n')):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    r = restore(path, 'pw')
+    assert r.returncode == 1, r
+    assert 'a backup of format 3: only encrypted backups of format 4 are ' \
+        'read here' in r.stderr.decode(), r
+    assert set(vm_list()) == {'dom0'}, vm_list()
+
+
 def test_verify_only_and_damage():
     fresh('verify')
     path = os.path.join(FIXTURES, 'r4-gzip.bin')
