@@ -1,13 +1,15 @@
 /* fuzz-backup-meta: what a backup says of itself, as untrusted input:
  * its `backup-header` (header.h), the `qubes.xml` it holds as a restore
  * reads it (restore-plan.h: the qubes, their properties, features, tags
- * and devices, checked against a host, and the summary table), and a
+ * and devices, checked against a host, and the summary table; the same
+ * text read as a format 3 collection too, restore-core2.h), and a
  * backup profile (profile.h). The first byte picks which. Properties: no
  * crash or sanitizer report; a header that parses formats to text that
  * parses to the same; a plan's summary names each of its qubes; a profile
  * that parses formats to text that parses to the same values. */
 #include "header.h"
 #include "profile.h"
+#include "restore-core2.h"
 #include "restore-plan.h"
 
 #include <stdint.h>
@@ -44,9 +46,15 @@ static void plan(const char *text, size_t len)
                                 .rename_conflicting = (len & 1) != 0,
                                 .use_default_template = (len & 2) != 0,
                                 .use_default_netvm = (len & 2) != 0};
-    QubesRestoreInfo *info =
-        qubes_restore_info_new(text, len, host, &opts, NULL);
-    if (info) {
+    QubesRestoreInfo *infos[2] = {
+        qubes_restore_info_new(text, len, host, &opts, NULL), NULL};
+    GPtrArray *core2 = qubes_restore_core2_vms(text, len, NULL);
+    if (core2)
+        infos[1] = qubes_restore_info_from_vms(core2, host, &opts, NULL);
+    for (int k = 0; k < 2; k++) {
+        QubesRestoreInfo *info = infos[k];
+        if (!info)
+            continue;
         g_autofree char *summary = qubes_restore_summary(info);
         for (guint i = 0; i < info->items->len; i++) {
             QubesRestoreItem *it = info->items->pdata[i];

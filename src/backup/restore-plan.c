@@ -30,7 +30,7 @@ void qubes_restore_host_free(QubesRestoreHost *h)
     g_free(h);
 }
 
-static void device_free(QubesRestoreDevice *d)
+void qubes_restore_device_free(QubesRestoreDevice *d)
 {
     g_free(d->devclass);
     g_free(d->backend);
@@ -40,8 +40,22 @@ static void device_free(QubesRestoreDevice *d)
     g_free(d);
 }
 
-static void vm_free(QubesRestoreVM *vm)
+QubesRestoreVM *qubes_restore_vm_new(const char *klass)
 {
+    QubesRestoreVM *vm = g_new0(QubesRestoreVM, 1);
+    vm->klass = g_strdup(klass);
+    vm->properties = g_ptr_array_new_with_free_func(g_free);
+    vm->features = g_ptr_array_new_with_free_func(g_free);
+    vm->tags = g_ptr_array_new_with_free_func(g_free);
+    vm->devices = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)qubes_restore_device_free);
+    return vm;
+}
+
+void qubes_restore_vm_free(QubesRestoreVM *vm)
+{
+    if (!vm)
+        return;
     g_free(vm->name);
     g_free(vm->klass);
     g_free(vm->label);
@@ -135,12 +149,7 @@ static gboolean bad(GError **error, const char *why)
 static QubesRestoreVM *read_vm(const QubesXml *xml, const QxDomain *d,
                                GError **error)
 {
-    QubesRestoreVM *vm = g_new0(QubesRestoreVM, 1);
-    vm->klass = g_strdup(d->klass ? d->klass : "");
-    vm->properties = g_ptr_array_new_with_free_func(g_free);
-    vm->features = g_ptr_array_new_with_free_func(g_free);
-    vm->tags = g_ptr_array_new_with_free_func(g_free);
-    vm->devices = g_ptr_array_new_with_free_func((GDestroyNotify)device_free);
+    QubesRestoreVM *vm = qubes_restore_vm_new(d->klass ? d->klass : "");
     for (guint i = 0; i < d->properties->len; i++) {
         const QxProperty *p = d->properties->pdata[i];
         g_ptr_array_add(vm->properties, g_strdup(p->name));
@@ -182,7 +191,7 @@ static QubesRestoreVM *read_vm(const QubesXml *xml, const QxDomain *d,
     g_free(pop_prop(vm->properties, "uuid", NULL));
     g_free(pop_prop(vm->properties, "qid", NULL));
     if (!vm->name || !lname) {
-        vm_free(vm);
+        qubes_restore_vm_free(vm);
         bad(error, "a domain without a name or a known label");
         return NULL;
     }
@@ -193,11 +202,12 @@ static QubesRestoreVM *read_vm(const QubesXml *xml, const QxDomain *d,
     g_autofree char *path = pop_prop(vm->features, "backup-path", NULL);
     g_autofree char *size = pop_prop(vm->features, "backup-size", NULL);
     if (content && *content) {
+        vm->included = TRUE;
         vm->backup_path = g_steal_pointer(&path);
         guint64 n = 0;
         if (size &&
             !g_ascii_string_to_unsigned(size, 10, 0, G_MAXUINT64, &n, NULL)) {
-            vm_free(vm);
+            qubes_restore_vm_free(vm);
             bad(error, "a backup-size that is not a number");
             return NULL;
         }
@@ -338,23 +348,33 @@ QubesRestoreInfo *qubes_restore_info_new(const char *untrusted, gsize len,
         qubes_xml_parse(untrusted, len, "qubes.xml (backup)", error);
     if (!xml)
         return NULL;
-    g_autoptr(QubesRestoreInfo) info = g_new0(QubesRestoreInfo, 1);
-    info->vms = g_ptr_array_new_with_free_func((GDestroyNotify)vm_free);
-    info->items = g_ptr_array_new_with_free_func((GDestroyNotify)item_free);
+    g_autoptr(GPtrArray) vms =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_restore_vm_free);
     for (guint i = 0; i < xml->domains->len; i++) {
         QubesRestoreVM *vm = read_vm(xml, xml->domains->pdata[i], error);
         if (!vm)
             return NULL;
-        for (guint j = 0; j < info->vms->len; j++) {
-            if (strcmp(((QubesRestoreVM *)info->vms->pdata[j])->name,
-                       vm->name) == 0) {
-                vm_free(vm);
+        g_ptr_array_add(vms, vm);
+    }
+    return qubes_restore_info_from_vms(g_steal_pointer(&vms), host, opts,
+                                       error);
+}
+
+QubesRestoreInfo *qubes_restore_info_from_vms(GPtrArray *vms,
+                                              const QubesRestoreHost *host,
+                                              const QubesRestoreOptions *opts,
+                                              GError **error)
+{
+    g_autoptr(QubesRestoreInfo) info = g_new0(QubesRestoreInfo, 1);
+    info->vms = vms;
+    info->items = g_ptr_array_new_with_free_func((GDestroyNotify)item_free);
+    for (guint i = 0; i < vms->len; i++)
+        for (guint j = 0; j < i; j++)
+            if (strcmp(((QubesRestoreVM *)vms->pdata[j])->name,
+                       ((QubesRestoreVM *)vms->pdata[i])->name) == 0) {
                 bad(error, "a domain named twice");
                 return NULL;
             }
-        }
-        g_ptr_array_add(info->vms, vm);
-    }
     QubesRestoreVM *dom0 = NULL;
     for (guint i = 0; i < info->vms->len; i++) {
         QubesRestoreVM *vm = info->vms->pdata[i];
@@ -362,7 +382,7 @@ QubesRestoreInfo *qubes_restore_info_new(const char *untrusted, gsize len,
             dom0 = vm;
             continue;
         }
-        if (!vm->backup_path)
+        if (!vm->included)
             continue;
         QubesRestoreItem *it = g_new0(QubesRestoreItem, 1);
         it->vm = vm;

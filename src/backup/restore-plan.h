@@ -28,7 +28,8 @@ typedef struct {
     GPtrArray *features;   /* char*: name, value */
     GPtrArray *tags;       /* char* */
     GPtrArray *devices;    /* QubesRestoreDevice */
-    char *backup_path;     /* NULL: not in the backup */
+    gboolean included;     /* in the backup (restored when chosen) */
+    char *backup_path;     /* where its files are (NULL: none) */
     guint64 size;
 } QubesRestoreVM;
 
@@ -91,6 +92,10 @@ typedef struct {
 } QubesRestoreInfo;
 
 void qubes_restore_info_free(QubesRestoreInfo *info);
+/* A qube of class @klass with empty lists, for a reader of qubes.xml. */
+QubesRestoreVM *qubes_restore_vm_new(const char *klass);
+void qubes_restore_vm_free(QubesRestoreVM *vm);
+void qubes_restore_device_free(QubesRestoreDevice *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QubesRestoreInfo, qubes_restore_info_free)
 
 /* Reads the backup's qubes.xml (@untrusted, @len bytes) and builds
@@ -99,6 +104,12 @@ QubesRestoreInfo *qubes_restore_info_new(const char *untrusted, gsize len,
                                          const QubesRestoreHost *host,
                                          const QubesRestoreOptions *opts,
                                          GError **error);
+/* The same from the qubes a reader made (@vms, taken: the client's
+ * order, restore-core2.h's for a format 3 backup). */
+QubesRestoreInfo *qubes_restore_info_from_vms(GPtrArray *vms,
+                                              const QubesRestoreHost *host,
+                                              const QubesRestoreOptions *opts,
+                                              GError **error);
 /* restore_info_verify: the problems again (after a change of @opts). */
 void qubes_restore_info_verify(QubesRestoreInfo *info,
                                const QubesRestoreHost *host,
