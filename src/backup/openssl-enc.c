@@ -22,16 +22,9 @@ struct _QubesEncReader {
     gboolean keyed;
 };
 
-static gboolean fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static gboolean fail(GError **error, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION, msg);
-    return FALSE;
-}
+/* every refusal here is a QubesException */
+#define fail(error, ...)                                                       \
+    qubes_error_fail(error, QUBES_ERROR_EXCEPTION, __VA_ARGS__)
 
 /* A name libcrypto may be asked for: [A-Za-z0-9-], 1 to 64 bytes (the
  * header's own syntax; nothing else reaches libcrypto's lookup). */

@@ -120,3 +120,13 @@ gboolean qubes_error_errno_code(GError **error, int code, int errsv,
     va_end(ap);
     return FALSE;
 }
+
+gboolean qubes_error_fail(GError **error, int code, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    g_autofree char *msg = g_strdup_vprintf(format, ap);
+    va_end(ap);
+    g_set_error_literal(error, QUBES_ERROR, code, msg);
+    return FALSE;
+}

@@ -75,5 +75,9 @@ gboolean qubes_error_errno(GError **error, int errsv, const char *format, ...)
 /* The same with @code. */
 gboolean qubes_error_errno_code(GError **error, int code, int errsv,
                                 const char *format, ...) G_GNUC_PRINTF(4, 5);
+/* Sets @error to a QUBES_ERROR error of @code with the formatted text;
+ * returns FALSE (`return qubes_error_fail(...)`). */
+gboolean qubes_error_fail(GError **error, int code, const char *format, ...)
+    G_GNUC_PRINTF(3, 4);
 
 G_END_DECLS

@@ -39,25 +39,9 @@ static GByteArray *ours(const guint8 *data, gsize len, gsize step,
     return out;
 }
 
-/* The shell-free command @cmd run with @in on its stdin; its stdout. */
-static GBytes *pipe_through(const char *cmd, const guint8 *in, gsize len)
-{
-    g_autofree char *path = g_build_filename(dir, "in", NULL);
-    g_autofree char *opath = g_build_filename(dir, "out", NULL);
-    g_assert_true(
-        g_file_set_contents(path, (const char *)in, (gssize)len, NULL));
-    g_autofree char *sh =
-        g_strdup_printf("/bin/sh -c '%s < %s > %s'", cmd, path, opath);
-    bt_run(sh);
-    char *out = NULL;
-    gsize n = 0;
-    g_assert_true(g_file_get_contents(opath, &out, &n, NULL));
-    return g_bytes_new_take(out, n);
-}
-
 static void assert_gunzips_to(GByteArray *gz, const guint8 *data, gsize len)
 {
-    g_autoptr(GBytes) back = pipe_through("gzip -dc", gz->data, gz->len);
+    g_autoptr(GBytes) back = bt_pipe(dir, "gzip -dc", gz->data, gz->len);
     g_assert_cmpuint(g_bytes_get_size(back), ==, len);
     g_assert_true(memcmp(g_bytes_get_data(back, NULL), data, len) == 0);
 }
@@ -90,7 +74,7 @@ static void test_text_as_tight_as_gzip(void)
     g_autoptr(GByteArray) gz = ours(t, len, 70001, &stored);
     g_assert_cmpuint(stored, ==, 0);
     assert_gunzips_to(gz, t, len);
-    g_autoptr(GBytes) theirs = pipe_through("gzip -6 -n -c", t, len);
+    g_autoptr(GBytes) theirs = bt_pipe(dir, "gzip -6 -n -c", t, len);
     /* the same deflate at the same level: within 1% of gzip's size */
     g_assert_cmpuint(gz->len, <=, g_bytes_get_size(theirs) * 101 / 100 + 64);
 }

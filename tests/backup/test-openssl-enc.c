@@ -25,19 +25,6 @@ static guint8 *pattern(gsize len)
     return b;
 }
 
-/* @cmd (run by /bin/sh) with the file of @in on its stdin; its stdout. */
-static GBytes *pipe_through(const char *cmd, const guint8 *in, gsize len)
-{
-    g_autofree char *path = g_build_filename(dir, "in", NULL);
-    g_autofree char *opath = g_build_filename(dir, "out", NULL);
-    g_assert_true(
-        g_file_set_contents(path, (const char *)in, (gssize)len, NULL));
-    g_autofree char *sh = g_strdup_printf(
-        "/bin/sh -c '%s < %s > %s 2>/dev/null'", cmd, path, opath);
-    bt_run(sh);
-    return bt_slurp(opath);
-}
-
 /* @enc decrypted by us under @cipher and @pass, fed in pieces from
  * @step (0: whole); NULL with @error set when refused. */
 static GByteArray *ours(const char *cipher, const char *pass, GBytes *enc,
@@ -76,7 +63,7 @@ static void test_decrypts_openssl(void)
             g_autofree guint8 *data = pattern(sizes[s]);
             g_autofree char *cmd = g_strdup_printf(
                 "openssl enc -e -%s -md MD5 -pass pass:pass-%u", ciphers[c], s);
-            g_autoptr(GBytes) enc = pipe_through(cmd, data, sizes[s]);
+            g_autoptr(GBytes) enc = bt_pipe(dir, cmd, data, sizes[s]);
             g_autofree char *pass = g_strdup_printf("pass-%u", s);
             for (guint k = 0; k < G_N_ELEMENTS(steps); k++) {
                 if (sizes[s] > 200000 && steps[k] == 1)
@@ -97,8 +84,9 @@ static void test_refusals(void)
     if (!bt_have("openssl"))
         return;
     g_autofree guint8 *data = pattern(1000);
-    g_autoptr(GBytes) enc = pipe_through(
-        "openssl enc -e -aes-256-cbc -md MD5 -pass pass:right", data, 1000);
+    g_autoptr(GBytes) enc =
+        bt_pipe(dir, "openssl enc -e -aes-256-cbc -md MD5 -pass pass:right",
+                data, 1000);
     /* a wrong passphrase: the padding is wrong, or (1 in 256) the text */
     for (int i = 0; i < 4; i++) {
         g_autofree char *wrong = g_strdup_printf("wrong-%d", i);
@@ -151,7 +139,7 @@ static void test_hmac_texts(void)
     for (guint a = 0; a < G_N_ELEMENTS(algos); a++) {
         g_autofree char *cmd =
             g_strdup_printf("openssl dgst -%s -hmac pw", algos[a]);
-        g_autoptr(GBytes) text = pipe_through(cmd, data, 70000);
+        g_autoptr(GBytes) text = bt_pipe(dir, cmd, data, 70000);
         gsize tlen = 0;
         const char *t = g_bytes_get_data(text, &tlen);
         g_autoptr(GError) err = NULL;

@@ -32,6 +32,18 @@ void bt_run(const char *cmd)
         g_error("%s: %s", cmd, err);
 }
 
+GBytes *bt_pipe(const char *dir, const char *cmd, const guint8 *in, gsize len)
+{
+    g_autofree char *path = g_build_filename(dir, "in", NULL);
+    g_autofree char *opath = g_build_filename(dir, "out", NULL);
+    g_assert_true(
+        g_file_set_contents(path, (const char *)in, (gssize)len, NULL));
+    g_autofree char *sh =
+        g_strdup_printf("/bin/sh -c '%s < %s > %s'", cmd, path, opath);
+    bt_run(sh);
+    return bt_slurp(opath);
+}
+
 GBytes *bt_slurp(const char *path)
 {
     char *d = NULL;

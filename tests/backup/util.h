@@ -11,6 +11,9 @@ gboolean bt_in_ci(void);
 gboolean bt_have(const char *program);
 /* Runs the shell-free command line @cmd; fatal when it fails. */
 void bt_run(const char *cmd);
+/* The shell command @cmd (run by /bin/sh, in the folder @dir's files
+ * "in" and "out") with @in on its stdin; its stdout. */
+GBytes *bt_pipe(const char *dir, const char *cmd, const guint8 *in, gsize len);
 /* The whole file @path. */
 GBytes *bt_slurp(const char *path);
 /* Adds zeros to @md from *@summed up to @upto (the holes of a file). */
