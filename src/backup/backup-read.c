@@ -15,6 +15,7 @@
 #include "backup-read.h"
 
 #include "key-ahead.h"
+#include "openssl-enc.h"
 #include "qubes-error.h"
 #include "scrypt-file.h"
 
@@ -364,6 +365,13 @@ typedef struct {
     QubesTarReader *inner;
     Inflater *inf;
     Prefetch *prefetch; /* NULL: not a regular file */
+    /* format 3: a chunk waits for its .hmac; a file is one openssl enc
+     * stream */
+    gboolean v3;
+    GByteArray *pending; /* the chunk gathered, not yet authenticated */
+    char *pending_name;
+    QubesEncReader *enc; /* the file's stream (encrypted backups) */
+    GByteArray *plain;   /* what it decrypted, for the inflater */
 } Reader;
 
 /* inner tar callbacks: on to the caller's, with the file's name */
@@ -394,6 +402,14 @@ static gboolean finish_file(Reader *r, gboolean ok, GError **error)
 {
     if (!r->file)
         return ok;
+    if (r->enc) {
+        /* format 3: the stream's last block and its padding */
+        g_byte_array_set_size(r->plain, 0);
+        if (ok)
+            ok = qubes_enc_reader_finish(r->enc, r->plain, r->file, error) &&
+                 inflater_feed(r->inf, r->plain->data, r->plain->len, error);
+        g_clear_pointer(&r->enc, qubes_enc_reader_free);
+    }
     if (r->inf)
         ok = inflater_finish(r->inf, ok, error) && ok;
     r->inf = NULL;
@@ -436,6 +452,35 @@ static gboolean chunk_name(const char *untrusted, char **file, guint *index)
             if (!g_ascii_isalnum(*p) && !strchr("._-", *p))
                 return FALSE;
     }
+    *file = g_steal_pointer(&f);
+    return TRUE;
+}
+
+/* Format 3's "FILE.NNN": FILE qubes.xml or a relative path of one to
+ * four names of [A-Za-z0-9._-] (not "." or ".." but for a last "." of a
+ * folder: R3's "vm-templates/NAME/."). */
+static gboolean chunk_name3(const char *untrusted, char **file, guint *index)
+{
+    gsize len = strlen(untrusted);
+    if (len < 5 || untrusted[len - 4] != '.')
+        return FALSE;
+    for (gsize i = len - 3; i < len; i++)
+        if (!g_ascii_isdigit(untrusted[i]))
+            return FALSE;
+    g_autofree char *f = g_strndup(untrusted, len - 4);
+    g_auto(GStrv) parts = g_strsplit(f, "/", 0);
+    guint n = g_strv_length(parts);
+    if (n < 1 || n > 4)
+        return FALSE;
+    for (guint i = 0; i < n; i++) {
+        const char *c = parts[i];
+        if (!*c || strcmp(c, "..") == 0 || (strcmp(c, ".") == 0 && i != n - 1))
+            return FALSE;
+        for (const char *p = c; *p; p++)
+            if (!g_ascii_isalnum(*p) && !strchr("._-", *p))
+                return FALSE;
+    }
+    *index = (guint)g_ascii_strtoull(untrusted + len - 3, NULL, 10);
     *file = g_steal_pointer(&f);
     return TRUE;
 }
@@ -506,17 +551,49 @@ static gboolean open_member(Reader *r, const char *pass, gsize *len,
     return ok;
 }
 
-/* Only encrypted backups of format 4 are read. */
+/* Format 4 is read when encrypted (as the client writes it); formats 1
+ * and 2 are refused in the client's words (it reads neither). */
 static gboolean format_4(const QubesBackupHeader *h, GError **error)
 {
     if (h->version == 4 && h->encrypted &&
         g_ascii_strcasecmp(h->hmac_algorithm, "scrypt") == 0)
         return TRUE;
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                "a backup of format %d%s: only encrypted backups of format 4 "
-                "are read here",
-                h->version, h->encrypted ? "" : ", not encrypted");
+    if (h->version < 3)
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "Backup format version %d not supported", h->version);
+    else
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "a backup of format %d%s: only encrypted backups of "
+                    "format 4 are read here (and those of format 3)",
+                    h->version, h->encrypted ? "" : ", not encrypted");
     return FALSE;
+}
+
+/* Format 3: the .hmac is the text of `openssl dgst -ALGORITHM -hmac` for
+ * the header, the algorithm the header's own (the client tries every one
+ * it knows; a header signed under another than it names is refused). */
+static gboolean take_header3(Reader *r, const QubesBackupHeader *claimed,
+                             GError **error)
+{
+    g_autoptr(GError) why = NULL;
+    if (!qubes_hmac_text_check(claimed->hmac_algorithm, r->passphrase,
+                               r->header_bytes->data, r->header_bytes->len,
+                               (const char *)r->member->data, r->member->len,
+                               HEADER_NAME, &why)) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "Corrupted backup header (hmac verification "
+                            "failed). Is the password correct?");
+        return FALSE;
+    }
+    if (!qubes_backup_header_parse((char *)r->header_bytes->data,
+                                   r->header_bytes->len, r->allow_filter,
+                                   &r->header, error))
+        return FALSE;
+    r->v3 = TRUE;
+    r->plain = g_byte_array_new();
+    /* no scrypt keys to derive ahead */
+    g_clear_pointer(&r->prefetch, prefetch_free);
+    return !r->cb->header || r->cb->header(&r->header, r->data, error);
 }
 
 static gboolean take_header(Reader *r, GError **error)
@@ -524,10 +601,12 @@ static gboolean take_header(Reader *r, GError **error)
     /* An older format's .hmac is not a scrypt file: its header, not yet
      * authenticated, only names the format it is refused for. */
     g_auto(QubesBackupHeader) claimed = {0};
-    if (qubes_backup_header_parse((char *)r->header_bytes->data,
-                                  r->header_bytes->len, r->allow_filter,
-                                  &claimed, NULL) &&
-        !format_4(&claimed, error))
+    gboolean parsed = qubes_backup_header_parse(
+        (char *)r->header_bytes->data, r->header_bytes->len, r->allow_filter,
+        &claimed, NULL);
+    if (parsed && claimed.version == 3)
+        return take_header3(r, &claimed, error);
+    if (parsed && !format_4(&claimed, error))
         return FALSE;
     g_autofree char *pass =
         g_strdup_printf("%s!%s", HEADER_NAME, r->passphrase);
@@ -600,6 +679,88 @@ static gboolean take_chunk(Reader *r, GError **error)
                                len, error);
 }
 
+/* Format 3: the chunk r->pending (FILE.NNN), its .hmac checked. */
+static gboolean take_chunk3(Reader *r, GError **error)
+{
+    char *file = NULL;
+    guint index = 0;
+    g_autofree char *name = g_steal_pointer(&r->pending_name);
+    if (!chunk_name3(name, &file, &index)) {
+        g_autofree char *n = g_strescape(name, NULL);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "'%s' in the backup is not a chunk's name", n);
+        return FALSE;
+    }
+    g_autofree char *owned = file;
+    if (!r->file || strcmp(r->file, file) != 0) {
+        if (!finish_file(r, TRUE, error))
+            return FALSE;
+        if (index != 0 || g_hash_table_contains(r->files_seen, file)) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "%s: a chunk out of order or missing (%03u first)",
+                        name, index);
+            return FALSE;
+        }
+        g_hash_table_add(r->files_seen, g_strdup(file));
+        r->file = g_strdup(file);
+        r->next_index = 0;
+        r->inner = qubes_tar_reader_new(&inner_callbacks, r);
+        r->inf = inflater_new(&r->header, file, r->inner, error);
+        if (!r->inf)
+            return FALSE;
+        if (r->header.encrypted &&
+            !(r->enc = qubes_enc_reader_new(r->header.crypto_algorithm,
+                                            r->passphrase, error)))
+            return FALSE;
+    }
+    if (index != r->next_index) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "%s: a chunk out of order or missing (%03u expected)", name,
+                    r->next_index);
+        return FALSE;
+    }
+    r->next_index++;
+    if (!r->enc)
+        return inflater_feed(r->inf, r->pending->data, r->pending->len, error);
+    g_byte_array_set_size(r->plain, 0);
+    return qubes_enc_reader_update(r->enc, r->pending->data, r->pending->len,
+                                   r->plain, name, error) &&
+           inflater_feed(r->inf, r->plain->data, r->plain->len, error);
+}
+
+/* Format 3, a member whole: a chunk waits for its .hmac, which must come
+ * next; then the chunk is read. */
+static gboolean take_member3(Reader *r, GError **error)
+{
+    if (!g_str_has_suffix(r->member_name, ".hmac")) {
+        if (r->pending_name) {
+            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                        "ERROR: expected hmac for %s, but got %s",
+                        r->pending_name, r->member_name);
+            return FALSE;
+        }
+        GByteArray *t = r->pending ? r->pending : g_byte_array_new();
+        r->pending = r->member;
+        r->member = t;
+        r->pending_name = g_strdup(r->member_name);
+        return TRUE;
+    }
+    g_autofree char *want =
+        r->pending_name ? g_strconcat(r->pending_name, ".hmac", NULL) : NULL;
+    if (!want || strcmp(want, r->member_name) != 0) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "ERROR: expected hmac for %s, but got %s",
+                    r->pending_name ? r->pending_name : "(no chunk)",
+                    r->member_name);
+        return FALSE;
+    }
+    return qubes_hmac_text_check(r->header.hmac_algorithm, r->passphrase,
+                                 r->pending->data, r->pending->len,
+                                 (const char *)r->member->data, r->member->len,
+                                 r->pending_name, error) &&
+           take_chunk3(r, error);
+}
+
 static gboolean out_begin(const QubesTarMember *m, gpointer data, GError **e)
 {
     Reader *r = data;
@@ -655,7 +816,7 @@ static gboolean out_end(const QubesTarMember *m, gpointer data, GError **e)
         r->stage = 2;
         return take_header(r, e);
     default:
-        return take_chunk(r, e);
+        return r->v3 ? take_member3(r, e) : take_chunk(r, e);
     }
 }
 
@@ -704,12 +865,23 @@ gboolean qubes_backup_read(int fd, const char *passphrase,
                             "the backup ends before its header is whole");
         ok = FALSE;
     }
+    if (ok && r.pending_name) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "the backup ends before the hmac of %s", r.pending_name);
+        ok = FALSE;
+    }
     ok = finish_file(&r, ok, ok ? error : NULL) && ok;
     qubes_tar_reader_free(outer);
     prefetch_free(r.prefetch);
     if (r.inner)
         qubes_tar_reader_free(r.inner);
     g_byte_array_unref(r.member);
+    if (r.pending)
+        g_byte_array_unref(r.pending);
+    if (r.plain)
+        g_byte_array_unref(r.plain);
+    g_free(r.pending_name);
+    qubes_enc_reader_free(r.enc);
     g_byte_array_unref(r.header_bytes);
     g_hash_table_unref(r.files_seen);
     g_free(r.member_name);

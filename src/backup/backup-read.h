@@ -1,4 +1,5 @@
-/* backup-read.h: reading a Qubes backup file (format 4) in one pass.
+/* backup-read.h: reading a Qubes backup file (formats 4 and 3) in one
+ * pass.
  *
  * The file is one tar member after another: `backup-header`,
  * `backup-header.hmac` (the header encrypted under
@@ -17,6 +18,14 @@
  * caller allows through "FILTER -d" as the Qubes client runs it) and hands
  * each member of its tar stream to the callbacks with the file's name.
  * Nothing is written to disk and nothing is unpacked whole.
+ *
+ * Format 3 (Qubes R3) is read too, as the client reads it: its
+ * `backup-header.hmac` and each chunk's `FILE.NNN.hmac` are `openssl dgst
+ * -ALGORITHM -hmac` texts (openssl-enc.h), checked before anything of the
+ * chunk is used; a file's chunks `FILE.000`, `FILE.001`, ... are one
+ * `openssl enc` stream when the backup is encrypted, and then the same
+ * compressed tar stream as format 4's. Its file names are paths of R3's
+ * folders ("appvms/NAME/private.img", "vm5/private.img", ...).
  *
  * Everything is untrusted: member names must have the format's shape,
  * chunks must come in order with none missing, sizes are bounded, and a
