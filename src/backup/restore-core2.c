@@ -4,6 +4,7 @@
 
 #include "qubes-error.h"
 
+#include <gio/gio.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <string.h>
@@ -494,4 +495,114 @@ GPtrArray *qubes_restore_core2_vms(const char *untrusted, gsize len,
         return NULL;
     }
     return c.vms;
+}
+
+/* ---- a qube's firewall.xml ---- */
+
+/* One R3 rule (rule_from_xml_v1) as an API line, its fields in the order
+ * master's admin.vm.firewall.Get gives them. */
+static gboolean fw_rule(xmlNodePtr n, const char *action, GString *out,
+                        Core2 *c, const char *vm)
+{
+    g_autofree char *address = attr(n, "address");
+    g_autofree char *netmask = attr(n, "netmask");
+    g_autofree char *proto = attr(n, "proto");
+    g_autofree char *port = attr(n, "port");
+    g_autofree char *toport = attr(n, "toport");
+    g_autofree char *expire = attr(n, "expire");
+    guint64 mask = 32, p1 = 0, p2 = 0, exp = 0;
+    if ((netmask &&
+         !g_ascii_string_to_unsigned(netmask, 10, 0, 128, &mask, NULL)) ||
+        (port && *port &&
+         !g_ascii_string_to_unsigned(port, 10, 0, 65535, &p1, NULL)) ||
+        (toport && *toport &&
+         !g_ascii_string_to_unsigned(toport, 10, 0, 65535, &p2, NULL)) ||
+        (expire && *expire &&
+         !g_ascii_string_to_unsigned(expire, 10, 0, G_MAXINT64, &exp, NULL)))
+        return bad(c, vm, "firewall.xml: a rule with a bad number");
+    gboolean ports = port && *port;
+    if (ports && (!proto || !*proto)) {
+        g_free(proto);
+        proto = g_strdup("tcp");
+    }
+    if (proto && strcmp(proto, "any") == 0)
+        g_clear_pointer(&proto, g_free);
+    if (proto && strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0 &&
+        strcmp(proto, "icmp") != 0)
+        return bad(c, vm, "firewall.xml: a rule with an unknown proto");
+    g_string_append_printf(out, "action=%s", action);
+    if (address && *address) {
+        for (const char *q = address; *q; q++)
+            if (!g_ascii_isalnum(*q) && !strchr(".-:_", *q))
+                return bad(c, vm, "firewall.xml: a rule with a bad address");
+        g_autoptr(GInetAddress) ip = g_inet_address_new_from_string(address);
+        gboolean v4 =
+            ip && g_inet_address_get_family(ip) == G_SOCKET_FAMILY_IPV4;
+        if (v4 && mask > 32)
+            return bad(c, vm, "firewall.xml: a rule with a bad netmask");
+        if (v4)
+            g_string_append_printf(out, " dst4=%s/%" G_GUINT64_FORMAT, address,
+                                   mask);
+        else if (ip)
+            g_string_append_printf(out, " dst6=%s/%" G_GUINT64_FORMAT, address,
+                                   mask);
+        else
+            g_string_append_printf(out, " dsthost=%s", address);
+    }
+    if (proto && *proto)
+        g_string_append_printf(out, " proto=%s", proto);
+    if (ports)
+        g_string_append_printf(
+            out, " dstports=%" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT, p1,
+            toport && *toport ? p2 : p1);
+    if (expire && *expire)
+        g_string_append_printf(out, " expire=%" G_GUINT64_FORMAT, exp);
+    g_string_append_c(out, '\n');
+    return TRUE;
+}
+
+char *qubes_restore_core2_firewall(const char *untrusted, gsize len,
+                                   const char *vm, GError **error)
+{
+    Core2 c = {.error = error};
+    if (len > G_MAXINT) {
+        bad(&c, vm, "firewall.xml: too large");
+        return NULL;
+    }
+    xmlDocPtr doc = xmlReadMemory(untrusted, (int)len, "firewall.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                      XML_PARSE_NOWARNING);
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    g_autofree char *policy = root ? attr(root, "policy") : NULL;
+    GString *out = g_string_new(NULL);
+    gboolean ok;
+    if (!root || doc->intSubset || doc->extSubset)
+        ok = bad(&c, vm, "firewall.xml does not parse");
+    else if (g_strcmp0(policy, "allow") != 0 && g_strcmp0(policy, "deny") != 0)
+        ok = bad(&c, vm, "firewall.xml: a policy neither allow nor deny");
+    else {
+        /* dns and icmp as their own attribute says, else as the policy */
+        const char *keys[] = {"dns", "icmp"};
+        const char *what[] = {"specialtarget=dns", "proto=icmp"};
+        for (guint k = 0; k < 2; k++) {
+            g_autofree char *v = attr(root, keys[k]);
+            const char *a = v ? v : policy;
+            g_string_append_printf(out, "action=%s %s\n",
+                                   strcmp(a, "allow") == 0 ? "accept" : "drop",
+                                   what[k]);
+        }
+        gboolean allow = strcmp(policy, "allow") == 0;
+        ok = TRUE;
+        for (xmlNodePtr n = root->children; ok && n; n = n->next)
+            if (n->type == XML_ELEMENT_NODE)
+                ok = fw_rule(n, allow ? "drop" : "accept", out, &c, vm);
+        g_string_append_printf(out, "action=%s\n", allow ? "accept" : "drop");
+    }
+    if (doc)
+        xmlFreeDoc(doc);
+    if (!ok) {
+        g_string_free(out, TRUE);
+        return NULL;
+    }
+    return g_string_free(out, FALSE);
 }

@@ -40,4 +40,12 @@ G_BEGIN_DECLS
 GPtrArray *qubes_restore_core2_vms(const char *untrusted, gsize len,
                                    GError **error);
 
+/* A qube's firewall.xml of format 3 (R3's QubesFirewallRules: a policy,
+ * dns and icmp, and rules of address/netmask, proto, port/toport and
+ * expire), as core2.py's handle_firewall_xml turns it into R4 rules: the
+ * admin.vm.firewall.Set payload, one rule a line (new); NULL with a
+ * QubesException naming @vm when it does not parse. */
+char *qubes_restore_core2_firewall(const char *untrusted, gsize len,
+                                   const char *vm, GError **error);
+
 G_END_DECLS

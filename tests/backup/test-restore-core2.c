@@ -7,7 +7,8 @@
  * PCI devices, netvm when not the default, disposable templates made for
  * a differing dispvm netvm, and what is in the backup. Then hostile ones:
  * a DOCTYPE, a qid that names nobody, literals that are not, a size that
- * is not a number, another root; each refused naming the qube.
+ * is not a number, another root; each refused naming the qube. And a
+ * qube's R3 firewall.xml into R4 rules, with its refusals.
  * (By hand, this reading also matched the client's own Core2Qubes on the
  * client's test collections, line for line.) */
 #include "qubes-error.h"
@@ -184,10 +185,71 @@ static void test_hostile(void)
     }
 }
 
+/* R3's firewall.xml as core2.py turns it into R4 rules (the same rules
+ * as the client's own reading, by hand, field order aside). */
+static void test_firewall(void)
+{
+    const char *allow =
+        "<QubesFirewallRules policy='allow' icmp='deny'>"
+        "<rule address='fe80::1' netmask='64' port='22'/>"
+        "<rule address='1.2.3.4' proto='any' expire='1700000000'/>"
+        "<rule proto='udp' port='5' toport='6'/></QubesFirewallRules>";
+    g_autoptr(GError) err = NULL;
+    g_autofree char *a =
+        qubes_restore_core2_firewall(allow, strlen(allow), "vm", &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(a, ==,
+                    "action=accept specialtarget=dns\n"
+                    "action=drop proto=icmp\n"
+                    "action=drop dst6=fe80::1/64 proto=tcp dstports=22-22\n"
+                    "action=drop dst4=1.2.3.4/32 expire=1700000000\n"
+                    "action=drop proto=udp dstports=5-6\n"
+                    "action=accept\n");
+    const char *deny = "<QubesFirewallRules policy='deny' dns='allow'>"
+                       "<rule address='example.org' port='443'/>"
+                       "</QubesFirewallRules>";
+    g_autofree char *d =
+        qubes_restore_core2_firewall(deny, strlen(deny), "vm", &err);
+    g_assert_cmpstr(d, ==,
+                    "action=accept specialtarget=dns\n"
+                    "action=drop proto=icmp\n"
+                    "action=accept dsthost=example.org proto=tcp "
+                    "dstports=443-443\n"
+                    "action=drop\n");
+    const struct {
+        const char *xml, *why;
+    } bad[] = {
+        {"<QubesFirewallRules policy='maybe'/>",
+         "qubes.xml (backup): vm: firewall.xml: a policy neither allow nor "
+         "deny"},
+        {"<QubesFirewallRules policy='deny'><rule port='x'/>"
+         "</QubesFirewallRules>",
+         "qubes.xml (backup): vm: firewall.xml: a rule with a bad number"},
+        {"<QubesFirewallRules policy='deny'><rule address='1.2.3.4' "
+         "netmask='33'/></QubesFirewallRules>",
+         "qubes.xml (backup): vm: firewall.xml: a rule with a bad netmask"},
+        {"<QubesFirewallRules policy='deny'><rule address='a b'/>"
+         "</QubesFirewallRules>",
+         "qubes.xml (backup): vm: firewall.xml: a rule with a bad address"},
+        {"<QubesFirewallRules policy='deny'><rule proto='gre'/>"
+         "</QubesFirewallRules>",
+         "qubes.xml (backup): vm: firewall.xml: a rule with an unknown "
+         "proto"},
+        {"<x", "qubes.xml (backup): vm: firewall.xml does not parse"},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_clear_error(&err);
+        g_assert_null(qubes_restore_core2_firewall(
+            bad[i].xml, strlen(bad[i].xml), "vm", &err));
+        g_assert_cmpstr(err->message, ==, bad[i].why);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/restore-core2/reads-as-core2", test_reads_as_core2);
     g_test_add_func("/restore-core2/hostile", test_hostile);
+    g_test_add_func("/restore-core2/firewall", test_firewall);
     return g_test_run();
 }
