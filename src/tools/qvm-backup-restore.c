@@ -24,6 +24,7 @@
 #include "import.h"
 #include "qubes-error.h"
 #include "qfile.h"
+#include "restore-core2.h"
 #include "restore-plan.h"
 #include "tool.h"
 
@@ -118,7 +119,14 @@ static QubesRestoreHost *host_info(GError **error)
 
 /* ---- the reading thread ---- */
 
-typedef enum { F_SKIP, F_VOLUME, F_FIREWALL, F_NOTES, F_HOME } Kind;
+typedef enum {
+    F_SKIP,
+    F_VOLUME,
+    F_FIREWALL,
+    F_NOTES,
+    F_HOME,
+    F_APPMENUS, /* format 3's whitelisted-appmenus.list */
+} Kind;
 
 /* What a file of the backup goes to. */
 typedef struct {
@@ -130,7 +138,7 @@ typedef struct {
     char *error;       /* the first failure of its import */
     gboolean started;  /* ImportBegin answered */
     gboolean finished; /* its data arrived whole and was taken */
-    GByteArray *bytes; /* F_FIREWALL, F_NOTES */
+    GByteArray *bytes; /* F_FIREWALL, F_NOTES, F_APPMENUS */
     int home_fd;       /* F_HOME: home-restore-DATE */
     uid_t uid;         /* F_HOME: its owner */
     gid_t gid;
@@ -141,6 +149,7 @@ typedef struct {
     GMutex lock;
     GCond cond;
     GByteArray *qubes_xml;
+    int format; /* the backup's format (its header's version) */
     gboolean xml_ready;
     gboolean decided; /* the main thread said go (or stop) */
     gboolean go;
@@ -178,7 +187,7 @@ static Target *target_new(Kind kind, const char *vm, const char *volume)
     t->volume = g_strdup(volume);
     t->fd = -1;
     t->home_fd = -1;
-    if (kind == F_FIREWALL || kind == F_NOTES)
+    if (kind == F_FIREWALL || kind == F_NOTES || kind == F_APPMENUS)
         t->bytes = g_byte_array_new();
     return t;
 }
@@ -396,6 +405,34 @@ static gboolean rd_file_done(const char *file, gpointer data, GError **error)
         if (!a)
             target_fail(t, "%s", tool_error_message(err));
         t->finished = !t->error;
+    } else if (t->kind == F_FIREWALL && r->format == 3) {
+        /* R3's rules, as the client's core2.py turns them into R4's */
+        g_autofree char *text = qubes_restore_core2_firewall(
+            (const char *)t->bytes->data, t->bytes->len, t->vm, &err);
+        g_autofree char *a =
+            text ? qa_call("admin.vm.firewall.Set", t->vm, NULL, text, &err)
+                 : NULL;
+        if (!a)
+            log_warn("Failed to set firewall of %s: %s", t->vm,
+                     tool_error_message(err));
+        t->finished = TRUE;
+    } else if (t->kind == F_APPMENUS) {
+        /* the menu's entries, one a line, as the feature menu-items */
+        g_autofree char *list =
+            g_strndup((const char *)t->bytes->data, t->bytes->len);
+        g_auto(GStrv) lines = g_strsplit(list, "\n", -1);
+        GString *items = g_string_new(NULL);
+        for (GStrv l = lines; *l; l++)
+            if (**l)
+                g_string_append_printf(items, "%s%s", items->len ? " " : "",
+                                       *l);
+        g_autofree char *a = qa_call("admin.vm.feature.Set", t->vm,
+                                     "menu-items", items->str, &err);
+        g_string_free(items, TRUE);
+        if (!a)
+            log_warn("Failed to set application list for %s: %s", t->vm,
+                     tool_error_message(err));
+        t->finished = TRUE;
     } else if (t->kind == F_FIREWALL) {
         g_autoptr(GPtrArray) rules = qubes_fw_from_xml(
             (const char *)t->bytes->data, t->bytes->len, file, &err);
@@ -434,11 +471,21 @@ typedef struct {
     char *filter;
 } ReaderArgs;
 
+static gboolean rd_header(const QubesBackupHeader *h, gpointer data,
+                          GError **error)
+{
+    Restore *r = data;
+    r->format = h->version; /* before qubes.xml, which the main thread
+                             * waits for under the lock */
+    return TRUE;
+}
+
 static gpointer reader_thread(gpointer data)
 {
     ReaderArgs *a = data;
     Restore *r = a->r;
     static const QubesBackupReadCallbacks cb = {
+        .header = rd_header,
         .begin = rd_begin,
         .data = rd_data,
         .end = rd_end,
@@ -679,6 +726,10 @@ static void build_targets(Restore *r, QubesRestoreInfo *info,
         g_hash_table_insert(r->targets,
                             g_build_filename(it->subdir, "notes.txt", NULL),
                             target_new(F_NOTES, it->name, NULL));
+        g_hash_table_insert(
+            r->targets,
+            g_build_filename(it->subdir, "whitelisted-appmenus.list", NULL),
+            target_new(F_APPMENUS, it->name, NULL));
     }
 }
 
@@ -923,8 +974,15 @@ int main(int argc, char **argv)
     g_autofree char *summary = NULL;
     if (!have_xml)
         goto finish;
-    info = qubes_restore_info_new((const char *)r.qubes_xml->data,
-                                  r.qubes_xml->len, host, &opts, &err);
+    if (r.format == 3) {
+        /* Qubes R3's collection, as the client's core2.py reads it */
+        GPtrArray *vms = qubes_restore_core2_vms(
+            (const char *)r.qubes_xml->data, r.qubes_xml->len, &err);
+        info = vms ? qubes_restore_info_from_vms(vms, host, &opts, &err) : NULL;
+    } else {
+        info = qubes_restore_info_new((const char *)r.qubes_xml->data,
+                                      r.qubes_xml->len, host, &opts, &err);
+    }
     if (!info) {
         rc = runtime_error(err->message);
         goto decide;

@@ -32,6 +32,7 @@
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -340,18 +341,18 @@ def test_qrexec_options_refused():
 
 
 def test_older_format_refused():
-    # a backup of format 3 (Qubes R3: the header's .hmac is `openssl dgst`
-    # text, the chunks `openssl enc`): refused naming its format, before
+    # a backup of format 2 (Qubes R2: a multi-volume inner tar, which the
+    # client does not read either): refused in the client's words, before
     # anything is made
     import hmac
     import io
     import tarfile
-    fresh('format3')
-    header = (b'version=3\nhmac-algorithm=SHA512\ncrypto-algorithm='
+    fresh('format2')
+    header = (b'version=2\nhmac-algorithm=SHA512\ncrypto-algorithm='
               b'aes-256-cbc\nencrypted=True\ncompressed=True\n'
               b'compression-filter=gzip\n')
     mac = hmac.new(b'pw', header, 'sha512').hexdigest()
-    path = os.path.join(state['tmp'], 'format3.bin')
+    path = os.path.join(state['tmp'], 'format2.bin')
     with tarfile.open(path, 'w', format=tarfile.PAX_FORMAT) as t:
         for name, data in (('backup-header', header),
                            ('backup-header.hmac',
@@ -363,9 +364,183 @@ def test_older_format_refused():
             t.addfile(info, io.BytesIO(data))
     r = restore(path, 'pw')
     assert r.returncode == 1, r
-    assert 'a backup of format 3: only encrypted backups of format 4 are ' \
-        'read here' in r.stderr.decode(), r
+    assert 'qvm-backup-restore: error: Backup format version 2 not ' \
+        'supported' in r.stderr.decode(), r
     assert set(vm_list()) == {'dom0'}, vm_list()
+
+
+R3_XML = """<?xml version='1.0' encoding='UTF-8'?>
+<QubesVmCollection default_netvm="3" default_template="1" updatevm="3"
+ clockvm="2" default_kernel="4.4.55-11"><QubesAdminVm qid="0" name="dom0"
+ label="black" backup_content="False"/><QubesTemplateVm qid="1"
+ name="r3-tpl" label="black" template_qid="none"
+ backup_content="True" backup_path="vm-templates/r3-tpl" backup_size="4096"
+ /><QubesNetVm qid="2" name="r3-net" label="red" template_qid="1"
+ memory="300" pcidevs="[]"/><QubesProxyVm qid="3" name="r3-fw"
+ label="green" template_qid="1" uses_default_netvm="False" netvm_qid="2"
+ uses_default_dispvm_netvm="False" dispvm_netvm_qid="3"/><QubesAppVm qid="4" name="r3-work" label="blue" template_qid="1"
+ uses_default_netvm="True" vcpus="1" memory="400" maxmem="4000"
+ services="{'ntpd': True, 'cups': False}" backup_content="True"
+ backup_path="%s" backup_size="3145728"/><QubesAppVm qid="5"
+ name="r3-solo" label="purple" template_qid="none" uses_default_netvm="False"
+ netvm_qid="none" backup_content="True" backup_path="%s"
+ backup_size="4096"/></QubesVmCollection>
+"""
+
+R3_FIREWALL = b"""<?xml version='1.0' encoding='UTF-8'?>
+<QubesFirewallRules policy="deny" dns="allow" icmp="allow">
+<rule address="192.168.0.1" netmask="32" proto="tcp" port="1234"/>
+<rule address="example.org" port="443"/>
+<rule address="10.0.0.0" netmask="8" proto="udp" port="53" toport="54"/>
+</QubesFirewallRules>
+"""
+
+
+def r3_backup(path, pw, encrypted=True, chunk='1M', damage=None):
+    """A backup of format 3 (Qubes R3) made as R3 made them, with the
+    tools: each file's tar (gzip) through `openssl enc -aes-256-cbc -md
+    MD5`, cut in chunks, each with its `openssl dgst -sha512 -hmac`.
+    Returns the private image's bytes. @damage(chunk path): changes a
+    chunk after its hmac is made."""
+    work = tempfile.mkdtemp(dir=state['tmp'])
+    stage = os.path.join(work, 'stage')
+    src = os.path.join(work, 'src')
+    os.makedirs(stage)
+    os.makedirs(src)
+    sub = {'r3-work': 'vm4' if encrypted else 'appvms/r3-work',
+           'r3-solo': 'vm5' if encrypted else 'appvms/r3-solo'}
+    with open(os.path.join(src, 'qubes.xml'), 'w') as f:
+        f.write(R3_XML % (sub['r3-work'], sub['r3-solo']))
+    with open(os.path.join(src, 'firewall.xml'), 'wb') as f:
+        f.write(R3_FIREWALL)
+    with open(os.path.join(src, 'whitelisted-appmenus.list'), 'w') as f:
+        f.write('firefox.desktop\n\nxterm.desktop\n')
+    data = bytearray(os.urandom(1 << 20)) + b'R3 text ' * (1 << 17)
+    img = os.path.join(src, 'private.img')
+    with open(img, 'wb') as f:
+        f.truncate(64 << 20)
+        f.seek(8 << 20)
+        f.write(data)
+    with open(os.path.join(stage, 'backup-header'), 'w') as f:
+        f.write('version=3\nhmac-algorithm=SHA512\ncrypto-algorithm='
+                'aes-256-cbc\nencrypted=%s\ncompressed=True\n'
+                'compression-filter=gzip\n' % encrypted)
+    members = []
+
+    def hmac_of(rel):
+        with open(os.path.join(stage, rel), 'rb') as i, \
+                open(os.path.join(stage, rel + '.hmac'), 'wb') as o:
+            subprocess.run(['openssl', 'dgst', '-sha512', '-hmac', pw],
+                           stdin=i, stdout=o, check=True)
+
+    hmac_of('backup-header')
+    members += ['backup-header', 'backup-header.hmac']
+
+    def add(name, subdir):
+        inner = subdir + name
+        d = os.path.join(stage, os.path.dirname(inner))
+        os.makedirs(d, exist_ok=True)
+        cmd = ('tar -Pc --sparse --use-compress-program=gzip -C %s '
+               '--xform "s:^%s:%s:" %s' % (src, name, inner, name))
+        if encrypted:
+            cmd += (' | openssl enc -e -aes-256-cbc -md MD5 -pass %s' %
+                    shlex.quote('pass:' + pw))
+        cmd += ' | split -d -a 3 -b %s - %s.' % (chunk,
+                                                 os.path.join(stage, inner))
+        # (openssl enc warns of its key derivation, as R3's did)
+        subprocess.run(cmd, shell=True, check=True,
+                       stderr=subprocess.DEVNULL)
+        for part in sorted(os.listdir(d)):
+            if part.startswith(name + '.') and part[-3:].isdigit():
+                rel = os.path.join(os.path.dirname(inner), part)
+                hmac_of(rel)
+                if damage and 'private.img.001' in rel:
+                    damage(os.path.join(stage, rel))
+                members.extend([rel, rel + '.hmac'])
+
+    add('qubes.xml', '')
+    for name in ('private.img', 'firewall.xml', 'whitelisted-appmenus.list'):
+        add(name, sub['r3-work'] + '/')
+    with open(path, 'wb') as out:
+        for m in members:
+            subprocess.run(['tar', '-cO', '--posix', '-C', stage, m],
+                           stdout=out, check=True)
+    shutil.rmtree(work)
+    return bytes(data)
+
+
+def test_format3_restored():
+    # Qubes R3's backups (format 3), encrypted and not: the qubes as the
+    # client's core2.py reads them, R3's firewall and menu list, the image
+    # byte for byte through chunks of one openssl stream
+    for encrypted in (True, False):
+        fresh('r3-%s' % encrypted)
+        # a host has a default template: R3's disposable templates, made
+        # for a qube's dispvm netvm, come with none of their own
+        D().ok('admin.vm.Create.TemplateVM', payload='name=host-tpl '
+               'label=black')
+        D().ok('admin.property.Set', 'dom0', 'default_template', 'host-tpl')
+        path = os.path.join(state['tmp'], 'r3.bin')
+        data = r3_backup(path, 'r3 pass', encrypted=encrypted)
+        r = restore(path, 'r3 pass')
+        assert r.returncode == 0, r
+        vms = vm_list()
+        assert vms.get('r3-tpl') == 'TemplateVM', vms
+        assert vms.get('r3-work') == 'AppVM', vms
+        assert vms.get('r3-solo') == 'StandaloneVM', vms
+        assert 'r3-net' not in vms and 'r3-fw' not in vms, vms
+        assert prop('r3-work', 'template') == 'r3-tpl'
+        assert prop('r3-work', 'vcpus') == '1'
+        assert prop('r3-work', 'label') == 'blue'
+        assert prop('r3-solo', 'netvm') == ''
+        assert prop('r3-solo', 'default_dispvm') == 'disp-no-netvm', \
+            (prop('r3-solo', 'default_dispvm'), r.stderr)
+        assert prop('disp-no-netvm', 'template') == 'host-tpl'
+        assert vms.get('disp-no-netvm') == 'AppVM', vms
+        assert prop('disp-no-netvm', 'template_for_dispvms') == 'True'
+        feat = lambda n: D().ok('admin.vm.feature.Get', 'r3-work', n)
+        assert feat('service.ntpd') == '1'
+        assert feat('cups') == ''
+        assert feat('menu-items') == 'firefox.desktop xterm.desktop'
+        assert D().ok('admin.vm.firewall.Get', 'r3-work').splitlines() == [
+            'action=accept specialtarget=dns',
+            'action=accept proto=icmp',
+            'action=accept dst4=192.168.0.1/32 proto=tcp dstports=1234-1234',
+            'action=accept dsthost=example.org proto=tcp dstports=443-443',
+            'action=accept dst4=10.0.0.0/8 proto=udp dstports=53-54',
+            'action=drop'], D().ok('admin.vm.firewall.Get', 'r3-work')
+        got = image('r3-work', 'AppVM', 'private')
+        with open(got, 'rb') as f:
+            f.seek(8 << 20)
+            assert f.read(len(data)) == data
+        assert os.path.getsize(got) == 64 << 20
+        # the holes stay holes
+        assert os.stat(got).st_blocks * 512 < 8 << 20
+
+
+def test_format3_refusals():
+    fresh('r3-bad')
+    path = os.path.join(state['tmp'], 'r3-bad.bin')
+    r3_backup(path, 'right')
+    r = restore(path, 'wrong')
+    assert r.returncode == 1, r
+    assert 'Corrupted backup header (hmac verification failed). Is the ' \
+        'password correct?' in r.stderr.decode(), r
+    assert set(vm_list()) == {'dom0'}
+
+    def flip(p):
+        with open(p, 'r+b') as f:
+            f.seek(100)
+            b = f.read(1)
+            f.seek(100)
+            f.write(bytes([b[0] ^ 1]))
+    r3_backup(path, 'right', damage=flip)
+    r = restore(path, 'right')
+    assert r.returncode == 1, r
+    assert 'ERROR: invalid hmac for file vm4/private.img.001: ' in \
+        r.stderr.decode(), r
+    # the qube whose data did not arrive whole is removed again
+    assert 'r3-work' not in vm_list(), vm_list()
 
 
 def test_verify_only_and_damage():
