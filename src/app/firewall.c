@@ -24,17 +24,8 @@ void qubes_fw_rule_free(QubesFwRule *r)
     g_free(r);
 }
 
-static gboolean fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static gboolean fail(GError **error, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    /* the reference raises ValueError */
-    g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE, msg);
-    return FALSE;
-}
+/* the reference raises ValueError */
+#define fail(error, ...) qubes_error_fail(error, QUBES_ERROR_VALUE, __VA_ARGS__)
 
 /* RuleOption's check: letters, digits and ':;,./-_[]' (a comment may
  * also hold spaces). */

@@ -633,24 +633,20 @@ static gboolean take_header(Reader *r, GError **error)
     return !r->cb->header || r->cb->header(&r->header, r->data, error);
 }
 
-static gboolean take_chunk(Reader *r, GError **error)
+/* The chunk @name (@file's chunk @index) comes: in order, after the
+ * file before ended whole; a new file gets its tar reader and inflater
+ * (and *@fresh is TRUE). */
+static gboolean next_chunk(Reader *r, const char *name, const char *file,
+                           guint index, gboolean *fresh, GError **error)
 {
-    char *file = NULL;
-    guint index = 0;
-    if (!chunk_name(r->member_name, &file, &index)) {
-        g_autofree char *n = g_strescape(r->member_name, NULL);
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "unexpected file in the backup: '%s'", n);
-        return FALSE;
-    }
-    g_autofree char *owned = file;
-    if (!r->file || strcmp(r->file, file) != 0) {
+    *fresh = !r->file || strcmp(r->file, file) != 0;
+    if (*fresh) {
         if (!finish_file(r, TRUE, error))
             return FALSE;
         if (index != 0 || g_hash_table_contains(r->files_seen, file)) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                         "%s: a chunk out of order or missing (%03u first)",
-                        r->member_name, index);
+                        name, index);
             return FALSE;
         }
         g_hash_table_add(r->files_seen, g_strdup(file));
@@ -663,11 +659,28 @@ static gboolean take_chunk(Reader *r, GError **error)
     }
     if (index != r->next_index) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "%s: a chunk out of order or missing (%03u expected)",
-                    r->member_name, r->next_index);
+                    "%s: a chunk out of order or missing (%03u expected)", name,
+                    r->next_index);
         return FALSE;
     }
     r->next_index++;
+    return TRUE;
+}
+
+static gboolean take_chunk(Reader *r, GError **error)
+{
+    char *file = NULL;
+    guint index = 0;
+    gboolean fresh;
+    if (!chunk_name(r->member_name, &file, &index)) {
+        g_autofree char *n = g_strescape(r->member_name, NULL);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                    "unexpected file in the backup: '%s'", n);
+        return FALSE;
+    }
+    g_autofree char *owned = file;
+    if (!next_chunk(r, r->member_name, file, index, &fresh, error))
+        return FALSE;
     g_autofree char *pass = g_strdup_printf(
         "%s!%s.%03u!%s", r->header.backup_id, file, index, r->passphrase);
     gsize len = 0;
@@ -692,34 +705,13 @@ static gboolean take_chunk3(Reader *r, GError **error)
         return FALSE;
     }
     g_autofree char *owned = file;
-    if (!r->file || strcmp(r->file, file) != 0) {
-        if (!finish_file(r, TRUE, error))
-            return FALSE;
-        if (index != 0 || g_hash_table_contains(r->files_seen, file)) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                        "%s: a chunk out of order or missing (%03u first)",
-                        name, index);
-            return FALSE;
-        }
-        g_hash_table_add(r->files_seen, g_strdup(file));
-        r->file = g_strdup(file);
-        r->next_index = 0;
-        r->inner = qubes_tar_reader_new(&inner_callbacks, r);
-        r->inf = inflater_new(&r->header, file, r->inner, error);
-        if (!r->inf)
-            return FALSE;
-        if (r->header.encrypted &&
-            !(r->enc = qubes_enc_reader_new(r->header.crypto_algorithm,
-                                            r->passphrase, error)))
-            return FALSE;
-    }
-    if (index != r->next_index) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "%s: a chunk out of order or missing (%03u expected)", name,
-                    r->next_index);
+    gboolean fresh;
+    if (!next_chunk(r, name, file, index, &fresh, error))
         return FALSE;
-    }
-    r->next_index++;
+    if (fresh && r->header.encrypted &&
+        !(r->enc = qubes_enc_reader_new(r->header.crypto_algorithm,
+                                        r->passphrase, error)))
+        return FALSE;
     if (!r->enc)
         return inflater_feed(r->inf, r->pending->data, r->pending->len, error);
     g_byte_array_set_size(r->plain, 0);
