@@ -358,7 +358,10 @@ typedef struct {
     GByteArray *member; /* the outer member gathered */
     char *member_name;
     GByteArray *header_bytes;
+    /* parsed once, as it comes: not yet authenticated until stage 2 */
     QubesBackupHeader header;
+    gboolean header_parsed;
+    GError *header_error; /* why it did not parse */
     GHashTable *files_seen;
     char *file;       /* the file whose chunks come, or NULL */
     guint next_index; /* its next chunk's number */
@@ -491,14 +494,8 @@ static gboolean chunk_name3(const char *untrusted, char **file, guint *index)
  * checked against its .hmac before any chunk is opened). */
 static void prefetch_early(Reader *r)
 {
-    QubesBackupHeader h = {0};
-    if (r->prefetch &&
-        qubes_backup_header_parse((char *)r->header_bytes->data,
-                                  r->header_bytes->len, r->allow_filter, &h,
-                                  NULL) &&
-        h.backup_id)
-        prefetch_schedule(r->prefetch, h.backup_id, r->passphrase);
-    qubes_backup_header_clear(&h);
+    if (r->prefetch && r->header_parsed && r->header.backup_id)
+        prefetch_schedule(r->prefetch, r->header.backup_id, r->passphrase);
 }
 
 /* The key of the member gathered, under @pass: derived ahead from this
@@ -572,11 +569,10 @@ static gboolean format_4(const QubesBackupHeader *h, GError **error)
 /* Format 3: the .hmac is the text of `openssl dgst -ALGORITHM -hmac` for
  * the header, the algorithm the header's own (the client tries every one
  * it knows; a header signed under another than it names is refused). */
-static gboolean take_header3(Reader *r, const QubesBackupHeader *claimed,
-                             GError **error)
+static gboolean take_header3(Reader *r, GError **error)
 {
     g_autoptr(GError) why = NULL;
-    if (!qubes_hmac_text_check(claimed->hmac_algorithm, r->passphrase,
+    if (!qubes_hmac_text_check(r->header.hmac_algorithm, r->passphrase,
                                r->header_bytes->data, r->header_bytes->len,
                                (const char *)r->member->data, r->member->len,
                                HEADER_NAME, &why)) {
@@ -585,10 +581,6 @@ static gboolean take_header3(Reader *r, const QubesBackupHeader *claimed,
                             "failed). Is the password correct?");
         return FALSE;
     }
-    if (!qubes_backup_header_parse((char *)r->header_bytes->data,
-                                   r->header_bytes->len, r->allow_filter,
-                                   &r->header, error))
-        return FALSE;
     r->v3 = TRUE;
     r->plain = g_byte_array_new();
     /* no scrypt keys to derive ahead */
@@ -598,15 +590,12 @@ static gboolean take_header3(Reader *r, const QubesBackupHeader *claimed,
 
 static gboolean take_header(Reader *r, GError **error)
 {
-    /* An older format's .hmac is not a scrypt file: its header, not yet
-     * authenticated, only names the format it is refused for. */
-    g_auto(QubesBackupHeader) claimed = {0};
-    gboolean parsed = qubes_backup_header_parse(
-        (char *)r->header_bytes->data, r->header_bytes->len, r->allow_filter,
-        &claimed, NULL);
-    if (parsed && claimed.version == 3)
-        return take_header3(r, &claimed, error);
-    if (parsed && !format_4(&claimed, error))
+    /* The header's version, not yet authenticated, says how its .hmac is
+     * checked (format 3's is openssl dgst text, not a scrypt file) or that
+     * its format is refused; nothing else of it is used before the check. */
+    if (r->header_parsed && r->header.version == 3)
+        return take_header3(r, error);
+    if (r->header_parsed && !format_4(&r->header, error))
         return FALSE;
     g_autofree char *pass =
         g_strdup_printf("%s!%s", HEADER_NAME, r->passphrase);
@@ -623,12 +612,12 @@ static gboolean take_header(Reader *r, GError **error)
                             "it is not the one its .hmac holds");
         return FALSE;
     }
-    if (!qubes_backup_header_parse((char *)r->header_bytes->data,
-                                   r->header_bytes->len, r->allow_filter,
-                                   &r->header, error))
+    /* authentic: a header that does not parse is refused only now, so
+     * that a wrong passphrase is what is said first */
+    if (!r->header_parsed) {
+        g_propagate_error(error, g_steal_pointer(&r->header_error));
         return FALSE;
-    if (!format_4(&r->header, error))
-        return FALSE;
+    }
     prefetch_schedule(r->prefetch, r->header.backup_id, r->passphrase);
     return !r->cb->header || r->cb->header(&r->header, r->data, error);
 }
@@ -802,6 +791,9 @@ static gboolean out_end(const QubesTarMember *m, gpointer data, GError **e)
     case 0:
         g_byte_array_append(r->header_bytes, r->member->data, r->member->len);
         r->stage = 1;
+        r->header_parsed = qubes_backup_header_parse(
+            (char *)r->header_bytes->data, r->header_bytes->len,
+            r->allow_filter, &r->header, &r->header_error);
         prefetch_early(r);
         return TRUE;
     case 1:
@@ -879,5 +871,6 @@ gboolean qubes_backup_read(int fd, const char *passphrase,
     g_free(r.member_name);
     g_free(r.file);
     qubes_backup_header_clear(&r.header);
+    g_clear_error(&r.header_error);
     return ok;
 }

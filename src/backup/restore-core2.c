@@ -3,6 +3,7 @@
 #include "restore-core2.h"
 
 #include "qubes-error.h"
+#include "qubesxml.h"
 
 #include <gio/gio.h>
 #include <libxml/parser.h>
@@ -72,18 +73,6 @@ static QubesRestoreVM *find(Core2 *c, const char *name)
             return vm;
     }
     return NULL;
-}
-
-static void set_pair(GPtrArray *pairs, const char *name, const char *value)
-{
-    for (guint i = 0; i + 1 < pairs->len; i += 2)
-        if (strcmp(pairs->pdata[i], name) == 0) {
-            g_free(pairs->pdata[i + 1]);
-            pairs->pdata[i + 1] = g_strdup(value);
-            return;
-        }
-    g_ptr_array_add(pairs, g_strdup(name));
-    g_ptr_array_add(pairs, g_strdup(value));
 }
 
 /* A qid's canonical text ("3" for "03"), new; NULL when not a number. */
@@ -177,57 +166,52 @@ static gboolean lit_value(Lit *l, char **text)
     return TRUE;
 }
 
-/* "{KEY: VALUE, ...}" into @pairs (key, text); FALSE when it is not. */
-static gboolean lit_dict(const char *untrusted, GPtrArray *pairs)
+/* An item of a dict or list literal, read into @out. */
+typedef gboolean (*LitItem)(Lit *l, GPtrArray *out);
+
+/* "KEY: VALUE": @out gets the key and the value's text. */
+static gboolean dict_item(Lit *l, GPtrArray *out)
 {
-    Lit l = {untrusted};
-    skip_space(&l);
-    if (*l.p++ != '{')
+    g_autofree char *key = lit_string(l);
+    skip_space(l);
+    if (!key || *l->p++ != ':')
         return FALSE;
-    for (;;) {
-        skip_space(&l);
-        if (*l.p == '}')
-            break;
-        g_autofree char *key = lit_string(&l);
-        skip_space(&l);
-        if (!key || *l.p++ != ':')
-            return FALSE;
-        skip_space(&l);
-        char *value = NULL;
-        if (!lit_value(&l, &value))
-            return FALSE;
-        set_pair(pairs, key, value);
-        g_free(value);
-        skip_space(&l);
-        if (*l.p == ',')
-            l.p++;
-        else if (*l.p != '}')
-            return FALSE;
-    }
-    l.p++;
-    skip_space(&l);
-    return *l.p == '\0';
+    skip_space(l);
+    g_autofree char *value = NULL;
+    if (!lit_value(l, &value))
+        return FALSE;
+    qx_attrs_set(out, key, value);
+    return TRUE;
 }
 
-/* "['a', 'b']" into @items; FALSE when it is not. */
-static gboolean lit_list(const char *untrusted, GPtrArray *items)
+/* A string: @out gets it. */
+static gboolean list_item(Lit *l, GPtrArray *out)
+{
+    char *str = lit_string(l);
+    if (str)
+        g_ptr_array_add(out, str);
+    return str != NULL;
+}
+
+/* @open ITEM, ITEM, ... @close (a trailing comma allowed, as Python's),
+ * and nothing after; FALSE when it is not. */
+static gboolean lit_items(const char *untrusted, char open, char close,
+                          LitItem item, GPtrArray *out)
 {
     Lit l = {untrusted};
     skip_space(&l);
-    if (*l.p++ != '[')
+    if (*l.p++ != open)
         return FALSE;
     for (;;) {
         skip_space(&l);
-        if (*l.p == ']')
+        if (*l.p == close)
             break;
-        char *s = lit_string(&l);
-        if (!s)
+        if (!item(&l, out))
             return FALSE;
-        g_ptr_array_add(items, s);
         skip_space(&l);
         if (*l.p == ',')
             l.p++;
-        else if (*l.p != ']')
+        else if (*l.p != close)
             return FALSE;
     }
     l.p++;
@@ -292,7 +276,7 @@ static gboolean import_vm(Core2 *c, xmlNodePtr n, const char *cls)
     for (guint i = 0; i < G_N_ELEMENTS(simple_props); i++) {
         g_autofree char *v = attr(n, simple_props[i].name);
         if (v && *v && g_strcmp0(v, simple_props[i].dflt) != 0)
-            set_pair(vm->properties, simple_props[i].name, v);
+            qx_attrs_set(vm->properties, simple_props[i].name, v);
     }
     const char *kprops[] = {"kernel", "kernelopts"};
     for (guint i = 0; i < G_N_ELEMENTS(kprops); i++) {
@@ -300,45 +284,46 @@ static gboolean import_vm(Core2 *c, xmlNodePtr n, const char *cls)
         g_autofree char *uses = g_strconcat("uses_default_", kprops[i], NULL);
         g_autofree char *dflt = attr(n, uses);
         if (dflt && g_ascii_strcasecmp(dflt, "true") != 0)
-            set_pair(vm->properties, kprops[i],
-                     v && *v && g_ascii_strcasecmp(v, "none") != 0 ? v : NULL);
+            qx_attrs_set(vm->properties, kprops[i],
+                         v && *v && g_ascii_strcasecmp(v, "none") != 0 ? v
+                                                                       : NULL);
     }
     if (strstr(cls, "HVm")) {
-        set_pair(vm->properties, "virt_mode", "hvm");
-        set_pair(vm->properties, "kernel", NULL);
+        qx_attrs_set(vm->properties, "virt_mode", "hvm");
+        qx_attrs_set(vm->properties, "kernel", NULL);
         /* R3's MiniOS stubdomain, kept (a change of hardware some
          * guests do not survive) */
-        set_pair(vm->features, "linux-stubdom", "");
+        qx_attrs_set(vm->features, "linux-stubdom", "");
     }
     if (strcmp(cls, "NetVm") == 0 || strcmp(cls, "ProxyVm") == 0)
-        set_pair(vm->properties, "provides_network", "True");
+        qx_attrs_set(vm->properties, "provides_network", "True");
     if (strcmp(cls, "NetVm") == 0)
-        set_pair(vm->properties, "netvm", NULL);
+        qx_attrs_set(vm->properties, "netvm", NULL);
     if (strcmp(cls, "TemplateVm") == 0 ||
         (strcmp(cls, "AppVm") == 0 && !vm->template)) {
-        set_pair(vm->features, "qrexec", "1");
-        set_pair(vm->features, "gui", "1");
+        qx_attrs_set(vm->features, "qrexec", "1");
+        qx_attrs_set(vm->features, "gui", "1");
     }
     g_autofree char *internal = attr(n, "internal");
     if (g_strcmp0(internal, "True") == 0)
-        set_pair(vm->features, "internal", "1");
+        qx_attrs_set(vm->features, "internal", "1");
     g_autofree char *services = attr(n, "services");
     if (services && *services) {
         g_autoptr(GPtrArray) pairs = g_ptr_array_new_with_free_func(g_free);
-        if (!lit_dict(services, pairs))
+        if (!lit_items(services, '{', '}', dict_item, pairs))
             return bad(c, name, "services is not a Python dict literal");
         for (guint i = 0; i + 1 < pairs->len; i += 2) {
             const char *feature = pairs->pdata[i];
             for (guint k = 0; k < G_N_ELEMENTS(service_features); k++)
                 if (strcmp(feature, service_features[k].service) == 0)
                     feature = service_features[k].feature;
-            set_pair(vm->features, feature, pairs->pdata[i + 1]);
+            qx_attrs_set(vm->features, feature, pairs->pdata[i + 1]);
         }
     }
     g_autofree char *pcidevs = attr(n, "pcidevs");
     if (pcidevs && *pcidevs) {
         g_autoptr(GPtrArray) devs = g_ptr_array_new_with_free_func(g_free);
-        if (!lit_list(pcidevs, devs))
+        if (!lit_items(pcidevs, '[', ']', list_item, devs))
             return bad(c, name, "pcidevs is not a Python list literal");
         for (guint i = 0; i < devs->len; i++) {
             QubesRestoreDevice *d = g_new0(QubesRestoreDevice, 1);
@@ -366,7 +351,7 @@ static gboolean netvm_dependency(Core2 *c, xmlNodePtr n)
         const char *netvm = NULL;
         if (q && strcmp(q, "none") != 0 && !(netvm = by_qid(c, name, q)))
             return FALSE;
-        set_pair(vm->properties, "netvm", netvm);
+        qx_attrs_set(vm->properties, "netvm", netvm);
     }
     g_autofree char *dispvm_netvm = NULL;
     g_autofree char *uses_d = attr(n, "uses_default_dispvm_netvm");
@@ -388,14 +373,14 @@ static gboolean netvm_dependency(Core2 *c, xmlNodePtr n)
     g_autofree char *tpl = dispvm_netvm
                                ? g_strdup_printf("disp-%s", dispvm_netvm)
                                : g_strdup("disp-no-netvm");
-    set_pair(vm->properties, "default_dispvm", tpl);
+    qx_attrs_set(vm->properties, "default_dispvm", tpl);
     if (find(c, tpl))
         return TRUE;
     QubesRestoreVM *d = qubes_restore_vm_new("AppVM");
     d->name = g_strdup(tpl);
     d->label = g_strdup("red");
-    set_pair(d->properties, "netvm", dispvm_netvm);
-    set_pair(d->properties, "template_for_dispvms", "True");
+    qx_attrs_set(d->properties, "netvm", dispvm_netvm);
+    qx_attrs_set(d->properties, "template_for_dispvms", "True");
     d->included = TRUE;
     g_ptr_array_add(c->vms, d);
     return TRUE;

@@ -846,6 +846,9 @@ int main(int argc, char **argv)
     gboolean skip_dom0_home = FALSE, ignore_username = FALSE;
     gboolean ignore_size = FALSE, verbose = FALSE, quiet = FALSE;
     gboolean auto_close = FALSE, location_is_service = FALSE, paranoid = FALSE;
+    static const char paranoid_help[] =
+        "Isolate restore process in a DispVM, defend against untrusted "
+        "backup;implies --skip-dom0-home";
     g_auto(GStrv) exclude = NULL;
     g_autofree char *filter = NULL, *dest_vm = NULL, *pass_file = NULL;
     GOptionEntry entries[] = {
@@ -888,14 +891,10 @@ int main(int argc, char **argv)
          "Interpret backup location as a qrexec service name,possibly with "
          "an argument separated by +.Requires -d option.",
          NULL},
-        {"paranoid-mode", 0, 0, G_OPTION_ARG_NONE, &paranoid,
-         "Isolate restore process in a DispVM, defend against untrusted "
-         "backup;implies --skip-dom0-home",
+        /* one option under two names, as the client's */
+        {"paranoid-mode", 0, 0, G_OPTION_ARG_NONE, &paranoid, paranoid_help,
          NULL},
-        {"plan-b", 0, 0, G_OPTION_ARG_NONE, &paranoid,
-         "Isolate restore process in a DispVM, defend against untrusted "
-         "backup;implies --skip-dom0-home",
-         NULL},
+        {"plan-b", 0, 0, G_OPTION_ARG_NONE, &paranoid, paranoid_help, NULL},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "increase verbosity",
          NULL},
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "decrease verbosity",
