@@ -304,6 +304,7 @@ def run_tests(tests):
     print('1..%d' % len(tests))
     failed = 0
     for i, (name, func) in enumerate(tests, 1):
+        t0 = time.monotonic()
         try:
             func()
             print('ok %d - %s' % (i, name))
@@ -314,6 +315,8 @@ def run_tests(tests):
             print('not ok %d - %s' % (i, name))
             for line in traceback.format_exc().splitlines():
                 print('# ' + line)
+        # each case's time, so that the slow ones can be found in the log
+        print('# %s took %.1f s' % (name, time.monotonic() - t0))
         sys.stdout.flush()
     return 1 if failed else 0
 
