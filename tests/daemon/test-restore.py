@@ -29,7 +29,6 @@
    fresh one: the same state through the API, the same bytes in every
    volume.
 """
-import hashlib
 import json
 import os
 import shlex
@@ -41,6 +40,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qubesd_harness import run_file  # noqa: E402
 from qubesd_harness import Daemon, LoopFS, make_kernel  # noqa: E402
+from image_digest import content_digest, sha256_sparse  # noqa: E402
 
 QUBESD = os.path.abspath(sys.argv[1])
 FIXTURES = os.path.abspath(sys.argv[2])
@@ -128,69 +128,6 @@ def vm_list():
 def image(vm, klass, volume):
     prefix = 'vm-templates' if klass == 'TemplateVM' else 'appvms'
     return os.path.join(state['base'], prefix, vm, volume + '.img')
-
-
-def data_pieces(f, step, align=1):
-    """(offset, bytes) of the data of the open file @f, its holes skipped
-    (never read), in reads of at most @step bytes, each run of data from
-    an offset rounded down to @align."""
-    fd = f.fileno()
-    size = os.fstat(fd).st_size
-    pos = 0
-    while pos < size:
-        try:
-            data = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError:
-            return  # only a hole is left
-        hole = os.lseek(fd, data, os.SEEK_HOLE)
-        off = data - data % align
-        f.seek(off)
-        while off < hole:
-            b = f.read(min(step, hole - off))
-            if not b:
-                return
-            yield off, b
-            off += len(b)
-        pos = hole
-
-
-def sha256_sparse(path):
-    """sha256 of the whole file, its holes hashed as zeros without being
-    read."""
-    h = hashlib.sha256()
-    zeros = bytes(8 << 20)
-    pos = 0
-
-    def zeros_to(end):
-        nonlocal pos
-        while pos < end:
-            n = min(len(zeros), end - pos)
-            h.update(zeros[:n])
-            pos += n
-    with open(path, 'rb') as f:
-        for off, b in data_pieces(f, 8 << 20):
-            zeros_to(off)
-            h.update(b)
-            pos = off + len(b)
-        zeros_to(os.fstat(f.fileno()).st_size)
-    return h.hexdigest()
-
-
-def content_digest(path):
-    """A digest of the file's logical content that reads only its data:
-    its size, then each 4 KiB block that is not all zeros with its
-    offset (holes and zero blocks alike are skipped)."""
-    h = hashlib.sha256()
-    h.update(os.path.getsize(path).to_bytes(8, 'little'))
-    zero = bytes(4096)
-    with open(path, 'rb') as f:
-        for off, b in data_pieces(f, 1 << 20, align=4096):
-            for i in range(0, len(b), 4096):
-                blk = b[i:i + 4096]
-                if blk != zero[:len(blk)]:
-                    h.update((off + i).to_bytes(8, 'little'))
-                    h.update(blk)
-    return h.hexdigest()
 
 
 # manifest sha256 -> the content digest of an image verified against it:
