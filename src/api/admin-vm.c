@@ -3,6 +3,7 @@
 #include "api-util.h"
 #include "policy.h"
 #include "preload-run.h"
+#include "runtime.h"
 
 #include "qubes-error.h"
 

@@ -40,7 +40,7 @@ static gboolean on_signal(gpointer data)
  * volume; stopping the volumes of every halted domain is that operation,
  * and it commits (save_on_stop) or drops what a domain that died while
  * running left behind. With a hypervisor the runtime does the same once it
- * knows which qubes run (runtime.c). */
+ * knows which qubes run (connection.c). */
 static void settle_storage(QubesApp *app)
 {
     for (guint i = 0; i < app->domains->len; i++) {
@@ -91,7 +91,7 @@ static guint fit_connections(gint64 max_connections)
  * device-list-change:block on dom0, device-removed:block for each port
  * gone (or holding another device now), device-added:block for each new
  * one, and gives a new one to the running qube whose assignment asks
- * for it (runtime.c). */
+ * for it (hotplug.c). */
 typedef struct {
     QubesApp *app;
     QubesRuntime *rt; /* NULL: offline */

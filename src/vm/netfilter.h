@@ -1,6 +1,6 @@
 /* netfilter.h: a qube's firewall rules enforced on the host (QEMU/KVM).
  *
- * On QEMU each client qube has its own link to its netvm (runtime.c): a
+ * On QEMU each client qube has its own link to its netvm (net-links.c): a
  * bridge qbrQID whose port on the host side of the qube's NIC is the tap
  * qcliQID. Every frame the qube sends crosses that port before its
  * netvm sees it, so the qube's rules (firewall.h) are enforced there,

@@ -34,6 +34,9 @@
 
 #include "qfile.h"
 #include "qubes-error.h"
+#include "vm-pause.h"
+#include "vm-start.h"
+#include "vm-stop.h"
 
 #include <errno.h>
 
@@ -135,7 +138,7 @@ static void killed(GObject *src, GAsyncResult *res, gpointer data)
 {
     QubesDomain *dom = data;
     g_autoptr(GError) err = NULL;
-    if (!qubes_runtime_op_finish(res, &err) && !dom->removed &&
+    if (!g_task_propagate_boolean(G_TASK(res), &err) && !dom->removed &&
         dom->power == QUBES_POWER_HALTED)
         qubes_runtime_auto_cleanup(dom->app->runtime, dom);
     qubes_domain_unref(dom);
@@ -218,7 +221,7 @@ static void request_unpaused(GObject *src, GAsyncResult *res, gpointer data)
 {
     Request *r = data;
     GError *err = NULL;
-    if (!qubes_runtime_op_finish(res, &err)) {
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
         g_task_return_error(r->task, err);
     } else {
         use_preload(r->p, r->dom, TRUE);
@@ -316,7 +319,7 @@ static void preload_paused(GObject *src, GAsyncResult *res, gpointer data)
         return;
     QubesDomain *dom = g->files->dom;
     g_autoptr(GError) err = NULL;
-    gboolean paused = qubes_runtime_op_finish(res, &err);
+    gboolean paused = g_task_propagate_boolean(G_TASK(res), &err);
     if (!dom->removed) {
         if (!paused && !dom->preload_requested)
             g_warning("%s: preloaded qube not paused: %s", dom->name,
@@ -340,7 +343,7 @@ static void preload_started(GObject *src, GAsyncResult *res, gpointer data)
         return;
     QubesDomain *dom = g->files->dom;
     g_autoptr(GError) err = NULL;
-    if (!qubes_runtime_op_finish(res, &err)) {
+    if (!g_task_propagate_boolean(G_TASK(res), &err)) {
         g_warning("%s: preloaded qube did not start: %s", dom->name,
                   err->message);
         QubesDomain *appvm = qubes_domain_get_template(dom);

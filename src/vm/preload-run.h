@@ -1,7 +1,8 @@
 /* preload-run.h: preloaded disposables, run (preload-run.c). */
 #pragma once
 
-#include "runtime.h"
+#include "app.h"
+#include "runtime-config.h"
 
 G_BEGIN_DECLS
 

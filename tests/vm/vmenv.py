@@ -53,7 +53,7 @@ for b in /sys/block/vd*; do
     echo "QUBES-DISK $(basename $b) $(cat $b/serial 2>/dev/null)"
 done
 echo "QUBES-CMDLINE $(cat /proc/cmdline)"
-# the network qubesd puts on the command line (runtime.c): a client's
+# the network qubesd puts on the command line (domain-spec.c): a client's
 # ip=IP::GW:MASK:NAME:eth0:off:DNS1:DNS2, a netvm's qubes.gateway=GW
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
