@@ -351,6 +351,14 @@ static void job_done(GObject *src, GAsyncResult *res, gpointer data)
     GError *err = NULL;
     gboolean ok = g_task_propagate_boolean(G_TASK(res), &err);
     char *result = j->done(j->call, ok, &err, j->data);
+    /* The data goes here, on the main context and before the answer, not
+     * with the task: the worker may hold the task's last reference, and
+     * the data's free may change the daemon's state (a backup's entry
+     * leaves the running ones), which a client answered must find
+     * changed and which only the main context touches. */
+    if (j->free)
+        j->free(j->data);
+    j->free = NULL;
     call_complete(j->call, result, err);
 }
 

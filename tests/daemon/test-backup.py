@@ -427,6 +427,9 @@ def test_cancel_within_a_second_leaves_nothing():
             % state['dest'])
     d.ok('admin.backup.Execute', arg='slow')
     assert len(dest_files()) == 1
+    # answered: no longer running, at once
+    exc(d.call('admin.backup.Cancel', arg='slow'), 'QubesException',
+        'Backup operation not running')
 
 
 def test_full_disk_fails_and_leaves_nothing():
