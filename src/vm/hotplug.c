@@ -276,7 +276,7 @@ void rt_blocks_adopt(QubesRuntime *rt, QubesDomain *dom, const char *xml)
 
 /* ---- devices at start (hotplug.h) ---- */
 
-void rt_start_dev_free(StartDev *d)
+static void start_dev_free(StartDev *d)
 {
     g_free(d->devclass);
     qubes_vdev_clear(&d->dev);
@@ -327,7 +327,7 @@ static gboolean block_matches(const QubesDevAssignment *a,
 GPtrArray *rt_start_devices(QubesRuntime *rt, QubesDomain *dom, GError **error)
 {
     GPtrArray *out =
-        g_ptr_array_new_with_free_func((GDestroyNotify)rt_start_dev_free);
+        g_ptr_array_new_with_free_func((GDestroyNotify)start_dev_free);
     g_autoptr(GPtrArray) blocks = NULL;
     g_autoptr(GPtrArray) pcis = NULL;
     for (guint i = 0; i < dom->assignments->len; i++) {

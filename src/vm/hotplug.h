@@ -78,7 +78,6 @@ typedef struct {
     gboolean read_only, required;
     GPtrArray *options; /* the assignment's, for the event */
 } StartDev;
-void rt_start_dev_free(StartDev *d);
 /* @dom's devices to attach at start (StartDev*, in assignment order);
  * NULL with @error when a required one cannot be had. */
 GPtrArray *rt_start_devices(QubesRuntime *rt, QubesDomain *dom, GError **error);

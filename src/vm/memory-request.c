@@ -58,7 +58,7 @@ static void mem_thread(GTask *task, gpointer src, gpointer data,
     g_task_return_boolean(task, TRUE);
 }
 
-static guint64 rt_memory_required(QubesRuntime *rt, QubesDomain *dom)
+static guint64 memory_required(QubesRuntime *rt, QubesDomain *dom)
 {
     guint64 mib = rt_prop_u64(dom, "memory");
     g_autofree char *mode = qubes_domain_prop(dom, "virt_mode");
@@ -76,7 +76,7 @@ void rt_memory_request(QubesRuntime *rt, QubesDomain *dom,
 {
     QubesMemRequest *m = g_new0(QubesMemRequest, 1);
     m->socket = g_strdup(rt->cfg.qmemman_socket);
-    m->bytes = rt_memory_required(rt, dom);
+    m->bytes = memory_required(rt, dom);
     rt_run_in_worker(mem_thread, m, (GDestroyNotify)mem_request_free, cb, data);
 }
 
