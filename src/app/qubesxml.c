@@ -291,14 +291,16 @@ static gboolean only_children(Parse *ps, xmlNodePtr n, const char *child)
     return TRUE;
 }
 
-static gboolean parse_properties(Parse *ps, xmlNodePtr n, GPtrArray *out)
+/* The names already seen are in @seen, shared by every <properties> of
+ * one owner: master reads ./properties/property across all of them, so
+ * two such elements are one list, and a name in both is given twice
+ * (the saved file, with one <properties>, must load again). A set, as
+ * a linear search per property is quadratic in a hostile file. */
+static gboolean parse_properties(Parse *ps, xmlNodePtr n, GHashTable *seen,
+                                 GPtrArray *out)
 {
     if (!only_children(ps, n, "property"))
         return FALSE;
-    /* Seen names in a set: a linear search per property is quadratic in
-     * a (hostile) file with very many. */
-    g_autoptr(GHashTable) seen =
-        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (xmlNodePtr c = n->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;
@@ -398,6 +400,8 @@ static gboolean parse_domain(Parse *ps, xmlNodePtr n, QubesXml *x)
         return fail_at(ps, n, "<domain> without a class");
     QxDomain *d = qx_domain_new(id, klass);
     g_ptr_array_add(x->domains, d);
+    g_autoptr(GHashTable) seen =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (xmlNodePtr c = n->children; c; c = c->next) {
         if (c->type == XML_TEXT_NODE && !xmlIsBlankNode(c))
             return fail_at(ps, c, "unexpected text in <domain>");
@@ -405,7 +409,7 @@ static gboolean parse_domain(Parse *ps, xmlNodePtr n, QubesXml *x)
             continue;
         gboolean ok = TRUE;
         if (is_element(c, "properties")) {
-            ok = parse_properties(ps, c, d->properties);
+            ok = parse_properties(ps, c, seen, d->properties);
         } else if (is_element(c, "features")) {
             ok = parse_named(ps, c, "feature", d->features, TRUE);
         } else if (is_element(c, "tags")) {
@@ -451,6 +455,8 @@ static gboolean parse_root(Parse *ps, xmlNodePtr root, QubesXml *x)
 {
     if (!root || !is_element(root, "qubes"))
         return fail_at(ps, root, "the root element is not <qubes>");
+    g_autoptr(GHashTable) seen =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (xmlNodePtr n = root->children; n; n = n->next) {
         if (n->type == XML_TEXT_NODE && !xmlIsBlankNode(n))
             return fail_at(ps, n, "unexpected text in <qubes>");
@@ -475,7 +481,7 @@ static gboolean parse_root(Parse *ps, xmlNodePtr root, QubesXml *x)
                     return fail_at(ps, c, "<pool> without a name");
             }
         } else if (is_element(n, "properties")) {
-            if (!parse_properties(ps, n, x->properties))
+            if (!parse_properties(ps, n, seen, x->properties))
                 return FALSE;
         } else if (is_element(n, "domains")) {
             if (!only_children(ps, n, "domain"))

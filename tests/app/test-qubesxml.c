@@ -148,6 +148,32 @@ static void test_lossless(void)
     g_assert_true(l < p && p < pr && pr < d);
 }
 
+/* A domain's properties split over two <properties> load as one list
+ * and save as one element that loads again. */
+static void test_split_properties(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QubesXml) x =
+        parse("<qubes><domains><domain id=\"domain-1\" class=\"AppVM\">"
+              "<properties><property name=\"name\">work</property></properties>"
+              "<tags/><properties><property name=\"label\">red</property>"
+              "</properties></domain></domains></qubes>",
+              &error);
+    g_assert_no_error(error);
+    QxDomain *d = qubes_xml_find_domain(x, "work");
+    g_assert_nonnull(d);
+    g_assert_cmpstr(qx_properties_get(d->properties, "label")->value, ==,
+                    "red");
+    g_autofree char *once = qubes_xml_serialize(x, NULL);
+    const char *first = strstr(once, "<domain ");
+    g_assert_nonnull(first);
+    first = strstr(first, "<properties>");
+    g_assert_nonnull(first);
+    g_assert_null(strstr(first + 1, "<properties>"));
+    g_autoptr(QubesXml) y = parse(once, &error);
+    g_assert_no_error(error);
+}
+
 static void expect_refused(const char *doc, const char *needle)
 {
     g_autoptr(GError) error = NULL;
@@ -178,6 +204,18 @@ static void test_refused(void)
     expect_refused("<qubes><properties><property name=\"a\">1</property>"
                    "<property name=\"a\">2</property></properties></qubes>",
                    "property a given twice");
+    /* Two <properties> are one list (master reads ./properties/property
+     * across both), so a name in each is given twice, for the app and
+     * for a domain. */
+    expect_refused("<qubes><properties><property name=\"a\">1</property>"
+                   "</properties><properties><property name=\"a\">2"
+                   "</property></properties></qubes>",
+                   "property a given twice");
+    expect_refused("<qubes><domains><domain class=\"AppVM\"><properties>"
+                   "<property name=\"label\">red</property></properties>"
+                   "<tags/><properties><property name=\"label\">blue"
+                   "</property></properties></domain></domains></qubes>",
+                   "property label given twice");
     expect_refused("<qubes><domains><domain class=\"AppVM\">"
                    "<volume-config><volume pool=\"x\"/></volume-config>"
                    "</domain></domains></qubes>",
@@ -482,6 +520,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qubesxml/parse", test_parse);
     g_test_add_func("/qubesxml/lossless", test_lossless);
     g_test_add_func("/qubesxml/refused", test_refused);
+    g_test_add_func("/qubesxml/split-properties", test_split_properties);
     g_test_add_func("/qubesxml/save-load", test_save_load);
     g_test_add_func("/qubesxml/save-full-disk", test_save_full_disk);
     g_test_add_func("/qubesxml/concurrent-saves", test_concurrent_saves);
