@@ -6,17 +6,9 @@
 
 #include <string.h>
 
-static char *events(Call *call, GError **error)
-{
-    if (!api_src_is_dom0(call)) {
-        call->data = qubes_policy_load(call->state->policy_dir);
-        call->data_free = (GDestroyNotify)qubes_policy_free;
-    }
-    call_subscribe_events(call);
-    return CALL_ASYNC;
-}
-
-gboolean api_event_visible(Call *call, const QubesEvent *event)
+/* Whether @event may go to @call's source (the reference's ext/admin.py
+ * filter for a source other than dom0). */
+static gboolean event_visible(Call *call, const QubesEvent *event)
 {
     QubesPolicy *policy = call->data;
     if (!policy)
@@ -34,7 +26,10 @@ gboolean api_event_visible(Call *call, const QubesEvent *event)
                                call->src, dest);
 }
 
-char **api_event_wire_kwargs(QubesApp *app, const QubesEvent *event)
+/* @event's arguments as the reference sends them (new vector): its
+ * str(value) of a property that holds no value is "None", where ours
+ * is "" inside (a qube, a number or an address property). */
+static char **event_wire_kwargs(QubesApp *app, const QubesEvent *event)
 {
     GPtrArray *out = g_ptr_array_new();
     const char *colon = strchr(event->name, ':');
@@ -58,6 +53,18 @@ char **api_event_wire_kwargs(QubesApp *app, const QubesEvent *event)
     }
     g_ptr_array_add(out, NULL);
     return (char **)g_ptr_array_free(out, FALSE);
+}
+
+static const CallEventsView events_view = {event_visible, event_wire_kwargs};
+
+static char *events(Call *call, GError **error)
+{
+    if (!api_src_is_dom0(call)) {
+        call->data = qubes_policy_load(call->state->policy_dir);
+        call->data_free = (GDestroyNotify)qubes_policy_free;
+    }
+    call_subscribe_events(call, &events_view);
+    return CALL_ASYNC;
 }
 
 const Method api_events_methods[] = {

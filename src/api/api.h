@@ -91,13 +91,6 @@ struct _Call {
 /* Whether @call's source is dom0 (the AdminVM), whose calls the
  * reference never filters. */
 gboolean api_src_is_dom0(Call *call);
-/* For an admin.Events call: whether @event may go to its source (the
- * reference's ext/admin.py filter for a source other than dom0). */
-gboolean api_event_visible(Call *call, const QubesEvent *event);
-/* @event's arguments as the reference sends them (new vector): its
- * str(value) of a property that holds no value is "None", where ours
- * is "" inside (a qube, a number or an address property). */
-char **api_event_wire_kwargs(QubesApp *app, const QubesEvent *event);
 
 /* The method called @name (NULL when none). @internal: the internal
  * socket, which also serves M_INTERNAL methods. *@endpoint is set (new)
@@ -155,9 +148,18 @@ void call_stream_begin(Call *call);
 gboolean call_stream_send(Call *call, const char *subject, const char *event,
                           const char *const *kwargs);
 
+/* How an admin.Events subscription filters and words the events
+ * (admin-events.c gives it; the transport only streams them). */
+typedef struct {
+    /* Whether @event may go to @call's source. */
+    gboolean (*visible)(Call *call, const QubesEvent *event);
+    /* @event's arguments as sent (new NULL-terminated vector). */
+    char **(*wire_kwargs)(QubesApp *app, const QubesEvent *event);
+} CallEventsView;
+
 /* admin.Events: subscribes @call's connection to the app's events (all,
- * or those of @dest only), as @call->src may see them, until the client
- * leaves. */
-void call_subscribe_events(Call *call);
+ * or those of @dest only), as @view lets @call->src see them, until the
+ * client leaves. @view is static. */
+void call_subscribe_events(Call *call, const CallEventsView *view);
 
 G_END_DECLS

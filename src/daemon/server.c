@@ -30,7 +30,8 @@ struct _Conn {
     gboolean finish_after; /* close once the queue is written */
     gboolean closed;
     GSource *hup;
-    Call *events_call; /* admin.Events subscription */
+    Call *events_call;                 /* admin.Events subscription */
+    const CallEventsView *events_view; /* how it filters and words them */
     guint sub_app, sub_vm;
     gsize queued;   /* bytes waiting in out and writing */
     guint timer;    /* deadline of the request or of its answer */
@@ -510,9 +511,10 @@ static gboolean forward_event(QubesEvent *ev, gpointer data, GError **error)
     QubesDomain *only = c->events_call ? c->events_call->dest : NULL;
     if (only && only->qid != 0 && strcmp(ev->subject->name, only->name) != 0)
         return TRUE;
-    if (c->events_call && !api_event_visible(c->events_call, ev))
+    const CallEventsView *view = c->events_view;
+    if (c->events_call && !view->visible(c->events_call, ev))
         return TRUE;
-    g_auto(GStrv) kw = api_event_wire_kwargs(c->srv->app, ev);
+    g_auto(GStrv) kw = view->wire_kwargs(c->srv->app, ev);
     conn_send(c, qubes_response_event(ev->subject->name, name,
                                       (const char *const *)kw));
     return TRUE;
@@ -546,9 +548,10 @@ gboolean call_stream_send(Call *call, const char *subject, const char *event,
     return !c->closed;
 }
 
-void call_subscribe_events(Call *call)
+void call_subscribe_events(Call *call, const CallEventsView *view)
 {
     Conn *c = call_conn(call);
+    c->events_view = view;
     QubesEventRegistry *reg = call->app->registry;
     c->sub_vm = qubes_event_add_class_handler(reg, "BaseVM", "*", forward_event,
                                               0, c, NULL);
