@@ -25,6 +25,7 @@
 #include "server.h"
 
 #include "app.h"
+#include "orphans.h"
 #include "qubes-error.h"
 
 #include <errno.h>

@@ -12,16 +12,8 @@
 
 #define MAX_DEFAULT_LABEL 8
 
-/* domain.c */
-QubesDomain *qubes_domain_new_internal(QubesApp *app,
-                                       const QubesDomainClass *klass, guint qid,
-                                       const char *name);
-gboolean qubes_domain_load_volume_internal(QubesDomain *dom, const QxAttrs *c,
-                                           GError **error);
-gboolean qubes_domain_config_volumes_internal(QubesDomain *dom,
-                                              const char *pool,
-                                              GHashTable *pools,
-                                              GError **error);
+static QubesDomain *new_domain(QubesApp *app, const QubesDomainClass *klass,
+                               guint qid, const char *name);
 
 static QubesApp *owner_app(QubesPropHolder *h)
 {
@@ -99,43 +91,6 @@ static char *setter_pool(QubesPropHolder *h, const QubesPropDef *def,
         qubes_prop_error(error, h, def, value, why);
         return NULL;
     }
-    return g_strdup(value);
-}
-
-gboolean qubes_app_kernel_installed(QubesApp *app, const char *kernel,
-                                    GError **error)
-{
-    g_autofree char *dir =
-        g_build_filename(app->base_dir, "vm-kernels", kernel, NULL);
-    g_autofree char *vmlinuz = g_build_filename(dir, "vmlinuz", NULL);
-    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
-                    "Kernel '%s' not installed", kernel);
-        return FALSE;
-    }
-    if (!g_file_test(vmlinuz, G_FILE_TEST_IS_REGULAR)) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
-                    "Kernel '%s' not properly installed: missing 'vmlinuz' "
-                    "file",
-                    kernel);
-        return FALSE;
-    }
-    return TRUE;
-}
-
-char *qubes_app_setter_kernel(QubesApp *app, QubesPropHolder *h,
-                              const QubesPropDef *def, const char *value,
-                              GError **error)
-{
-    if (strchr(value, '/') || strcmp(value, "..") == 0 ||
-        strcmp(value, ".") == 0) {
-        qubes_prop_error(error, h, def, value,
-                         "Kernel name cannot contain '/'");
-        return NULL;
-    }
-    if (*value && !app->loading && !app->checking &&
-        !qubes_app_kernel_installed(app, value, error))
-        return NULL;
     return g_strdup(value);
 }
 
@@ -320,29 +275,6 @@ static const char *const app_chain[] = {"Qubes", NULL};
 
 /* ---- labels ---- */
 
-const QxLabel *qubes_app_get_label(QubesApp *app, const char *name,
-                                   GError **error)
-{
-    /* app.get_label: a name, else an index written in digits. */
-    for (guint i = 0; i < app->labels->len; i++) {
-        const QxLabel *l = app->labels->pdata[i];
-        if (strcmp(l->name, name) == 0)
-            return l;
-    }
-    if (*name && strspn(name, "0123456789") == strlen(name) &&
-        strlen(name) < 10) {
-        guint64 index = g_ascii_strtoull(name, NULL, 10);
-        for (guint i = 0; i < app->labels->len; i++) {
-            const QxLabel *l = app->labels->pdata[i];
-            if (l->index == index)
-                return l;
-        }
-    }
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_LABEL_NOT_FOUND,
-                "Label does not exist: %s", name);
-    return NULL;
-}
-
 gboolean qubes_app_add_label(QubesApp *app, const char *name, const char *color,
                              GError **error)
 {
@@ -384,18 +316,6 @@ gboolean qubes_app_remove_label(QubesApp *app, const char *name, GError **error)
 }
 
 /* ---- pools ---- */
-
-QubesPool *qubes_app_get_pool(QubesApp *app, const char *name, GError **error)
-{
-    for (guint i = 0; i < app->pools->len; i++) {
-        QubesPool *p = app->pools->pdata[i];
-        if (strcmp(qubes_pool_get_name(p), name) == 0)
-            return p;
-    }
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                "Unknown storage pool %s", name);
-    return NULL;
-}
 
 static QubesPool *pool_from_attrs(const QxAttrs *a, GError **error)
 {
@@ -492,52 +412,12 @@ gboolean qubes_app_remove_pool(QubesApp *app, const char *name, GError **error)
     return TRUE;
 }
 
-char *qubes_app_default_pool(QubesApp *app, const char *volume)
-{
-    g_autofree char *prop = g_strconcat("default_pool_", volume, NULL);
-    if (!qubes_props_def(&app->props, prop, NULL))
-        return app_prop(app, "default_pool");
-    return app_prop(app, prop);
-}
-
 /* ---- domains ---- */
-
-QubesDomain *qubes_app_get_domain(QubesApp *app, const char *name,
-                                  GError **error)
-{
-    QubesDomain *d = g_hash_table_lookup(app->by_name, name);
-    if (!d)
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_FOUND,
-                    "No such domain: '%s'", name);
-    return d;
-}
-
-/* The domains array is kept sorted by qid: a binary search. */
-static guint qid_position(QubesApp *app, guint qid)
-{
-    guint lo = 0, hi = app->domains->len;
-    while (lo < hi) {
-        guint mid = lo + (hi - lo) / 2;
-        if (((QubesDomain *)app->domains->pdata[mid])->qid < qid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-QubesDomain *qubes_app_get_domain_by_qid(QubesApp *app, guint qid)
-{
-    guint i = qid_position(app, qid);
-    if (i < app->domains->len &&
-        ((QubesDomain *)app->domains->pdata[i])->qid == qid)
-        return app->domains->pdata[i];
-    return NULL;
-}
 
 static void insert_domain(QubesApp *app, QubesDomain *dom)
 {
-    g_ptr_array_insert(app->domains, (gint)qid_position(app, dom->qid), dom);
+    g_ptr_array_insert(app->domains,
+                       (gint)qubes_app_qid_position(app, dom->qid), dom);
     g_hash_table_insert(app->by_name, dom->name, dom);
 }
 
@@ -758,8 +638,7 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
                     tpl);
         return NULL;
     }
-    g_autoptr(QubesDomain) dom =
-        qubes_domain_new_internal(app, klass, qid, name);
+    g_autoptr(QubesDomain) dom = new_domain(app, klass, qid, name);
     g_autofree char *qid_s = g_strdup_printf("%u", qid);
     g_autofree char *uuid = g_uuid_string_random();
     if (!set_initial(dom, "qid", qid_s, error) ||
@@ -933,9 +812,18 @@ static gboolean check_hook(QubesPropHolder *holder, const char *name,
     return qubes_app_check(app, error);
 }
 
-void qubes_app_watch_holder(QubesPropHolder *holder)
+static void watch_holder(QubesPropHolder *holder)
 {
     holder->check = check_hook;
+}
+
+/* A bare domain (domain.c) whose changes the model's invariant checks. */
+static QubesDomain *new_domain(QubesApp *app, const QubesDomainClass *klass,
+                               guint qid, const char *name)
+{
+    QubesDomain *dom = qubes_domain_new_internal(app, klass, qid, name);
+    watch_holder(&dom->props);
+    return dom;
 }
 
 /* DVMTemplateMixin: template_for_dispvms cannot go off while a DispVM
@@ -1295,7 +1183,7 @@ static QubesDomain *load_domain(QubesApp *app, const QxDomain *x)
         lose_domain(app, x, "a domain of the same name or qid comes first");
         return NULL;
     }
-    QubesDomain *dom = qubes_domain_new_internal(app, klass, qid, name);
+    QubesDomain *dom = new_domain(app, klass, qid, name);
     insert_domain(app, dom);
     g_autofree char *who =
         g_strdup_printf("%s: domain %s", app->xml_path, name);
@@ -1405,8 +1293,8 @@ static void load_model(QubesApp *app, const QubesXml *xml)
     if (!qubes_app_get_domain_by_qid(app, 0)) {
         /* As the reference: the AdminVM is always there. */
         g_warning("%s: no AdminVM (qid 0); adding dom0", app->xml_path);
-        QubesDomain *dom0 = qubes_domain_new_internal(
-            app, qubes_domain_class_lookup("AdminVM"), 0, "dom0");
+        QubesDomain *dom0 =
+            new_domain(app, qubes_domain_class_lookup("AdminVM"), 0, "dom0");
         insert_domain(app, dom0);
         g_hash_table_insert(dom0->props.values, g_strdup("label"),
                             g_strdup("black"));
@@ -1467,7 +1355,7 @@ static QubesApp *app_new(const char *base_dir, const char *xml_path)
     app->registry = qubes_event_registry_new();
     qubes_emitter_init(&app->emitter, app->registry, app_chain, "");
     qubes_props_init(&app->props, &app->emitter, "Qubes", app_tables, app);
-    qubes_app_watch_holder(&app->props);
+    watch_holder(&app->props);
     app->labels = g_ptr_array_new_with_free_func((GDestroyNotify)qx_label_free);
     app->pools =
         g_ptr_array_new_with_free_func((GDestroyNotify)qubes_pool_free);

@@ -1,5 +1,5 @@
 /* domain-devices.c: the devices assigned to a qube, and how qubes.xml
- * keeps them (app.h, devices.h).
+ * keeps them (domain-devices.h, devices.h).
  *
  * qubes.xml holds them as the reference writes them, one block per
  * class:
@@ -16,17 +16,10 @@
  * attached at each start, hence required; required="no" there is
  * auto-attach).
  */
-#include "app.h"
+#include "domain-devices.h"
+#include "lookup.h"
 
 #include <string.h>
-
-char *qubes_domain_prop(QubesDomain *dom, const char *name)
-{
-    char *v = NULL;
-    if (!qubes_props_get(&dom->props, name, &v, NULL, NULL))
-        return NULL;
-    return v;
-}
 
 GPtrArray *qubes_domain_assignments(QubesDomain *dom, const char *devclass)
 {

@@ -1,7 +1,12 @@
 /* domain.c: the domain classes (qubes/vm/{adminvm,qubesvm,appvm,
- * templatevm,standalonevm,dispvm}.py): their property tables, features,
- * tags and volumes. See app.h. */
-#include "app.h"
+ * templatevm,standalonevm,dispvm}.py): their property tables, the
+ * object's life, and its volumes' configuration. See domain.h. */
+#include "domain.h"
+#include "domain-devices.h"
+#include "qube-features.h"
+#include "lookup.h"
+#include "net.h"
+#include "preload.h"
 
 #include "qfile.h"
 #include "qubes-error.h"
@@ -17,7 +22,11 @@
 #define PRIVATE_IMG_SIZE (2 * GIB)
 
 static void domain_volume_free(QubesDomainVolume *dv);
-static gint str_cmp(gconstpointer a, gconstpointer b);
+
+static gint str_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 static QubesDomain *owner_dom(QubesPropHolder *h)
 {
@@ -414,35 +423,6 @@ static char *setter_devices_denied(QubesPropHolder *h, const QubesPropDef *def,
     return g_string_free(out, FALSE);
 }
 
-QubesDomain *qubes_prop_vm(QubesApp *app, QubesPropHolder *h,
-                           const QubesPropDef *def, const char *value,
-                           GError **error)
-{
-    /* VMProperty.__set__: "" is None, refused where none is allowed. */
-    if (!*value) {
-        g_autofree char *why =
-            g_strdup_printf("Invalid value None for property '%s' of %s",
-                            def->name, h->class_name);
-        qubes_prop_error(error, h, def, value, why);
-        return NULL;
-    }
-    if (!qubes_validate_vm_name(value, error))
-        return NULL;
-    QubesDomain *d = g_hash_table_lookup(app->by_name, value);
-    if (!d) {
-        g_autofree char *why = g_strdup_printf(
-            "Can't set %s to non-existing qube %s", def->name, value);
-        qubes_prop_error(error, h, def, value, why);
-    } else if (strcmp(d->klass->name, "RemoteVM") == 0) {
-        g_autofree char *why = g_strdup_printf(
-            "wrong VM class: domains['%s'] is of type RemoteVM and not LocalVM",
-            value);
-        qubes_prop_error(error, h, def, value, why);
-        return NULL;
-    }
-    return d;
-}
-
 gboolean qubes_domain_is_dvm_template(QubesDomain *d)
 {
     return qubes_props_def(&d->props, "template_for_dispvms", NULL) &&
@@ -485,12 +465,6 @@ gboolean qubes_prop_vm_provides_network(QubesPropHolder *h,
 static gboolean vm_is(QubesDomain *d, const char *klass)
 {
     return strcmp(d->klass->name, klass) == 0;
-}
-
-gboolean qubes_domain_flag(QubesDomain *d, const char *prop)
-{
-    g_autofree char *v = get_prop(&d->props, prop);
-    return g_strcmp0(v, "True") == 0;
 }
 
 static gboolean vm_flag(QubesDomain *d, const char *prop)
@@ -932,17 +906,6 @@ const QubesDomainClass *qubes_domain_class_lookup(const char *name)
 
 /* ---- names ---- */
 
-gboolean qubes_tag_is_valid(const char *untrusted_tag)
-{
-    if (!*untrusted_tag)
-        return FALSE;
-    for (const char *p = untrusted_tag; *p; p++) {
-        if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-')
-            return FALSE;
-    }
-    return TRUE;
-}
-
 /* ---- state ---- */
 
 gboolean qubes_domain_is_halted(QubesDomain *dom)
@@ -965,26 +928,12 @@ const char *qubes_domain_power_state(QubesDomain *dom)
     return names[dom->power];
 }
 
-QubesDomain *qubes_domain_get_template(QubesDomain *dom)
-{
-    if (!dom->klass->has_template)
-        return NULL;
-    const char *t = g_hash_table_lookup(dom->props.values, "template");
-    return t ? g_hash_table_lookup(dom->app->by_name, t) : NULL;
-}
-
 char *qubes_domain_dir_path(QubesDomain *dom)
 {
     if (!dom->klass->dir_prefix)
         return NULL;
     return g_build_filename(dom->app->base_dir, dom->klass->dir_prefix,
                             dom->name, NULL);
-}
-
-QubesDomain *qubes_domain_of_emitter(QubesEmitter *emitter)
-{
-    return (QubesDomain *)((char *)emitter -
-                           G_STRUCT_OFFSET(QubesDomain, emitter));
 }
 
 QubesDomain *qubes_domain_ref(QubesDomain *dom)
@@ -1010,10 +959,6 @@ void qubes_domain_unref(QubesDomain *dom)
     g_free(dom);
 }
 
-QubesDomain *qubes_domain_new_internal(QubesApp *app,
-                                       const QubesDomainClass *klass, guint qid,
-                                       const char *name);
-
 /* A bare domain object: properties empty, events disabled. */
 QubesDomain *qubes_domain_new_internal(QubesApp *app,
                                        const QubesDomainClass *klass, guint qid,
@@ -1030,7 +975,6 @@ QubesDomain *qubes_domain_new_internal(QubesApp *app,
                        (const char *const *)klass->chain, name);
     qubes_props_init(&dom->props, &dom->emitter, klass->name, klass->props,
                      dom);
-    qubes_app_watch_holder(&dom->props);
     dom->features = g_ptr_array_new_with_free_func(g_free);
     dom->tags = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     dom->volumes =
@@ -1051,160 +995,7 @@ QubesDomain *qubes_domain_new_internal(QubesApp *app,
 
 /* ---- features ---- */
 
-static int feature_index(QubesDomain *dom, const char *name)
-{
-    for (guint i = 0; i + 1 < dom->features->len; i += 2) {
-        if (strcmp(dom->features->pdata[i], name) == 0)
-            return (int)i;
-    }
-    return -1;
-}
-
-const char *qubes_domain_feature_get(QubesDomain *dom, const char *name)
-{
-    int i = feature_index(dom, name);
-    return i < 0 ? NULL : dom->features->pdata[i + 1];
-}
-
-static GPtrArray *fire(QubesEmitter *em, const char *prefix, const char *name,
-                       const char *const *kwargs, GError **error)
-{
-    g_autofree char *event = g_strconcat(prefix, name, NULL);
-    return qubes_emitter_fire(em, event, kwargs, error);
-}
-
-gboolean qubes_domain_feature_set(QubesDomain *dom, const char *name,
-                                  const char *value, GError **error)
-{
-    const char *old = qubes_domain_feature_get(dom, name);
-    g_autofree char *oldcopy = g_strdup(old);
-    const char *kw[] = {
-        "feature", name, "value", value, old ? "oldvalue" : NULL,
-        oldcopy,   NULL};
-    g_autoptr(GPtrArray) pre =
-        fire(&dom->emitter, "domain-feature-pre-set:", name, kw, error);
-    if (!pre)
-        return FALSE;
-    int i = feature_index(dom, name);
-    if (i >= 0) {
-        g_free(dom->features->pdata[i + 1]);
-        dom->features->pdata[i + 1] = g_strdup(value);
-    } else {
-        g_ptr_array_add(dom->features, g_strdup(name));
-        g_ptr_array_add(dom->features, g_strdup(value));
-    }
-    g_autoptr(GPtrArray) post =
-        fire(&dom->emitter, "domain-feature-set:", name, kw, error);
-    return post != NULL;
-}
-
-gboolean qubes_domain_feature_remove(QubesDomain *dom, const char *name,
-                                     GError **error)
-{
-    int i = feature_index(dom, name);
-    if (i < 0) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_FEATURE_NOT_FOUND,
-                    "Feature not set for domain %s: %s", dom->name, name);
-        return FALSE;
-    }
-    const char *kw[] = {"feature", name, NULL};
-    g_autoptr(GPtrArray) pre =
-        fire(&dom->emitter, "domain-feature-pre-delete:", name, kw, error);
-    if (!pre)
-        return FALSE;
-    i = feature_index(dom, name);
-    if (i >= 0)
-        g_ptr_array_remove_range(dom->features, i, 2);
-    g_autoptr(GPtrArray) post =
-        fire(&dom->emitter, "domain-feature-delete:", name, kw, error);
-    return post != NULL;
-}
-
-const char *qubes_domain_feature_check(QubesDomain *dom, const char *name,
-                                       gboolean template, gboolean netvm,
-                                       gboolean adminvm, GError **error)
-{
-    const char *v = qubes_domain_feature_get(dom, name);
-    if (v)
-        return v;
-    if (template) {
-        /* Along the chain of templates (a DispVM's AppVM, its template). */
-        QubesDomain *cur = qubes_domain_get_template(dom);
-        for (int hops = 0; cur && hops < 8; hops++) {
-            if ((v = qubes_domain_feature_get(cur, name)))
-                return v;
-            cur = qubes_domain_get_template(cur);
-        }
-    }
-    if (netvm) {
-        /* Along the netvm chain, bounded: a loop (which the app refuses,
-         * but a hand-written qubes.xml may hold until it is repaired)
-         * cannot trap it. */
-        QubesDomain *cur = qubes_domain_get_netvm(dom);
-        for (guint hops = 0; cur && hops < dom->app->domains->len; hops++) {
-            if ((v = qubes_domain_feature_get(cur, name)))
-                return v;
-            cur = qubes_domain_get_netvm(cur);
-        }
-    }
-    if (adminvm) {
-        QubesDomain *dom0 = qubes_app_get_domain_by_qid(dom->app, 0);
-        if (dom0 && dom0 != dom && (v = qubes_domain_feature_get(dom0, name)))
-            return v;
-    }
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_FEATURE_NOT_FOUND,
-                "Feature not set for domain %s: %s", dom->name, name);
-    return NULL;
-}
-
 /* ---- tags ---- */
-
-gboolean qubes_domain_tag_add(QubesDomain *dom, const char *tag, GError **error)
-{
-    if (!qubes_tag_is_valid(tag)) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                    "Invalid character in tag");
-        return FALSE;
-    }
-    if (g_hash_table_contains(dom->tags, tag))
-        return TRUE;
-    g_hash_table_add(dom->tags, g_strdup(tag));
-    const char *kw[] = {"tag", tag, NULL};
-    g_autoptr(GPtrArray) post =
-        fire(&dom->emitter, "domain-tag-add:", tag, kw, error);
-    return post != NULL;
-}
-
-gboolean qubes_domain_tag_remove(QubesDomain *dom, const char *tag,
-                                 GError **error)
-{
-    if (!g_hash_table_remove(dom->tags, tag)) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_TAG_NOT_FOUND,
-                    "Tag not set for domain %s: %s", dom->name, tag);
-        return FALSE;
-    }
-    const char *kw[] = {"tag", tag, NULL};
-    g_autoptr(GPtrArray) post =
-        fire(&dom->emitter, "domain-tag-delete:", tag, kw, error);
-    return post != NULL;
-}
-
-static gint str_cmp(gconstpointer a, gconstpointer b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-GPtrArray *qubes_domain_tags(QubesDomain *dom)
-{
-    GPtrArray *out = g_ptr_array_new();
-    GHashTableIter it;
-    gpointer key;
-    g_hash_table_iter_init(&it, dom->tags);
-    while (g_hash_table_iter_next(&it, &key, NULL))
-        g_ptr_array_add(out, key);
-    g_ptr_array_sort(out, str_cmp);
-    return out;
-}
 
 /* ---- volumes ---- */
 

@@ -1,7 +1,10 @@
 /* firewall-file.c: a qube's firewall.xml (read, written durably) and
  * the expiry of its rules (the reference's Firewall.save() and
- * _expire_rules()). The rules themselves: firewall.c. See app.h. */
-#include "app.h"
+ * _expire_rules()). The rules themselves: firewall.c. See
+ * firewall-file.h. */
+#include "firewall-file.h"
+#include "domain.h"
+#include "qube-folder.h"
 #include "firewall.h"
 
 #include "qubes-error.h"

@@ -1,8 +1,10 @@
 /* net.c: the network properties of a qube (qubes/vm/mix/net.py): its
  * netvm and MAC, the addresses it gets and those it serves, and the
  * checks that keep the network a forest (no qube reaches itself through
- * netvm links, followed defaults included). See app.h. */
-#include "app.h"
+ * netvm links, followed defaults included). See net.h. */
+#include "net.h"
+#include "qube-features.h"
+#include "lookup.h"
 
 #include "qubes-error.h"
 
@@ -26,14 +28,6 @@ static gboolean flag(QubesDomain *d, const char *prop)
 {
     g_autofree char *v = get_prop(&d->props, prop);
     return g_strcmp0(v, "True") == 0;
-}
-
-QubesDomain *qubes_domain_get_netvm(QubesDomain *dom)
-{
-    if (!qubes_props_def(&dom->props, "netvm", NULL))
-        return NULL;
-    g_autofree char *v = get_prop(&dom->props, "netvm");
-    return v && *v ? g_hash_table_lookup(dom->app->by_name, v) : NULL;
 }
 
 /* Each qube's netvm, followed defaults included: qube -> netvm. */

@@ -1,5 +1,5 @@
 /* orphans.c: qube folders that qubes.xml does not name, set aside at
- * start (see app.h).
+ * start (see orphans.h).
  *
  * Such a folder is what a crash leaves: qubesd killed during a creation
  * not yet saved, or between the save that forgot a removed qube and the
@@ -16,7 +16,7 @@
  * folder and of PREFIX. A crash before the fsyncs leaves the folder in
  * one place or the other, both of which the next start handles: in
  * place, it is moved then. */
-#include "app.h"
+#include "orphans.h"
 
 #include "qubes-error.h"
 #include "qubes-parse.h"

@@ -14,7 +14,9 @@
  *
  * Preloading itself (disposables started in the background, paused,
  * and handed out on request) is the runtime's: src/vm/preload-run.c. */
-#include "app.h"
+#include "preload.h"
+#include "qube-features.h"
+#include "lookup.h"
 
 #include <string.h>
 

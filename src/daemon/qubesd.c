@@ -12,6 +12,7 @@
  * when it saves qubes.xml and exits. Running qubes keep running.
  */
 #include "hostdev.h"
+#include "orphans.h"
 #include "runtime.h"
 #include "server.h"
 

@@ -94,7 +94,7 @@ void qfile_new_abort(QFileNew *n);
  * it does not, -1 with @error set otherwise. */
 int qfile_stat(QDir *dir, const char *name, struct stat *st, GError **error);
 /* The one open of an existing file, for the storage layer and a qube's
- * own files (notes.c): @name in the folder @dirfd (@dir_path names it in
+ * own files (qube-folder.c): @name in the folder @dirfd (@dir_path names it in
  * messages) with @flags (O_RDONLY, O_WRONLY or O_RDWR and nothing that
  * creates), never through a link, O_NONBLOCK so that a planted FIFO
  * cannot block the open, and then refused unless fstat() says it is a
