@@ -70,6 +70,15 @@ static guint make_system(const char *base, guint domains)
     g_autoptr(QubesApp) app = qubes_app_open(base, NULL, &error);
     if (!app)
         die(base, error);
+    /* A kernel, set as the default as a Qubes system has it (the
+     * reference finds no default without one). */
+    g_autofree char *kdir =
+        g_build_filename(base, "vm-kernels", "6.1.0-bench", NULL);
+    g_autofree char *vmlinuz = g_build_filename(kdir, "vmlinuz", NULL);
+    if (g_mkdir_with_parents(kdir, 0755) != 0 ||
+        !g_file_set_contents(vmlinuz, "", 0, &error) ||
+        !qubes_props_set(&app->props, "default_kernel", "6.1.0-bench", &error))
+        die(kdir, error);
     const QubesDomainClass *tpl_class = qubes_domain_class_lookup("TemplateVM");
     const QubesDomainClass *app_class = qubes_domain_class_lookup("AppVM");
     guint n_templates = MIN(N_TEMPLATES, domains - 1);
@@ -98,10 +107,20 @@ static guint make_system(const char *base, guint domains)
     return n_appvms;
 }
 
+/* Load and save of @base's qubes.xml, as qubesd makes them; and the
+ * save of a copy on a tmpfs (/dev/shm), where an fsync costs nothing:
+ * the save's own work, its fsyncs aside. */
 static void bench_load_save(const char *base, int runs, double *load_ms,
-                            double *save_ms)
+                            double *parse_ms, double *save_ms,
+                            double *save_nosync_ms)
 {
-    double load[runs], save[runs];
+    double load[runs], parse[runs], save[runs], nosync[runs];
+    g_autofree char *xml_path = g_build_filename(base, "qubes.xml", NULL);
+    g_autofree char *shm = g_strdup("/dev/shm/api-bench-XXXXXX");
+    g_autofree char *shm_xml = NULL;
+    if (!g_mkdtemp(shm))
+        die(shm, NULL);
+    shm_xml = g_build_filename(shm, "qubes.xml", NULL);
     for (int r = 0; r < runs; r++) {
         g_autoptr(GError) error = NULL;
         double t0 = now_ms();
@@ -112,18 +131,47 @@ static void bench_load_save(const char *base, int runs, double *load_ms,
         if (!qubes_app_save(app, &error))
             die("save", error);
         double t2 = now_ms();
+        g_free(app->xml_path);
+        app->xml_path = g_strdup(shm_xml);
+        double t3 = now_ms();
+        if (!qubes_app_save(app, &error))
+            die("save", error);
+        double t4 = now_ms();
         qubes_app_free(app);
         load[r] = t1 - t0;
         save[r] = t2 - t1;
+        nosync[r] = t4 - t3;
+        double t5 = now_ms();
+        QubesXml *x = qubes_xml_load(xml_path, &error);
+        parse[r] = now_ms() - t5;
+        if (!x)
+            die("parse", error);
+        qubes_xml_free(x);
     }
+    unlink(shm_xml);
+    rmdir(shm);
     *load_ms = bench_median(load, runs);
+    *parse_ms = bench_median(parse, runs);
     *save_ms = bench_median(save, runs);
+    *save_nosync_ms = bench_median(nosync, runs);
 }
 
-typedef enum { CALL_LIST, CALL_GET, CALL_SET } CallKind;
+/* The read methods first (those compared with the reference), then
+ * the write. */
+typedef enum {
+    CALL_LIST,
+    CALL_GET,
+    CALL_GETALL,
+    CALL_VOLINFO,
+    CALL_FEATLIST,
+    CALL_SET,
+    N_CALLS
+} CallKind;
+#define N_READS CALL_SET
 
 static const char *const call_names[] = {
-    "admin.vm.List", "admin.vm.property.Get", "admin.vm.property.Set"};
+    "admin.vm.List",        "admin.vm.property.Get", "admin.vm.property.GetAll",
+    "admin.vm.volume.Info", "admin.vm.feature.List", "admin.vm.property.Set"};
 
 typedef struct {
     const char *socket;
@@ -150,6 +198,11 @@ static gpointer client_run(gpointer data)
         if (c->kind == CALL_GET) {
             dest = vm;
             arg = get_props[g_rand_int_range(rand, 0, G_N_ELEMENTS(get_props))];
+        } else if (c->kind == CALL_GETALL || c->kind == CALL_FEATLIST) {
+            dest = vm;
+        } else if (c->kind == CALL_VOLINFO) {
+            dest = vm;
+            arg = g_rand_boolean(rand) ? "private" : "root";
         } else if (c->kind == CALL_SET) {
             dest = vm;
             arg = "memory";
@@ -210,27 +263,27 @@ static Figures run_calls(const char *socket, CallKind kind, guint clients,
                      .p99 = all[MIN(n - 1, (guint)(n * 0.99))]};
 }
 
-static GSubprocess *start_qubesd(const char *qubesd, const char *base,
-                                 const char *socket, double *start_ms)
+/* Starts @argv (a qubesd serving @socket) and waits until it answers. */
+static GSubprocess *start_server(const char *const *argv, const char *base,
+                                 const char *socket, const char *log_name,
+                                 double *start_ms)
 {
     g_autoptr(GError) error = NULL;
-    g_autofree char *log = g_build_filename(base, "qubesd.log", NULL);
+    g_autofree char *log = g_build_filename(base, log_name, NULL);
     g_autoptr(GSubprocessLauncher) l =
         g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
     g_subprocess_launcher_set_stderr_file_path(l, log);
     double t0 = now_ms();
-    GSubprocess *p = g_subprocess_launcher_spawn(l, &error, qubesd, "--offline",
-                                                 "--base-dir", base, "--socket",
-                                                 socket, NULL);
+    GSubprocess *p = g_subprocess_launcher_spawnv(l, argv, &error);
     if (!p)
-        die(qubesd, error);
+        die(argv[0], error);
     for (;;) {
         g_autoptr(GBytes) out = qa_call_raw(socket, "dom0", "admin.vm.List",
                                             "dom0", "", NULL, 0, NULL);
         if (out && g_bytes_get_size(out) > 2)
             break;
-        if (now_ms() - t0 > 120000 || !g_subprocess_get_identifier(p)) {
-            fprintf(stderr, "api-bench: qubesd did not answer (log: %s)\n",
+        if (now_ms() - t0 > 300000 || !g_subprocess_get_identifier(p)) {
+            fprintf(stderr, "api-bench: %s did not answer (log: %s)\n", argv[0],
                     log);
             exit(1);
         }
@@ -240,19 +293,40 @@ static GSubprocess *start_qubesd(const char *qubesd, const char *base,
     return p;
 }
 
-static void stop_qubesd(GSubprocess *p)
+/* Stops it with SIGTERM; @clean: it must exit 0. */
+static void stop_server(GSubprocess *p, gboolean clean)
 {
     g_autoptr(GError) error = NULL;
     g_subprocess_send_signal(p, SIGTERM);
     if (!g_subprocess_wait(p, NULL, &error))
         die("qubesd", error);
-    if (!g_subprocess_get_if_exited(p) || g_subprocess_get_exit_status(p)) {
+    if (clean &&
+        (!g_subprocess_get_if_exited(p) || g_subprocess_get_exit_status(p))) {
         fprintf(stderr, "api-bench: qubesd did not exit cleanly\n");
         exit(1);
     }
 }
 
-static void print_figures(CallKind kind, guint clients, Figures *f, int runs)
+/* A line of /proc/PID/status in MiB ("VmRSS", "VmHWM"); -1 when unread. */
+static double status_mib(GSubprocess *p, const char *key)
+{
+    const char *pid = g_subprocess_get_identifier(p);
+    g_autofree char *path = g_strdup_printf("/proc/%s/status", pid ? pid : "0");
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents(path, &text, NULL, NULL))
+        return -1;
+    g_autofree char *needle = g_strconcat("\n", key, ":", NULL);
+    const char *at = strstr(text, needle);
+    return at ? g_ascii_strtod(at + strlen(needle), NULL) / 1024.0 : -1;
+}
+
+/* The median calls/s of each kind and client count. */
+typedef struct {
+    double cps[N_CALLS][8];
+} Results;
+
+static void print_figures(const char *who, CallKind kind, guint clients,
+                          Figures *f, int runs, double *cps_out)
 {
     double cps[runs], p50[runs], p99[runs];
     for (int r = 0; r < runs; r++) {
@@ -260,16 +334,42 @@ static void print_figures(CallKind kind, guint clients, Figures *f, int runs)
         p50[r] = f[r].p50;
         p99[r] = f[r].p99;
     }
-    printf("%-22s clients=%-2u calls/s %8.0f   p50 %7.3f ms   p99 %7.3f ms\n",
-           call_names[kind], clients, bench_median(cps, runs),
-           bench_median(p50, runs), bench_median(p99, runs));
-    f[0].cps = bench_median(cps, runs);
+    *cps_out = bench_median(cps, runs);
+    printf("%-9s %-25s clients=%-2u calls/s %8.0f   p50 %7.3f ms   p99 "
+           "%7.3f ms\n",
+           who, call_names[kind], clients, *cps_out, bench_median(p50, runs),
+           bench_median(p99, runs));
+}
+
+/* Runs each kind below @last with each client count against @socket. */
+static void run_all(const char *who, const char *socket, CallKind last,
+                    GStrv counts, guint calls, int runs, guint n_appvms,
+                    Results *res)
+{
+    for (CallKind k = CALL_LIST; k <= last; k++) {
+        for (guint i = 0; counts[i] && i < 8; i++) {
+            guint clients = (guint)g_ascii_strtoull(counts[i], NULL, 10);
+            guint n = k == CALL_SET ? MAX(calls / 10, clients) : calls;
+            Figures f[runs];
+            for (int r = 0; r < runs; r++)
+                f[r] = run_calls(socket, k, clients, n, n_appvms,
+                                 (guint32)(r * 1000 + 1));
+            print_figures(who, k, clients, f, runs, &res->cps[k][i]);
+        }
+    }
+}
+
+static const char *verdict(gboolean met)
+{
+    return met ? "met" : "NOT met";
 }
 
 int main(int argc, char **argv)
 {
-    g_autofree char *qubesd = NULL, *base = NULL, *clients_arg = NULL;
-    gint domains = 1000, calls = 4000, runs = 5;
+    g_autofree char *qubesd = NULL, *base = NULL, *clients_arg = NULL,
+                    *reference = NULL;
+    gint domains = 1000, calls = 4000, runs = 5, ref_calls = 400;
+    gboolean xml_only = FALSE;
     GOptionEntry entries[] = {
         {"qubesd", 0, 0, G_OPTION_ARG_FILENAME, &qubesd, "qubesd program",
          "PATH"},
@@ -280,6 +380,14 @@ int main(int argc, char **argv)
         {"runs", 0, 0, G_OPTION_ARG_INT, &runs, "runs (5)", "N"},
         {"clients", 0, 0, G_OPTION_ARG_STRING, &clients_arg,
          "client counts (1,16)", "N,N"},
+        {"xml-only", 0, 0, G_OPTION_ARG_NONE, &xml_only,
+         "only qubes.xml's load and save (for a profiler)", NULL},
+        {"reference", 0, 0, G_OPTION_ARG_FILENAME, &reference,
+         "the reference's ref_qubesd.py (QCA_SRC and QREXEC_SRC set): the "
+         "read methods against it too, on the same qubes.xml, and the ratios",
+         "PATH"},
+        {"reference-calls", 0, 0, G_OPTION_ARG_INT, &ref_calls,
+         "calls per run against the reference (400)", "N"},
         {NULL}};
     setvbuf(stdout, NULL, _IOLBF, 0);
     g_autoptr(GOptionContext) ctx = g_option_context_new("");
@@ -288,15 +396,24 @@ int main(int argc, char **argv)
     if (!g_option_context_parse(ctx, &argc, &argv, &error))
         die("arguments", error);
     if (!qubesd || !base || domains < 12 || domains > QUBES_MAX_QID + 1 ||
-        calls < 10 || runs < 1) {
+        calls < 10 || runs < 1 || ref_calls < 10) {
         fprintf(stderr,
                 "api-bench: need --qubesd, --base-dir, 12 <= "
-                "--domains <= %d, --calls >= 10, --runs >= 1\n",
+                "--domains <= %d, --calls >= 10, --reference-calls >= 10, "
+                "--runs >= 1\n",
                 QUBES_MAX_QID + 1);
         return 2;
     }
     g_auto(GStrv) counts =
         g_strsplit(clients_arg ? clients_arg : "1,16", ",", 0);
+    for (guint i = 0; counts[i]; i++) {
+        guint64 c = g_ascii_strtoull(counts[i], NULL, 10);
+        if (c < 1 || c > 256 || i >= 8) {
+            fprintf(stderr, "api-bench: --clients: up to 8 counts, each 1 to "
+                            "256\n");
+            return 2;
+        }
+    }
     if (g_mkdir_with_parents(base, 0755) != 0)
         die(base, NULL);
 
@@ -310,39 +427,63 @@ int main(int argc, char **argv)
     printf("domains=%d (%u AppVMs) qubes.xml %lld bytes, made with storage "
            "in %.0f ms\n",
            domains, n_appvms, (long long)st.st_size, make_ms);
-    double load_ms, save_ms;
-    bench_load_save(base, runs, &load_ms, &save_ms);
-    printf("qubes.xml load %.2f ms   save %.2f ms (with fsyncs)\n", load_ms,
-           save_ms);
+    double load_ms, parse_ms, save_ms, save_nosync_ms;
+    bench_load_save(base, runs, &load_ms, &parse_ms, &save_ms, &save_nosync_ms);
+    printf("qubes.xml load %.2f ms, of which parsing %.2f (target < 30: %s)\n"
+           "qubes.xml save %.2f ms with fsyncs, %.2f ms on tmpfs, fsyncs "
+           "aside (target < 40: %s)\n",
+           load_ms, parse_ms, verdict(load_ms < 30), save_ms, save_nosync_ms,
+           verdict(save_nosync_ms < 40));
+    if (xml_only)
+        return 0;
 
     g_autofree char *socket = g_build_filename(base, "qubesd.sock", NULL);
     double start_ms;
-    GSubprocess *p = start_qubesd(qubesd, base, socket, &start_ms);
+    const char *ours_argv[] = {qubesd,     "--offline", "--base-dir", base,
+                               "--socket", socket,      NULL};
+    GSubprocess *p =
+        start_server(ours_argv, base, socket, "qubesd.log", &start_ms);
     printf("qubesd answers %.0f ms after its start\n", start_ms);
-    double list_cps = 0, get_cps = 0;
-    for (CallKind k = CALL_LIST; k <= CALL_SET; k++) {
-        for (guint i = 0; counts[i]; i++) {
-            guint clients = (guint)g_ascii_strtoull(counts[i], NULL, 10);
-            if (clients < 1 || clients > 256) {
-                fprintf(stderr, "api-bench: --clients: each 1 to 256\n");
-                return 2;
-            }
-            guint n =
-                k == CALL_SET ? MAX((guint)calls / 10, clients) : (guint)calls;
-            Figures f[runs];
-            for (int r = 0; r < runs; r++)
-                f[r] = run_calls(socket, k, clients, n, n_appvms,
-                                 (guint32)(r * 1000 + 1));
-            print_figures(k, clients, f, runs);
-            if (k == CALL_LIST)
-                list_cps = f[0].cps;
-            else if (k == CALL_GET)
-                get_cps = f[0].cps;
-        }
-    }
-    stop_qubesd(p);
+    Results ours = {0};
+    run_all("ours", socket, CALL_SET, counts, (guint)calls, runs, n_appvms,
+            &ours);
+    double rss = status_mib(p, "VmRSS"), hwm = status_mib(p, "VmHWM");
+    printf("qubesd resident memory with %d domains: %.1f MiB now, %.1f MiB "
+           "at its peak (target < 50: %s)\n",
+           domains, rss, hwm, verdict(hwm >= 0 && hwm < 50));
+    stop_server(p, TRUE);
     g_object_unref(p);
-    printf("list_cps=%.0f get_cps=%.0f load_ms=%.2f save_ms=%.2f\n", list_cps,
-           get_cps, load_ms, save_ms);
+
+    if (reference) {
+        /* The same qubes.xml, just saved by ours, served by the
+         * reference (offline) on a socket of its own. */
+        g_autofree char *ref_socket = g_build_filename(base, "ref.sock", NULL);
+        const char *ref_argv[] = {
+            "/usr/bin/python3", reference,  "--base-dir", base,
+            "--socket",         ref_socket, NULL};
+        GSubprocess *r = start_server(ref_argv, base, ref_socket,
+                                      "ref-qubesd.log", &start_ms);
+        printf("reference answers %.0f ms after its start\n", start_ms);
+        Results ref = {0};
+        run_all("reference", ref_socket, N_READS - 1, counts, (guint)ref_calls,
+                MIN(runs, 3), n_appvms, &ref);
+        printf("reference resident memory: %.1f MiB now, %.1f MiB at its "
+               "peak\n",
+               status_mib(r, "VmRSS"), status_mib(r, "VmHWM"));
+        stop_server(r, FALSE);
+        g_object_unref(r);
+        for (CallKind k = CALL_LIST; k < N_READS; k++)
+            for (guint i = 0; counts[i]; i++) {
+                double ratio = ours.cps[k][i] / ref.cps[k][i];
+                printf("ratio     %-25s clients=%-2s %6.1fx the reference "
+                       "(target >= 10: %s)\n",
+                       call_names[k], counts[i], ratio, verdict(ratio >= 10));
+            }
+    }
+    guint last = g_strv_length(counts) - 1;
+    printf("list_cps=%.0f get_cps=%.0f load_ms=%.2f save_ms=%.2f "
+           "rss_mib=%.1f\n",
+           ours.cps[CALL_LIST][last], ours.cps[CALL_GET][last], load_ms,
+           save_nosync_ms, hwm);
     return 0;
 }
