@@ -29,11 +29,12 @@ static char *app_prop(QubesApp *app, const char *name)
 
 /* ---- global property defaults and setters ---- */
 
-/* The newest kernel installed in base/vm-kernels (version order). */
-static char *default_kernel(QubesPropHolder *h, const QubesPropDef *def)
+/* The newest kernel installed in base/vm-kernels (version order); once
+ * per load or save (app->bulk_kernel), where every qube's kernel volume
+ * asks for it: a folder scan each would be most of a load's time. */
+static char *scan_default_kernel(QubesApp *app)
 {
-    g_autofree char *dir =
-        g_build_filename(owner_app(h)->base_dir, "vm-kernels", NULL);
+    g_autofree char *dir = g_build_filename(app->base_dir, "vm-kernels", NULL);
     g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
     char *best = NULL;
     const char *name;
@@ -47,6 +48,27 @@ static char *default_kernel(QubesPropHolder *h, const QubesPropDef *def)
         }
     }
     return best ? best : g_strdup("");
+}
+
+static char *default_kernel(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesApp *app = owner_app(h);
+    if (app->bulk_kernel)
+        return g_strdup(app->bulk_kernel);
+    return scan_default_kernel(app);
+}
+
+/* Between these, the default kernel is read once: no kernel is
+ * installed or removed inside a load or a save (both run on the main
+ * thread, which alone changes the model). */
+static void bulk_begin(QubesApp *app)
+{
+    app->bulk_kernel = scan_default_kernel(app);
+}
+
+static void bulk_end(QubesApp *app)
+{
+    g_clear_pointer(&app->bulk_kernel, g_free);
 }
 
 static char *default_pool(QubesPropHolder *h, const QubesPropDef *def)
@@ -1422,7 +1444,9 @@ QubesApp *qubes_app_open(const char *base_dir, const char *xml_path,
             return NULL;
     }
     app->loading = TRUE;
+    bulk_begin(app);
     load_model(app, xml);
+    bulk_end(app);
     if (fresh) {
         for (guint i = 0; i < app->pools->len; i++) {
             if (!qubes_pool_setup(app->pools->pdata[i], error))
@@ -1477,6 +1501,7 @@ void qubes_app_save_then(QubesApp *app, void (*done)(gpointer, GError *),
 
 QubesXml *qubes_app_to_xml(QubesApp *app)
 {
+    bulk_begin(app);
     QubesXml *x = qubes_xml_new();
     for (guint i = 0; i < app->labels->len; i++) {
         const QxLabel *l = app->labels->pdata[i];
@@ -1518,6 +1543,7 @@ QubesXml *qubes_app_to_xml(QubesApp *app)
     for (guint i = 0; i < app->lost_domains->len; i++)
         g_ptr_array_add(x->domains,
                         qx_domain_copy(app->lost_domains->pdata[i]));
+    bulk_end(app);
     return x;
 }
 

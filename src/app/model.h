@@ -130,6 +130,7 @@ struct _QubesApp {
     GPtrArray *lost_domains; /* QxDomain */
     gboolean loading;
     gboolean checking;     /* qubes_app_check() re-runs every setter */
+    char *bulk_kernel;     /* the default kernel during a load or save */
     QubesRuntime *runtime; /* the VM runtime (src/vm), NULL when none */
     /* Saves qubes.xml in the daemon's order (its group commit, so that
      * no older snapshot lands after this one), then @done with NULL or
