@@ -2,7 +2,8 @@
  * Properties: no crash, no sanitizer report, no external entity or
  * network access (libxml2 runs with XML_PARSE_NONET and no entity
  * substitution); what it accepts serialises to a document that parses
- * again and serialises to the same bytes (load, save, load is lossless). */
+ * again and serialises to the same bytes (load, save, load is lossless);
+ * the direct writer gives the bytes of libxml2's tree. */
 #include "qubesxml.h"
 
 #include <stdint.h>
@@ -34,6 +35,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     gsize len1, len2;
     g_autofree char *s1 = qubes_xml_serialize(x, &len1);
+    gsize len_tree;
+    g_autofree char *tree = qubes_xml_serialize_tree(x, &len_tree);
+    if (len1 != len_tree || memcmp(s1, tree, len1) != 0) {
+        fprintf(stderr, "direct writer differs:\n%s\n---\n%s\n", s1, tree);
+        abort();
+    }
     QubesXml *y = qubes_xml_parse(s1, len1, "saved", &error);
     if (!y) {
         fprintf(stderr, "saved file refused: %s\n%s\n", error->message, s1);

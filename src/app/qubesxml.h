@@ -87,6 +87,10 @@ QubesXml *qubes_xml_parse(const char *untrusted_data, gsize len,
                           const char *path, GError **error);
 /* Serialises @xml (new string, UTF-8, pretty printed). */
 char *qubes_xml_serialize(const QubesXml *xml, gsize *len);
+/* The same bytes through libxml2's tree (what qubes_xml_serialize falls
+ * back to where its direct writer does not reproduce libxml2; the fuzz
+ * target compares the two). */
+char *qubes_xml_serialize_tree(const QubesXml *xml, gsize *len);
 
 /* Reads @path (no lock needed: writers rename whole files over it). */
 QubesXml *qubes_xml_load(const char *path, GError **error);
