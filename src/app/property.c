@@ -31,24 +31,43 @@ void qubes_props_init(QubesPropHolder *holder, QubesEmitter *emitter,
     holder->emitter = emitter;
     holder->class_name = class_name;
     holder->owner = owner;
-    holder->defs = g_ptr_array_new();
     holder->values =
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
-    for (const QubesPropDef *const *t = tables; t && *t; t++) {
-        for (const QubesPropDef *d = *t; d->name; d++) {
-            if (g_hash_table_contains(seen, d->name))
-                continue; /* hidden by a subclass */
-            g_hash_table_add(seen, (gpointer)d->name);
-            g_ptr_array_add(holder->defs, (gpointer)d);
+    /* The sorted list and the index depend on @tables only: made once
+     * for each (a class's tables are static), shared by every holder of
+     * the class, which saves a thousand domains a thousand copies. */
+    static GHashTable *schemas; /* tables -> GPtrArray, the index in [0] */
+    G_LOCK_DEFINE_STATIC(schemas);
+    G_LOCK(schemas);
+    if (!schemas)
+        schemas = g_hash_table_new(NULL, NULL);
+    GPtrArray *schema = g_hash_table_lookup(schemas, tables);
+    if (!schema) {
+        GPtrArray *defs = g_ptr_array_new();
+        GHashTable *by_name = g_hash_table_new(g_str_hash, g_str_equal);
+        for (const QubesPropDef *const *t = tables; t && *t; t++) {
+            for (const QubesPropDef *d = *t; d->name; d++) {
+                if (g_hash_table_contains(by_name, d->name))
+                    continue; /* hidden by a subclass */
+                g_hash_table_insert(by_name, (gpointer)d->name, (gpointer)d);
+                g_ptr_array_add(defs, (gpointer)d);
+            }
         }
+        g_ptr_array_sort(defs, def_cmp);
+        schema = g_ptr_array_new();
+        g_ptr_array_add(schema, by_name);
+        g_ptr_array_add(schema, defs);
+        g_hash_table_insert(schemas, (gpointer)tables, schema);
     }
-    g_ptr_array_sort(holder->defs, def_cmp);
+    holder->def_by_name = g_hash_table_ref(schema->pdata[0]);
+    holder->defs = g_ptr_array_ref(schema->pdata[1]);
+    G_UNLOCK(schemas);
 }
 
 void qubes_props_clear(QubesPropHolder *holder)
 {
     g_clear_pointer(&holder->defs, g_ptr_array_unref);
+    g_clear_pointer(&holder->def_by_name, g_hash_table_unref);
     g_clear_pointer(&holder->values, g_hash_table_unref);
 }
 
@@ -60,11 +79,9 @@ const GPtrArray *qubes_props_list(QubesPropHolder *holder)
 const QubesPropDef *qubes_props_def(QubesPropHolder *holder, const char *name,
                                     GError **error)
 {
-    for (guint i = 0; i < holder->defs->len; i++) {
-        const QubesPropDef *d = holder->defs->pdata[i];
-        if (strcmp(d->name, name) == 0)
-            return d;
-    }
+    const QubesPropDef *d = g_hash_table_lookup(holder->def_by_name, name);
+    if (d)
+        return d;
     g_set_error(error, QUBES_ERROR, QUBES_ERROR_NO_SUCH_PROPERTY,
                 "Invalid property %s of %s", name, holder->class_name);
     return NULL;

@@ -80,13 +80,16 @@ struct _QubesPropHolder {
     gpointer owner;       /* the app or domain, for setters and defaults */
     QubesPropCheck check; /* may be NULL */
     /* private */
-    GPtrArray *defs;    /* const QubesPropDef*, sorted */
-    GHashTable *values; /* name -> canonical string */
+    GPtrArray *defs;         /* const QubesPropDef*, sorted; shared */
+    GHashTable *def_by_name; /* name -> const QubesPropDef*; shared */
+    GHashTable *values;      /* name -> canonical string */
 };
 
 /* @tables: the class's own table first, then its parents'; each table
  * ends with an entry whose name is NULL. A name in an earlier table hides
- * the same name in later ones. */
+ * the same name in later ones. @tables is static (it lives as long as
+ * the process, and its content never changes): the sorted definitions
+ * made from it are kept, by its address, for every later holder. */
 void qubes_props_init(QubesPropHolder *holder, QubesEmitter *emitter,
                       const char *class_name, const QubesPropDef *const *tables,
                       gpointer owner);
