@@ -7,9 +7,10 @@
 #include "qubes-parse.h"
 
 #include <errno.h>
-#include <gio/gunixsocketaddress.h>
+#include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <grp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,15 +22,17 @@ char call_async_marker[1];
 struct _Conn {
     gint ref;
     Server *srv;
-    GSocketConnection *sc;
+    int fd; /* the client's socket, non-blocking; -1 once closed */
     gboolean internal;
     GByteArray *buf;
     guint8 chunk[16384];
     GQueue out;
-    GBytes *writing;
+    GBytes *writing; /* being written, from its byte @written on */
+    gsize written;
+    guint out_watch; /* waiting for the socket to take more */
+    guint in_watch;  /* waiting for the request, or an events client's end */
     gboolean finish_after; /* close once the queue is written */
     gboolean closed;
-    GSource *hup;
     Call *events_call;                 /* admin.Events subscription */
     const CallEventsView *events_view; /* how it filters and words them */
     guint sub_app, sub_vm;
@@ -50,7 +53,10 @@ static void conn_unref(Conn *c)
         return;
     g_queue_clear_full(&c->out, (GDestroyNotify)g_bytes_unref);
     g_byte_array_unref(c->buf);
-    g_object_unref(c->sc);
+    if (c->writing)
+        g_bytes_unref(c->writing);
+    if (c->fd >= 0)
+        close(c->fd);
     g_free(c);
 }
 
@@ -149,10 +155,8 @@ static gboolean on_deadline(gpointer data)
 {
     Conn *c = data;
     c->timer = 0;
-    GSocket *sock = g_socket_connection_get_socket(c->sc);
-    GIOCondition ready = g_socket_condition_check(
-        sock, c->reading ? (G_IO_IN | G_IO_HUP) : G_IO_OUT);
-    if (ready && !(ready & G_IO_ERR)) {
+    struct pollfd p = {.fd = c->fd, .events = c->reading ? POLLIN : POLLOUT};
+    if (poll(&p, 1, 0) == 1 && !(p.revents & (POLLERR | POLLNVAL))) {
         c->timer = g_timeout_add_seconds(SERVER_DEADLINE_GRACE, on_deadline, c);
         return G_SOURCE_REMOVE;
     }
@@ -177,52 +181,68 @@ static void conn_close(Conn *c)
     unsubscribe(c);
     conn_disarm(c);
     conn_done_reading(c);
-    if (c->hup) {
-        g_source_destroy(c->hup);
-        g_source_unref(c->hup);
-        c->hup = NULL;
-    }
-    g_io_stream_close(G_IO_STREAM(c->sc), NULL, NULL);
+    if (c->in_watch)
+        g_source_remove(c->in_watch);
+    if (c->out_watch)
+        g_source_remove(c->out_watch);
+    c->in_watch = c->out_watch = 0;
+    close(c->fd);
+    c->fd = -1;
     c->srv->connections--;
     conn_unref(c);
 }
 
 static void conn_flush(Conn *c);
 
-static void on_written(GObject *src, GAsyncResult *res, gpointer data)
+static gboolean on_writable(gint fd, GIOCondition cond, gpointer data)
 {
     Conn *c = data;
-    g_autoptr(GError) err = NULL;
-    gboolean ok =
-        g_output_stream_write_all_finish(G_OUTPUT_STREAM(src), res, NULL, &err);
-    c->queued -= g_bytes_get_size(c->writing);
-    g_clear_pointer(&c->writing, g_bytes_unref);
-    if (!ok) {
-        if (!c->closed)
-            g_debug("client went away: %s", err->message);
-        conn_close(c);
-    } else {
-        conn_flush(c);
-    }
+    c->out_watch = 0;
+    conn_ref(c);
+    conn_flush(c);
     conn_unref(c);
+    return G_SOURCE_REMOVE;
 }
 
+/* Writes the queue as far as the socket takes it now; the rest when it
+ * can take more (an answer mostly fits its buffer whole: one send). The
+ * connection closes after its last answer (finish_after), or when the
+ * client has gone. */
 static void conn_flush(Conn *c)
 {
-    if (c->writing || c->closed)
-        return;
-    GBytes *b = g_queue_pop_head(&c->out);
-    if (!b) {
-        if (c->finish_after)
+    while (!c->closed && !c->out_watch) {
+        if (!c->writing) {
+            c->writing = g_queue_pop_head(&c->out);
+            c->written = 0;
+            if (!c->writing) {
+                if (c->finish_after)
+                    conn_close(c);
+                return;
+            }
+        }
+        gsize len;
+        const char *data = g_bytes_get_data(c->writing, &len);
+        ssize_t n = len > c->written
+                        ? send(c->fd, data + c->written, len - c->written,
+                               MSG_NOSIGNAL | MSG_DONTWAIT)
+                        : 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->out_watch = g_unix_fd_add(c->fd, G_IO_OUT | G_IO_ERR | G_IO_HUP,
+                                         on_writable, c);
+            return;
+        }
+        if (n < 0) {
+            g_debug("client went away: %s", g_strerror(errno));
             conn_close(c);
-        return;
+            return;
+        }
+        c->written += (gsize)n;
+        c->queued -= (gsize)n;
+        if (c->written == len)
+            g_clear_pointer(&c->writing, g_bytes_unref);
     }
-    c->writing = b;
-    gsize len;
-    const void *data = g_bytes_get_data(b, &len);
-    GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(c->sc));
-    g_output_stream_write_all_async(out, data, len, G_PRIORITY_DEFAULT, NULL,
-                                    on_written, conn_ref(c));
 }
 
 static void conn_send(Conn *c, GBytes *b)
@@ -245,11 +265,11 @@ static void conn_send(Conn *c, GBytes *b)
  * written. */
 static void conn_answer(Conn *c, GBytes *answer)
 {
-    conn_send(c, answer);
     c->finish_after = TRUE;
+    conn_send(c, answer);
+    /* a deadline only for an answer the client has not taken yet */
     if (!c->closed)
         conn_arm(c);
-    conn_flush(c);
 }
 
 /* ---- completing calls ---- */
@@ -520,9 +540,10 @@ static gboolean forward_event(QubesEvent *ev, gpointer data, GError **error)
     return TRUE;
 }
 
-static gboolean on_hup(GSocket *sock, GIOCondition cond, gpointer data)
+static gboolean on_hup(gint fd, GIOCondition cond, gpointer data)
 {
     Conn *c = data;
+    c->in_watch = 0;
     conn_close(c);
     return G_SOURCE_REMOVE;
 }
@@ -532,10 +553,8 @@ void call_stream_begin(Call *call)
     Conn *c = call_conn(call);
     c->events_call = call;
     conn_send(c, qubes_response_event("", "connection-established", NULL));
-    GSocket *sock = g_socket_connection_get_socket(c->sc);
-    c->hup = g_socket_create_source(sock, G_IO_HUP | G_IO_ERR, NULL);
-    g_source_set_callback(c->hup, (GSourceFunc)(void (*)(void))on_hup, c, NULL);
-    g_source_attach(c->hup, NULL);
+    if (!c->closed)
+        c->in_watch = g_unix_fd_add(c->fd, G_IO_HUP | G_IO_ERR, on_hup, c);
 }
 
 gboolean call_stream_send(Call *call, const char *subject, const char *event,
@@ -668,45 +687,83 @@ static void handle_request(Conn *c)
     call_complete(call, result, err);
 }
 
-static void on_read(GObject *src, GAsyncResult *res, gpointer data)
+/* Takes @n bytes of the request (0: its end); FALSE when the connection
+ * was closed or the request handled. */
+static gboolean took(Conn *c, const guint8 *bytes, gsize n)
 {
-    Conn *c = data;
-    g_autoptr(GError) err = NULL;
-    gssize n = g_input_stream_read_finish(G_INPUT_STREAM(src), res, &err);
-    if (c->closed) {
-        /* nothing */
-    } else if (n < 0) {
-        g_debug("read error: %s", err->message);
-        conn_close(c);
-    } else if (n == 0) {
+    if (n == 0) {
         conn_disarm(c);
         conn_done_reading(c);
         handle_request(c);
-    } else if (c->buf->len + (gsize)n > QUBES_REQUEST_MAX) {
+        return FALSE;
+    }
+    if (c->buf->len + n > QUBES_REQUEST_MAX) {
         g_warning("request too long");
         conn_close(c);
-    } else {
-        g_byte_array_append(c->buf, c->chunk, (guint)n);
-        GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(c->sc));
-        g_input_stream_read_async(in, c->chunk, sizeof c->chunk,
-                                  G_PRIORITY_DEFAULT, NULL, on_read,
-                                  conn_ref(c));
+        return FALSE;
+    }
+    g_byte_array_append(c->buf, bytes, (guint)n);
+    return TRUE;
+}
+
+static gboolean on_readable(gint fd, GIOCondition cond, gpointer data);
+
+/* Reads the request as far as the socket holds it now (a client mostly
+ * sends it whole with its connection: then nothing waits), then waits
+ * for the rest under the request's deadline. */
+static void conn_read(Conn *c)
+{
+    conn_ref(c);
+    for (;;) {
+        ssize_t n = recv(c->fd, c->chunk, sizeof c->chunk, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n >= 0) {
+            if (took(c, c->chunk, (gsize)n))
+                continue;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (!c->timer)
+                conn_arm(c);
+            if (!c->in_watch)
+                c->in_watch = g_unix_fd_add(
+                    c->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
+            break;
+        } else {
+            g_debug("read error: %s", g_strerror(errno));
+            conn_close(c);
+        }
+        /* done reading: no more waiting for it */
+        if (c->in_watch && !c->events_call) {
+            g_source_remove(c->in_watch);
+            c->in_watch = 0;
+        }
+        break;
     }
     conn_unref(c);
 }
 
-static gboolean on_incoming(GSocketService *service,
-                            GSocketConnection *connection, GObject *source,
-                            gpointer data)
+static gboolean on_readable(gint fd, GIOCondition cond, gpointer data)
 {
-    Server *srv = data;
+    Conn *c = conn_ref(data);
+    guint before = c->in_watch;
+    conn_read(c);
+    /* conn_read removed or kept the watch; keep it only while it is
+     * still the one waiting for this request */
+    gboolean again = before && c->in_watch == before;
+    conn_unref(c);
+    return again ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+/* A new client on the admin socket (@internal: the internal one). */
+static void conn_new(Server *srv, int fd, gboolean internal)
+{
     if (srv->connections >= srv->max_connections) {
         Conn *oldest = g_queue_peek_head(&srv->reading);
         if (!oldest) {
-            /* Every open connection has its request in: refuse this one
-             * (GIO closes it when we do not keep it). */
+            /* Every open connection has its request in: refuse this one. */
             note_dropped(srv, DROP_REFUSED);
-            return TRUE;
+            close(fd);
+            return;
         }
         note_dropped(srv, DROP_EVICTED);
         conn_close(oldest);
@@ -714,18 +771,38 @@ static gboolean on_incoming(GSocketService *service,
     Conn *c = g_new0(Conn, 1);
     c->ref = 1; /* the open connection's own reference */
     c->srv = srv;
-    c->sc = g_object_ref(connection);
-    c->internal = service == srv->internal_service;
+    c->fd = fd;
+    c->internal = internal;
     c->buf = g_byte_array_new();
     g_queue_init(&c->out);
     srv->connections++;
     g_queue_push_tail(&srv->reading, c);
     c->reading = srv->reading.tail;
-    conn_arm(c);
-    GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(c->sc));
-    g_input_stream_read_async(in, c->chunk, sizeof c->chunk, G_PRIORITY_DEFAULT,
-                              NULL, on_read, conn_ref(c));
-    return TRUE;
+    conn_read(c);
+}
+
+/* Takes every client waiting on a listening socket (many connect at
+ * once: qvm-ls with a thousand qubes, the GUI tools), then waits for
+ * more. A client gets a plain non-blocking descriptor: no object, no
+ * query of its address, as nothing here needs them. */
+static gboolean on_accept(gint lfd, GIOCondition cond, gpointer data)
+{
+    Server *srv = data;
+    gboolean internal = lfd == srv->internal_fd;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                g_warning("accept on %s: %s",
+                          internal ? srv->internal_path : srv->socket_path,
+                          g_strerror(errno));
+            break;
+        }
+        conn_new(srv, fd, internal);
+    }
+    return G_SOURCE_CONTINUE;
 }
 
 /* ---- sockets ---- */
@@ -756,26 +833,29 @@ static gboolean clear_stale(const char *path, GError **error)
     return TRUE;
 }
 
-static GSocketService *listen_on(Server *srv, const char *path, mode_t mode,
-                                 GError **error)
+/* Listens on @path (a stale socket file replaced), mode @mode; the
+ * descriptor, or -1 with @error. */
+static int listen_on(Server *srv, const char *path, mode_t mode, guint *watch,
+                     GError **error)
 {
-    if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                     "socket path too long: %s", path);
-        return NULL;
+        return -1;
     }
     if (!clear_stale(path, error))
-        return NULL;
-    g_autoptr(GSocketService) service = g_socket_service_new();
+        return -1;
+    g_strlcpy(sa.sun_path, path, sizeof sa.sun_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     /* Many clients connect at once (qvm-ls with a thousand qubes, the
      * GUI tools): a short accept queue would refuse them. */
-    g_socket_listener_set_backlog(G_SOCKET_LISTENER(service), 1024);
-    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
-    if (!g_socket_listener_add_address(
-            G_SOCKET_LISTENER(service), addr, G_SOCKET_TYPE_STREAM,
-            G_SOCKET_PROTOCOL_DEFAULT, NULL, NULL, error)) {
-        g_prefix_error(error, "Cannot listen on %s: ", path);
-        return NULL;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(fd, 1024) != 0) {
+        qubes_error_errno(error, errno, "Cannot listen on %s", path);
+        if (fd >= 0)
+            close(fd);
+        return -1;
     }
     /* Mode 0660 and group qubes for the admin socket (as the reference's
      * unit), 0600 for the internal one. */
@@ -784,16 +864,18 @@ static GSocketService *listen_on(Server *srv, const char *path, mode_t mode,
         g_warning("cannot give %s to group qubes: %s", path, g_strerror(errno));
     if (chmod(path, mode) != 0) {
         qubes_error_errno(error, errno, "Cannot set the mode of %s", path);
-        return NULL;
+        close(fd);
+        unlink(path);
+        return -1;
     }
-    g_signal_connect(service, "incoming", G_CALLBACK(on_incoming), srv);
-    g_socket_service_start(service);
-    return g_steal_pointer(&service);
+    *watch = g_unix_fd_add(fd, G_IO_IN, on_accept, srv);
+    return fd;
 }
 
 Server *server_new(QubesApp *app, const char *socket_path, GError **error)
 {
     Server *srv = g_new0(Server, 1);
+    srv->listen_fd = srv->internal_fd = -1;
     srv->app = app;
     srv->socket_path = g_strdup(socket_path);
     g_autofree char *dir = g_path_get_dirname(socket_path);
@@ -812,10 +894,12 @@ Server *server_new(QubesApp *app, const char *socket_path, GError **error)
         server_free(srv);
         return NULL;
     }
-    srv->service = listen_on(srv, socket_path, 0660, error);
-    if (srv->service)
-        srv->internal_service = listen_on(srv, srv->internal_path, 0600, error);
-    if (!srv->service || !srv->internal_service) {
+    srv->listen_fd =
+        listen_on(srv, socket_path, 0660, &srv->listen_watch, error);
+    if (srv->listen_fd >= 0)
+        srv->internal_fd = listen_on(srv, srv->internal_path, 0600,
+                                     &srv->internal_watch, error);
+    if (srv->listen_fd < 0 || srv->internal_fd < 0) {
         server_free(srv);
         return NULL;
     }
@@ -833,16 +917,14 @@ void server_free(Server *srv)
     Conn *c;
     while ((c = g_queue_peek_head(&srv->reading)))
         conn_close(c);
-    if (srv->service) {
-        g_socket_service_stop(srv->service);
-        g_socket_listener_close(G_SOCKET_LISTENER(srv->service));
-        g_object_unref(srv->service);
+    if (srv->listen_fd >= 0) {
+        g_source_remove(srv->listen_watch);
+        close(srv->listen_fd);
         unlink(srv->socket_path);
     }
-    if (srv->internal_service) {
-        g_socket_service_stop(srv->internal_service);
-        g_socket_listener_close(G_SOCKET_LISTENER(srv->internal_service));
-        g_object_unref(srv->internal_service);
+    if (srv->internal_fd >= 0) {
+        g_source_remove(srv->internal_watch);
+        close(srv->internal_fd);
         unlink(srv->internal_path);
     }
     api_state_free(srv->api);

@@ -47,8 +47,8 @@ typedef enum {
 struct _Server {
     QubesApp *app;
     GMainLoop *loop;
-    GSocketService *service;
-    GSocketService *internal_service;
+    int listen_fd, internal_fd; /* the admin and internal sockets */
+    guint listen_watch, internal_watch;
     char *socket_path;
     char *internal_path;
     ApiState *api;           /* the API's state between calls */
