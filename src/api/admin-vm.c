@@ -19,13 +19,25 @@ static char *vmclass_list(Call *call, GError **error)
     return g_string_free(out, FALSE);
 }
 
+/* "NAME class=CLASS state=STATE uuid=UUID" (pieces appended: a line
+ * each of a thousand qubes, in a call the tools make often). */
 static void vm_line(GString *out, QubesDomain *d)
 {
-    g_autofree char *uuid = NULL;
-    qubes_props_get(&d->props, "uuid", &uuid, NULL, NULL);
-    g_string_append_printf(out, "%s class=%s state=%s uuid=%s\n", d->name,
-                           d->klass->name, qubes_domain_power_state(d),
-                           uuid ? uuid : "");
+    /* the uuid is set at creation; a default only in a hand-made file */
+    const char *uuid = g_hash_table_lookup(d->props.values, "uuid");
+    g_autofree char *computed = NULL;
+    if (!uuid) {
+        qubes_props_get(&d->props, "uuid", &computed, NULL, NULL);
+        uuid = computed ? computed : "";
+    }
+    g_string_append(out, d->name);
+    g_string_append(out, " class=");
+    g_string_append(out, d->klass->name);
+    g_string_append(out, " state=");
+    g_string_append(out, qubes_domain_power_state(d));
+    g_string_append(out, " uuid=");
+    g_string_append(out, uuid);
+    g_string_append_c(out, '\n');
 }
 
 static gint vm_sort(gconstpointer a, gconstpointer b)
@@ -40,7 +52,7 @@ static gint vm_sort(gconstpointer a, gconstpointer b)
 
 static char *vm_list(Call *call, GError **error)
 {
-    GString *out = g_string_new(NULL);
+    GString *out = g_string_sized_new(96 * (gsize)call->app->domains->len);
     g_autoptr(GPtrArray) all = g_ptr_array_new();
     if (call->dest->qid != 0) {
         g_ptr_array_add(all, call->dest);
