@@ -93,6 +93,10 @@ static guint make_system(const char *base, guint domains)
             is_tpl ? NULL : tpl, NULL, NULL, &error);
         if (!dom)
             die(name, error);
+        /* maxmem set: its default asks the hypervisor, which the
+         * reference offline refuses (GetAll would fail there) */
+        if (!qubes_props_set(&dom->props, "maxmem", "4000", &error))
+            die(name, error);
         if (i % 3 == 0 &&
             (!qubes_domain_feature_set(dom, "service.cups", "1", &error) ||
              !qubes_domain_tag_add(dom, "bench", &error)))
@@ -102,6 +106,11 @@ static guint make_system(const char *base, guint domains)
         if (!qubes_storage_create(vols, dir, &error))
             die(name, error);
     }
+    /* the default template a Qubes system has (the reference's GetAll
+     * fails without one) */
+    g_autofree char *tpl0 = template_name(0);
+    if (!qubes_props_set(&app->props, "default_template", tpl0, &error))
+        die(tpl0, error);
     if (!qubes_app_save(app, &error))
         die(xml, error);
     return n_appvms;
