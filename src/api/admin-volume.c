@@ -69,12 +69,14 @@ static VolJob *vol_job(Call *call, QubesVolume *v)
 static gboolean volume_info_work(gpointer data, GError **error)
 {
     VolJob *j = data;
-    j->size = qubes_volume_get_size(j->vol);
-    j->usage = qubes_volume_get_usage(j->vol);
-    j->outdated = qubes_volume_is_outdated(j->vol);
+    QubesVolumeState st;
+    qubes_volume_get_state(j->vol, &st); /* space: NULL before it exists */
+    j->size = st.size;
+    j->usage = st.usage;
+    j->outdated = st.outdated;
+    j->space = g_steal_pointer(&st.space);
     j->ephemeral = qubes_volume_get_ephemeral(j->vol);
     j->path = qubes_volume_get_path(j->vol);
-    j->space = qubes_volume_get_space(j->vol, NULL); /* may not exist yet */
     return TRUE;
 }
 

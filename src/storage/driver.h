@@ -87,6 +87,8 @@ struct _QubesStorageDriver {
     guint64 (*get_usage)(QubesVolume *vol);
     GPtrArray *(*list_revisions)(QubesVolume *vol, GError **error);
     GPtrArray *(*get_space)(QubesVolume *vol, GError **error);
+    /* optional: the four above in one pass (storage.h) */
+    void (*get_state)(QubesVolume *vol, QubesVolumeState *out);
 };
 
 extern const QubesStorageDriver qubes_driver_file_reflink;

@@ -425,29 +425,44 @@ int qfile_open_read(QDir *dir, const char *name, GError **error)
 
 GPtrArray *qfile_list(QDir *dir, GError **error)
 {
+    /* getdents64 on a descriptor of its own (the listing's position is
+     * the descriptor's): no DIR, whose fdopendir asks the descriptor's
+     * flags and mode again. */
     int fd = openat(dir->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
+    if (fd < 0) {
         qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errno,
                                "Cannot list %s", dir->path);
-        if (fd >= 0)
-            close(fd);
         return NULL;
     }
     GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-    struct dirent *de;
-    while ((errno = 0, de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            g_ptr_array_add(names, g_strdup(de->d_name));
+    /* aligned for struct dirent64 */
+    union {
+        struct dirent64 first;
+        char bytes[32768];
+    } buf;
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buf.bytes, sizeof buf.bytes);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int errsv = errno;
+            close(fd);
+            g_ptr_array_unref(names);
+            qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errsv,
+                                   "Cannot list %s", dir->path);
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        for (long off = 0; off < n;) {
+            const struct dirent64 *de =
+                (const struct dirent64 *)(buf.bytes + off);
+            if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                g_ptr_array_add(names, g_strdup(de->d_name));
+            off += de->d_reclen;
+        }
     }
-    int errsv = errno;
-    closedir(d);
-    if (errsv) {
-        g_ptr_array_unref(names);
-        qubes_error_errno_code(error, QUBES_ERROR_STORAGE_IO, errsv,
-                               "Cannot list %s", dir->path);
-        return NULL;
-    }
+    close(fd);
     return names;
 }
 

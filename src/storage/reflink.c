@@ -76,6 +76,8 @@ typedef struct {
     char *id;
     char *timestamp;
     guint64 number; /* 0 for seed-era revisions */
+    int have;       /* qfile_stat's answer when it was looked at, else 0 */
+    struct stat st; /* then, when @have is 1 */
 } Rev;
 
 static void rev_free(Rev *r)
@@ -452,10 +454,10 @@ static GPtrArray *revisions_among(ReflinkVolume *rv, QDir *dir, gpointer *names,
     int have_clean = skip_clean ? qfile_stat(dir, rv->clean, &clean, NULL) : 0;
     for (guint i = 0; i < n; i++) {
         Rev *r = parse_revision(rv, names[i]);
-        struct stat st;
-        if (r && !any_kind && qfile_stat(dir, r->name, &st, NULL) == 1 &&
-            (!S_ISREG(st.st_mode) ||
-             (have_clean == 1 && same_inode(&st, &clean))))
+        if (r && !any_kind &&
+            (r->have = qfile_stat(dir, r->name, &r->st, NULL)) == 1 &&
+            (!S_ISREG(r->st.st_mode) ||
+             (have_clean == 1 && same_inode(&r->st, &clean))))
             g_clear_pointer(&r, rev_free);
         if (r)
             g_ptr_array_add(revs, r);
@@ -600,21 +602,34 @@ static gboolean remove_incomplete(QubesVolume *vol, GError **error)
         if (!img_unlink(rv, temporaries->pdata[i], error))
             return FALSE;
     }
-    /* A revision with the clean image's inode: an interrupted commit. */
+    /* A revision with the clean image's inode: an interrupted commit.
+     * Each revision is looked at once (locked_revisions kept its stat),
+     * and those left are pruned as prune_revisions would. */
     struct stat clean, st;
-    if (has(rv, rv->clean) && qfile_stat(rv->dir, rv->clean, &clean, error) < 0)
+    gboolean with_clean = has(rv, rv->clean);
+    if (with_clean && qfile_stat(rv->dir, rv->clean, &clean, error) < 0)
         return FALSE;
     g_autoptr(GPtrArray) revs = locked_revisions(rv, FALSE);
-    for (guint i = 0; has(rv, rv->clean) && i < revs->len; i++) {
+    g_autoptr(GPtrArray) left = g_ptr_array_new();
+    for (guint i = 0; i < revs->len; i++) {
         Rev *r = revs->pdata[i];
-        int have = qfile_stat(rv->dir, r->name, &st, error);
-        if (have < 0)
+        /* its stat failed: again, for the cause */
+        if (with_clean && r->have < 0 &&
+            qfile_stat(rv->dir, r->name, &st, error) < 0)
             return FALSE;
-        if (have && same_inode(&st, &clean) && !img_unlink(rv, r->name, error))
+        if (with_clean && r->have == 1 && same_inode(&r->st, &clean)) {
+            if (!img_unlink(rv, r->name, error))
+                return FALSE;
+        } else {
+            g_ptr_array_add(left, r);
+        }
+    }
+    for (guint i = 0; i + (guint)keep_count(vol) < left->len; i++) {
+        Rev *r = left->pdata[i];
+        if (!img_unlink(rv, r->name, error))
             return FALSE;
     }
-    return prune_revisions(vol, keep_count(vol), error) &&
-           img_unlink(rv, rv->import, error);
+    return img_unlink(rv, rv->import, error);
 }
 
 /* Keeps the current clean image as the next revision, by hardlink. Until
@@ -1229,6 +1244,53 @@ static GPtrArray *vol_get_space(QubesVolume *vol, GError **error)
     return g_steal_pointer(&out);
 }
 
+/* The four reads of admin.vm.volume.Info with the folder opened once and
+ * each image looked at once (vol_get_size, vol_get_usage,
+ * vol_is_outdated and vol_get_space say the same, one by one). */
+static void vol_get_state(QubesVolume *vol, QubesVolumeState *out)
+{
+    ReflinkVolume *rv = rvol(vol);
+    *out = (QubesVolumeState){.size = vol->size};
+    QDir *dir = NULL;
+    if (!open_dir_if_exists(vol, rv->dir_rel, &dir, NULL))
+        return;
+    g_autoptr(QDir) d = dir;
+    g_autoptr(GPtrArray) space =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_volume_space_free);
+    if (!d) {
+        out->space = g_steal_pointer(&space);
+        return;
+    }
+    struct stat dirty, clean, src;
+    gboolean has_dirty = qfile_stat(d, rv->dirty, &dirty, NULL) == 1;
+    gboolean has_clean = qfile_stat(d, rv->clean, &clean, NULL) == 1;
+    const struct stat *cur = has_dirty ? &dirty : has_clean ? &clean : NULL;
+    if (cur) {
+        out->size = (guint64)cur->st_size;
+        out->usage = (guint64)cur->st_blocks * 512;
+    }
+    if (vol->snap_on_start && has_dirty && has_clean) {
+        QDir *sdir = NULL;
+        if (open_dir_if_exists(vol, rv->src_dir_rel, &sdir, NULL) && sdir) {
+            out->outdated = qfile_stat(sdir, rv->src_clean, &src, NULL) == 1 &&
+                            !same_inode(&clean, &src);
+            qdir_close(sdir);
+        }
+    }
+    if (cur && !add_space(space, d, has_dirty ? rv->dirty : rv->clean,
+                          "current", NULL))
+        return;
+    g_autoptr(GPtrArray) revs = visible_revisions(vol, d, NULL);
+    if (!revs)
+        return;
+    for (guint i = 0; i < revs->len; i++) {
+        Rev *r = revs->pdata[i];
+        if (!add_space(space, d, r->name, r->id, NULL))
+            return;
+    }
+    out->space = g_steal_pointer(&space);
+}
+
 const QubesStorageDriver qubes_driver_file_reflink = {
     .name = "file-reflink",
     .parameters = parameters,
@@ -1258,6 +1320,7 @@ const QubesStorageDriver qubes_driver_file_reflink = {
     .export_open = vol_export_open,
     .export_snapshot = vol_export_snapshot,
     .get_path = vol_get_path,
+    .get_state = vol_get_state,
     .is_dirty = vol_is_dirty,
     .is_outdated = vol_is_outdated,
     .get_size = vol_get_size,

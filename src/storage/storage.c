@@ -704,6 +704,24 @@ GPtrArray *qubes_volume_get_space(QubesVolume *vol, GError **error)
     return space;
 }
 
+void qubes_volume_get_state(QubesVolume *vol, QubesVolumeState *out)
+{
+    const QubesStorageDriver *d = vol->pool->driver;
+    if (d->get_state) {
+        d->get_state(vol, out);
+        return;
+    }
+    out->size = qubes_volume_get_size(vol);
+    out->usage = qubes_volume_get_usage(vol);
+    out->outdated = qubes_volume_is_outdated(vol);
+    out->space = d->get_space ? d->get_space(vol, NULL) : NULL;
+}
+
+void qubes_volume_state_clear(QubesVolumeState *state)
+{
+    g_clear_pointer(&state->space, g_ptr_array_unref);
+}
+
 gboolean qubes_volume_set_revisions_to_keep(QubesVolume *vol, int value,
                                             GError **error)
 {

@@ -225,6 +225,18 @@ GPtrArray *qubes_volume_list_revisions(QubesVolume *vol, GError **error);
  * QubesVolumeSpace, current first, then revisions oldest first). */
 GPtrArray *qubes_volume_get_space(QubesVolume *vol, GError **error);
 
+/* What admin.vm.volume.Info reports of the volume's files, read in one
+ * pass where the driver can (its folder opened and listed once): the
+ * four calls above, with @space NULL where get_space would fail (a
+ * volume not created yet). Blocking. */
+typedef struct {
+    guint64 size, usage;
+    gboolean outdated;
+    GPtrArray *space; /* QubesVolumeSpace, or NULL */
+} QubesVolumeState;
+void qubes_volume_get_state(QubesVolume *vol, QubesVolumeState *out);
+void qubes_volume_state_clear(QubesVolumeState *state);
+
 gboolean qubes_volume_set_revisions_to_keep(QubesVolume *vol, int value,
                                             GError **error);
 /* Whether the volume is ephemeral: as set, else the default (the pool's

@@ -263,6 +263,28 @@ static void test_legacy_revisions(gconstpointer data)
     g_assert_false(test_exists(b));
 }
 
+/* qubes_volume_get_state says what the separate reads say. */
+static void check_state(QubesVolume *vol)
+{
+    QubesVolumeState st;
+    qubes_volume_get_state(vol, &st);
+    g_assert_cmpuint(st.size, ==, qubes_volume_get_size(vol));
+    g_assert_cmpuint(st.usage, ==, qubes_volume_get_usage(vol));
+    g_assert_cmpint(st.outdated, ==, qubes_volume_is_outdated(vol));
+    g_autoptr(GPtrArray) space = qubes_volume_get_space(vol, NULL);
+    g_assert_cmpint(st.space != NULL, ==, space != NULL);
+    for (guint i = 0; space && i < space->len; i++) {
+        QubesVolumeSpace *a = st.space->pdata[i], *b = space->pdata[i];
+        g_assert_cmpstr(a->what, ==, b->what);
+        g_assert_cmpuint(a->size, ==, b->size);
+        g_assert_cmpuint(a->shared + a->exclusive, ==,
+                         b->shared + b->exclusive);
+    }
+    if (space)
+        g_assert_cmpuint(st.space->len, ==, space->len);
+    qubes_volume_state_clear(&st);
+}
+
 static void test_snapshot_kind(gconstpointer data)
 {
     GET_FS(data);
@@ -278,6 +300,7 @@ static void test_snapshot_kind(gconstpointer data)
     OK(qubes_volume_create(root, &err_));
     OK(qubes_volume_verify(root, &err_));
     g_assert_false(qubes_volume_is_outdated(root));
+    check_state(root);
 
     OK(qubes_volume_start(root, &err_));
     struct stat a, b;
@@ -290,10 +313,12 @@ static void test_snapshot_kind(gconstpointer data)
     g_assert_false(qubes_volume_is_dirty(root)); /* not saved on stop */
     g_assert_false(qubes_volume_is_outdated(root));
     g_assert_cmpuint(qubes_volume_get_size(root), ==, 32 * MiB);
+    check_state(root);
 
     /* The template commits: the running snapshot is now outdated. */
     cycle(tpl, pool, 2);
     g_assert_true(qubes_volume_is_outdated(root));
+    check_state(root);
     OK(qubes_volume_stop(root, &err_));
     g_assert_false(test_exists(dirty));
     g_assert_false(test_exists(clean));
@@ -663,6 +688,10 @@ static void test_space(gconstpointer data)
     g_autoptr(GPtrArray) space = qubes_volume_get_space(vol, &error);
     g_assert_no_error(error);
     g_assert_cmpuint(space->len, ==, 3); /* current, 1, 2 */
+    check_state(vol);
+    OK(qubes_volume_start(vol, &err_));
+    check_state(vol); /* running: the dirty image is the current one */
+    OK(qubes_volume_stop(vol, &err_));
     QubesVolumeSpace *cur = space->pdata[0], *r2 = space->pdata[2];
     g_assert_cmpstr(r2->what, ==, "2");
     g_assert_cmpuint(cur->size, ==, 16 * MiB);
