@@ -253,21 +253,36 @@ static gboolean is_element(xmlNodePtr n, const char *name)
 }
 
 /* The attribute @name of @n (new string), or NULL. */
-static char *attr(xmlNodePtr n, const char *name)
+/* The text of @children (an attribute's value, an element's content):
+ * one copy, straight from the single text node libxml2 makes of it;
+ * libxml2's own getter for anything else (entity references, mixed
+ * content). */
+static char *text_of(xmlNodePtr owner, xmlNodePtr children, gboolean element)
 {
-    xmlChar *v = xmlGetNoNsProp(n, (const xmlChar *)name);
-    char *s = v ? g_strdup((const char *)v) : NULL;
+    if (!children)
+        return g_strdup("");
+    if (children->type == XML_TEXT_NODE && !children->next)
+        return g_strdup(children->content ? (const char *)children->content
+                                          : "");
+    xmlChar *v = element ? xmlNodeGetContent(owner)
+                         : xmlNodeListGetString(owner->doc, children, 1);
+    char *s = g_strdup(v ? (const char *)v : "");
     xmlFree(v);
     return s;
+}
+
+static char *attr(xmlNodePtr n, const char *name)
+{
+    for (xmlAttrPtr at = n->properties; at; at = at->next)
+        if (!at->ns && strcmp((const char *)at->name, name) == 0)
+            return text_of((xmlNodePtr)at, at->children, FALSE);
+    return NULL;
 }
 
 /* Text content of @n (new string; "" when empty). */
 static char *text(xmlNodePtr n)
 {
-    xmlChar *v = xmlNodeGetContent(n);
-    char *s = g_strdup(v ? (const char *)v : "");
-    xmlFree(v);
-    return s;
+    return text_of(n, n->children, TRUE);
 }
 
 static char *verbatim(xmlNodePtr n)
@@ -325,9 +340,7 @@ static QxAttrs *attrs_of(xmlNodePtr n)
     QxAttrs *a = strings();
     for (xmlAttrPtr at = n->properties; at; at = at->next) {
         g_ptr_array_add(a, g_strdup((const char *)at->name));
-        xmlChar *v = xmlNodeListGetString(n->doc, at->children, 1);
-        g_ptr_array_add(a, g_strdup(v ? (const char *)v : ""));
-        xmlFree(v);
+        g_ptr_array_add(a, text_of((xmlNodePtr)at, at->children, FALSE));
     }
     return a;
 }
@@ -578,10 +591,10 @@ QubesXml *qubes_xml_parse(const char *untrusted_data, gsize len,
     ctxt->_private = &first;
     ctxt->sax->serror = keep_first_error;
     /* No network, no entity expansion, no DTD loading. */
-    xmlDocPtr doc = xmlCtxtReadMemory(
-        ctxt, untrusted_data, (int)len, path, NULL,
-        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-            XML_PARSE_COMPACT);
+    xmlDocPtr doc =
+        xmlCtxtReadMemory(ctxt, untrusted_data, (int)len, path, NULL,
+                          XML_PARSE_NONET | XML_PARSE_NOERROR |
+                              XML_PARSE_NOWARNING | XML_PARSE_COMPACT);
     if (!doc || first.message) {
         g_autofree char *msg =
             g_strdup(first.message ? first.message : "not XML");
