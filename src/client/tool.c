@@ -30,14 +30,18 @@ void tool_parse(int *argc, char ***argv, const GOptionEntry *entries,
     g_option_context_add_group(ctx, misc);
     g_autoptr(GError) err = NULL;
     if (!g_option_context_parse(ctx, argc, argv, &err)) {
-        g_autofree char *prog = g_path_get_basename((*argv)[0]);
+        /* freed by hand: exit() runs no scope's cleanup */
+        char *prog = g_path_get_basename((*argv)[0]);
         fprintf(stderr, "%s: error: %s\nTry '%s --help'.\n", prog, err->message,
                 prog);
+        g_free(prog);
+        g_clear_error(&err);
         exit(2);
     }
     if (version) {
-        g_autofree char *prog = g_path_get_basename((*argv)[0]);
+        char *prog = g_path_get_basename((*argv)[0]);
         printf("%s (qubes-core-c) %s\n", prog, QUBES_VERSION);
+        g_free(prog);
         exit(0);
     }
 }

@@ -32,5 +32,5 @@ check "storage-cycle prints its figures" \
 check "copy-fallback copies a sparse image exactly" \
     "$build/bench/copy-fallback" --dir "$work/copy" --size-gib 1 --runs 1
 check "api-bench runs its calls through qubesd and prints its figures" \
-    sh -c "'$build/bench/api-bench' --qubesd '$build/src/qubesd' --base-dir '$work/api' --domains 40 --calls 64 --runs 1 --clients 1,4 | tail -1 | grep -Eq '^list_cps=[0-9]+ get_cps=[0-9]+ load_ms=[0-9.]+ save_ms=[0-9.]+$'"
+    sh -c "'$build/bench/api-bench' --qubesd '$build/src/qubesd' --base-dir '$work/api' --domains 40 --calls 64 --runs 1 --clients 1,4 | tail -1 | grep -Eq '^list_cps=[0-9]+ get_cps=[0-9]+ load_ms=[0-9.]+ save_ms=[0-9.]+ rss_mib=[0-9.]+$'"
 exit $((fails > 0))
