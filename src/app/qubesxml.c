@@ -667,6 +667,19 @@ static void write_verbatim(xmlNodePtr parent, const char *xml)
     xmlFreeDoc(frag);
 }
 
+/* Whether the class of @devices[@i] is that of an earlier one: the
+ * devices are written one <devices> block per class, in the order the
+ * classes first appear. */
+static gboolean class_seen_before(const GPtrArray *devices, guint i)
+{
+    const char *devclass = ((const QxDevice *)devices->pdata[i])->devclass;
+    for (guint j = 0; j < i; j++)
+        if (strcmp(((const QxDevice *)devices->pdata[j])->devclass, devclass) ==
+            0)
+            return TRUE;
+    return FALSE;
+}
+
 static void write_domain(xmlNodePtr parent, const QxDomain *d)
 {
     xmlNodePtr n = add(parent, "domain", NULL);
@@ -683,11 +696,7 @@ static void write_domain(xmlNodePtr parent, const QxDomain *d)
      * the classes first appear */
     for (guint i = 0; i < d->devices->len; i++) {
         const QxDevice *first = d->devices->pdata[i];
-        gboolean seen = FALSE;
-        for (guint j = 0; j < i && !seen; j++)
-            seen = strcmp(((QxDevice *)d->devices->pdata[j])->devclass,
-                          first->devclass) == 0;
-        if (seen)
+        if (class_seen_before(d->devices, i))
             continue;
         xmlNodePtr block = add(n, "devices", NULL);
         set(block, "class", first->devclass);
@@ -899,11 +908,7 @@ static void put_domain(Out *o, const QxDomain *d)
     /* the devices as write_domain groups them */
     for (guint i = 0; i < d->devices->len; i++) {
         const QxDevice *first = d->devices->pdata[i];
-        gboolean seen = FALSE;
-        for (guint j = 0; j < i && !seen; j++)
-            seen = strcmp(((QxDevice *)d->devices->pdata[j])->devclass,
-                          first->devclass) == 0;
-        if (seen)
+        if (class_seen_before(d->devices, i))
             continue;
         open_el(o, 3, "devices");
         put_attr(o, "class", first->devclass);
