@@ -284,6 +284,16 @@ static Figures run_calls(const char *socket, CallKind kind, guint clients,
                      .p99 = all[MIN(n - 1, (guint)(n * 0.99))]};
 }
 
+/* The server running now: stopped at exit when a failure ends the run
+ * early, so that no daemon outlives the benchmark. */
+static GSubprocess *live_server;
+
+static void kill_live_server(void)
+{
+    if (live_server)
+        g_subprocess_force_exit(live_server);
+}
+
 /* Starts @argv (a qubesd serving @socket) and waits until it answers. */
 static GSubprocess *start_server(const char *const *argv, const char *base,
                                  const char *socket, const char *log_name,
@@ -298,6 +308,7 @@ static GSubprocess *start_server(const char *const *argv, const char *base,
     GSubprocess *p = g_subprocess_launcher_spawnv(l, argv, &error);
     if (!p)
         die(argv[0], error);
+    live_server = p;
     for (;;) {
         g_autoptr(GBytes) out = qa_call_raw(socket, "dom0", "admin.vm.List",
                                             "dom0", "", NULL, 0, NULL);
@@ -318,6 +329,7 @@ static GSubprocess *start_server(const char *const *argv, const char *base,
 static void stop_server(GSubprocess *p, gboolean clean)
 {
     g_autoptr(GError) error = NULL;
+    live_server = NULL;
     g_subprocess_send_signal(p, SIGTERM);
     if (!g_subprocess_wait(p, NULL, &error))
         die("qubesd", error);
@@ -411,6 +423,7 @@ int main(int argc, char **argv)
          "calls per run against the reference (400)", "N"},
         {NULL}};
     setvbuf(stdout, NULL, _IOLBF, 0);
+    atexit(kill_live_server);
     g_autoptr(GOptionContext) ctx = g_option_context_new("");
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_autoptr(GError) error = NULL;
