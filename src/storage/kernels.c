@@ -5,6 +5,11 @@
  *
  *   DIR/6.1.0/vmlinuz, DIR/6.1.0/initramfs, DIR/6.1.0/modules.img
  *
+ * As master's LinuxModules: only vmlinuz is required (verify and start
+ * check it); initramfs and modules.img are used when present (the
+ * runtime boots without an initrd, and attaches no modules disk,
+ * without them).
+ *
  * A domain's "kernel" volume has the kernel version as its vid (many
  * domains share one), and the empty vid for "no kernel from dom0": then
  * it verifies and starts with nothing to check, and has no path. Nothing
@@ -24,9 +29,6 @@
 
 static const char *const parameters[] = {"dir_path", NULL};
 static const char *const required[] = {"dir_path", NULL};
-
-static const char *const kernel_files[] = {"vmlinuz", "initramfs",
-                                           "modules.img"};
 
 static QFileCtx *kctx(QubesPool *pool)
 {
@@ -100,38 +102,23 @@ static gboolean volume_init(QubesVolume *vol, const QubesVolumeConfig *config,
     return TRUE;
 }
 
-/* Checks the kernel's files: all of them, or just modules.img. */
-static gboolean check_files(QubesVolume *vol, gboolean all, GError **error)
+/* Checks that the kernel's vmlinuz is there, a regular file (reached
+ * without following a link), in master's words. */
+static gboolean vol_verify(QubesVolume *vol, GError **error)
 {
     if (!*vol->vid)
         return TRUE;
     QFileCtx *ctx = kctx(vol->pool);
-    g_autofree char *dir_path =
-        g_build_filename(qfile_ctx_root_path(ctx), vol->vid, NULL);
     g_autoptr(QDir) dir = qdir_open(ctx, vol->vid, FALSE, NULL);
-    for (size_t i = all ? 0 : 2; i < G_N_ELEMENTS(kernel_files); i++) {
-        struct stat st;
-        if (!dir || qfile_stat(dir, kernel_files[i], &st, NULL) != 1 ||
-            !S_ISREG(st.st_mode)) {
-            g_autofree char *path =
-                g_build_filename(dir_path, kernel_files[i], NULL);
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
-                        "Missing kernel file %s for volume %s", path,
-                        vol->name);
-            return FALSE;
-        }
-    }
-    return TRUE;
-}
-
-static gboolean vol_verify(QubesVolume *vol, GError **error)
-{
-    return check_files(vol, TRUE, error);
-}
-
-static gboolean vol_start(QubesVolume *vol, GError **error)
-{
-    return check_files(vol, FALSE, error);
+    struct stat st;
+    if (dir && qfile_stat(dir, "vmlinuz", &st, NULL) == 1 &&
+        S_ISREG(st.st_mode))
+        return TRUE;
+    g_autofree char *path =
+        g_build_filename(qfile_ctx_root_path(ctx), vol->vid, "vmlinuz", NULL);
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_STORAGE_POOL,
+                "Missing file: %s", path);
+    return FALSE;
 }
 
 static gboolean vol_nothing(QubesVolume *vol, GError **error)
@@ -175,7 +162,7 @@ const QubesStorageDriver qubes_driver_linux_kernel = {
     .volume_init = volume_init,
     .create = vol_nothing,
     .remove = vol_nothing,
-    .start = vol_start,
+    .start = vol_verify,
     .stop = vol_nothing,
     .revert = vol_revert,
     .resize = vol_resize,

@@ -120,6 +120,11 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
     g_autofree char *kernel = qubes_domain_prop(dom, "kernel");
     if (kernel && *kernel) {
         s->kernel_dir = kernel_dir(dom);
+        if (s->kernel_dir) {
+            g_autofree char *initramfs =
+                g_build_filename(s->kernel_dir, "initramfs", NULL);
+            s->initramfs = g_file_test(initramfs, G_FILE_TEST_IS_REGULAR);
+        }
         if (!s->kernel_dir) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
                         "Kernel %s of %s has no files", kernel, dom->name);
@@ -144,6 +149,11 @@ char *qubes_runtime_domain_xml(QubesRuntime *rt, QubesDomain *dom,
         g_autofree char *path = qubes_volume_get_path(v);
         if (!path)
             continue; /* a kernel volume of "no kernel" */
+        /* modules.img is attached only when the kernel has one
+         * (master's LinuxModules.block_device) */
+        if (strcmp(v->name, "kernel") == 0 &&
+            !g_file_test(path, G_FILE_TEST_EXISTS))
+            continue;
         struct stat st;
         gboolean block = stat(path, &st) == 0 && S_ISBLK(st.st_mode);
         qubes_vm_spec_add_disk(s, v->name, path, v->rw, block, NULL);

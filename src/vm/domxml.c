@@ -152,7 +152,8 @@ static void kernel_boot(xmlNodePtr os, const QubesVmSpec *s)
     g_autofree char *k = g_build_filename(s->kernel_dir, "vmlinuz", NULL);
     g_autofree char *i = g_build_filename(s->kernel_dir, "initramfs", NULL);
     child(os, "kernel", k);
-    child(os, "initrd", i);
+    if (s->initramfs)
+        child(os, "initrd", i);
 }
 
 /* ---- Xen ---- */

@@ -54,14 +54,16 @@ typedef struct {
     guint64 memory; /* MiB at start */
     guint64 maxmem; /* MiB the balloon may reach; 0: @memory, fixed */
     guint vcpus;
-    char *virt_mode;   /* "pvh", "hvm" or "pv" */
-    char *kernel_dir;  /* holds vmlinuz and initramfs; NULL: none */
-    char *cmdline;     /* NULL: none */
-    gboolean uefi;     /* hvm: OVMF rather than SeaBIOS */
-    char *timezone;    /* hvm clock: "localtime", seconds, or other (utc) */
-    GPtrArray *disks;  /* QubesVmDisk*, in the order the reference lists */
-    QubesVmNic *nic;   /* NULL: no network */
-    char *console_log; /* QEMU: where the serial console is logged */
+    char *virt_mode;    /* "pvh", "hvm" or "pv" */
+    char *kernel_dir;   /* holds vmlinuz (and initramfs); NULL: none */
+    gboolean initramfs; /* kernel_dir holds an initramfs: <initrd> (the
+                           reference leaves it out without one) */
+    char *cmdline;      /* NULL: none */
+    gboolean uefi;      /* hvm: OVMF rather than SeaBIOS */
+    char *timezone;     /* hvm clock: "localtime", seconds, or other (utc) */
+    GPtrArray *disks;   /* QubesVmDisk*, in the order the reference lists */
+    QubesVmNic *nic;    /* NULL: no network */
+    char *console_log;  /* QEMU: where the serial console is logged */
     gboolean pci_e820_host; /* Xen: <e820_host> (PCI devices assigned) */
     /* Xen hvm: the device model's stubdomain, as the reference's
      * <emulator>: "stubdom-linux" or the legacy "stubdom" (the

@@ -19,6 +19,7 @@ static QubesVmSpec *base_spec(QubesHvType hv, const char *mode)
     s->virt_mode = g_strdup(mode);
     if (strcmp(mode, "hvm") != 0) {
         s->kernel_dir = g_strdup("/var/lib/qubes/vm-kernels/6.1.0");
+        s->initramfs = TRUE;
         s->cmdline = g_strdup("root=/dev/mapper/dmroot ro nomodeset "
                               "console=hvc0 rd_NO_PLYMOUTH "
                               "rd.plymouth.enable=0 plymouth.enable=0 "
@@ -96,6 +97,18 @@ static void test_escaping(void)
     g_assert_nonnull(strstr(xml, "<cmdline>a&lt;b &amp; \"c\" 'd'</cmdline>"));
 }
 
+/* A kernel without initramfs boots without <initrd>, as the reference's
+ * template leaves it out when initramfs_path is None. */
+static void test_no_initramfs(void)
+{
+    g_autoptr(QubesVmSpec) s = base_spec(QUBES_HV_QEMU, "pvh");
+    s->initramfs = FALSE;
+    g_autofree char *xml = qubes_vm_spec_to_xml(s);
+    g_assert_nonnull(strstr(
+        xml, "<kernel>/var/lib/qubes/vm-kernels/6.1.0/vmlinuz</kernel>"));
+    g_assert_null(strstr(xml, "<initrd>"));
+}
+
 /* The reference's tests (qubes/tests/vm/qubesvm.py, hvm with a netvm):
  * with dom0 as audio domain, without one, and the legacy stubdomain. */
 static void test_emulator_cmdline(void)
@@ -162,6 +175,7 @@ int main(int argc, char **argv)
         g_test_add_data_func(path, &cases[i], test_case);
     }
     g_test_add_func("/domxml/escaping", test_escaping);
+    g_test_add_func("/domxml/no-initramfs", test_no_initramfs);
     g_test_add_func("/domxml/targets", test_targets);
     g_test_add_func("/domxml/emulator-cmdline", test_emulator_cmdline);
     return g_test_run();
