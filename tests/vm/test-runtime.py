@@ -9,6 +9,7 @@ Under CI=true a missing piece (libvirtd, QEMU, the kernel package) fails.
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -243,6 +244,33 @@ def test_refusals_as_master():
     finally:
         d.ok('admin.vm.property.Reset', 'work', 'kernel')
     assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
+
+
+def test_kernel_without_modules_img():
+    """A kernel folder with vmlinuz and initramfs but no modules.img (as
+    master accepts it, issue 29): the qube starts and boots, and its
+    domain has no modules disk."""
+    d = state['d']
+    halt()
+    version = prop('work', 'kernel')
+    kernels = os.path.join(state['base'], 'vm-kernels')
+    bare = version + '-nomodules'
+    os.makedirs(os.path.join(kernels, bare))
+    for f in ('vmlinuz', 'initramfs'):
+        shutil.copy(os.path.join(kernels, version, f),
+                    os.path.join(kernels, bare, f))
+    d.ok('admin.vm.property.Set', 'work', 'kernel', bare)
+    try:
+        start_ready('work')
+        xml = state['lv'].virsh('dumpxml', 'work').stdout
+        assert '/%s/vmlinuz' % bare in xml, xml
+        assert '/%s/initramfs' % bare in xml, xml
+        assert 'modules.img' not in xml, xml
+        halt()
+    finally:
+        halt()
+        d.ok('admin.vm.property.Reset', 'work', 'kernel')
+        shutil.rmtree(os.path.join(kernels, bare))
 
 
 def test_pause_unpause_kill():
