@@ -25,11 +25,10 @@ static void vm_line(GString *out, QubesDomain *d)
 {
     /* the uuid is set at creation; a default only in a hand-made file */
     const char *uuid = g_hash_table_lookup(d->props.values, "uuid");
-    g_autofree char *computed = NULL;
-    if (!uuid) {
-        qubes_props_get(&d->props, "uuid", &computed, NULL, NULL);
+    g_autofree char *computed =
+        uuid ? NULL : qubes_props_value(&d->props, "uuid");
+    if (!uuid)
         uuid = computed ? computed : "";
-    }
     g_string_append(out, d->name);
     g_string_append(out, " class=");
     g_string_append(out, d->klass->name);

@@ -20,13 +20,6 @@ static QubesApp *owner_app(QubesPropHolder *h)
     return h->owner;
 }
 
-static char *app_prop(QubesApp *app, const char *name)
-{
-    char *v = NULL;
-    qubes_props_get(&app->props, name, &v, NULL, NULL);
-    return v;
-}
-
 /* ---- global property defaults and setters ---- */
 
 /* The newest kernel installed in base/vm-kernels (version order); once
@@ -75,7 +68,7 @@ static char *default_pool(QubesPropHolder *h, const QubesPropDef *def)
 {
     QubesApp *app = owner_app(h);
     if (strcmp(def->name, "default_pool") != 0)
-        return app_prop(app, "default_pool");
+        return qubes_props_value(&app->props, "default_pool");
     const char *first = NULL;
     for (guint i = 0; i < app->pools->len; i++) {
         QubesPool *p = app->pools->pdata[i];
@@ -409,7 +402,7 @@ gboolean qubes_app_remove_pool(QubesApp *app, const char *name, GError **error)
                                            "_volatile"};
     for (guint i = 0; i < G_N_ELEMENTS(suffixes); i++) {
         g_autofree char *prop = g_strconcat("default_pool", suffixes[i], NULL);
-        g_autofree char *v = app_prop(app, prop);
+        g_autofree char *v = qubes_props_value(&app->props, prop);
         if (g_strcmp0(v, name) == 0) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_POOL_IN_USE,
                         "Storage pool is in use: set as %s", prop);
@@ -494,9 +487,7 @@ static void sync_vm_tag(QubesDomain *dom, const char *prop, gboolean if_missing)
 {
     if (!qubes_props_def(&dom->props, prop, NULL))
         return;
-    char *v = NULL;
-    qubes_props_get(&dom->props, prop, &v, NULL, NULL);
-    g_autofree char *value = v;
+    g_autofree char *value = qubes_props_value(&dom->props, prop);
     g_autofree char *prefix = g_strconcat(prop, "-", NULL);
     g_autofree char *want =
         value && *value ? g_strconcat(prefix, value, NULL) : NULL;
@@ -637,9 +628,10 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
     if (klass->has_template) {
         tpl = g_strdup(template);
         if (!tpl)
-            tpl = app_prop(app, strcmp(klass->name, "DispVM") == 0
-                                    ? "default_dispvm"
-                                    : "default_template");
+            tpl = qubes_props_value(&app->props,
+                                    strcmp(klass->name, "DispVM") == 0
+                                        ? "default_dispvm"
+                                        : "default_template");
         if (!tpl || !*tpl) {
             g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
                                 "Template for the qube not specified, nor "
@@ -682,7 +674,8 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
     sync_vm_tag(dom, "guivm", FALSE);
     sync_vm_tag(dom, "audiovm", FALSE);
     if (!app->loading) {
-        g_autofree char *check = app_prop(app, "check_updates_vm");
+        g_autofree char *check =
+            qubes_props_value(&app->props, "check_updates_vm");
         if (g_strcmp0(check, "False") == 0)
             qubes_domain_feature_set(dom, "check-updates", "", NULL);
     }
@@ -706,7 +699,7 @@ static gboolean check_unused(QubesApp *app, QubesDomain *dom, GError **error)
         const QubesPropDef *def = adefs->pdata[j];
         if (def->type != QUBES_PROP_VM)
             continue;
-        g_autofree char *v = app_prop(app, def->name);
+        g_autofree char *v = qubes_props_value(&app->props, def->name);
         if (g_strcmp0(v, dom->name) == 0)
             g_string_append_printf(deps, "%s@GLOBAL:%s", deps->len ? ", " : "",
                                    def->name);
@@ -1049,7 +1042,7 @@ static gboolean on_template_reset(QubesEvent *ev, gpointer data, GError **error)
 {
     QubesApp *app = data;
     QubesDomain *self = qubes_domain_of_emitter(ev->subject);
-    g_autofree char *def = app_prop(app, "default_template");
+    g_autofree char *def = qubes_props_value(&app->props, "default_template");
     if (strcmp(self->klass->name, "AppVM") == 0 && def && *def)
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
                     "Cannot unset template. You can set it to the current "

@@ -35,19 +35,12 @@ static QubesDomain *owner_dom(QubesPropHolder *h)
 
 /* ---- defaults ---- */
 
-static char *get_prop(QubesPropHolder *h, const char *name)
-{
-    char *v = NULL;
-    qubes_props_get(h, name, &v, NULL, NULL);
-    return v;
-}
-
 /* The template's value of the same property, else the static default. */
 static char *default_from_template(QubesPropHolder *h, const QubesPropDef *def)
 {
     QubesDomain *tpl = qubes_domain_get_template(owner_dom(h));
     if (tpl)
-        return get_prop(&tpl->props, def->name);
+        return qubes_props_value(&tpl->props, def->name);
     return g_strdup(def->default_value);
 }
 
@@ -57,14 +50,14 @@ static char *default_template_or_app(QubesPropHolder *h,
 {
     QubesDomain *tpl = qubes_domain_get_template(owner_dom(h));
     if (tpl)
-        return get_prop(&tpl->props, def->name);
-    return get_prop(&owner_dom(h)->app->props, def->default_value);
+        return qubes_props_value(&tpl->props, def->name);
+    return qubes_props_value(&owner_dom(h)->app->props, def->default_value);
 }
 
 /* The app's property named in default_value. */
 static char *default_app(QubesPropHolder *h, const QubesPropDef *def)
 {
-    return get_prop(&owner_dom(h)->app->props, def->default_value);
+    return qubes_props_value(&owner_dom(h)->app->props, def->default_value);
 }
 
 static gboolean has_pci(QubesDomain *dom)
@@ -79,7 +72,7 @@ static char *default_virt_mode(QubesPropHolder *h, const QubesPropDef *def)
     if (has_pci(dom))
         return g_strdup("hvm");
     QubesDomain *tpl = qubes_domain_get_template(dom);
-    return tpl ? get_prop(&tpl->props, "virt_mode") : g_strdup("pvh");
+    return tpl ? qubes_props_value(&tpl->props, "virt_mode") : g_strdup("pvh");
 }
 
 static char *default_maxmem(QubesPropHolder *h, const QubesPropDef *def)
@@ -87,13 +80,13 @@ static char *default_maxmem(QubesPropHolder *h, const QubesPropDef *def)
     QubesDomain *dom = owner_dom(h);
     QubesDomain *tpl = qubes_domain_get_template(dom);
     if (tpl)
-        return get_prop(&tpl->props, "maxmem");
-    g_autofree char *mode = get_prop(h, "virt_mode");
+        return qubes_props_value(&tpl->props, "maxmem");
+    g_autofree char *mode = qubes_props_value(h, "virt_mode");
     if (g_strcmp0(mode, "hvm") == 0 && has_pci(dom))
         return g_strdup("0"); /* no balancing with PCI passthrough */
     gint64 maxmem = 4000;
     if (g_strcmp0(qubes_domain_feature_get(dom, "os"), "Linux") == 0) {
-        g_autofree char *mem = get_prop(h, "memory");
+        g_autofree char *mem = qubes_props_value(h, "memory");
         maxmem = g_ascii_strtoll(mem, NULL, 10) * 10;
     }
     gint64 half = (gint64)(dom->app->host_memory / 1024 / 2);
@@ -105,13 +98,13 @@ static char *default_maxmem(QubesPropHolder *h, const QubesPropDef *def)
 static char *default_kernelopts(QubesPropHolder *h, const QubesPropDef *def)
 {
     QubesDomain *dom = owner_dom(h);
-    g_autofree char *kernel = get_prop(h, "kernel");
+    g_autofree char *kernel = qubes_props_value(h, "kernel");
     if (!kernel || !*kernel)
         return g_strdup("");
     gboolean pci = has_pci(dom);
     QubesDomain *tpl = qubes_domain_get_template(dom);
     if (!pci && tpl)
-        return get_prop(&tpl->props, "kernelopts");
+        return qubes_props_value(&tpl->props, "kernelopts");
     /* on the main thread: a planted FIFO must not block it */
     g_autofree char *dir =
         g_build_filename(dom->app->base_dir, "vm-kernels", kernel, NULL);
@@ -154,7 +147,7 @@ static char *default_xid(QubesPropHolder *h, const QubesPropDef *def)
 static char *default_icon(QubesPropHolder *h, const QubesPropDef *def)
 {
     QubesDomain *dom = owner_dom(h);
-    g_autofree char *label = get_prop(h, "label");
+    g_autofree char *label = qubes_props_value(h, "label");
     /* qubesvm.py, appvm.py and adminvm.py: a disposable template AppVM
      * looks like a template; a qube with the servicevm feature like a
      * service qube. */
@@ -180,7 +173,7 @@ static char *default_icon(QubesPropHolder *h, const QubesPropDef *def)
 static char *default_not_auto_cleanup(QubesPropHolder *h,
                                       const QubesPropDef *def)
 {
-    g_autofree char *ac = get_prop(h, "auto_cleanup");
+    g_autofree char *ac = qubes_props_value(h, "auto_cleanup");
     return g_strdup(g_strcmp0(ac, "True") == 0 ? "False" : "True");
 }
 
@@ -221,7 +214,7 @@ static char *default_bootmode(QubesPropHolder *h, const QubesPropDef *def)
             break;
         if (qubes_props_def(&tpl->props, "appvm_default_bootmode", NULL)) {
             g_autofree char *v =
-                get_prop(&tpl->props, "appvm_default_bootmode");
+                qubes_props_value(&tpl->props, "appvm_default_bootmode");
             if (v && strcmp(v, "default") == 0)
                 return g_strdup("default");
             if (v && bootmode_usable(subject, v))
@@ -247,7 +240,7 @@ static char *default_kbd_layout(QubesPropHolder *h, const QubesPropDef *def)
     for (int depth = 0; depth < 16; depth++) {
         if (!qubes_props_def(&dom->props, "guivm", NULL))
             break;
-        g_autofree char *g = get_prop(&dom->props, "guivm");
+        g_autofree char *g = qubes_props_value(&dom->props, "guivm");
         QubesDomain *gui =
             g && *g ? g_hash_table_lookup(dom->app->by_name, g) : NULL;
         if (!gui)
@@ -455,7 +448,7 @@ gboolean qubes_prop_vm_provides_network(QubesPropHolder *h,
                                         const QubesPropDef *def,
                                         QubesDomain *vm, GError **error)
 {
-    g_autofree char *v = get_prop(&vm->props, "provides_network");
+    g_autofree char *v = qubes_props_value(&vm->props, "provides_network");
     if (g_strcmp0(v, "True") == 0)
         return TRUE;
     return qubes_prop_error(error, h, def, vm->name,
@@ -465,11 +458,6 @@ gboolean qubes_prop_vm_provides_network(QubesPropHolder *h,
 static gboolean vm_is(QubesDomain *d, const char *klass)
 {
     return strcmp(d->klass->name, klass) == 0;
-}
-
-static gboolean vm_flag(QubesDomain *d, const char *prop)
-{
-    return qubes_domain_flag(d, prop);
 }
 
 static char *setter_template(QubesPropHolder *h, const QubesPropDef *def,
@@ -489,7 +477,7 @@ static char *setter_template(QubesPropHolder *h, const QubesPropDef *def,
         qubes_prop_error(error, h, def, value, why);
         return NULL;
     }
-    if (dispvm && !vm_flag(t, "template_for_dispvms")) {
+    if (dispvm && !qubes_domain_flag(t, "template_for_dispvms")) {
         qubes_prop_error(
             error, h, def, value,
             "template for disposable must have template_for_dispvms=True");
@@ -1059,7 +1047,7 @@ QubesVolume *qubes_domain_get_volume(QubesDomain *dom, const char *name)
      * as the reference's (whose vid is a callable), so that setting or
      * resetting the property, or the default it follows (the template's
      * kernel, default_kernel), re-points it. */
-    g_autofree char *kernel = get_prop(&dom->props, "kernel");
+    g_autofree char *kernel = qubes_props_value(&dom->props, "kernel");
     if (g_strcmp0(kernel ? kernel : "", dv->vol->vid) == 0)
         return dv->vol;
     QubesVolumeConfig c = config_of(dom, dv->vol);
@@ -1153,7 +1141,7 @@ static gboolean add_volume(QubesDomain *dom, QubesVolumeConfig *cfg,
     }
     g_autofree char *kernel = NULL;
     if (is_kernel_pool(pool)) {
-        kernel = get_prop(&dom->props, "kernel");
+        kernel = qubes_props_value(&dom->props, "kernel");
         cfg->vid = kernel ? kernel : "";
     }
     cfg->vm_name = dom->name;

@@ -6,13 +6,6 @@
 
 #include <string.h>
 
-static char *get_prop(QubesPropHolder *h, const char *name)
-{
-    char *v = NULL;
-    qubes_props_get(h, name, &v, NULL, NULL);
-    return v;
-}
-
 const QxLabel *qubes_app_get_label(QubesApp *app, const char *name,
                                    GError **error)
 {
@@ -52,8 +45,8 @@ char *qubes_app_default_pool(QubesApp *app, const char *volume)
 {
     g_autofree char *prop = g_strconcat("default_pool_", volume, NULL);
     if (!qubes_props_def(&app->props, prop, NULL))
-        return get_prop(&app->props, "default_pool");
-    return get_prop(&app->props, prop);
+        return qubes_props_value(&app->props, "default_pool");
+    return qubes_props_value(&app->props, prop);
 }
 
 QubesDomain *qubes_app_get_domain(QubesApp *app, const char *name,
@@ -157,7 +150,7 @@ QubesDomain *qubes_prop_vm(QubesApp *app, QubesPropHolder *h,
 
 gboolean qubes_domain_flag(QubesDomain *d, const char *prop)
 {
-    g_autofree char *v = get_prop(&d->props, prop);
+    g_autofree char *v = qubes_props_value(&d->props, prop);
     return g_strcmp0(v, "True") == 0;
 }
 
@@ -173,11 +166,11 @@ QubesDomain *qubes_domain_get_netvm(QubesDomain *dom)
 {
     if (!qubes_props_def(&dom->props, "netvm", NULL))
         return NULL;
-    g_autofree char *v = get_prop(&dom->props, "netvm");
+    g_autofree char *v = qubes_props_value(&dom->props, "netvm");
     return v && *v ? g_hash_table_lookup(dom->app->by_name, v) : NULL;
 }
 
 char *qubes_domain_prop(QubesDomain *dom, const char *name)
 {
-    return get_prop(&dom->props, name);
+    return qubes_props_value(&dom->props, name);
 }

@@ -17,19 +17,6 @@ static QubesDomain *owner_dom(QubesPropHolder *h)
     return h->owner;
 }
 
-static char *get_prop(QubesPropHolder *h, const char *name)
-{
-    char *v = NULL;
-    qubes_props_get(h, name, &v, NULL, NULL);
-    return v;
-}
-
-static gboolean flag(QubesDomain *d, const char *prop)
-{
-    g_autofree char *v = get_prop(&d->props, prop);
-    return g_strcmp0(v, "True") == 0;
-}
-
 /* Each qube's netvm, followed defaults included: qube -> netvm. */
 static GHashTable *netvm_map(QubesApp *app)
 {
@@ -114,7 +101,7 @@ static gboolean is_dispvm(QubesDomain *d)
 
 static guint dispid_of(QubesDomain *d)
 {
-    g_autofree char *v = get_prop(&d->props, "dispid");
+    g_autofree char *v = qubes_props_value(&d->props, "dispid");
     return v ? (guint)g_ascii_strtoull(v, NULL, 10) : 0;
 }
 
@@ -138,7 +125,8 @@ static char *ip6_for(QubesDomain *vm)
 
 gboolean qubes_domain_is_networked(QubesDomain *dom)
 {
-    return flag(dom, "provides_network") || qubes_domain_get_netvm(dom);
+    return qubes_domain_flag(dom, "provides_network") ||
+           qubes_domain_get_netvm(dom);
 }
 
 static char *default_ip(QubesPropHolder *h, const QubesPropDef *def)
@@ -168,7 +156,7 @@ static char *default_netvm(QubesPropHolder *h, const QubesPropDef *def)
     /* TemplateVM has no default netvm; the others follow the app's. */
     if (strcmp(owner_dom(h)->klass->name, "TemplateVM") == 0)
         return g_strdup("");
-    return get_prop(&owner_dom(h)->app->props, "default_netvm");
+    return qubes_props_value(&owner_dom(h)->app->props, "default_netvm");
 }
 
 static char *feature_with_template(QubesDomain *dom, const char *name)
@@ -182,12 +170,12 @@ static char *visible_ip(QubesPropHolder *h, const QubesPropDef *def)
 {
     QubesDomain *dom = owner_dom(h);
     char *fake = feature_with_template(dom, "net.fake-ip");
-    return fake ? fake : get_prop(h, "ip");
+    return fake ? fake : qubes_props_value(h, "ip");
 }
 
 static char *visible_ip6(QubesPropHolder *h, const QubesPropDef *def)
 {
-    return get_prop(h, "ip6");
+    return qubes_props_value(h, "ip6");
 }
 
 static char *visible_gateway(QubesPropHolder *h, const QubesPropDef *def)
@@ -197,7 +185,7 @@ static char *visible_gateway(QubesPropHolder *h, const QubesPropDef *def)
     if (fake)
         return fake;
     QubesDomain *net = qubes_domain_get_netvm(dom);
-    return net ? get_prop(&net->props, "gateway") : NULL;
+    return net ? qubes_props_value(&net->props, "gateway") : NULL;
 }
 
 static char *visible_gateway6(QubesPropHolder *h, const QubesPropDef *def)
@@ -206,7 +194,7 @@ static char *visible_gateway6(QubesPropHolder *h, const QubesPropDef *def)
     QubesDomain *net = qubes_domain_get_netvm(dom);
     if (!ipv6_enabled(dom) || !net)
         return NULL;
-    return get_prop(&net->props, "gateway6");
+    return qubes_props_value(&net->props, "gateway6");
 }
 
 static char *netmask_of(QubesDomain *dom)
@@ -226,22 +214,24 @@ static char *visible_netmask(QubesPropHolder *h, const QubesPropDef *def)
 
 static char *gateway(QubesPropHolder *h, const QubesPropDef *def)
 {
-    return flag(owner_dom(h), "provides_network") ? get_prop(h, "visible_ip")
-                                                  : NULL;
+    return qubes_domain_flag(owner_dom(h), "provides_network")
+               ? qubes_props_value(h, "visible_ip")
+               : NULL;
 }
 
 static char *gateway6(QubesPropHolder *h, const QubesPropDef *def)
 {
     QubesDomain *dom = owner_dom(h);
-    if (!ipv6_enabled(dom) || !flag(dom, "provides_network"))
+    if (!ipv6_enabled(dom) || !qubes_domain_flag(dom, "provides_network"))
         return NULL;
-    return get_prop(h, "visible_ip6");
+    return qubes_props_value(h, "visible_ip6");
 }
 
 static char *dns(QubesPropHolder *h, const QubesPropDef *def)
 {
     QubesDomain *dom = owner_dom(h);
-    if (qubes_domain_get_netvm(dom) || flag(dom, "provides_network"))
+    if (qubes_domain_get_netvm(dom) ||
+        qubes_domain_flag(dom, "provides_network"))
         return g_strdup("10.139.1.1 10.139.1.2");
     return NULL;
 }
@@ -269,7 +259,7 @@ gboolean qubes_net_check_netvm(QubesDomain *self, QubesDomain *net,
 {
     if (!net)
         return TRUE;
-    if (!flag(net, "provides_network")) {
+    if (!qubes_domain_flag(net, "provides_network")) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
                     "The %s qube does not provide network", net->name);
         return FALSE;

@@ -13,6 +13,13 @@ static int stage(const QubesPropDef *def)
     return def->load_stage ? def->load_stage : 2;
 }
 
+/* A class's definitions: sorted by load stage, order and name, and by
+ * name. */
+typedef struct _QubesPropSchema {
+    GPtrArray *defs;     /* const QubesPropDef* */
+    GHashTable *by_name; /* name -> const QubesPropDef* */
+} QubesPropSchema;
+
 static gint def_cmp(gconstpointer a, gconstpointer b)
 {
     const QubesPropDef *x = *(const QubesPropDef *const *)a;
@@ -34,52 +41,50 @@ void qubes_props_init(QubesPropHolder *holder, QubesEmitter *emitter,
     holder->values =
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     /* The sorted list and the index depend on @tables only: made once
-     * for each (a class's tables are static), shared by every holder of
-     * the class, which saves a thousand domains a thousand copies. */
-    static GHashTable *schemas; /* tables -> GPtrArray, the index in [0] */
+     * for each (a class's tables are static), kept for the process and
+     * shared by every holder of the class, which saves a thousand
+     * domains a thousand copies. */
+    static GHashTable *schemas; /* tables -> QubesPropSchema */
     G_LOCK_DEFINE_STATIC(schemas);
     G_LOCK(schemas);
     if (!schemas)
         schemas = g_hash_table_new(NULL, NULL);
-    GPtrArray *schema = g_hash_table_lookup(schemas, tables);
+    QubesPropSchema *schema = g_hash_table_lookup(schemas, tables);
     if (!schema) {
-        GPtrArray *defs = g_ptr_array_new();
-        GHashTable *by_name = g_hash_table_new(g_str_hash, g_str_equal);
+        schema = g_new0(QubesPropSchema, 1);
+        schema->defs = g_ptr_array_new();
+        schema->by_name = g_hash_table_new(g_str_hash, g_str_equal);
         for (const QubesPropDef *const *t = tables; t && *t; t++) {
             for (const QubesPropDef *d = *t; d->name; d++) {
-                if (g_hash_table_contains(by_name, d->name))
+                if (g_hash_table_contains(schema->by_name, d->name))
                     continue; /* hidden by a subclass */
-                g_hash_table_insert(by_name, (gpointer)d->name, (gpointer)d);
-                g_ptr_array_add(defs, (gpointer)d);
+                g_hash_table_insert(schema->by_name, (gpointer)d->name,
+                                    (gpointer)d);
+                g_ptr_array_add(schema->defs, (gpointer)d);
             }
         }
-        g_ptr_array_sort(defs, def_cmp);
-        schema = g_ptr_array_new();
-        g_ptr_array_add(schema, by_name);
-        g_ptr_array_add(schema, defs);
+        g_ptr_array_sort(schema->defs, def_cmp);
         g_hash_table_insert(schemas, (gpointer)tables, schema);
     }
-    holder->def_by_name = g_hash_table_ref(schema->pdata[0]);
-    holder->defs = g_ptr_array_ref(schema->pdata[1]);
     G_UNLOCK(schemas);
+    holder->schema = schema;
 }
 
 void qubes_props_clear(QubesPropHolder *holder)
 {
-    g_clear_pointer(&holder->defs, g_ptr_array_unref);
-    g_clear_pointer(&holder->def_by_name, g_hash_table_unref);
+    holder->schema = NULL;
     g_clear_pointer(&holder->values, g_hash_table_unref);
 }
 
 const GPtrArray *qubes_props_list(QubesPropHolder *holder)
 {
-    return holder->defs;
+    return holder->schema->defs;
 }
 
 const QubesPropDef *qubes_props_def(QubesPropHolder *holder, const char *name,
                                     GError **error)
 {
-    const QubesPropDef *d = g_hash_table_lookup(holder->def_by_name, name);
+    const QubesPropDef *d = g_hash_table_lookup(holder->schema->by_name, name);
     if (d)
         return d;
     g_set_error(error, QUBES_ERROR, QUBES_ERROR_NO_SUCH_PROPERTY,
@@ -134,6 +139,13 @@ gboolean qubes_props_get(QubesPropHolder *holder, const char *name,
         *is_default = set == NULL;
     *value = set ? g_strdup(set) : default_of(holder, def);
     return TRUE;
+}
+
+char *qubes_props_value(QubesPropHolder *holder, const char *name)
+{
+    char *v = NULL;
+    qubes_props_get(holder, name, &v, NULL, NULL);
+    return v;
 }
 
 char *qubes_py_repr(const char *s)
@@ -496,8 +508,8 @@ GPtrArray *qubes_props_save(QubesPropHolder *holder)
 {
     GPtrArray *out =
         g_ptr_array_new_with_free_func((GDestroyNotify)qx_property_free);
-    for (guint i = 0; i < holder->defs->len; i++) {
-        const QubesPropDef *def = holder->defs->pdata[i];
+    for (guint i = 0; i < holder->schema->defs->len; i++) {
+        const QubesPropDef *def = holder->schema->defs->pdata[i];
         const char *v = g_hash_table_lookup(holder->values, def->name);
         if (!v || (def->flags & QUBES_PROP_DONT_SAVE))
             continue;

@@ -80,9 +80,9 @@ struct _QubesPropHolder {
     gpointer owner;       /* the app or domain, for setters and defaults */
     QubesPropCheck check; /* may be NULL */
     /* private */
-    GPtrArray *defs;         /* const QubesPropDef*, sorted; shared */
-    GHashTable *def_by_name; /* name -> const QubesPropDef*; shared */
-    GHashTable *values;      /* name -> canonical string */
+    const struct _QubesPropSchema *schema; /* the class's definitions:
+                                              shared, never freed */
+    GHashTable *values;                    /* name -> canonical string */
 };
 
 /* @tables: the class's own table first, then its parents'; each table
@@ -107,6 +107,9 @@ const char *qubes_prop_type_name(QubesPropType type);
  * set nor has a default; *is_default whether it was not set. */
 gboolean qubes_props_get(QubesPropHolder *holder, const char *name,
                          char **value, gboolean *is_default, GError **error);
+/* The value of @name as qubes_props_get reads it (new string), NULL when
+ * it has none or there is no such property. */
+char *qubes_props_value(QubesPropHolder *holder, const char *name);
 /* The default of @name (new string, NULL when none). */
 char *qubes_props_get_default(QubesPropHolder *holder, const char *name,
                               GError **error);
