@@ -1216,21 +1216,15 @@ static gboolean add_space(GPtrArray *out, QDir *dir, const char *name,
     return TRUE;
 }
 
-static GPtrArray *vol_get_space(QubesVolume *vol, GError **error)
+/* The space held by the image @current (NULL: none) and by each listed
+ * revision, in @d (NULL: the folder does not exist: none). */
+static GPtrArray *space_in(QubesVolume *vol, QDir *d, const char *current,
+                           GError **error)
 {
-    ReflinkVolume *rv = rvol(vol);
-    QDir *dir = NULL;
-    if (!open_dir_if_exists(vol, rv->dir_rel, &dir, error))
-        return NULL;
-    g_autoptr(QDir) d = dir;
     g_autoptr(GPtrArray) out =
         g_ptr_array_new_with_free_func((GDestroyNotify)qubes_volume_space_free);
     if (!d)
         return g_steal_pointer(&out);
-    struct stat st;
-    const char *current = qfile_stat(d, rv->dirty, &st, NULL) == 1   ? rv->dirty
-                          : qfile_stat(d, rv->clean, &st, NULL) == 1 ? rv->clean
-                                                                     : NULL;
     if (current && !add_space(out, d, current, "current", error))
         return NULL;
     g_autoptr(GPtrArray) revs = visible_revisions(vol, d, error);
@@ -1244,6 +1238,21 @@ static GPtrArray *vol_get_space(QubesVolume *vol, GError **error)
     return g_steal_pointer(&out);
 }
 
+static GPtrArray *vol_get_space(QubesVolume *vol, GError **error)
+{
+    ReflinkVolume *rv = rvol(vol);
+    QDir *dir = NULL;
+    if (!open_dir_if_exists(vol, rv->dir_rel, &dir, error))
+        return NULL;
+    g_autoptr(QDir) d = dir;
+    struct stat st;
+    const char *current = !d                                         ? NULL
+                          : qfile_stat(d, rv->dirty, &st, NULL) == 1 ? rv->dirty
+                          : qfile_stat(d, rv->clean, &st, NULL) == 1 ? rv->clean
+                                                                     : NULL;
+    return space_in(vol, d, current, error);
+}
+
 /* The four reads of admin.vm.volume.Info with the folder opened once and
  * each image looked at once (vol_get_size, vol_get_usage,
  * vol_is_outdated and vol_get_space say the same, one by one). */
@@ -1255,15 +1264,9 @@ static void vol_get_state(QubesVolume *vol, QubesVolumeState *out)
     if (!open_dir_if_exists(vol, rv->dir_rel, &dir, NULL))
         return;
     g_autoptr(QDir) d = dir;
-    g_autoptr(GPtrArray) space =
-        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_volume_space_free);
-    if (!d) {
-        out->space = g_steal_pointer(&space);
-        return;
-    }
     struct stat dirty, clean, src;
-    gboolean has_dirty = qfile_stat(d, rv->dirty, &dirty, NULL) == 1;
-    gboolean has_clean = qfile_stat(d, rv->clean, &clean, NULL) == 1;
+    gboolean has_dirty = d && qfile_stat(d, rv->dirty, &dirty, NULL) == 1;
+    gboolean has_clean = d && qfile_stat(d, rv->clean, &clean, NULL) == 1;
     const struct stat *cur = has_dirty ? &dirty : has_clean ? &clean : NULL;
     if (cur) {
         out->size = (guint64)cur->st_size;
@@ -1277,18 +1280,11 @@ static void vol_get_state(QubesVolume *vol, QubesVolumeState *out)
             qdir_close(sdir);
         }
     }
-    if (cur && !add_space(space, d, has_dirty ? rv->dirty : rv->clean,
-                          "current", NULL))
-        return;
-    g_autoptr(GPtrArray) revs = visible_revisions(vol, d, NULL);
-    if (!revs)
-        return;
-    for (guint i = 0; i < revs->len; i++) {
-        Rev *r = revs->pdata[i];
-        if (!add_space(space, d, r->name, r->id, NULL))
-            return;
-    }
-    out->space = g_steal_pointer(&space);
+    out->space = space_in(vol, d,
+                          has_dirty   ? rv->dirty
+                          : has_clean ? rv->clean
+                                      : NULL,
+                          NULL);
 }
 
 const QubesStorageDriver qubes_driver_file_reflink = {
