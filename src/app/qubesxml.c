@@ -252,7 +252,6 @@ static gboolean is_element(xmlNodePtr n, const char *name)
            strcmp((const char *)n->name, name) == 0;
 }
 
-/* The attribute @name of @n (new string), or NULL. */
 /* The text of @children (an attribute's value, an element's content):
  * one copy, straight from the single text node libxml2 makes of it;
  * libxml2's own getter for anything else (entity references, mixed
@@ -271,6 +270,7 @@ static char *text_of(xmlNodePtr owner, xmlNodePtr children, gboolean element)
     return s;
 }
 
+/* The attribute @name of @n (new string), or NULL. */
 static char *attr(xmlNodePtr n, const char *name)
 {
     for (xmlAttrPtr at = n->properties; at; at = at->next)

@@ -23,10 +23,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <linux/loop.h>
+#include <linux/openat2.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
