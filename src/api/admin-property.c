@@ -59,18 +59,12 @@ static char *prop_get(Call *call, gboolean global, GError **error)
     return serialize_prop(holder_of(call, global), call->arg, error);
 }
 
-static gint def_name_cmp(gconstpointer a, gconstpointer b)
-{
-    return strcmp((*(const QubesPropDef *const *)a)->name,
-                  (*(const QubesPropDef *const *)b)->name);
-}
-
 static char *prop_get_all(Call *call, gboolean global, GError **error)
 {
     QubesPropHolder *h = holder_of(call, global);
-    g_autoptr(GPtrArray) defs =
-        g_ptr_array_copy((GPtrArray *)qubes_props_list(h), NULL, NULL);
-    g_ptr_array_sort(defs, def_name_cmp);
+    /* master's sorted(properties): by load stage, then name (a property
+     * loaded later, as a qube's netvm or kernelopts, comes last) */
+    const GPtrArray *defs = qubes_props_list(h);
     GString *out = g_string_new(NULL);
     for (guint i = 0; i < defs->len; i++) {
         const QubesPropDef *def = defs->pdata[i];

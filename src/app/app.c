@@ -247,18 +247,6 @@ static const QubesPropDef app_props[] = {
      .default_value = "60",
      .setter = qubes_prop_setter_positive,
      .doc = "Default time in seconds for VM shutdown to complete"},
-    {.name = "default_rebootable",
-     .type = QUBES_PROP_BOOL,
-     .load_stage = 3,
-     .default_value = "False",
-     .doc = "Default setting for qube reboot requests to be acknowledged"},
-    {.name = "default_rebootable_threshold",
-     .type = QUBES_PROP_INT,
-     .load_stage = 3,
-     .default_value = "300",
-     .setter = qubes_prop_setter_positive,
-     .doc = "Default threshold in seconds to allow the next consecutive "
-            "reboot"},
     {.name = "maxmem",
      .type = QUBES_PROP_INT,
      .flags = QUBES_PROP_READ_ONLY,
@@ -479,8 +467,9 @@ static gboolean set_initial(QubesDomain *dom, const char *name,
     return qubes_props_load(&dom->props, one, 0, FALSE, NULL, error);
 }
 
-/* The tag naming a qube's GUI or audio qube ("guivm-dom0"), as the
- * reference's gui and audio extensions keep it: on creation and load (if
+/* The tag naming a qube's GUI or audio qube ("guivm-dom0"), or a
+ * RemoteVM's relay ("relayvm-sys-net"), as the reference's gui, audio and
+ * relay extensions keep it: on creation and load (if
  * missing) and whenever the property is set or reset, the old tag goes
  * and the new one comes. */
 static void sync_vm_tag(QubesDomain *dom, const char *prop, gboolean if_missing)
@@ -673,6 +662,7 @@ QubesDomain *qubes_app_add_new_domain(QubesApp *app,
         return NULL;
     sync_vm_tag(dom, "guivm", FALSE);
     sync_vm_tag(dom, "audiovm", FALSE);
+    sync_vm_tag(dom, "relayvm", FALSE);
     if (!app->loading) {
         g_autofree char *check =
             qubes_props_value(&app->props, "check_updates_vm");
@@ -1106,6 +1096,12 @@ static void register_handlers(QubesApp *app)
         qubes_event_add_class_handler(app->registry, "QubesVM", tag_events[i],
                                       on_vm_tag_prop, QUBES_HANDLER_BOUND, app,
                                       NULL);
+    static const char *const relay_events[] = {"property-set:relayvm",
+                                               "property-reset:relayvm"};
+    for (guint i = 0; i < G_N_ELEMENTS(relay_events); i++)
+        qubes_event_add_class_handler(app->registry, "RemoteVM",
+                                      relay_events[i], on_vm_tag_prop,
+                                      QUBES_HANDLER_BOUND, app, NULL);
     static const char *const based[] = {"AppVM", "DispVM"};
     for (guint i = 0; i < G_N_ELEMENTS(based); i++) {
         qubes_event_add_class_handler(
@@ -1330,6 +1326,7 @@ static void load_model(QubesApp *app, const QubesXml *xml)
     for (guint i = 0; i < app->domains->len; i++) {
         sync_vm_tag(app->domains->pdata[i], "guivm", TRUE);
         sync_vm_tag(app->domains->pdata[i], "audiovm", TRUE);
+        sync_vm_tag(app->domains->pdata[i], "relayvm", TRUE);
     }
     for (guint i = 0; i < loaded->len; i += 2) {
         QubesDomain *dom = loaded->pdata[i];

@@ -144,6 +144,17 @@ static char *default_xid(QubesPropHolder *h, const QubesPropDef *def)
                            dom->power == QUBES_POWER_HALTED ? -1 : dom->xid);
 }
 
+/* adminvm.py: dom0's memory in MiB. Master reads Xen's static maximum
+ * of dom0; here dom0 is the host, so it is the host's memory
+ * (/proc/meminfo); offline, master's 4096 (Xen's default). */
+static char *default_dom0_maxmem(QubesPropHolder *h, const QubesPropDef *def)
+{
+    QubesApp *app = owner_dom(h)->app;
+    if (!app->runtime || !app->host_memory)
+        return g_strdup("4096");
+    return g_strdup_printf("%" G_GUINT64_FORMAT, app->host_memory / 1024);
+}
+
 static char *default_icon(QubesPropHolder *h, const QubesPropDef *def)
 {
     QubesDomain *dom = owner_dom(h);
@@ -165,6 +176,8 @@ static char *default_icon(QubesPropHolder *h, const QubesPropDef *def)
         kind = "dispvm";
     else if (strcmp(dom->klass->name, "StandaloneVM") == 0)
         kind = "standalonevm";
+    else if (strcmp(dom->klass->name, "RemoteVM") == 0)
+        kind = "remotevm";
     return g_strdup_printf("%s-%s", kind, label ? label : "black");
 }
 
@@ -520,14 +533,20 @@ static const QubesPropDef base_props[] = {
     {NULL},
 };
 
-/* What dom0 and the local qubes have beyond BaseVM. */
-static const QubesPropDef shared_props[] = {
+/* BaseVM's icon (vm/__init__.py), which every class but RemoteVM
+ * lists with the properties below. */
+static const QubesPropDef icon_props[] = {
     {.name = "icon",
      .type = QUBES_PROP_STR,
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
      .default_func = default_icon,
      .doc = "freedesktop icon name, suitable for use in "
             "PyQt4.QtGui.QIcon.fromTheme()"},
+    {NULL},
+};
+
+/* What dom0 and the local qubes have beyond BaseVM. */
+static const QubesPropDef shared_props[] = {
     {.name = "keyboard_layout",
      .type = QUBES_PROP_STR,
      .default_value = "us++",
@@ -569,6 +588,16 @@ static const QubesPropDef adminvm_props[] = {
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
      .default_value = "True",
      .doc = "True if this machine may be updated on its own."},
+    {.name = "devices_denied",
+     .type = QUBES_PROP_STR,
+     .default_value = "",
+     .setter = setter_devices_denied,
+     .doc = "List of device interface codes that are denied for this VM."},
+    {.name = "maxmem",
+     .type = QUBES_PROP_INT,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_func = default_dom0_maxmem,
+     .doc = "Maximum amount of memory available for this VM"},
     {NULL},
 };
 
@@ -620,19 +649,6 @@ static const QubesPropDef qubesvm_props[] = {
      .load_stage = 4,
      .default_func = default_bootmode,
      .doc = "Active boot mode for this domain"},
-    {.name = "rebootable",
-     .type = QUBES_PROP_BOOL,
-     .load_stage = 4,
-     .default_value = "default_rebootable",
-     .default_func = default_template_or_app,
-     .doc = "Allow qube reboot request to be acknowledged"},
-    {.name = "rebootable_threshold",
-     .type = QUBES_PROP_INT,
-     .load_stage = 4,
-     .default_value = "default_rebootable_threshold",
-     .default_func = default_template_or_app,
-     .setter = qubes_prop_setter_positive,
-     .doc = "Threshold in seconds to allow the next consecutive reboot"},
     {.name = "devices_denied",
      .type = QUBES_PROP_STR,
      .default_value = "",
@@ -835,25 +851,50 @@ static const char *const dispvm_chain[] = {"DispVM", "QubesVM", "BaseVM", NULL};
 static const char *const remotevm_chain[] = {"RemoteVM", "BaseVM", NULL};
 
 static const QubesPropDef *const adminvm_tables[] = {
-    adminvm_props, shared_props, base_props, NULL};
+    adminvm_props, shared_props, icon_props, base_props, NULL};
 static const QubesPropDef *const templatevm_tables[] = {
-    templatevm_props, qubes_template_net_props,
-    qubes_net_props,  qubesvm_props,
-    identity_props,   shared_props,
-    base_props,       NULL};
+    templatevm_props,
+    qubes_template_net_props,
+    qubes_net_props,
+    qubesvm_props,
+    identity_props,
+    shared_props,
+    icon_props,
+    base_props,
+    NULL};
 static const QubesPropDef *const appvm_tables[] = {
-    appvm_props,    dvm_template_props, qubes_net_props, qubesvm_props,
-    identity_props, shared_props,       base_props,      NULL};
+    appvm_props,   dvm_template_props, qubes_net_props,
+    qubesvm_props, identity_props,     shared_props,
+    icon_props,    base_props,         NULL};
 static const QubesPropDef *const standalone_tables[] = {
     dvm_template_props, qubes_net_props, qubesvm_props, identity_props,
-    shared_props,       base_props,      NULL};
+    shared_props,       icon_props,      base_props,    NULL};
 static const QubesPropDef *const dispvm_tables[] = {
     dispvm_props, qubes_net_props, qubesvm_props, identity_props,
-    shared_props, base_props,      NULL};
-/* remotevm.py: a qube of another machine, reached through a relay; here
- * it is configuration only (BaseVM's properties, features and tags). */
-static const QubesPropDef *const remotevm_tables[] = {identity_props,
-                                                      base_props, NULL};
+    shared_props, icon_props,      base_props,    NULL};
+/* remotevm.py: a qube of another machine, reached through a relay (a
+ * local qube, tagged relayvm-NAME by the relay extension); here it is
+ * configuration only. */
+static const QubesPropDef remotevm_props[] = {
+    {.name = "include_in_backups",
+     .type = QUBES_PROP_BOOL,
+     .default_value = "False",
+     .doc = "If this domain is to be included in default backup."},
+    {.name = "relayvm",
+     .type = QUBES_PROP_VM,
+     .load_stage = 4,
+     .setter = setter_vm_any,
+     .doc = "Local qube used as relay."},
+    {.name = "transport_rpc",
+     .type = QUBES_PROP_STR,
+     .doc = "Transport RPC used by the relay."},
+    {.name = "remote_name",
+     .type = QUBES_PROP_STR,
+     .doc = "Name on the remote host."},
+    {NULL},
+};
+static const QubesPropDef *const remotevm_tables[] = {
+    remotevm_props, icon_props, identity_props, base_props, NULL};
 
 static const QubesDomainClass class_adminvm = {"AdminVM", adminvm_chain,
                                                adminvm_tables, NULL, FALSE};

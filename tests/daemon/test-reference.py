@@ -340,12 +340,27 @@ def test_disposables_and_remote():
     ok('admin.vm.Remove', 'disp1')
     ok('admin.vm.feature.Remove', VM, 'dvmfeature')
     ok('admin.vm.property.Reset', VM, 'template_for_dispvms')
-    # S vm/remotevm.py: BaseVM's properties, always Running
+    # S vm/remotevm.py: BaseVM's properties and a relay's, always Running
     ok('admin.vm.Create.RemoteVM', 'dom0', '', b'name=remote1 label=red')
     ok('admin.vm.CurrentState', 'remote1',
        want='mem=0 mem_static_max=0 cputime=0 power_state=Running')
     ok('admin.vm.property.List', 'remote1',
-       want='klass\nlabel\nname\nqid\nuuid\n')
+       want='icon\ninclude_in_backups\nklass\nlabel\nname\nqid\n'
+       'remote_name\ntransport_rpc\nuuid\nrelayvm\n')
+    ok('admin.vm.property.Get', 'remote1', 'icon',
+       want='default=True type=str remotevm-red')
+    # S ext/relay.py: the relay's tag follows relayvm
+    ok('admin.vm.property.Set', 'remote1', 'relayvm', VM.encode())
+    assert 'relayvm-' + VM in ok('admin.vm.tag.List', 'remote1').split()
+    ok('admin.vm.property.Set', 'remote1', 'relayvm', TPL.encode())
+    tags = ok('admin.vm.tag.List', 'remote1').split()
+    assert 'relayvm-' + TPL in tags and 'relayvm-' + VM not in tags, tags
+    ok('admin.vm.property.Reset', 'remote1', 'relayvm')
+    assert not [t for t in ok('admin.vm.tag.List', 'remote1').split()
+                if t.startswith('relayvm-')]
+    ok('admin.vm.property.Set', 'remote1', 'transport_rpc', b'qubes.Relay')
+    ok('admin.vm.property.Get', 'remote1', 'transport_rpc',
+       want='default=False type=str qubes.Relay')
 
 
 def test_remove():
@@ -408,13 +423,18 @@ def test_vm_property_get_all():
     assert 'debug default=True type=bool False' in lines
     assert 'updateable default=True type=bool False' in lines
     assert 'klass default=True type=str AppVM' in lines
+    # T test_027: sorted(properties), by load stage then name: the
+    # properties loaded last (kernelopts, netvm, ...) come last
     names = [line.split(' ', 1)[0] for line in lines]
-    assert names == sorted(names), names
+    late = {'audiovm', 'bootmode', 'default_dispvm', 'guivm', 'kernelopts',
+            'management_dispvm', 'netvm', 'template'}
+    first = [n for n in names if n not in late]
+    assert names == sorted(first) + sorted(late), names
+    assert names.index('kernelopts') > names.index('updateable')
     ok('admin.vm.property.Reset', VM, 'kernelopts')
     # S vm/qubesvm.py: the properties master has
     props = ok('admin.vm.property.List', VM).split()
-    for p in ('bootmode', 'rebootable', 'rebootable_threshold',
-              'devices_denied', 'keyboard_layout', 'stubdom_xid',
+    for p in ('bootmode', 'devices_denied', 'keyboard_layout', 'stubdom_xid',
               'stubdom_uuid', 'ip6', 'gateway6', 'visible_ip',
               'visible_gateway', 'visible_netmask', 'template_for_dispvms'):
         assert p in props, p
@@ -423,8 +443,12 @@ def test_vm_property_get_all():
     # S vm/adminvm.py: dom0's properties, in property_list()'s order
     # (__init__.py: by load stage, then name)
     ok('admin.vm.property.List', 'dom0',
-       want='icon\ninclude_in_backups\nkeyboard_layout\nklass\nlabel\n'
-       'name\nqid\nupdateable\nuuid\ndefault_dispvm\n')
+       want='devices_denied\nicon\ninclude_in_backups\nkeyboard_layout\n'
+       'klass\nlabel\nmaxmem\nname\nqid\nupdateable\nuuid\n'
+       'default_dispvm\n')
+    # S vm/qubesvm.py: rebootable and rebootable_threshold are gone
+    for p in ('rebootable', 'rebootable_threshold'):
+        assert p not in props, p
     ok('admin.vm.property.Get', 'dom0', 'icon',
        want='default=True type=str adminvm-black')
 
@@ -485,8 +509,6 @@ def test_global_properties():
         'default_pool_root default=True type=str varlibqubes',
         'default_pool_volatile default=True type=str varlibqubes',
         'default_qrexec_timeout default=True type=int 60',
-        'default_rebootable default=True type=bool False',
-        'default_rebootable_threshold default=True type=int 300',
         'default_shutdown_timeout default=True type=int 60',
         'default_template default=False type=vm test-template',
         'management_dispvm default=True type=vm ',
@@ -496,6 +518,9 @@ def test_global_properties():
     for w in want:
         assert w in lines, (w, lines)
     assert [line.split(' ', 1)[0] for line in lines] == sorted(names)
+    # S app.py: default_rebootable and its threshold are gone
+    assert 'default_rebootable' not in names
+    assert 'default_rebootable_threshold' not in names
     assert any(re.fullmatch(r'maxmem default=True type=int \d+', line)
                for line in lines), lines
     assert any(re.fullmatch(r'no_cpus default=True type=int \d+', line)
