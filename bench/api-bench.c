@@ -22,13 +22,20 @@
  *    admin.vm.property.Set (memory: a qubes.xml save each), from that many
  *    threads, each call on its own connection as Qubes clients do;
  *    --runs times;
+ *  - times internal.GetSystemInfo (qrexec's policy asks it before every
+ *    call between qubes; target < 2 ms): as its cache serves it, and
+ *    after a change (a tag set) whose qube's text it makes anew: right
+ *    after the change's answer (the first call after a qubes.xml save,
+ *    whatever its method, is slower), after a property.Get in between
+ *    (the target's figure), and once more;
  *  - prints qubesd's resident memory, now and at its peak (target 50 MiB);
  *  - stops qubesd with SIGTERM and checks that it exits 0;
  *  - with --reference, serves the same qubes.xml with the reference's
  *    qubesd (offline; QCA_SRC and QREXEC_SRC set, see
  *    ../shared/reference/README.md), runs the read methods against it
- *    (--reference-calls a run, at most 3 runs) and prints each ratio with
- *    its target (10 times the reference's calls per second).
+ *    (--reference-calls a run, at most 3 runs) and GetSystemInfo, and
+ *    prints each ratio with its target (10 times the reference's calls per
+ *    second).
  * Prints medians over the runs (calls/s, and the p50 and p99 latency of
  * each run). The last line is
  *   list_cps=X get_cps=Y load_ms=Z save_ms=W rss_mib=R
@@ -186,13 +193,18 @@ typedef enum {
     CALL_VOLINFO,
     CALL_FEATLIST,
     CALL_SET,
+    CALL_SYSINFO, /* on the internal socket, one client */
     N_CALLS
 } CallKind;
 #define N_READS CALL_SET
 
-static const char *const call_names[] = {
-    "admin.vm.List",        "admin.vm.property.Get", "admin.vm.property.GetAll",
-    "admin.vm.volume.Info", "admin.vm.feature.List", "admin.vm.property.Set"};
+static const char *const call_names[] = {"admin.vm.List",
+                                         "admin.vm.property.Get",
+                                         "admin.vm.property.GetAll",
+                                         "admin.vm.volume.Info",
+                                         "admin.vm.feature.List",
+                                         "admin.vm.property.Set",
+                                         "internal.GetSystemInfo"};
 
 typedef struct {
     const char *socket;
@@ -392,6 +404,58 @@ static void run_all(const char *who, const char *socket, CallKind last,
     }
 }
 
+/* internal.GetSystemInfo on @isock: its figures from one client, and
+ * (with @socket) the medians after a change; returns the median time of
+ * the answer after a change and a call of another method (ms; 0 when not
+ * measured). */
+static double sysinfo_figures(const char *who, const char *isock,
+                              const char *socket, guint calls, int runs,
+                              guint n_appvms, double *cps_out)
+{
+    Figures f[runs];
+    for (int r = 0; r < runs; r++)
+        f[r] = run_calls(isock, CALL_SYSINFO, 1, calls, n_appvms,
+                         (guint32)(r * 1000 + 7));
+    print_figures(who, CALL_SYSINFO, 1, f, runs, cps_out);
+    if (!socket)
+        return 0;
+    enum { N = 21 };
+    double t[N], other[N], again[N];
+    for (int i = 0; i < N; i++) {
+        g_autofree char *vm = appvm_name((guint)i % n_appvms);
+        /* a change, then at once the answer: t; another change, a call
+         * of another method, then the answer: other; once more: again */
+        for (int k = 0; k < 3; k++) {
+            g_autoptr(GError) error = NULL;
+            g_autofree char *tag = g_strdup_printf("bench-%d-%d", i, k);
+            if (k < 2) {
+                g_autoptr(GBytes) set =
+                    qa_call_raw(socket, "dom0", "admin.vm.tag.Set", vm, tag,
+                                NULL, 0, &error);
+                if (!set)
+                    die("admin.vm.tag.Set", error);
+            }
+            if (k == 1) {
+                g_autoptr(GBytes) get =
+                    qa_call_raw(socket, "dom0", "admin.vm.property.Get", vm,
+                                "label", NULL, 0, &error);
+            }
+            double t0 = now_ms();
+            g_autoptr(GBytes) out =
+                qa_call_raw(isock, "dom0", call_names[CALL_SYSINFO], "dom0", "",
+                            NULL, 0, &error);
+            (k == 0 ? t : k == 1 ? other : again)[i] = now_ms() - t0;
+            if (!out)
+                die("internal.GetSystemInfo after a change", error);
+        }
+    }
+    printf("%-9s %-25s after a change %.3f ms; after a change and a "
+           "property.Get %.3f ms; the call after that %.3f ms (medians)\n",
+           who, call_names[CALL_SYSINFO], bench_median(t, N),
+           bench_median(other, N), bench_median(again, N));
+    return bench_median(other, N);
+}
+
 static const char *verdict(gboolean met)
 {
     return met ? "met" : "NOT met";
@@ -481,6 +545,17 @@ int main(int argc, char **argv)
     Results ours = {0};
     run_all("ours", socket, CALL_SET, counts, (guint)calls, runs, n_appvms,
             &ours);
+    g_autofree char *isock =
+        g_build_filename(base, "qubesd.internal.sock", NULL);
+    double rebuilt_ms =
+        sysinfo_figures("ours", isock, socket, MAX((guint)calls / 10, 10), runs,
+                        n_appvms, &ours.cps[CALL_SYSINFO][0]);
+    double sysinfo_ms = 1000.0 / ours.cps[CALL_SYSINFO][0];
+    printf("internal.GetSystemInfo with %d domains: %.3f ms a call from its "
+           "cache, %.3f ms with the changed qube's text made anew (target < "
+           "2: %s)\n",
+           domains, sysinfo_ms, rebuilt_ms,
+           verdict(sysinfo_ms < 2 && rebuilt_ms < 2));
     double rss = status_mib(p, "VmRSS"), hwm = status_mib(p, "VmHWM");
     printf("qubesd resident memory with %d domains: %.1f MiB now, %.1f MiB "
            "at its peak (target < 50: %s)\n",
@@ -501,6 +576,10 @@ int main(int argc, char **argv)
         Results ref = {0};
         run_all("reference", ref_socket, N_READS - 1, counts, (guint)ref_calls,
                 MIN(runs, 3), n_appvms, &ref);
+        g_autofree char *ref_isock = g_strconcat(ref_socket, ".internal", NULL);
+        sysinfo_figures("reference", ref_isock, NULL,
+                        MAX((guint)ref_calls / 10, 10), MIN(runs, 3), n_appvms,
+                        &ref.cps[CALL_SYSINFO][0]);
         printf("reference resident memory: %.1f MiB now, %.1f MiB at its "
                "peak\n",
                status_mib(r, "VmRSS"), status_mib(r, "VmHWM"));
@@ -513,6 +592,9 @@ int main(int argc, char **argv)
                        "(target >= 10: %s)\n",
                        call_names[k], counts[i], ratio, verdict(ratio >= 10));
             }
+        printf("ratio     %-25s clients=1  %6.1fx the reference\n",
+               call_names[CALL_SYSINFO],
+               ours.cps[CALL_SYSINFO][0] / ref.cps[CALL_SYSINFO][0]);
     }
     guint last = g_strv_length(counts) - 1;
     printf("list_cps=%.0f get_cps=%.0f load_ms=%.2f save_ms=%.2f "

@@ -1,11 +1,13 @@
 /* fuzz-dispatch: the whole Admin API dispatcher, as a hostile client
  * drives it. Each input becomes one request sent over qubesd's own
- * sockets (server.c, the admin one or the internal one) to a server in
+ * sockets (server.c: the admin, internal or misc one, by the method's
+ * prefix) to a server in
  * this process, over a system on tmpfs seeded with qubes of every class
  * (a template, AppVMs, a network qube, a standalone, a disposable
  * template and one of its DispVMs, a RemoteVM, a qube in a second pool),
  * pools, labels, device assignments and deny lists, firewall rules,
- * notes, features (preload lists among them) and tags. No hypervisor:
+ * notes, features (preload lists among them), tags, and QubesDB
+ * features requests of a template and an AppVM. No hypervisor:
  * the runtime is absent, as with qubesd --offline.
  *
  * An input is either a raw request (first byte with bit 7 set: the rest
@@ -53,6 +55,7 @@ static char *top;   /* the temporary folder: base/, sockets */
 static char *base;  /* the qubes' base folder */
 static char *sock;  /* the admin socket */
 static char *isock; /* the internal socket */
+static char *msock; /* the misc socket */
 static QubesApp *app;
 static Server *srv;
 static guint inputs;
@@ -324,10 +327,12 @@ static void call(const char *method, const char *arg, const char *src,
     memcpy(req, head, hlen);
     if (plen)
         memcpy(req + hlen, payload, plen);
-    gboolean internal = g_str_has_prefix(method, "internal.");
+    const char *path = g_str_has_prefix(method, "internal.") ? isock
+                       : g_str_has_prefix(method, "qubes.")  ? msock
+                                                             : sock;
     gboolean stream = strcmp(method, "admin.Events") == 0 ||
                       strcmp(method, "admin.vm.Stats") == 0;
-    roundtrip(internal ? isock : sock, req, hlen + plen, stream);
+    roundtrip(path, req, hlen + plen, stream);
 }
 
 static void seed(const char *method, const char *dest, const char *arg,
@@ -370,6 +375,35 @@ static void make_system(void)
     /* no profile: a backup would spend seconds deriving keys per call */
     g_free(srv->api->backup_dir);
     srv->api->backup_dir = g_build_filename(top, "backup-profiles", NULL);
+    g_free(srv->api->qubesdb_dir);
+    srv->api->qubesdb_dir = g_build_filename(top, "qubesdb", NULL);
+    g_free(srv->api->paused_list);
+    srv->api->paused_list = g_build_filename(top, "paused.list", NULL);
+    /* what a template and an AppVM ask for (qubes.FeaturesRequest) */
+    static const char *const requests[] = {
+        "tpl/features-request/qrexec",
+        "1",
+        "tpl/features-request/os-version",
+        "12",
+        "tpl/features-request/boot-mode.kernelopts.m",
+        "a b",
+        "tpl/features-request/boot-mode.name.m",
+        "M",
+        "tpl/features-request/supported-service.x",
+        "1",
+        "work/features-request/supported-rpc.y",
+        "1",
+        "work/qubes-tools/os",
+        "Windows",
+        "work/qubes-tools/qrexec",
+        "1",
+        NULL};
+    for (const char *const *r = requests; *r; r += 2) {
+        g_autofree char *p = g_build_filename(top, "qubesdb", r[0], NULL);
+        g_autofree char *dir = g_path_get_dirname(p);
+        g_mkdir_with_parents(dir, 0755);
+        g_file_set_contents(p, r[1], -1, NULL);
+    }
     g_autofree char *pdir = g_build_filename(top, "p2", NULL);
     g_autofree char *padd =
         g_strdup_printf("name=p2\ndir_path=%s\nrevisions_to_keep=2\n", pdir);
@@ -462,13 +496,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     base = g_build_filename(top, "qubes", NULL);
     sock = g_build_filename(top, "qubesd.sock", NULL);
     isock = g_build_filename(top, "qubesd.internal.sock", NULL);
+    msock = g_build_filename(top, "qubesd.misc.sock", NULL);
     methods = g_ptr_array_new();
     const Method *const tables[] = {
         api_vm_methods,       api_lifecycle_methods, api_property_methods,
         api_feature_methods,  api_tag_methods,       api_label_methods,
         api_pool_methods,     api_volume_methods,    api_notes_methods,
         api_firewall_methods, api_device_methods,    api_events_methods,
-        api_internal_methods,
+        api_import_methods,   api_internal_methods,  api_misc_methods,
     };
     for (guint i = 0; i < G_N_ELEMENTS(tables); i++)
         add_method_names(tables[i]);

@@ -479,7 +479,7 @@ const Method api_volume_methods[] = {
     {NULL},
 };
 
-const Method api_internal_methods[] = {
+const Method api_import_methods[] = {
     {"internal.vm.volume.ImportBegin", M_INTERNAL | M_ARG, import_begin},
     {"internal.vm.volume.ImportEnd", M_INTERNAL | M_ARG | M_PAYLOAD,
      import_end},

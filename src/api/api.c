@@ -8,15 +8,26 @@ static const Method *const tables[] = {
     api_feature_methods,  api_tag_methods,       api_label_methods,
     api_pool_methods,     api_volume_methods,    api_notes_methods,
     api_firewall_methods, api_device_methods,    api_events_methods,
-    api_backup_methods,   api_internal_methods,
+    api_backup_methods,   api_import_methods,    api_internal_methods,
+    api_misc_methods,
 };
 
-const Method *api_find_method(const char *name, gboolean internal,
+/* The socket a method is served on, from its flags. */
+static ApiSocket method_socket(const Method *m)
+{
+    if (m->flags & M_INTERNAL)
+        return API_SOCKET_INTERNAL;
+    if (m->flags & M_MISC)
+        return API_SOCKET_MISC;
+    return API_SOCKET_ADMIN;
+}
+
+const Method *api_find_method(const char *name, ApiSocket socket,
                               char **endpoint)
 {
     for (guint t = 0; t < G_N_ELEMENTS(tables); t++) {
         for (const Method *m = tables[t]; m->name; m++) {
-            if ((m->flags & M_INTERNAL) && !internal)
+            if (method_socket(m) != socket)
                 continue;
             if (m->flags & M_PREFIX) {
                 size_t n = strlen(m->name);
@@ -37,6 +48,8 @@ ApiState *api_state_new(void)
     ApiState *s = g_new0(ApiState, 1);
     s->policy_dir = g_strdup("/etc/qubes/policy.d");
     s->backup_dir = g_strdup("/etc/qubes/backup");
+    s->paused_list = g_strdup("/var/run/qubes/previously-paused.list");
+    s->qubesdb_dir = g_strdup("/var/run/qubes/qubesdb");
     s->backups = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     s->clone_tokens = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                             (GDestroyNotify)qubes_volume_unref);
@@ -54,8 +67,11 @@ void api_state_free(ApiState *state)
         return;
     g_free(state->policy_dir);
     g_free(state->backup_dir);
+    g_free(state->paused_list);
+    g_free(state->qubesdb_dir);
     g_free(state->dom0_home);
     g_hash_table_unref(state->backups);
     g_hash_table_unref(state->clone_tokens);
+    qubes_system_info_free(state->system_info);
     g_free(state);
 }

@@ -5,8 +5,11 @@
  * list, create, remove), admin-lifecycle.c (start, stop, state),
  * admin-property.c, admin-feature.c, admin-tag.c, admin-label.c, admin-pool.c,
  * admin-volume.c, admin-notes.c, admin-events.c, admin-backup.c (with
- * backup-run.c, the writing of one backup), and internal.c (the internal
- * socket's import methods). api.c joins the tables and finds a method by name.
+ * backup-run.c, the writing of one backup); on the internal socket,
+ * admin-volume.c's import methods and internal.c (the system's summary
+ * for qrexec's policy, the host's suspend); on the misc socket, misc.c
+ * (what qubes report about themselves). api.c joins the tables and finds a
+ * method by name.
  *
  * A method runs on the main thread with a Call: the request's validated
  * header (source and destination domains, method name, argument) and its
@@ -23,6 +26,7 @@
 #include <glib.h>
 
 #include "app.h"
+#include "system-info.h"
 
 G_BEGIN_DECLS
 
@@ -44,12 +48,24 @@ typedef enum {
     M_NO_PAYLOAD = 1 << 0, /* payload must be empty ("unexpected payload") */
     M_DOM0 = 1 << 1,       /* destination must be dom0 */
     M_NO_ARG = 1 << 2,     /* argument must be empty */
-    M_INTERNAL = 1 << 3,   /* only on the internal socket */
+    M_INTERNAL = 1 << 3,   /* on the internal socket (not the admin one) */
     M_PREFIX = 1 << 4,     /* name is a prefix: admin.vm.Create.<class> */
     M_NOT_DOM0 = 1 << 5,   /* destination must not be dom0 */
     M_ARG = 1 << 6,        /* argument must not be empty */
     M_PAYLOAD = 1 << 7,    /* payload must not be empty */
+    M_MISC = 1 << 8,       /* on the misc socket (not the admin one) */
 } MethodFlags;
+
+/* qubesd's sockets; each serves its own methods only, as the
+ * reference's (qubes/api/admin.py, internal.py, misc.py). */
+typedef enum {
+    API_SOCKET_ADMIN,    /* qubesd.sock: admin.* */
+    API_SOCKET_INTERNAL, /* qubesd.internal.sock: internal.* (dom0's
+                            components: qrexec's policy, the importers) */
+    API_SOCKET_MISC,     /* qubesd.misc.sock: qubes.* (what qubes report
+                            through qrexec services) */
+    API_N_SOCKETS
+} ApiSocket;
 
 struct _Method {
     const char *name;
@@ -68,6 +84,12 @@ struct _ApiState {
     char *backup_dir;
     char *dom0_home;
     GHashTable *backups;
+    /* the folder of the qubes' QubesDB entries (qube-db.h) */
+    char *qubesdb_dir;
+    /* the qubes paused before the host's suspend (internal.c) */
+    char *paused_list;
+    /* internal.GetSystemInfo's cache, made at its first call */
+    QubesSystemInfo *system_info;
 };
 
 ApiState *api_state_new(void);
@@ -92,10 +114,9 @@ struct _Call {
  * reference never filters. */
 gboolean api_src_is_dom0(Call *call);
 
-/* The method called @name (NULL when none). @internal: the internal
- * socket, which also serves M_INTERNAL methods. *@endpoint is set (new)
- * for an M_PREFIX method. */
-const Method *api_find_method(const char *name, gboolean internal,
+/* The method called @name that @socket serves (NULL when none).
+ * *@endpoint is set (new) for an M_PREFIX method. */
+const Method *api_find_method(const char *name, ApiSocket socket,
                               char **endpoint);
 
 /* The tables of each area, ended by a NULL name. */
@@ -112,7 +133,9 @@ extern const Method api_firewall_methods[];
 extern const Method api_device_methods[];
 extern const Method api_events_methods[];
 extern const Method api_backup_methods[];
+extern const Method api_import_methods[];
 extern const Method api_internal_methods[];
+extern const Method api_misc_methods[];
 
 /* ---- provided by the transport ---- */
 

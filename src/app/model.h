@@ -15,6 +15,8 @@
  *   qube-files.h      a qube's notes, its folder made and removed
  *   app.h             the app: loading, checking and saving qubes.xml,
  *                     labels, pools, adding and removing qubes
+ *   features-request.h  what a qube asks to have recorded about itself
+ *                     (master's extensions' features-request handlers)
  *
  * Each room calls only rooms above it in this list (app.h includes them
  * all, for the callers outside src/app). All functions run on the thread

@@ -8,7 +8,8 @@
  * Loads DIR/qubes.xml (making a new system when there is none), connects
  * to the hypervisor through libvirt (adopting the qubes that run and
  * bringing the storage of halted ones to rest), and serves the Admin API
- * on PATH and on qubesd.internal.sock beside it until SIGTERM or SIGINT,
+ * on PATH, with qubesd.internal.sock (dom0's components) and
+ * qubesd.misc.sock (what qubes report) beside it, until SIGTERM or SIGINT,
  * when it saves qubes.xml and exits. Running qubes keep running.
  */
 #include "hostdev.h"
@@ -172,6 +173,8 @@ int main(int argc, char **argv)
     setlocale(LC_ALL, "");
     g_autofree char *base_dir = NULL;
     g_autofree char *socket_path = NULL;
+    g_autofree char *qubesdb_dir = NULL;
+    g_autofree char *suspend_list = NULL;
     g_autofree char *policy_dir = NULL;
     g_autofree char *backup_dir = NULL;
     g_autofree char *dom0_home = NULL;
@@ -195,7 +198,8 @@ int main(int argc, char **argv)
          "DIR"},
         {"socket", 0, 0, G_OPTION_ARG_FILENAME, &socket_path,
          "Admin API socket (default /var/run/qubesd.sock); the internal "
-         "socket qubesd.internal.sock goes beside it",
+         "socket qubesd.internal.sock and the misc socket qubesd.misc.sock "
+         "go beside it",
          "PATH"},
         {"policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir,
          "The qrexec policy, consulted for what a qube other than dom0 may "
@@ -257,6 +261,15 @@ int main(int argc, char **argv)
          "PATH"},
         {"no-autostart", 0, 0, G_OPTION_ARG_NONE, &no_autostart,
          "Start no qube by itself", NULL},
+        {"qubesdb-dir", 0, 0, G_OPTION_ARG_FILENAME, &qubesdb_dir,
+         "The qubes' QubesDB entries that the misc socket reads, "
+         "DIR/QUBE/features-request/NAME (default /var/run/qubes/qubesdb)",
+         "DIR"},
+        {"suspend-list", 0, 0, G_OPTION_ARG_FILENAME, &suspend_list,
+         "Where internal.SuspendPre lists the qubes that were paused "
+         "already, for SuspendPost to leave paused (default "
+         "/var/run/qubes/previously-paused.list)",
+         "PATH"},
         {"log-dir", 0, 0, G_OPTION_ARG_FILENAME, &log_dir,
          "Where the qubes' console logs go, guest-NAME.log (default "
          "/var/log/qubes)",
@@ -356,6 +369,14 @@ int main(int argc, char **argv)
         srv->api->backup_dir = g_strdup(backup_dir);
     }
     srv->api->dom0_home = g_strdup(dom0_home);
+    if (qubesdb_dir) {
+        g_free(srv->api->qubesdb_dir);
+        srv->api->qubesdb_dir = g_strdup(qubesdb_dir);
+    }
+    if (suspend_list) {
+        g_free(srv->api->paused_list);
+        srv->api->paused_list = g_strdup(suspend_list);
+    }
     if (policy_dir) {
         g_free(srv->api->policy_dir);
         srv->api->policy_dir = g_strdup(policy_dir);

@@ -22,8 +22,8 @@ char call_async_marker[1];
 struct _Conn {
     gint ref;
     Server *srv;
-    int fd; /* the client's socket, non-blocking; -1 once closed */
-    gboolean internal;
+    int fd;           /* the client's socket, non-blocking; -1 once closed */
+    ApiSocket socket; /* the socket it came in on */
     GByteArray *buf;
     guint8 chunk[16384];
     GQueue out;
@@ -434,7 +434,12 @@ static void save_thread(GTask *task, gpointer src, gpointer task_data,
 {
     SaveJob *s = task_data;
     GError *err = NULL;
-    if (qubes_xml_save(s->xml, s->path, &err))
+    gboolean ok = qubes_xml_save(s->xml, s->path, &err);
+    /* The snapshot is freed here, not with the task on the main thread:
+     * with a thousand qubes that is milliseconds the next call would
+     * wait. */
+    g_clear_pointer(&s->xml, qubes_xml_free);
+    if (ok)
         g_task_return_boolean(task, TRUE);
     else
         g_task_return_error(task, err);
@@ -619,7 +624,7 @@ static gboolean protocol_error(GError **error, const char *why)
     return FALSE;
 }
 
-static gboolean prepare(Call *call, QubesRequest *req, gboolean internal,
+static gboolean prepare(Call *call, QubesRequest *req, ApiSocket socket,
                         GError **error)
 {
     call->src = decode_vm(call->app, req->untrusted_src, error);
@@ -628,8 +633,7 @@ static gboolean prepare(Call *call, QubesRequest *req, gboolean internal,
     call->dest = decode_vm(call->app, req->untrusted_dest, error);
     if (!call->dest)
         return FALSE;
-    call->method =
-        api_find_method(call->method_name, internal, &call->endpoint);
+    call->method = api_find_method(call->method_name, socket, &call->endpoint);
     if (!call->method) {
         g_autofree char *r = qubes_py_repr(call->method_name);
         g_autofree char *why = g_strdup_printf("no such method: %s", r);
@@ -679,7 +683,7 @@ static void handle_request(Conn *c)
     call->arg = g_strdup(req->untrusted_arg);
     call->untrusted_payload = g_bytes_ref(req->untrusted_payload);
     GError *err = NULL;
-    if (!prepare(call, req, c->internal, &err)) {
+    if (!prepare(call, req, c->socket, &err)) {
         call_fail(call, err);
         return;
     }
@@ -754,8 +758,8 @@ static gboolean on_readable(gint fd, GIOCondition cond, gpointer data)
     return again ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
-/* A new client on the admin socket (@internal: the internal one). */
-static void conn_new(Server *srv, int fd, gboolean internal)
+/* A new client on @socket. */
+static void conn_new(Server *srv, int fd, ApiSocket socket)
 {
     if (srv->connections >= srv->max_connections) {
         Conn *oldest = g_queue_peek_head(&srv->reading);
@@ -772,7 +776,7 @@ static void conn_new(Server *srv, int fd, gboolean internal)
     c->ref = 1; /* the open connection's own reference */
     c->srv = srv;
     c->fd = fd;
-    c->internal = internal;
+    c->socket = socket;
     c->buf = g_byte_array_new();
     g_queue_init(&c->out);
     srv->connections++;
@@ -788,19 +792,20 @@ static void conn_new(Server *srv, int fd, gboolean internal)
 static gboolean on_accept(gint lfd, GIOCondition cond, gpointer data)
 {
     Server *srv = data;
-    gboolean internal = lfd == srv->internal_fd;
+    ApiSocket socket = API_SOCKET_ADMIN;
+    while (socket + 1 < API_N_SOCKETS && srv->sockets[socket].fd != lfd)
+        socket++;
     for (int i = 0; i < 64; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                g_warning("accept on %s: %s",
-                          internal ? srv->internal_path : srv->socket_path,
+                g_warning("accept on %s: %s", srv->sockets[socket].path,
                           g_strerror(errno));
             break;
         }
-        conn_new(srv, fd, internal);
+        conn_new(srv, fd, socket);
     }
     return G_SOURCE_CONTINUE;
 }
@@ -857,8 +862,8 @@ static int listen_on(Server *srv, const char *path, mode_t mode, guint *watch,
             close(fd);
         return -1;
     }
-    /* Mode 0660 and group qubes for the admin socket (as the reference's
-     * unit), 0600 for the internal one. */
+    /* Mode 0660 and group qubes for the admin and misc sockets (as the
+     * reference's), 0600 for the internal one (server.h). */
     struct group *gr = mode & 0070 ? getgrnam("qubes") : NULL;
     if (gr && chown(path, (uid_t)-1, gr->gr_gid) != 0)
         g_warning("cannot give %s to group qubes: %s", path, g_strerror(errno));
@@ -874,12 +879,23 @@ static int listen_on(Server *srv, const char *path, mode_t mode, guint *watch,
 
 Server *server_new(QubesApp *app, const char *socket_path, GError **error)
 {
+    static const struct {
+        const char *name; /* beside the admin socket; NULL: PATH */
+        mode_t mode;
+    } kinds[API_N_SOCKETS] = {
+        [API_SOCKET_ADMIN] = {NULL, 0660},
+        [API_SOCKET_INTERNAL] = {"qubesd.internal.sock", 0600},
+        [API_SOCKET_MISC] = {"qubesd.misc.sock", 0660},
+    };
     Server *srv = g_new0(Server, 1);
-    srv->listen_fd = srv->internal_fd = -1;
-    srv->app = app;
-    srv->socket_path = g_strdup(socket_path);
     g_autofree char *dir = g_path_get_dirname(socket_path);
-    srv->internal_path = g_build_filename(dir, "qubesd.internal.sock", NULL);
+    for (guint k = 0; k < API_N_SOCKETS; k++) {
+        srv->sockets[k].fd = -1;
+        srv->sockets[k].path = kinds[k].name
+                                   ? g_build_filename(dir, kinds[k].name, NULL)
+                                   : g_strdup(socket_path);
+    }
+    srv->app = app;
     srv->api = api_state_new();
     srv->save_waiting =
         g_ptr_array_new_with_free_func((GDestroyNotify)job_free);
@@ -894,14 +910,13 @@ Server *server_new(QubesApp *app, const char *socket_path, GError **error)
         server_free(srv);
         return NULL;
     }
-    srv->listen_fd =
-        listen_on(srv, socket_path, 0660, &srv->listen_watch, error);
-    if (srv->listen_fd >= 0)
-        srv->internal_fd = listen_on(srv, srv->internal_path, 0600,
-                                     &srv->internal_watch, error);
-    if (srv->listen_fd < 0 || srv->internal_fd < 0) {
-        server_free(srv);
-        return NULL;
+    for (guint k = 0; k < API_N_SOCKETS; k++) {
+        srv->sockets[k].fd = listen_on(srv, srv->sockets[k].path, kinds[k].mode,
+                                       &srv->sockets[k].watch, error);
+        if (srv->sockets[k].fd < 0) {
+            server_free(srv);
+            return NULL;
+        }
     }
     return srv;
 }
@@ -917,19 +932,15 @@ void server_free(Server *srv)
     Conn *c;
     while ((c = g_queue_peek_head(&srv->reading)))
         conn_close(c);
-    if (srv->listen_fd >= 0) {
-        g_source_remove(srv->listen_watch);
-        close(srv->listen_fd);
-        unlink(srv->socket_path);
-    }
-    if (srv->internal_fd >= 0) {
-        g_source_remove(srv->internal_watch);
-        close(srv->internal_fd);
-        unlink(srv->internal_path);
+    for (guint k = 0; k < API_N_SOCKETS; k++) {
+        if (srv->sockets[k].fd >= 0) {
+            g_source_remove(srv->sockets[k].watch);
+            close(srv->sockets[k].fd);
+            unlink(srv->sockets[k].path);
+        }
+        g_free(srv->sockets[k].path);
     }
     api_state_free(srv->api);
     g_ptr_array_unref(srv->save_waiting);
-    g_free(srv->socket_path);
-    g_free(srv->internal_path);
     g_free(srv);
 }

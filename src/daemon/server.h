@@ -1,7 +1,10 @@
 /* server.h: qubesd's sockets, connections and calls.
  *
- * The server listens on the admin socket and on the internal one (the
- * latter root-only, serving internal.* methods too). A connection carries
+ * The server listens on three sockets, each serving its own methods
+ * (api.h ApiSocket): the admin socket (PATH, mode 0660, group qubes),
+ * and beside it qubesd.internal.sock (root only, 0600) and
+ * qubesd.misc.sock (0660, group qubes, as the admin one: qrexec's
+ * services reach it as dom0's user). A connection carries
  * one request (SPEC 5): it is read to EOF (at most 64 KiB), parsed,
  * dispatched to a method, and answered once, except admin.Events which
  * streams until the client goes away.
@@ -47,10 +50,12 @@ typedef enum {
 struct _Server {
     QubesApp *app;
     GMainLoop *loop;
-    int listen_fd, internal_fd; /* the admin and internal sockets */
-    guint listen_watch, internal_watch;
-    char *socket_path;
-    char *internal_path;
+    /* the listening sockets, by ApiSocket; fd -1 when not open */
+    struct {
+        int fd;
+        guint watch;
+        char *path;
+    } sockets[API_N_SOCKETS];
     ApiState *api;           /* the API's state between calls */
     GPtrArray *save_waiting; /* calls waiting for the next save */
     GPtrArray *save_batch;   /* calls the running save answers, or NULL */

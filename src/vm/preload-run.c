@@ -661,6 +661,37 @@ void qubes_preload_start(QubesPreload *p, QubesDomain *appvm,
     preload_event(p, appvm, "domain-preload-dispvm-start", reason, NULL, 0);
 }
 
+/* get_preload_templates: the AppVMs made disposable templates whose
+ * maximum (their own, or dom0's for the system's default_dispvm) is not
+ * 0 (new array of held domains). */
+static GPtrArray *preload_templates(QubesApp *app)
+{
+    GPtrArray *out =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_domain_unref);
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        if (strcmp(d->klass->name, "AppVM") == 0 &&
+            qubes_domain_flag(d, "template_for_dispvms") &&
+            qubes_preload_max(d) > 0)
+            g_ptr_array_add(out, qubes_domain_ref(d));
+    }
+    return out;
+}
+
+void qubes_preload_remove_all(QubesPreload *p, const char *reason)
+{
+    g_autoptr(GPtrArray) all = preload_templates(p->app);
+    for (guint i = 0; i < all->len; i++)
+        remove_excess(p, all->pdata[i], 0, reason);
+}
+
+void qubes_preload_start_all(QubesPreload *p, const char *reason)
+{
+    g_autoptr(GPtrArray) all = preload_templates(p->app);
+    for (guint i = 0; i < all->len; i++)
+        qubes_preload_start(p, all->pdata[i], reason);
+}
+
 /* fill_preload_gap: after a request, the gap is filled (later, so as not
  * to slow the request down). */
 static void fill_gap(QubesPreload *p, QubesDomain *appvm)

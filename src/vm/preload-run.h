@@ -19,6 +19,12 @@ void qubes_preload_startup(QubesPreload *p);
  * brought to its maximum (the excess removed, the gap filled). */
 void qubes_preload_start(QubesPreload *p, QubesDomain *appvm,
                          const char *reason);
+/* The host's suspend (internal.SuspendPre and SuspendPost, as master's
+ * get_preload_templates): every disposable template that preloads loses
+ * all its preloaded DispVMs, logged with @reason; after the resume each
+ * gets domain-preload-dispvm-start with @reason and is filled again. */
+void qubes_preload_remove_all(QubesPreload *p, const char *reason);
+void qubes_preload_start_all(QubesPreload *p, const char *reason);
 /* A preloaded DispVM of @appvm for admin.vm.CreateDisposable: taken off
  * the list, unpaused, the user's. Finish gives it (a reference), or
  * NULL when none is ready: the caller makes a new one. */

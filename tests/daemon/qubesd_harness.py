@@ -169,14 +169,21 @@ class Daemon:
         except OSError:
             return ''
 
-    def raw(self, data, shutdown=True, internal=False, timeout=60):
-        """The bytes answered to @data on the admin socket (@internal:
-        the internal one), waiting at most @timeout seconds for each part
-        (None: as long as it takes)."""
+    def socket_path(self, which='admin'):
+        """The path of qubesd's admin, internal or misc socket."""
+        if which == 'admin':
+            return self.sock
+        return os.path.join(self.sockdir, 'qubesd.%s.sock' % which)
+
+    def raw(self, data, shutdown=True, internal=False, timeout=60,
+            which='admin'):
+        """The bytes answered to @data on the admin socket (@internal or
+        @which 'internal': the internal one; @which 'misc': the misc one),
+        waiting at most @timeout seconds for each part (None: as long as
+        it takes)."""
         s = socket.socket(socket.AF_UNIX)
         s.settimeout(timeout)
-        s.connect(os.path.join(self.sockdir, 'qubesd.internal.sock')
-                  if internal else self.sock)
+        s.connect(self.socket_path('internal' if internal else which))
         try:
             s.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
@@ -218,13 +225,14 @@ class Daemon:
         return buf
 
     def call(self, method, dest='dom0', arg='', payload=b'', src='dom0',
-             timeout=60):
+             timeout=60, which='admin'):
         if isinstance(payload, str):
             payload = payload.encode()
         # The header exactly as the qubesadmin client (QubesLocal) writes
         # it: '+' even with no argument.
         return parse(self.raw(('%s+%s %s name %s' % (method, arg, src, dest))
-                              .encode() + b'\0' + payload, timeout=timeout))
+                              .encode() + b'\0' + payload, timeout=timeout,
+                              which=which))
 
     def ok(self, method, dest='dom0', arg='', payload=b'', timeout=60):
         r = self.call(method, dest, arg, payload, timeout=timeout)
