@@ -316,8 +316,38 @@ static gboolean on_pre_reset_netvm(QubesEvent *ev, gpointer data,
     return qubes_net_check_netvm(dom, net, error);
 }
 
+/* core_features' servicevm: a qube that provides network has the
+ * feature servicevm (its icon follows), one that stops providing it loses
+ * it. */
+static gboolean on_provides_network(QubesEvent *ev, gpointer data,
+                                    GError **error)
+{
+    QubesDomain *d = qubes_domain_of_emitter(ev->subject);
+    gboolean changed = TRUE;
+    if (qubes_domain_flag(d, "provides_network")) {
+        if (!qubes_domain_feature_set(d, "servicevm", "1", error))
+            return FALSE;
+    } else if (qubes_domain_feature_get(d, "servicevm")) {
+        if (!qubes_domain_feature_remove(d, "servicevm", error))
+            return FALSE;
+    } else {
+        changed = FALSE;
+    }
+    if (changed) {
+        const char *kw[] = {"name", "icon", NULL};
+        g_autoptr(GPtrArray) fx =
+            qubes_emitter_fire(&d->emitter, "property-reset:icon", kw, NULL);
+    }
+    return TRUE;
+}
+
 void qubes_net_register_handlers(QubesApp *app)
 {
+    static const char *const provides[] = {"property-set:provides_network",
+                                           "property-reset:provides_network"};
+    for (guint i = 0; i < G_N_ELEMENTS(provides); i++)
+        qubes_event_add_class_handler(app->registry, "QubesVM", provides[i],
+                                      on_provides_network, 0, app, NULL);
     qubes_event_add_class_handler(app->registry, "QubesVM",
                                   "property-pre-reset:netvm",
                                   on_pre_reset_netvm, 0, app, NULL);

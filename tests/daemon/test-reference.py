@@ -358,6 +358,17 @@ def test_disposables_and_remote():
     ok('admin.vm.property.Reset', 'remote1', 'relayvm')
     assert not [t for t in ok('admin.vm.tag.List', 'remote1').split()
                 if t.startswith('relayvm-')]
+    # S ext/core_features.py: servicevm follows provides_network, and
+    # the icon with it
+    ok('admin.vm.property.Set', VM, 'provides_network', b'True')
+    assert 'servicevm' in ok('admin.vm.feature.List', VM).split()
+    ok('admin.vm.feature.Get', VM, 'servicevm', want='1')
+    ok('admin.vm.property.Get', VM, 'icon',
+       want='default=True type=str servicevm-red')
+    ok('admin.vm.property.Reset', VM, 'provides_network')
+    assert 'servicevm' not in ok('admin.vm.feature.List', VM).split()
+    ok('admin.vm.property.Get', VM, 'icon',
+       want='default=True type=str appvm-red')
     ok('admin.vm.property.Set', 'remote1', 'transport_rpc', b'qubes.Relay')
     ok('admin.vm.property.Get', 'remote1', 'transport_rpc',
        want='default=False type=str qubes.Relay')
