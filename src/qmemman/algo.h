@@ -103,14 +103,13 @@ QmStatus qm_balance(const QmConfig *cfg, gint64 xen_free_mem, const QmDom *doms,
                     GArray *targets);
 
 /* sanitize_and_parse_meminfo(): what a VM wrote as its used memory (KiB
- * as decimal text). QM_MEMINFO_VALUE with @bytes the value x 1024 as
- * decimal text (any length, as Python's int), QM_MEMINFO_NONE when the
- * reference answers None, QM_MEMINFO_EXCEPTION where it raises (digits
- * that str.isdigit() takes and int() refuses, e.g. superscripts). */
+ * as decimal text), read as master reads it from xenstore, as bytes.
+ * QM_MEMINFO_VALUE with @bytes the value x 1024 as decimal text (any
+ * length, as Python's int), QM_MEMINFO_NONE when the reference answers
+ * None: empty, or anything but the ASCII digits (bytes.isdigit()). */
 typedef enum {
     QM_MEMINFO_VALUE,
     QM_MEMINFO_NONE,
-    QM_MEMINFO_EXCEPTION,
 } QmMeminfo;
 QmMeminfo qm_parse_meminfo(const char *untrusted, gsize len, char **bytes);
 

@@ -344,11 +344,7 @@ static char *op_meminfo(JsonNode *id, JsonNode *text)
         id ? json_node_copy(id) : json_node_new(JSON_NODE_NULL);
     json_generator_set_root(g, idc);
     g_autofree char *idtext = json_generator_to_data(g, NULL);
-    const char *decision =
-        r == QM_MEMINFO_VALUE ? NULL
-        : r == QM_MEMINFO_NONE
-            ? "\"mem_used\":null"
-            : "\"exception\":\"ValueError: invalid literal for int()\"";
+    const char *decision = "\"mem_used\":null";
     if (r == QM_MEMINFO_VALUE)
         return g_strdup_printf("{\"id\":%s,\"op\":\"meminfo\",\"decision\":{"
                                "\"mem_used\":%s}}",

@@ -354,6 +354,22 @@ static void test_stuck_and_garbage(Fixture *fx, gconstpointer data)
     put(f, 3, "memory/meminfo", "12abc");
     qm_daemon_watch(fx->d);
     g_assert_false(dom(fx, "3")->has_used);
+    /* digits other than ASCII ones (Arabic-Indic, superscript, full
+     * width): master's bytes.isdigit() refuses them, so do we */
+    static const char *const not_ascii[] = {"\xd9\xa1\xd9\xa2",
+                                            "2\xc2\xb2",
+                                            "\xef\xbc\x91\xef\xbc\x92",
+                                            " 123",
+                                            "123\n",
+                                            "+1"};
+    for (guint i = 0; i < G_N_ELEMENTS(not_ascii); i++) {
+        put(f, 3, "memory/meminfo", "3145728");
+        qm_daemon_watch(fx->d);
+        g_assert_true(dom(fx, "3")->has_used);
+        put(f, 3, "memory/meminfo", not_ascii[i]);
+        qm_daemon_watch(fx->d);
+        g_assert_false(dom(fx, "3")->has_used);
+    }
     /* and it goes with its directory */
     g_hash_table_remove(f->store, "/local/domain/3/domid");
     qm_daemon_watch(fx->d);
