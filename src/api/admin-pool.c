@@ -3,6 +3,7 @@
 
 #include "qubes-error.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static QubesPool *pool_arg(Call *call, GError **error)
@@ -40,6 +41,9 @@ typedef struct {
     QubesPoolUsage usage;
     gboolean have_usage;
     GHashTable *config;
+    GPtrArray *others; /* for Info: name, dir_path, ... of the other pools
+                          that have a folder, in qubes.xml's order */
+    char *included_in; /* the first of them holding this pool's folder */
 } PoolInfo;
 
 static void pool_info_free(PoolInfo *pi)
@@ -47,12 +51,46 @@ static void pool_info_free(PoolInfo *pi)
     qubes_pool_unref(pi->pool);
     if (pi->config)
         g_hash_table_unref(pi->config);
+    if (pi->others)
+        g_ptr_array_unref(pi->others);
+    g_free(pi->included_in);
     g_free(pi);
+}
+
+/* os.path.realpath: links resolved, a missing path taken as it is
+ * (new). */
+static char *real_path(const char *path)
+{
+    char *r = realpath(path, NULL);
+    if (!r)
+        return g_canonicalize_filename(path, "/");
+    char *out = g_strdup(r);
+    free(r);
+    return out;
+}
+
+/* search_pool_containing_dir (storage/__init__.py), for the pools with
+ * a folder: the first whose folder holds @dir (new name, NULL: none). */
+static char *pool_containing(GPtrArray *others, const char *dir)
+{
+    g_autofree char *want = real_path(dir);
+    for (guint i = 0; i + 1 < others->len; i += 2) {
+        g_autofree char *have = real_path(others->pdata[i + 1]);
+        gsize n = strlen(have);
+        if (strncmp(want, have, n) == 0 &&
+            (want[n] == '\0' || want[n] == '/' || strcmp(have, "/") == 0))
+            return g_strdup(others->pdata[i]);
+    }
+    return NULL;
 }
 
 static gboolean pool_usage_work(gpointer data, GError **error)
 {
     PoolInfo *pi = data;
+    const char *dir =
+        pi->config ? g_hash_table_lookup(pi->config, "dir_path") : NULL;
+    if (pi->others && dir)
+        pi->included_in = pool_containing(pi->others, dir);
     g_autoptr(GError) err = NULL;
     pi->have_usage = qubes_pool_usage_details(pi->pool, &pi->usage, &err);
     if (!pi->have_usage)
@@ -79,6 +117,8 @@ static char *pool_info_done(Call *call, gboolean ok, GError **error,
         g_string_append_printf(out, "usage=%" G_GUINT64_FORMAT "\n",
                                pi->usage.data_usage);
     }
+    if (pi->included_in)
+        g_string_append_printf(out, "included_in=%s\n", pi->included_in);
     return g_string_free(out, FALSE);
 }
 
@@ -101,6 +141,20 @@ static char *pool_info(Call *call, GError **error)
     PoolInfo *pi = g_new0(PoolInfo, 1);
     pi->pool = qubes_pool_ref(p);
     pi->config = qubes_pool_get_config(p);
+    /* master's included_in: the other pools' folders, read here, looked
+     * at on the worker */
+    pi->others = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < call->app->pools->len; i++) {
+        QubesPool *o = call->app->pools->pdata[i];
+        if (o == p)
+            continue;
+        g_autoptr(GHashTable) c = qubes_pool_get_config(o);
+        const char *dir = g_hash_table_lookup(c, "dir_path");
+        if (!dir)
+            continue;
+        g_ptr_array_add(pi->others, g_strdup(qubes_pool_get_name(o)));
+        g_ptr_array_add(pi->others, g_strdup(dir));
+    }
     call_run_worker(call, pool_usage_work, pool_info_done, pi,
                     (GDestroyNotify)pool_info_free);
     return CALL_ASYNC;

@@ -667,9 +667,11 @@ def test_pools():
     # S storage/__init__.py driver_parameters: __init__'s keyword order
     ok('admin.pool.ListDrivers', 'dom0', want='file-reflink revisions_to_keep '
        'dir_path setup_check ephemeral_volatile\nlinux-kernel dir_path\n')
+    # T test_152, S storage/kernels.py included_in: vm-kernels is in
+    # varlibqubes' folder
     info = ok('admin.pool.Info', 'dom0', 'linux-kernel')
     assert info == 'dir_path=%s/vm-kernels\ndriver=linux-kernel\n' \
-        'name=linux-kernel\n' % state['base'], info
+        'name=linux-kernel\nincluded_in=varlibqubes\n' % state['base'], info
     info = ok('admin.pool.Info', 'dom0', 'varlibqubes').splitlines()
     assert info[:2] == ['dir_path=%s' % state['base'],
                         'driver=file-reflink'], info
@@ -681,6 +683,19 @@ def test_pools():
     path = os.path.join(state['fs'].mnt, 'pools', 'test-pool')
     ok('admin.pool.Add', 'dom0', 'file-reflink',
        ('name=test-pool\ndir_path=%s\n' % path).encode(), want='')
+    # T test_150: a pool in no other's folder has no included_in
+    assert 'included_in' not in ok('admin.pool.Info', 'dom0', 'test-pool')
+    # S storage/__init__.py search_pool_containing_dir: links resolved
+    inner = os.path.join(state['base'], 'inner-pool')
+    link = os.path.join(state['fs'].mnt, 'pools', 'inner-link')
+    os.makedirs(inner)
+    os.symlink(inner, link)
+    ok('admin.pool.Add', 'dom0', 'file-reflink',
+       ('name=inner\ndir_path=%s\n' % link).encode(), want='')
+    assert ok('admin.pool.Info', 'dom0', 'inner').endswith(
+        'included_in=varlibqubes\n')
+    ok('admin.pool.Remove', 'dom0', 'inner', want='')
+    os.unlink(link)
     exc('admin.pool.Add', 'dom0', 'no-such-driver',
         b'name=test-pool2\nparam1=some-value\n', name='PermissionDenied')
     exc('admin.pool.Add', 'dom0', 'file-reflink',
