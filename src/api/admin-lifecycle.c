@@ -140,6 +140,38 @@ static char *vm_console(Call *call, GError **error)
 
 /* ---- state ---- */
 
+/* dom0 on a host that is not Xen is the host itself: its CPU time and
+ * what it uses, from /proc. */
+static gboolean host_stat(QubesDomainStat *s)
+{
+    g_autofree char *stat = NULL, *meminfo = NULL;
+    if (!g_file_get_contents("/proc/stat", &stat, NULL, NULL) ||
+        !g_file_get_contents("/proc/meminfo", &meminfo, NULL, NULL))
+        return FALSE;
+    guint64 f[8] = {0};
+    if (sscanf(stat,
+               "cpu %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+               " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+               " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+               " %" G_GUINT64_FORMAT,
+               &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7]) != 8)
+        return FALSE;
+    /* busy time: user nice system irq softirq steal, in clock ticks */
+    guint64 ticks = f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
+    s->cpu_time_ns = ticks * (G_GUINT64_CONSTANT(1000000000) /
+                              (guint64)sysconf(_SC_CLK_TCK));
+    guint64 total = 0, avail = 0;
+    const char *t = strstr(meminfo, "MemTotal:");
+    const char *a = strstr(meminfo, "MemAvailable:");
+    if (t)
+        total = g_ascii_strtoull(t + 9, NULL, 10);
+    if (a)
+        avail = g_ascii_strtoull(a + 13, NULL, 10);
+    s->memory_kb = total > avail ? total - avail : 0;
+    s->vcpus = g_get_num_processors();
+    return TRUE;
+}
+
 static char *state_line(QubesDomain *d, guint64 mem, guint64 max,
                         guint64 cputime)
 {
@@ -168,8 +200,13 @@ static char *vm_current_state(Call *call, GError **error)
 {
     QubesDomain *d = call->dest;
     if (d->qid == 0) {
-        guint64 mem = call->app->host_memory;
-        return state_line(d, mem, mem, 0);
+        /* adminvm.py: the memory dom0 has (here the host's), its maxmem
+         * in KiB, the CPU time it burned since it started */
+        QubesDomainStat host = {0};
+        host_stat(&host);
+        g_autofree char *maxmem = qubes_props_value(&d->props, "maxmem");
+        guint64 max = maxmem ? g_ascii_strtoull(maxmem, NULL, 10) * 1024 : 0;
+        return state_line(d, call->app->host_memory, max, host.cpu_time_ns);
     }
     if (qubes_domain_is_halted(d) || !call->app->runtime ||
         strcmp(d->klass->name, "RemoteVM") == 0) {
@@ -218,36 +255,6 @@ static void stats_call_gone(Stats *st)
         g_source_remove(st->timer);
     st->timer = 0;
     stats_unref(st);
-}
-
-static gboolean host_stat(QubesDomainStat *s)
-{
-    g_autofree char *stat = NULL, *meminfo = NULL;
-    if (!g_file_get_contents("/proc/stat", &stat, NULL, NULL) ||
-        !g_file_get_contents("/proc/meminfo", &meminfo, NULL, NULL))
-        return FALSE;
-    guint64 f[8] = {0};
-    if (sscanf(stat,
-               "cpu %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
-               " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
-               " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
-               " %" G_GUINT64_FORMAT,
-               &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7]) != 8)
-        return FALSE;
-    /* busy time: user nice system irq softirq steal, in clock ticks */
-    guint64 ticks = f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
-    s->cpu_time_ns = ticks * (G_GUINT64_CONSTANT(1000000000) /
-                              (guint64)sysconf(_SC_CLK_TCK));
-    guint64 total = 0, avail = 0;
-    const char *t = strstr(meminfo, "MemTotal:");
-    const char *a = strstr(meminfo, "MemAvailable:");
-    if (t)
-        total = g_ascii_strtoull(t + 9, NULL, 10);
-    if (a)
-        avail = g_ascii_strtoull(a + 13, NULL, 10);
-    s->memory_kb = total > avail ? total - avail : 0;
-    s->vcpus = g_get_num_processors();
-    return TRUE;
 }
 
 static void stats_round(Stats *st, GPtrArray *stats);

@@ -202,6 +202,15 @@ def test_current_state():
     maxmem = int(ok('admin.vm.property.Get', VM, 'maxmem').split()[-1])
     ok('admin.vm.CurrentState', VM, want='mem=0 mem_static_max=%d cputime=0 '
        'power_state=Halted' % (maxmem * 1024))
+    # S vm/adminvm.py get_mem, get_mem_static_max (maxmem in KiB; offline
+    # master's 4096 MiB), get_cputime: dom0 is the host here (D)
+    state = ok('admin.vm.CurrentState', 'dom0')
+    m = re.fullmatch(r'mem=(\d+) mem_static_max=4194304 cputime=(\d+) '
+                     r'power_state=Running', state)
+    assert m and int(m.group(1)) > 0 and int(m.group(2)) > 0, state
+    with open('/proc/meminfo') as f:
+        total = int(f.readline().split()[1])
+    assert int(m.group(1)) == total, (state, total)
 
 
 def test_lifecycle_of_a_halted_qube():
