@@ -350,9 +350,11 @@ static char *setter_default_user(QubesPropHolder *h, const QubesPropDef *def,
 {
     for (const char *p = value; *p; p++) {
         if (!g_ascii_isalnum(*p) && !strchr("_-+,.", *p)) {
-            qubes_prop_error(error, h, def, value,
-                             "Username can contain only those characters: "
-                             "letters, digits and _-+,.");
+            qubes_prop_error(
+                error, h, def, value,
+                "Username can contain only those characters: "
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                "0123456789_-+,.");
             return NULL;
         }
     }
@@ -399,7 +401,16 @@ static char *setter_devices_denied(QubesPropHolder *h, const QubesPropDef *def,
                                    const char *value, GError **error)
 {
     gsize len = strlen(value);
-    gboolean ok = len % 7 == 0;
+    if (len % 7 != 0) {
+        /* DeviceInterface.from_str_bulk, before the pattern */
+        g_autofree char *r = qubes_py_repr(value);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "Invalid length of interfaces=%s (is %" G_GSIZE_FORMAT
+                    ", expected multiple of 7)",
+                    r, len);
+        return NULL;
+    }
+    gboolean ok = TRUE;
     for (gsize i = 0; ok && i < len; i++) {
         char c = value[i];
         ok = i % 7 == 0
@@ -447,10 +458,14 @@ char *qubes_setter_disposable_template(QubesApp *app, QubesPropHolder *h,
     if (!d)
         return NULL;
     if (!qubes_domain_is_dvm_template(d)) {
+        /* validate_disposable_template (vm/__init__.py) */
+        g_autofree char *target =
+            h == &app->props ? g_strdup("system")
+                             : g_strdup_printf("qube '%s'", owner_dom(h)->name);
         g_autofree char *why =
-            g_strdup_printf("%s must be a disposable template (a qube with "
-                            "template_for_dispvms=True); %s is not",
-                            def->name, value);
+            g_strdup_printf("Cannot set invalid property to %s, %s '%s' has "
+                            "template_for_dispvms set to False",
+                            target, def->name, value);
         qubes_prop_error(error, h, def, value, why);
         return NULL;
     }

@@ -228,7 +228,8 @@ static gboolean py_space(char c)
 }
 
 /* Python's int() of a string: blanks around, a sign, digits with single
- * underscores between them. The decimal form (new), or NULL. */
+ * underscores between them, of any size. The decimal form (new: no
+ * leading zeros, "-" only before a value other than 0), or NULL. */
 static char *py_int(const char *s)
 {
     while (py_space(*s))
@@ -236,25 +237,29 @@ static char *py_int(const char *s)
     gboolean neg = *s == '-';
     if (*s == '-' || *s == '+')
         s++;
-    guint64 v = 0;
-    gboolean digit = FALSE;
+    GString *digits = g_string_new(NULL);
     for (; *s && !py_space(*s); s++) {
-        if (*s == '_' && digit && g_ascii_isdigit(s[1]))
+        if (*s == '_' && digits->len && g_ascii_isdigit(s[1]))
             continue;
-        if (!g_ascii_isdigit(*s))
+        if (!g_ascii_isdigit(*s)) {
+            g_string_free(digits, TRUE);
             return NULL;
-        digit = TRUE;
-        if (v > (G_MAXUINT64 - 9) / 10)
-            return NULL; /* we hold 64 bits; the reference any size */
-        v = v * 10 + (guint64)(*s - '0');
+        }
+        g_string_append_c(digits, *s);
     }
     while (py_space(*s))
         s++;
-    if (!digit || *s || v > (guint64)G_MAXINT64 + neg)
+    if (!digits->len || *s) {
+        g_string_free(digits, TRUE);
         return NULL;
-    if (neg)
-        return g_strdup_printf("-%" G_GUINT64_FORMAT, v);
-    return g_strdup_printf("%" G_GUINT64_FORMAT, v);
+    }
+    gsize z = 0;
+    while (z + 1 < digits->len && digits->str[z] == '0')
+        z++;
+    g_string_erase(digits, 0, (gssize)z);
+    if (neg && strcmp(digits->str, "0") != 0)
+        g_string_prepend_c(digits, '-');
+    return g_string_free(digits, FALSE);
 }
 
 /* The coarse check every value passes before its setter (the reference's
@@ -264,13 +269,16 @@ static char *sanitize(QubesPropHolder *holder, const QubesPropDef *def,
                       const char *untrusted, GError **error)
 {
     for (const char *p = untrusted; *p; p++) {
-        if ((unsigned char)*p >= 0x80)
-            return bad_value(error, NULL); /* not ASCII */
+        if ((unsigned char)*p >= 0x80) /* VMProperty.sanitize: no words */
+            return bad_value(error, def->type == QUBES_PROP_VM
+                                        ? NULL
+                                        : "Non-ASCII bytes in property value");
     }
     switch (def->type) {
     case QUBES_PROP_INT: {
         char *v = py_int(untrusted);
-        return v ? v : bad_value(error, NULL);
+        return v ? v
+                 : bad_value(error, "Failed to parse property value as int");
     }
     case QUBES_PROP_BOOL: {
         static const char *const yes[] = {"1", "yes", "true", "on"};
@@ -298,12 +306,16 @@ static char *sanitize(QubesPropHolder *holder, const QubesPropDef *def,
         g_autoptr(GInetAddress) a = g_inet_address_new_from_string(untrusted);
         if (!a || g_inet_address_get_family(a) != want ||
             strchr(untrusted, '%'))
-            return bad_value(error, NULL);
+            return bad_value(error, def->type == QUBES_PROP_IP4
+                                        ? "Failed to parse property value "
+                                          "as IPv4Address"
+                                        : "Failed to parse property value "
+                                          "as IPv6Address");
         return g_inet_address_to_string(a);
     }
     case QUBES_PROP_UUID:
         if (!g_uuid_string_is_valid(untrusted))
-            return bad_value(error, NULL);
+            return bad_value(error, "Failed to parse property value as UUID");
         return g_ascii_strdown(untrusted, -1);
     case QUBES_PROP_STR:
     case QUBES_PROP_LABEL:

@@ -305,8 +305,13 @@ def test_vm_properties():
     expect_exc(d.call('admin.vm.property.Set', 'work', 'keyboard_layout',
                       'de+neo!+'), 'QubesPropertyValueError',
                'Invalid layout variant provided')
+    # device_protocol.py from_str_bulk: the length first, then the pattern
     expect_exc(d.call('admin.vm.property.Set', 'work', 'devices_denied',
-                      'b12345'), 'QubesPropertyValueError',
+                      'b12345'), 'QubesValueError',
+               "Invalid length of interfaces='b12345' (is 6, expected "
+               "multiple of 7)")
+    expect_exc(d.call('admin.vm.property.Set', 'work', 'devices_denied',
+                      'x123456'), 'QubesPropertyValueError',
                'Interface code list should be in the form')
     assert d.ok('admin.vm.property.Get', 'work', 'name') == \
         'default=False type=str work'

@@ -484,14 +484,23 @@ def test_vm_property_set():
     exc('admin.vm.property.Set', VM, 'autostart', b'some string',
         name='QubesValueError',
         msg="Invalid literal for boolean property: 'some string'")
+    # S __init__.py property.sanitize: ASCII first, then the type
     exc('admin.vm.property.Set', VM, 'autostart', b'\x80\x90@#$%^&*(',
-        name='QubesValueError', msg='')
+        name='QubesValueError', msg='Non-ASCII bytes in property value')
     ok('admin.vm.property.Set', VM, 'kernel', b'1.0', want='')
     exc('admin.vm.property.Set', VM, 'kernel', b'some, non-ASCII: \x80\xd2',
         name='QubesValueError')
     ok('admin.vm.property.Set', VM, 'maxmem', b'1024000', want='')
     exc('admin.vm.property.Set', VM, 'maxmem', b'fourty two',
-        name='QubesValueError', msg='')
+        name='QubesValueError', msg='Failed to parse property value as int')
+    # S __init__.py property.sanitize: Python's int, of any size
+    ok('admin.vm.property.Set', VM, 'backup_timestamp',
+       b'99999999999999999999', want='')
+    ok('admin.vm.property.Get', VM, 'backup_timestamp',
+       want='default=False type=int 99999999999999999999')
+    ok('admin.vm.property.Reset', VM, 'backup_timestamp')
+    exc('admin.vm.property.Set', VM, 'kernel', b'caf\xc3\xa9',
+        name='QubesValueError', msg='Non-ASCII bytes in property value')
     ok('admin.vm.property.Set', VM, 'label', b'green', want='')
     ok('admin.vm.property.Get', VM, 'icon',
        want='default=True type=str appvm-green')
