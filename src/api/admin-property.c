@@ -90,10 +90,13 @@ static char *prop_get_default(Call *call, gboolean global, GError **error)
     QubesPropHolder *h = holder_of(call, global);
     const QubesPropDef *def = qubes_props_def(h, call->arg, error);
     g_autofree char *value = qubes_props_get_default(h, call->arg, error);
-    if (!value)
-        return NULL; /* no default: an empty answer */
+    /* master: a property without a default answers nothing; one whose
+     * default is None (a function that finds nothing, or None itself)
+     * "type=T " */
+    if (!value && !def->default_func && !(def->flags & QUBES_PROP_DEFAULT_NONE))
+        return NULL;
     return g_strdup_printf("type=%s %s", qubes_prop_type_name(def->type),
-                           value);
+                           value ? value : "");
 }
 
 static char *prop_help(Call *call, gboolean global, GError **error)

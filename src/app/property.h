@@ -54,6 +54,9 @@ typedef enum {
     QUBES_PROP_DONT_SAVE = 1 << 2,  /* computed, not stored */
     QUBES_PROP_NO_CLONE = 1 << 3,   /* not copied by clone */
     QUBES_PROP_SAVE_VIA_REF = 1 << 4,
+    QUBES_PROP_DEFAULT_NONE = 1 << 5, /* default None: GetDefault says
+                                         "type=T " (without it and without a
+                                         default, it answers nothing) */
 } QubesPropFlags;
 
 struct _QubesPropDef {

@@ -255,7 +255,10 @@ def test_vm_properties():
     d.ok('admin.vm.property.Reset', 'work', 'memory')
     assert d.ok('admin.vm.property.Get', 'work', 'memory') == \
         'default=True type=int 600'
-    assert d.ok('admin.vm.property.GetDefault', 'work', 'stubdom_mem') == ''
+    # master: a default of None is "type=T ", no default at all nothing
+    assert d.ok('admin.vm.property.GetDefault', 'work', 'stubdom_mem') == \
+        'type=int '
+    assert d.ok('admin.vm.property.GetDefault', 'work', 'name') == ''
     assert 'Memory' in d.ok('admin.vm.property.Help', 'work', 'memory')
     d.ok('admin.vm.property.Set', 'work', 'debug', 'yes')
     assert d.ok('admin.vm.property.Get', 'work', 'debug') == \

@@ -1455,9 +1455,10 @@ def test_preload_bookkeeping():
         exc('admin.vm.feature.Set', VM, 'preload-dispvm', b'pd-other',
             name='QubesValueError',
             msg="%s qube(s) not based on test-vm1: 'pd-other'" % V)
-        # S dispvm.py is_preload: a stateless property (type str)
+        # S dispvm.py is_preload: a stateless property, typed bool by its
+        # annotation (__init__.py stateless_property)
         ok('admin.vm.property.Get', 'pd1', 'is_preload',
-           want='default=True type=str False')
+           want='default=True type=bool False')
         ok('admin.vm.property.Help', 'pd1', 'is_preload',
            want='Check if qube is a preloaded disposable. :rtype: bool')
         exc('admin.vm.property.Set', 'pd1', 'is_preload', b'True',
@@ -1484,7 +1485,7 @@ def test_preload_bookkeeping():
         assert (VM, 'domain-preload-dispvm-start',
                 {'reason': 'autostart was requested'}) in events, events
         ok('admin.vm.property.Get', 'pd2', 'is_preload',
-           want='default=True type=str True')
+           want='default=True type=bool True')
         # the same names in another order need no room
         ok('admin.vm.feature.Set', VM, 'preload-dispvm-max', b'0')
         ok('admin.vm.feature.Set', VM, 'preload-dispvm', b'pd2 pd1')
