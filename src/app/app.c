@@ -193,7 +193,7 @@ static char *default_no_cpus(QubesPropHolder *h, const QubesPropDef *def)
 
 static const QubesPropDef app_props[] = {
     VM_PROP("clockvm", "Which VM to use as NTP proxy for updating AdminVM"),
-    VM_PROP("updatevm", "Which VM to use as `yum` proxy for updating AdminVM "
+    VM_PROP("updatevm", "Which VM to use as yum proxy for updating AdminVM "
                         "and TemplateVMs"),
     /* No default: GetDefault answers nothing, as the reference's. */
     {.name = "default_template",
@@ -202,11 +202,14 @@ static const QubesPropDef app_props[] = {
      .setter = setter_app_vm,
      .doc = "Default template for new AppVMs"},
     VM_PROP("default_netvm", "Default NetVM for AppVMs. Initial state is "
-                             "`None`, which means that AppVMs are not "
+                             "None, which means that AppVMs are not "
                              "connected to the Internet."),
-    VM_PROP("default_dispvm", "Default DispVM base for service calls"),
-    VM_PROP("management_dispvm", "Default DVM template for management "
-                                 "DispVMs"),
+    VM_PROP("default_dispvm",
+            "Default disposable template to be used for spawning "
+            "disposable qubes for service calls in this system."),
+    VM_PROP("management_dispvm",
+            "Default disposable template to be used for spawning "
+            "disposable qubes for managing a qube in this system."),
     {.name = "default_guivm",
      .type = QUBES_PROP_VM,
      .load_stage = 3,

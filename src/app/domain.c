@@ -560,6 +560,17 @@ static const QubesPropDef icon_props[] = {
     {NULL},
 };
 
+/* appvm.py overrides the icon with a stateless property of no
+ * docstring: its help is empty. */
+static const QubesPropDef appvm_icon_props[] = {
+    {.name = "icon",
+     .type = QUBES_PROP_STR,
+     .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
+     .default_func = default_icon,
+     .doc = NULL},
+    {NULL},
+};
+
 /* What dom0 and the local qubes have beyond BaseVM. */
 static const QubesPropDef shared_props[] = {
     {.name = "keyboard_layout",
@@ -574,7 +585,8 @@ static const QubesPropDef shared_props[] = {
      .default_value = "default_dispvm",
      .default_func = default_app,
      .setter = setter_dvm,
-     .doc = "Default VM to be used as Disposable VM for service calls."},
+     .doc = "Default disposable template to be used for spawning "
+            "disposable qubes for service calls."},
     {NULL},
 };
 
@@ -642,8 +654,7 @@ static const QubesPropDef qubesvm_props[] = {
      .type = QUBES_PROP_STR,
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
      .default_func = default_start_time,
-     .doc = "Time of the last start of the qube, in seconds since the "
-            "epoch; empty when it is not running"},
+     .doc = "Tell when machine was started. :rtype: float or None"},
     {.name = "xid",
      .type = QUBES_PROP_INT,
      .flags = QUBES_PROP_READ_ONLY | QUBES_PROP_DONT_SAVE,
@@ -767,7 +778,7 @@ static const QubesPropDef qubesvm_props[] = {
     {.name = "autostart",
      .type = QUBES_PROP_BOOL,
      .default_value = "False",
-     .doc = "Setting this to `True` means that VM should be autostarted on "
+     .doc = "Setting this to True means that VM should be autostarted on "
             "dom0 boot."},
     {.name = "include_in_backups",
      .type = QUBES_PROP_BOOL,
@@ -783,7 +794,8 @@ static const QubesPropDef qubesvm_props[] = {
      .default_value = "management_dispvm",
      .default_func = default_template_or_app,
      .setter = setter_dvm,
-     .doc = "Default DVM template for Disposable VM for managing this VM."},
+     .doc = "Default disposable template to be used for spawning "
+            "disposable qubes for managing this qube."},
     {.name = "updateable",
      .type = QUBES_PROP_BOOL,
      .flags = QUBES_PROP_READ_ONLY,
@@ -842,7 +854,8 @@ static const QubesPropDef dispvm_props[] = {
      .load_stage = 4,
      .default_func = default_own_template,
      .setter = setter_dvm,
-     .doc = "Default disposable template to be used for service calls."},
+     .doc = "Default disposable template to be used for spawning "
+            "disposable qubes for service calls."},
     /* master's stateless_property, typed bool by its annotation */
     {.name = "is_preload",
      .type = QUBES_PROP_BOOL,
@@ -874,9 +887,9 @@ static const QubesPropDef *const templatevm_tables[] = {
     base_props,
     NULL};
 static const QubesPropDef *const appvm_tables[] = {
-    appvm_props,   dvm_template_props, qubes_net_props,
-    qubesvm_props, identity_props,     shared_props,
-    icon_props,    base_props,         NULL};
+    appvm_props,      dvm_template_props, qubes_net_props,
+    qubesvm_props,    identity_props,     shared_props,
+    appvm_icon_props, base_props,         NULL};
 static const QubesPropDef *const standalone_tables[] = {
     dvm_template_props, qubes_net_props, qubesvm_props, identity_props,
     shared_props,       icon_props,      base_props,    NULL};

@@ -471,6 +471,18 @@ def test_vm_property_get_all():
         assert p not in props, p
     ok('admin.vm.property.Get', 'dom0', 'icon',
        want='default=True type=str adminvm-black')
+    # S utils.py format_doc: the docstrings as text, RST markup gone;
+    # appvm.py's icon has none
+    ok('admin.vm.property.Help', VM, 'default_dispvm',
+       want='Default disposable template to be used for spawning '
+       'disposable qubes for service calls.')
+    ok('admin.vm.property.Help', VM, 'autostart',
+       want='Setting this to True means that VM should be autostarted on '
+       'dom0 boot.')
+    ok('admin.vm.property.Help', VM, 'icon', want='')
+    ok('admin.property.Help', 'dom0', 'management_dispvm',
+       want='Default disposable template to be used for spawning '
+       'disposable qubes for managing a qube in this system.')
 
 
 def test_vm_property_set():
