@@ -17,7 +17,23 @@
 #include "qubes-error.h"
 #include "runtime.h"
 
+#include <stdarg.h>
 #include <string.h>
+
+/* A KeyError's message as master answers it: str() of a KeyError is
+ * the repr of its text (DeviceNotAssigned, DeviceAlreadyAttached, ...
+ * derive from KeyError without their own __str__). */
+static void key_error(GError **error, QubesErrorCode code, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+static void key_error(GError **error, QubesErrorCode code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_autofree char *r = qubes_py_repr(text);
+    g_set_error_literal(error, QUBES_ERROR, code, r);
+}
 
 static const char *const classes[] = {"pci", "block", NULL};
 
@@ -468,10 +484,10 @@ static char *device_assign(Call *call, GError **error)
     }
     guint at = 0;
     if (assignment_of(call->dest, &a->dev, &at)) {
-        g_autofree char *r = qubes_vdev_repr(&a->dev);
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_DEVICE_ALREADY_ASSIGNED,
-                    "%s device %s already assigned to '%s'", cls, r,
-                    call->dest->name);
+        g_autofree char *d = qubes_vdev_str(&a->dev);
+        key_error(error, QUBES_ERROR_DEVICE_ALREADY_ASSIGNED,
+                  "%s device %s already assigned to %s", cls, d,
+                  call->dest->name);
         return NULL;
     }
     g_autofree char *v = qubes_vdev_str(&a->dev);
@@ -493,11 +509,12 @@ static gboolean vdev_from_arg(Call *call, const char *cls, QubesVDev *out,
 }
 
 /* The argument's device among the destination's assignments (@index:
- * where), or NULL with DeviceNotAssigned; @str gets the device as the
+ * where), or NULL with master's refusal: for an update (Set.assignment)
+ * QubesValueError, else DeviceNotAssigned; @str gets the device as the
  * events name it. */
 static QubesDevAssignment *arg_assignment(Call *call, const char *cls,
-                                          guint *index, char **str,
-                                          GError **error)
+                                          gboolean update, guint *index,
+                                          char **str, GError **error)
 {
     g_auto(QubesVDev) v = {0};
     if (!vdev_from_arg(call, cls, &v, error))
@@ -505,11 +522,15 @@ static QubesDevAssignment *arg_assignment(Call *call, const char *cls,
     QubesDevAssignment *a = assignment_of(call->dest, &v, index);
     if (a) {
         *str = qubes_vdev_str(&v);
+    } else if (update) {
+        g_autofree char *d = qubes_vdev_str(&v);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "Device %s not assigned to %s", d, call->dest->name);
     } else {
         g_autofree char *r = qubes_vdev_repr(&v);
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_DEVICE_NOT_ASSIGNED,
-                    "%s device at port %s not assigned to '%s'", v.devclass, r,
-                    call->dest->name);
+        key_error(error, QUBES_ERROR_DEVICE_NOT_ASSIGNED,
+                  "%s device %s not assigned to %s", v.devclass, r,
+                  call->dest->name);
     }
     return a;
 }
@@ -519,7 +540,7 @@ static char *device_unassign(Call *call, GError **error)
     g_autofree char *cls = class_of(call);
     guint at = 0;
     g_autofree char *str = NULL;
-    QubesDevAssignment *a = arg_assignment(call, cls, &at, &str, error);
+    QubesDevAssignment *a = arg_assignment(call, cls, FALSE, &at, &str, error);
     if (!a)
         return NULL;
     g_ptr_array_remove_index(call->dest->assignments, at);
@@ -543,7 +564,7 @@ static char *device_set_assignment(Call *call, GError **error)
     }
     guint at = 0;
     g_autofree char *str = NULL;
-    QubesDevAssignment *a = arg_assignment(call, cls, &at, &str, error);
+    QubesDevAssignment *a = arg_assignment(call, cls, TRUE, &at, &str, error);
     if (!a)
         return NULL;
     a->mode = mode;
@@ -658,9 +679,9 @@ static char *device_attach(Call *call, GError **error)
     const QubesBlockAttachment *used =
         qubes_runtime_block_attached(rt, a->dev.port_id);
     if (used) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_DEVICE_ALREADY_ATTACHED,
-                    "device %s of class block already attached to '%s'", v,
-                    used->frontend->name);
+        key_error(error, QUBES_ERROR_DEVICE_ALREADY_ATTACHED,
+                  "device %s of class block already attached to %s", v,
+                  used->frontend->name);
         goto out;
     }
     const char *ro_opt = qubes_dev_assignment_option(a, "read-only");
@@ -720,9 +741,9 @@ static char *device_detach(Call *call, GError **error)
     }
     g_autofree char *port = g_strdup_printf("%s:%s", v.backend, v.port_id);
     if (!found) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_DEVICE_NOT_ASSIGNED,
-                    "%s device %s not attached to '%s'", cls, port,
-                    call->dest->name);
+        key_error(error, QUBES_ERROR_DEVICE_NOT_ASSIGNED,
+                  "%s device %s not attached to %s", cls, v.port_id,
+                  call->dest->name);
         return NULL;
     }
     for (guint i = 0; i < call->dest->assignments->len; i++) {
@@ -794,9 +815,24 @@ static char *set_denied(Call *call, const char *value, GError **error)
     return api_saved(call, error);
 }
 
+/* The interfaces of a denied.Add or Remove payload: ASCII, else master's
+ * ProtocolError (new string). */
+static char *denied_payload(Call *call, GError **error)
+{
+    gsize len;
+    const char *p = api_payload(call, &len);
+    for (gsize i = 0; i < len; i++)
+        if ((guchar)p[i] >= 0x80 || !p[i]) {
+            api_enforce(FALSE, "Device interface contains non-ASCII characters",
+                        error);
+            return NULL;
+        }
+    return g_strndup(p, len);
+}
+
 static char *denied_add(Call *call, GError **error)
 {
-    g_autofree char *untrusted = api_payload_text(call, FALSE, error);
+    g_autofree char *untrusted = denied_payload(call, error);
     if (!untrusted)
         return NULL;
     g_autoptr(GPtrArray) ifs = qubes_dev_interfaces_parse(untrusted, error);
@@ -812,7 +848,7 @@ static char *denied_add(Call *call, GError **error)
 
 static char *denied_remove(Call *call, GError **error)
 {
-    g_autofree char *untrusted = api_payload_text(call, FALSE, error);
+    g_autofree char *untrusted = denied_payload(call, error);
     if (!untrusted)
         return NULL;
     g_autofree char *list = qubes_domain_prop(call->dest, "devices_denied");

@@ -88,7 +88,7 @@ static char *feature_set(Call *call, GError **error)
         ascii = ascii && p[i] < 0x80;
         printable = printable && p[i] >= 0x20 && p[i] < 0x7f;
     }
-    if (!api_enforce(ascii, "Value contains non-ASCII characters", error))
+    if (!api_enforce(ascii, "Feature value contains non-ASCII characters", error))
         return NULL;
     if (!printable) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,

@@ -34,8 +34,28 @@ static char *label_index(Call *call, GError **error)
 static gboolean bad_colour(const char *why, GError **error)
 {
     g_set_error(error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL_VALUE,
-                "Label color %s", why);
+                "Label value %s", why);
     return FALSE;
+}
+
+/* utils.py validate_label_name: letters, digits and "-_." (and, for a
+ * new label, not a number, which would read as an index). */
+static gboolean label_name_ok(Call *call, gboolean creation, GError **error)
+{
+    if (creation && api_is_digits(call->arg)) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL,
+                            "Label must not be a digit");
+        return FALSE;
+    }
+    if (!api_name_chars_ok(call->arg)) {
+        g_set_error_literal(
+            error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL,
+            "Label must be in safe set: "
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+            "0123456789-_.");
+        return FALSE;
+    }
+    return TRUE;
 }
 
 /* The reference's checks of a new label's colour, in its order. */
@@ -52,7 +72,7 @@ static char *label_colour(Call *call, GError **error)
     g_autofree char *untrusted = g_strndup(p, len);
     g_strstrip(untrusted);
     if (strlen(untrusted) != 8) {
-        bad_colour("must have a length of 8", error);
+        bad_colour("must have length of 8", error);
         return NULL;
     }
     if (!g_str_has_prefix(untrusted, "0x")) {
@@ -61,7 +81,9 @@ static char *label_colour(Call *call, GError **error)
     }
     for (int i = 2; i < 8; i++) {
         if (!g_ascii_isxdigit(untrusted[i])) {
-            bad_colour("must only have hexadecimal digits after prefix", error);
+            bad_colour("must only contain hexadecimal digits after prefix: "
+                       "0123456789abcdefABCDEF",
+                       error);
             return NULL;
         }
     }
@@ -70,27 +92,30 @@ static char *label_colour(Call *call, GError **error)
 
 static char *label_create(Call *call, GError **error)
 {
-    /* Not to be confused with an index; label name characters only. */
-    if (!api_enforce(!api_is_digits(call->arg) && api_name_chars_ok(call->arg),
-                     "Invalid label name", error))
+    /* master's order: the name, the colour, then whether it exists */
+    if (!label_name_ok(call, TRUE, error))
+        return NULL;
+    g_autofree char *colour = label_colour(call, error);
+    if (!colour)
         return NULL;
     if (qubes_app_get_label(call->app, call->arg, NULL)) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_LABEL_IN_USE,
-                    "label already exists");
+                    "Label is still in use: '%s'", call->arg);
         return NULL;
     }
-    g_autofree char *colour = label_colour(call, error);
-    if (!colour || !qubes_app_add_label(call->app, call->arg, colour, error))
+    if (!qubes_app_add_label(call->app, call->arg, colour, error))
         return NULL;
     return api_saved(call, error);
 }
 
 static char *label_remove(Call *call, GError **error)
 {
+    if (!label_name_ok(call, FALSE, error))
+        return NULL;
     const QxLabel *l = label_arg(call, error);
     if (!l)
         return NULL;
-    if (!api_enforce(l->index > 8, "default labels cannot be removed", error))
+    if (!api_enforce(l->index > 8, "Can only remove custom labels", error))
         return NULL;
     if (!qubes_app_remove_label(call->app, call->arg, error))
         return NULL;

@@ -22,6 +22,25 @@ static gboolean need_runtime(Call *call, GError **error)
     return FALSE;
 }
 
+/* adminvm.py and remotevm.py: dom0 and a RemoteVM refuse to be started,
+ * suspended, shut down or killed, in master's words (@verb: "start",
+ * ...). FALSE with @error for them. */
+static gboolean not_fake(Call *call, const char *verb, GError **error)
+{
+    QubesDomain *d = call->dest;
+    gboolean dom0 = d->qid == 0;
+    if (!dom0 && strcmp(d->klass->name, "RemoteVM") != 0)
+        return TRUE;
+    QubesErrorCode code =
+        strcmp(verb, "start") == 0 ? QUBES_ERROR_VM_NOT_HALTED : QUBES_ERROR_VM;
+    if (dom0)
+        g_set_error(error, QUBES_ERROR, code, "Cannot %s Dom0 fake domain!",
+                    verb);
+    else
+        g_set_error(error, QUBES_ERROR, code, "Cannot %s a RemoteVM.", verb);
+    return FALSE;
+}
+
 static void op_done(GObject *src, GAsyncResult *res, gpointer data)
 {
     Call *call = data;
@@ -34,7 +53,7 @@ static void op_done(GObject *src, GAsyncResult *res, gpointer data)
 
 static char *vm_start(Call *call, GError **error)
 {
-    if (!need_runtime(call, error))
+    if (!not_fake(call, "start", error) || !need_runtime(call, error))
         return NULL;
     qubes_runtime_start(call->app->runtime, call->dest, op_done, call);
     return CALL_ASYNC;
@@ -56,6 +75,8 @@ static char *vm_shutdown(Call *call, GError **error)
             }
         }
     }
+    if (!not_fake(call, "shutdown", error))
+        return NULL;
     if (!call->app->runtime) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_STARTED,
                     "Domain is powered off: '%s'", call->dest->name);
@@ -88,6 +109,8 @@ static char *running_op(Call *call, RuntimeOp op, QubesErrorCode code,
 
 static char *vm_kill(Call *call, GError **error)
 {
+    if (!not_fake(call, "kill", error))
+        return NULL;
     return running_op(call, qubes_runtime_kill, QUBES_ERROR_VM_NOT_STARTED,
                       POWERED_OFF, error);
 }
@@ -106,6 +129,8 @@ static char *vm_unpause(Call *call, GError **error)
 
 static char *vm_suspend(Call *call, GError **error)
 {
+    if (!not_fake(call, "suspend", error))
+        return NULL;
     return running_op(call, qubes_runtime_suspend, QUBES_ERROR_VM_NOT_RUNNING,
                       NOT_RUNNING, error);
 }

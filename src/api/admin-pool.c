@@ -189,7 +189,7 @@ static char *pool_add(Call *call, GError **error)
     gboolean known = FALSE;
     for (const char *const *d = qubes_storage_driver_names(); *d; d++)
         known = known || strcmp(*d, call->arg) == 0;
-    if (!api_enforce_arg(known, "pool drivers", error))
+    if (!api_enforce_arg(known, "available drivers", error))
         return NULL;
     g_autofree char *untrusted = api_payload_text(call, TRUE, error);
     if (!untrusted)
@@ -239,7 +239,7 @@ static char *pool_add(Call *call, GError **error)
         if (!g_hash_table_contains(opts, *r))
             g_string_append_printf(missing, " %s", *r);
     }
-    if (!no_options(missing, QUBES_ERROR_EXCEPTION, "missing driver options",
+    if (!no_options(missing, QUBES_ERROR_EXCEPTION, "missing required driver options",
                     error))
         return NULL;
     if (!qubes_app_add_pool(call->app, driver, name, opts, error))
@@ -308,7 +308,7 @@ static char *pool_set_revisions(Call *call, GError **error)
 {
     QubesPool *p = pool_arg(call, error);
     gint64 v;
-    if (!p || !api_payload_number(call, "revisions_to_keep", TRUE, &v, error))
+    if (!p || !api_payload_number(call, "revisions to keep", TRUE, &v, error))
         return NULL;
     if (v < -1) { /* the reference checks it here, as a protocol error */
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,

@@ -222,7 +222,7 @@ static char *volume_resize(Call *call, GError **error)
 {
     QubesVolume *v = volume_arg(call, error);
     gint64 size;
-    if (!v || !api_payload_number(call, "size", FALSE, &size, error))
+    if (!v || !api_payload_number(call, "volume size", FALSE, &size, error))
         return NULL;
     VolJob *j = vol_job(call, v);
     j->new_size = (guint64)size;
@@ -235,7 +235,7 @@ static char *volume_set_revisions(Call *call, GError **error)
 {
     QubesVolume *v = volume_arg(call, error);
     gint64 n;
-    if (!v || !api_payload_number(call, "revisions_to_keep", TRUE, &n, error))
+    if (!v || !api_payload_number(call, "revisions to keep", TRUE, &n, error))
         return NULL;
     if (n > G_MAXINT) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
@@ -329,7 +329,8 @@ static char *volume_clone_to(Call *call, GError **error)
     if (!g_hash_table_steal_extended(call->state->clone_tokens, untrusted, &key,
                                      (gpointer *)&src)) {
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_CLONE_TOKEN,
-                            "Token to clone volume of qube was not found");
+                            /* a KeyError: its text's repr */
+                            "'Token to clone volume of qube was not found'");
         return NULL;
     }
     g_free(key);
@@ -402,7 +403,8 @@ static char *import_begin(Call *call, GError **error)
     gsize len;
     if (api_payload(call, &len) && len) {
         gint64 size;
-        if (!api_payload_number(call, "size", FALSE, &size, error)) {
+        if (!api_payload_number(call, "size of new data", FALSE, &size,
+                                error)) {
             vol_job_free(j);
             return NULL;
         }

@@ -67,7 +67,7 @@ gboolean api_payload_bool(Call *call, gboolean *out, GError **error)
     if (!untrusted || !qubes_parse_bool(untrusted, "value", out, NULL)) {
         g_clear_error(error);
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
-                            "Invalid value");
+                            "Payload is not boolean ASCII");
         return FALSE;
     }
     return TRUE;

@@ -102,8 +102,7 @@ static char *setter_pool(QubesPropHolder *h, const QubesPropDef *def,
     if (!*value && strcmp(def->name, "default_pool_kernel") == 0)
         return g_strdup("");
     if (!qubes_app_get_pool(owner_app(h), value, NULL)) {
-        g_autofree char *why = g_strdup_printf("No such pool: %s", value);
-        qubes_prop_error(error, h, def, value, why);
+        qubes_prop_error(error, h, def, value, "No such storage pool");
         return NULL;
     }
     return g_strdup(value);
@@ -312,8 +311,12 @@ gboolean qubes_app_remove_label(QubesApp *app, const char *name, GError **error)
         g_autofree char *label = NULL;
         qubes_props_get(&d->props, "label", &label, NULL, NULL);
         if (g_strcmp0(label, l->name) == 0) {
+            /* master formats the Label object: its repr */
+            g_autofree char *c = qubes_py_repr(l->color);
+            g_autofree char *n = qubes_py_repr(l->name);
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_LABEL_IN_USE,
-                        "Label is still in use: '%s'", l->name);
+                        "Label is still in use: Label(%u, %s, %s)", l->index, c,
+                        n);
             return FALSE;
         }
     }

@@ -2,6 +2,7 @@
 #include "devices.h"
 
 #include "qubes-error.h"
+#include "qubes-parse.h"
 
 #include <string.h>
 
@@ -605,8 +606,16 @@ char *qubes_dev_arg_device_id(const QubesDevArg *a)
 
 GPtrArray *qubes_dev_interfaces_parse(const char *untrusted, GError **error)
 {
-    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
     gsize len = strlen(untrusted);
+    if (len % 7) { /* DeviceInterface.from_str_bulk */
+        g_autofree char *r = qubes_py_repr(untrusted);
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                    "Invalid length of interfaces=%s (is %" G_GSIZE_FORMAT
+                    ", expected multiple of 7)",
+                    r, len);
+        return NULL;
+    }
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
     for (gsize i = 0; i < len; i += 7) {
         /* DeviceInterface(): padded to six with '*', a class of '?'
          * before six characters */

@@ -148,30 +148,6 @@ char *qubes_props_value(QubesPropHolder *holder, const char *name)
     return v;
 }
 
-char *qubes_py_repr(const char *s)
-{
-    /* repr() quotes with ' unless the text holds ' and no ". */
-    char q = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
-    GString *out = g_string_new(NULL);
-    g_string_append_c(out, q);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '\\' || *p == (unsigned char)q)
-            g_string_append_printf(out, "\\%c", *p);
-        else if (*p == '\n')
-            g_string_append(out, "\\n");
-        else if (*p == '\r')
-            g_string_append(out, "\\r");
-        else if (*p == '\t')
-            g_string_append(out, "\\t");
-        else if (*p < 0x20 || *p >= 0x7f)
-            g_string_append_printf(out, "\\x%02x", *p);
-        else
-            g_string_append_c(out, (char)*p);
-    }
-    g_string_append_c(out, q);
-    return g_string_free(out, FALSE);
-}
-
 gboolean qubes_prop_error(GError **error, QubesPropHolder *holder,
                           const QubesPropDef *def, const char *value,
                           const char *why)

@@ -21,6 +21,7 @@
 #include <glib.h>
 
 #include "events.h"
+#include "qubes-parse.h"
 #include "qubesxml.h"
 
 G_BEGIN_DECLS
@@ -152,9 +153,7 @@ gboolean qubes_props_load(QubesPropHolder *holder, const GPtrArray *props,
 /* Runs the setter of every explicitly set value of @holder again, as a
  * load would: FALSE with the first refusal. */
 gboolean qubes_props_check_all(QubesPropHolder *holder, GError **error);
-/* Python's repr() of an ASCII string, as the reference's messages quote
- * values (new). */
-char *qubes_py_repr(const char *s);
+
 /* str() of a dict of strings from @pairs (name, value, ...), as an
  * event's argument carries it: {'k': 'v', ...} (new). */
 char *qubes_py_dict(const GPtrArray *pairs);

@@ -1,4 +1,5 @@
-/* qubes-parse.h: validation of untrusted numbers and flags.
+/* qubes-parse.h: validation of untrusted numbers and flags, and the
+ * quoting of text as the reference's messages quote it.
  *
  * The Admin API's rule for numbers: ASCII digits only, at most 19 of
  * them, no leading zeros (a lone "0" is fine), an optional leading '-'
@@ -36,5 +37,9 @@ gboolean qubes_name_is_valid_volume(const char *untrusted);
  * "none" or "default" and not ending in "-dm"; else QubesValueError with
  * the reference's message. */
 gboolean qubes_validate_vm_name(const char *untrusted_name, GError **error);
+
+/* Python's repr() of an ASCII string, as the reference's messages quote
+ * values (new). */
+char *qubes_py_repr(const char *s);
 
 G_END_DECLS

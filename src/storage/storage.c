@@ -212,8 +212,10 @@ gboolean qubes_pool_get_ephemeral_volatile(QubesPool *pool)
 
 /* The reference's rule for revisions_to_keep: -1 (snapshots disabled) or
  * more, and only 0 on a read-only driver's pool or volume. */
+/* @of_pool: the pool's own setting (kernels.py: the pool is LinuxKernel,
+ * its volumes LinuxModules, each refusing in its own name). */
 static gboolean check_revisions_to_keep(const QubesStorageDriver *d, int value,
-                                        GError **error)
+                                        gboolean of_pool, GError **error)
 {
     if (value < -1) {
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
@@ -221,8 +223,11 @@ static gboolean check_revisions_to_keep(const QubesStorageDriver *d, int value,
         return FALSE;
     }
     if (d->read_only && value != 0) {
-        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                            "LinuxModules supports only revisions_to_keep=0");
+        g_set_error_literal(
+            error, QUBES_ERROR, QUBES_ERROR_VALUE,
+            of_pool ? "LinuxKernel supports only revisions_to_keep=0"
+                    : "LinuxModules supports only "
+                      "revisions_to_keep=0");
         return FALSE;
     }
     return TRUE;
@@ -231,7 +236,7 @@ static gboolean check_revisions_to_keep(const QubesStorageDriver *d, int value,
 gboolean qubes_pool_set_revisions_to_keep(QubesPool *pool, int value,
                                           GError **error)
 {
-    if (!check_revisions_to_keep(pool->driver, value, error))
+    if (!check_revisions_to_keep(pool->driver, value, TRUE, error))
         return FALSE;
     g_autoptr(GMutexLocker) l = g_mutex_locker_new(&pool->lock);
     pool->revisions_to_keep = value;
@@ -365,7 +370,7 @@ QubesVolume *qubes_pool_init_volume(QubesPool *pool,
     int keep = config->has_revisions_to_keep && !pool->driver->read_only
                    ? config->revisions_to_keep
                    : qubes_pool_get_revisions_to_keep(pool);
-    if (!check_revisions_to_keep(pool->driver, keep, error))
+    if (!check_revisions_to_keep(pool->driver, keep, FALSE, error))
         return NULL;
 
     QubesVolume *vol = g_new0(QubesVolume, 1);
@@ -725,7 +730,7 @@ void qubes_volume_state_clear(QubesVolumeState *state)
 gboolean qubes_volume_set_revisions_to_keep(QubesVolume *vol, int value,
                                             GError **error)
 {
-    if (!check_revisions_to_keep(vol->pool->driver, value, error))
+    if (!check_revisions_to_keep(vol->pool->driver, value, FALSE, error))
         return FALSE;
     g_autoptr(GMutexLocker) l = g_mutex_locker_new(&vol->lock);
     vol->revisions_to_keep = value;

@@ -166,9 +166,10 @@ void qubes_runtime_detach_block(QubesRuntime *rt, QubesDomain *dom,
             found = a;
     }
     if (!found) {
+        /* master's DeviceNotAssigned, a KeyError: its text's repr */
         g_task_return_new_error(
             task, QUBES_ERROR, QUBES_ERROR_DEVICE_NOT_ASSIGNED,
-            "block device dom0:%s not attached to '%s'", port_id, dom->name);
+            "'block device %s not attached to %s'", port_id, dom->name);
         g_object_unref(task);
         return;
     }

@@ -221,13 +221,19 @@ static void test_interfaces(void)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(GPtrArray) ifs =
-        qubes_dev_interfaces_parse("b******u03**01p0c", &err);
+        qubes_dev_interfaces_parse("b******u03**01", &err);
     g_assert_no_error(err);
-    g_assert_cmpuint(ifs->len, ==, 3);
+    g_assert_cmpuint(ifs->len, ==, 2);
     g_assert_cmpstr(ifs->pdata[0], ==, "b******");
     g_assert_cmpstr(ifs->pdata[1], ==, "u03**01");
-    /* DeviceInterface(): padded to six, then a class of '?' */
-    g_assert_cmpstr(ifs->pdata[2], ==, "?p0c***");
+    /* DeviceInterface.from_str_bulk: seven characters each */
+    g_autoptr(GPtrArray) bad =
+        qubes_dev_interfaces_parse("b******u03**01p0c", &err);
+    g_assert_null(bad);
+    g_assert_error(err, QUBES_ERROR, QUBES_ERROR_VALUE);
+    g_assert_cmpstr(err->message, ==,
+                    "Invalid length of interfaces='b******u03**01p0c' (is 17, "
+                    "expected multiple of 7)");
 }
 
 int main(int argc, char **argv)

@@ -87,11 +87,11 @@ def test_framing():
     expect_exc(d.call('admin.vm.volume.Resize', 'work', 'private'),
                'ProtocolError', 'expected payload')
     # bad numbers (validate_number)
-    for bad, why in (('01', 'Size contains spurious leading zeros'),
-                     ('-1', 'Size contains non ASCII digits'),
-                     ('1x', 'Size contains non ASCII digits'),
-                     ('1' * 20, 'Size is bigger than 19 decimal digits'),
-                     (' 1 2', 'Size contains non ASCII digits')):
+    for bad, why in (('01', 'Volume size contains spurious leading zeros'),
+                     ('-1', 'Volume size contains non ASCII digits'),
+                     ('1x', 'Volume size contains non ASCII digits'),
+                     ('1' * 20, 'Volume size is bigger than 19 decimal digits'),
+                     (' 1 2', 'Volume size contains non ASCII digits')):
         expect_exc(d.call('admin.vm.volume.Resize', 'work', 'private', bad),
                    'ProtocolError', why)
     # non-ASCII and control bytes in the header
@@ -484,9 +484,9 @@ def test_labels():
     assert d.ok('admin.label.Index', arg='pink') == '9'
     assert d.ok('admin.label.Get', arg='pink') == '0xffc0cb'
     expect_exc(d.call('admin.label.Create', arg='pink', payload='0x000000'),
-               'QubesLabelInUseError', 'already exists')
+               'QubesLabelInUseError', "Label is still in use: 'pink'")
     expect_exc(d.call('admin.label.Create', arg='12', payload='0x000000'),
-               'ProtocolError', 'Invalid label name')
+               'QubesInvalidLabelError', 'Label must not be a digit')
     expect_exc(d.call('admin.label.Create', arg='new', payload='000000'),
                'QubesInvalidLabelValueError')
     expect_exc(d.call('admin.label.Create', arg='new', payload='0x00000g'),
@@ -495,7 +495,8 @@ def test_labels():
                'QubesLabelNotFoundError', 'Label does not exist: nope')
     d.ok('admin.vm.property.Set', 'work', 'label', 'pink')
     expect_exc(d.call('admin.label.Remove', arg='pink'),
-               'QubesLabelInUseError', "Label is still in use: 'pink'")
+               'QubesLabelInUseError',
+               "Label is still in use: Label(9, '0xffc0cb', 'pink')")
     d.ok('admin.vm.property.Set', 'work', 'label', 'blue')
     d.ok('admin.label.Remove', arg='pink')
     expect_exc(d.call('admin.label.Remove', arg='red'),  # a default one
@@ -521,13 +522,13 @@ def test_pools():
     assert os.path.isdir(os.path.join(path, 'appvms'))
     assert 'second' in d.ok('admin.pool.List')
     expect_exc(d.call('admin.pool.Add', arg='nodriver', payload='name=x'),
-               'PermissionDenied', "Argument not in 'pool drivers'")
+               'PermissionDenied', "Argument not in 'available drivers'")
     expect_exc(d.call('admin.pool.Add', arg='file-reflink',
                       payload='name=x\ndir_path=/tmp\nbogus=1'),
                'ProtocolError', 'unexpected driver options: bogus')
     expect_exc(d.call('admin.pool.Add', arg='file-reflink',
                       payload='name=x\n'),
-               'QubesException', 'missing driver options: dir_path')
+               'QubesException', 'missing required driver options: dir_path')
     expect_exc(d.call('admin.pool.Add', arg='file-reflink',
                       payload='name=second\ndir_path=/tmp'),
                'QubesPoolInUseError', "Storage pool is in use: 'second'")
@@ -540,7 +541,7 @@ def test_pools():
     d.ok('admin.pool.Set.ephemeral_volatile', arg='second', payload='True')
     assert 'ephemeral_volatile=True' in d.ok('admin.pool.Info', arg='second')
     expect_exc(d.call('admin.pool.Set.ephemeral_volatile', arg='second',
-                      payload='maybe'), 'ProtocolError', 'Invalid value')
+                      payload='maybe'), 'ProtocolError', 'Payload is not boolean ASCII')
     expect_exc(d.call('admin.pool.Info', arg='nope'), 'PermissionDenied',
                "Argument not in 'pools'")
     d.ok('admin.vm.CreateInPool.StandaloneVM', payload='name=inpool '
@@ -618,7 +619,7 @@ def test_volumes():
     expect_exc(d.call('admin.vm.volume.Set.ephemeral', 'work', 'private',
                       'True'), 'QubesValueError')
     expect_exc(d.call('admin.vm.volume.Set.rw', 'work', 'root', 'perhaps'),
-               'ProtocolError', 'Invalid value')
+               'ProtocolError', 'Payload is not boolean ASCII')
     # clone private of work into a new qube's private
     d.ok('admin.vm.Create.AppVM', 'dom0', 'fedora', 'name=copy label=red')
     token = d.ok('admin.vm.volume.CloneFrom', 'work', 'private')
@@ -629,7 +630,7 @@ def test_volumes():
         assert f.read(6) == b'second'
     expect_exc(d.call('admin.vm.volume.CloneTo', 'copy', 'private', token),
                'QubesVolumeCopyTokenNotFoundError',
-               'Token to clone volume of qube was not found')
+               "'Token to clone volume of qube was not found'")
     d.ok('admin.vm.Remove', 'copy')
 
 

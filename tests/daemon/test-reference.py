@@ -213,6 +213,26 @@ def test_current_state():
     assert int(m.group(1)) == total, (state, total)
 
 
+def test_fake_domains_refuse():
+    # S vm/adminvm.py and vm/remotevm.py start/suspend/shutdown/kill
+    for verb, method in (('start', 'Start'), ('suspend', 'Suspend'),
+                         ('shutdown', 'Shutdown'), ('kill', 'Kill')):
+        name = 'QubesVMNotHaltedError' if verb == 'start' else \
+            'QubesVMError'
+        exc('admin.vm.' + method, 'dom0', name=name,
+            msg='Cannot %s Dom0 fake domain!' % verb)
+    ok('admin.vm.Create.RemoteVM', 'dom0', '', b'name=fake-rem label=red')
+    for verb, method in (('start', 'Start'), ('suspend', 'Suspend'),
+                         ('shutdown', 'Shutdown'), ('kill', 'Kill')):
+        name = 'QubesVMNotHaltedError' if verb == 'start' else \
+            'QubesVMError'
+        exc('admin.vm.' + method, 'fake-rem', name=name,
+            msg='Cannot %s a RemoteVM.' % verb)
+    # S vm/remotevm.py is_halted: never, so admin.vm.Remove refuses it
+    exc('admin.vm.Remove', 'fake-rem', name='QubesVMNotHaltedError',
+        msg="Domain is not powered off: 'fake-rem'")
+
+
 def test_lifecycle_of_a_halted_qube():
     # S qubes/api/admin.py vm_start..vm_console, qubes/vm/qubesvm.py
     # shutdown/kill/pause/suspend/resume/unpause, qubes/exc.py messages.
@@ -673,9 +693,10 @@ def test_labels():
                         (b'0x00fffg', 'hexadecimal digits after prefix')):
         exc('admin.label.Create', 'dom0', 'cyan2', colour,
             name='QubesInvalidLabelValueError', match=why)
+    # T test_200 asserts ProtocolError: master answers its subclass
     for name in ('01', '../xxx', 'strange-name!@#$'):
         exc('admin.label.Create', 'dom0', name, b'0xff0000',
-            name='ProtocolError')
+            name='QubesInvalidLabelError')
     exc('admin.label.Create', 'dom0', 'red', b'0xff0000',
         name='QubesLabelInUseError')
     ok('admin.vm.property.Set', VM, 'label', b'cyan')
@@ -751,11 +772,12 @@ def test_pools():
     ok('admin.pool.Set.ephemeral_volatile', 'dom0', 'test-pool', b'true',
        want='')
     exc('admin.pool.Set.ephemeral_volatile', 'dom0', 'test-pool', b'abc',
-        name='ProtocolError', msg='Invalid value')
-    # S storage/kernels.py: the kernel pool keeps no revisions
+        name='ProtocolError', msg='Payload is not boolean ASCII')
+    # S storage/kernels.py: the kernel pool (LinuxKernel) keeps no
+    # revisions
     exc('admin.pool.Set.revisions_to_keep', 'dom0', 'linux-kernel', b'1',
         name='QubesValueError',
-        msg='LinuxModules supports only revisions_to_keep=0')
+        msg='LinuxKernel supports only revisions_to_keep=0')
     ok('admin.pool.volume.List', 'dom0', 'test-pool', want='')
     ok('admin.vm.CreateInPool.StandaloneVM', 'dom0', '',
        b'name=inpool label=red pool=test-pool')
@@ -805,13 +827,13 @@ def test_volumes():
     exc('admin.vm.volume.ListSnapshots', VM, 'no-such-volume',
         name='PermissionDenied')
     exc('admin.vm.volume.Resize', VM, 'private', b'no-int-size',
-        name='ProtocolError', msg='Size contains non ASCII digits')
+        name='ProtocolError', msg='Volume size contains non ASCII digits')
     exc('admin.vm.volume.Resize', VM, 'private', b'-1',
-        name='ProtocolError', msg='Size contains non ASCII digits')
+        name='ProtocolError', msg='Volume size contains non ASCII digits')
     exc('admin.vm.volume.Resize', VM, 'private', b'10000000000000000000',
-        name='ProtocolError', msg='Size is bigger than 19 decimal digits')
+        name='ProtocolError', msg='Volume size is bigger than 19 decimal digits')
     exc('admin.vm.volume.Resize', VM, 'private', b'01',
-        name='ProtocolError', msg='Size contains spurious leading zeros')
+        name='ProtocolError', msg='Volume size contains spurious leading zeros')
     ok('admin.vm.volume.Resize', VM, 'private', b'%d' % (3 << 30), want='')
     assert 'size=%d' % (3 << 30) in \
         ok('admin.vm.volume.Info', VM, 'private').splitlines()
@@ -824,13 +846,13 @@ def test_volumes():
     ok('admin.vm.volume.Set.revisions_to_keep', VM, 'private', b'1')
     ok('admin.vm.volume.Set.rw', VM, 'private', b'True', want='')
     exc('admin.vm.volume.Set.rw', VM, 'private', b'abc',
-        name='ProtocolError', msg='Invalid value')
+        name='ProtocolError', msg='Payload is not boolean ASCII')
     ok('admin.vm.volume.Set.ephemeral', VM, 'volatile', b'True', want='')
     assert 'ephemeral=True' in \
         ok('admin.vm.volume.Info', VM, 'volatile').splitlines()
     ok('admin.vm.volume.Set.ephemeral', VM, 'volatile', b'False')
     exc('admin.vm.volume.Set.ephemeral', VM, 'volatile', b'abc',
-        name='ProtocolError', msg='Invalid value')
+        name='ProtocolError', msg='Payload is not boolean ASCII')
     exc('admin.vm.volume.Set.rw', VM, 'kernel', b'True',
         name='QubesValueError',
         msg='LinuxModules supports only read-only volumes')
@@ -863,7 +885,7 @@ def test_clone():
         token.encode() + '\u00f6'.encode(), name='ProtocolError')
     exc('admin.vm.volume.CloneTo', VM, 'private', b'no-such-token',
         name='QubesVolumeCopyTokenNotFoundError',
-        msg='Token to clone volume of qube was not found')
+        msg="'Token to clone volume of qube was not found'")
     ok('admin.vm.Remove', 'test-vm2')
 
 
@@ -1099,8 +1121,11 @@ def test_devices():
     assert "mode='required'" in ok('admin.vm.device.block.Assigned', VM, dev)
     exc('admin.vm.device.block.Set.assignment', VM, dev + '+' + enc,
         b'manual', name='PermissionDenied')
+    # T test_654: QubesValueError
     exc('admin.vm.device.block.Set.assignment', VM, dev + '+beef',
-        b'required', name='DeviceNotAssigned')
+        b'required', name='QubesValueError',
+        msg='Device %s:beef not assigned to %s' % (dev.replace('+', ':'),
+                                                      VM))
     # the payload must name the device the argument names
     for payload, why in [
             (b"mode='required' backend_domain='other'", 'exposed by'),
