@@ -160,9 +160,11 @@ static char *setter_app_vm(QubesPropHolder *h, const QubesPropDef *def,
         qubes_prop_error(error, h, def, value, why);
         return NULL;
     }
+    /* master's _setter_default_netvm checks the loops; that it provides
+     * network is ours (README) and comes after */
     if (strcmp(def->name, "default_netvm") == 0 &&
-        (!qubes_prop_vm_provides_network(h, def, d, error) ||
-         !default_netvm_ok(app, h, def, d, error)))
+        (!default_netvm_ok(app, h, def, d, error) ||
+         !qubes_prop_vm_provides_network(h, def, d, error)))
         return NULL;
     return g_strdup(value);
 }
@@ -240,14 +242,12 @@ static const QubesPropDef app_props[] = {
      .type = QUBES_PROP_INT,
      .load_stage = 3,
      .default_value = "60",
-     .setter = qubes_prop_setter_positive,
      .doc = "Default time in seconds after which qrexec connection attempt "
             "is deemed failed"},
     {.name = "default_shutdown_timeout",
      .type = QUBES_PROP_INT,
      .load_stage = 3,
      .default_value = "60",
-     .setter = qubes_prop_setter_positive,
      .doc = "Default time in seconds for VM shutdown to complete"},
     {.name = "maxmem",
      .type = QUBES_PROP_INT,
@@ -265,7 +265,6 @@ static const QubesPropDef app_props[] = {
      .type = QUBES_PROP_INT,
      .load_stage = 3,
      .default_value = "3",
-     .setter = qubes_prop_setter_positive,
      .doc = "Interval in seconds for VM stats reporting (memory, CPU usage)"},
     {.name = "check_updates_vm",
      .type = QUBES_PROP_BOOL,
@@ -846,36 +845,41 @@ static gboolean on_dvm_template_off(QubesEvent *ev, gpointer data,
     QubesApp *app = data;
     QubesDomain *self = qubes_domain_of_emitter(ev->subject);
     const char *nv = qubes_event_get(ev, "newvalue");
-    if (nv && strcmp(nv, "True") == 0)
+    const char *ov = qubes_event_get(ev, "oldvalue");
+    if (g_strcmp0(nv, "True") == 0 || g_strcmp0(ov, "True") != 0)
         return TRUE;
-    for (guint i = 0; i < app->domains->len; i++) {
-        QubesDomain *d = app->domains->pdata[i];
-        if (strcmp(d->klass->name, "DispVM") == 0 &&
-            qubes_domain_get_template(d) == self) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
-                        "Cannot change template_for_dispvms to False while "
-                        "there are some disposables based on this disposable "
-                        "template");
+    /* get_qube_prop_deps: the system's default_dispvm or
+     * management_dispvm (its value), then a qube's default_dispvm,
+     * management_dispvm or template set to it. Master leaves out the
+     * preloaded DispVMs and removes them after; here they count (README). */
+    static const char *const sys_props[] = {"default_dispvm",
+                                            "management_dispvm"};
+    for (guint k = 0; k < G_N_ELEMENTS(sys_props); k++) {
+        g_autofree char *v = qubes_props_value(&app->props, sys_props[k]);
+        if (g_strcmp0(v, self->name) == 0) {
+            g_set_error_literal(
+                error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                "Cannot change template_for_dispvms to False while it is in "
+                "use by the system by any of these properties: "
+                "default_dispvm, management_dispvm");
             return FALSE;
         }
     }
-    static const char *const props[] = {"default_dispvm", "management_dispvm"};
-    for (guint k = 0; k < G_N_ELEMENTS(props); k++) {
-        for (guint i = 0; i <= app->domains->len; i++) {
-            QubesPropHolder *h =
-                i < app->domains->len
-                    ? &((QubesDomain *)app->domains->pdata[i])->props
-                    : &app->props;
-            const char *v = g_hash_table_lookup(h->values, props[k]);
+    static const char *const qube_props[] = {"default_dispvm",
+                                             "management_dispvm", "template"};
+    for (guint i = 0; i < app->domains->len; i++) {
+        QubesDomain *d = app->domains->pdata[i];
+        if (d == self)
+            continue;
+        for (guint k = 0; k < G_N_ELEMENTS(qube_props); k++) {
+            const char *v = g_hash_table_lookup(d->props.values, qube_props[k]);
             if (g_strcmp0(v, self->name) != 0)
                 continue;
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
-                        "Cannot change template_for_dispvms to False while "
-                        "this qube is %s of %s",
-                        props[k],
-                        i < app->domains->len
-                            ? ((QubesDomain *)app->domains->pdata[i])->name
-                            : "the system");
+            g_set_error_literal(
+                error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
+                "Cannot change template_for_dispvms to False while it is the "
+                "disposable template of a qube by any of these properties: "
+                "default_dispvm, management_dispvm, template");
             return FALSE;
         }
     }

@@ -213,6 +213,29 @@ def test_current_state():
     assert int(m.group(1)) == total, (state, total)
 
 
+def test_dvm_template_in_use():
+    # S vm/mix/dvmtemplate.py __on_pre_set_dvmtemplate, app.py
+    # get_qube_prop_deps: the system first, then the qubes
+    ok('admin.vm.Create.AppVM', 'dom0', TPL, b'name=dvm-x label=red')
+    ok('admin.vm.property.Set', 'dvm-x', 'template_for_dispvms', b'True')
+    ok('admin.property.Set', 'dom0', 'management_dispvm', b'dvm-x')
+    exc('admin.vm.property.Reset', 'dvm-x', 'template_for_dispvms',
+        name='QubesVMInUseError',
+        msg='Cannot change template_for_dispvms to False while it is in use '
+        'by the system by any of these properties: default_dispvm, '
+        'management_dispvm')
+    ok('admin.property.Reset', 'dom0', 'management_dispvm')
+    ok('admin.vm.property.Set', VM, 'default_dispvm', b'dvm-x')
+    exc('admin.vm.property.Set', 'dvm-x', 'template_for_dispvms', b'False',
+        name='QubesVMInUseError',
+        msg='Cannot change template_for_dispvms to False while it is the '
+        'disposable template of a qube by any of these properties: '
+        'default_dispvm, management_dispvm, template')
+    ok('admin.vm.property.Reset', VM, 'default_dispvm')
+    ok('admin.vm.property.Set', 'dvm-x', 'template_for_dispvms', b'False')
+    ok('admin.vm.Remove', 'dvm-x')
+
+
 def test_fake_domains_refuse():
     # S vm/adminvm.py and vm/remotevm.py start/suspend/shutdown/kill
     for verb, method in (('start', 'Start'), ('suspend', 'Suspend'),
