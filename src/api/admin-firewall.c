@@ -132,7 +132,7 @@ static char *firewall_reload(Call *call, GError **error)
 const Method api_firewall_methods[] = {
     {"admin.vm.firewall.Get", M_NO_PAYLOAD | M_NO_ARG | M_NOT_DOM0,
      firewall_get},
-    {"admin.vm.firewall.Set", M_NO_ARG | M_NOT_DOM0, firewall_set},
+    {"admin.vm.firewall.Set", M_NO_ARG | M_NOT_DOM0 | M_PAYLOAD, firewall_set},
     {"admin.vm.firewall.Reload", M_NO_PAYLOAD | M_NO_ARG | M_NOT_DOM0,
      firewall_reload},
     {NULL},

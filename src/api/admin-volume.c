@@ -197,9 +197,12 @@ static char *volume_revert(Call *call, GError **error)
     if (!untrusted)
         return NULL;
     g_strstrip(untrusted);
-    /* A revision id: digits, or a seed-era timestamp; never a path. */
+    /* master's safe set for a revision name: never a path */
     for (const char *p = untrusted; *p; p++) {
-        if (!api_enforce(g_ascii_isalnum(*p) || strchr("-:.T", *p), NULL,
+        if (!api_enforce(g_ascii_isalnum(*p) || strchr(":-_.", *p),
+                         "Revision name must be in safe set: "
+                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789:-_.",
                          error))
             return NULL;
     }
@@ -469,7 +472,7 @@ const Method api_volume_methods[] = {
     {"admin.vm.volume.List", NP | NA, volume_list},
     {"admin.vm.volume.Info", NP | M_ARG, volume_info},
     {"admin.vm.volume.ListSnapshots", NP | M_ARG, volume_list_snapshots},
-    {"admin.vm.volume.Revert", M_ARG, volume_revert},
+    {"admin.vm.volume.Revert", M_ARG | M_PAYLOAD, volume_revert},
     {"admin.vm.volume.Resize", M_ARG | M_PAYLOAD, volume_resize},
     {"admin.vm.volume.Set.revisions_to_keep", M_ARG | M_PAYLOAD,
      volume_set_revisions},

@@ -304,8 +304,23 @@ int main(int argc, char **argv)
         return r ? 0 : qa_fail(P, err);
     }
     if (!strcmp(cmd, "revert") || !strcmp(cmd, "rv") || !strcmp(cmd, "r")) {
+        /* the client's revert_volume: without a revision, the latest */
+        g_autofree char *latest = NULL;
+        if (argc <= 3) {
+            g_autofree char *list =
+                qa_call("admin.vm.volume.ListSnapshots", vm, vol, "", &err);
+            if (!list)
+                return qa_fail(P, err);
+            g_auto(GStrv) revs = g_strsplit(g_strchomp(list), "\n", -1);
+            guint n = g_strv_length(revs);
+            if (!n || !*revs[n - 1]) {
+                fprintf(stderr, "%s: error: No snapshots available\n", P);
+                return 1;
+            }
+            latest = g_strdup(revs[n - 1]);
+        }
         g_autofree char *r = qa_call("admin.vm.volume.Revert", vm, vol,
-                                     argc > 3 ? argv[3] : "", &err);
+                                     argc > 3 ? argv[3] : latest, &err);
         return r ? 0 : qa_fail(P, err);
     }
     if (!strcmp(cmd, "import")) {

@@ -593,7 +593,12 @@ def test_volumes():
         assert f.read(5) == b'first'
     snaps = d.ok('admin.vm.volume.ListSnapshots', 'work', 'private')
     assert snaps == '2\n3\n', snaps  # the replaced image became 3
-    d.ok('admin.vm.volume.Revert', 'work', 'private', '')  # the latest: 3
+    # master wants the revision named (qvm-volume names the latest)
+    expect_exc(d.call('admin.vm.volume.Revert', 'work', 'private', ''),
+               'ProtocolError', 'expected payload')
+    expect_exc(d.call('admin.vm.volume.Revert', 'work', 'private', '../3'),
+               'ProtocolError', 'Revision name must be in safe set')
+    d.ok('admin.vm.volume.Revert', 'work', 'private', '3')
     with open(img, 'rb') as f:
         assert f.read(5) == b'\0' * 5
     d.ok('admin.vm.volume.Revert', 'work', 'private', '2')

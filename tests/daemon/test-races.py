@@ -52,7 +52,7 @@ VM_WRITERS = [
     ('admin.vm.volume.Resize', 'private', b'3221225472'),
     ('admin.vm.volume.Set.revisions_to_keep', 'private', b'3'),
     ('admin.vm.volume.Set.rw', 'volatile', b'True'),
-    ('admin.vm.volume.Revert', 'private', b''),
+    ('admin.vm.volume.Revert', 'private', b'1'),
     ('admin.vm.volume.Clear', 'private', b''),
     ('admin.vm.volume.CloneFrom', 'private', b''),
     ('admin.vm.device.block.Assign', 'dom0+loop7', b"mode='required'"),
