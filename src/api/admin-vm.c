@@ -103,9 +103,6 @@ static char *create_done(Call *call, gboolean ok, GError **error, gpointer data)
     return api_saved(call, error);
 }
 
-static const char *const volume_names[] = {"root", "private", "volatile",
-                                           "kernel", NULL};
-
 /* admin.vm.Create.CLASS and CreateInPool.CLASS: "name=N label=L" and,
  * in a pool, "pool=P" or "pool:VOLUME=P" (not both). The reference's
  * checks in its order and words. */
@@ -119,92 +116,131 @@ static char *vm_create(Call *call, gboolean allow_pool, GError **error)
                     "no such method: %s", r);
         return NULL;
     }
-    if (strcmp(klass->name, "AdminVM") == 0) {
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
-                    "property 'name' on AdminVM instance cannot be set");
-        return NULL;
-    }
     const char *tpl = *call->arg ? call->arg : NULL;
+    gboolean invalid_template = FALSE;
     if (tpl) {
         if (!klass->has_template) {
             g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                         "%s cannot be based on template", klass->name);
             return NULL;
         }
-        if (!g_hash_table_lookup(call->app->by_name, tpl)) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_FOUND,
-                        "No such domain: '%s'", tpl);
+        invalid_template = !g_hash_table_lookup(call->app->by_name, tpl);
+    }
+    gsize plen;
+    const char *pl = api_payload(call, &plen);
+    for (gsize i = 0; i < plen; i++)
+        if ((guchar)pl[i] >= 0x80 || !pl[i]) {
+            api_enforce(FALSE, "Parameters contains non-ASCII characters",
+                        error);
             return NULL;
         }
-    }
-    g_autofree char *untrusted = api_payload_text(call, FALSE, error);
-    if (!untrusted)
-        return NULL;
+    g_autofree char *untrusted = g_strndup(pl, plen);
     g_autofree char *name = NULL, *label = NULL, *pool = NULL;
+    gboolean have_pool = FALSE;
+    g_autoptr(GError) pool_err = NULL; /* told after the checks, as master */
     g_autoptr(GHashTable) pools =
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    static const char *const volumes[] = {"root", "private", "volatile",
+                                          "kernel", NULL};
     g_auto(GStrv) params = g_strsplit(untrusted, " ", -1);
     for (char **p = params; *p; p++) {
         char *eq = strchr(*p, '=');
+        /* master fails with an unhandled ValueError: no answer */
         if (!api_enforce(eq != NULL, "Invalid param, expected key=value",
                          error))
             return NULL;
         *eq = '\0';
         const char *key = *p, *value = eq + 1;
-        if ((strcmp(key, "name") == 0 && name) ||
-            (strcmp(key, "label") == 0 && label)) {
-            api_enforce(FALSE, "duplicated parameters", error);
+        if (!api_enforce(!((strcmp(key, "name") == 0 && name) ||
+                           (strcmp(key, "label") == 0 && label)),
+                         "Options must be unique", error))
             return NULL;
-        }
         if (strcmp(key, "name") == 0) {
             if (!qubes_validate_vm_name(value, error))
                 return NULL;
             name = g_strdup(value);
         } else if (strcmp(key, "label") == 0) {
-            /* Not a label's index, and a name of label characters. */
-            if (!api_enforce(!api_is_digits(value) && api_name_chars_ok(value),
-                             NULL, error))
-                return NULL;
-            if (!qubes_app_get_label(call->app, value, error))
-                return NULL;
-            label = g_strdup(value);
-        } else if (allow_pool && strcmp(key, "pool") == 0) {
-            if (pool) {
-                api_enforce(FALSE, "duplicated pool parameter", error);
+            /* validate_label_name(creation=True); an unknown label is left
+             * out, so that the missing key is what is said */
+            if (api_is_digits(value)) {
+                g_set_error_literal(error, QUBES_ERROR,
+                                    QUBES_ERROR_INVALID_LABEL,
+                                    "Label must not be a digit");
                 return NULL;
             }
-            if (!qubes_app_get_pool(call->app, value, error))
+            if (!api_name_chars_ok(value)) {
+                g_set_error_literal(
+                    error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL,
+                    "Label must be in safe set: "
+                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    "0123456789-_.");
                 return NULL;
-            pool = g_strdup(value);
+            }
+            if (qubes_app_get_label(call->app, value, NULL))
+                label = g_strdup(value);
+        } else if (allow_pool && strcmp(key, "pool") == 0) {
+            if (!api_enforce(!have_pool, "Option 'pool' must be unique", error))
+                return NULL;
+            have_pool = TRUE;
+            if (qubes_app_get_pool(call->app, value,
+                                   pool_err ? NULL : &pool_err))
+                pool = g_strdup(value);
         } else if (allow_pool && g_str_has_prefix(key, "pool:")) {
             const char *vol = key + 5;
-            if (!api_enforce(g_strv_contains(volume_names, vol), NULL, error))
+            if (!api_enforce(g_strv_contains(volumes, vol),
+                             "Volume must be one of: root, private, "
+                             "volatile, kernel",
+                             error))
                 return NULL;
-            if (g_hash_table_contains(pools, vol)) {
-                g_autofree char *why =
-                    g_strdup_printf("duplicated pool:%s parameter", vol);
-                api_enforce(FALSE, why, error);
+            g_autofree char *why =
+                g_strdup_printf("Option 'pool:%s' must be unique", vol);
+            if (!api_enforce(!g_hash_table_contains(pools, vol), why, error))
                 return NULL;
-            }
-            if (!qubes_app_get_pool(call->app, value, error))
-                return NULL;
-            g_hash_table_insert(pools, g_strdup(vol), g_strdup(value));
-        } else {
+            if (qubes_app_get_pool(call->app, value,
+                                   pool_err ? NULL : &pool_err))
+                g_hash_table_insert(pools, g_strdup(vol), g_strdup(value));
+            else
+                g_hash_table_insert(pools, g_strdup(vol), NULL);
+        } else if (!allow_pool && (strcmp(key, "pool") == 0 ||
+                                   g_str_has_prefix(key, "pool:"))) {
             api_enforce(FALSE,
-                        "Invalid param name: does not match the method's "
-                        "parameters",
+                        "Pool option specified but 'allow_pool' is False",
                         error);
+            return NULL;
+        } else {
+            api_enforce(
+                FALSE,
+                "Options does not match: name, label, pool, pool:", error);
             return NULL;
         }
     }
-    if (!api_enforce(name && label, "Missing name or label", error) ||
-        !api_enforce(!(pool && g_hash_table_size(pools)),
-                     "Only one of 'pool=' and 'pool:volume=' can be used",
+    if (!api_enforce(name != NULL, "Creation requested without key: name",
+                     error) ||
+        !api_enforce(label != NULL, "Creation requested without key: label",
+                     error) ||
+        !api_enforce(!(have_pool && g_hash_table_size(pools)),
+                     "Conflicting options specified: 'pool=', "
+                     "'pool:volume='",
                      error))
         return NULL;
     if (g_hash_table_contains(call->app->by_name, name)) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_ALREADY_EXISTS,
-                    "VM %s already exists", name);
+                    "Qube already exists: %s", name);
+        return NULL;
+    }
+    if (invalid_template) {
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_NOT_FOUND,
+                    "No such domain: '%s'", tpl);
+        return NULL;
+    }
+    if (pool_err) {
+        g_propagate_error(error, g_steal_pointer(&pool_err));
+        return NULL;
+    }
+    if (strcmp(klass->name, "AdminVM") == 0) {
+        /* AdminVM's forbidden setters: qid is the first set */
+        g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROPERTY_VALUE,
+                    "property 'qid' on AdminVM instance cannot be set");
         return NULL;
     }
     QubesDomain *dom = qubes_app_add_new_domain(

@@ -137,22 +137,23 @@ def test_create_and_remove():
     assert info['save_on_stop'] == 'True' and info['vid'] == 'appvms/sa/root'
     # errors: duplicate, bad name, bad label, missing parts, bad class
     expect_exc(d.call('admin.vm.Create.AppVM', payload='name=sa label=red'),
-               'QubesVMAlreadyExistsError', 'VM sa already exists')
+               'QubesVMAlreadyExistsError', 'Qube already exists: sa')
     expect_exc(d.call('admin.vm.Create.AppVM', payload='name=0x label=red'),
                'QubesValueError', 'VM name cannot start with hyphen, '
                'underscore, dot or numbers')
     expect_exc(d.call('admin.vm.Create.AppVM', payload='name=x label=pink'),
-               'QubesLabelNotFoundError', 'Label does not exist: pink')
+               'ProtocolError', 'Creation requested without key: label')
     expect_exc(d.call('admin.vm.Create.AppVM', payload='name=x'),
-               'ProtocolError', 'Missing name or label')
+               'ProtocolError', 'Creation requested without key: label')
     expect_exc(d.call('admin.vm.Create.AppVM', payload='name=x label=red x'),
                'ProtocolError')
     expect_exc(d.call('admin.vm.Create.AppVM',
                       payload='name=x label=red pool=varlibqubes'),
-               'ProtocolError', 'Invalid param name')
+               'ProtocolError',
+               "Pool option specified but 'allow_pool' is False")
     expect_exc(d.call('admin.vm.Create.AppVM',
                       payload='name=x label=red label=red'),
-               'ProtocolError', 'duplicated parameters')
+               'ProtocolError', 'Options must be unique')
     expect_exc(d.call('admin.vm.Create.NoClass', payload='name=x label=red'),
                'ProtocolError', "no such method: 'admin.vm.Create.NoClass'")
     expect_exc(d.call('admin.vm.Create.AdminVM', payload='name=x label=red'),

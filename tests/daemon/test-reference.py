@@ -300,19 +300,21 @@ def test_create():
     for bad in (b'name=test-###', b'name=--helpVM', b'name=1stVM'):
         exc('admin.vm.Create.AppVM', 'dom0', TPL, bad, name='QubesValueError')
     exc('admin.vm.Create.AppVM', 'dom0', TPL, b'label=red',
-        name='ProtocolError', msg='Missing name or label')
+        name='ProtocolError', msg='Creation requested without key: name')
     exc('admin.vm.Create.AppVM', 'dom0', TPL,
         b'name=test-vm3 label=red pool=default', name='ProtocolError')
     exc('admin.vm.Create.AppVM', 'dom0', TPL, b'name=test-vm1 label=red',
-        name='QubesVMAlreadyExistsError', msg='VM test-vm1 already exists')
+        name='QubesVMAlreadyExistsError', msg='Qube already exists: test-vm1')
     exc('admin.vm.Create.AppVM', 'dom0', TPL,
         b'name=test-vm3 name=test-vm4 label=red', name='ProtocolError',
-        msg='duplicated parameters')
+        msg='Options must be unique')
     exc('admin.vm.Create.AppVM', 'dom0', TPL,
         b'name=test-vm3 label=red what=is', name='ProtocolError',
         match='does not match')
+    # S api/admin.py _vm_create: an unknown label is left out, so the key
+    # is missing
     exc('admin.vm.Create.AppVM', 'dom0', TPL, b'name=test-vm3 label=nolabel',
-        name='QubesLabelNotFoundError', msg='Label does not exist: nolabel')
+        name='ProtocolError', msg='Creation requested without key: label')
     # T test_333_vm_create_app_default_template
     ok('admin.vm.Create.AppVM', 'dom0', '', b'name=test-vm3 label=red')
     ok('admin.vm.property.Get', 'test-vm3', 'template',
@@ -366,7 +368,7 @@ def test_create_in_pool():
     exc('admin.vm.CreateInPool.AppVM', 'dom0', TPL,
         b'name=test-vm2 label=red pool=test pool:root=test',
         name='ProtocolError',
-        msg="Only one of 'pool=' and 'pool:volume=' can be used")
+        msg="Conflicting options specified: 'pool=', 'pool:volume='")
     d.ok('admin.pool.Remove', arg='test')
 
 
