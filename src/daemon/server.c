@@ -577,11 +577,15 @@ void call_subscribe_events(Call *call, const CallEventsView *view)
     Conn *c = call_conn(call);
     c->events_view = view;
     QubesEventRegistry *reg = call->app->registry;
-    c->sub_vm = qubes_event_add_class_handler(reg, "BaseVM", "*", forward_event,
-                                              0, c, NULL);
+    /* as master's dispatcher, which adds its handler to each qube and the
+     * app: it sees an event after the handlers it set off (and a
+     * pre-event before them) */
+    c->sub_vm = qubes_event_add_class_handler(
+        reg, "BaseVM", "*", forward_event, QUBES_HANDLER_AS_INSTANCE, c, NULL);
     if (call->dest->qid == 0)
-        c->sub_app = qubes_event_add_class_handler(reg, "Qubes", "*",
-                                                   forward_event, 0, c, NULL);
+        c->sub_app =
+            qubes_event_add_class_handler(reg, "Qubes", "*", forward_event,
+                                          QUBES_HANDLER_AS_INSTANCE, c, NULL);
     call_stream_begin(call);
 }
 

@@ -219,6 +219,7 @@ static void collect_level(GPtrArray *out, GPtrArray *handlers,
             Handler *h = handlers->pdata[i];
             gboolean bound = (h->flags & QUBES_HANDLER_BOUND) != 0;
             if (bound != (pass == 0) ||
+                (class_name && (h->flags & QUBES_HANDLER_AS_INSTANCE)) ||
                 g_strcmp0(h->class_name, class_name) != 0 ||
                 !g_pattern_spec_match_string(h->spec, event))
                 continue;
@@ -235,6 +236,18 @@ static GPtrArray *collect(QubesEmitter *e, const char *event)
     GPtrArray *own =
         g_ptr_array_new_with_free_func((GDestroyNotify)handler_unref);
     collect_level(own, e->handlers, NULL, event);
+    /* class handlers that run as the emitter's own, after those */
+    for (guint i = 0; i < e->registry->handlers->len; i++) {
+        Handler *h = e->registry->handlers->pdata[i];
+        if (!(h->flags & QUBES_HANDLER_AS_INSTANCE) ||
+            !g_pattern_spec_match_string(h->spec, event))
+            continue;
+        for (const char *const *c = e->classes; c && *c; c++)
+            if (strcmp(*c, h->class_name) == 0) {
+                g_ptr_array_add(own, handler_ref(h));
+                break;
+            }
+    }
     g_ptr_array_add(levels, own);
     for (const char *const *c = e->classes; c && *c; c++) {
         GPtrArray *lvl =

@@ -58,6 +58,11 @@ void qubes_event_async_return(GTask *task, GError *error);
 typedef enum {
     QUBES_HANDLER_DEFAULT = 0,
     QUBES_HANDLER_BOUND = 1 << 0, /* the class's own: runs before others */
+    /* a class handler that runs where the emitter's own handlers run (as
+     * master's instance handlers, which admin.Events adds to every qube
+     * and the app): last for an event, first for a pre-event, so that a
+     * client sees what handlers fired before the event that caused it */
+    QUBES_HANDLER_AS_INSTANCE = 1 << 1,
 } QubesHandlerFlags;
 
 QubesEventRegistry *qubes_event_registry_new(void);

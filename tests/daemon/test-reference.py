@@ -1334,8 +1334,9 @@ def test_events():
     ok('admin.vm.property.Set', VM, 'netvm', b'')
     ok('admin.vm.Create.AppVM', 'dom0', TPL, b'name=follower label=red')
     ok('admin.property.Set', 'dom0', 'default_netvm', VM.encode())
+    ok('admin.vm.property.Set', 'follower', 'label', b'green')
     events = []
-    while not any(e[0] == 'follower' and e[1] == 'property-reset:netvm'
+    while not any(e[0] == 'follower' and e[1] == 'property-set:label'
                   for e in events):
         chunk = s.recv(4096)
         assert chunk, events
@@ -1349,6 +1350,14 @@ def test_events():
     assert ev[2] == {'name': 'netvm', 'oldvalue': 'None'}, ev
     assert any(e[0] == 'follower' and e[1] == 'property-pre-set:netvm'
                for e in events), events
+    # S events.py: master's dispatcher is each qube's own handler, so it
+    # hears what the class handlers fired (the icon reset) before the
+    # event that caused it
+    names = [e[1] for e in events if e[0] == 'follower' and
+             e[1] in ('property-pre-set:label', 'property-reset:icon',
+                      'property-set:label')]
+    assert names == ['property-pre-set:label', 'property-reset:icon',
+                     'property-set:label'], names
     ok('admin.property.Set', 'dom0', 'default_netvm', b'')
     ok('admin.vm.Remove', 'follower')
     ok('admin.vm.property.Reset', VM, 'netvm')

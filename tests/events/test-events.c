@@ -135,6 +135,28 @@ static void test_order(Fixture *f, gconstpointer data)
                     "base(red)");
 }
 
+/* A class handler marked AS_INSTANCE (admin.Events' subscriber) runs
+ * with the emitter's own handlers: last for an event, first for a
+ * pre-event; a class outside the chain still never hears it. */
+static void test_as_instance(Fixture *f, gconstpointer data)
+{
+    add_chain(f);
+    qubes_event_add_class_handler(f->reg, "BaseVM", "*", record,
+                                  QUBES_HANDLER_AS_INSTANCE, rec(f, "sub"),
+                                  g_free);
+    qubes_event_add_class_handler(f->reg, "TemplateVM", "*", record,
+                                  QUBES_HANDLER_AS_INSTANCE, rec(f, "tpl"),
+                                  g_free);
+    g_autofree char *post = fire(f, "property-set:label", NULL);
+    g_assert_cmpstr(post, ==,
+                    "base(red) qubesvm(red) qubesvm-ext(red) appvm(red) "
+                    "own(red) sub(red)");
+    g_autofree char *pre = fire(f, "property-pre-set:label", NULL);
+    g_assert_cmpstr(pre, ==,
+                    "own(red) sub(red) appvm(red) qubesvm(red) "
+                    "qubesvm-ext(red) base(red)");
+}
+
 static void test_veto(Fixture *f, gconstpointer data)
 {
     add_chain(f);
@@ -288,6 +310,7 @@ int main(int argc, char **argv)
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, setup, fn, teardown)
     ADD("/events/exact-and-wildcards", test_exact_and_wildcards);
     ADD("/events/order", test_order);
+    ADD("/events/as-instance", test_as_instance);
     ADD("/events/veto", test_veto);
     ADD("/events/effects-and-enabled", test_effects_and_enabled);
     ADD("/events/remove", test_remove);
