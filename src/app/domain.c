@@ -496,6 +496,13 @@ static char *setter_template(QubesPropHolder *h, const QubesPropDef *def,
     if (!t)
         return NULL;
     gboolean dispvm = vm_is(self, "DispVM");
+    /* dispvm.py's setter looks at template_for_dispvms first */
+    if (dispvm && !qubes_domain_is_dvm_template(t)) {
+        qubes_prop_error(
+            error, h, def, value,
+            "template for disposable must have template_for_dispvms=True");
+        return NULL;
+    }
     gboolean right = dispvm ? vm_is(t, "AppVM") || vm_is(t, "StandaloneVM")
                             : vm_is(t, "TemplateVM");
     if (!right) {

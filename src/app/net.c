@@ -341,13 +341,66 @@ static gboolean on_provides_network(QubesEvent *ev, gpointer data,
     return TRUE;
 }
 
+static void reset_prop(QubesDomain *d, const char *name)
+{
+    g_autofree char *event = g_strconcat("property-reset:", name, NULL);
+    const char *kw[] = {"name", name, NULL};
+    g_autoptr(GPtrArray) fx = qubes_emitter_fire(&d->emitter, event, kw, NULL);
+}
+
+/* net.py: what follows a network qube's address, told to the qubes that
+ * read it (their stateless properties change). */
+static gboolean unchanged(QubesEvent *ev)
+{
+    return g_strcmp0(qubes_event_get(ev, "newvalue"),
+                     qubes_event_get(ev, "oldvalue")) == 0;
+}
+
+static gboolean on_provides_set(QubesEvent *ev, gpointer data, GError **error)
+{
+    QubesDomain *d = qubes_domain_of_emitter(ev->subject);
+    if (unchanged(ev))
+        return TRUE;
+    reset_prop(d, "gateway");
+    reset_prop(d, "gateway6");
+    return TRUE;
+}
+
+static gboolean on_ip_set(QubesEvent *ev, gpointer data, GError **error)
+{
+    QubesDomain *d = qubes_domain_of_emitter(ev->subject);
+    gboolean six = g_str_has_suffix(ev->name, "6");
+    if (unchanged(ev))
+        return TRUE;
+    if (qubes_domain_flag(d, "provides_network"))
+        reset_prop(d, six ? "gateway6" : "gateway");
+    reset_prop(d, six ? "visible_ip6" : "visible_ip");
+    g_autoptr(GPtrArray) users = qubes_domain_connected_vms(d);
+    for (guint i = 0; i < users->len; i++)
+        reset_prop(users->pdata[i],
+                   six ? "visible_gateway6" : "visible_gateway");
+    return TRUE;
+}
+
 void qubes_net_register_handlers(QubesApp *app)
 {
+    /* core_features, an extension: on the base class */
     static const char *const provides[] = {"property-set:provides_network",
                                            "property-reset:provides_network"};
     for (guint i = 0; i < G_N_ELEMENTS(provides); i++)
-        qubes_event_add_class_handler(app->registry, "QubesVM", provides[i],
+        qubes_event_add_class_handler(app->registry, "BaseVM", provides[i],
                                       on_provides_network, 0, app, NULL);
+    /* the network mixin's own (master listens for ip6's reset under the
+     * name "property-reset:ipv6", which nothing fires) */
+    qubes_event_add_class_handler(
+        app->registry, "QubesVM", "property-set:provides_network",
+        on_provides_set, QUBES_HANDLER_BOUND, app, NULL);
+    static const char *const ips[] = {"property-set:ip", "property-reset:ip",
+                                      "property-set:ip6"};
+    for (guint i = 0; i < G_N_ELEMENTS(ips); i++)
+        qubes_event_add_class_handler(app->registry, "QubesVM", ips[i],
+                                      on_ip_set, QUBES_HANDLER_BOUND, app,
+                                      NULL);
     qubes_event_add_class_handler(app->registry, "QubesVM",
                                   "property-pre-reset:netvm",
                                   on_pre_reset_netvm, 0, app, NULL);

@@ -1350,6 +1350,15 @@ def test_events():
     assert ev[2] == {'name': 'netvm', 'oldvalue': 'None'}, ev
     assert any(e[0] == 'follower' and e[1] == 'property-pre-set:netvm'
                for e in events), events
+    # S vm/mix/net.py on_property_set_provides and core_features: the
+    # extension's servicevm and icon, then the mixin's gateway resets
+    seq = [e[1] for e in events if e[0] == VM and e[1] in (
+        'domain-feature-set:servicevm', 'property-reset:icon',
+        'property-reset:gateway', 'property-reset:gateway6',
+        'property-set:provides_network')]
+    assert seq[:5] == ['domain-feature-set:servicevm', 'property-reset:icon',
+                       'property-reset:gateway', 'property-reset:gateway6',
+                       'property-set:provides_network'], seq
     # S events.py: master's dispatcher is each qube's own handler, so it
     # hears what the class handlers fired (the icon reset) before the
     # event that caused it
