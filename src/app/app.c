@@ -3,6 +3,8 @@
  * app.h. */
 #include "app.h"
 
+#include "feature-checks.h"
+
 #include "qubes-error.h"
 #include "qubes-parse.h"
 
@@ -1137,6 +1139,7 @@ static void register_handlers(QubesApp *app)
     }
     qubes_net_register_handlers(app);
     qubes_preload_register_handlers(app);
+    qubes_feature_checks_register(app);
 }
 
 /* ---- load ----

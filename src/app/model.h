@@ -6,6 +6,8 @@
  *   lookup.h          finding a qube, label, pool or kernel; a qube a
  *                     property names (its template, its netvm)
  *   qube-features.h   a qube's features and tags
+ *   feature-checks.h  the extensions' checks of vm-config.* and
+ *                     custom-persist.* features
  *   net.h             the network properties and their checks
  *   preload.h         a disposable template's preloaded disposables
  *   domain-devices.h  the devices assigned to a qube

@@ -236,6 +236,39 @@ def test_dvm_template_in_use():
     ok('admin.vm.Remove', 'dvm-x')
 
 
+def test_feature_checks_of_extensions():
+    # S ext/vm_config.py and ext/custom_persist.py: their words; here the
+    # refused value is not kept (D)
+    for f, v, msg in (
+            ('vm-config.', 'x', 'Empty config name not allowed'),
+            ('vm-config.1abc', 'x',
+             'Config name must start with an ASCII letter'),
+            ('vm-config.' + 'a' * 53, 'x',
+             'VM config name must not exceed 46 bytes'),
+            ('custom-persist.', '/x', 'custom-persist key cannot be empty'),
+            ('custom-persist.' + 'b' * 55, '/x',
+             'custom-persist key is too long (max 54), ignoring: ' +
+             'b' * 55),
+            ('custom-persist.k', 'rel', "invalid value format: 'rel'"),
+            ('custom-persist.k', 'dir:u:g:9755:/x',
+             "invalid mode option '9755' in value 'dir:u:g:9755:/x'"),
+            ('custom-persist.k', 'dev:u:g:0755:/x',
+             "invalid resource type option 'dev' in value "
+             "'dev:u:g:0755:/x'"),
+            ('custom-persist.k', 'dir:u:g:0755:rel',
+             "invalid value format: 'dir:u:g:0755:rel'"),
+            ('custom-persist.k', 'dir:u:g:0o17777:/x',
+             "invalid mode option '0o17777' in value "
+             "'dir:u:g:0o17777:/x'")):
+        exc('admin.vm.feature.Set', VM, f, v.encode(), name='QubesValueError',
+            msg=msg)
+        assert f not in ok('admin.vm.feature.List', VM).split(), f
+    for f, v in (('vm-config.ok', 'x'), ('custom-persist.home', '/home/u'),
+                 ('custom-persist.d', 'dir:user:user:0755:/var/x:y')):
+        ok('admin.vm.feature.Set', VM, f, v.encode(), want='')
+        ok('admin.vm.feature.Remove', VM, f)
+
+
 def test_fake_domains_refuse():
     # S vm/adminvm.py and vm/remotevm.py start/suspend/shutdown/kill
     for verb, method in (('start', 'Start'), ('suspend', 'Suspend'),

@@ -1,0 +1,105 @@
+/* feature-checks.c: vm-config.* and custom-persist.* checked as master's
+ * extensions check them; see feature-checks.h. */
+#include "feature-checks.h"
+
+#include "qubes-error.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+static gboolean refuse(GError **error, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+static gboolean refuse(GError **error, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE, msg);
+    return FALSE;
+}
+
+/* vm_config.py on_domain_feature_set */
+static gboolean on_vm_config(QubesEvent *ev, gpointer data, GError **error)
+{
+    const char *feature = qubes_event_get(ev, "feature");
+    const char *config = feature + strlen("vm-config.");
+    if (strlen(config) > 52)
+        return refuse(error, "VM config name must not exceed 46 bytes");
+    if (!*config)
+        return refuse(error, "Empty config name not allowed");
+    if (!g_ascii_isalpha(config[0]) || (guchar)config[0] >= 0x80)
+        return refuse(error, "Config name must start with an ASCII letter");
+    return TRUE;
+}
+
+#define PERSIST_KEY_MAX (63 - (int)strlen("/persist/"))
+
+static gboolean persist_path(const char *path, GError **error)
+{
+    if (path[0] != '/') /* os.path.isabs */
+        return refuse(error, "invalid path '%s'", path);
+    return TRUE;
+}
+
+/* custom_persist.py _check_key and _check_value */
+static gboolean on_custom_persist(QubesEvent *ev, gpointer data, GError **error)
+{
+    const char *feature = qubes_event_get(ev, "feature");
+    const char *value = qubes_event_get(ev, "value");
+    const char *key = feature + strlen("custom-persist.");
+    if (!*key)
+        return refuse(error, "custom-persist key cannot be empty");
+    if ((int)strlen(key) > PERSIST_KEY_MAX)
+        return refuse(error,
+                      "custom-persist key is too long (max %d), ignoring: %s",
+                      PERSIST_KEY_MAX, key);
+    if (!value)
+        value = "";
+    if (value[0] == '/')
+        return persist_path(value, error);
+    g_auto(GStrv) options = g_strsplit(value, ":", -1);
+    if (g_strv_length(options) < 5 || options[4][0] != '/')
+        return refuse(error, "invalid value format: '%s'", value);
+    if (strcmp(options[0], "file") != 0 && strcmp(options[0], "dir") != 0)
+        return refuse(error, "invalid resource type option '%s' in value '%s'",
+                      options[0], value);
+    /* int(mode, 8): blanks around, an optional sign, octal digits with
+     * single underscores between them */
+    const char *mode = options[3];
+    g_autofree char *m = g_strstrip(g_strdup(mode));
+    const char *p = m;
+    gboolean neg = *p == '-';
+    if (*p == '+' || *p == '-')
+        p++;
+    if (g_str_has_prefix(p, "0o") || g_str_has_prefix(p, "0O"))
+        p += 2;
+    gboolean ok = *p != '\0';
+    guint64 v = 0;
+    for (const char *q = p; ok && *q; q++) {
+        if (*q == '_' && q > p && q[1] && q[1] != '_')
+            continue;
+        if (*q < '0' || *q > '7') {
+            ok = FALSE;
+            break;
+        }
+        v = v * 8 + (guint64)(*q - '0');
+        if (v > 07777)
+            v = 010000; /* past the range: stays past it */
+    }
+    if (!ok || (neg && v) || v > 07777)
+        return refuse(error, "invalid mode option '%s' in value '%s'", mode,
+                      value);
+    g_autofree char *path = g_strjoinv(":", options + 4);
+    return persist_path(path, error);
+}
+
+void qubes_feature_checks_register(QubesApp *app)
+{
+    qubes_event_add_class_handler(app->registry, "BaseVM",
+                                  "domain-feature-pre-set:vm-config.*",
+                                  on_vm_config, 0, app, NULL);
+    qubes_event_add_class_handler(app->registry, "BaseVM",
+                                  "domain-feature-pre-set:custom-persist.*",
+                                  on_custom_persist, 0, app, NULL);
+}
