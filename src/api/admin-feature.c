@@ -88,7 +88,8 @@ static char *feature_set(Call *call, GError **error)
         ascii = ascii && p[i] < 0x80;
         printable = printable && p[i] >= 0x20 && p[i] < 0x7f;
     }
-    if (!api_enforce(ascii, "Feature value contains non-ASCII characters", error))
+    if (!api_enforce(ascii, "Feature value contains non-ASCII characters",
+                     error))
         return NULL;
     if (!printable) {
         g_set_error(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
@@ -97,16 +98,6 @@ static char *feature_set(Call *call, GError **error)
     }
     g_autofree char *value =
         len ? g_strndup((const char *)p, len) : g_strdup("");
-    if (g_str_has_prefix(call->arg, "service.")) {
-        gsize n = strlen(call->arg) - strlen("service.");
-        if (n == 0 || n > 48) {
-            g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                                n ? "Service name must be at most 48 "
-                                    "characters long"
-                                  : "Service name cannot be empty");
-            return NULL;
-        }
-    }
     if (!qubes_domain_feature_set(call->dest, call->arg, value, error))
         return NULL;
     return api_saved(call, error);

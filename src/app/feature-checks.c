@@ -2,6 +2,7 @@
  * extensions check them; see feature-checks.h. */
 #include "feature-checks.h"
 
+#include "qube-features.h"
 #include "qubes-error.h"
 
 #include <stdarg.h>
@@ -94,8 +95,47 @@ static gboolean on_custom_persist(QubesEvent *ev, gpointer data, GError **error)
     return persist_path(path, error);
 }
 
+/* services.py on_domain_feature_pre_set: the name becomes the QubesDB
+ * key /qubes-service/NAME (an app-dispvm.* one is hashed instead) */
+static gboolean on_service(QubesEvent *ev, gpointer data, GError **error)
+{
+    const char *service = qubes_event_get(ev, "feature") + strlen("service.");
+    if (!*service)
+        return refuse(error, "Service name cannot be empty");
+    if (strchr(service, '/'))
+        return refuse(error, "Service name cannot contain a slash");
+    if (strcmp(service, ".") == 0 || strcmp(service, "..") == 0)
+        return refuse(error, "Service name cannot be \".\" or \"..\"");
+    if (strlen(service) > 48 && !g_str_has_prefix(service, "app-dispvm."))
+        return refuse(error, "Service name must not exceed 48 bytes");
+    return TRUE;
+}
+
+/* services.py on_domain_feature_set: service.meminfo-writer is no
+ * feature any more but maxmem (0: no memory balancing); set, it becomes
+ * that and goes. */
+static gboolean on_meminfo_writer(QubesEvent *ev, gpointer data, GError **error)
+{
+    QubesDomain *vm = qubes_domain_of_emitter(ev->subject);
+    const char *value = qubes_event_get(ev, "value");
+    if (qubes_props_def(&vm->props, "maxmem", NULL)) {
+        gboolean ok = value && *value
+                          ? qubes_props_reset(&vm->props, "maxmem", error)
+                          : qubes_props_set(&vm->props, "maxmem", "0", error);
+        if (!ok)
+            return FALSE;
+    }
+    return qubes_domain_feature_remove(vm, "service.meminfo-writer", error);
+}
+
 void qubes_feature_checks_register(QubesApp *app)
 {
+    qubes_event_add_class_handler(app->registry, "BaseVM",
+                                  "domain-feature-pre-set:service.*",
+                                  on_service, 0, app, NULL);
+    qubes_event_add_class_handler(app->registry, "BaseVM",
+                                  "domain-feature-set:service.meminfo-writer",
+                                  on_meminfo_writer, 0, app, NULL);
     qubes_event_add_class_handler(app->registry, "BaseVM",
                                   "domain-feature-pre-set:vm-config.*",
                                   on_vm_config, 0, app, NULL);

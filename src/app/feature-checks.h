@@ -13,6 +13,11 @@
  *                       63); the value an absolute path, or
  *                       "file|dir:USER:GROUP:MODE:/PATH" with MODE octal
  *                       up to 7777
+ *   service.NAME        NAME: not empty, no slash, not "." or "..", at
+ *                       most 48 bytes unless app-dispvm.* (services.py)
+ *
+ * And the services extension's rule: service.meminfo-writer, once set,
+ * becomes maxmem (its default when true, 0 when false) and goes.
  */
 #pragma once
 

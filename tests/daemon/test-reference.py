@@ -263,6 +263,21 @@ def test_feature_checks_of_extensions():
         exc('admin.vm.feature.Set', VM, f, v.encode(), name='QubesValueError',
             msg=msg)
         assert f not in ok('admin.vm.feature.List', VM).split(), f
+    # S ext/services.py: service names, and meminfo-writer into maxmem
+    for f, msg in (('service..', 'Service name cannot be "." or ".."'),
+                   ('service.' + 'c' * 49,
+                    'Service name must not exceed 48 bytes')):
+        exc('admin.vm.feature.Set', VM, f, b'1', name='QubesValueError',
+            msg=msg)
+    ok('admin.vm.feature.Set', VM, 'service.app-dispvm.' + 'c' * 49, b'1')
+    ok('admin.vm.feature.Remove', VM, 'service.app-dispvm.' + 'c' * 49)
+    ok('admin.vm.feature.Set', VM, 'service.meminfo-writer', b'')
+    assert 'service.meminfo-writer' not in \
+        ok('admin.vm.feature.List', VM).split()
+    ok('admin.vm.property.Get', VM, 'maxmem', want='default=False type=int 0')
+    ok('admin.vm.feature.Set', VM, 'service.meminfo-writer', b'1')
+    assert ok('admin.vm.property.Get', VM, 'maxmem').startswith(
+        'default=True ')
     for f, v in (('vm-config.ok', 'x'), ('custom-persist.home', '/home/u'),
                  ('custom-persist.d', 'dir:user:user:0755:/var/x:y')):
         ok('admin.vm.feature.Set', VM, f, v.encode(), want='')
