@@ -61,7 +61,9 @@ def setup():
                      '--qmemman-avail-mem-file',
                      os.path.join(work, 'qmemman-avail-mem'),
                      '--autostart-marker',
-                     os.path.join(work, 'autostart-done')],
+                     os.path.join(work, 'autostart-done'),
+                     '--suspend-list',
+                     os.path.join(work, 'previously-paused.list')],
                wrapper=lv.enter())
     state['d'] = d.start()
     state['base'] = base
@@ -1264,6 +1266,40 @@ def test_pause_suspend_and_stats():
     finally:
         d.ok('admin.property.Reset', 'dom0', 'stats_interval')
         halt()
+
+
+def test_host_suspend_and_resume():
+    """internal.SuspendPre (the host about to sleep) suspends the running
+    qube and SuspendPost resumes it, its guest going on; a qube the user
+    had paused before is listed and stays paused after the resume."""
+    d = state['d']
+    paused_list = os.path.join(state['work'], 'previously-paused.list')
+    halt()
+    start_ready('work')
+
+    def internal(method):
+        r = d.call(method, 'dom0', which='internal')
+        assert r == ('ok', ''), (method, r)
+
+    internal('internal.SuspendPre')
+    st = d.ok('admin.vm.CurrentState', 'work')
+    assert 'power_state=Running' not in st, st
+    with open(paused_list) as f:
+        assert f.read() == ''
+    internal('internal.SuspendPost')
+    assert not os.path.exists(paused_list)
+    assert 'power_state=Running' in d.ok('admin.vm.CurrentState', 'work')
+    console_run('work', 'echo AFTER-RESUME', 'AFTER-RESUME')
+    # paused by the user: listed, left paused
+    d.ok('admin.vm.Pause', 'work')
+    internal('internal.SuspendPre')
+    with open(paused_list) as f:
+        assert f.read() == 'work'
+    internal('internal.SuspendPost')
+    assert 'power_state=Paused' in d.ok('admin.vm.CurrentState', 'work')
+    d.ok('admin.vm.Unpause', 'work')
+    console_run('work', 'echo STILL-HERE', 'STILL-HERE')
+    halt()
 
 
 def allocated(path):
