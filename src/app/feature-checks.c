@@ -44,10 +44,9 @@ static gboolean persist_path(const char *path, GError **error)
 }
 
 /* custom_persist.py _check_key and _check_value */
-static gboolean on_custom_persist(QubesEvent *ev, gpointer data, GError **error)
+gboolean qubes_feature_check_custom_persist(const char *feature,
+                                            const char *value, GError **error)
 {
-    const char *feature = qubes_event_get(ev, "feature");
-    const char *value = qubes_event_get(ev, "value");
     const char *key = feature + strlen("custom-persist.");
     if (!*key)
         return refuse(error, "custom-persist key cannot be empty");
@@ -126,6 +125,12 @@ static gboolean on_meminfo_writer(QubesEvent *ev, gpointer data, GError **error)
             return FALSE;
     }
     return qubes_domain_feature_remove(vm, "service.meminfo-writer", error);
+}
+
+static gboolean on_custom_persist(QubesEvent *ev, gpointer data, GError **error)
+{
+    return qubes_feature_check_custom_persist(
+        qubes_event_get(ev, "feature"), qubes_event_get(ev, "value"), error);
 }
 
 void qubes_feature_checks_register(QubesApp *app)

@@ -25,6 +25,11 @@
 
 G_BEGIN_DECLS
 
+/* custom_persist.py _check_key and _check_value of @feature
+ * (custom-persist.KEY) set to @value: FALSE with QubesValueError. */
+gboolean qubes_feature_check_custom_persist(const char *feature,
+                                            const char *value, GError **error);
+
 /* Registers the checks (app.c calls it once, when it makes the app). */
 void qubes_feature_checks_register(QubesApp *app);
 

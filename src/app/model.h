@@ -19,6 +19,7 @@
  *                     labels, pools, adding and removing qubes
  *   features-request.h  what a qube asks to have recorded about itself
  *                     (master's extensions' features-request handlers)
+ *   qdb-entries.h     the QubesDB entries of a starting qube
  *
  * Each room calls only rooms above it in this list (app.h includes them
  * all, for the callers outside src/app). All functions run on the thread
