@@ -604,17 +604,24 @@ char *qubes_dev_arg_device_id(const QubesDevArg *a)
 
 /* ---- interfaces ---- */
 
+gboolean qubes_dev_interfaces_length_ok(const char *untrusted, GError **error)
+{
+    gsize len = strlen(untrusted);
+    if (len % 7 == 0)
+        return TRUE;
+    g_autofree char *r = qubes_py_repr(untrusted);
+    g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
+                "Invalid length of interfaces=%s (is %" G_GSIZE_FORMAT
+                ", expected multiple of 7)",
+                r, len);
+    return FALSE;
+}
+
 GPtrArray *qubes_dev_interfaces_parse(const char *untrusted, GError **error)
 {
     gsize len = strlen(untrusted);
-    if (len % 7) { /* DeviceInterface.from_str_bulk */
-        g_autofree char *r = qubes_py_repr(untrusted);
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                    "Invalid length of interfaces=%s (is %" G_GSIZE_FORMAT
-                    ", expected multiple of 7)",
-                    r, len);
+    if (!qubes_dev_interfaces_length_ok(untrusted, error))
         return NULL;
-    }
     GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
     for (gsize i = 0; i < len; i += 7) {
         /* DeviceInterface(): padded to six with '*', a class of '?'

@@ -144,5 +144,8 @@ char *qubes_dev_arg_device_id(const QubesDevArg *a);
 /* DeviceInterface.from_str_bulk(): 7-character codes; FALSE
  * (QubesValueError) when the text is not a list of them. */
 GPtrArray *qubes_dev_interfaces_parse(const char *untrusted, GError **error);
+/* DeviceInterface.from_str_bulk's first check: seven characters each
+ * (QubesValueError "Invalid length of interfaces=..." otherwise). */
+gboolean qubes_dev_interfaces_length_ok(const char *untrusted, GError **error);
 
 G_END_DECLS

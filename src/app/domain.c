@@ -401,15 +401,9 @@ static char *setter_devices_denied(QubesPropHolder *h, const QubesPropDef *def,
                                    const char *value, GError **error)
 {
     gsize len = strlen(value);
-    if (len % 7 != 0) {
-        /* DeviceInterface.from_str_bulk, before the pattern */
-        g_autofree char *r = qubes_py_repr(value);
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_VALUE,
-                    "Invalid length of interfaces=%s (is %" G_GSIZE_FORMAT
-                    ", expected multiple of 7)",
-                    r, len);
+    /* DeviceInterface.from_str_bulk, before the pattern */
+    if (!qubes_dev_interfaces_length_ok(value, error))
         return NULL;
-    }
     gboolean ok = TRUE;
     for (gsize i = 0; ok && i < len; i++) {
         char c = value[i];
