@@ -11,7 +11,8 @@
  * (QubesDB's own limit), an entry name is a safe file name
  * (qfile_name_is_safe) of at most QUBES_QDB_MAX_NAME bytes, and a listing
  * takes at most QUBES_QDB_MAX_ENTRIES; past a limit the read fails and
- * nothing of it is used.
+ * nothing of it is used. The reads are made on the main thread: DIR is
+ * in /run (a tmpfs), and a request reads at most 1024 files of 3 KiB.
  */
 #pragma once
 
