@@ -84,8 +84,9 @@ static void test_volumes(Kernels *k, gconstpointer data)
     FAILS(qubes_volume_set_revisions_to_keep(a, -1, &err_), QUBES_ERROR_VALUE,
           "LinuxModules supports only revisions_to_keep=0");
     OK(qubes_volume_set_revisions_to_keep(a, 0, &err_));
+    /* the pool itself is LinuxKernel (kernels.py) */
     FAILS(qubes_pool_set_revisions_to_keep(k->pool, 2, &err_),
-          QUBES_ERROR_VALUE, "LinuxModules supports only revisions_to_keep=0");
+          QUBES_ERROR_VALUE, "LinuxKernel supports only revisions_to_keep=0");
     g_assert_false(qubes_volume_is_dirty(a));
     OK(qubes_volume_stop(a, &err_));
     OK(qubes_volume_remove(a, &err_));
