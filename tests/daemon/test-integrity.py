@@ -127,8 +127,9 @@ def test_disposable_template_in_use():
     d.ok('admin.vm.Create.DispVM', arg='dvm', payload='name=disp label=red')
     expect_exc(d.call('admin.vm.property.Set', 'dvm', 'template_for_dispvms',
                       'False'), 'QubesVMInUseError',
-               'Cannot change template_for_dispvms to False while there are '
-               'some disposables based on this disposable template')
+               'Cannot change template_for_dispvms to False while it is the '
+               'disposable template of a qube by any of these properties: '
+               'default_dispvm, management_dispvm, template')
     d.ok('admin.vm.Remove', 'disp')
     d.ok('admin.vm.property.Set', 'dvm', 'template_for_dispvms', 'False')
     d.ok('admin.vm.Remove', 'dvm')
@@ -211,10 +212,10 @@ def test_inconsistent_file_loads():
     state['d'] = d = nd
     log = d.read_log()
     for needle in ("client: property memory: value 'lots' left out, the "
-                   "default applies: invalid",
+                   "default applies: Failed to parse property value as int",
                    'property no_such_property',
                    "property default_dispvm: value 'client' left out",
-                   'must be a disposable template',
+                   "has template_for_dispvms set to False",
                    "domain tpl: property netvm: value 'client' left out",
                    'The client qube does not provide network',
                    'domain-77 (class FutureVM) cannot be loaded',
