@@ -773,7 +773,9 @@ def test_block_devices_of_dom0():
         start_ready('work2')
         r = d.call('admin.vm.device.block.Attach', 'work2', dev, b'')
         assert r[:2] == ('exc', 'DeviceAlreadyAttached'), r
-        assert "'work'" in r[2], r
+        # master's words (the device as PORT:DEVICE_ID), a KeyError's repr
+        assert r[2].startswith("'device %s:" % dev.replace('+', ':')) and \
+            r[2].endswith(" of class block already attached to work'"), r
         halt('work2')
         # detached: gone from the guest
         d.ok('admin.vm.device.block.Detach', 'work', dev)
