@@ -921,6 +921,17 @@ static gboolean on_created_by(QubesEvent *ev, gpointer data, GError **error)
         if (!qubes_domain_tag_add(vm, *w, error))
             return FALSE;
     }
+    /* gui.py set_guivm_on_created_by: the creator's set-created-guivm
+     * names the new qube's guivm. Master fails the creation when it names
+     * no qube (a KeyError after the qube was added); here that is logged
+     * and the qube keeps its default. */
+    const char *guivm = qubes_domain_feature_get(creator, "set-created-guivm");
+    if (guivm && *guivm && qubes_props_def(&vm->props, "guivm", NULL)) {
+        g_autoptr(GError) err = NULL;
+        if (!qubes_props_set(&vm->props, "guivm", guivm, &err))
+            g_warning("%s: set-created-guivm of %s: guivm %s not set: %s",
+                      vm->name, creator->name, guivm, err->message);
+    }
     return TRUE;
 }
 

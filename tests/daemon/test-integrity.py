@@ -446,6 +446,28 @@ def test_tag_created_vm_with():
     d.ok('admin.vm.Remove', 'tagged')
 
 
+def test_set_created_guivm():
+    # master's gui extension: the creator's set-created-guivm names the
+    # new qube's guivm (and its guivm- tag follows)
+    d = D()
+    d.ok('admin.vm.Create.AppVM', arg='tpl', payload='name=gui label=red')
+    d.ok('admin.vm.feature.Set', 'dom0', 'set-created-guivm', 'gui')
+    d.ok('admin.vm.Create.AppVM', arg='tpl', payload='name=shown label=red')
+    assert d.ok('admin.vm.property.Get', 'shown', 'guivm') == \
+        'default=False type=vm gui'
+    tags = d.ok('admin.vm.tag.List', 'shown').split()
+    assert 'guivm-gui' in tags and 'guivm-dom0' not in tags, tags
+    # naming no qube: created anyway, with the default guivm (master fails
+    # the call after adding the qube)
+    d.ok('admin.vm.feature.Set', 'dom0', 'set-created-guivm', 'nosuch')
+    d.ok('admin.vm.Create.AppVM', arg='tpl', payload='name=plain label=red')
+    assert d.ok('admin.vm.property.Get', 'plain', 'guivm') == \
+        'default=True type=vm dom0'
+    d.ok('admin.vm.feature.Remove', 'dom0', 'set-created-guivm')
+    for vm in ('shown', 'plain', 'gui'):
+        d.ok('admin.vm.Remove', vm)
+
+
 def test_notes():
     d = D()
     d.ok('admin.vm.Create.AppVM', arg='tpl', payload='name=noted label=red')
