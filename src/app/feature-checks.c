@@ -5,20 +5,11 @@
 #include "qube-features.h"
 #include "qubes-error.h"
 
-#include <stdarg.h>
 #include <string.h>
 
-static gboolean refuse(GError **error, const char *fmt, ...)
-    G_GNUC_PRINTF(2, 3);
-static gboolean refuse(GError **error, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_VALUE, msg);
-    return FALSE;
-}
+/* A QubesValueError with master's words. */
+#define refuse(error, ...)                                                     \
+    qubes_error_fail(error, QUBES_ERROR_VALUE, __VA_ARGS__)
 
 /* vm_config.py on_domain_feature_set */
 static gboolean on_vm_config(QubesEvent *ev, gpointer data, GError **error)
