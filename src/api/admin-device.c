@@ -815,24 +815,10 @@ static char *set_denied(Call *call, const char *value, GError **error)
     return api_saved(call, error);
 }
 
-/* The interfaces of a denied.Add or Remove payload: ASCII, else master's
- * ProtocolError (new string). */
-static char *denied_payload(Call *call, GError **error)
-{
-    gsize len;
-    const char *p = api_payload(call, &len);
-    for (gsize i = 0; i < len; i++)
-        if ((guchar)p[i] >= 0x80 || !p[i]) {
-            api_enforce(FALSE, "Device interface contains non-ASCII characters",
-                        error);
-            return NULL;
-        }
-    return g_strndup(p, len);
-}
-
 static char *denied_add(Call *call, GError **error)
 {
-    g_autofree char *untrusted = denied_payload(call, error);
+    g_autofree char *untrusted = api_payload_ascii(
+        call, "Device interface contains non-ASCII characters", error);
     if (!untrusted)
         return NULL;
     g_autoptr(GPtrArray) ifs = qubes_dev_interfaces_parse(untrusted, error);
@@ -848,7 +834,8 @@ static char *denied_add(Call *call, GError **error)
 
 static char *denied_remove(Call *call, GError **error)
 {
-    g_autofree char *untrusted = denied_payload(call, error);
+    g_autofree char *untrusted = api_payload_ascii(
+        call, "Device interface contains non-ASCII characters", error);
     if (!untrusted)
         return NULL;
     g_autofree char *list = qubes_domain_prop(call->dest, "devices_denied");

@@ -38,26 +38,6 @@ static gboolean bad_colour(const char *why, GError **error)
     return FALSE;
 }
 
-/* utils.py validate_label_name: letters, digits and "-_." (and, for a
- * new label, not a number, which would read as an index). */
-static gboolean label_name_ok(Call *call, gboolean creation, GError **error)
-{
-    if (creation && api_is_digits(call->arg)) {
-        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL,
-                            "Label must not be a digit");
-        return FALSE;
-    }
-    if (!api_name_chars_ok(call->arg)) {
-        g_set_error_literal(
-            error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL,
-            "Label must be in safe set: "
-            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-            "0123456789-_.");
-        return FALSE;
-    }
-    return TRUE;
-}
-
 /* The reference's checks of a new label's colour, in its order. */
 static char *label_colour(Call *call, GError **error)
 {
@@ -93,7 +73,7 @@ static char *label_colour(Call *call, GError **error)
 static char *label_create(Call *call, GError **error)
 {
     /* master's order: the name, the colour, then whether it exists */
-    if (!label_name_ok(call, TRUE, error))
+    if (!api_label_name_ok(call->arg, TRUE, error))
         return NULL;
     g_autofree char *colour = label_colour(call, error);
     if (!colour)
@@ -110,7 +90,7 @@ static char *label_create(Call *call, GError **error)
 
 static char *label_remove(Call *call, GError **error)
 {
-    if (!label_name_ok(call, FALSE, error))
+    if (!api_label_name_ok(call->arg, FALSE, error))
         return NULL;
     const QxLabel *l = label_arg(call, error);
     if (!l)

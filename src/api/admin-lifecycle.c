@@ -224,25 +224,20 @@ static void state_done(GObject *src, GAsyncResult *res, gpointer data)
 static char *vm_current_state(Call *call, GError **error)
 {
     QubesDomain *d = call->dest;
+    /* get_mem_static_max of dom0 and of a qube that does not run: its
+     * maxmem (MiB) in KiB (none for a RemoteVM) */
+    g_autofree char *maxmem = qubes_props_value(&d->props, "maxmem");
+    guint64 max = maxmem ? g_ascii_strtoull(maxmem, NULL, 10) * 1024 : 0;
     if (d->qid == 0) {
-        /* adminvm.py: the memory dom0 has (here the host's), its maxmem
-         * in KiB, the CPU time it burned since it started */
+        /* adminvm.py: the memory dom0 has (here the host's) and the CPU
+         * time it burned since it started */
         QubesDomainStat host = {0};
         host_stat(&host);
-        g_autofree char *maxmem = qubes_props_value(&d->props, "maxmem");
-        guint64 max = maxmem ? g_ascii_strtoull(maxmem, NULL, 10) * 1024 : 0;
         return state_line(d, call->app->host_memory, max, host.cpu_time_ns);
     }
     if (qubes_domain_is_halted(d) || !call->app->runtime ||
-        strcmp(d->klass->name, "RemoteVM") == 0) {
-        /* Halted: no memory, and at most its maxmem (MiB) in KiB, as the
-         * reference reports it. */
-        g_autofree char *v = NULL;
-        guint64 max = 0;
-        if (qubes_props_get(&d->props, "maxmem", &v, NULL, NULL) && v)
-            max = g_ascii_strtoull(v, NULL, 10) * 1024;
-        return state_line(d, 0, max, 0);
-    }
+        strcmp(d->klass->name, "RemoteVM") == 0)
+        return state_line(d, 0, max, 0); /* no memory */
     qubes_runtime_info(call->app->runtime, d, state_done, call);
     return CALL_ASYNC;
 }

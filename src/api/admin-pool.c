@@ -239,8 +239,8 @@ static char *pool_add(Call *call, GError **error)
         if (!g_hash_table_contains(opts, *r))
             g_string_append_printf(missing, " %s", *r);
     }
-    if (!no_options(missing, QUBES_ERROR_EXCEPTION, "missing required driver options",
-                    error))
+    if (!no_options(missing, QUBES_ERROR_EXCEPTION,
+                    "missing required driver options", error))
         return NULL;
     if (!qubes_app_add_pool(call->app, driver, name, opts, error))
         return NULL;

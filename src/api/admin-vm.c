@@ -39,16 +39,6 @@ static void vm_line(GString *out, QubesDomain *d)
     g_string_append_c(out, '\n');
 }
 
-static gint vm_sort(gconstpointer a, gconstpointer b)
-{
-    const QubesDomain *x = *(QubesDomain *const *)a;
-    const QubesDomain *y = *(QubesDomain *const *)b;
-    /* dom0 first, then by name (QubesVM.__lt__). */
-    if ((x->qid == 0) != (y->qid == 0))
-        return x->qid == 0 ? -1 : 1;
-    return strcmp(x->name, y->name);
-}
-
 static char *vm_list(Call *call, GError **error)
 {
     GString *out = g_string_sized_new(96 * (gsize)call->app->domains->len);
@@ -58,7 +48,7 @@ static char *vm_list(Call *call, GError **error)
     } else {
         for (guint i = 0; i < call->app->domains->len; i++)
             g_ptr_array_add(all, call->app->domains->pdata[i]);
-        g_ptr_array_sort(all, vm_sort);
+        g_ptr_array_sort(all, qubes_domain_cmp);
     }
     /* A source other than dom0 sees the qubes the qrexec policy lets it
      * list (the reference's ext/admin.py filter). */
@@ -126,15 +116,10 @@ static char *vm_create(Call *call, gboolean allow_pool, GError **error)
         }
         invalid_template = !g_hash_table_lookup(call->app->by_name, tpl);
     }
-    gsize plen;
-    const char *pl = api_payload(call, &plen);
-    for (gsize i = 0; i < plen; i++)
-        if ((guchar)pl[i] >= 0x80 || !pl[i]) {
-            api_enforce(FALSE, "Parameters contains non-ASCII characters",
-                        error);
-            return NULL;
-        }
-    g_autofree char *untrusted = g_strndup(pl, plen);
+    g_autofree char *untrusted = api_payload_ascii(
+        call, "Parameters contains non-ASCII characters", error);
+    if (!untrusted)
+        return NULL;
     g_autofree char *name = NULL, *label = NULL, *pool = NULL;
     gboolean have_pool = FALSE;
     g_autoptr(GError) pool_err = NULL; /* told after the checks, as master */
@@ -162,20 +147,8 @@ static char *vm_create(Call *call, gboolean allow_pool, GError **error)
         } else if (strcmp(key, "label") == 0) {
             /* validate_label_name(creation=True); an unknown label is left
              * out, so that the missing key is what is said */
-            if (api_is_digits(value)) {
-                g_set_error_literal(error, QUBES_ERROR,
-                                    QUBES_ERROR_INVALID_LABEL,
-                                    "Label must not be a digit");
+            if (!api_label_name_ok(value, TRUE, error))
                 return NULL;
-            }
-            if (!api_name_chars_ok(value)) {
-                g_set_error_literal(
-                    error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL,
-                    "Label must be in safe set: "
-                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                    "0123456789-_.");
-                return NULL;
-            }
             if (qubes_app_get_label(call->app, value, NULL))
                 label = g_strdup(value);
         } else if (allow_pool && strcmp(key, "pool") == 0) {

@@ -50,6 +50,18 @@ char *api_payload_text(Call *call, gboolean lines, GError **error)
     return g_strndup((const char *)p, len);
 }
 
+char *api_payload_ascii(Call *call, const char *why, GError **error)
+{
+    gsize len;
+    const char *p = api_payload(call, &len);
+    for (gsize i = 0; i < len; i++)
+        if ((guchar)p[i] >= 0x80 || !p[i]) {
+            api_enforce(FALSE, why, error);
+            return NULL;
+        }
+    return g_strndup(p, len);
+}
+
 gboolean api_payload_number(Call *call, const char *what,
                             gboolean allow_negative, gint64 *out,
                             GError **error)
@@ -68,6 +80,25 @@ gboolean api_payload_bool(Call *call, gboolean *out, GError **error)
         g_clear_error(error);
         g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_PROTOCOL,
                             "Payload is not boolean ASCII");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean api_label_name_ok(const char *untrusted, gboolean creation,
+                           GError **error)
+{
+    if (creation && api_is_digits(untrusted)) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL,
+                            "Label must not be a digit");
+        return FALSE;
+    }
+    if (!api_name_chars_ok(untrusted)) {
+        g_set_error_literal(
+            error, QUBES_ERROR, QUBES_ERROR_INVALID_LABEL,
+            "Label must be in safe set: "
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+            "0123456789-_.");
         return FALSE;
     }
     return TRUE;

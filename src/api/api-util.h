@@ -26,6 +26,10 @@ const char *api_payload(Call *call, gsize *len);
  * tabs and carriage returns are printable enough), else a ProtocolError
  * (the reference's strict ASCII decode). New string. */
 char *api_payload_text(Call *call, gboolean lines, GError **error);
+/* The payload's bytes as text when they are ASCII (no NUL), else a
+ * ProtocolError with @why, master's words of each method ("Parameters
+ * contains non-ASCII characters", ...). New string. */
+char *api_payload_ascii(Call *call, const char *why, GError **error);
 /* The payload as a number by the API's rule (validate_number); a
  * leading '-' only where @allow_negative. */
 gboolean api_payload_number(Call *call, const char *what,
@@ -34,6 +38,11 @@ gboolean api_payload_number(Call *call, const char *what,
 /* The payload as a Qubes boolean word; ProtocolError "Invalid value". */
 gboolean api_payload_bool(Call *call, gboolean *out, GError **error);
 
+/* utils.py validate_label_name: letters, digits and "-_." (and, for a
+ * new label, not a number, which would read as an index); else
+ * QubesInvalidLabelError in master's words. */
+gboolean api_label_name_ok(const char *untrusted, gboolean creation,
+                           GError **error);
 /* Letters, digits and "-_." only, not empty (pool and label names). */
 gboolean api_name_chars_ok(const char *s);
 gboolean api_is_digits(const char *s);

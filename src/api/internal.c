@@ -30,13 +30,6 @@
 #include <errno.h>
 #include <string.h>
 
-/* The runtime's preloaded disposables (NULL offline). */
-static QubesPreload *call_preload(Call *call)
-{
-    QubesRuntime *rt = call->app->runtime;
-    return rt ? qubes_runtime_preload(rt) : NULL;
-}
-
 static char *get_system_info(Call *call, GError **error)
 {
     ApiState *s = call->state;
@@ -78,7 +71,7 @@ static void job_finish(SuspendJob *job)
                                          job->failed->str));
     } else {
         if (job->resume) {
-            QubesPreload *p = call_preload(job->call);
+            QubesPreload *p = qubes_runtime_preload(job->call->app->runtime);
             if (p)
                 qubes_preload_start_all(p, "system resumed");
         }
@@ -126,7 +119,7 @@ static char *run_all(Call *call, GPtrArray *targets, gboolean resume)
 static char *suspend_pre(Call *call, GError **error)
 {
     QubesApp *app = call->app;
-    QubesPreload *p = call_preload(call);
+    QubesPreload *p = qubes_runtime_preload(call->app->runtime);
     if (p)
         qubes_preload_remove_all(p, "system wants to suspend");
     g_autoptr(GString) list = g_string_new(NULL);

@@ -51,9 +51,9 @@ static gboolean outside_safe_set(const char *safe, GError **error)
     return api_enforce(FALSE, why, error);
 }
 
-/* The entries of @all (name -> GBytes) that are not empty, each checked
- * against @safe: a new table of name -> value (borrowed from @all), or
- * NULL with master's ProtocolError. @only: the names taken (NULL: all). */
+/* The entries of @all (name -> GBytes) named in @only (NULL: all), each
+ * checked against @safe: a new table of name -> value (borrowed from
+ * @all), or NULL with master's ProtocolError. */
 static GHashTable *checked(GHashTable *all, const char *const *only,
                            const char *safe, GError **error)
 {
@@ -89,15 +89,14 @@ static char *features_request(Call *call, GError **error)
         call->state->qubesdb_dir, call->src->name, "features-request", error);
     if (!all)
         return NULL;
-    g_autoptr(GHashTable) untrusted =
-        checked(all, NULL, FEATURES_SAFE, error);
+    g_autoptr(GHashTable) untrusted = checked(all, NULL, FEATURES_SAFE, error);
     return untrusted ? request(call, untrusted, error) : NULL;
 }
 
 static char *notify_tools(Call *call, GError **error)
 {
-    static const char *const expected[] = {"qrexec", "gui", "gui-emulated",
-                                           "default-user", "os", NULL};
+    static const char *const expected[] = {
+        "qrexec", "gui", "gui-emulated", "default-user", "os", NULL};
     g_autoptr(GHashTable) all = qubes_qdb_list(
         call->state->qubesdb_dir, call->src->name, "qubes-tools", error);
     if (!all)
@@ -111,12 +110,6 @@ static char *notify_tools(Call *call, GError **error)
             g_hash_table_iter_remove(&it);
     g_autoptr(GHashTable) untrusted = checked(all, expected, TOOLS_SAFE, error);
     return untrusted ? request(call, untrusted, error) : NULL;
-}
-
-static gboolean is_running(QubesDomain *d)
-{
-    return d->power != QUBES_POWER_HALTED && d->power != QUBES_POWER_CRASHED &&
-           d->power != QUBES_POWER_DYING;
 }
 
 static gboolean has_outdated_volume(QubesDomain *d)
@@ -175,7 +168,8 @@ static char *notify_updates(Call *call, GError **error)
     /* a hint for the template: only of new updates, only when it does
      * not run (then it reports itself), only when this qube is not
      * outdated (the updates were probably installed already) */
-    if (!tpl || is_running(tpl) || !some || has_outdated_volume(src))
+    if (!tpl || qubes_domain_is_running(tpl) || !some ||
+        has_outdated_volume(src))
         return g_strdup("");
     if (!note_updates(tpl, TRUE, error))
         return NULL;

@@ -22,9 +22,8 @@ static GHashTable *refuse(GError **error, const char *qube, const char *what)
 GHashTable *qubes_qdb_list(const char *qdb_dir, const char *qube,
                            const char *folder, GError **error)
 {
-    g_autoptr(GHashTable) out =
-        g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                              (GDestroyNotify)g_bytes_unref);
+    g_autoptr(GHashTable) out = g_hash_table_new_full(
+        g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
     /* DIR is trusted configuration; below it, nothing is followed */
     int root = open(qdb_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root < 0 && errno == ENOENT)

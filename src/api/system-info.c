@@ -193,18 +193,13 @@ static void append_value(GString *out, const char *value)
         g_string_append(out, "null");
 }
 
-/* The value of @name, when @d's class has that property (new; NULL:
- * none). */
-static char *prop_if_any(QubesDomain *d, const char *name)
+/* ", \"NAME\": " and the value of @d's property NAME (null when none, or
+ * when the class has no such property) */
+static void append_prop(GString *out, QubesDomain *d, const char *name)
 {
-    if (!qubes_props_def(&d->props, name, NULL))
-        return NULL;
-    return qubes_props_value(&d->props, name);
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    g_autofree char *v = qubes_props_value(&d->props, name);
+    g_string_append_printf(out, ", \"%s\": ", name);
+    append_value(out, v);
 }
 
 static void make_entry(QubesSystemInfo *info, QubesDomain *d, Entry *e)
@@ -219,28 +214,20 @@ static void make_entry(QubesSystemInfo *info, QubesDomain *d, Entry *e)
         g_string_append(out, "null");
 
     g_string_append(out, ", \"tags\": [");
-    g_autofree const char **tags =
-        (const char **)g_hash_table_get_keys_as_array(d->tags, NULL);
-    guint n = g_hash_table_size(d->tags);
-    qsort(tags, n, sizeof *tags, str_cmp);
-    for (guint i = 0; i < n; i++) {
+    g_autoptr(GPtrArray) tags = qubes_domain_tags(d); /* sorted */
+    for (guint i = 0; i < tags->len; i++) {
         if (i)
             g_string_append(out, ", ");
-        qubes_json_append_string(out, tags[i]);
+        qubes_json_append_string(out, tags->pdata[i]);
     }
     g_string_append(out, "], \"type\": ");
     qubes_json_append_string(out, d->klass->name);
 
-    g_autofree char *tfd = prop_if_any(d, "template_for_dispvms");
+    g_autofree char *tfd = qubes_props_value(&d->props, "template_for_dispvms");
     g_string_append(out, ", \"template_for_dispvms\": ");
     g_string_append(out, g_strcmp0(tfd, "True") == 0 ? "true" : "false");
 
-    static const char *const vm_props[] = {"default_dispvm", NULL};
-    for (const char *const *p = vm_props; *p; p++) {
-        g_autofree char *v = prop_if_any(d, *p);
-        g_string_append_printf(out, ", \"%s\": ", *p);
-        append_value(out, v);
-    }
+    append_prop(out, d, "default_dispvm");
 
     g_autofree char *label = qubes_props_value(&d->props, "label");
     const QxLabel *l =
@@ -251,13 +238,9 @@ static void make_entry(QubesSystemInfo *info, QubesDomain *d, Entry *e)
     g_string_append(out, ", \"label\": ");
     qubes_json_append_string(out, l ? l->color : "");
 
-    static const char *const later[] = {"guivm", "relayvm", "transport_rpc",
-                                        NULL};
-    for (const char *const *p = later; *p; p++) {
-        g_autofree char *v = prop_if_any(d, *p);
-        g_string_append_printf(out, ", \"%s\": ", *p);
-        append_value(out, v);
-    }
+    append_prop(out, d, "guivm");
+    append_prop(out, d, "relayvm");
+    append_prop(out, d, "transport_rpc");
     g_string_append(out, ", \"power_state\": ");
     e->head_len = out->len;
     e->head = g_string_free(out, FALSE);
@@ -271,23 +254,13 @@ static void make_entry(QubesSystemInfo *info, QubesDomain *d, Entry *e)
     e->dom = qubes_domain_ref(d);
 }
 
-static gint by_answer_order(gconstpointer a, gconstpointer b)
-{
-    const QubesDomain *x = *(QubesDomain *const *)a;
-    const QubesDomain *y = *(QubesDomain *const *)b;
-    /* dom0 first, then by name (the reference's domain order) */
-    if ((x->qid == 0) != (y->qid == 0))
-        return x->qid == 0 ? -1 : 1;
-    return strcmp(x->name, y->name);
-}
-
 static void rebuild(QubesSystemInfo *info)
 {
     GPtrArray *domains = info->app->domains;
     g_autoptr(GPtrArray) sorted = g_ptr_array_sized_new(domains->len);
     for (guint i = 0; i < domains->len; i++)
         g_ptr_array_add(sorted, domains->pdata[i]);
-    g_ptr_array_sort(sorted, by_answer_order);
+    g_ptr_array_sort(sorted, qubes_domain_cmp);
     info->entries = g_array_sized_new(FALSE, TRUE, sizeof(Entry), sorted->len);
     g_array_set_clear_func(info->entries, entry_clear);
     for (guint i = 0; i < sorted->len; i++) {

@@ -952,14 +952,6 @@ static gboolean follows(QubesDomain *d, const char *prop)
            qubes_props_is_default(&d->props, prop);
 }
 
-static void tell_follower(QubesDomain *d, const char *event, const char *prop,
-                          const char *oldvalue)
-{
-    const char *kw[] = {"name", prop, oldvalue ? "oldvalue" : NULL, oldvalue,
-                        NULL};
-    g_autoptr(GPtrArray) fx = qubes_emitter_fire(&d->emitter, event, kw, NULL);
-}
-
 static gboolean on_template_child_prop(QubesEvent *ev, gpointer data,
                                        GError **error)
 {
@@ -969,11 +961,10 @@ static gboolean on_template_child_prop(QubesEvent *ev, gpointer data,
     if (!name || g_strcmp0(qubes_event_get(ev, "newvalue"),
                            qubes_event_get(ev, "oldvalue")) == 0)
         return TRUE;
-    g_autofree char *event = g_strconcat("property-reset:", name, NULL);
     for (guint i = 0; i < app->domains->len; i++) {
         QubesDomain *d = app->domains->pdata[i];
         if (qubes_domain_get_template(d) == self && follows(d, name))
-            tell_follower(d, event, name, NULL);
+            qubes_props_notify_reset(&d->props, name, NULL);
     }
     return TRUE;
 }
@@ -1009,19 +1000,19 @@ static gboolean on_default_followed(QubesEvent *ev, gpointer data,
     const char *prop = name;
     if (g_str_has_prefix(name, "default_") && strcmp(name, "default_dispvm"))
         prop = name + strlen("default_");
-    g_autofree char *event = g_strconcat("property-reset:", prop, NULL);
     for (guint i = 0; i < app->domains->len; i++) {
         QubesDomain *d = app->domains->pdata[i];
         if (follows(d, prop))
-            tell_follower(d, event, prop, qubes_event_get(ev, "oldvalue"));
+            qubes_props_notify_reset(&d->props, prop,
+                                     qubes_event_get(ev, "oldvalue"));
     }
     return TRUE;
 }
 
 static gboolean on_icon_input(QubesEvent *ev, gpointer data, GError **error)
 {
-    tell_follower(qubes_domain_of_emitter(ev->subject), "property-reset:icon",
-                  "icon", NULL);
+    qubes_props_notify_reset(&qubes_domain_of_emitter(ev->subject)->props,
+                             "icon", NULL);
     return TRUE;
 }
 

@@ -506,12 +506,6 @@ static char *setter_template(QubesPropHolder *h, const QubesPropDef *def,
         qubes_prop_error(error, h, def, value, why);
         return NULL;
     }
-    if (dispvm && !qubes_domain_flag(t, "template_for_dispvms")) {
-        qubes_prop_error(
-            error, h, def, value,
-            "template for disposable must have template_for_dispvms=True");
-        return NULL;
-    }
     return g_strdup(value);
 }
 
@@ -968,6 +962,21 @@ const QubesDomainClass *qubes_domain_class_lookup(const char *name)
 gboolean qubes_domain_is_halted(QubesDomain *dom)
 {
     return dom->power == QUBES_POWER_HALTED;
+}
+
+gboolean qubes_domain_is_running(QubesDomain *dom)
+{
+    return dom->power != QUBES_POWER_HALTED &&
+           dom->power != QUBES_POWER_CRASHED && dom->power != QUBES_POWER_DYING;
+}
+
+gint qubes_domain_cmp(gconstpointer a, gconstpointer b)
+{
+    const QubesDomain *x = *(QubesDomain *const *)a;
+    const QubesDomain *y = *(QubesDomain *const *)b;
+    if ((x->qid == 0) != (y->qid == 0))
+        return x->qid == 0 ? -1 : 1;
+    return strcmp(x->name, y->name);
 }
 
 const char *qubes_domain_power_state(QubesDomain *dom)

@@ -35,6 +35,12 @@ void qubes_domain_unref(QubesDomain *dom);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QubesDomain, qubes_domain_unref)
 
 gboolean qubes_domain_is_halted(QubesDomain *dom);
+/* Master's is_running(): libvirt has the domain (any state but Halted,
+ * Crashed and Dying); dom0 always. */
+gboolean qubes_domain_is_running(QubesDomain *dom);
+/* For g_ptr_array_sort of QubesDomain*: dom0 first, then by name
+ * (QubesVM.__lt__, the order of master's domain lists). */
+gint qubes_domain_cmp(gconstpointer a, gconstpointer b);
 const char *qubes_domain_power_state(QubesDomain *dom); /* "Halted", ... */
 /* Folder of the domain's files: base/appvms/NAME (NULL for dom0). */
 char *qubes_domain_dir_path(QubesDomain *dom);

@@ -255,32 +255,36 @@ static gboolean core_features(QubesDomain *vm, GHashTable *untrusted,
 /* A supported-* list: the names under @prefix announced "1" replace the
  * ones set; @also (or NULL) is a feature set with @trigger when new and
  * not set yet (services: apparmor). */
+/* Whether the request announces @name (one of @prefix's) as supported. */
+static gboolean announced(GHashTable *untrusted, const char *prefix,
+                          const char *name)
+{
+    return g_str_has_prefix(name, prefix) &&
+           g_strcmp0(g_hash_table_lookup(untrusted, name), "1") == 0;
+}
+
 static gboolean supported(QubesDomain *vm, GHashTable *untrusted,
                           GPtrArray *keys, const char *prefix,
                           const char *trigger, const char *also, GError **error)
 {
-    g_autoptr(GPtrArray) fresh = g_ptr_array_new();
-    for (guint i = 0; i < keys->len; i++) {
-        const char *k = keys->pdata[i];
-        if (g_str_has_prefix(k, prefix) &&
-            g_strcmp0(g_hash_table_lookup(untrusted, k), "1") == 0)
-            g_ptr_array_add(fresh, (char *)k);
-    }
-    if (!fresh->len)
+    gboolean any = FALSE;
+    for (guint i = 0; i < keys->len && !any; i++)
+        any = announced(untrusted, prefix, keys->pdata[i]);
+    if (!any)
         return TRUE; /* an empty request clears nothing */
-    g_autoptr(GPtrArray) old = g_ptr_array_new_with_free_func(g_free);
+    /* the ones set before that the request leaves out go, after */
+    g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
     for (guint i = 0; i + 1 < vm->features->len; i += 2) {
         const char *k = vm->features->pdata[i];
-        if (g_str_has_prefix(k, prefix) && truthy(vm->features->pdata[i + 1]))
-            g_ptr_array_add(old, g_strdup(k));
+        if (g_str_has_prefix(k, prefix) && truthy(vm->features->pdata[i + 1]) &&
+            !announced(untrusted, prefix, k))
+            g_ptr_array_add(gone, g_strdup(k));
     }
-    g_ptr_array_sort(old, str_cmp);
-    for (guint i = 0; i < fresh->len; i++) {
-        const char *k = fresh->pdata[i];
-        gboolean had = FALSE;
-        for (guint j = 0; j < old->len && !had; j++)
-            had = strcmp(old->pdata[j], k) == 0;
-        if (had)
+    g_ptr_array_sort(gone, str_cmp);
+    for (guint i = 0; i < keys->len; i++) {
+        const char *k = keys->pdata[i];
+        if (!announced(untrusted, prefix, k) ||
+            truthy(qubes_domain_feature_get(vm, k)))
             continue;
         if (!set(vm, k, "1", error))
             return FALSE;
@@ -288,13 +292,9 @@ static gboolean supported(QubesDomain *vm, GHashTable *untrusted,
             !set(vm, also, "1", error))
             return FALSE;
     }
-    for (guint j = 0; j < old->len; j++) {
-        gboolean kept = FALSE;
-        for (guint i = 0; i < fresh->len && !kept; i++)
-            kept = strcmp(old->pdata[j], fresh->pdata[i]) == 0;
-        if (!kept && !qubes_domain_feature_remove(vm, old->pdata[j], error))
+    for (guint i = 0; i < gone->len; i++)
+        if (!qubes_domain_feature_remove(vm, gone->pdata[i], error))
             return FALSE;
-    }
     return TRUE;
 }
 

@@ -333,19 +333,9 @@ static gboolean on_provides_network(QubesEvent *ev, gpointer data,
     } else {
         changed = FALSE;
     }
-    if (changed) {
-        const char *kw[] = {"name", "icon", NULL};
-        g_autoptr(GPtrArray) fx =
-            qubes_emitter_fire(&d->emitter, "property-reset:icon", kw, NULL);
-    }
+    if (changed)
+        qubes_props_notify_reset(&d->props, "icon", NULL);
     return TRUE;
-}
-
-static void reset_prop(QubesDomain *d, const char *name)
-{
-    g_autofree char *event = g_strconcat("property-reset:", name, NULL);
-    const char *kw[] = {"name", name, NULL};
-    g_autoptr(GPtrArray) fx = qubes_emitter_fire(&d->emitter, event, kw, NULL);
 }
 
 /* net.py: what follows a network qube's address, told to the qubes that
@@ -361,8 +351,8 @@ static gboolean on_provides_set(QubesEvent *ev, gpointer data, GError **error)
     QubesDomain *d = qubes_domain_of_emitter(ev->subject);
     if (unchanged(ev))
         return TRUE;
-    reset_prop(d, "gateway");
-    reset_prop(d, "gateway6");
+    qubes_props_notify_reset(&d->props, "gateway", NULL);
+    qubes_props_notify_reset(&d->props, "gateway6", NULL);
     return TRUE;
 }
 
@@ -373,12 +363,14 @@ static gboolean on_ip_set(QubesEvent *ev, gpointer data, GError **error)
     if (unchanged(ev))
         return TRUE;
     if (qubes_domain_flag(d, "provides_network"))
-        reset_prop(d, six ? "gateway6" : "gateway");
-    reset_prop(d, six ? "visible_ip6" : "visible_ip");
+        qubes_props_notify_reset(&d->props, six ? "gateway6" : "gateway", NULL);
+    qubes_props_notify_reset(&d->props, six ? "visible_ip6" : "visible_ip",
+                             NULL);
     g_autoptr(GPtrArray) users = qubes_domain_connected_vms(d);
     for (guint i = 0; i < users->len; i++)
-        reset_prop(users->pdata[i],
-                   six ? "visible_gateway6" : "visible_gateway");
+        qubes_props_notify_reset(&((QubesDomain *)users->pdata[i])->props,
+                                 six ? "visible_gateway6" : "visible_gateway",
+                                 NULL);
     return TRUE;
 }
 

@@ -311,9 +311,7 @@ static gboolean on_set_list(QubesEvent *ev, gpointer data, GError **error)
             QubesDomain *d = g_hash_table_lookup(self->app->by_name, from[i]);
             if (!d || in_list(other, from[i]))
                 continue;
-            const char *kw[] = {"name", "is_preload", NULL};
-            g_autoptr(GPtrArray) fx = qubes_emitter_fire(
-                &d->emitter, "property-reset:is_preload", kw, NULL);
+            qubes_props_notify_reset(&d->props, "is_preload", NULL);
         }
     }
     return TRUE;

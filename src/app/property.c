@@ -332,6 +332,12 @@ static gboolean fire(QubesPropHolder *holder, const char *prefix,
     return effects != NULL;
 }
 
+void qubes_props_notify_reset(QubesPropHolder *holder, const char *name,
+                              const char *oldvalue)
+{
+    fire(holder, "property-reset:", name, NULL, oldvalue, NULL);
+}
+
 /* The reference's write-once rule: only while not set. (It raises a bare
  * AttributeError, which its clients see as a dropped connection; we
  * answer with the reason.) */

@@ -119,6 +119,13 @@ char *qubes_props_get_default(QubesPropHolder *holder, const char *name,
                               GError **error);
 gboolean qubes_props_is_default(QubesPropHolder *holder, const char *name);
 
+/* Fires property-reset:@name on @holder with master's arguments (name,
+ * and oldvalue when not NULL): what master tells a holder whose value
+ * follows something that changed (its template's, a default, the label
+ * behind its icon). A handler's refusal is ignored, as there. */
+void qubes_props_notify_reset(QubesPropHolder *holder, const char *name,
+                              const char *oldvalue);
+
 /* Sets @name from an untrusted string (an API payload, qubes.xml text):
  * sanitised for its type, then the setter, then the events. A veto or a
  * bad value changes nothing. */

@@ -2,6 +2,7 @@
  * them; see qdb-entries.h. */
 #include "qdb-entries.h"
 
+#include "domain.h"
 #include "feature-checks.h"
 #include "lookup.h"
 #include "net.h"
@@ -39,12 +40,6 @@ static void qdb_rm(Qdb *q, const char *key)
 static gboolean truthy(const char *v)
 {
     return v && *v;
-}
-
-static gboolean is_running(QubesDomain *d)
-{
-    return d->power != QUBES_POWER_HALTED && d->power != QUBES_POWER_CRASHED &&
-           d->power != QUBES_POWER_DYING;
 }
 
 static QubesDomain *vm_prop(QubesDomain *vm, const char *name)
@@ -139,11 +134,11 @@ static void base_entries(Qdb *q, QubesDomain *vm, const QubesQdbHost *host)
 /* audio.py set_qubesdb_audiovm */
 static void audio(Qdb *q, QubesDomain *vm)
 {
-    if (!is_running(vm))
+    if (!qubes_domain_is_running(vm))
         return;
     QubesDomain *a = vm_prop(vm, "audiovm");
     if (a) {
-        if (a != vm && is_running(a)) {
+        if (a != vm && qubes_domain_is_running(a)) {
             g_autofree char *xid =
                 g_strdup_printf("%" G_GINT64_FORMAT, a->qid == 0 ? 0 : a->xid);
             qdb_write(q, "/qubes-audio-domain-xid", xid);
@@ -191,7 +186,7 @@ static void gui(Qdb *q, QubesDomain *vm)
     if (guivm && guivm != vm) {
         g_autofree char *kbd = qubes_domain_prop(vm, "keyboard_layout");
         qdb_write(q, "/keyboard-layout", kbd);
-        if (is_running(guivm)) {
+        if (qubes_domain_is_running(guivm)) {
             g_autofree char *xid = g_strdup_printf(
                 "%" G_GINT64_FORMAT, guivm->qid == 0 ? 0 : guivm->xid);
             qdb_write(q, "/qubes-gui-domain-xid", xid);

@@ -351,18 +351,16 @@ QmMeminfo qm_parse_meminfo(const char *untrusted, gsize len, char **bytes)
     for (gsize i = 0; i < len; i++)
         if (untrusted[i] < '0' || untrusted[i] > '9')
             return QM_MEMINFO_NONE;
-    GString *digits = g_string_new_len(untrusted, (gssize)len);
     /* int(text) * 1024, in decimal, of any length */
     GString *out = g_string_new(NULL);
     guint carry = 0;
-    for (gssize i = (gssize)digits->len - 1; i >= 0; i--) {
-        guint v = (guint)(digits->str[i] - '0') * 1024 + carry;
+    for (gsize i = len; i-- > 0;) {
+        guint v = (guint)(untrusted[i] - '0') * 1024 + carry;
         g_string_prepend_c(out, (char)('0' + v % 10));
         carry = v / 10;
     }
     for (; carry; carry /= 10)
         g_string_prepend_c(out, (char)('0' + carry % 10));
-    g_string_free(digits, TRUE);
     gsize z = 0;
     while (z + 1 < out->len && out->str[z] == '0')
         z++;

@@ -82,13 +82,6 @@ static void del_feature(QubesDomain *dom, const char *name)
         qubes_domain_feature_remove(dom, name, NULL);
 }
 
-static void fire_is_preload(QubesDomain *dom)
-{
-    const char *kw[] = {"name", "is_preload", NULL};
-    g_autoptr(GPtrArray) fx = qubes_emitter_fire(
-        &dom->emitter, "property-reset:is_preload", kw, NULL);
-}
-
 static gboolean can_preload(QubesDomain *appvm)
 {
     g_auto(GStrv) list = qubes_preload_list(appvm);
@@ -767,7 +760,7 @@ static void use_preload(QubesPreload *p, QubesDomain *dom, gboolean requested)
     if (requested) {
         g_message("%s: using preloaded qube", dom->name);
         dom->preload_requested = FALSE;
-        fire_is_preload(dom);
+        qubes_props_notify_reset(&dom->props, "is_preload", NULL);
         del_feature(dom, "preload-dispvm-in-progress");
     } else {
         g_warning("%s: using a preloaded qube before requesting it", dom->name);
@@ -817,7 +810,7 @@ void qubes_preload_request(QubesPreload *p, QubesDomain *appvm,
     set_feature(dom, "preload-dispvm-in-progress", "1");
     qubes_preload_list_remove(appvm, dom->name, "qube was requested");
     dom->preload_requested = TRUE;
-    fire_is_preload(dom);
+    qubes_props_notify_reset(&dom->props, "is_preload", NULL);
     Request *r = g_new0(Request, 1);
     r->p = p;
     r->task = task;
