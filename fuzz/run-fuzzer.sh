@@ -10,6 +10,8 @@ name=$(basename "$target")
 work=$(mktemp -d "${TMPDIR:-/tmp}/$name-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 echo "1..2"
+# the sanitizer runtime's own false positive (lsan.supp says which)
+export LSAN_OPTIONS="suppressions=$(dirname "$0")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 files=()
 [ -d "$regressions" ] && mapfile -t files < <(find "$regressions" -type f | sort)
 # -rss_limit_mb=0: no RSS-watching thread for a replay that ends at once.
