@@ -7,8 +7,9 @@
  * such a backend exposes nothing, and an assignment naming one is kept
  * but not attached.
  *
- * The wire forms are devices.h's. Attach hot-plugs a block device into
- * a running qube through the runtime (runtime.h); Detach unplugs it.
+ * The wire forms are devices.h's. Attach hot-plugs a block or PCI
+ * device into a running qube through the runtime (hotplug.h,
+ * pci-run.h); Detach unplugs it.
  * Assign and Unassign change the qube's configuration (qubes.xml); the
  * runtime attaches the required and auto-attach ones at start. */
 #include "api-util.h"
@@ -99,10 +100,25 @@ static void exposed(Call *call, QubesDomain *backend, const char *cls,
         }
     } else if (strcmp(cls, "pci") == 0) {
         e->pcis = qubes_host_pci_list();
-        for (guint i = 0; i < e->pcis->len; i++)
-            g_ptr_array_add(e->infos,
-                            ((QubesHostPci *)e->pcis->pdata[i])->info);
+        for (guint i = 0; i < e->pcis->len; i++) {
+            QubesDevInfo *info = ((QubesHostPci *)e->pcis->pdata[i])->info;
+            const QubesPciAttachment *at =
+                rt ? qubes_runtime_pci_attached(rt, info->dev.port_id) : NULL;
+            g_free(info->attachment);
+            info->attachment = at ? g_strdup(at->frontend->name) : NULL;
+            g_ptr_array_add(e->infos, info);
+        }
     }
+}
+
+static QubesHostPci *exposed_pci(Exposed *e, const char *port)
+{
+    for (guint i = 0; e->pcis && i < e->pcis->len; i++) {
+        QubesHostPci *p = e->pcis->pdata[i];
+        if (strcmp(p->info->dev.port_id, port) == 0)
+            return p;
+    }
+    return NULL;
 }
 
 static QubesHostBlock *exposed_block(Exposed *e, const char *port)
@@ -289,14 +305,66 @@ static char *device_assigned(Call *call, GError **error)
     return assignment_lines(call, as, error);
 }
 
-/* The attachments of @dest (QubesDevAssignment, mode manual, frontend
- * @dest, the device's own id), of class @cls. */
+/* An attachment of dom0's device on @port_id (@device_id: its identity
+ * when known) to @dest, as master's get_attached_devices lists it: the
+ * assignment of @dest that names exactly that port and identity, else a
+ * manual one with @dest as frontend. */
+static QubesDevAssignment *attachment(QubesDomain *dest, const char *cls,
+                                      const char *port_id,
+                                      const char *device_id)
+{
+    QubesVDev v = {.backend = "dom0",
+                   .port_id = (char *)port_id,
+                   .devclass = (char *)cls,
+                   .device_id =
+                       (char *)(device_id ? device_id : "0000:0000::?******")};
+    for (guint i = 0; i < dest->assignments->len; i++) {
+        QubesDevAssignment *a = dest->assignments->pdata[i];
+        if (qubes_vdev_equal(&a->dev, &v))
+            return qubes_dev_assignment_copy(a);
+    }
+    QubesDevAssignment *a = qubes_dev_assignment_new(&v, QUBES_DEV_MANUAL);
+    a->frontend = g_strdup(dest->name);
+    return a;
+}
+
+/* The identity of dom0's device on @port in @devs (QubesHostPci* when
+ * @pci, else QubesHostBlock*), or NULL. */
+static const char *identity_in(GPtrArray *devs, gboolean pci, const char *port)
+{
+    for (guint k = 0; k < devs->len; k++) {
+        const QubesDevInfo *i = pci ? ((QubesHostPci *)devs->pdata[k])->info
+                                    : ((QubesHostBlock *)devs->pdata[k])->info;
+        if (strcmp(i->dev.port_id, port) == 0)
+            return i->dev.device_id;
+    }
+    return NULL;
+}
+
+/* The attachments of @dest (QubesDevAssignment) of class @cls. */
 static GPtrArray *attached_of(Call *call, QubesDomain *dest, const char *cls)
 {
     GPtrArray *out = g_ptr_array_new_with_free_func(
         (GDestroyNotify)qubes_dev_assignment_free);
     QubesRuntime *rt = call->app->runtime;
-    if (!rt || strcmp(cls, "block") != 0)
+    if (!rt)
+        return out;
+    if (strcmp(cls, "pci") == 0) {
+        const GPtrArray *all = qubes_runtime_pci_attachments(rt);
+        g_autoptr(GPtrArray) pcis = NULL;
+        for (guint i = 0; i < all->len; i++) {
+            const QubesPciAttachment *at = all->pdata[i];
+            if (at->frontend != dest)
+                continue;
+            if (!pcis)
+                pcis = qubes_host_pci_list();
+            g_ptr_array_add(out,
+                            attachment(dest, cls, at->port_id,
+                                       identity_in(pcis, TRUE, at->port_id)));
+        }
+        return out;
+    }
+    if (strcmp(cls, "block") != 0)
         return out;
     const GPtrArray *all = qubes_runtime_block_attachments(rt);
     g_autoptr(GPtrArray) blocks = NULL;
@@ -306,23 +374,16 @@ static GPtrArray *attached_of(Call *call, QubesDomain *dest, const char *cls)
             continue;
         if (!blocks)
             blocks = qubes_host_block_list();
-        QubesVDev v = {.backend = "dom0",
-                       .port_id = at->port_id,
-                       .devclass = "block",
-                       .device_id = "0000:0000::?******"};
-        for (guint k = 0; k < blocks->len; k++) {
-            QubesHostBlock *b = blocks->pdata[k];
-            if (strcmp(b->info->dev.port_id, at->port_id) == 0)
-                v.device_id = b->info->dev.device_id;
+        QubesDevAssignment *a = attachment(
+            dest, cls, at->port_id, identity_in(blocks, FALSE, at->port_id));
+        if (a->mode == QUBES_DEV_MANUAL) {
+            /* ext/block.py's device-list-attached options */
+            qubes_dev_assignment_set_option(a, "read-only",
+                                            at->read_only ? "yes" : "no");
+            qubes_dev_assignment_set_option(a, "frontend-dev", at->target);
+            if (g_strcmp0(at->devtype, "disk") != 0)
+                qubes_dev_assignment_set_option(a, "devtype", at->devtype);
         }
-        QubesDevAssignment *a = qubes_dev_assignment_new(&v, QUBES_DEV_MANUAL);
-        a->frontend = g_strdup(dest->name);
-        /* ext/block.py's device-list-attached options */
-        qubes_dev_assignment_set_option(a, "read-only",
-                                        at->read_only ? "yes" : "no");
-        qubes_dev_assignment_set_option(a, "frontend-dev", at->target);
-        if (g_strcmp0(at->devtype, "disk") != 0)
-            qubes_dev_assignment_set_option(a, "devtype", at->devtype);
         g_ptr_array_add(out, a);
     }
     return out;
@@ -607,6 +668,54 @@ static void attached_done(GObject *src, GAsyncResult *res, gpointer data)
     call_return(call, "");
 }
 
+static void attach_job_start(Call *call, const char *cls, const char *v,
+                             const char *opts)
+{
+    AttachJob *j = g_new0(AttachJob, 1);
+    j->dom = qubes_domain_ref(call->dest);
+    j->cls = g_strdup(cls);
+    j->device = g_strdup(v);
+    j->options = g_strdup(opts);
+    call->data = j;
+    call->data_free = (GDestroyNotify)attach_job_free;
+}
+
+/* ext/pci.py's device-pre-attach: the hot-plug of a running qube's new
+ * PCI device @p (@v its str(), @opts the options' dict). */
+static char *attach_pci(Call *call, QubesDevAssignment *a, QubesHostPci *p,
+                        const char *v, const char *opts, GError **error)
+{
+    QubesRuntime *rt = call->app->runtime;
+    const QubesPciAttachment *used =
+        qubes_runtime_pci_attached(rt, a->dev.port_id);
+    if (used) {
+        key_error(error, QUBES_ERROR_DEVICE_ALREADY_ATTACHED,
+                  "device %s of class pci already attached to %s", v,
+                  used->frontend->name);
+        return NULL;
+    }
+    g_autofree char *vm = qubes_domain_prop(call->dest, "virt_mode");
+    if (g_strcmp0(vm, "pvh") == 0) {
+        g_set_error_literal(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
+                            "Can't attach PCI device to VM in pvh mode");
+        return NULL;
+    }
+    const char *kw[] = {"device", v, "options", opts, NULL};
+    g_autoptr(GPtrArray) fx = qubes_emitter_fire(
+        &call->dest->emitter, "device-pre-attach:pci", kw, error);
+    if (!fx)
+        return NULL;
+    attach_job_start(call, "pci", v, opts);
+    qubes_runtime_attach_pci(
+        rt, call->dest, a->dev.port_id, p->sysfs_name,
+        /* check_options made them True or False */
+        g_strcmp0(qubes_dev_assignment_option(a, "no-strict-reset"), "True") ==
+            0,
+        g_strcmp0(qubes_dev_assignment_option(a, "permissive"), "True") == 0,
+        attached_done, call);
+    return CALL_ASYNC;
+}
+
 static char *device_attach(Call *call, GError **error)
 {
     g_autofree char *cls = class_of(call);
@@ -657,17 +766,8 @@ static char *device_attach(Call *call, GError **error)
     opts = qubes_py_dict(a->options);
     v = qubes_vdev_str(&a->dev);
     if (strcmp(cls, "pci") == 0) {
-        if (!qubes_host_has_iommu()) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                        "PCI device %s cannot be attached to '%s': this host "
-                        "has no IOMMU (/sys/kernel/iommu_groups is empty)",
-                        v, call->dest->name);
-            goto out;
-        }
-        g_set_error(error, QUBES_ERROR, QUBES_ERROR_EXCEPTION,
-                    "PCI device %s: attaching to a running qube is not "
-                    "supported; assign it and start the qube",
-                    v);
+        result = attach_pci(call, a, exposed_pci(&e, a->dev.port_id), v, opts,
+                            error);
         goto out;
     }
     QubesHostBlock *b = exposed_block(&e, a->dev.port_id);
@@ -695,13 +795,7 @@ static char *device_attach(Call *call, GError **error)
     fx = qubes_emitter_fire(&call->dest->emitter, pre, kw, error);
     if (!fx)
         goto out;
-    AttachJob *j = g_new0(AttachJob, 1);
-    j->dom = qubes_domain_ref(call->dest);
-    j->cls = g_strdup(cls);
-    j->device = g_strdup(v);
-    j->options = g_strdup(opts);
-    call->data = j;
-    call->data_free = (GDestroyNotify)attach_job_free;
+    attach_job_start(call, cls, v, opts);
     qubes_runtime_attach_block(rt, call->dest, a->dev.port_id, b->path,
                                qubes_dev_assignment_option(a, "frontend-dev"),
                                b->read_only || g_strcmp0(ro_opt, "yes") == 0,
@@ -733,11 +827,12 @@ static char *device_detach(Call *call, GError **error)
     if (!vdev_from_arg(call, cls, &v, error))
         return NULL;
     g_autoptr(GPtrArray) as = attached_of(call, call->dest, cls);
-    gboolean found = FALSE;
+    const QubesDevAssignment *found = NULL;
     for (guint i = 0; i < as->len && !found; i++) {
         QubesDevAssignment *a = as->pdata[i];
-        found = strcmp(a->dev.backend, v.backend) == 0 &&
-                strcmp(a->dev.port_id, v.port_id) == 0;
+        if (strcmp(a->dev.backend, v.backend) == 0 &&
+            strcmp(a->dev.port_id, v.port_id) == 0)
+            found = a;
     }
     g_autofree char *port = g_strdup_printf("%s:%s", v.backend, v.port_id);
     if (!found) {
@@ -746,17 +841,21 @@ static char *device_detach(Call *call, GError **error)
                   call->dest->name);
         return NULL;
     }
+    /* master: a required assignment that matches the attached device
+     * (its port and identity, each possibly "*") */
     for (guint i = 0; i < call->dest->assignments->len; i++) {
         QubesDevAssignment *a = call->dest->assignments->pdata[i];
         if (a->mode == QUBES_DEV_REQUIRED &&
             strcmp(a->dev.devclass, cls) == 0 &&
-            strcmp(a->dev.backend, v.backend) == 0 &&
-            (strcmp(a->dev.port_id, v.port_id) == 0 ||
-             strcmp(a->dev.port_id, "*") == 0)) {
-            g_set_error(error, QUBES_ERROR, QUBES_ERROR_DEVICE_ALREADY_ASSIGNED,
-                        "%s device %s is required by '%s': it cannot be "
-                        "detached (unassign it first)",
-                        cls, port, call->dest->name);
+            strcmp(a->dev.backend, found->dev.backend) == 0 &&
+            (strcmp(a->dev.port_id, found->dev.port_id) == 0 ||
+             strcmp(a->dev.port_id, "*") == 0) &&
+            (strcmp(a->dev.device_id, found->dev.device_id) == 0 ||
+             strcmp(a->dev.device_id, "*") == 0)) {
+            g_set_error_literal(
+                error, QUBES_ERROR, QUBES_ERROR_VM_NOT_HALTED,
+                "Can not detach a required device from a non halted qube. "
+                "You need to unassign device first.");
             return NULL;
         }
     }
@@ -773,8 +872,12 @@ static char *device_detach(Call *call, GError **error)
     j->port = g_strdup(port);
     call->data = j;
     call->data_free = (GDestroyNotify)attach_job_free;
-    qubes_runtime_detach_block(call->app->runtime, call->dest, v.port_id,
-                               detached_done, call);
+    if (strcmp(cls, "pci") == 0)
+        qubes_runtime_detach_pci(call->app->runtime, call->dest, v.port_id,
+                                 detached_done, call);
+    else
+        qubes_runtime_detach_block(call->app->runtime, call->dest, v.port_id,
+                                   detached_done, call);
     return CALL_ASYNC;
 }
 

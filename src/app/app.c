@@ -1142,6 +1142,7 @@ static void register_handlers(QubesApp *app)
     qubes_net_register_handlers(app);
     qubes_preload_register_handlers(app);
     qubes_feature_checks_register(app);
+    qubes_qube_users_register(app);
 }
 
 /* ---- load ----

@@ -22,6 +22,7 @@
 #include "preload.h"
 #include "qube-files.h"
 #include "qube-folder.h"
+#include "qube-users.h"
 
 G_BEGIN_DECLS
 

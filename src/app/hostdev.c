@@ -299,6 +299,17 @@ static gint pci_by_port(gconstpointer a, gconstpointer b)
     return strcmp(x->info->dev.port_id, y->info->dev.port_id);
 }
 
+char *qubes_host_pci_port(const char *sbdf)
+{
+    unsigned dom = 0, bus = 0, slot = 0, fn = 0;
+    int end = 0;
+    if (sscanf(sbdf, "%4x:%2x:%2x.%1x%n", &dom, &bus, &slot, &fn, &end) != 4 ||
+        sbdf[end])
+        return NULL;
+    return dom ? g_strdup_printf("%04x_%02x_%02x.%x", dom, bus, slot, fn)
+               : g_strdup_printf("%02x_%02x.%x", bus, slot, fn);
+}
+
 GPtrArray *qubes_host_pci_list(void)
 {
     GPtrArray *out =
@@ -308,8 +319,8 @@ GPtrArray *qubes_host_pci_list(void)
     if (!d)
         return out;
     for (const char *name; (name = g_dir_read_name(d));) {
-        unsigned dom = 0, bus = 0, slot = 0, fn = 0;
-        if (sscanf(name, "%4x:%2x:%2x.%1x", &dom, &bus, &slot, &fn) != 4)
+        g_autofree char *port = qubes_host_pci_port(name);
+        if (!port)
             continue;
         g_autofree char *dir = g_build_filename(top, name, NULL);
         g_autofree char *vendor = read_attr(dir, "vendor");
@@ -318,9 +329,6 @@ GPtrArray *qubes_host_pci_list(void)
         if (!vendor || !device || !klass || strlen(vendor) != 6 ||
             strlen(device) != 6 || strlen(klass) != 8)
             continue; /* "0x8086", "0x0c0330" */
-        g_autofree char *port =
-            dom ? g_strdup_printf("%04x_%02x_%02x.%x", dom, bus, slot, fn)
-                : g_strdup_printf("%02x_%02x.%x", bus, slot, fn);
         QubesHostPci *p = g_new0(QubesHostPci, 1);
         p->sysfs_name = g_strdup(name);
         p->info = qubes_dev_info_new("dom0", port, "pci");

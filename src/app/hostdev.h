@@ -47,6 +47,10 @@ void qubes_host_pci_free(QubesHostPci *p);
 /* The host's PCI devices (QubesHostPci*, sorted by port). */
 GPtrArray *qubes_host_pci_list(void);
 
+/* The port of the PCI device at @sbdf ("0000:00:1f.2" gives "00_1f.2",
+ * "0001:3a:00.7" gives "0001_3a_00.7"); NULL when it is not an address. */
+char *qubes_host_pci_port(const char *sbdf);
+
 /* A fingerprint of the host's block devices (their names and sizes):
  * when it changes, the list did (new string). Cheap: no device opened. */
 char *qubes_host_block_fingerprint(void);

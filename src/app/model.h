@@ -12,6 +12,9 @@
  *   preload.h         a disposable template's preloaded disposables
  *   domain-devices.h  the devices assigned to a qube
  *   domain.h          the domain classes, their properties and volumes
+ *   qube-users.h      a network, GUI or audio qube's stop refused while
+ *                     qubes use it; a GUI qube's keyboard layout
+ *                     told to the qubes that follow it
  *   qube-folder.h     a file in a qube's folder, read and written durably
  *   firewall-file.h   a qube's firewall.xml and the expiry of its rules
  *   qube-files.h      a qube's notes, its folder made and removed

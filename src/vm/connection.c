@@ -6,6 +6,7 @@
 #include "firewall-run.h"
 #include "hotplug.h"
 #include "net-links.h"
+#include "pci-run.h"
 #include "preload-run.h"
 #include "vm-stop.h"
 
@@ -118,8 +119,10 @@ static void resync(QubesRuntime *rt)
                 }
                 if (!rt->settled) {
                     char *xml = virDomainGetXMLDesc(list[i], 0);
-                    if (xml)
+                    if (xml) {
                         rt_blocks_adopt(rt, dom, xml);
+                        rt_pcis_adopt(rt, dom, xml);
+                    }
                     free(xml);
                 }
             }

@@ -6,7 +6,9 @@
  */
 #include "domxml.h"
 
+#include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *qubes_hv_type_name(QubesHvType hv)
@@ -326,12 +328,15 @@ static void qemu_xml(xmlNodePtr dom, const QubesVmSpec *s)
             attr(os, "firmware", "efi");
         child_attr(os, "boot", "dev", "cdrom");
         child_attr(os, "boot", "dev", "hd");
+        /* a kernel set: booted directly, as Xen's stubdomain boots it
+         * (QEMU refuses a command line without a kernel) */
+        kernel_boot(os, s);
     } else {
         /* pvh and pv have no meaning here: both boot the qube's kernel
          * directly, as Xen's pvh does. */
         kernel_boot(os, s);
     }
-    if (s->cmdline && (!hvm || s->kernel_dir))
+    if (s->cmdline && s->kernel_dir)
         child(os, "cmdline", s->cmdline);
     xmlNodePtr feat = child(dom, "features", NULL);
     child(feat, "acpi", NULL);
@@ -414,5 +419,91 @@ char *qubes_vm_spec_to_xml(const QubesVmSpec *s)
     char *out = g_strconcat((const char *)xmlBufferContent(buf), "\n", NULL);
     xmlBufferFree(buf);
     xmlFreeDoc(doc);
+    return out;
+}
+
+/* ---- PCI devices ---- */
+
+static gboolean parse_sbdf(const char *sbdf, unsigned *dom, unsigned *bus,
+                           unsigned *slot, unsigned *fn)
+{
+    int end = 0;
+    return sbdf &&
+           sscanf(sbdf, "%4x:%2x:%2x.%1x%n", dom, bus, slot, fn, &end) == 4 &&
+           sbdf[end] == '\0' && *slot < 32 && *fn < 8;
+}
+
+char *qubes_vm_pci_hostdev_xml(QubesHvType hv, const char *sbdf,
+                               gboolean no_strict_reset, gboolean permissive,
+                               gboolean power_mgmt)
+{
+    unsigned d = 0, b = 0, s = 0, f = 0;
+    if (!parse_sbdf(sbdf, &d, &b, &s, &f))
+        return NULL;
+    gboolean xen = hv == QUBES_HV_XEN;
+    return g_strdup_printf(
+        "<hostdev mode='subsystem' type='pci' managed='yes'%s><source%s%s>"
+        "<address domain='0x%04x' bus='0x%02x' slot='0x%02x' "
+        "function='0x%x'/></source></hostdev>",
+        xen && no_strict_reset ? " nostrictreset='yes'" : "",
+        xen && permissive ? " writeFiltering='no'" : "",
+        xen && power_mgmt ? " powerManagementFiltering='no'" : "", d, b, s, f);
+}
+
+static gboolean hex_attr(xmlNodePtr n, const char *name, unsigned max,
+                         unsigned *out)
+{
+    xmlChar *v = xmlGetProp(n, BAD_CAST name);
+    char *end = NULL;
+    guint64 x = v ? g_ascii_strtoull((const char *)v, &end, 0) : G_MAXUINT64;
+    gboolean ok = v && end != (char *)v && !*end && x <= max;
+    xmlFree(v);
+    *out = (unsigned)x;
+    return ok;
+}
+
+static gboolean named(xmlNodePtr n, const char *name)
+{
+    return n->type == XML_ELEMENT_NODE &&
+           strcmp((const char *)n->name, name) == 0;
+}
+
+GPtrArray *qubes_vm_pci_hostdevs(const char *xml)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                      XML_PARSE_NOWARNING);
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    for (xmlNodePtr devs = root ? root->children : NULL; devs;
+         devs = devs->next) {
+        if (!named(devs, "devices"))
+            continue;
+        for (xmlNodePtr h = devs->children; h; h = h->next) {
+            if (!named(h, "hostdev"))
+                continue;
+            xmlChar *type = xmlGetProp(h, BAD_CAST "type");
+            gboolean pci = type && strcmp((const char *)type, "pci") == 0;
+            xmlFree(type);
+            for (xmlNodePtr src = pci ? h->children : NULL; src;
+                 src = src->next) {
+                if (!named(src, "source"))
+                    continue;
+                for (xmlNodePtr a = src->children; a; a = a->next) {
+                    unsigned d, b, s, f;
+                    if (named(a, "address") &&
+                        hex_attr(a, "domain", 0xffff, &d) &&
+                        hex_attr(a, "bus", 0xff, &b) &&
+                        hex_attr(a, "slot", 0x1f, &s) &&
+                        hex_attr(a, "function", 0x7, &f))
+                        g_ptr_array_add(
+                            out,
+                            g_strdup_printf("%04x:%02x:%02x.%x", d, b, s, f));
+                }
+            }
+        }
+    }
+    if (doc)
+        xmlFreeDoc(doc);
     return out;
 }

@@ -9,8 +9,11 @@
  * pty (admin.vm.Console hands its path out, as master does) logged to a
  * file, and the qube's network link as a NIC on the qube's own bridge.
  *
- * Pure data in, text out: no libvirt call, so that tests compare it with
- * expected XML on any machine.
+ * Beside it, a host PCI device's <hostdev> element, and the PCI devices
+ * read back from a running domain's XML.
+ *
+ * Pure data in, text out (and back): no libvirt call, so that tests
+ * compare it with expected XML on any machine.
  */
 #pragma once
 
@@ -101,5 +104,21 @@ char *qubes_vm_emulator_cmdline(gboolean legacy, gint64 audio_xid,
 
 /* The domain XML (new string, UTF-8, one element per line). */
 char *qubes_vm_spec_to_xml(const QubesVmSpec *spec);
+
+/* A host PCI device given to a qube: a managed <hostdev> (libvirt takes
+ * the device from its host driver and gives it back when it is
+ * detached) for @sbdf ("0000:00:1f.2"), as the reference's
+ * libvirt/devices/pci.xml. The options that only Xen's pciback knows
+ * (the assignment's no-strict-reset and permissive, dom0's suspend-s0ix
+ * feature as @power_mgmt) are written for Xen only. NULL when @sbdf is
+ * not an address. */
+char *qubes_vm_pci_hostdev_xml(QubesHvType hv, const char *sbdf,
+                               gboolean no_strict_reset, gboolean permissive,
+                               gboolean power_mgmt);
+/* The PCI devices a domain's XML @xml holds (its <devices><hostdev
+ * type='pci'>), as addresses "0000:00:1f.2" in document order; an
+ * element without a whole address is skipped. Empty for XML that does
+ * not parse. */
+GPtrArray *qubes_vm_pci_hostdevs(const char *xml);
 
 G_END_DECLS

@@ -3,6 +3,7 @@
 
 #include "hostdev.h"
 #include "libvirt-ops.h"
+#include "pci-run.h"
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -386,19 +387,31 @@ GPtrArray *rt_start_devices(QubesRuntime *rt, QubesDomain *dom, GError **error)
                 if (strcmp(a->dev.port_id, c->info->dev.port_id) == 0)
                     p = c;
             }
-            if (!p)
+            const QubesPciAttachment *used =
+                p ? qubes_runtime_pci_attached(rt, p->info->dev.port_id) : NULL;
+            if (!p) {
                 ok = start_dev_refuse(a, dom, "no such device", error);
-            else if (!qubes_host_has_iommu())
+            } else if (used) {
+                g_autofree char *why =
+                    g_strdup_printf("attached to '%s'", used->frontend->name);
+                ok = start_dev_refuse(a, dom, why, error);
+            } else if (rt->cfg.hv != QUBES_HV_XEN && !qubes_host_has_iommu()) {
+                /* VFIO needs one; Xen owns the IOMMU itself, so dom0's
+                 * sysfs shows none there */
                 ok = start_dev_refuse(a, dom,
                                       "this host has no IOMMU "
                                       "(/sys/kernel/iommu_groups is empty), "
                                       "so it cannot be given to a qube",
                                       error);
-            else {
+            } else {
                 StartDev *d = g_new0(StartDev, 1);
                 d->devclass = g_strdup("pci");
                 qubes_vdev_copy(&d->dev, &p->info->dev);
                 d->path = g_strdup(p->sysfs_name);
+                d->no_strict_reset = is_bool_true(
+                    qubes_dev_assignment_option(a, "no-strict-reset"));
+                d->permissive =
+                    is_bool_true(qubes_dev_assignment_option(a, "permissive"));
                 d->required = a->mode == QUBES_DEV_REQUIRED;
                 d->options = g_ptr_array_ref(a->options);
                 g_ptr_array_add(out, d);
@@ -550,13 +563,6 @@ void rt_start_dev_attach(QubesRuntime *rt, QubesDomain *dom, StartDev *d,
                                    cb, data);
         return;
     }
-    /* pci: a managed hostdev (libvirt binds it to vfio) */
-    unsigned pdom = 0, bus = 0, slot = 0, fn = 0;
-    sscanf(d->path, "%4x:%2x:%2x.%1x", &pdom, &bus, &slot, &fn);
-    char *xml = g_strdup_printf(
-        "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
-        "<address domain='0x%04x' bus='0x%02x' slot='0x%02x' "
-        "function='0x%x'/></source></hostdev>",
-        pdom, bus, slot, fn);
-    rt_run_op(rt, OP_ATTACH_DISK, dom, xml, cb, data);
+    qubes_runtime_attach_pci(rt, dom, d->dev.port_id, d->path,
+                             d->no_strict_reset, d->permissive, cb, data);
 }

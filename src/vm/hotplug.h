@@ -76,13 +76,14 @@ typedef struct {
     char *path;    /* block: /dev/..; pci: the sysfs address */
     char *frontend_dev, *devtype;
     gboolean read_only, required;
-    GPtrArray *options; /* the assignment's, for the event */
+    gboolean no_strict_reset, permissive; /* pci */
+    GPtrArray *options;                   /* the assignment's, for the event */
 } StartDev;
 /* @dom's devices to attach at start (StartDev*, in assignment order);
  * NULL with @error when a required one cannot be had. */
 GPtrArray *rt_start_devices(QubesRuntime *rt, QubesDomain *dom, GError **error);
 /* Attaches @d to the created (paused) @dom: a block device as
- * qubes_runtime_attach_block, a PCI device as a managed hostdev. */
+ * qubes_runtime_attach_block, a PCI device as qubes_runtime_attach_pci. */
 void rt_start_dev_attach(QubesRuntime *rt, QubesDomain *dom, StartDev *d,
                          GAsyncReadyCallback cb, gpointer data);
 

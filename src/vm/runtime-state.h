@@ -7,17 +7,18 @@
  *                    net links, the firewall and the preloads with it
  *   connection.c     libvirt's connection and lifecycle events; adopts
  *                    running qubes -> autostart, preload-run, vm-stop,
- *                    hotplug, net-links, firewall-run
+ *                    hotplug, pci-run, net-links, firewall-run
  *   preload-run.c    preloaded disposables -> vm-start, vm-stop, vm-pause
  *   autostart.c      -> vm-start
  *   vm-start.c       -> vm-stop, memory-request, hotplug, net-links,
  *                    firewall-run, domain-spec, storage-run, libvirt-ops
- *   vm-stop.c        -> hotplug, net-links, firewall-run, storage-run,
- *                    libvirt-ops
+ *   vm-stop.c        -> hotplug, pci-run, net-links, firewall-run,
+ *                    storage-run, libvirt-ops
  *   vm-pause.c, vm-query.c -> libvirt-ops
  *   net-links.c      bridges, links, a netvm change -> firewall-run,
  *                    libvirt-ops
- *   hotplug.c        -> libvirt-ops
+ *   hotplug.c        -> pci-run, libvirt-ops
+ *   pci-run.c        -> libvirt-ops
  *   firewall-run.c, memory-request.c, storage-run.c, domain-spec.c,
  *   libvirt-ops.c    -> this room only
  *
@@ -62,6 +63,8 @@ struct _QubesRuntime {
     GThreadPool *nf_pool;    /* firewall jobs, one at a time, in order */
     GPtrArray *blocks;       /* QubesBlockAttachment: dom0's block devices
                                 attached to running qubes */
+    GPtrArray *pcis;         /* QubesPciAttachment: dom0's PCI devices in
+                                running qubes (pci-run.c) */
     QubesPreload *preload;   /* preloaded disposables (preload-run.c) */
 };
 

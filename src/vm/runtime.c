@@ -4,6 +4,7 @@
 #include "connection.h"
 #include "firewall-run.h"
 #include "net-links.h"
+#include "pci-run.h"
 #include "preload-run.h"
 #include "runtime-state.h"
 
@@ -50,6 +51,8 @@ QubesRuntime *qubes_runtime_new(QubesApp *app, const QubesRuntimeConfig *cfg)
     g_mutex_init(&rt->lock);
     rt->blocks = g_ptr_array_new_with_free_func(
         (GDestroyNotify)rt_block_attachment_free);
+    rt->pcis =
+        g_ptr_array_new_with_free_func((GDestroyNotify)rt_pci_attachment_free);
     rt->doms =
         g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)rt_dom_free);
     app->runtime = rt;
@@ -89,6 +92,8 @@ void qubes_runtime_free(QubesRuntime *rt)
     rt_firewall_finish(rt);
     g_ptr_array_unref(rt->blocks);
     rt->blocks = NULL;
+    g_ptr_array_unref(rt->pcis);
+    rt->pcis = NULL;
     if (rt->app->runtime == rt)
         rt->app->runtime = NULL;
     rt_unref(rt);

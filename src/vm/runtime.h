@@ -28,7 +28,9 @@
  *   vm-stop.h       its shutdown, kill, and a DispVM's auto cleanup
  *   vm-pause.h      pause, unpause, suspend, resume
  *   vm-query.h      what the hypervisor says of it: info, stats, console
- *   hotplug.h       dom0's devices attached to running qubes
+ *   hotplug.h       dom0's block devices attached to running qubes,
+ *                   and the devices attached at start
+ *   pci-run.h       dom0's PCI devices in running qubes
  *   domain-spec.h   the domain XML a qube is created from
  * The rooms behind them, each with its header (runtime-state.h says who
  * calls whom): runtime-state (the shared state and small helpers),
@@ -43,6 +45,7 @@
 #include "app.h"
 #include "domain-spec.h"
 #include "hotplug.h"
+#include "pci-run.h"
 #include "runtime-config.h"
 #include "vm-pause.h"
 #include "vm-query.h"

@@ -6,6 +6,7 @@
 #include "hotplug.h"
 #include "libvirt-ops.h"
 #include "net-links.h"
+#include "pci-run.h"
 #include "storage-run.h"
 
 #include <string.h>
@@ -42,6 +43,7 @@ static void stopped_storage_done(GObject *src, GAsyncResult *res, gpointer data)
         rt_nf_remove(c->rt, dom);
     }
     rt_blocks_gone_with(c->rt, dom);
+    rt_pcis_gone_with(c->rt, dom);
     qubes_runtime_auto_cleanup(c->rt, dom);
     DomRt *r = g_hash_table_lookup(c->rt->doms, dom);
     if (r) {

@@ -1306,6 +1306,47 @@ def test_devices():
     ok('admin.vm.device.denied.List', VM, want='')
 
 
+def test_keyboard_layout_follows_the_guivm():
+    # S ext/gui.py: a GUI qube's keyboard_layout changed fires
+    # property-reset:keyboard_layout (with the old value) on the qubes
+    # whose guivm it is and whose own layout is the default, which
+    # follows the GUI qube's; one with a layout of its own hears nothing
+    ok('admin.vm.Create.AppVM', 'dom0', TPL, b'name=kbd-gui label=red')
+    ok('admin.vm.Create.AppVM', 'dom0', TPL, b'name=kbd-own label=red')
+    try:
+        for vm in (VM, 'kbd-own'):
+            ok('admin.vm.property.Set', vm, 'guivm', b'kbd-gui')
+        ok('admin.vm.property.Set', 'kbd-own', 'keyboard_layout', b'fr++')
+        events = events_during(
+            lambda: ok('admin.vm.property.Set', 'kbd-gui', 'keyboard_layout',
+                       b'de++'),
+            lambda ev: any(e[1] == 'property-set:keyboard_layout'
+                           for e in ev))
+        got = [e for e in events if 'keyboard_layout' in e[1]]
+        assert got == [
+            ('kbd-gui', 'property-pre-set:keyboard_layout',
+             {'name': 'keyboard_layout', 'newvalue': 'de++',
+              'oldvalue': 'us++'}),
+            (VM, 'property-reset:keyboard_layout',
+             {'name': 'keyboard_layout', 'oldvalue': 'us++'}),
+            ('kbd-gui', 'property-set:keyboard_layout',
+             {'name': 'keyboard_layout', 'newvalue': 'de++',
+              'oldvalue': 'us++'})], got
+        ok('admin.vm.property.Get', VM, 'keyboard_layout',
+           want='default=True type=str de++')
+        # the same value again: nothing told
+        events = events_during(
+            lambda: ok('admin.vm.property.Set', 'kbd-gui', 'keyboard_layout',
+                       b'de++'),
+            lambda ev: any(e[1] == 'property-set:keyboard_layout'
+                           for e in ev))
+        assert [e for e in events if e[1].startswith('property-reset')] == []
+    finally:
+        ok('admin.vm.property.Reset', VM, 'guivm')
+        for vm in ('kbd-own', 'kbd-gui'):
+            ok('admin.vm.Remove', vm)
+
+
 def test_device_events():
     port = loop_device()
     dev = 'dom0+' + port

@@ -157,6 +157,82 @@ static void test_targets(void)
     g_assert_false(qubes_hv_type_parse("lxc", &hv));
 }
 
+/* An hvm qube with a kernel on QEMU boots it directly, its command line
+ * with it (QEMU refuses -append without -kernel), and still has its
+ * boot devices; without a kernel, neither. */
+static void test_qemu_hvm_kernel(void)
+{
+    g_autoptr(QubesVmSpec) s = base_spec(QUBES_HV_QEMU, "hvm");
+    g_autofree char *none = qubes_vm_spec_to_xml(s);
+    g_assert_null(strstr(none, "<kernel>"));
+    g_assert_null(strstr(none, "<cmdline>"));
+    s->kernel_dir = g_strdup("/var/lib/qubes/vm-kernels/6.1.0");
+    s->cmdline = g_strdup("console=hvc0");
+    g_autofree char *xml = qubes_vm_spec_to_xml(s);
+    g_assert_nonnull(strstr(
+        xml, "<kernel>/var/lib/qubes/vm-kernels/6.1.0/vmlinuz</kernel>"));
+    g_assert_nonnull(strstr(xml, "<cmdline>console=hvc0</cmdline>"));
+    g_assert_nonnull(strstr(xml, "<boot dev=\"hd\"/>"));
+}
+
+/* A PCI device's hostdev, as the reference's libvirt/devices/pci.xml:
+ * managed, its address in hex; pciback's options on Xen only. */
+static void test_pci_hostdev(void)
+{
+    g_autofree char *q = qubes_vm_pci_hostdev_xml(QUBES_HV_QEMU, "0000:00:1f.2",
+                                                  TRUE, TRUE, TRUE);
+    g_assert_cmpstr(q, ==,
+                    "<hostdev mode='subsystem' type='pci' managed='yes'>"
+                    "<source><address domain='0x0000' bus='0x00' "
+                    "slot='0x1f' function='0x2'/></source></hostdev>");
+    g_autofree char *x = qubes_vm_pci_hostdev_xml(QUBES_HV_XEN, "0001:3a:00.7",
+                                                  TRUE, TRUE, TRUE);
+    g_assert_cmpstr(x, ==,
+                    "<hostdev mode='subsystem' type='pci' managed='yes' "
+                    "nostrictreset='yes'><source writeFiltering='no' "
+                    "powerManagementFiltering='no'><address domain='0x0001' "
+                    "bus='0x3a' slot='0x00' function='0x7'/></source>"
+                    "</hostdev>");
+    g_autofree char *plain = qubes_vm_pci_hostdev_xml(
+        QUBES_HV_XEN, "0000:00:02.0", FALSE, FALSE, FALSE);
+    g_assert_nonnull(strstr(plain, "managed='yes'><source><address"));
+    /* not addresses: a slot past 31, a function past 7, a tail, text */
+    const char *bad[] = {"0000:00:20.0", "0000:00:02.8", "0000:00:02.0x",
+                         "00:02.0",      "../../x",      ""};
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+        g_assert_null(qubes_vm_pci_hostdev_xml(QUBES_HV_QEMU, bad[i], FALSE,
+                                               FALSE, FALSE));
+}
+
+/* The PCI devices of a running domain read back from its XML: the
+ * hostdevs of type pci with a whole address, in order. */
+static void test_pci_hostdevs(void)
+{
+    const char *xml =
+        "<domain type='kvm'><name>work</name><devices>"
+        "<disk type='file'><source file='/x'/></disk>"
+        "<hostdev mode='subsystem' type='pci' managed='yes'><driver "
+        "name='vfio'/><source><address domain='0x0000' bus='0x03' "
+        "slot='0x00' function='0x0'/></source><alias name='hostdev0'/>"
+        "<address type='pci' domain='0x0000' bus='0x00' slot='0x07' "
+        "function='0x0'/></hostdev>"
+        "<hostdev mode='subsystem' type='usb'><source><vendor id='0x1'/>"
+        "</source></hostdev>"
+        "<hostdev type='pci'><source><address domain='0x0000' bus='0x03' "
+        "slot='0x00'/></source></hostdev>"
+        "<hostdev type='pci'><source><address domain='0x0000' bus='0x300' "
+        "slot='0x00' function='0x0'/></source></hostdev>"
+        "<hostdev type='pci'><source><address domain='0x0002' bus='0xff' "
+        "slot='0x1f' function='0x7'/></source></hostdev>"
+        "</devices></domain>";
+    g_autoptr(GPtrArray) got = qubes_vm_pci_hostdevs(xml);
+    g_assert_cmpuint(got->len, ==, 2);
+    g_assert_cmpstr(got->pdata[0], ==, "0000:03:00.0");
+    g_assert_cmpstr(got->pdata[1], ==, "0002:ff:1f.7");
+    g_autoptr(GPtrArray) none = qubes_vm_pci_hostdevs("<domain");
+    g_assert_cmpuint(none->len, ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--print") == 0) {
@@ -178,5 +254,8 @@ int main(int argc, char **argv)
     g_test_add_func("/domxml/no-initramfs", test_no_initramfs);
     g_test_add_func("/domxml/targets", test_targets);
     g_test_add_func("/domxml/emulator-cmdline", test_emulator_cmdline);
+    g_test_add_func("/domxml/qemu-hvm-kernel", test_qemu_hvm_kernel);
+    g_test_add_func("/domxml/pci-hostdev", test_pci_hostdev);
+    g_test_add_func("/domxml/pci-hostdevs", test_pci_hostdevs);
     return g_test_run();
 }

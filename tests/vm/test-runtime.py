@@ -534,8 +534,26 @@ def test_network_between_qubes():
         wait_log('net', 'QUBES-LINK eth0 %s' % ip, nmark)
         assert in_netns('ip', 'link', 'show', 'qbr' + qid).returncode == 0
         fetch('work', gw, 'net')
+        # master's pre-shutdown refusals, nothing stopped: a netvm with a
+        # running client, an audio and a GUI qube with a running user
+        r = d.call('admin.vm.Shutdown', 'net')
+        assert r == ('exc', 'QubesVMInUseError',
+                     'There are other VMs connected to this VM: work'), r
+        d.ok('admin.vm.property.Set', 'net', 'audiovm', 'work')
+        r = d.call('admin.vm.Shutdown', 'work')
+        assert r == ('exc', 'QubesVMInUseError',
+                     'There are running VMs using this VM as AudioVM: net'), r
+        d.ok('admin.vm.property.Reset', 'net', 'audiovm')
+        d.ok('admin.vm.property.Set', 'net', 'guivm', 'work')
+        r = d.call('admin.vm.Shutdown', 'work')
+        assert r == ('exc', 'QubesVMError',
+                     'There are running VMs using this VM as GuiVM: net'), r
+        d.ok('admin.vm.property.Reset', 'net', 'guivm')
+        for vm in ('net', 'work'):
+            assert 'power_state=Running' in d.ok('admin.vm.CurrentState', vm)
         # the netvm restarted under the running client connects it again
-        d.ok('admin.vm.Kill', 'net')
+        # (a forced shutdown passes the refusal)
+        d.ok('admin.vm.Shutdown', 'net', 'force+wait')
         nmark = len(console_log('net'))
         d.ok('admin.vm.Start', 'net')
         wait_log('net', 'QUBES-LINK eth0 %s' % ip, nmark)
@@ -791,8 +809,11 @@ def test_block_devices_of_dom0():
         assert d.ok('admin.vm.device.block.Attached', 'work').startswith(
             'dom0+%s:' % port)
         assert guest_reads('work', port, 20, 'hello-from-dom0-disk')
+        # master's refusal: a required device stays while the qube runs
         r = d.call('admin.vm.device.block.Detach', 'work', dev)
-        assert r[:2] == ('exc', 'DeviceAlreadyAssigned'), r
+        assert r == ('exc', 'QubesVMNotHaltedError',
+                     'Can not detach a required device from a non halted '
+                     'qube. You need to unassign device first.'), r
         d.kill()
         d.start()
         wait_state('work', 'Running', timeout=10)
@@ -910,6 +931,84 @@ def test_pci_assignment_without_iommu():
         d.ok('admin.vm.device.pci.Unassign', 'work', 'dom0+' + port)
     start_ready('work')
     halt()
+
+
+def pci_without_driver():
+    """A PCI device of this host that no host driver holds (the host
+    bridge): the one the hot-plug test offers, so that even a libvirt
+    that took it from its driver could not take one the host needs. Its
+    sysfs address and port."""
+    for name in sorted(os.listdir('/sys/bus/pci/devices')):
+        if not os.path.exists('/sys/bus/pci/devices/%s/driver' % name):
+            dom_, bus, rest = name.split(':')
+            return name, ('%s_%s' % (bus, rest) if dom_ == '0000' else
+                          '%s_%s_%s' % (dom_, bus, rest))
+    raise AssertionError('no PCI device without a driver on this host')
+
+
+def pci_host_state(sbdf):
+    """What the host says of @sbdf's binding: its driver and the driver
+    VFIO would be forced to."""
+    base = '/sys/bus/pci/devices/' + sbdf
+    drv = os.path.join(base, 'driver')
+    with open(os.path.join(base, 'driver_override')) as f:
+        override = f.read()
+    return (os.readlink(drv) if os.path.exists(drv) else None, override)
+
+
+def test_pci_hot_plug_without_iommu():
+    """admin.vm.device.pci.Attach to a running qube goes to libvirt as a
+    managed hostdev (ext/pci.py's hot-plug); on this host without an
+    IOMMU libvirt refuses it, and the refusal leaves nothing behind: the
+    error names the device, the qube and the cause, no device-attach
+    event, nothing in Attached or in the domain's XML, the device still
+    with its host binding, the guest still answering. Detach of a device
+    that is not there and Attach to a halted qube get master's
+    refusals."""
+    d = state['d']
+    sbdf, port = pci_without_driver()
+    dev = 'dom0+' + port
+    assert not os.listdir('/sys/kernel/iommu_groups'), 'this host has one'
+    halt()
+    r = d.call('admin.vm.device.pci.Attach', 'work', dev, b'')
+    assert r == ('exc', 'QubesVMNotRunningError',
+                 'VM not running, cannot attach device, do you mean '
+                 '`assign`?'), r
+    start_ready('work')
+    # pvh (the default without PCI devices) cannot take one: master's words
+    r = d.call('admin.vm.device.pci.Attach', 'work', dev, b'')
+    assert r == ('exc', 'QubesException',
+                 "Can't attach PCI device to VM in pvh mode"), r
+    halt()
+    d.ok('admin.vm.property.Set', 'work', 'virt_mode', 'hvm')
+    start_ready('work')
+    ev = Events('work')
+    try:
+        before = pci_host_state(sbdf)
+        for payload in (b'', b"_no-strict-reset='True' _permissive='yes'"):
+            r = d.call('admin.vm.device.pci.Attach', 'work', dev, payload)
+            assert r[:2] == ('exc', 'QubesException'), r
+            assert r[2].startswith(
+                "Failed to attach PCI device dom0:%s to 'work': " % port), r
+            assert r[2].endswith('(this host has no IOMMU: '
+                                 '/sys/kernel/iommu_groups is empty)'), r
+        assert d.ok('admin.vm.device.pci.Attached', 'work') == ''
+        assert 'attachment=' not in d.ok('admin.vm.device.pci.Available',
+                                         'dom0', port)
+        assert '<hostdev' not in state['lv'].virsh('dumpxml', 'work').stdout
+        assert pci_host_state(sbdf) == before
+        assert 'device-pre-attach:pci' in ev.names(), ev.names()
+        assert 'device-attach:pci' not in ev.names(), ev.names()
+        r = d.call('admin.vm.device.pci.Detach', 'work', dev)
+        assert r == ('exc', 'DeviceNotAssigned',
+                     "'pci device %s not attached to work'" % port), r
+        assert 'power_state=Running' in d.ok('admin.vm.CurrentState', 'work')
+        tag = 'PCI-%d' % time.monotonic_ns()
+        console_run('work', 'echo %s-ALIVE' % tag, tag + '-ALIVE')
+    finally:
+        ev.close()
+        halt('work')
+        d.ok('admin.vm.property.Reset', 'work', 'virt_mode')
 
 
 def test_libvirtd_restart_reconnects():
