@@ -102,6 +102,93 @@ def call(method, dest=VM, arg='', payload=b''):
     return state['d'].call(method, dest, arg, payload)
 
 
+# Where each test of master's qubes/tests/api_admin.py that this file
+# does not name in a "T" comment is covered: a case of this file, or of
+# another test file where it needs what this one has not (a running
+# guest, the backup pipeline, the client's tools, a qrexec policy).
+# test_master_tests_all_placed checks that each place exists.
+MASTER_ELSEWHERE = {
+    'test_002_vm_list_filter': 'daemon/test-integrity.py:test_calls_from_a_qube',
+    'test_010_vm_property_list': 'test_vm_property_get_all',
+    'test_044_vm_propert_set_label_invalid2': 'test_vm_property_set',
+    'test_901_current_state_changed': 'test_current_state',
+    'test_995_vm_only_calls': 'test_destinations',
+    'test_notes_get': 'test_notes',
+    'test_notes_set': 'test_notes',
+    'test_500_vm_remove': 'test_remove',
+    'test_501_vm_remove_running': 'vm/test-runtime.py:test_pause_unpause_kill',
+    'test_271_events_add_vm': 'test_events',
+    'test_272_events_filter': 'test_events',
+    'test_273_events_single': 'test_events',
+    'test_630_vm_stats': 'test_stats',
+    'test_631_vm_stats_single_vm': 'test_stats',
+    'test_730_vm_console': 'vm/test-runtime.py:test_start_write_stop_'
+                           'commits_private_and_drops_root',
+    'test_731_vm_console_not_running': 'test_lifecycle_of_a_halted_qube',
+}
+# a halted qube's refusals here; with a running guest in test-runtime
+for t in ('220_start', '230_shutdown', '231_shutdown_force',
+          '232_shutdown_wait', '233_shutdown_wait_force',
+          '234_shutdown_force_wait', '234_shutdown_force_wait_invalid',
+          '240_pause', '241_suspend', '250_unpause', '251_resume',
+          '260_kill'):
+    MASTER_ELSEWHERE['test_' + t] = 'test_lifecycle_of_a_halted_qube'
+for t in ('471_vm_device_list_assigned_options',
+          '472_vm_device_list_attached', '473_vm_device_list_assigned_specific',
+          '474_vm_device_list_attached_specific', '480_vm_device_attach',
+          '483_vm_device_assign_required', '485_vm_device_assign_not_running',
+          '486_vm_device_assign_required_not_running',
+          '487_vm_device_attach_options', '488_vm_device_assign_options',
+          '4890_vm_overlapping_assignments', '494_vm_device_unassign_attached',
+          '496_vm_device_detach', '497_vm_device_detach_not_attached',
+          '650_vm_device_set_mode_required', '651_vm_device_set_mode_ask',
+          '652_vm_device_set_mode_auto', '653_vm_device_set_mode_unchanged',
+          '655_vm_device_set_mode_invalid_value',
+          '660_vm_device_denied_list_empty', '661_vm_device_denied_list',
+          '662_vm_device_denied_add', '663_vm_device_denied_add_multiple',
+          '664_vm_device_denied_add_invalid',
+          '664_vm_device_denied_add_repeated',
+          '665_vm_device_denied_add_present',
+          '666_vm_device_denied_add_nothing', '670_vm_device_denied_remove',
+          '671_vm_device_denied_remove_invalid',
+          '671_vm_device_denied_remove_repeated',
+          '672_vm_device_denied_remove_all',
+          '673_vm_device_denied_remove_missing',
+          '673_vm_device_denied_remove_missing_and_present',
+          '674_vm_device_denied_remove_nothing'):
+    MASTER_ELSEWHERE['test_' + t] = 'test_devices'
+# the attachment of a running qube's devices
+for t in ('480_vm_device_attach', '487_vm_device_attach_options',
+          '496_vm_device_detach'):
+    MASTER_ELSEWHERE['test_' + t] = 'vm/test-runtime.py:test_block_devices_of_dom0'
+for t in ('509_vm_volume_import_begin_wrong_volume',
+          '509_vm_volume_import_end_wrong_volume', '510_vm_volume_import',
+          '510_vm_volume_import_end_failure',
+          '510_vm_volume_import_end_success', '511_vm_volume_import_running',
+          '512_vm_volume_import_with_size', '515_vm_volume_import_fire_event',
+          '516_vm_volume_import_fire_event_with_size'):
+    MASTER_ELSEWHERE['test_' + t] = 'daemon/test-tools.py:test_volumes_and_import'
+for t in ('600_backup_info', '601_backup_info_profile_missing_destination_path',
+          '602_backup_info_profile_missing_destination_vm',
+          '603_backup_info_profile_missing'):
+    MASTER_ELSEWHERE['test_' + t] = \
+        'daemon/test-backup.py:test_profile_errors_in_masters_words'
+MASTER_ELSEWHERE['test_600_backup_info'] = \
+    'daemon/test-backup.py:test_info_as_master_test_600'
+for t in ('610_backup_cancel_not_running', '611_backup_already_running',
+          '612_backup_when_vm_with_disabled_snapshots_is_running',
+          '620_backup_execute', '621_backup_execute_passphrase_service',
+          '622_backup_execute_when_disable_snapshot_vm_running'):
+    MASTER_ELSEWHERE['test_' + t] = \
+        'daemon/test-backup.py:test_progress_events_and_already_running'
+for t in ('640_vm_create_disposable', '640_vm_create_disposable_uuid',
+          '641_vm_create_disposable_default',
+          '642_vm_create_disposable_not_allowed',
+          '642_vm_create_disposable_wrong_arg',
+          '643_vm_create_disposable_preload_autostart'):
+    MASTER_ELSEWHERE['test_' + t] = 'test_create_disposable'
+
+
 def ok(method, dest=VM, arg='', payload=b'', want=None):
     """The call succeeds; with @want, its answer is exactly that."""
     r = call(method, dest, arg, payload)
@@ -1729,6 +1816,18 @@ def test_preload_global_features():
         for f in ('preload-dispvm-max', 'preload-dispvm-threshold',
                   'preload-dispvm-delay'):
             call('admin.vm.feature.Remove', 'dom0', f)
+
+
+def test_master_tests_all_placed():
+    """Each place MASTER_ELSEWHERE names exists: a case of this file, or
+    FILE:CASE of another test file."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    tests = os.path.dirname(here)
+    for name, where in sorted(MASTER_ELSEWHERE.items()):
+        path, _, case = where.rpartition(':')
+        path = os.path.join(tests, path) if path else os.path.abspath(__file__)
+        with open(path) as f:
+            assert ('\ndef %s(' % case) in f.read(), (name, where)
 
 
 def test_every_served_method_is_covered():

@@ -287,6 +287,11 @@ def test_pause_unpause_kill():
     assert 'power_state=Running' in d.ok('admin.vm.CurrentState', 'work')
     # a start of a running qube does nothing, as the reference's
     d.ok('admin.vm.Start', 'work')
+    # master's test_501: a running qube is not removed, nothing of it goes
+    assert d.call('admin.vm.Remove', 'work') == (
+        'exc', 'QubesVMNotHaltedError', "Domain is not powered off: 'work'")
+    assert 'work class=AppVM state=Running' in d.ok('admin.vm.List', 'work')
+    assert os.path.isdir(os.path.join(state['base'], 'appvms', 'work'))
     d.ok('admin.vm.Kill', 'work')
     assert 'power_state=Halted' in d.ok('admin.vm.CurrentState', 'work')
     assert d.call('admin.vm.Kill', 'work')[1] == 'QubesVMNotStartedError'
