@@ -64,33 +64,32 @@ static gboolean on_pre_shutdown_net(QubesEvent *ev, gpointer data,
     return FALSE;
 }
 
-static gboolean on_pre_shutdown_audio(QubesEvent *ev, gpointer data,
-                                      GError **error)
-{
-    QubesDomain *vm = qubes_domain_of_emitter(ev->subject);
-    if (forced(ev))
-        return TRUE;
-    g_autoptr(GPtrArray) users = users_by(vm, "audiovm");
-    g_autofree char *names = running_names(users, TRUE);
-    if (!names)
-        return TRUE;
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM_IN_USE,
-                "There are running VMs using this VM as AudioVM: %s", names);
-    return FALSE;
-}
+/* The users of an audio or a GUI qube: the property that names it, and
+ * master's refusal. */
+typedef struct {
+    const char *prop;
+    gboolean skip_preload;
+    QubesErrorCode code;
+    const char *as;
+} UsedAs;
 
-static gboolean on_pre_shutdown_gui(QubesEvent *ev, gpointer data,
-                                    GError **error)
+static const UsedAs audiovm = {"audiovm", TRUE, QUBES_ERROR_VM_IN_USE,
+                               "AudioVM"};
+static const UsedAs guivm = {"guivm", FALSE, QUBES_ERROR_VM, "GuiVM"};
+
+static gboolean on_pre_shutdown_used_as(QubesEvent *ev, gpointer data,
+                                        GError **error)
 {
+    const UsedAs *u = data;
     QubesDomain *vm = qubes_domain_of_emitter(ev->subject);
     if (forced(ev))
         return TRUE;
-    g_autoptr(GPtrArray) users = users_by(vm, "guivm");
-    g_autofree char *names = running_names(users, FALSE);
+    g_autoptr(GPtrArray) users = users_by(vm, u->prop);
+    g_autofree char *names = running_names(users, u->skip_preload);
     if (!names)
         return TRUE;
-    g_set_error(error, QUBES_ERROR, QUBES_ERROR_VM,
-                "There are running VMs using this VM as GuiVM: %s", names);
+    g_set_error(error, QUBES_ERROR, u->code,
+                "There are running VMs using this VM as %s: %s", u->as, names);
     return FALSE;
 }
 
@@ -116,12 +115,12 @@ void qubes_qube_users_register(QubesApp *app)
     qubes_event_add_class_handler(app->registry, "QubesVM",
                                   "domain-pre-shutdown", on_pre_shutdown_net,
                                   QUBES_HANDLER_BOUND, app, NULL);
-    qubes_event_add_class_handler(app->registry, "BaseVM",
-                                  "domain-pre-shutdown", on_pre_shutdown_audio,
-                                  0, app, NULL);
-    qubes_event_add_class_handler(app->registry, "BaseVM",
-                                  "domain-pre-shutdown", on_pre_shutdown_gui, 0,
-                                  app, NULL);
+    qubes_event_add_class_handler(
+        app->registry, "BaseVM", "domain-pre-shutdown", on_pre_shutdown_used_as,
+        0, (gpointer)&audiovm, NULL);
+    qubes_event_add_class_handler(
+        app->registry, "BaseVM", "domain-pre-shutdown", on_pre_shutdown_used_as,
+        0, (gpointer)&guivm, NULL);
     qubes_event_add_class_handler(app->registry, "BaseVM",
                                   "property-set:keyboard_layout",
                                   on_keyboard_set, 0, app, NULL);
