@@ -56,10 +56,22 @@ struct _ArgsParser {
     GPtrArray *mutexes;  /* Mutex* */
     GPtrArray *options;  /* option strings in order (borrowed) */
     GHashTable *option_map;
-    GPtrArray *defaults; /* set_defaults: dest, value, dest, value ... */
+    GPtrArray *defaults; /* set_defaults: Default* */
     GPtrArray *children; /* ArgsParser*, owned (subcommands) */
     ArgsAction *subparsers;
 };
+
+typedef struct {
+    char *dest;
+    ArgValue *value;
+} Default;
+
+static void default_free(Default *d)
+{
+    g_free(d->dest);
+    args_value_free(d->value);
+    g_free(d);
+}
 
 struct _ArgsNamespace {
     GHashTable *values;      /* dest -> ArgValue* */
@@ -247,9 +259,14 @@ static char *collapse_ws(const char *text)
     return g_strdup(g_strstrip(c));
 }
 
-/* textwrap's chunks: whitespace runs, words, hyphenated word parts. */
-static GPtrArray *wrap_chunks(const char *text)
+/* textwrap's chunks: whitespace runs, words, hyphenated word parts
+ * (only whitespace runs and words without @hyphens). */
+static GPtrArray *wrap_chunks(const char *text, gboolean hyphens)
 {
+    static GRegex *simple;
+    if (g_once_init_enter(&simple))
+        g_once_init_leave(&simple,
+                          g_regex_new("([\\t\\n\\x0b\\x0c\\r ]+)", 0, 0, NULL));
     static GRegex *re;
     if (g_once_init_enter(&re)) {
         const char *ws = "[\\t\\n\\x0b\\x0c\\r ]";
@@ -265,7 +282,7 @@ static GPtrArray *wrap_chunks(const char *text)
     GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
     GMatchInfo *mi = NULL;
     gsize last = 0;
-    g_regex_match(re, text, 0, &mi);
+    g_regex_match(hyphens ? re : simple, text, 0, &mi);
     while (g_match_info_matches(mi)) {
         int s = 0, e = 0;
         g_match_info_fetch_pos(mi, 0, &s, &e);
@@ -290,20 +307,19 @@ static gboolean blank(const char *s)
     return TRUE;
 }
 
-/* textwrap.wrap(@text, @width, initial and subsequent indent @indent),
- * long words broken, on hyphens too. */
-static GPtrArray *wrap(const char *text, glong width, const char *indent)
+GPtrArray *args_textwrap(const char *text, glong width, const char *initial,
+                         const char *subsequent, gboolean hyphens)
 {
     g_autofree char *t = g_strdup(text);
     for (char *p = t; *p; p++)
         if (strchr("\t\n\x0b\x0c\r", *p))
             *p = ' ';
-    g_autoptr(GPtrArray) chunks = wrap_chunks(t);
+    g_autoptr(GPtrArray) chunks = wrap_chunks(t, hyphens);
     GPtrArray *lines = g_ptr_array_new_with_free_func(g_free);
     guint next = 0;
-    glong iw = ulen(indent);
     while (next < chunks->len) {
-        glong w = width - iw;
+        const char *indent = lines->len ? subsequent : initial;
+        glong w = width - ulen(indent);
         if (blank(chunks->pdata[next]) && lines->len)
             next++;
         GPtrArray *cur = g_ptr_array_new_with_free_func(g_free);
@@ -321,7 +337,7 @@ static GPtrArray *wrap(const char *text, glong width, const char *indent)
             glong space_left = w < 1 ? 1 : w - cur_len;
             const char *chunk = chunks->pdata[next];
             glong end = space_left;
-            if (ulen(chunk) > space_left) {
+            if (hyphens && ulen(chunk) > space_left) {
                 g_autofree char *head = usub(chunk, 0, space_left);
                 const char *h = strrchr(head, '-');
                 if (h && h > head) {
@@ -348,6 +364,20 @@ static GPtrArray *wrap(const char *text, glong width, const char *indent)
         g_ptr_array_unref(cur);
     }
     return lines;
+}
+
+static GPtrArray *wrap(const char *text, glong width, const char *indent)
+{
+    return args_textwrap(text, width, indent, indent, TRUE);
+}
+
+char *args_textfill(const char *text, glong width, const char *initial,
+                    const char *subsequent, gboolean hyphens)
+{
+    g_autoptr(GPtrArray) lines =
+        args_textwrap(text, width, initial, subsequent, hyphens);
+    g_ptr_array_add(lines, NULL);
+    return g_strjoinv("\n", (char **)lines->pdata);
 }
 
 /* ---- the parser ---- */
@@ -412,7 +442,7 @@ ArgsParser *args_parser_new(const char *prog, const char *usage,
     p->mutexes = g_ptr_array_new_with_free_func((GDestroyNotify)mutex_free);
     p->options = g_ptr_array_new();
     p->option_map = g_hash_table_new(g_str_hash, g_str_equal);
-    p->defaults = g_ptr_array_new_with_free_func(g_free);
+    p->defaults = g_ptr_array_new_with_free_func((GDestroyNotify)default_free);
     p->children =
         g_ptr_array_new_with_free_func((GDestroyNotify)args_parser_free);
     return p;
@@ -464,10 +494,44 @@ int args_add_mutex(ArgsParser *p, int section, gboolean required)
     return (int)p->mutexes->len;
 }
 
+void args_set_default_value(ArgsParser *p, const char *dest, ArgValue *value)
+{
+    /* set_defaults() also changes the default of the actions of @dest */
+    for (guint i = 0; i < p->actions->len; i++) {
+        ArgsAction *a = p->actions->pdata[i];
+        if (a->dest_suppressed || strcmp(a->dest, dest) != 0)
+            continue;
+        g_free(a->deflt);
+        a->deflt = NULL;
+        a->deflt_type = ARGV_NONE;
+        switch (value->type) {
+        case ARGV_STR:
+            a->deflt = g_strdup(value->s);
+            break;
+        case ARGV_INT:
+            a->deflt_type = ARGV_INT;
+            a->deflt = g_strdup_printf("%" G_GINT64_FORMAT, value->i);
+            break;
+        case ARGV_BOOL:
+            a->deflt_type = ARGV_BOOL;
+            a->deflt = g_strdup(value->i ? "True" : "False");
+            break;
+        case ARGV_LIST:
+            a->deflt_type = ARGV_LIST;
+            break;
+        default:
+            break;
+        }
+    }
+    Default *d = g_new0(Default, 1);
+    d->dest = g_strdup(dest);
+    d->value = value;
+    g_ptr_array_add(p->defaults, d);
+}
+
 void args_set_default(ArgsParser *p, const char *dest, const char *value)
 {
-    g_ptr_array_add(p->defaults, g_strdup(dest));
-    g_ptr_array_add(p->defaults, g_strdup(value));
+    args_set_default_value(p, dest, args_value_str(value));
 }
 
 static int default_nargs(ArgsActionKind k)
@@ -498,9 +562,9 @@ ArgsAction *args_add_in(ArgsParser *p, int section, int mutex,
             if (**n)
                 g_ptr_array_add(a->option_strings, g_strdup(*n));
     a->kind = spec->action;
-    a->nargs = spec->nargs ? spec->nargs : default_nargs(spec->action);
-    if (spec->nargs == 0 && spec->action == ARGS_CALLBACK)
-        a->nargs = ARGS_NARGS_NONE;
+    a->nargs = spec->nargs == ARGS_NARGS_ZERO ? 0
+               : spec->nargs                  ? spec->nargs
+                                              : default_nargs(spec->action);
     if (spec->dest && SUPPRESSED(spec->dest)) {
         a->dest = (char *)ARGS_SUPPRESS;
         a->dest_suppressed = TRUE;
@@ -1896,10 +1960,11 @@ static ArgsNamespace *parse_known(ArgsParser *p, GPtrArray *args,
             continue;
         args_set(ns, a->dest, default_value(a, a->deflt, a->deflt_type));
     }
-    for (guint i = 0; i + 1 < p->defaults->len; i += 2)
-        if (!args_get(ns, p->defaults->pdata[i]))
-            args_set(ns, p->defaults->pdata[i],
-                     args_value_str(p->defaults->pdata[i + 1]));
+    for (guint i = 0; i < p->defaults->len; i++) {
+        Default *d = p->defaults->pdata[i];
+        if (!args_get(ns, d->dest))
+            args_set(ns, d->dest, value_copy(d->value));
+    }
 
     Parse ps = {.p = p, .ns = ns, .args = args, .extras = extras};
     ps.pattern = g_string_new(NULL);

@@ -37,6 +37,7 @@ enum {
     ARGS_ONE_OR_MORE = -3,  /* '+' */
     ARGS_REMAINDER = -4,    /* '...' */
     ARGS_PARSER = -5,       /* 'A...': a subcommand and its arguments */
+    ARGS_NARGS_ZERO = -99,  /* 0, for a callback that takes no value */
 };
 
 typedef enum {
@@ -122,8 +123,10 @@ ArgsAction *args_add_in(ArgsParser *p, int section, int mutex,
 int args_add_section(ArgsParser *p, const char *title, const char *description);
 /* A mutually exclusive group in @section (0: the default ones); its id. */
 int args_add_mutex(ArgsParser *p, int section, gboolean required);
-/* set_defaults(): @dest defaults to @value (a string; NULL: None). */
+/* set_defaults(): @dest defaults to @value (a string; NULL: None), and
+ * so do the actions of @dest; _value takes any value (taken). */
 void args_set_default(ArgsParser *p, const char *dest, const char *value);
+void args_set_default_value(ArgsParser *p, const char *dest, ArgValue *value);
 
 /* add_subparsers(): the subcommands of @p (NULL @title: shown among the
  * positionals). Returns the action that holds them. */
@@ -173,6 +176,13 @@ ArgValue *args_value_str(const char *s);
 void args_value_free(ArgValue *v);
 /* The destinations, sorted (new array of borrowed strings). */
 GPtrArray *args_dests(ArgsNamespace *ns);
+
+/* Python's textwrap.wrap() and fill() (drop_whitespace, long words
+ * broken; on hyphens when @hyphens). */
+GPtrArray *args_textwrap(const char *text, glong width, const char *initial,
+                         const char *subsequent, gboolean hyphens);
+char *args_textfill(const char *text, glong width, const char *initial,
+                    const char *subsequent, gboolean hyphens);
 
 /* An action's destination and the name errors give it. */
 const char *args_action_dest(const ArgsAction *a);

@@ -95,20 +95,41 @@ void table_add_kv_lines(Table *t, const char *text,
     }
 }
 
+/* The columns a terminal gives @s (wide characters two). */
+static guint display_width(const char *s)
+{
+    guint w = 0;
+    if (!g_utf8_validate(s, -1, NULL))
+        return (guint)strlen(s);
+    for (const char *p = s; *p; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+        if (g_unichar_iszerowidth(c))
+            continue;
+        w += g_unichar_iswide(c) ? 2 : 1;
+    }
+    return w;
+}
+
+/* As util-linux's column -t (which the client's tables go through):
+ * each column as wide as its widest cell, two spaces between, the last
+ * not padded. */
 static void print_from(Table *t, guint first)
 {
     g_autofree guint *w = g_new0(guint, t->columns);
     for (guint i = first; i < t->cells->len; i++) {
-        guint len = (guint)strlen(t->cells->pdata[i]);
+        guint len = display_width(t->cells->pdata[i]);
         w[i % t->columns] = MAX(w[i % t->columns], len);
     }
     for (guint i = first; i < t->cells->len; i++) {
         guint col = i % t->columns;
         const char *cell = t->cells->pdata[i];
-        if (col == t->columns - 1)
+        if (col == t->columns - 1) {
             printf("%s\n", cell);
-        else
-            printf("%-*s  ", (int)w[col], cell);
+        } else {
+            fputs(cell, stdout);
+            for (guint k = display_width(cell); k < w[col] + 2; k++)
+                putchar(' ');
+        }
     }
 }
 

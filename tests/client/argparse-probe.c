@@ -135,8 +135,22 @@ static void fill(ArgsParser *p, JsonObject *o, GPtrArray *keep)
     if (json_object_has_member(o, "defaults")) {
         JsonObject *d = json_object_get_object_member(o, "defaults");
         GList *ms = json_object_get_members(d);
-        for (GList *m = ms; m; m = m->next)
-            args_set_default(p, m->data, str(d, m->data));
+        for (GList *m = ms; m; m = m->next) {
+            JsonNode *n = json_object_get_member(d, m->data);
+            if (JSON_NODE_HOLDS_VALUE(n) &&
+                json_node_get_value_type(n) == G_TYPE_INT64) {
+                ArgValue *v = args_value_new(ARGV_INT);
+                v->i = json_node_get_int(n);
+                args_set_default_value(p, m->data, v);
+            } else if (JSON_NODE_HOLDS_VALUE(n) &&
+                       json_node_get_value_type(n) == G_TYPE_BOOLEAN) {
+                ArgValue *v = args_value_new(ARGV_BOOL);
+                v->i = json_node_get_boolean(n);
+                args_set_default_value(p, m->data, v);
+            } else {
+                args_set_default(p, m->data, str(d, m->data));
+            }
+        }
         g_list_free(ms);
     }
     if (json_object_has_member(o, "subparsers")) {

@@ -57,7 +57,9 @@ def setup():
 def test_help_for_every_tool():
     for t in ALL_TOOLS:
         out = run(t, '--help')
-        assert 'Usage:' in out, (t, out)
+        # the tools ported to the client's argparse say "usage:" (their
+        # help is the client's, checked in test-tool-outputs)
+        assert 'Usage:' in out or out.startswith('usage: ' + t), (t, out)
         assert '(qubes-core-c)' in run(t, '--version'), t
         # the man page made from it at build time
         man = os.path.join(TOOLS, t + '.1')

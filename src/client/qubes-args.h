@@ -1,0 +1,34 @@
+/* qubes-args.h: the command line every Qubes client tool shares
+ * (qubesadmin.tools.QubesArgumentParser) over argparse.h:
+ * --verbose/-v and --quiet/-q (counted; verbose defaults to 1, quiet to
+ * 0), a hidden --force-root, --help/-h, --version, and the VMNAME
+ * arguments: one, at most one, or a list that --all (every qube but
+ * dom0, less those given to --exclude) may replace, as VmNameGroup
+ * makes them. The names resolve to qubes as VmNameAction resolves them:
+ * shell wildcards (*?[!]) matched against every qube, duplicates
+ * dropped, an unknown name refused with "no such domain: 'NAME'". */
+#pragma once
+
+#include "argparse.h"
+#include "qubes-app.h"
+
+G_BEGIN_DECLS
+
+/* @vmname_nargs: 0 for no VMNAME, else an argparse nargs (1, N,
+ * ARGS_OPTIONAL, ARGS_ZERO_OR_MORE, ARGS_ONE_OR_MORE). */
+ArgsParser *qubes_args_new(const char *prog, int vmname_nargs,
+                           const char *description, const char *epilog,
+                           ArgsFormatterKind formatter);
+/* The same options on a subcommand's parser. */
+void qubes_args_add_common(ArgsParser *p);
+/* The qubes the command line names (QaVm*, borrowed from @app), as
+ * VmNameAction.parse_qubes_app gives them; refusals exit as
+ * parser.error() does. */
+GPtrArray *qubes_args_domains(ArgsParser *p, ArgsNamespace *ns, QaApp *app,
+                              int vmname_nargs);
+/* parser.error_runtime(): "PROG: error: MESSAGE" and exit @status,
+ * without the usage. */
+void qubes_args_error_runtime(ArgsParser *p, int status, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4) G_GNUC_NORETURN;
+
+G_END_DECLS

@@ -1,0 +1,68 @@
+#!/usr/bin/python3
+"""Our qvm-* tools against what the Qubes client's tools print: each
+case of tests/tools/cases/TOOL.json (recorded from the client by
+scripts/record-tool-outputs, against the same fixed qubes,
+tool_fixture.py) is run with our tool, at 80 columns; standard output,
+standard error and the exit status must be the client's, after the
+fixture's normalisation (uuids). A case marked "deliberate" holds our
+output, for a difference the README lists with its reason.
+
+    test-tool-outputs.py PATH/TO/qubesd TOOLS_DIR
+"""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qubesd_harness import run_file  # noqa: E402
+from qubesd_harness import Daemon, LoopFS  # noqa: E402
+import tool_fixture  # noqa: E402
+
+QUBESD = os.path.abspath(sys.argv[1])
+TOOLS = os.path.abspath(sys.argv[2])
+CASES = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'tools', 'cases')
+state = {}
+
+
+def setup():
+    fs = LoopFS('xfs')
+    state['fs'] = fs
+    state['d'] = Daemon(QUBESD, os.path.join(fs.mnt, 'qubes')).start()
+    tool_fixture.prepare(state['d'])
+    state['ids'] = tool_fixture.uuids(state['d'])
+
+
+def check_file(path):
+    with open(path) as f:
+        doc = json.load(f)
+    tool = doc['tool']
+    env = dict(os.environ, QUBESD_SOCKET=state['d'].sock, COLUMNS='80')
+    bad = []
+    for case in doc['cases']:
+        r = subprocess.run([os.path.join(TOOLS, tool)] + case['args'],
+                           capture_output=True, text=True, env=env,
+                           stdin=subprocess.DEVNULL, timeout=120)
+        got = (r.returncode, tool_fixture.normalize(r.stdout, state['ids']),
+               tool_fixture.normalize(r.stderr, state['ids']))
+        want = (case['exit'], case['stdout'], case['stderr'])
+        if got != want:
+            bad.append((case['args'], want, got))
+    msg = []
+    for args, want, got in bad[:5]:
+        msg.append('%s %s\n  client: %r\n  ours:   %r' % (tool, args, want,
+                                                         got))
+    assert not bad, '%d of %d cases differ:\n%s' % (
+        len(bad), len(doc['cases']), '\n'.join(msg))
+    state['count'] = state.get('count', 0) + len(doc['cases'])
+
+
+for _path in sorted(glob.glob(os.path.join(CASES, '*.json'))):
+    _name = os.path.basename(_path)[:-5].replace('-', '_')
+    globals()['test_' + _name] = (lambda p: lambda: check_file(p))(_path)
+
+
+if __name__ == '__main__':
+    sys.exit(run_file(globals(), setup, state))

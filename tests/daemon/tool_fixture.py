@@ -1,0 +1,62 @@
+"""The fixed set of qubes the tools' differential cases run against
+(tests/daemon/test-tool-outputs.py, and scripts/record-tool-outputs,
+which records what the Qubes client's tools print for the same cases):
+a template, a network qube and a firewall qube behind it as the default
+netvm, two AppVMs (one with no network), an hvm standalone, a disposable
+template marked internal, tags, features and properties set.
+
+Answers are compared after normalize(): each qube's uuid as UUID(NAME),
+and the memory qubesd reports for dom0 (the host's) as MEM(dom0)."""
+import re
+
+CALLS = [
+    ('admin.vm.Create.TemplateVM', 'dom0', '', b'name=fedora label=black'),
+    ('admin.vm.Create.AppVM', 'dom0', 'fedora', b'name=sys-net label=red'),
+    ('admin.vm.property.Set', 'sys-net', 'provides_network', b'True'),
+    ('admin.vm.property.Set', 'sys-net', 'netvm', b''),
+    ('admin.vm.Create.AppVM', 'dom0', 'fedora',
+     b'name=sys-firewall label=green'),
+    ('admin.vm.property.Set', 'sys-firewall', 'provides_network', b'True'),
+    ('admin.vm.property.Set', 'sys-firewall', 'netvm', b'sys-net'),
+    ('admin.property.Set', 'dom0', 'default_netvm', b'sys-firewall'),
+    ('admin.vm.Create.AppVM', 'dom0', 'fedora', b'name=work label=blue'),
+    ('admin.vm.Create.AppVM', 'dom0', 'fedora',
+     b'name=personal label=yellow'),
+    ('admin.vm.property.Set', 'personal', 'netvm', b''),
+    ('admin.vm.Create.StandaloneVM', 'dom0', '', b'name=sa label=purple'),
+    ('admin.vm.property.Set', 'sa', 'virt_mode', b'hvm'),
+    ('admin.vm.Create.AppVM', 'dom0', 'fedora', b'name=dvm label=gray'),
+    ('admin.vm.property.Set', 'dvm', 'template_for_dispvms', b'True'),
+    ('admin.vm.feature.Set', 'dvm', 'internal', b'1'),
+    ('admin.vm.feature.Set', 'fedora', 'updates-available', b'1'),
+    ('admin.vm.tag.Set', 'work', 'mytag', b''),
+    ('admin.vm.tag.Set', 'personal', 'other', b''),
+    ('admin.vm.property.Set', 'work', 'autostart', b'True'),
+    ('admin.vm.property.Set', 'work', 'debug', b'True'),
+]
+
+
+def prepare(daemon):
+    """Makes the fixed qubes through @daemon (a qubesd_harness.Daemon)."""
+    for method, dest, arg, payload in CALLS:
+        r = daemon.call(method, dest, arg, payload)
+        assert r[0] == 'ok', (method, dest, arg, r)
+
+
+def uuids(daemon):
+    """Each qube's uuid, by name."""
+    out = {}
+    listing = daemon.call('admin.vm.List', 'dom0')[1]
+    for line in listing.splitlines():
+        name = line.split(' ', 1)[0]
+        r = daemon.call('admin.vm.property.Get', name, 'uuid')
+        if r[0] == 'ok':
+            out[name] = r[1].split(' ')[-1]
+    return out
+
+
+def normalize(text, ids):
+    for name, u in ids.items():
+        if u:
+            text = text.replace(u, 'UUID(%s)' % name)
+    return text
