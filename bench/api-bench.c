@@ -28,6 +28,11 @@
  *    after the change's answer (the first call after a qubes.xml save,
  *    whatever its method, is slower), after a property.Get in between
  *    (the target's figure), and once more;
+ *  - with --qvm-ls PATH, times that qvm-ls listing every qube (the
+ *    default format: one admin.vm.List, one GetAll per qube; target
+ *    < 300 ms at 1000 domains), and with --client-tool (the Qubes
+ *    client's tools runner, ../shared/reference/qubesadmin_tool.py, and
+ *    QCAC_SRC set) the client's qvm-ls too, with the ratio;
  *  - prints qubesd's resident memory, now and at its peak (target 50 MiB);
  *  - stops qubesd with SIGTERM and checks that it exits 0;
  *  - with --reference, serves the same qubes.xml with the reference's
@@ -461,10 +466,34 @@ static const char *verdict(gboolean met)
     return met ? "met" : "NOT met";
 }
 
+/* The median wall time of @runs listings by qvm-ls (@program, or
+ * @program @script qvm-ls) against @socket, its output thrown away. */
+static double qvm_ls_ms(const char *program, const char *script,
+                        const char *socket, int runs)
+{
+    g_autofree double *t = g_new0(double, runs);
+    for (int i = 0; i < runs; i++) {
+        g_autoptr(GSubprocessLauncher) l =
+            g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                                      G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+        g_subprocess_launcher_setenv(l, "QUBESD_SOCKET", socket, TRUE);
+        const char *argv_s[] = {program, script, "qvm-ls", NULL};
+        const char *argv_o[] = {program, NULL};
+        g_autoptr(GError) error = NULL;
+        double t0 = now_ms();
+        g_autoptr(GSubprocess) p =
+            g_subprocess_launcher_spawnv(l, script ? argv_s : argv_o, &error);
+        if (!p || !g_subprocess_wait_check(p, NULL, &error))
+            die("qvm-ls", error);
+        t[i] = now_ms() - t0;
+    }
+    return bench_median(t, runs);
+}
+
 int main(int argc, char **argv)
 {
     g_autofree char *qubesd = NULL, *base = NULL, *clients_arg = NULL,
-                    *reference = NULL;
+                    *reference = NULL, *qvm_ls = NULL, *client_tool = NULL;
     gint domains = 1000, calls = 4000, runs = 5, ref_calls = 400;
     gboolean xml_only = FALSE;
     GOptionEntry entries[] = {
@@ -485,6 +514,10 @@ int main(int argc, char **argv)
          "PATH"},
         {"reference-calls", 0, 0, G_OPTION_ARG_INT, &ref_calls,
          "calls per run against the reference (400)", "N"},
+        {"qvm-ls", 0, 0, G_OPTION_ARG_FILENAME, &qvm_ls,
+         "our qvm-ls: times a listing of every qube", "PATH"},
+        {"client-tool", 0, 0, G_OPTION_ARG_FILENAME, &client_tool,
+         "qubesadmin_tool.py (QCAC_SRC set): the client's qvm-ls too", "PATH"},
         {NULL}};
     setvbuf(stdout, NULL, _IOLBF, 0);
     atexit(kill_live_server);
@@ -556,6 +589,18 @@ int main(int argc, char **argv)
            "2: %s)\n",
            domains, sysinfo_ms, rebuilt_ms,
            verdict(sysinfo_ms < 2 && rebuilt_ms < 2));
+    if (qvm_ls) {
+        double ms = qvm_ls_ms(qvm_ls, NULL, socket, runs);
+        printf("qvm-ls of %d domains: %.0f ms (target < 300: %s)\n", domains,
+               ms, verdict(ms < 300));
+        if (client_tool) {
+            double cms = qvm_ls_ms("/usr/bin/python3", client_tool, socket,
+                                   MIN(runs, 3));
+            printf("the client's qvm-ls of %d domains: %.0f ms; ours %.1fx "
+                   "as fast\n",
+                   domains, cms, cms / ms);
+        }
+    }
     double rss = status_mib(p, "VmRSS"), hwm = status_mib(p, "VmHWM");
     printf("qubesd resident memory with %d domains: %.1f MiB now, %.1f MiB "
            "at its peak (target < 50: %s)\n",
