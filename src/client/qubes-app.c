@@ -22,7 +22,7 @@ struct _QaApp {
     GHashTable *by_name;
 };
 
-static void prop_free(QaProp *p)
+void qa_prop_free(QaProp *p)
 {
     g_free(p->type);
     g_free(p->value);
@@ -140,7 +140,7 @@ static char *unescape(const char *s)
 }
 
 /* "default=X type=T VALUE" as the client deserializes it. */
-static QaProp *parse_prop(const char *text)
+QaProp *qa_prop_parse(const char *text)
 {
     QaProp *p = g_new0(QaProp, 1);
     g_auto(GStrv) parts = g_strsplit(text, " ", 3);
@@ -171,16 +171,13 @@ static QaProp *parse_prop(const char *text)
     return p;
 }
 
-static void fetch_props(QaVm *vm)
+GHashTable *qa_props_get_all(const char *method, const char *dest)
 {
-    if (vm->props)
-        return;
-    vm->props = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                      (GDestroyNotify)prop_free);
-    g_autofree char *all =
-        qa_call("admin.vm.property.GetAll", vm->name, NULL, NULL, NULL);
+    g_autofree char *all = qa_call(method, dest, NULL, NULL, NULL);
     if (!all)
-        return;
+        return NULL;
+    GHashTable *props = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                              (GDestroyNotify)qa_prop_free);
     g_auto(GStrv) lines = g_strsplit(all, "\n", -1);
     for (char **l = lines; *l; l++) {
         char *sp = strchr(*l, ' ');
@@ -188,8 +185,19 @@ static void fetch_props(QaVm *vm)
             continue;
         *sp = '\0';
         g_autofree char *text = unescape(sp + 1);
-        g_hash_table_replace(vm->props, g_strdup(*l), parse_prop(text));
+        g_hash_table_replace(props, g_strdup(*l), qa_prop_parse(text));
     }
+    return props;
+}
+
+static void fetch_props(QaVm *vm)
+{
+    if (vm->props)
+        return;
+    vm->props = qa_props_get_all("admin.vm.property.GetAll", vm->name);
+    if (!vm->props)
+        vm->props = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify)qa_prop_free);
 }
 
 const QaProp *qa_vm_prop(QaVm *vm, const char *name)

@@ -32,6 +32,14 @@ typedef struct {
     char *value; /* str() of the value (QA_PROP_VALUE) */
 } QaProp;
 
+/* A property answer "default=X type=T VALUE" as the client reads it
+ * (new; free with qa_prop_free). */
+QaProp *qa_prop_parse(const char *text);
+void qa_prop_free(QaProp *p);
+/* @method (admin.vm.property.GetAll or admin.property.GetAll) on @dest:
+ * name -> QaProp* (new), or NULL when the call fails. */
+GHashTable *qa_props_get_all(const char *method, const char *dest);
+
 /* The qubes, from one admin.vm.List; NULL with @error when qubesd
  * answers nothing or refuses. */
 QaApp *qa_app_new(GError **error);

@@ -28,9 +28,17 @@ state = {}
 
 
 def setup():
-    fs = LoopFS('xfs')
-    state['fs'] = fs
-    state['d'] = Daemon(QUBESD, os.path.join(fs.mnt, 'qubes')).start()
+    state['fs'] = LoopFS('xfs')
+
+
+def fresh_daemon(tool):
+    """A qubesd of its own for each tool's cases, with the fixed qubes
+    (the cases of one file may change them; those of the next start from
+    the same state as when they were recorded)."""
+    if state.get('d'):
+        state['d'].stop()
+        state['d'].cleanup()
+    state['d'] = Daemon(QUBESD, os.path.join(state['fs'].mnt, tool)).start()
     tool_fixture.prepare(state['d'])
     state['ids'] = tool_fixture.uuids(state['d'])
 
@@ -39,6 +47,7 @@ def check_file(path):
     with open(path) as f:
         doc = json.load(f)
     tool = doc['tool']
+    fresh_daemon(tool)
     env = dict(os.environ, QUBESD_SOCKET=state['d'].sock, COLUMNS='80')
     bad = []
     for case in doc['cases']:
