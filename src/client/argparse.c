@@ -35,6 +35,7 @@ struct _ArgsAction {
     char *prog_prefix;
     GPtrArray *sub_parsers;     /* ArgsParser*, parallel to choices */
     GPtrArray *choices_actions; /* ArgsAction*: the listed ones */
+    gboolean qubes_aliases;     /* "NAME (A,B)" */
 };
 
 typedef struct {
@@ -59,6 +60,7 @@ struct _ArgsParser {
     GPtrArray *defaults; /* set_defaults: Default* */
     GPtrArray *children; /* ArgsParser*, owned (subcommands) */
     ArgsAction *subparsers;
+    gboolean suppress_defaults; /* argument_default=SUPPRESS */
 };
 
 typedef struct {
@@ -467,6 +469,16 @@ void args_parser_free(ArgsParser *p)
     g_free(p);
 }
 
+void args_parser_suppress_defaults(ArgsParser *p)
+{
+    p->suppress_defaults = TRUE;
+}
+
+void args_subparsers_qubes_aliases(ArgsAction *sp)
+{
+    sp->qubes_aliases = TRUE;
+}
+
 void args_parser_set_version(ArgsParser *p, const char *version)
 {
     g_free(p->version);
@@ -543,6 +555,7 @@ static int default_nargs(ArgsActionKind k)
     case ARGS_APPEND_CONST:
     case ARGS_COUNT:
     case ARGS_HELP:
+    case ARGS_HELP_ALL:
     case ARGS_VERSION:
         return 0;
     default:
@@ -589,7 +602,8 @@ ArgsAction *args_add_in(ArgsParser *p, int section, int mutex,
             if (*c == '-')
                 *c = '_';
     }
-    if (a->kind == ARGS_HELP || a->kind == ARGS_VERSION) {
+    if (a->kind == ARGS_HELP || a->kind == ARGS_HELP_ALL ||
+        a->kind == ARGS_VERSION) {
         if (!a->dest_suppressed)
             g_free(a->dest);
         a->dest = (char *)ARGS_SUPPRESS;
@@ -608,12 +622,14 @@ ArgsAction *args_add_in(ArgsParser *p, int section, int mutex,
     a->konst = g_strdup(spec->konst);
     a->deflt = g_strdup(spec->deflt);
     a->deflt_type = spec->deflt_type;
-    if (spec->deflt && SUPPRESSED(spec->deflt)) {
+    if ((spec->deflt && SUPPRESSED(spec->deflt)) ||
+        (p->suppress_defaults && !spec->deflt &&
+         spec->deflt_type == ARGV_NONE)) {
         a->deflt_suppressed = TRUE;
         g_clear_pointer(&a->deflt, g_free);
     }
     if ((a->kind == ARGS_STORE_TRUE || a->kind == ARGS_STORE_FALSE) &&
-        !spec->deflt) {
+        !spec->deflt && !a->deflt_suppressed) {
         a->deflt_type = ARGV_BOOL;
         a->deflt = g_strdup(a->kind == ARGS_STORE_TRUE ? "False" : "True");
     }
@@ -1369,8 +1385,10 @@ ArgsParser *args_add_parser(ArgsAction *sp, const char *name,
         if (aliases && *aliases) {
             g_string_append(mv, " (");
             for (const char *const *al = aliases; *al; al++)
-                g_string_append_printf(mv, "%s%s", al == aliases ? "" : ", ",
-                                       *al);
+                g_string_append_printf(
+                    mv, "%s%s",
+                    al == aliases ? "" : (sp->qubes_aliases ? "," : ", "),
+                    *al);
             g_string_append_c(mv, ')');
         }
         c->metavar = g_string_free(mv, FALSE);
@@ -1794,6 +1812,33 @@ static void perform(Parse *ps, ArgsAction *a, ArgValue *v, GPtrArray *strs,
         args_value_free(v);
         g_autofree char *h = args_format_help(ps->p);
         fputs(h, stdout);
+        args_exit(0, NULL);
+    }
+    case ARGS_HELP_ALL: {
+        args_value_free(v);
+        g_autofree char *h = args_format_help(ps->p);
+        fputs(h, stdout);
+        ArgsAction *sp = ps->p->subparsers;
+        for (guint i = 0; sp && i < sp->choices_actions->len; i++) {
+            const ArgsAction *c = sp->choices_actions->pdata[i];
+            g_autofree char *choice = g_strdup(c->dest);
+            char *space = strchr(choice, ' ');
+            if (space)
+                *space = '\0';
+            ArgsParser *sub = NULL;
+            for (guint k = 0; k < sp->choices->len && !sub; k++)
+                if (strcmp(sp->choices->pdata[k], choice) == 0)
+                    sub = sp->sub_parsers->pdata[k];
+            printf("\nCommand '%s':\n", choice);
+            g_autofree char *u = args_format_usage(sub);
+            g_auto(GStrv) lines = g_strsplit(u, "\n", -1);
+            guint n = g_strv_length(lines);
+            if (n && !*lines[n - 1])
+                n--;
+            for (guint k = 0; k < n; k++)
+                printf("%s  %s", k ? "\n" : "", lines[k]);
+            printf("\n");
+        }
         args_exit(0, NULL);
     }
     case ARGS_VERSION: {

@@ -51,6 +51,8 @@ typedef enum {
     ARGS_HELP,
     ARGS_VERSION,
     ARGS_CALLBACK, /* the spec's callback takes the values */
+    ARGS_HELP_ALL, /* the Qubes tools' --help: the help, then each
+                      subcommand's usage ("Command 'NAME':") */
 } ArgsActionKind;
 
 typedef enum {
@@ -128,12 +130,20 @@ int args_add_mutex(ArgsParser *p, int section, gboolean required);
 void args_set_default(ArgsParser *p, const char *dest, const char *value);
 void args_set_default_value(ArgsParser *p, const char *dest, ArgValue *value);
 
+/* argument_default=SUPPRESS: an argument added after this, without a
+ * default of its own, leaves its destination unset (not None) until
+ * given. */
+void args_parser_suppress_defaults(ArgsParser *p);
+
 /* add_subparsers(): the subcommands of @p (NULL @title: shown among the
  * positionals). Returns the action that holds them. */
 ArgsAction *args_add_subparsers(ArgsParser *p, const char *dest,
                                 const char *title, const char *description,
                                 const char *metavar, const char *help,
                                 gboolean required);
+/* The Qubes tools' AliasedSubParsersAction: a subcommand listed as
+ * "NAME (ALIAS,ALIAS)" rather than argparse's "NAME (ALIAS, ALIAS)". */
+void args_subparsers_qubes_aliases(ArgsAction *subparsers);
 /* add_parser(): a subcommand @name with @aliases (NULL-ended or NULL),
  * @help (NULL: not listed), its own description and epilog. */
 ArgsParser *args_add_parser(ArgsAction *subparsers, const char *name,

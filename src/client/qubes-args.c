@@ -10,6 +10,15 @@
 #define QUBES_VERSION "0"
 #endif
 
+/* set_defaults(verbose=1, quiet=0) */
+static void verbosity_defaults(ArgsParser *p)
+{
+    ArgValue *v = args_value_new(ARGV_INT), *q = args_value_new(ARGV_INT);
+    v->i = 1;
+    args_set_default_value(p, "verbose", v);
+    args_set_default_value(p, "quiet", q);
+}
+
 void qubes_args_add_common(ArgsParser *p)
 {
     args_add(p, &(ArgsSpec){.names = "--verbose -v",
@@ -22,22 +31,14 @@ void qubes_args_add_common(ArgsParser *p)
                             .action = ARGS_STORE_TRUE,
                             .help = ARGS_SUPPRESS});
     args_add(p, &(ArgsSpec){.names = "--help -h",
-                            .action = ARGS_HELP,
+                            .action = ARGS_HELP_ALL,
                             .help = "show this help message and exit"});
     g_autofree char *version =
         g_strdup_printf("%s (qubes-core-c) %s\nLicense: LGPL-2.1-or-later",
                         args_prog(p), QUBES_VERSION);
     args_parser_set_version(p, version);
     args_add(p, &(ArgsSpec){.names = "--version", .action = ARGS_VERSION});
-}
-
-/* set_defaults(verbose=1, quiet=0) */
-static void verbosity_defaults(ArgsParser *p)
-{
-    ArgValue *v = args_value_new(ARGV_INT), *q = args_value_new(ARGV_INT);
-    v->i = 1;
-    args_set_default_value(p, "verbose", v);
-    args_set_default_value(p, "quiet", q);
+    verbosity_defaults(p);
 }
 
 static const char *vmname_help(int nargs)
@@ -88,7 +89,6 @@ ArgsParser *qubes_args_new(const char *prog, int vmname_nargs,
                                 .nargs = vmname_nargs,
                                 .help = help});
     }
-    verbosity_defaults(p);
     return p;
 }
 

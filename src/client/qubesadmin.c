@@ -120,10 +120,13 @@ char *qa_answer_text(GBytes *raw, const char *method, const char *arg,
                     msg ? msg + 1 : "");
         return NULL;
     }
-    g_set_error(error, QA_ERROR, QA_ERROR_PROTOCOL,
-                "qubesd refused the call %s%s%s (a malformed request, or a "
-                "denied one: see its log)",
-                method, arg && *arg ? "+" : "", arg && *arg ? arg : "");
+    /* the client's words: qubesd drops a malformed or denied call */
+    (void)method;
+    (void)arg;
+    g_set_error_literal(error, QA_ERROR, QA_ERROR_PROTOCOL,
+                        n == 0 ? "Got empty response from qubesd. See "
+                                 "journalctl in dom0 for details."
+                               : "Invalid response format");
     return NULL;
 }
 

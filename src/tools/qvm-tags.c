@@ -1,67 +1,98 @@
-/* qvm-tags: list, check, add or remove the tags of a qube.
- *
- *   qvm-tags VM [list [TAG]]     list all tags, or check one (exit 1: no)
- *   qvm-tags VM add TAG...
- *   qvm-tags VM del TAG...
- */
+/* qvm-tags: a qube's tags, as the Qubes client's qvm-tags
+ * (qubesadmin/tools/qvm_tags.py): "list" (ls, l; the default) prints
+ * them sorted, or one tag when it is set (exit 1 when not); "add" (a,
+ * set) adds tags; "del" (d, unset, u) removes one. */
+#include "argparse.h"
+#include "qubes-app.h"
+#include "qubes-args.h"
+#include "qubesadmin.h"
 #include "tool.h"
 
 #include <stdio.h>
 #include <string.h>
 
+static gint str_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 int main(int argc, char **argv)
 {
-    GOptionEntry entries[] = {{NULL}};
-    tool_parse(&argc, &argv, entries,
-               "VMNAME [list|add|del|set|unset] [TAG...]",
-               "Manage the tags of a qube.",
-               "Commands: list [TAG] (exit 1 when TAG is not set), "
-               "add TAG..., del TAG...\nTags are ASCII letters, digits, "
-               "'_' and '-'.");
-    if (argc < 2) {
-        fprintf(stderr, "qvm-tags: error: a qube name is required\n");
-        return 2;
-    }
-    const char *vm = argv[1];
-    const char *cmd = argc > 2 ? argv[2] : "list";
+    ArgsParser *p = qubes_args_new("qvm-tags", 1, "manage domain's tags", NULL,
+                                   ARGS_FORMAT_DEFAULT);
+    ArgsAction *sub = args_add_subparsers(
+        p, "command", "commands",
+        "For more information see qvm-tags command -h", NULL, NULL, FALSE);
+    args_subparsers_qubes_aliases(sub);
+    static const char *const ls[] = {"ls", "l", NULL};
+    static const char *const add[] = {"a", "set", NULL};
+    static const char *const del[] = {"d", "unset", "u", NULL};
+    ArgsParser *lp =
+        args_add_parser(sub, "list", ls, "list tags", NULL, NULL, 0);
+    qubes_args_add_common(lp);
+    args_add(lp, &(ArgsSpec){.names = "tag", .nargs = ARGS_OPTIONAL});
+    args_set_default(lp, "func", "query");
+    ArgsParser *ap = args_add_parser(sub, "add", add, "add tag", NULL, NULL, 0);
+    qubes_args_add_common(ap);
+    args_add(ap, &(ArgsSpec){.names = "tag", .nargs = ARGS_ONE_OR_MORE});
+    args_set_default(ap, "func", "add");
+    ArgsParser *dp = args_add_parser(sub, "del", del, "add tag", NULL, NULL, 0);
+    qubes_args_add_common(dp);
+    args_add(dp, &(ArgsSpec){.names = "tag", .nargs = 1});
+    args_set_default(dp, "func", "del");
+    args_set_default(p, "func", "query");
+    g_autoptr(ArgsNamespace) ns = args_parse(p, argc, argv);
+    g_autoptr(GError) lerr = NULL;
+    g_autoptr(QaApp) app = qa_app_new(&lerr);
+    if (!app)
+        qubes_args_error_runtime(p, 1, "%s", tool_error_message(lerr));
+    g_autoptr(GPtrArray) doms = qubes_args_domains(p, ns, app, 1);
+    const char *vm = qa_vm_name(doms->pdata[0]);
+    const char *func = args_str(ns, "func");
     g_autoptr(GError) err = NULL;
-    if (strcmp(cmd, "list") == 0 || strcmp(cmd, "ls") == 0 ||
-        strcmp(cmd, "l") == 0) {
-        if (argc > 4) {
-            fprintf(stderr, "qvm-tags: error: list takes one tag at most\n");
-            return 2;
+    int rc = 0;
+    if (strcmp(func, "query") == 0) {
+        const char *tag = args_str(ns, "tag");
+        if (!tag) {
+            g_autofree char *list =
+                qa_call("admin.vm.tag.List", vm, NULL, NULL, &err);
+            if (!list)
+                qubes_args_error_runtime(p, 1, "%s", tool_error_message(err));
+            g_autoptr(GPtrArray) tags = g_ptr_array_new();
+            g_auto(GStrv) lines = g_strsplit(list, "\n", -1);
+            for (char **l = lines; *l; l++)
+                if (**l)
+                    g_ptr_array_add(tags, *l);
+            g_ptr_array_sort(tags, str_cmp);
+            for (guint i = 0; i < tags->len; i++)
+                printf("%s\n", (char *)tags->pdata[i]);
+        } else {
+            /* "in": admin.vm.tag.Get answers 1 or 0 */
+            g_autoptr(GError) e = NULL;
+            g_autofree char *has =
+                qa_call("admin.vm.tag.Get", vm, tag, NULL, &e);
+            if (!has)
+                qubes_args_error_runtime(p, 1, "%s", tool_error_message(e));
+            if (strcmp(has, "1") == 0)
+                printf("%s\n", tag);
+            else
+                rc = 1;
         }
-        if (argc == 4) {
+    } else {
+        GPtrArray *tags = args_list(ns, "tag");
+        gboolean adding = strcmp(func, "add") == 0;
+        for (guint i = 0; tags && i < tags->len; i++) {
+            g_autoptr(GError) e = NULL;
             g_autofree char *r =
-                qa_call("admin.vm.tag.Get", vm, argv[3], NULL, &err);
-            if (!r)
-                return qa_fail("qvm-tags", err);
-            if (strcmp(r, "1") != 0)
-                return 1;
-            printf("%s\n", argv[3]);
-            return 0;
+                qa_call(adding ? "admin.vm.tag.Set" : "admin.vm.tag.Remove", vm,
+                        tags->pdata[i], NULL, &e);
+            /* discard(): a tag that is not there is no failure */
+            if (!r && !(!adding && g_strcmp0(qa_error_type(e),
+                                             "QubesTagNotFoundError") == 0))
+                qubes_args_error_runtime(p, 1, "%s", tool_error_message(e));
         }
-        g_autofree char *r = qa_call("admin.vm.tag.List", vm, NULL, NULL, &err);
-        if (!r)
-            return qa_fail("qvm-tags", err);
-        fputs(r, stdout);
-        return 0;
     }
-    gboolean add = strcmp(cmd, "add") == 0 || strcmp(cmd, "a") == 0 ||
-                   strcmp(cmd, "set") == 0;
-    gboolean del = strcmp(cmd, "del") == 0 || strcmp(cmd, "d") == 0 ||
-                   strcmp(cmd, "unset") == 0 || strcmp(cmd, "u") == 0;
-    if ((!add && !del) || argc < 4) {
-        fprintf(stderr, "qvm-tags: error: usage: qvm-tags VMNAME "
-                        "{list [TAG] | add TAG... | del TAG...}\n");
-        return 2;
-    }
-    for (int i = 3; i < argc; i++) {
-        g_autofree char *r =
-            qa_call(add ? "admin.vm.tag.Set" : "admin.vm.tag.Remove", vm,
-                    argv[i], NULL, &err);
-        if (!r)
-            return qa_fail("qvm-tags", err);
-    }
-    return 0;
+    fflush(stdout);
+    args_parser_free(p);
+    return rc;
 }

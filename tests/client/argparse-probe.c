@@ -228,6 +228,8 @@ int main(int argc, char **argv)
         args_parser_new(str(o, "prog"), str(o, "usage"), str(o, "description"),
                         str(o, "epilog"), fmt_of(o));
     g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func(g_free);
+    if (g_strcmp0(str(o, "argument_default"), "SUPPRESS") == 0)
+        args_parser_suppress_defaults(p);
     fill(p, o, keep);
     argv[1] = argv[0];
     g_autoptr(ArgsNamespace) ns = args_parse(p, argc - 1, argv + 1);

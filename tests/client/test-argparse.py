@@ -86,7 +86,10 @@ def python_run(spec, args):
     parser = argparse.ArgumentParser(
         prog=spec['prog'], usage=spec.get('usage'),
         description=spec.get('description'), epilog=spec.get('epilog'),
-        formatter_class=formatter(spec), add_help=spec.get('add_help', False))
+        formatter_class=formatter(spec), add_help=spec.get('add_help', False),
+        argument_default=(argparse.SUPPRESS
+                          if spec.get('argument_default') == 'SUPPRESS'
+                          else None))
     fill(parser, spec)
     out, err = io.StringIO(), io.StringIO()
     code = 0
