@@ -23,11 +23,14 @@ char *qa_internal_socket_path(void)
     return g_build_filename(dir, "qubesd.internal.sock", NULL);
 }
 
+/* Sends all of @data; FALSE (errno set) when qubesd closed the
+ * connection first (no SIGPIPE: it refuses a request it will not read
+ * whole, such as notes over its limit). */
 static gboolean write_all(int fd, const void *data, gsize len)
 {
     const char *p = data;
     while (len) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -77,6 +80,7 @@ GBytes *qa_call_raw(const char *socket_path, const char *src,
     gboolean ok = FALSE;
     int fd = send_request(path, src, method, dest, arg, payload, payload_len,
                           &ok, error);
+    int send_errno = ok ? 0 : errno;
     if (fd < 0)
         return NULL;
     GByteArray *out = g_byte_array_new();
@@ -93,7 +97,8 @@ GBytes *qa_call_raw(const char *socket_path, const char *src,
     if (!ok && !out->len) {
         g_byte_array_unref(out);
         g_set_error(error, QA_ERROR, QA_ERROR_PROTOCOL,
-                    "cannot send the request to qubesd");
+                    "Failed to send the request to qubesd: %s",
+                    g_strerror(send_errno ? send_errno : EPIPE));
         return NULL;
     }
     return g_byte_array_free_to_bytes(out);

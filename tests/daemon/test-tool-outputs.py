@@ -51,9 +51,14 @@ def check_file(path):
     env = dict(os.environ, QUBESD_SOCKET=state['d'].sock, COLUMNS='80')
     bad = []
     for case in doc['cases']:
+        # a case may give environment variables (an $EDITOR) and what
+        # standard input holds (an answer to a question)
         r = subprocess.run([os.path.join(TOOLS, tool)] + case['args'],
-                           capture_output=True, text=True, env=env,
-                           stdin=subprocess.DEVNULL, timeout=120)
+                           capture_output=True, text=True,
+                           env=dict(env, **case.get('env', {})),
+                           input=case.get('stdin'),
+                           stdin=None if 'stdin' in case
+                           else subprocess.DEVNULL, timeout=120)
         got = (r.returncode, tool_fixture.normalize(r.stdout, state['ids']),
                tool_fixture.normalize(r.stderr, state['ids']))
         want = (case['exit'], case['stdout'], case['stderr'])
