@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -320,4 +321,114 @@ char *tool_read_passphrase_file(const char *path, GError **error)
         fclose(f);
     }
     return g_strchomp(g_strdup(line));
+}
+
+/* The volume import service program (admin.vm.volume.Import or
+ * ImportWithSize): $QUBES_RPC_DIR, else beside this program, else where
+ * it is installed. */
+static char *find_service(const char *name)
+{
+    const char *env = g_getenv("QUBES_RPC_DIR");
+    if (env && *env)
+        return g_build_filename(env, name, NULL);
+    g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+    if (self) {
+        g_autofree char *dir = g_path_get_dirname(self);
+        char *beside = g_build_filename(dir, name, NULL);
+        if (g_file_test(beside, G_FILE_TEST_IS_EXECUTABLE))
+            return beside;
+        g_free(beside);
+    }
+    return g_build_filename(QUBES_RPC_INSTALL_DIR, name, NULL);
+}
+
+static void progress(guint64 done, guint64 total)
+{
+    int pct = total ? (int)(done * 100 / total) : 100;
+    int bar = pct / 4;
+    fprintf(stderr,
+            "\r[%.*s%*s] %3d%% %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " MiB",
+            bar, "#########################", 25 - bar, "", pct, done >> 20,
+            total >> 20);
+    fflush(stderr);
+}
+
+gboolean tool_volume_import(const char *vm, const char *vol, int in,
+                            guint64 size, gboolean have_size,
+                            gboolean show_progress, char **message)
+{
+    *message = g_strdup("");
+    g_autofree char *prog =
+        find_service(have_size ? "admin.vm.volume.ImportWithSize"
+                               : "admin.vm.volume.Import");
+    int pipefd[2], outfd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0)
+        return FALSE;
+    if (pipe2(outfd, O_CLOEXEC) != 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return FALSE;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[0], STDIN_FILENO);
+        dup2(outfd[1], STDOUT_FILENO);
+        g_setenv("QREXEC_REQUESTED_TARGET", vm, TRUE);
+        if (!g_getenv("QREXEC_REMOTE_DOMAIN"))
+            g_setenv("QREXEC_REMOTE_DOMAIN", "dom0", TRUE);
+        execl(prog, prog, vol, (char *)NULL);
+        fprintf(stderr, "cannot run %s: %s\n", prog, g_strerror(errno));
+        _exit(127);
+    }
+    close(outfd[1]);
+    close(pipefd[0]);
+    FILE *to = fdopen(pipefd[1], "w");
+    if (have_size)
+        fprintf(to, "%" G_GUINT64_FORMAT "\n", size);
+    g_autofree char *buf = g_malloc(1 << 20);
+    guint64 done = 0;
+    for (;;) {
+        ssize_t n = read(in, buf, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (fwrite(buf, 1, (size_t)n, to) != (size_t)n)
+            break; /* the service stopped reading: it says why */
+        done += (guint64)n;
+        if (show_progress)
+            progress(done, have_size ? size : done);
+    }
+    fclose(to);
+    if (show_progress)
+        fputc('\n', stderr);
+    /* The service answers as qubesd does: "0\0", or an exception. */
+    GByteArray *answer = g_byte_array_new();
+    for (;;) {
+        ssize_t n = read(outfd[0], buf, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        g_byte_array_append(answer, (guint8 *)buf, (guint)n);
+    }
+    close(outfd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    gboolean ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+                  answer->len >= 2 && answer->data[0] == '0';
+    if (!ok && answer->len > 2 && answer->data[0] == '2') {
+        g_byte_array_append(answer, (const guint8 *)"", 1);
+        const char *p = (const char *)answer->data + 2;
+        const char *end = (const char *)answer->data + answer->len;
+        p += strlen(p) + 1; /* type */
+        if (p < end)
+            p += strlen(p) + 1; /* traceback */
+        if (p < end) {
+            g_free(*message);
+            *message = g_strdup(p);
+        }
+    }
+    g_byte_array_unref(answer);
+    return ok;
 }

@@ -72,4 +72,13 @@ char *tool_getpass(const char *prompt);
  * "[Errno N] ...: 'PATH'" when it cannot be opened. New string. */
 char *tool_read_passphrase_file(const char *path, GError **error);
 
+/* Imports the data read from @in into @vm's @volume through the volume
+ * import service program, as the client does (ImportWithSize with
+ * @size when @have_size), a progress bar on standard error when
+ * @show_progress. FALSE on failure, *@message (new) then qubesd's word
+ * or "". */
+gboolean tool_volume_import(const char *vm, const char *vol, int in,
+                            guint64 size, gboolean have_size,
+                            gboolean show_progress, char **message);
+
 G_END_DECLS

@@ -109,33 +109,6 @@ static int cmd_info(const char *vm, const char *vol, const char *prop)
     return 0;
 }
 
-static char *find_service(const char *name)
-{
-    const char *env = g_getenv("QUBES_RPC_DIR");
-    if (env && *env)
-        return g_build_filename(env, name, NULL);
-    g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
-    if (self) {
-        g_autofree char *dir = g_path_get_dirname(self);
-        char *beside = g_build_filename(dir, name, NULL);
-        if (g_file_test(beside, G_FILE_TEST_IS_EXECUTABLE))
-            return beside;
-        g_free(beside);
-    }
-    return g_build_filename(QUBES_RPC_INSTALL_DIR, name, NULL);
-}
-
-static void progress(guint64 done, guint64 total)
-{
-    int pct = total ? (int)(done * 100 / total) : 100;
-    int bar = pct / 4;
-    fprintf(stderr,
-            "\r[%.*s%*s] %3d%% %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " MiB",
-            bar, "#########################", 25 - bar, "", pct, done >> 20,
-            total >> 20);
-    fflush(stderr);
-}
-
 static int cmd_import(const char *vm, const char *vol, const char *path,
                       const char *size_opt, gboolean no_resize)
 {
@@ -162,79 +135,14 @@ static int cmd_import(const char *vm, const char *vol, const char *path,
         }
         have_size = TRUE;
     }
-    g_autofree char *prog =
-        find_service(have_size ? "admin.vm.volume.ImportWithSize"
-                               : "admin.vm.volume.Import");
-    int pipefd[2], outfd[2];
-    if (pipe2(pipefd, O_CLOEXEC) != 0 || pipe2(outfd, O_CLOEXEC) != 0)
-        return 1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[0], STDIN_FILENO);
-        dup2(outfd[1], STDOUT_FILENO);
-        g_setenv("QREXEC_REQUESTED_TARGET", vm, TRUE);
-        if (!g_getenv("QREXEC_REMOTE_DOMAIN"))
-            g_setenv("QREXEC_REMOTE_DOMAIN", "dom0", TRUE);
-        execl(prog, prog, vol, (char *)NULL);
-        fprintf(stderr, "%s: error: cannot run %s: %s\n", P, prog,
-                g_strerror(errno));
-        _exit(127);
-    }
-    close(outfd[1]);
-    close(pipefd[0]);
-    FILE *to = fdopen(pipefd[1], "w");
-    if (have_size)
-        fprintf(to, "%" G_GUINT64_FORMAT "\n", size);
-    gboolean show = isatty(STDERR_FILENO);
-    g_autofree char *buf = g_malloc(1 << 20);
-    guint64 done = 0;
-    for (;;) {
-        ssize_t n = read(in, buf, 1 << 20);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        if (fwrite(buf, 1, (size_t)n, to) != (size_t)n)
-            break; /* the service stopped reading: it says why */
-        done += (guint64)n;
-        if (show)
-            progress(done, have_size ? size : done);
-    }
-    fclose(to);
-    if (show)
-        fputc('\n', stderr);
-    /* The service answers as qubesd does: "0\0", or an exception. */
-    GByteArray *answer = g_byte_array_new();
-    for (;;) {
-        ssize_t n = read(outfd[0], buf, 1 << 20);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        g_byte_array_append(answer, (guint8 *)buf, (guint)n);
-    }
-    close(outfd[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    gboolean ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
-                  answer->len >= 2 && answer->data[0] == '0';
-    if (!ok) {
-        const char *msg = "";
-        if (answer->len > 2 && answer->data[0] == '2') {
-            g_byte_array_append(answer, (const guint8 *)"", 1);
-            const char *p = (const char *)answer->data + 2;
-            const char *end = (const char *)answer->data + answer->len;
-            p += strlen(p) + 1; /* type */
-            if (p < end)
-                p += strlen(p) + 1; /* traceback */
-            if (p < end)
-                msg = p;
-        }
+    g_autofree char *msg = NULL;
+    if (!tool_volume_import(vm, vol, in, size, have_size, isatty(STDERR_FILENO),
+                            &msg)) {
         fprintf(stderr, "%s: error: import into %s:%s failed%s%s\n", P, vm, vol,
                 *msg ? ": " : "", msg);
+        return 1;
     }
-    g_byte_array_unref(answer);
-    return ok ? 0 : 1;
+    return 0;
 }
 
 int main(int argc, char **argv)
