@@ -299,44 +299,55 @@ def test_pause_unpause_kill():
 
 def test_tools():
     """qvm-start, qvm-check, qvm-pause, qvm-unpause, qvm-shutdown,
-    qvm-kill as processes, with the Qubes tools' messages and codes."""
+    qvm-kill as processes, with the Qubes client's messages and codes
+    (its loggers' "qvm-check: " lines, parser.print_error's "Error: ")."""
     halt()
     assert tool('qvm-check', '--running', 'work', rc=1)[1] == \
-        'None of qubes: running\n'
+        'qvm-check: None of qubes: running\n'
     assert tool('qvm-check', 'work', 'nosuch', rc=1)[1] == \
-        'work: exists\nnosuch: non-existent!\n'
+        'qvm-check: work: exists\nqvm-check: nosuch: non-existent!\n'
     mark = len(console_log('work'))
     tool('qvm-start', 'work')
-    assert tool('qvm-check', '--running', 'work')[1] == 'work: running\n'
+    assert tool('qvm-check', '--running', 'work')[1] == \
+        'qvm-check: work: running\n'
     assert tool('qvm-check', '--running', 'work', 'tpl', rc=3)[1] == \
-        'work: running\n'
+        'qvm-check: work: running\n'
     assert tool('qvm-start', 'work', rc=1)[1] == \
-        'qvm-start: error: domain work is already running\n'
+        'Error: Starting qube failed: work: Domain is already running\n'
     tool('qvm-start', '--skip-if-running', 'work')
     wait_log('work', 'QUBES-READY', mark)
     tool('qvm-pause', 'work')
-    assert tool('qvm-check', '--paused', 'work')[1] == 'work: paused\n'
+    assert tool('qvm-check', '--paused', 'work')[1] == \
+        'qvm-check: work: paused\n'
     tool('qvm-unpause', 'work')
     assert tool('qvm-unpause', 'work', rc=1)[1] == \
-        "qvm-unpause: error: Domain is not paused: 'work'\n"
-    tool('qvm-shutdown', '--wait', '--timeout', '60', 'work')
+        "Error: Failed to unpause/resume: work: Domain is not paused: " \
+        "'work'\n"
+    tool('qvm-shutdown', '--wait', 'work')
     assert 'power_state=Halted' in state['d'].ok('admin.vm.CurrentState',
                                                  'work')
     tool('qvm-shutdown', 'work')  # halted: nothing to do, as Qubes'
     tool('qvm-kill', 'work')
-    assert tool('qvm-start', 'nosuch', rc=2)[1] == \
-        "qvm-start: error: no such domain: 'nosuch'\n"
-    # a guest that ignores the request is killed after --timeout
+    assert tool('qvm-start', 'nosuch', rc=2)[1].endswith(
+        "qvm-start: error: no such domain: 'nosuch'\n")
+    # a guest that ignores the request: its shutdown_timeout passes, the
+    # client tries once more, then kills it, saying so
     mark = len(console_log('work'))
-    tool('qvm-start', 'work')
-    wait_log('work', 'QUBES-READY', mark)
-    console_run('work', 'kill $(pidof acpid) && echo ACPID-GONE',
-                'ACPID-GONE')
-    t0 = time.monotonic()
-    tool('qvm-shutdown', '--wait', '--timeout', '3', 'work')
-    assert time.monotonic() - t0 < 30
-    assert 'power_state=Halted' in state['d'].ok('admin.vm.CurrentState',
-                                                 'work')
+    state['d'].ok('admin.vm.property.Set', 'work', 'shutdown_timeout', '3')
+    try:
+        tool('qvm-start', 'work')
+        wait_log('work', 'QUBES-READY', mark)
+        console_run('work', 'kill $(pidof acpid) && echo ACPID-GONE',
+                    'ACPID-GONE')
+        t0 = time.monotonic()
+        err = tool('qvm-shutdown', '--wait', 'work')[1]
+        assert time.monotonic() - t0 < 60
+        assert err == ('Error: Retrying shutdown of qubes that timed out: '
+                       'work\nError: Killing timed out qubes: work\n'), err
+        assert 'power_state=Halted' in state['d'].ok(
+            'admin.vm.CurrentState', 'work')
+    finally:
+        state['d'].ok('admin.vm.property.Reset', 'work', 'shutdown_timeout')
 
 
 def test_guest_poweroff_stops_storage():
