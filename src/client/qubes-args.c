@@ -1,6 +1,8 @@
 /* qubes-args.c: the command line the Qubes tools share (qubes-args.h). */
 #include "qubes-args.h"
 
+#include "qubesadmin.h"
+
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -176,4 +178,34 @@ GPtrArray *qubes_args_domains(ArgsParser *p, ArgsNamespace *ns, QaApp *app,
         g_ptr_array_add(out, vm);
     }
     return out;
+}
+
+QaApp *qubes_args_app(ArgsParser *p)
+{
+    g_autoptr(GError) err = NULL;
+    QaApp *app = qa_app_new(&err);
+    if (!app) {
+        const char *m = err->message;
+        const char *t = qa_error_type(err);
+        /* the exception's message without its type */
+        if (t && g_str_has_prefix(m, t) &&
+            g_str_has_prefix(m + strlen(t), ": "))
+            m += strlen(t) + 2;
+        qubes_args_error_runtime(p, 1, "%s", m);
+    }
+    return app;
+}
+
+void qubes_args_log(ArgsNamespace *ns, const char *logger, gboolean important,
+                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    gint64 level = args_int(ns, "verbose") - args_int(ns, "quiet");
+    if (level >= 1)
+        fprintf(stderr, "%s: %s\n", logger, msg);
+    else if (important)
+        fprintf(stderr, "%s\n", msg);
 }

@@ -26,6 +26,14 @@ void qubes_args_add_common(ArgsParser *p);
  * parser.error() does. */
 GPtrArray *qubes_args_domains(ArgsParser *p, ArgsNamespace *ns, QaApp *app,
                               int vmname_nargs);
+/* The qubes (one admin.vm.List), or error_runtime() with qubesd's
+ * refusal. */
+QaApp *qubes_args_app(ArgsParser *p);
+/* A line of the client's logger @logger as qubesadmin.log sets it up on
+ * standard error: "LOGGER: MESSAGE" while verbose (the default); once
+ * quieted (-q) only a warning or an error (@important), bare. */
+void qubes_args_log(ArgsNamespace *ns, const char *logger, gboolean important,
+                    const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 /* parser.error_runtime(): "PROG: error: MESSAGE" and exit @status,
  * without the usage. */
 void qubes_args_error_runtime(ArgsParser *p, int status, const char *fmt, ...)

@@ -32,16 +32,7 @@
 static ArgsNamespace *g_ns;
 
 /* The "app" logger as qubesadmin.log sets it up. */
-static void log_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-static void log_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    gint64 level = args_int(g_ns, "verbose") - args_int(g_ns, "quiet");
-    fprintf(stderr, "%s%s\n", level >= 1 ? "app: " : "", msg);
-}
+#define log_error(...) qubes_args_log(g_ns, "app", TRUE, __VA_ARGS__)
 
 /* The properties dict (PropertyAction, SinglePropertyAction): a list of
  * NAME, VALUE pairs in the order names first came. */

@@ -288,11 +288,7 @@ static gint vm_cmp(gconstpointer a, gconstpointer b)
 /* log.info / log.warning of the "qvm-check" logger */
 static void log_line(ArgsNamespace *ns, gboolean warning, const char *msg)
 {
-    gint64 level = args_int(ns, "verbose") - args_int(ns, "quiet");
-    if (level >= 1)
-        fprintf(stderr, "qvm-check: %s\n", msg);
-    else if (warning)
-        fprintf(stderr, "%s\n", msg);
+    qubes_args_log(ns, "qvm-check", warning, "%s", msg);
 }
 
 static int check(ArgsParser *p, ArgsNamespace *ns, QaApp *app)
@@ -562,10 +558,7 @@ int main(int argc, char **argv)
 {
     ArgsParser *p = make_parser();
     g_autoptr(ArgsNamespace) ns = args_parse(p, argc, argv);
-    g_autoptr(GError) lerr = NULL;
-    g_autoptr(QaApp) app = qa_app_new(&lerr);
-    if (!app)
-        qubes_args_error_runtime(p, 1, "%s", tool_error_message(lerr));
+    g_autoptr(QaApp) app = qubes_args_app(p);
 #if QVM_TOOL == T_CHECK
     int rc = check(p, ns, app);
 #else

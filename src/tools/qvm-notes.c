@@ -28,16 +28,7 @@ static ArgsNamespace *g_ns;
 
 /* logging.error() as qubesadmin.log sets it up: "root: MESSAGE" while
  * verbose, the bare message when quieted. */
-static void log_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-static void log_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    gint64 level = args_int(g_ns, "verbose") - args_int(g_ns, "quiet");
-    fprintf(stderr, "%s%s\n", level >= 1 ? "root: " : "", msg);
-}
+#define log_error(...) qubes_args_log(g_ns, "root", TRUE, __VA_ARGS__)
 
 /* The client catches QubesException only: a ProtocolError (dom0 has no
  * notes) ends it, its last line "qubesadmin.exc.ProtocolError: ...". */
@@ -181,10 +172,7 @@ int main(int argc, char **argv)
     args_set_default(p, "action", "edit");
     g_autoptr(ArgsNamespace) ns = args_parse(p, argc, argv);
     g_ns = ns;
-    g_autoptr(GError) lerr = NULL;
-    g_autoptr(QaApp) app = qa_app_new(&lerr);
-    if (!app)
-        qubes_args_error_runtime(p, 1, "%s", tool_error_message(lerr));
+    g_autoptr(QaApp) app = qubes_args_app(p);
     g_autoptr(GPtrArray) doms = qubes_args_domains(p, ns, app, 1);
     const char *vm = qa_vm_name(doms->pdata[doms->len - 1]);
     const char *action = args_str(ns, "action");

@@ -197,10 +197,7 @@ int main(int argc, char **argv)
     g_autoptr(ArgsNamespace) ns = args_parse(p, argc, argv);
     Target t = {.p = p, .dest = "dom0"};
 #ifndef GLOBAL_PREFS
-    g_autoptr(GError) lerr = NULL;
-    g_autoptr(QaApp) app = qa_app_new(&lerr);
-    if (!app)
-        qubes_args_error_runtime(p, 1, "%s", tool_error_message(lerr));
+    g_autoptr(QaApp) app = qubes_args_app(p);
     g_autoptr(GPtrArray) doms = qubes_args_domains(p, ns, app, 1);
     QaVm *vm = doms->pdata[doms->len - 1];
     t.dest = qa_vm_name(vm);

@@ -87,10 +87,7 @@ int main(int argc, char **argv)
                             .deflt_type = ARGV_BOOL,
                             .help = "Do not prompt for confirmation"});
     g_autoptr(ArgsNamespace) ns = args_parse(p, argc, argv);
-    g_autoptr(GError) lerr = NULL;
-    g_autoptr(QaApp) app = qa_app_new(&lerr);
-    if (!app)
-        qubes_args_error_runtime(p, 1, "%s", tool_error_message(lerr));
+    g_autoptr(QaApp) app = qubes_args_app(p);
     g_autoptr(GPtrArray) doms =
         qubes_args_domains(p, ns, app, ARGS_ONE_OR_MORE);
     for (guint i = 0; i < doms->len; i++)

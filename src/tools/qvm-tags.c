@@ -42,10 +42,7 @@ int main(int argc, char **argv)
     args_set_default(dp, "func", "del");
     args_set_default(p, "func", "query");
     g_autoptr(ArgsNamespace) ns = args_parse(p, argc, argv);
-    g_autoptr(GError) lerr = NULL;
-    g_autoptr(QaApp) app = qa_app_new(&lerr);
-    if (!app)
-        qubes_args_error_runtime(p, 1, "%s", tool_error_message(lerr));
+    g_autoptr(QaApp) app = qubes_args_app(p);
     g_autoptr(GPtrArray) doms = qubes_args_domains(p, ns, app, 1);
     const char *vm = qa_vm_name(doms->pdata[0]);
     const char *func = args_str(ns, "func");
