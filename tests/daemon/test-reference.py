@@ -108,7 +108,8 @@ def call(method, dest=VM, arg='', payload=b''):
 # guest, the backup pipeline, the client's tools, a qrexec policy).
 # test_master_tests_all_placed checks that each place exists.
 MASTER_ELSEWHERE = {
-    'test_002_vm_list_filter': 'daemon/test-integrity.py:test_calls_from_a_qube',
+    'test_002_vm_list_filter':
+        'daemon/test-integrity.py:test_calls_from_a_qube',
     'test_010_vm_property_list': 'test_vm_property_get_all',
     'test_044_vm_propert_set_label_invalid2': 'test_vm_property_set',
     'test_901_current_state_changed': 'test_current_state',
@@ -134,7 +135,8 @@ for t in ('220_start', '230_shutdown', '231_shutdown_force',
           '260_kill'):
     MASTER_ELSEWHERE['test_' + t] = 'test_lifecycle_of_a_halted_qube'
 for t in ('471_vm_device_list_assigned_options',
-          '472_vm_device_list_attached', '473_vm_device_list_assigned_specific',
+          '472_vm_device_list_attached',
+          '473_vm_device_list_assigned_specific',
           '474_vm_device_list_attached_specific', '480_vm_device_attach',
           '483_vm_device_assign_required', '485_vm_device_assign_not_running',
           '486_vm_device_assign_required_not_running',
@@ -160,15 +162,18 @@ for t in ('471_vm_device_list_assigned_options',
 # the attachment of a running qube's devices
 for t in ('480_vm_device_attach', '487_vm_device_attach_options',
           '496_vm_device_detach'):
-    MASTER_ELSEWHERE['test_' + t] = 'vm/test-runtime.py:test_block_devices_of_dom0'
+    MASTER_ELSEWHERE['test_' + t] = \
+        'vm/test-runtime.py:test_block_devices_of_dom0'
 for t in ('509_vm_volume_import_begin_wrong_volume',
           '509_vm_volume_import_end_wrong_volume', '510_vm_volume_import',
           '510_vm_volume_import_end_failure',
           '510_vm_volume_import_end_success', '511_vm_volume_import_running',
           '512_vm_volume_import_with_size', '515_vm_volume_import_fire_event',
           '516_vm_volume_import_fire_event_with_size'):
-    MASTER_ELSEWHERE['test_' + t] = 'daemon/test-tools.py:test_volumes_and_import'
-for t in ('600_backup_info', '601_backup_info_profile_missing_destination_path',
+    MASTER_ELSEWHERE['test_' + t] = \
+        'daemon/test-tools.py:test_volumes_and_import'
+for t in ('600_backup_info',
+          '601_backup_info_profile_missing_destination_path',
           '602_backup_info_profile_missing_destination_vm',
           '603_backup_info_profile_missing'):
     MASTER_ELSEWHERE['test_' + t] = \

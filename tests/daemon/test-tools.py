@@ -19,7 +19,8 @@ TOOLS = os.path.abspath(sys.argv[2])
 state = {}
 
 ALL_TOOLS = ['qvm-prefs', 'qubes-prefs', 'qvm-ls', 'qvm-features',
-             'qvm-service', 'qvm-tags', 'qvm-create', 'qvm-remove', 'qvm-clone',
+             'qvm-service', 'qvm-tags', 'qvm-create', 'qvm-remove',
+             'qvm-clone',
              'qvm-pool', 'qvm-volume', 'qvm-start', 'qvm-shutdown',
              'qvm-kill', 'qvm-pause', 'qvm-unpause', 'qvm-check',
              'qvm-firewall', 'qvm-device', 'qvm-block', 'qvm-pci']
