@@ -1218,10 +1218,13 @@ static void measure(Fmt *f, const ArgsAction *a, glong indent)
     }
 }
 
-/* The usage text, with %(prog)s of a given usage expanded. */
+/* The usage text, with %(prog)s of a given usage expanded ("" for a
+ * usage of SUPPRESS). */
 static char *usage_text(Fmt *f, GPtrArray *actions, const char *prefix)
 {
     ArgsParser *p = f->p;
+    if (p->usage && strcmp(p->usage, ARGS_SUPPRESS) == 0)
+        return g_strdup("");
     if (p->usage && strstr(p->usage, "%(prog)s")) {
         g_autofree char *saved = p->usage;
         g_autoptr(GString) u = g_string_new(NULL);
@@ -1387,8 +1390,7 @@ ArgsParser *args_add_parser(ArgsAction *sp, const char *name,
             for (const char *const *al = aliases; *al; al++)
                 g_string_append_printf(
                     mv, "%s%s",
-                    al == aliases ? "" : (sp->qubes_aliases ? "," : ", "),
-                    *al);
+                    al == aliases ? "" : (sp->qubes_aliases ? "," : ", "), *al);
             g_string_append_c(mv, ')');
         }
         c->metavar = g_string_free(mv, FALSE);

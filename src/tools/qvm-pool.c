@@ -8,10 +8,18 @@
  *   qvm-pool drivers                        DRIVER  OPTIONS
  * The options of the older syntax work too: -l, -i POOL, -a POOL DRIVER,
  * -r POOL, --help-drivers.
+ *
+ * The subcommands are the Qubes client's (qubesadmin/tools/qvm_pool.py):
+ * the same syntax, aliases, help, tables and messages. The older syntax
+ * is still this tool's own (not yet the client's legacy tool's words).
  */
+#include "argparse.h"
+#include "qubes-args.h"
 #include "tool.h"
 
 #include <stdio.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int list(void)
@@ -116,7 +124,9 @@ static int add_pool(const char *name, const char *driver, char **opts)
     return r ? 0 : qa_fail("qvm-pool", err);
 }
 
-int main(int argc, char **argv)
+/* The older syntax (-l, -i POOL, -a POOL DRIVER, -r POOL, -s POOL,
+ * --help-drivers), which the client hands to its legacy tool. */
+static int legacy_main(int argc, char **argv)
 {
     g_auto(GStrv) opts = NULL;
     gboolean old_list = FALSE, old_drivers = FALSE;
@@ -223,4 +233,332 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "qvm-pool: error: unknown command %s\n", cmd);
     return 2;
+}
+
+/* ---- the client's subcommands ---- */
+
+static gint str_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static GPtrArray *lines_of(const char *text)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    g_auto(GStrv) lines = g_strsplit(text ? text : "", "\n", -1);
+    for (char **l = lines; *l; l++)
+        if (**l)
+            g_ptr_array_add(out, g_strdup(*l));
+    return out;
+}
+
+/* An exception the client does not catch (qubesd's PermissionDenied for
+ * an unknown driver or pool): its last line, exit 1. */
+static void uncaught(const GError *err)
+{
+    const char *t = qa_error_type(err);
+    if (g_strcmp0(t, "PermissionDenied") == 0 ||
+        g_strcmp0(t, "ProtocolError") == 0) {
+        fprintf(stderr, "qubesadmin.exc.%s: %s\n", t, tool_error_message(err));
+        exit(1);
+    }
+}
+
+/* A failure: error_runtime(str(e)) */
+static G_GNUC_NORETURN void fail(ArgsParser *p, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+static void fail(ArgsParser *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *m = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    qubes_args_error_runtime(p, 1, "%s", m);
+}
+
+static char *call_or_fail(ArgsParser *p, const char *method, const char *arg)
+{
+    g_autoptr(GError) err = NULL;
+    char *r = qa_call(method, "dom0", arg, NULL, &err);
+    if (!r)
+        fail(p, "%s", tool_error_message(err));
+    return r;
+}
+
+/* Pool.config: KEY=VALUE lines of admin.pool.Info, in order */
+static GPtrArray *pool_config(ArgsParser *p, const char *pool)
+{
+    g_autofree char *info = call_or_fail(p, "admin.pool.Info", pool);
+    return lines_of(info);
+}
+
+static void cmd_list(ArgsParser *p)
+{
+    g_autofree char *list = call_or_fail(p, "admin.pool.List", NULL);
+    g_autoptr(GPtrArray) pools = lines_of(list);
+    g_autoptr(Table) t = table_new(2, "NAME", "DRIVER", NULL);
+    for (guint i = 0; i < pools->len; i++) {
+        g_autoptr(GPtrArray) cfg = pool_config(p, pools->pdata[i]);
+        const char *driver = "";
+        for (guint k = 0; k < cfg->len; k++)
+            if (g_str_has_prefix(cfg->pdata[k], "driver="))
+                driver = (char *)cfg->pdata[k] + strlen("driver=");
+        table_add(t, pools->pdata[i], driver, NULL);
+    }
+    table_print(t);
+}
+
+static void cmd_drivers(ArgsParser *p)
+{
+    g_autofree char *list = call_or_fail(p, "admin.pool.ListDrivers", NULL);
+    g_autoptr(GPtrArray) lines = lines_of(list);
+    g_ptr_array_sort(lines, str_cmp);
+    g_autoptr(Table) t = table_new(2, "DRIVER", "OPTIONS", NULL);
+    for (guint i = 0; i < lines->len; i++) {
+        g_auto(GStrv) w = g_strsplit(lines->pdata[i], " ", -1);
+        g_autofree char *opts = g_strjoinv(", ", w + (w[0] ? 1 : 0));
+        table_add(t, w[0], opts, NULL);
+    }
+    table_print(t);
+}
+
+static void cmd_info(ArgsParser *p, GPtrArray *names)
+{
+    g_autoptr(Table) t = table_new(2, NULL);
+    for (guint i = 0; names && i < names->len; i++) {
+        if (i)
+            table_add(t, "", "", NULL);
+        table_add(t, "name", names->pdata[i], NULL);
+        g_autoptr(GPtrArray) cfg = pool_config(p, names->pdata[i]);
+        g_ptr_array_sort(cfg, str_cmp);
+        for (guint k = 0; k < cfg->len; k++) {
+            char *eq = strchr(cfg->pdata[k], '=');
+            if (!eq)
+                continue;
+            *eq = '\0';
+            if (strcmp(cfg->pdata[k], "name") != 0)
+                table_add(t, cfg->pdata[k], eq + 1, NULL);
+        }
+    }
+    table_print(t);
+}
+
+int main(int argc, char **argv)
+{
+    /* the older options hand the whole line to the older syntax */
+    ArgsParser *legacy = args_parser_new("qvm-pool", ARGS_SUPPRESS, NULL, NULL,
+                                         ARGS_FORMAT_DEFAULT);
+    static const char *const olds[] = {"-a --add",  "-i --info",
+                                       "-l --list", "-r --remove",
+                                       "-s --set",  "--help-drivers"};
+    for (guint i = 0; i < G_N_ELEMENTS(olds); i++)
+        args_add(legacy, &(ArgsSpec){.names = olds[i],
+                                     .action = ARGS_STORE_TRUE,
+                                     .dest = "has_legacy_options",
+                                     .help = ARGS_SUPPRESS});
+    {
+        g_autoptr(GPtrArray) extras = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(ArgsNamespace) lns =
+            args_parse_known(legacy, argc, argv, extras);
+        gboolean old = args_bool(lns, "has_legacy_options");
+        args_parser_free(legacy);
+        if (old)
+            return legacy_main(argc, argv);
+    }
+    ArgsParser *p =
+        qubes_args_new("qvm-pool", 0, "Manages Qubes pools and their options",
+                       NULL, ARGS_FORMAT_DEFAULT);
+    ArgsAction *sub = args_add_subparsers(
+        p, "command", "commands",
+        "For more information see qvm-pool <command> -h", NULL, NULL, FALSE);
+    args_subparsers_qubes_aliases(sub);
+    static const char *const a_d[] = {"d", NULL}, *const a_l[] = {"l", "ls",
+                                                                  NULL};
+    static const char *const a_i[] = {"i", NULL}, *const a_a[] = {"a", NULL};
+    static const char *const a_r[] = {"r", "rm", NULL}, *const a_s[] = {"s",
+                                                                        NULL};
+    ArgsParser *dp =
+        args_add_parser(sub, "drivers", a_d,
+                        "List all drivers with their options", NULL, NULL, 0);
+    qubes_args_add_common(dp);
+    args_set_default(dp, "func", "drivers");
+    ArgsParser *lsp = args_add_parser(
+        sub, "list", a_l, "List all available pools", NULL, NULL, 0);
+    qubes_args_add_common(lsp);
+    args_set_default(lsp, "func", "list");
+    ArgsParser *ip =
+        args_add_parser(sub, "info", a_i,
+                        "Print info about the specified pools", NULL, NULL, 0);
+    qubes_args_add_common(ip);
+    args_add(ip, &(ArgsSpec){.names = "pools",
+                             .metavar = "POOL_NAME",
+                             .action = ARGS_APPEND});
+    args_set_default(ip, "func", "info");
+    static const char *const opt_help =
+        "Set option for the driver in opt=value form(can be specified "
+        "multiple times) --see `man qvm-pool` for details";
+    ArgsParser *ap =
+        args_add_parser(sub, "add", a_a, "Add a new pool", NULL, NULL, 0);
+    qubes_args_add_common(ap);
+    args_add(ap, &(ArgsSpec){.names = "pool_name", .metavar = "POOL_NAME"});
+    args_add(ap, &(ArgsSpec){.names = "driver", .metavar = "DRIVER"});
+    args_add(ap, &(ArgsSpec){.names = "--option -o",
+                             .action = ARGS_APPEND,
+                             .help = opt_help});
+    args_set_default(ap, "func", "add");
+    ArgsParser *rp = args_add_parser(
+        sub, "remove", a_r, "Remove the specified pools", NULL, NULL, 0);
+    qubes_args_add_common(rp);
+    args_add(rp, &(ArgsSpec){.names = "pool_names",
+                             .metavar = "POOL_NAME",
+                             .nargs = ARGS_ONE_OR_MORE});
+    args_set_default(rp, "func", "remove");
+    ArgsParser *sp = args_add_parser(
+        sub, "set", a_s, "Modify driver options for a pool", NULL, NULL, 0);
+    qubes_args_add_common(sp);
+    args_add(sp, &(ArgsSpec){.names = "pool_name", .metavar = "POOL_NAME"});
+    args_add(sp, &(ArgsSpec){.names = "--option -o",
+                             .action = ARGS_APPEND,
+                             .help = opt_help});
+    args_set_default(sp, "func", "set");
+    args_set_default(p, "func", "list");
+    g_autoptr(ArgsNamespace) ns = args_parse(p, argc, argv);
+    const char *func = args_str(ns, "func");
+    if (strcmp(func, "list") == 0) {
+        cmd_list(p);
+    } else if (strcmp(func, "drivers") == 0) {
+        cmd_drivers(p);
+    } else if (strcmp(func, "info") == 0) {
+        /* PoolsAction: every name must be a pool */
+        GPtrArray *names = args_list(ns, "pools");
+        g_autofree char *list = call_or_fail(p, "admin.pool.List", NULL);
+        g_autoptr(GPtrArray) pools = lines_of(list);
+        for (guint i = 0; names && i < names->len; i++) {
+            gboolean found = FALSE;
+            for (guint k = 0; k < pools->len && !found; k++)
+                found = strcmp(pools->pdata[k], names->pdata[i]) == 0;
+            if (!found) {
+                GString *r = g_string_new("[");
+                for (guint k = 0; k < names->len; k++)
+                    g_string_append_printf(r, "%s'%s'", k ? ", " : "",
+                                           (char *)names->pdata[k]);
+                g_string_append_c(r, ']');
+                g_autofree char *rs = g_string_free(r, FALSE);
+                args_error(p, "No such pools: %s", rs);
+            }
+        }
+        cmd_info(p, names);
+    } else if (strcmp(func, "add") == 0) {
+        GPtrArray *opts = args_list(ns, "option");
+        GString *payload = g_string_new(NULL);
+        g_string_printf(payload, "name=%s\n", args_str(ns, "pool_name"));
+        g_autoptr(GPtrArray) kv = g_ptr_array_new_with_free_func(g_free);
+        for (guint i = 0; opts && i < opts->len; i++) {
+            const char *o = opts->pdata[i];
+            const char *eq = strchr(o, '=');
+            if (!eq) {
+                fprintf(stderr,
+                        "ValueError: dictionary update sequence "
+                        "element #%u has length 1; 2 is required\n",
+                        i);
+                return 1;
+            }
+            /* a dict: a key given again takes its new value */
+            g_autofree char *key = g_strndup(o, (gsize)(eq - o));
+            gboolean done = FALSE;
+            for (guint k = 0; k < kv->len; k++) {
+                const char *e = kv->pdata[k];
+                if (g_str_has_prefix(e, key) && e[strlen(key)] == '=') {
+                    g_free(kv->pdata[k]);
+                    kv->pdata[k] = g_strdup(o);
+                    done = TRUE;
+                }
+            }
+            if (!done)
+                g_ptr_array_add(kv, g_strdup(o));
+        }
+        g_ptr_array_sort(kv, str_cmp);
+        for (guint k = 0; k < kv->len; k++)
+            g_string_append_printf(payload, "%s\n", (char *)kv->pdata[k]);
+        g_autoptr(GError) err = NULL;
+        g_autofree char *r =
+            qa_call("admin.pool.Add", "dom0", args_str(ns, "driver"),
+                    payload->str, &err);
+        g_string_free(payload, TRUE);
+        if (!r)
+            uncaught(err);
+        if (!r)
+            fail(p, "Failed to add pool %s: %s\n", args_str(ns, "pool_name"),
+                 tool_error_message(err));
+    } else if (strcmp(func, "remove") == 0) {
+        GPtrArray *names = args_list(ns, "pool_names");
+        GString *errors = g_string_new(NULL);
+        for (guint i = 0; names && i < names->len; i++) {
+            g_autoptr(GError) err = NULL;
+            g_autofree char *r = qa_call("admin.pool.Remove", "dom0",
+                                         names->pdata[i], NULL, &err);
+            if (!r)
+                uncaught(err);
+            if (!r)
+                g_string_append_printf(errors,
+                                       "%sFailed to remove pool %s: "
+                                       "%s\n",
+                                       errors->len ? "\n" : "",
+                                       (char *)names->pdata[i],
+                                       tool_error_message(err));
+        }
+        if (errors->len)
+            fail(p, "%s", errors->str);
+        g_string_free(errors, TRUE);
+    } else if (strcmp(func, "set") == 0) {
+        const char *pool = args_str(ns, "pool_name");
+        g_autofree char *list = call_or_fail(p, "admin.pool.List", NULL);
+        g_autoptr(GPtrArray) pools = lines_of(list);
+        gboolean found = FALSE;
+        for (guint k = 0; k < pools->len && !found; k++)
+            found = strcmp(pools->pdata[k], pool) == 0;
+        if (!found) {
+            fprintf(stderr, "KeyError: '%s'\n", pool);
+            return 1;
+        }
+        GPtrArray *opts = args_list(ns, "option");
+        GString *errors = g_string_new(NULL);
+        static const char *const settable[] = {"revisions_to_keep",
+                                               "ephemeral_volatile", NULL};
+        for (guint i = 0; opts && i < opts->len; i++) {
+            const char *o = opts->pdata[i];
+            const char *eq = strchr(o, '=');
+            if (!eq) {
+                fprintf(stderr, "ValueError: not enough values to unpack "
+                                "(expected 2, got 1)\n");
+                return 1;
+            }
+            g_autofree char *key = g_strndup(o, (gsize)(eq - o));
+            if (!g_strv_contains(settable, key)) {
+                /* the client says so and sets its own attribute only */
+                g_string_append_printf(errors,
+                                       "%sSetting option %s is not "
+                                       "supported for pool %s\n",
+                                       errors->len ? "\n" : "", key, pool);
+                continue;
+            }
+            g_autofree char *method = g_strconcat("admin.pool.Set.", key, NULL);
+            g_autoptr(GError) err = NULL;
+            g_autofree char *r = qa_call(method, "dom0", pool, eq + 1, &err);
+            if (!r)
+                uncaught(err);
+            if (!r)
+                g_string_append_printf(errors,
+                                       "%sFailed to set option %s for "
+                                       "pool %s: %s\n",
+                                       errors->len ? "\n" : "", key, pool,
+                                       tool_error_message(err));
+        }
+        if (errors->len)
+            fail(p, "%s", errors->str);
+        g_string_free(errors, TRUE);
+    }
+    fflush(stdout);
+    args_parser_free(p);
+    return 0;
 }

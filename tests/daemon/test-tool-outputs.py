@@ -59,8 +59,10 @@ def check_file(path):
                            input=case.get('stdin'),
                            stdin=None if 'stdin' in case
                            else subprocess.DEVNULL, timeout=120)
-        got = (r.returncode, tool_fixture.normalize(r.stdout, state['ids']),
-               tool_fixture.normalize(r.stderr, state['ids']))
+        base = state['d'].base_dir
+        got = (r.returncode,
+               tool_fixture.normalize(r.stdout, state['ids'], base),
+               tool_fixture.normalize(r.stderr, state['ids'], base))
         want = (case['exit'], case['stdout'], case['stderr'])
         if got != want:
             bad.append((case['args'], want, got))
