@@ -198,8 +198,7 @@ GPtrArray *args_dests(ArgsNamespace *ns)
 
 /* ---- text helpers ---- */
 
-/* Python's repr() of a str. */
-static char *py_repr(const char *s)
+char *args_py_repr(const char *s)
 {
     gboolean sq = strchr(s, '\'') != NULL, dq = strchr(s, '"') != NULL;
     char q = sq && !dq ? '"' : '\'';
@@ -1638,7 +1637,7 @@ static ArgValue *convert(Parse *ps, const ArgsAction *a, const char *s,
     if (a->is_int) {
         gint64 i;
         if (!py_int(s, &i)) {
-            g_autofree char *r = py_repr(s);
+            g_autofree char *r = args_py_repr(s);
             argument_error(ps, a, "invalid int value: %s", r);
         }
         v = args_value_new(ARGV_INT);
@@ -1653,11 +1652,11 @@ static ArgValue *convert(Parse *ps, const ArgsAction *a, const char *s,
         if (!ok) {
             GString *c = g_string_new(NULL);
             for (guint i = 0; i < a->choices->len; i++) {
-                g_autofree char *r = py_repr(a->choices->pdata[i]);
+                g_autofree char *r = args_py_repr(a->choices->pdata[i]);
                 g_string_append_printf(c, "%s%s", i ? ", " : "", r);
             }
             g_autofree char *cs = g_string_free(c, FALSE);
-            g_autofree char *r = py_repr(s);
+            g_autofree char *r = args_py_repr(s);
             argument_error(ps, a, "invalid choice: %s (choose from %s)", r, cs);
         }
     }
@@ -1927,7 +1926,7 @@ static guint consume_optional(Parse *ps, guint start)
                 char next[3] = {'-', explicit[0], 0};
                 ArgsAction *na = g_hash_table_lookup(ps->p->option_map, next);
                 if (!na) {
-                    g_autofree char *r = py_repr(explicit);
+                    g_autofree char *r = args_py_repr(explicit);
                     argument_error(ps, action, "ignored explicit argument %s",
                                    r);
                 }
@@ -1946,7 +1945,7 @@ static guint consume_optional(Parse *ps, guint start)
                 g_array_append_val(tuples, t);
                 break;
             } else {
-                g_autofree char *r = py_repr(explicit);
+                g_autofree char *r = args_py_repr(explicit);
                 argument_error(ps, action, "ignored explicit argument %s", r);
             }
         } else {

@@ -187,6 +187,9 @@ void args_value_free(ArgValue *v);
 /* The destinations, sorted (new array of borrowed strings). */
 GPtrArray *args_dests(ArgsNamespace *ns);
 
+/* Python's repr() of a str (new): the quotes it picks, its escapes. */
+char *args_py_repr(const char *s);
+
 /* Python's textwrap.wrap() and fill() (drop_whitespace, long words
  * broken; on hyphens when @hyphens). */
 GPtrArray *args_textwrap(const char *text, glong width, const char *initial,

@@ -241,13 +241,9 @@ GPtrArray *qa_vm_tags(QaVm *vm)
 {
     if (vm->tags)
         return vm->tags;
-    vm->tags = g_ptr_array_new_with_free_func(g_free);
-    g_autofree char *list =
-        qa_call("admin.vm.tag.List", vm->name, NULL, NULL, NULL);
-    g_auto(GStrv) lines = g_strsplit(list ? list : "", "\n", -1);
-    for (char **l = lines; *l; l++)
-        if (**l)
-            g_ptr_array_add(vm->tags, g_strdup(*l));
+    vm->tags = qa_call_lines("admin.vm.tag.List", vm->name, NULL, NULL);
+    if (!vm->tags)
+        vm->tags = g_ptr_array_new_with_free_func(g_free);
     return vm->tags;
 }
 
@@ -255,13 +251,9 @@ GPtrArray *qa_vm_volumes(QaVm *vm)
 {
     if (vm->volumes)
         return vm->volumes;
-    vm->volumes = g_ptr_array_new_with_free_func(g_free);
-    g_autofree char *list =
-        qa_call("admin.vm.volume.List", vm->name, NULL, NULL, NULL);
-    g_auto(GStrv) lines = g_strsplit(list ? list : "", "\n", -1);
-    for (char **l = lines; *l; l++)
-        if (**l)
-            g_ptr_array_add(vm->volumes, g_strdup(*l));
+    vm->volumes = qa_call_lines("admin.vm.volume.List", vm->name, NULL, NULL);
+    if (!vm->volumes)
+        vm->volumes = g_ptr_array_new_with_free_func(g_free);
     return vm->volumes;
 }
 

@@ -2,10 +2,12 @@
 #include "qubes-args.h"
 
 #include "qubesadmin.h"
+#include "tool.h"
 
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef QUBES_VERSION
@@ -107,18 +109,8 @@ void qubes_args_error_runtime(ArgsParser *p, int status, const char *fmt, ...)
 
 static void no_such(ArgsParser *p, const char *name)
 {
-    GString *r = g_string_new(NULL);
-    gboolean sq = strchr(name, '\'') != NULL, dq = strchr(name, '"') != NULL;
-    char q = sq && !dq ? '"' : '\'';
-    g_string_append_c(r, q);
-    for (const char *c = name; *c; c++) {
-        if (*c == '\\' || *c == q)
-            g_string_append_c(r, '\\');
-        g_string_append_c(r, *c);
-    }
-    g_string_append_c(r, q);
-    g_autofree char *rs = g_string_free(r, FALSE);
-    args_error(p, "no such domain: %s", rs);
+    g_autofree char *r = args_py_repr(name);
+    args_error(p, "no such domain: %s", r);
 }
 
 GPtrArray *qubes_args_domains(ArgsParser *p, ArgsNamespace *ns, QaApp *app,
@@ -184,15 +176,8 @@ QaApp *qubes_args_app(ArgsParser *p)
 {
     g_autoptr(GError) err = NULL;
     QaApp *app = qa_app_new(&err);
-    if (!app) {
-        const char *m = err->message;
-        const char *t = qa_error_type(err);
-        /* the exception's message without its type */
-        if (t && g_str_has_prefix(m, t) &&
-            g_str_has_prefix(m + strlen(t), ": "))
-            m += strlen(t) + 2;
-        qubes_args_error_runtime(p, 1, "%s", m);
-    }
+    if (!app)
+        qubes_args_error_runtime(p, 1, "%s", tool_error_message(err));
     return app;
 }
 
@@ -208,4 +193,13 @@ void qubes_args_log(ArgsNamespace *ns, const char *logger, gboolean important,
         fprintf(stderr, "%s: %s\n", logger, msg);
     else if (important)
         fprintf(stderr, "%s\n", msg);
+}
+
+void qubes_args_uncaught(const GError *err, const char *const *types)
+{
+    const char *t = qa_error_type(err);
+    if (!t || !g_strv_contains(types, t))
+        return;
+    fprintf(stderr, "qubesadmin.exc.%s: %s\n", t, tool_error_message(err));
+    exit(1);
 }

@@ -34,6 +34,10 @@ QaApp *qubes_args_app(ArgsParser *p);
  * quieted (-q) only a warning or an error (@important), bare. */
 void qubes_args_log(ArgsNamespace *ns, const char *logger, gboolean important,
                     const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+/* An Admin API exception of one of @types (NULL-ended) that the client
+ * does not catch where the tool meets it: its traceback's last line,
+ * "qubesadmin.exc.TYPE: MESSAGE", and exit 1. Any other: nothing. */
+void qubes_args_uncaught(const GError *err, const char *const *types);
 /* parser.error_runtime(): "PROG: error: MESSAGE" and exit @status,
  * without the usage. */
 void qubes_args_error_runtime(ArgsParser *p, int status, const char *fmt, ...)

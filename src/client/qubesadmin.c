@@ -72,6 +72,20 @@ static int send_request(const char *path, const char *src, const char *method,
     return fd;
 }
 
+GPtrArray *qa_call_lines(const char *method, const char *dest, const char *arg,
+                         GError **error)
+{
+    g_autofree char *text = qa_call(method, dest, arg, NULL, error);
+    if (!text)
+        return NULL;
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++)
+        if (**l)
+            g_ptr_array_add(out, g_strdup(*l));
+    return out;
+}
+
 GBytes *qa_call_raw(const char *socket_path, const char *src,
                     const char *method, const char *dest, const char *arg,
                     const void *payload, gsize payload_len, GError **error)

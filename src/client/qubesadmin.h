@@ -35,6 +35,10 @@ char *qa_call_full(const char *socket, const char *src, const char *method,
                    gsize payload_len, gsize *len, GError **error);
 char *qa_call(const char *method, const char *dest, const char *arg,
               const char *payload, GError **error);
+/* qa_call()'s answer as its non-empty lines (new array), or NULL with
+ * @error. */
+GPtrArray *qa_call_lines(const char *method, const char *dest, const char *arg,
+                         GError **error);
 /* The raw answer bytes (for service programs that pass it on). */
 GBytes *qa_call_raw(const char *socket, const char *src, const char *method,
                     const char *dest, const char *arg, const void *payload,

@@ -432,3 +432,19 @@ gboolean tool_volume_import(const char *vm, const char *vol, int in,
     g_byte_array_unref(answer);
     return ok;
 }
+
+char *tool_input(const char *prompt)
+{
+    fputs(prompt, stdout);
+    fflush(stdout);
+    char line[4096];
+    if (!fgets(line, sizeof line, stdin))
+        return NULL;
+    line[strcspn(line, "\n")] = '\0';
+    return g_strdup(line);
+}
+
+gint tool_str_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}

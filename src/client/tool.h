@@ -81,4 +81,10 @@ gboolean tool_volume_import(const char *vm, const char *vol, int in,
                             guint64 size, gboolean have_size,
                             gboolean show_progress, char **message);
 
+/* Python's input(): @prompt on standard output, a line from standard
+ * input without its newline (new); NULL at its end (EOFError). */
+char *tool_input(const char *prompt);
+/* strcmp() of two char* in a GPtrArray, for g_ptr_array_sort(). */
+gint tool_str_cmp(gconstpointer a, gconstpointer b);
+
 G_END_DECLS

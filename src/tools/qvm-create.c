@@ -169,24 +169,6 @@ static ArgsParser *make_parser(void)
     return p;
 }
 
-static gint str_cmp(gconstpointer a, gconstpointer b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static GPtrArray *lines_of(const char *method, GError **error)
-{
-    g_autofree char *list = qa_call(method, "dom0", NULL, NULL, error);
-    if (!list)
-        return NULL;
-    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
-    g_auto(GStrv) lines = g_strsplit(list, "\n", -1);
-    for (char **l = lines; *l; l++)
-        if (**l)
-            g_ptr_array_add(out, g_strdup(*l));
-    return out;
-}
-
 /* app.get_label(): by name, else by index */
 static gboolean label_exists(GPtrArray *labels, const char *label)
 {
@@ -208,14 +190,12 @@ static gboolean label_exists(GPtrArray *labels, const char *label)
     return FALSE;
 }
 
-/* The client's uncaught ProtocolError: its last line, exit 1. */
+/* A failure to create: the client's uncaught ProtocolError as its
+ * last line, any other logged; exit 1. */
 static int uncaught_or_logged(const GError *err, const char *what)
 {
-    if (g_strcmp0(qa_error_type(err), "ProtocolError") == 0) {
-        fprintf(stderr, "qubesadmin.exc.ProtocolError: %s\n",
-                tool_error_message(err));
-        return 1;
-    }
+    static const char *const uncaught[] = {"ProtocolError", NULL};
+    qubes_args_uncaught(err, uncaught);
     log_error("%s: %s", what, tool_error_message(err));
     return 1;
 }
@@ -248,10 +228,11 @@ int main(int argc, char **argv)
     g_ns = ns;
     g_autoptr(GError) err = NULL;
     if (args_bool(ns, "help_classes")) {
-        g_autoptr(GPtrArray) cls = lines_of("admin.vmclass.List", &err);
+        g_autoptr(GPtrArray) cls =
+            qa_call_lines("admin.vmclass.List", "dom0", NULL, &err);
         if (!cls)
             qubes_args_error_runtime(p, 1, "%s", tool_error_message(err));
-        g_ptr_array_sort(cls, str_cmp);
+        g_ptr_array_sort(cls, tool_str_cmp);
         for (guint i = 0; i < cls->len; i++)
             printf("%s\n", (char *)cls->pdata[i]);
         return 0;
@@ -310,7 +291,8 @@ int main(int argc, char **argv)
         (strcmp(cls, "AppVM") == 0 || strcmp(cls, "DispVM") == 0))
         args_error(p, "--root-copy-from/--root-move-from used but this qube "
                       "does not have own 'root' volume (uses template's one)");
-    g_autoptr(GPtrArray) labels = lines_of("admin.label.List", &err);
+    g_autoptr(GPtrArray) labels =
+        qa_call_lines("admin.label.List", "dom0", NULL, &err);
     if (!labels)
         qubes_args_error_runtime(p, 1, "%s", tool_error_message(err));
     const char *label = dict_get(ns, "label");
@@ -354,7 +336,7 @@ int main(int argc, char **argv)
             g_autoptr(GPtrArray) vols = g_ptr_array_new();
             for (guint k = 0; k + 1 < pools->len; k += 2)
                 g_ptr_array_add(vols, pools->pdata[k]);
-            g_ptr_array_sort(vols, str_cmp);
+            g_ptr_array_sort(vols, tool_str_cmp);
             for (guint k = 0; k < vols->len; k++)
                 for (guint j = 0; j + 1 < pools->len; j += 2)
                     if (pools->pdata[j] == vols->pdata[k])

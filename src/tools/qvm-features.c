@@ -34,15 +34,9 @@ static gboolean not_found(const GError *err)
 static GPtrArray *feature_list(ArgsParser *p, const char *vm)
 {
     g_autoptr(GError) err = NULL;
-    g_autofree char *list =
-        qa_call("admin.vm.feature.List", vm, NULL, NULL, &err);
-    if (!list)
+    GPtrArray *out = qa_call_lines("admin.vm.feature.List", vm, NULL, &err);
+    if (!out)
         fail(p, err);
-    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
-    g_auto(GStrv) lines = g_strsplit(list, "\n", -1);
-    for (char **l = lines; *l; l++)
-        if (**l || l[1]) /* splitlines(): no empty tail */
-            g_ptr_array_add(out, g_strdup(*l));
     return out;
 }
 
@@ -150,17 +144,7 @@ static gboolean parse_bool(ArgsParser *p, const char *v, gboolean *out)
         *out = TRUE;
         return TRUE;
     }
-    GString *r = g_string_new(NULL);
-    gboolean sq = strchr(v, '\'') != NULL, dq = strchr(v, '"') != NULL;
-    char q = sq && !dq ? '"' : '\'';
-    g_string_append_c(r, q);
-    for (const char *c = v; *c; c++) {
-        if (*c == '\\' || *c == q)
-            g_string_append_c(r, '\\');
-        g_string_append_c(r, *c);
-    }
-    g_string_append_c(r, q);
-    g_autofree char *rs = g_string_free(r, FALSE);
+    g_autofree char *rs = args_py_repr(v);
     qubes_args_error_runtime(p, 1, "Invalid literal for boolean value: %s", rs);
 }
 #endif

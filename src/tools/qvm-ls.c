@@ -540,11 +540,6 @@ static void print_table(GPtrArray *cols, GPtrArray *rows)
 
 /* ---- the help actions ---- */
 
-static gint str_cmp(gconstpointer a, gconstpointer b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void help_columns(ArgsParser *p, ArgsNamespace *ns, const ArgsAction *a,
                          GPtrArray *values, const char *opt, gpointer data)
 {
@@ -580,7 +575,7 @@ static void help_formats(ArgsParser *p, ArgsNamespace *ns, const ArgsAction *a,
     g_autoptr(GPtrArray) names = g_ptr_array_new();
     for (guint i = 0; i < G_N_ELEMENTS(formats); i++)
         g_ptr_array_add(names, (gpointer)formats[i].name);
-    g_ptr_array_sort(names, str_cmp);
+    g_ptr_array_sort(names, tool_str_cmp);
     printf("Available formats:\n");
     for (guint i = 0; i < names->len; i++)
         for (guint k = 0; k < G_N_ELEMENTS(formats); k++)
@@ -597,13 +592,13 @@ static char *epilog(Registry *r)
     g_autoptr(GPtrArray) names = g_ptr_array_new();
     for (guint i = 0; i < G_N_ELEMENTS(formats); i++)
         g_ptr_array_add(names, (gpointer)formats[i].name);
-    g_ptr_array_sort(names, str_cmp);
+    g_ptr_array_sort(names, tool_str_cmp);
     g_ptr_array_add(names, NULL);
     g_autofree char *fj = g_strjoinv(", ", (char **)names->pdata);
     g_autoptr(GPtrArray) heads = g_ptr_array_new();
     for (guint i = 0; i < r->cols->len; i++)
         g_ptr_array_add(heads, (gpointer)((Column *)r->cols->pdata[i])->head);
-    g_ptr_array_sort(heads, str_cmp);
+    g_ptr_array_sort(heads, tool_str_cmp);
     g_ptr_array_add(heads, NULL);
     g_autofree char *cj = g_strjoinv(", ", (char **)heads->pdata);
     g_autofree char *ff = args_textfill(fj, 80, "  ", "  ", FALSE);

@@ -31,21 +31,14 @@ static ArgsNamespace *g_ns;
 #define log_error(...) qubes_args_log(g_ns, "root", TRUE, __VA_ARGS__)
 
 /* The client catches QubesException only: a ProtocolError (dom0 has no
- * notes) ends it, its last line "qubesadmin.exc.ProtocolError: ...". */
-static void uncaught(const GError *err)
-{
-    if (g_strcmp0(qa_error_type(err), "ProtocolError") == 0) {
-        fprintf(stderr, "qubesadmin.exc.ProtocolError: %s\n",
-                tool_error_message(err));
-        exit(1);
-    }
-}
+ * notes) ends it. */
+static const char *const uncaught_types[] = {"ProtocolError", NULL};
 
 static char *get_notes(const char *vm, GError **error)
 {
     char *r = qa_call("admin.vm.notes.Get", vm, NULL, NULL, error);
     if (!r)
-        uncaught(*error);
+        qubes_args_uncaught(*error, uncaught_types);
     return r;
 }
 
@@ -54,7 +47,7 @@ static gboolean set_notes(const char *vm, const char *text, GError **error)
     g_autofree char *r = qa_call_full(NULL, NULL, "admin.vm.notes.Set", vm,
                                       NULL, text, strlen(text), NULL, error);
     if (!r)
-        uncaught(*error);
+        qubes_args_uncaught(*error, uncaught_types);
     return r != NULL;
 }
 
@@ -247,14 +240,11 @@ int main(int argc, char **argv)
     } else if (strcmp(action, "delete") == 0) {
         if (!args_bool(ns, "force")) {
             printf("You are about to delete existing qube notes\n");
-            printf("Are you certain? [y/N]");
-            fflush(stdout);
-            char line[256];
-            if (!fgets(line, sizeof line, stdin)) {
+            g_autofree char *line = tool_input("Are you certain? [y/N]");
+            if (!line) {
                 fprintf(stderr, "EOFError: EOF when reading a line\n");
                 return 1;
             }
-            line[strcspn(line, "\n")] = '\0';
             if (g_ascii_strcasecmp(line, "y") != 0)
                 return 2;
         }

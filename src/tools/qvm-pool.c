@@ -237,33 +237,6 @@ static int legacy_main(int argc, char **argv)
 
 /* ---- the client's subcommands ---- */
 
-static gint str_cmp(gconstpointer a, gconstpointer b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static GPtrArray *lines_of(const char *text)
-{
-    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
-    g_auto(GStrv) lines = g_strsplit(text ? text : "", "\n", -1);
-    for (char **l = lines; *l; l++)
-        if (**l)
-            g_ptr_array_add(out, g_strdup(*l));
-    return out;
-}
-
-/* An exception the client does not catch (qubesd's PermissionDenied for
- * an unknown driver or pool): its last line, exit 1. */
-static void uncaught(const GError *err)
-{
-    const char *t = qa_error_type(err);
-    if (g_strcmp0(t, "PermissionDenied") == 0 ||
-        g_strcmp0(t, "ProtocolError") == 0) {
-        fprintf(stderr, "qubesadmin.exc.%s: %s\n", t, tool_error_message(err));
-        exit(1);
-    }
-}
-
 /* A failure: error_runtime(str(e)) */
 static G_GNUC_NORETURN void fail(ArgsParser *p, const char *fmt, ...)
     G_GNUC_PRINTF(2, 3);
@@ -276,10 +249,17 @@ static void fail(ArgsParser *p, const char *fmt, ...)
     qubes_args_error_runtime(p, 1, "%s", m);
 }
 
-static char *call_or_fail(ArgsParser *p, const char *method, const char *arg)
+/* qubesd's refusals the client does not catch here (an unknown driver
+ * or pool, a bad value) */
+static const char *const uncaught_types[] = {"PermissionDenied",
+                                             "ProtocolError", NULL};
+
+/* @method's answer as its lines, or the failure reported */
+static GPtrArray *lines_or_fail(ArgsParser *p, const char *method,
+                                const char *arg)
 {
     g_autoptr(GError) err = NULL;
-    char *r = qa_call(method, "dom0", arg, NULL, &err);
+    GPtrArray *r = qa_call_lines(method, "dom0", arg, &err);
     if (!r)
         fail(p, "%s", tool_error_message(err));
     return r;
@@ -288,14 +268,12 @@ static char *call_or_fail(ArgsParser *p, const char *method, const char *arg)
 /* Pool.config: KEY=VALUE lines of admin.pool.Info, in order */
 static GPtrArray *pool_config(ArgsParser *p, const char *pool)
 {
-    g_autofree char *info = call_or_fail(p, "admin.pool.Info", pool);
-    return lines_of(info);
+    return lines_or_fail(p, "admin.pool.Info", pool);
 }
 
 static void cmd_list(ArgsParser *p)
 {
-    g_autofree char *list = call_or_fail(p, "admin.pool.List", NULL);
-    g_autoptr(GPtrArray) pools = lines_of(list);
+    g_autoptr(GPtrArray) pools = lines_or_fail(p, "admin.pool.List", NULL);
     g_autoptr(Table) t = table_new(2, "NAME", "DRIVER", NULL);
     for (guint i = 0; i < pools->len; i++) {
         g_autoptr(GPtrArray) cfg = pool_config(p, pools->pdata[i]);
@@ -310,9 +288,9 @@ static void cmd_list(ArgsParser *p)
 
 static void cmd_drivers(ArgsParser *p)
 {
-    g_autofree char *list = call_or_fail(p, "admin.pool.ListDrivers", NULL);
-    g_autoptr(GPtrArray) lines = lines_of(list);
-    g_ptr_array_sort(lines, str_cmp);
+    g_autoptr(GPtrArray) lines =
+        lines_or_fail(p, "admin.pool.ListDrivers", NULL);
+    g_ptr_array_sort(lines, tool_str_cmp);
     g_autoptr(Table) t = table_new(2, "DRIVER", "OPTIONS", NULL);
     for (guint i = 0; i < lines->len; i++) {
         g_auto(GStrv) w = g_strsplit(lines->pdata[i], " ", -1);
@@ -330,7 +308,7 @@ static void cmd_info(ArgsParser *p, GPtrArray *names)
             table_add(t, "", "", NULL);
         table_add(t, "name", names->pdata[i], NULL);
         g_autoptr(GPtrArray) cfg = pool_config(p, names->pdata[i]);
-        g_ptr_array_sort(cfg, str_cmp);
+        g_ptr_array_sort(cfg, tool_str_cmp);
         for (guint k = 0; k < cfg->len; k++) {
             char *eq = strchr(cfg->pdata[k], '=');
             if (!eq)
@@ -431,8 +409,7 @@ int main(int argc, char **argv)
     } else if (strcmp(func, "info") == 0) {
         /* PoolsAction: every name must be a pool */
         GPtrArray *names = args_list(ns, "pools");
-        g_autofree char *list = call_or_fail(p, "admin.pool.List", NULL);
-        g_autoptr(GPtrArray) pools = lines_of(list);
+        g_autoptr(GPtrArray) pools = lines_or_fail(p, "admin.pool.List", NULL);
         for (guint i = 0; names && i < names->len; i++) {
             gboolean found = FALSE;
             for (guint k = 0; k < pools->len && !found; k++)
@@ -477,7 +454,7 @@ int main(int argc, char **argv)
             if (!done)
                 g_ptr_array_add(kv, g_strdup(o));
         }
-        g_ptr_array_sort(kv, str_cmp);
+        g_ptr_array_sort(kv, tool_str_cmp);
         for (guint k = 0; k < kv->len; k++)
             g_string_append_printf(payload, "%s\n", (char *)kv->pdata[k]);
         g_autoptr(GError) err = NULL;
@@ -486,7 +463,7 @@ int main(int argc, char **argv)
                     payload->str, &err);
         g_string_free(payload, TRUE);
         if (!r)
-            uncaught(err);
+            qubes_args_uncaught(err, uncaught_types);
         if (!r)
             fail(p, "Failed to add pool %s: %s\n", args_str(ns, "pool_name"),
                  tool_error_message(err));
@@ -498,7 +475,7 @@ int main(int argc, char **argv)
             g_autofree char *r = qa_call("admin.pool.Remove", "dom0",
                                          names->pdata[i], NULL, &err);
             if (!r)
-                uncaught(err);
+                qubes_args_uncaught(err, uncaught_types);
             if (!r)
                 g_string_append_printf(errors,
                                        "%sFailed to remove pool %s: "
@@ -512,8 +489,7 @@ int main(int argc, char **argv)
         g_string_free(errors, TRUE);
     } else if (strcmp(func, "set") == 0) {
         const char *pool = args_str(ns, "pool_name");
-        g_autofree char *list = call_or_fail(p, "admin.pool.List", NULL);
-        g_autoptr(GPtrArray) pools = lines_of(list);
+        g_autoptr(GPtrArray) pools = lines_or_fail(p, "admin.pool.List", NULL);
         gboolean found = FALSE;
         for (guint k = 0; k < pools->len && !found; k++)
             found = strcmp(pools->pdata[k], pool) == 0;
@@ -546,7 +522,7 @@ int main(int argc, char **argv)
             g_autoptr(GError) err = NULL;
             g_autofree char *r = qa_call(method, "dom0", pool, eq + 1, &err);
             if (!r)
-                uncaught(err);
+                qubes_args_uncaught(err, uncaught_types);
             if (!r)
                 g_string_append_printf(errors,
                                        "%sFailed to set option %s for "

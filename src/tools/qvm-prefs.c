@@ -61,20 +61,10 @@ typedef struct {
 static GPtrArray *property_list(Target *t)
 {
     g_autoptr(GError) err = NULL;
-    g_autofree char *list = qa_call(NS "List", t->dest, NULL, NULL, &err);
-    if (!list)
+    GPtrArray *out = qa_call_lines(NS "List", t->dest, NULL, &err);
+    if (!out)
         qubes_args_error_runtime(t->p, 1, "%s", tool_error_message(err));
-    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
-    g_auto(GStrv) lines = g_strsplit(list, "\n", -1);
-    for (char **l = lines; *l; l++)
-        if (**l)
-            g_ptr_array_add(out, g_strdup(*l));
     return out;
-}
-
-static gint str_cmp(gconstpointer a, gconstpointer b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static gboolean listed(GPtrArray *l, const char *s)
@@ -99,7 +89,7 @@ static void fail(Target *t, const char *prop, const GError *err)
 static int help_properties(Target *t)
 {
     g_autoptr(GPtrArray) props = property_list(t);
-    g_ptr_array_sort(props, str_cmp);
+    g_ptr_array_sort(props, tool_str_cmp);
     gsize width = 0;
     for (guint i = 0; i < props->len; i++)
         width = MAX(width, strlen(props->pdata[i]));
@@ -128,7 +118,7 @@ static int list_all(Target *t, gboolean hide_default)
 {
     g_autoptr(GPtrArray) props = property_list(t);
     g_autoptr(GHashTable) all = qa_props_get_all(NS "GetAll", t->dest);
-    g_ptr_array_sort(props, str_cmp);
+    g_ptr_array_sort(props, tool_str_cmp);
     gsize width = 0;
     for (guint i = 0; i < props->len; i++)
         width = MAX(width, strlen(props->pdata[i]));

@@ -16,19 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* input(): @prompt on standard output, a line from standard input
- * (new, without its newline); NULL at its end. */
-static char *input(const char *prompt)
-{
-    fputs(prompt, stdout);
-    fflush(stdout);
-    char line[4096];
-    if (!fgets(line, sizeof line, stdin))
-        return NULL;
-    line[strcspn(line, "\n")] = '\0';
-    return g_strdup(line);
-}
-
 static const char *const global_props[] = {
     "default_dispvm",  "default_netvm",     "default_guivm",
     "default_audiovm", "default_template",  "clockvm",
@@ -100,7 +87,8 @@ int main(int argc, char **argv)
     if (args_bool(ns, "all_domains") && !(force || (exclude && exclude->len))) {
         fprintf(stderr, "WARNING!!! Removing all domains may leave your "
                         "system in an unrecoverable state!\n");
-        g_autofree char *a = input("Are you certain? [N/IKNOWWHATIAMDOING]");
+        g_autofree char *a =
+            tool_input("Are you certain? [N/IKNOWWHATIAMDOING]");
         if (!a) {
             fprintf(stderr, "EOFError: EOF when reading a line\n");
             return 1;
@@ -115,7 +103,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "This will completely remove the selected VM(s)...\n");
         for (guint i = 0; i < doms->len; i++)
             printf("  %s\n", qa_vm_name(doms->pdata[i]));
-        g_autofree char *a = input("Are you sure? [y/N] ");
+        g_autofree char *a = tool_input("Are you sure? [y/N] ");
         if (!a) {
             fprintf(stderr, "EOFError: EOF when reading a line\n");
             return 1;

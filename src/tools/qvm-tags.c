@@ -11,11 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static gint str_cmp(gconstpointer a, gconstpointer b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int main(int argc, char **argv)
 {
     ArgsParser *p = qubes_args_new("qvm-tags", 1, "manage domain's tags", NULL,
@@ -51,16 +46,11 @@ int main(int argc, char **argv)
     if (strcmp(func, "query") == 0) {
         const char *tag = args_str(ns, "tag");
         if (!tag) {
-            g_autofree char *list =
-                qa_call("admin.vm.tag.List", vm, NULL, NULL, &err);
-            if (!list)
+            g_autoptr(GPtrArray) tags =
+                qa_call_lines("admin.vm.tag.List", vm, NULL, &err);
+            if (!tags)
                 qubes_args_error_runtime(p, 1, "%s", tool_error_message(err));
-            g_autoptr(GPtrArray) tags = g_ptr_array_new();
-            g_auto(GStrv) lines = g_strsplit(list, "\n", -1);
-            for (char **l = lines; *l; l++)
-                if (**l)
-                    g_ptr_array_add(tags, *l);
-            g_ptr_array_sort(tags, str_cmp);
+            g_ptr_array_sort(tags, tool_str_cmp);
             for (guint i = 0; i < tags->len; i++)
                 printf("%s\n", (char *)tags->pdata[i]);
         } else {

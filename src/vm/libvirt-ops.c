@@ -117,6 +117,14 @@ static void op_thread(GTask *task, gpointer src, gpointer data,
                   e->code == VIR_ERR_NO_DOMAIN))
             code = QUBES_ERROR_VM_NOT_STARTED;
         rt_set_virt_error(&err, code, NULL);
+        /* "operation invalid" on a device of a domain that still runs is
+         * about the device (a PCI device another domain holds), not the
+         * domain (asking resets libvirt's error: the message is kept) */
+        if (code == QUBES_ERROR_VM_NOT_STARTED && d &&
+            (op->kind == OP_ATTACH_DISK || op->kind == OP_DETACH_DISK ||
+             op->kind == OP_ATTACH_NIC || op->kind == OP_DETACH_NIC) &&
+            virDomainIsActive(d) == 1)
+            err->code = QUBES_ERROR_EXCEPTION;
     }
     if (d)
         virDomainFree(d);

@@ -2,7 +2,8 @@
  * worker (libvirt-ops.c). The worker finds the domain by the qube's
  * uuid (copied on the main context) and sees nothing else of it; a
  * domain libvirt does not know, or one that is not running, fails with
- * QubesVMNotStartedError, any other failure with libvirt's message. */
+ * QubesVMNotStartedError (but a device refused to a domain that runs is
+ * QubesException), any other failure with libvirt's message. */
 #pragma once
 
 #include "runtime-state.h"

@@ -58,10 +58,6 @@ static void pci_job_done(GObject *src, GAsyncResult *res, gpointer data)
          * the host has no IOMMU: the error adds it */
         gboolean no_iommu = j->attach && j->rt->cfg.hv != QUBES_HV_XEN &&
                             !qubes_host_has_iommu();
-        if (err->code == QUBES_ERROR_VM_NOT_STARTED &&
-            !qubes_domain_is_halted(dom))
-            err->code = QUBES_ERROR_EXCEPTION; /* libvirt's "operation
-                                                  invalid": the device */
         g_prefix_error(&err, "Failed to %s PCI device dom0:%s %s '%s': ",
                        j->attach ? "attach" : "detach", j->a->port_id,
                        j->attach ? "to" : "from", dom->name);
