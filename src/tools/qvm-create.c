@@ -9,12 +9,13 @@
  * logs them.
  *
  * A StandaloneVM with a template is a copy of that template, as the
- * client makes it with clone_vm: qvm-clone (beside this program) does
- * it.
+ * client makes it with clone_vm (clone.h), its private volume left
+ * empty.
  *
  * Deliberately different: where the client ends in an uncaught Python
  * exception we print its last line and exit 1. */
 #include "argparse.h"
+#include "clone.h"
 #include "qubes-app.h"
 #include "qubes-args.h"
 #include "qubesadmin.h"
@@ -26,7 +27,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static ArgsNamespace *g_ns;
@@ -200,25 +200,34 @@ static int uncaught_or_logged(const GError *err, const char *what)
     return 1;
 }
 
-/* A StandaloneVM from a template: clone_vm() of the template, by our
- * qvm-clone (beside this program). */
-static int clone_standalone(const char *tpl, const char *name, const char *pool)
+/* A StandaloneVM from a template: clone_vm() of the template, its
+ * private volume left empty, as the client makes it. @pools: VOLUME,
+ * POOL pairs. */
+static int clone_standalone(const char *tpl, const char *name, const char *pool,
+                            GPtrArray *pools)
 {
-    g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
-    g_autofree char *dir = self ? g_path_get_dirname(self) : g_strdup(".");
-    g_autofree char *clone = g_build_filename(dir, "qvm-clone", NULL);
-    const char *argv_p[] = {clone, "--class", "StandaloneVM", "-P",
-                            pool,  tpl,       name,           NULL};
-    const char *argv_n[] = {clone, "--class", "StandaloneVM", tpl, name, NULL};
     g_autoptr(GError) err = NULL;
-    int status = 0;
-    if (!g_spawn_sync(NULL, (char **)(pool && *pool ? argv_p : argv_n), NULL,
-                      G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL, NULL,
-                      &status, &err)) {
-        log_error("Error creating VM: %s", err->message);
+    g_autoptr(QaApp) app = qa_app_new(&err);
+    if (!app)
+        return uncaught_or_logged(err, "Error creating VM");
+    QaVm *src = qa_app_domain(app, tpl);
+    if (!src) {
+        /* the client's uncaught KeyError */
+        g_autofree char *r = args_py_repr(tpl);
+        fprintf(stderr, "KeyError: %s\n", r);
         return 1;
     }
-    return g_spawn_check_wait_status(status, NULL) ? 0 : 1;
+    g_autoptr(GHashTable) by_vol = g_hash_table_new(g_str_hash, g_str_equal);
+    for (guint k = 0; k + 1 < pools->len; k += 2)
+        g_hash_table_replace(by_vol, pools->pdata[k], pools->pdata[k + 1]);
+    static const char *const private_only[] = {"private", NULL};
+    QaCloneOptions o = {.cls = "StandaloneVM",
+                        .pool = pool,
+                        .pools = by_vol,
+                        .ignore_volumes = private_only};
+    if (!qa_clone_vm(g_ns, src, name, &o, &err))
+        return uncaught_or_logged(err, "Error creating VM");
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -309,7 +318,7 @@ int main(int argc, char **argv)
                             "used\n");
             return 1;
         }
-        if (clone_standalone(tpl, name, one_pool) != 0)
+        if (clone_standalone(tpl, name, one_pool, pools) != 0)
             return 1;
     } else {
         if (strchr(name, ' ')) {

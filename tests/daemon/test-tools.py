@@ -439,5 +439,45 @@ def test_clone_and_remove():
         d.ok('admin.vm.feature.Remove', 'fedora', f)
 
 
+def test_standalone_from_a_template():
+    """qvm-create --standalone -t TPL is the client's clone_vm of the
+    template with its private volume left out: the root is the
+    template's, the private volume a new, empty one; --ignore-errors and
+    -p VOLUME=POOL on qvm-clone."""
+    base = state['base']
+    tpl_root = os.path.join(base, 'vm-templates', 'fedora', 'root.img')
+    tpl_priv = os.path.join(base, 'vm-templates', 'fedora', 'private.img')
+    with open(tpl_priv, 'r+b') as f:
+        f.write(b'template private data')
+    with open(tpl_root, 'r+b') as f:
+        f.write(b'template root data')
+    err = subprocess.run(
+        [os.path.join(TOOLS, 'qvm-create'), '--standalone', '-t', 'fedora',
+         '-l', 'red', 'alone'], capture_output=True, text=True,
+        env=dict(os.environ, QUBESD_SOCKET=state['d'].sock)).stderr
+    assert err == 'alone: Cloning root volume\n', err
+    root = os.path.join(base, 'appvms', 'alone', 'root.img')
+    priv = os.path.join(base, 'appvms', 'alone', 'private.img')
+    assert sha(root, 18) == sha(tpl_root, 18)
+    assert not os.path.exists(priv) or \
+        open(priv, 'rb').read(21) != b'template private data'
+    assert run('qvm-prefs', 'alone', 'klass') == 'StandaloneVM\n'
+    # qvm-clone with a pool per volume, and two refusals that leave
+    # nothing behind
+    run('qvm-clone', '--ignore-errors', '-p', 'private=varlibqubes',
+        'alone', 'alone2')
+    assert sha(os.path.join(base, 'appvms', 'alone2', 'root.img'), 18) == \
+        sha(tpl_root, 18)
+    rc, out, err = run('qvm-clone', '-p', 'private=nosuch', 'alone',
+                       'alone3', ok=False)
+    assert rc == 1 and err == \
+        'qvm-clone: error: Unknown storage pool nosuch\n', err
+    rc, out, err = run('qvm-clone', '-C', 'TemplateVM', '-P', 'varlibqubes',
+                       '-p', 'root=x', 'alone', 'alone3', ok=False)
+    assert rc == 2 and 'not allowed with argument -P' in err, err
+    assert 'alone3' not in run('qvm-ls', '--raw-list')
+    run('qvm-remove', '-f', 'alone', 'alone2')
+
+
 if __name__ == '__main__':
     sys.exit(run_file(globals(), setup, state))
