@@ -1603,8 +1603,7 @@ static int match_argument(Parse *ps, const ArgsAction *a, const char *pattern)
     return g_array_index(lens, int, 0);
 }
 
-/* Python's int() of a string. */
-static gboolean py_int(const char *s, gint64 *out)
+gboolean args_py_int(const char *s, gint64 *out)
 {
     g_autofree char *t = g_strstrip(g_strdup(s));
     const char *p = t;
@@ -1623,6 +1622,8 @@ static gboolean py_int(const char *s, gint64 *out)
         if (!g_ascii_isdigit(*p))
             return FALSE;
         under = FALSE;
+        if (v > (G_MAXINT64 - 9) / 10)
+            return FALSE; /* past what we hold (Python's has no end) */
         v = v * 10 + (*p - '0');
     }
     *out = neg ? -v : v;
@@ -1636,7 +1637,7 @@ static ArgValue *convert(Parse *ps, const ArgsAction *a, const char *s,
     ArgValue *v;
     if (a->is_int) {
         gint64 i;
-        if (!py_int(s, &i)) {
+        if (!args_py_int(s, &i)) {
             g_autofree char *r = args_py_repr(s);
             argument_error(ps, a, "invalid int value: %s", r);
         }

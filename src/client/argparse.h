@@ -190,6 +190,10 @@ GPtrArray *args_dests(ArgsNamespace *ns);
 /* Python's repr() of a str (new): the quotes it picks, its escapes. */
 char *args_py_repr(const char *s);
 
+/* Python's int() of a string (spaces around, a sign, digits with single
+ * underscores between); FALSE where it raises ValueError, or past 63
+ * bits. */
+gboolean args_py_int(const char *s, gint64 *out);
 /* Python's textwrap.wrap() and fill() (drop_whitespace, long words
  * broken; on hyphens when @hyphens). */
 GPtrArray *args_textwrap(const char *text, glong width, const char *initial,

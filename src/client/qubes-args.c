@@ -61,6 +61,28 @@ static const char *vmname_help(int nargs)
     }
 }
 
+void qubes_args_add_vmname_group(ArgsParser *p, gboolean required,
+                                 const char *all_help)
+{
+    int g = args_add_mutex(p, 0, required);
+    args_add_in(p, 0, g,
+                &(ArgsSpec){.names = "--all",
+                            .action = ARGS_STORE_TRUE,
+                            .dest = "all_domains",
+                            .help = all_help ? all_help
+                                             : "perform the action on all "
+                                               "qubes"});
+    args_add(p, &(ArgsSpec){.names = "--exclude",
+                            .action = ARGS_APPEND,
+                            .deflt_type = ARGV_LIST,
+                            .help = "exclude the qube from --all"});
+    args_add_in(p, 0, g,
+                &(ArgsSpec){.names = "VMNAME",
+                            .nargs = ARGS_ZERO_OR_MORE,
+                            .deflt_type = ARGV_LIST,
+                            .help = vmname_help(ARGS_ZERO_OR_MORE)});
+}
+
 ArgsParser *qubes_args_new(const char *prog, int vmname_nargs,
                            const char *description, const char *epilog,
                            ArgsFormatterKind formatter)
@@ -68,22 +90,7 @@ ArgsParser *qubes_args_new(const char *prog, int vmname_nargs,
     ArgsParser *p = args_parser_new(prog, NULL, description, epilog, formatter);
     qubes_args_add_common(p);
     if (vmname_nargs == ARGS_ZERO_OR_MORE || vmname_nargs == ARGS_ONE_OR_MORE) {
-        /* VmNameGroup: --all or the names; --exclude beside */
-        int g = args_add_mutex(p, 0, vmname_nargs == ARGS_ONE_OR_MORE);
-        args_add_in(p, 0, g,
-                    &(ArgsSpec){.names = "--all",
-                                .action = ARGS_STORE_TRUE,
-                                .dest = "all_domains",
-                                .help = "perform the action on all qubes"});
-        args_add(p, &(ArgsSpec){.names = "--exclude",
-                                .action = ARGS_APPEND,
-                                .deflt_type = ARGV_LIST,
-                                .help = "exclude the qube from --all"});
-        args_add_in(p, 0, g,
-                    &(ArgsSpec){.names = "VMNAME",
-                                .nargs = ARGS_ZERO_OR_MORE,
-                                .deflt_type = ARGV_LIST,
-                                .help = vmname_help(ARGS_ZERO_OR_MORE)});
+        qubes_args_add_vmname_group(p, vmname_nargs == ARGS_ONE_OR_MORE, NULL);
     } else if (vmname_nargs) {
         g_autofree char *help =
             vmname_help(vmname_nargs)

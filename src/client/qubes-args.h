@@ -21,6 +21,11 @@ ArgsParser *qubes_args_new(const char *prog, int vmname_nargs,
                            ArgsFormatterKind formatter);
 /* The same options on a subcommand's parser. */
 void qubes_args_add_common(ArgsParser *p);
+/* VmNameGroup on @p (a subcommand's parser): --all (its help
+ * @all_help, NULL: the usual) or VMNAME..., required or not, and
+ * --exclude beside. */
+void qubes_args_add_vmname_group(ArgsParser *p, gboolean required,
+                                 const char *all_help);
 /* The qubes the command line names (QaVm*, borrowed from @app), as
  * VmNameAction.parse_qubes_app gives them; refusals exit as
  * parser.error() does. */
