@@ -568,7 +568,9 @@ ArgsAction *args_add_in(ArgsParser *p, int section, int mutex,
     ArgsAction *a = g_new0(ArgsAction, 1);
     a->option_strings = g_ptr_array_new_with_free_func(g_free);
     g_auto(GStrv) names = g_strsplit(spec->names ? spec->names : "", " ", -1);
-    gboolean positional = names[0] && names[0][0] != '-';
+    /* a subcommand's action has no name and is a positional */
+    gboolean positional =
+        (names[0] && names[0][0] != '-') || spec->nargs == ARGS_PARSER;
     if (!positional)
         for (char **n = names; *n; n++)
             if (**n)

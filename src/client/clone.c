@@ -189,19 +189,17 @@ static char *menu_user(void)
     return g && g->gr_mem && g->gr_mem[0] ? g_strdup(g->gr_mem[0]) : NULL;
 }
 
-/* The desktop menus, copied by qvm-appmenus when it is installed. */
-static gboolean copy_menus(Clone *c, GError **error)
+/* qvm-appmenus --init --update --source SRC DST (as the desktop's user
+ * when we are root); FALSE when it fails, logged as the client logs it. */
+static gboolean run_appmenus(Clone *c)
 {
-    g_autofree char *prog = g_find_program_in_path("qvm-appmenus");
-    if (!prog)
-        return TRUE; /* no desktop here: nothing to copy */
     g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
     if (getuid() == 0) {
         char *user = menu_user();
         if (!user) {
             qubes_args_log(c->ns, "app", TRUE, "Failed to clone appmenus: %s",
                            "Failed to find local user account");
-            goto failed;
+            return FALSE;
         }
         g_ptr_array_add(argv, g_strdup("runuser"));
         g_ptr_array_add(argv, g_strdup("-u"));
@@ -215,23 +213,27 @@ static gboolean copy_menus(Clone *c, GError **error)
     g_ptr_array_add(argv, NULL);
     g_autofree char *out = NULL;
     int status = 0;
-    g_autoptr(GError) err = NULL;
     if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL,
                       G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL,
-                      NULL, &out, NULL, &status, &err)) {
+                      NULL, &out, NULL, &status, NULL)) {
         qubes_args_log(c->ns, "app", TRUE,
                        "Failed to clone appmenus, qvm-appmenus missing");
-        goto failed;
+        return FALSE;
     }
     if (!g_spawn_check_wait_status(status, NULL)) {
         qubes_args_log(c->ns, "app", TRUE, "Failed to clone appmenus: %s",
                        out ? out : "");
-        goto failed;
+        return FALSE;
     }
     return TRUE;
-failed:
-    if (c->ignore_errors)
-        return TRUE;
+}
+
+/* The desktop menus, copied by qvm-appmenus when it is installed. */
+static gboolean copy_menus(Clone *c, GError **error)
+{
+    g_autofree char *prog = g_find_program_in_path("qvm-appmenus");
+    if (!prog || run_appmenus(c) || c->ignore_errors)
+        return TRUE; /* none here (no desktop), copied, or ignored */
     g_set_error(error, QA_ERROR, QA_ERROR_PROTOCOL, "Failed to clone appmenus");
     return FALSE;
 }

@@ -1,371 +1,392 @@
-/* qvm-firewall: show or change a qube's firewall rules
- * (admin.vm.firewall.*), with the reference client's syntax:
+/* qvm-firewall: a qube's firewall rules, as the Qubes client's
+ * qvm-firewall (qubesadmin/tools/qvm_firewall.py):
  *
  *   qvm-firewall [--raw] [--reload] VMNAME [list]
  *   qvm-firewall VMNAME add [--before N] RULE...
  *   qvm-firewall VMNAME del [--rule-no N | RULE...]
+ *   qvm-firewall VMNAME reset
  *
- * A RULE is given as words, positional or KEY=VALUE, mixed:
- *   <action> [<dsthost> [<proto> [<dstports>|<icmptype>]]]
- *   action=accept|drop [dsthost=H] [dst4=A] [dst6=A] [proto=tcp|udp|icmp]
- *   [dstports=N[-M]] [icmptype=N] [specialtarget=dns]
- *   [expire=EPOCH|+SECONDS] [comment=TEXT]
- * Every rule is checked here as qubesd checks it (firewall.h), so a bad
- * one is refused before anything is sent; add and del send the whole
- * list back with admin.vm.firewall.Set.
- */
-#include "firewall.h"
+ * A RULE is words, positional or KEY=VALUE, mixed (the client's
+ * RuleAction): <action> [<dsthost> [<proto> [<dstports>|<icmptype>]]]
+ * or action=, dsthost=/dst4=/dst6=, proto=, dstports=, icmptype=,
+ * specialtarget=dns, expire=EPOCH|+SECONDS, comment=. The rule is
+ * checked on the command line as the client checks it (fw-rule.h);
+ * add, del and reset send the whole list back (admin.vm.firewall.Set),
+ * where qubesd checks it again. The list is the client's table or, with
+ * --raw, the API lines.
+ *
+ * Deliberately different: where the client ends in an uncaught Python
+ * exception (a rule element its checks refuse, a rule number past the
+ * list, a rule to delete that is not there) we print its last line and
+ * exit 1. */
+#include "argparse.h"
+#include "fw-rule.h"
+#include "qubes-app.h"
+#include "qubes-args.h"
+#include "qubesadmin.h"
 #include "tool.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-static const char prog[] = "qvm-firewall";
+static const char epilog[] =
+    "\n"
+    "Rules can be given as positional arguments:\n"
+    "    <action> [<dsthost> [<proto> [<dstports>|<icmptype>]]]\n"
+    "\n"
+    "And as keyword arguments:\n"
+    "    action=<action> [specialtarget=dns] [dsthost=<dsthost>]\n"
+    "    [proto=<proto>] [dstports=<dstports>] [icmptype=<icmptype>]\n"
+    "    [expire=<expire>]\n"
+    "\n"
+    "Both formats, positional and keyword arguments, can be used\n"
+    "interchangeably.\n"
+    "\n"
+    "Available matches:\n"
+    "    action:        accept or drop\n"
+    "    dst4           synonym for dsthost\n"
+    "    dst6           synonym for dsthost\n"
+    "    dsthost        IP, network or hostname\n"
+    "                     (e.g. 10.5.3.2, 192.168.0.0/16,\n"
+    "                     www.example.com, fd00::/8)\n"
+    "    dstports       port or port range\n"
+    "                     (e.g. 443 or 1200-1400)\n"
+    "    icmptype       icmp type number (e.g. 8 for echo requests)\n"
+    "    proto          icmp, tcp or udp\n"
+    "    specialtarget  only the value dns is currently supported,\n"
+    "                     it matches the configured dns servers of\n"
+    "                     a VM\n"
+    "    expire         the rule is automatically removed at the time given "
+    "as\n"
+    "                     seconds since 1/1/1970, or +seconds (e.g. +300 for "
+    "a rule\n"
+    "                     to expire in 5 minutes)\n"
+    "\n"
+    "Comments:\n"
+    "    Rules can be annotated with free form text on creation using "
+    "[comment=<text>]\n"
+    "\n";
 
-/* The words of a rule (the client's RuleAction) as one API line, checked
- * by the reference's rules; NULL with the reason. */
-static QubesFwRule *rule_of_words(char **words, int n, GError **error)
+/* An uncaught Python exception: its last line, exit 1. */
+G_GNUC_NORETURN static void uncaught(const char *last_line)
 {
-    const char *order[] = {"action", "dsthost", "proto", "dstports",
-                           "icmptype"};
-    gboolean used[G_N_ELEMENTS(order)] = {FALSE};
-    const char *keys[16] = {NULL};
-    g_autoptr(GPtrArray) values = g_ptr_array_new_with_free_func(g_free);
-    int nkeys = 0;
-    for (int i = 0; i < n; i++) {
-        g_auto(GStrv) kv = g_strsplit(words[i], "=", -1);
-        guint parts = g_strv_length(kv);
-        const char *key = NULL;
-        const char *value = NULL;
-        if (parts == 2) {
-            key = kv[0];
-            value = kv[1];
-        } else if (parts == 1) {
-            for (guint o = 0; o < G_N_ELEMENTS(order) && !key; o++)
-                if (!used[o])
-                    key = order[o];
-            value = kv[0];
-        }
-        if (!key) {
-            g_set_error(error, QA_ERROR, QA_ERROR_PROTOCOL,
-                        "invalid rule description: %s", words[i]);
-            return NULL;
+    fflush(stdout);
+    fprintf(stderr, "%s\n", last_line);
+    exit(1);
+}
+
+static void list_remove(GPtrArray *order, const char *key)
+{
+    if (!g_ptr_array_remove(order, (gpointer)g_intern_string(key)))
+        uncaught("ValueError: list.remove(x): x not in list");
+}
+
+/* RuleAction: the words of a rule as the client's Rule, kept in the
+ * namespace as its API line (None for no words). */
+static void rule_action(ArgsParser *parser, ArgsNamespace *ns,
+                        const ArgsAction *action, GPtrArray *values,
+                        const char *option_string, gpointer data)
+{
+    (void)option_string;
+    (void)data;
+    const char *dest = args_action_dest(action);
+    if (!values->len) {
+        args_set(ns, dest, args_value_new(ARGV_NONE));
+        return;
+    }
+    static const char *const allowed[] = {
+        "action",        "dsthost", "proto",  "dstports", "icmptype",
+        "specialtarget", "comment", "expire", NULL};
+    /* interned: the assumed order removes by identity */
+    g_autoptr(GPtrArray) order = g_ptr_array_new();
+    for (guint i = 0; i < 5; i++)
+        g_ptr_array_add(order, (gpointer)g_intern_string(allowed[i]));
+    g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) vals = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < values->len; i++) {
+        const char *opt = values->pdata[i];
+        if (!*opt)
+            uncaught("IndexError: string index out of range");
+        if (opt[strlen(opt) - 1] == '=')
+            args_error(parser, "invalid rule description: %s", opt);
+        g_auto(GStrv) parts = g_strsplit(opt, "=", -1);
+        const char *key, *value;
+        if (g_strv_length(parts) == 2) {
+            key = parts[0];
+            value = parts[1];
+        } else if (g_strv_length(parts) == 1) {
+            if (!order->len)
+                uncaught("IndexError: list index out of range");
+            key = order->pdata[0];
+            value = opt;
+        } else {
+            args_error(parser, "invalid rule description: %s", opt);
         }
         if (strcmp(key, "dst4") == 0 || strcmp(key, "dst6") == 0)
             key = "dsthost";
-        key = g_intern_string(key); /* kv goes with this word */
-        static const char *const allowed[] = {
-            "action",        "dsthost", "proto",  "dstports", "icmptype",
-            "specialtarget", "comment", "expire", NULL};
-        if (!g_strv_contains(allowed, key)) {
-            g_set_error(error, QA_ERROR, QA_ERROR_PROTOCOL,
-                        "Invalid rule element: %s", words[i]);
-            return NULL;
-        }
+        if (!g_strv_contains(allowed, key))
+            args_error(parser, "Invalid rule element: %s", opt);
         g_autofree char *v = g_strdup(value);
         if (strcmp(key, "expire") == 0 && value[0] == '+') {
-            char *end = NULL;
-            gint64 secs = g_ascii_strtoll(value + 1, &end, 10);
-            if (!*(value + 1) || *end || secs < 0) {
-                g_set_error(error, QA_ERROR, QA_ERROR_PROTOCOL,
-                            "invalid expire: %s", value);
-                return NULL;
+            gint64 secs;
+            if (!args_py_int(value + 1, &secs)) {
+                g_autofree char *m = qa_py_int_error(value + 1);
+                g_autofree char *line = g_strdup_printf("ValueError: %s", m);
+                uncaught(line);
             }
             g_free(v);
             v = g_strdup_printf("%" G_GINT64_FORMAT,
                                 g_get_real_time() / G_USEC_PER_SEC + secs);
         }
-        /* a later word of the same key wins, as in the client's dict */
-        int at = -1;
-        for (int k = 0; k < nkeys; k++)
-            if (strcmp(keys[k], key) == 0)
-                at = k;
-        if (at < 0) {
-            if (nkeys == G_N_ELEMENTS(keys))
-                break;
-            keys[nkeys++] = key;
-            g_ptr_array_add(values, g_steal_pointer(&v));
-        } else {
-            g_free(values->pdata[at]);
-            values->pdata[at] = g_steal_pointer(&v);
-        }
-        for (guint o = 0; o < G_N_ELEMENTS(order); o++)
-            if (strcmp(order[o], key) == 0)
-                used[o] = TRUE;
+        g_ptr_array_add(keys, g_strdup(key));
+        g_ptr_array_add(vals, g_steal_pointer(&v));
+        g_ptr_array_remove(order, (gpointer)g_intern_string(key));
         if (strcmp(key, "proto") == 0 &&
             (strcmp(value, "tcp") == 0 || strcmp(value, "udp") == 0))
-            used[4] = TRUE; /* icmptype */
+            list_remove(order, "icmptype");
         else if (strcmp(key, "proto") == 0 && strcmp(value, "icmp") == 0)
-            used[3] = TRUE; /* dstports */
+            list_remove(order, "dstports");
     }
-    /* one API line, the comment last (it may hold spaces) */
-    GString *line = g_string_new(NULL);
-    const char *comment = NULL;
-    for (int k = 0; k < nkeys; k++) {
-        if (strcmp(keys[k], "comment") == 0) {
-            comment = values->pdata[k];
-            continue;
-        }
-        g_string_append_printf(line, "%s%s=%s", line->len ? " " : "", keys[k],
-                               (char *)values->pdata[k]);
-    }
-    if (comment)
-        g_string_append_printf(line, "%scomment=%s", line->len ? " " : "",
-                               comment);
-    g_autofree char *text = g_string_free(line, FALSE);
-    return qubes_fw_rule_parse(text, error);
+    g_autofree char *pyerr = NULL;
+    g_autoptr(QaFwRule) rule = qa_fw_rule_from_elements(keys, vals, &pyerr);
+    if (!rule)
+        uncaught(pyerr);
+    ArgValue *line = args_value_new(ARGV_STR);
+    line->s = qa_fw_rule_api(rule);
+    args_set(ns, dest, line);
 }
 
-static GPtrArray *get_rules(const char *vm, GError **error)
+/* main()'s except QubesException: "Error: MESSAGE", exit 1. */
+G_GNUC_NORETURN static void fail(const GError *err)
 {
-    g_autofree char *text =
-        qa_call("admin.vm.firewall.Get", vm, NULL, NULL, error);
-    if (!text)
-        return NULL;
+    static const char *const types[] = {"ProtocolError", "PermissionDenied",
+                                        NULL};
+    qubes_args_uncaught(err, types);
+    fprintf(stderr, "Error: %s\n", tool_error_message(err));
+    exit(1);
+}
+
+/* vm.firewall.rules: the rules qubesd holds, as the client reads them
+ * (QaFwRule*). */
+static GPtrArray *load_rules(const char *vm)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GPtrArray) lines =
+        qa_call_lines("admin.vm.firewall.Get", vm, NULL, &err);
+    if (!lines)
+        fail(err);
     GPtrArray *rules =
-        g_ptr_array_new_with_free_func((GDestroyNotify)qubes_fw_rule_free);
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-    for (guint i = 0; lines[i]; i++) {
-        if (!*lines[i])
-            continue;
-        QubesFwRule *r = qubes_fw_rule_parse(lines[i], error);
-        if (!r) {
-            g_prefix_error(error, "qubesd's rule '%s': ", lines[i]);
-            g_ptr_array_unref(rules);
-            return NULL;
-        }
+        g_ptr_array_new_with_free_func((GDestroyNotify)qa_fw_rule_free);
+    for (guint i = 0; i < lines->len; i++) {
+        g_autofree char *pyerr = NULL;
+        QaFwRule *r = qa_fw_rule_parse(lines->pdata[i], &pyerr);
+        if (!r)
+            uncaught(pyerr);
         g_ptr_array_add(rules, r);
     }
     return rules;
 }
 
-static int set_rules(const char *vm, GPtrArray *rules)
+/* str.encode('ascii') of @text: the client's UnicodeEncodeError at its
+ * first character past ASCII (a byte that is not UTF-8 as Python's
+ * surrogate escape holds it). */
+static void ascii_or_uncaught(const char *text)
 {
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-    GString *payload = g_string_new(NULL);
-    for (guint i = 0; i < rules->len; i++) {
-        g_autofree char *line = qubes_fw_rule_api(rules->pdata[i], now);
-        if (line)
-            g_string_append_printf(payload, "%s\n", line);
+    glong pos = 0;
+    for (const char *p = text; *p; pos++) {
+        if ((unsigned char)*p < 0x80) {
+            p++;
+            continue;
+        }
+        gunichar c = g_utf8_get_char_validated(p, -1);
+        g_autofree char *ch = NULL;
+        if (c == (gunichar)-1 || c == (gunichar)-2)
+            ch = g_strdup_printf("\\udc%02x", (unsigned char)*p);
+        else if (c < 0x100)
+            ch = g_strdup_printf("\\x%02x", c);
+        else if (c < 0x10000)
+            ch = g_strdup_printf("\\u%04x", c);
+        else
+            ch = g_strdup_printf("\\U%08x", c);
+        g_autofree char *line = g_strdup_printf(
+            "UnicodeEncodeError: 'ascii' codec can't encode character '%s' "
+            "in position %ld: ordinal not in range(128)",
+            ch, pos);
+        uncaught(line);
     }
-    g_autofree char *text = g_string_free(payload, FALSE);
+}
+
+/* save_rules(): every rule's API line (char*). */
+static void save_rules(const char *vm, GPtrArray *lines)
+{
+    g_autoptr(GString) payload = g_string_new(NULL);
+    for (guint i = 0; i < lines->len; i++)
+        g_string_append_printf(payload, "%s\n", (char *)lines->pdata[i]);
+    ascii_or_uncaught(payload->str);
     g_autoptr(GError) err = NULL;
-    g_autofree char *r = qa_call("admin.vm.firewall.Set", vm, NULL, text, &err);
-    return r ? 0 : qa_fail(prog, err);
+    g_autofree char *r =
+        qa_call("admin.vm.firewall.Set", vm, NULL, payload->str, &err);
+    if (!r)
+        fail(err);
 }
 
-/* The client's Rule.rule: its own order, the ports always a range. */
-static char *raw_line(const QubesFwRule *r)
+static GPtrArray *api_lines(GPtrArray *rules)
 {
-    GString *s = g_string_new("action=");
-    g_string_append(s, r->action);
-    if (r->proto)
-        g_string_append_printf(s, " proto=%s", r->proto);
-    if (r->dsthost) {
-        const char *k = r->dsttype == QUBES_FW_DST4   ? "dst4"
-                        : r->dsttype == QUBES_FW_DST6 ? "dst6"
-                                                      : "dsthost";
-        /* 0.0.0.0/0 and ::/0 limit nothing: the client leaves them out */
-        if (r->dsttype == QUBES_FW_DSTHOST ||
-            !g_str_has_suffix(r->dsthost, "/0"))
-            g_string_append_printf(s, " %s=%s", k, r->dsthost);
-    }
-    if (r->dstports)
-        g_string_append_printf(s, " dstports=%u-%u", r->port_lo, r->port_hi);
-    if (r->icmptype)
-        g_string_append_printf(s, " icmptype=%s", r->icmptype);
-    if (r->specialtarget)
-        g_string_append_printf(s, " specialtarget=%s", r->specialtarget);
-    if (r->expire)
-        g_string_append_printf(s, " expire=%s", r->expire);
-    if (r->comment)
-        g_string_append_printf(s, " comment=%s", r->comment);
-    return g_string_free(s, FALSE);
+    GPtrArray *lines = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < rules->len; i++)
+        g_ptr_array_add(lines, qa_fw_rule_api(rules->pdata[i]));
+    return lines;
 }
 
-static const char *or_dash(const char *v)
+/* Python's list index @i (negative from the end) of a list of @len;
+ * -1 when out of range. */
+static gint64 py_index(gint64 i, guint len)
 {
-    return v ? v : "-";
+    if (i < 0)
+        i += len;
+    return i < 0 || i >= (gint64)len ? -1 : i;
 }
 
 static void list_table(GPtrArray *rules)
 {
+    static const char *const cols[] = {"action",   "dsthost",       "proto",
+                                       "dstports", "specialtarget", "icmptype",
+                                       "expire",   "comment",       NULL};
     g_autoptr(Table) t =
         table_new(9, "NO", "ACTION", "HOST", "PROTOCOL", "PORT(S)",
                   "SPECIAL TARGET", "ICMP TYPE", "EXPIRE", "COMMENT", NULL);
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
     for (guint i = 0; i < rules->len; i++) {
-        const QubesFwRule *r = rules->pdata[i];
         g_autofree char *no = g_strdup_printf("%u", i);
-        /* the client's pretty values: a single port as itself, the time
-         * left before the rule expires as +Ns */
-        g_autofree char *ports =
-            !r->dstports ? NULL
-            : r->port_lo == r->port_hi
-                ? g_strdup_printf("%u", r->port_lo)
-                : g_strdup_printf("%u-%u", r->port_lo, r->port_hi);
-        g_autofree char *expire =
-            r->expire
-                ? g_strdup_printf("%+" G_GINT64_FORMAT "s", r->expire_at - now)
-                : NULL;
-        table_add(t, no, r->action, or_dash(r->dsthost), or_dash(r->proto),
-                  or_dash(ports), or_dash(r->specialtarget),
-                  or_dash(r->icmptype), or_dash(expire), or_dash(r->comment),
-                  NULL);
+        char *cell[8];
+        for (guint c = 0; c < 8; c++)
+            cell[c] = qa_fw_rule_pretty(rules->pdata[i], cols[c]);
+        table_add(t, no, cell[0], cell[1], cell[2], cell[3], cell[4], cell[5],
+                  cell[6], cell[7], NULL);
+        for (guint c = 0; c < 8; c++)
+            g_free(cell[c]);
     }
     table_print(t);
 }
 
+static ArgsParser *make_parser(void)
+{
+    ArgsParser *p =
+        qubes_args_new("qvm-firewall", 1, NULL, epilog, ARGS_FORMAT_RAW_TEXT);
+    ArgsAction *sub = args_add_subparsers(p, "command", NULL, NULL, NULL,
+                                          "action to perform", FALSE);
+    ArgsParser *add = args_add_parser(sub, "add", NULL, "add rule", NULL, NULL,
+                                      ARGS_FORMAT_DEFAULT);
+    qubes_args_add_common(add);
+    args_add(add, &(ArgsSpec){.names = "--before",
+                              .is_int = TRUE,
+                              .help = "Add rule before rule with given number "
+                                      "instead at the end"});
+    args_add(add, &(ArgsSpec){.names = "rule",
+                              .metavar = "match",
+                              .nargs = ARGS_ONE_OR_MORE,
+                              .action = ARGS_CALLBACK,
+                              .callback = rule_action,
+                              .help = "rule description"});
+    ArgsParser *del = args_add_parser(sub, "del", NULL, "remove rule", NULL,
+                                      NULL, ARGS_FORMAT_DEFAULT);
+    qubes_args_add_common(del);
+    args_add(del, &(ArgsSpec){.names = "--rule-no",
+                              .dest = "rule_no",
+                              .is_int = TRUE,
+                              .help = "rule number"});
+    args_add(del, &(ArgsSpec){.names = "rule",
+                              .metavar = "match",
+                              .nargs = ARGS_ZERO_OR_MORE,
+                              .action = ARGS_CALLBACK,
+                              .callback = rule_action,
+                              .help = "rule to be removed"});
+    ArgsParser *list = args_add_parser(sub, "list", NULL, "list rules", NULL,
+                                       NULL, ARGS_FORMAT_DEFAULT);
+    qubes_args_add_common(list);
+    ArgsParser *reset = args_add_parser(
+        sub, "reset", NULL,
+        "remove all firewall rules and reset to default (accept all "
+        "connections)",
+        NULL, NULL, ARGS_FORMAT_DEFAULT);
+    qubes_args_add_common(reset);
+    args_add(p, &(ArgsSpec){.names = "--reload -r",
+                            .action = ARGS_STORE_TRUE,
+                            .deflt = "False",
+                            .deflt_type = ARGV_BOOL,
+                            .help = "force reload of rules even when "
+                                    "unchanged"});
+    args_add(p, &(ArgsSpec){.names = "--raw",
+                            .action = ARGS_STORE_TRUE,
+                            .deflt = "False",
+                            .deflt_type = ARGV_BOOL,
+                            .help = "output rules as raw strings, instead of "
+                                    "nice table"});
+    return p;
+}
+
 int main(int argc, char **argv)
 {
-    gboolean raw = FALSE, reload = FALSE;
-    int before = -1, rule_no = -1;
-    gboolean before_set = FALSE, rule_no_set = FALSE;
-    g_autofree char *before_s = NULL, *rule_no_s = NULL;
-    GOptionEntry entries[] = {
-        {"raw", 0, 0, G_OPTION_ARG_NONE, &raw,
-         "Output rules as raw strings, instead of nice table", NULL},
-        {"reload", 'r', 0, G_OPTION_ARG_NONE, &reload,
-         "Force reloading rules even when unchanged", NULL},
-        {"before", 0, 0, G_OPTION_ARG_STRING, &before_s,
-         "add: insert before the rule with this number, instead of at the end",
-         "N"},
-        {"rule-no", 0, 0, G_OPTION_ARG_STRING, &rule_no_s,
-         "del: remove the rule with this number", "N"},
-        {NULL},
-    };
-    tool_parse(&argc, &argv, entries, "VMNAME [list|add RULE...|del RULE...]",
-               "Show or change the firewall rules of a qube.",
-               "Rules can be given as positional arguments:\n"
-               "    <action> [<dsthost> [<proto> [<dstports>|<icmptype>]]]\n"
-               "\n"
-               "And as keyword arguments:\n"
-               "    action=<action> [specialtarget=dns] [dsthost=<dsthost>]\n"
-               "    [proto=<proto>] [dstports=<dstports>] "
-               "[icmptype=<icmptype>]\n"
-               "    [expire=<expire>] [comment=<comment>]\n"
-               "\n"
-               "    action         accept or drop\n"
-               "    dst4, dst6     synonyms for dsthost\n"
-               "    dsthost        IP, network or hostname (10.5.3.2, "
-               "192.168.0.0/16,\n"
-               "                   www.example.com, fd00::/8)\n"
-               "    dstports       port or port range (443 or 1200-1400)\n"
-               "    icmptype       icmp type number (8 for echo requests)\n"
-               "    proto          icmp, tcp or udp\n"
-               "    specialtarget  dns: the qube's DNS servers\n"
-               "    expire         when the rule goes, in seconds since "
-               "1970, or +seconds\n"
-               "                   (+300: in 5 minutes)\n"
-               "    comment        text (one argument: quote it)\n");
-    for (int pass = 0; pass < 2; pass++) {
-        const char *s = pass ? rule_no_s : before_s;
-        if (!s)
-            continue;
-        char *end = NULL;
-        gint64 v = g_ascii_strtoll(s, &end, 10);
-        if (!*s || *end || v < G_MININT || v > G_MAXINT)
-            return tool_usage_error(prog,
-                                    "argument --%s: invalid int value: '%s'",
-                                    pass ? "rule-no" : "before", s);
-        if (pass) {
-            rule_no = (int)v;
-            rule_no_set = TRUE;
-        } else {
-            before = (int)v;
-            before_set = TRUE;
-        }
-    }
-    if (argc < 2)
-        return tool_usage_error(prog,
-                                "the following arguments are required: VMNAME");
-    const char *vm = argv[1];
-    const char *command = argc > 2 ? argv[2] : "list";
-    char **words = argv + 3;
-    int nwords = argc > 3 ? argc - 3 : 0;
-    if (strcmp(command, "list") != 0 && strcmp(command, "add") != 0 &&
-        strcmp(command, "del") != 0)
-        return tool_usage_error(
-            prog,
-            "argument command: invalid choice: '%s' (choose "
-            "from 'add', 'del', 'list')",
-            command);
-    if (strcmp(command, "list") == 0 && nwords)
-        return tool_usage_error(prog, "unrecognized arguments: %s", words[0]);
-    if (before_set && strcmp(command, "add") != 0)
-        return tool_usage_error(prog, "--before is an option of add");
-    if (rule_no_set && strcmp(command, "del") != 0)
-        return tool_usage_error(prog, "--rule-no is an option of del");
-
-    g_autoptr(GError) err = NULL;
-    g_autoptr(QubesFwRule) rule = NULL;
-    if (nwords) {
-        rule = rule_of_words(words, nwords, &err);
-        if (!rule) {
-            fprintf(stderr, "%s: error: %s\n", prog, err->message);
-            return 2;
-        }
-    } else if (strcmp(command, "add") == 0) {
-        return tool_usage_error(prog,
-                                "the following arguments are required: rule");
-    }
-    g_autoptr(GPtrArray) rules = get_rules(vm, &err);
-    if (!rules)
-        return qa_fail(prog, err);
-
+    ArgsParser *p = make_parser();
+    g_autoptr(ArgsNamespace) ns = args_parse(p, argc, argv);
+    g_autoptr(QaApp) app = qubes_args_app(p);
+    g_autoptr(GPtrArray) doms = qubes_args_domains(p, ns, app, 1);
+    const char *vm = qa_vm_name(doms->pdata[0]);
+    const char *command = args_str(ns, "command");
+    command = command ? command : "list";
+    g_autoptr(GPtrArray) rules = load_rules(vm);
+    g_autoptr(GPtrArray) lines = api_lines(rules);
     if (strcmp(command, "add") == 0) {
-        /* Python's list.insert(): clamped, negative from the end */
-        gint64 at = rules->len;
-        if (before_set) {
-            at = before < 0 ? (gint64)rules->len + before : before;
-            at = CLAMP(at, 0, (gint64)rules->len);
-        }
-        g_ptr_array_insert(rules, (gint)at, g_steal_pointer(&rule));
-        return set_rules(vm, rules);
-    }
-    if (strcmp(command, "del") == 0) {
-        gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-        if (rule_no_set) {
-            gint64 at = rule_no < 0 ? (gint64)rules->len + rule_no : rule_no;
-            if (at < 0 || at >= (gint64)rules->len) {
-                fprintf(stderr, "%s: error: no rule number %d\n", prog,
-                        rule_no);
-                return 1;
-            }
-            g_ptr_array_remove_index(rules, (guint)at);
-        } else if (rule) {
-            g_autofree char *want = qubes_fw_rule_api(rule, now);
-            guint i = 0;
-            for (; i < rules->len; i++) {
-                g_autofree char *have = qubes_fw_rule_api(rules->pdata[i], now);
-                if (have && want && strcmp(have, want) == 0)
-                    break;
-            }
-            if (i == rules->len) {
-                fprintf(stderr, "%s: error: no such rule: %s\n", prog,
-                        want ? want : "(expired)");
-                return 1;
-            }
-            g_ptr_array_remove_index(rules, i);
+        const ArgValue *before = args_get(ns, "before");
+        char *line = g_strdup(args_str(ns, "rule"));
+        if (before && before->type == ARGV_INT) {
+            /* list.insert(): an index past either end is that end */
+            gint64 at =
+                before->i < 0 ? before->i + (gint64)lines->len : before->i;
+            at = CLAMP(at, 0, (gint64)lines->len);
+            g_ptr_array_insert(lines, (gint)at, line);
         } else {
-            return tool_usage_error(prog, "del needs a rule or --rule-no");
+            g_ptr_array_add(lines, line);
         }
-        return set_rules(vm, rules);
-    }
-    if (raw) {
-        for (guint i = 0; i < rules->len; i++) {
-            g_autofree char *line = raw_line(rules->pdata[i]);
-            printf("%s\n", line);
+        save_rules(vm, lines);
+    } else if (strcmp(command, "del") == 0) {
+        const ArgValue *no = args_get(ns, "rule_no");
+        if (no && no->type == ARGV_INT) {
+            gint64 at = py_index(no->i, lines->len);
+            if (at < 0)
+                uncaught(lines->len ? "IndexError: pop index out of range"
+                                    : "IndexError: pop from empty list");
+            g_ptr_array_remove_index(lines, (guint)at);
+        } else {
+            const char *want = args_str(ns, "rule");
+            guint i = 0;
+            while (i < lines->len && g_strcmp0(lines->pdata[i], want) != 0)
+                i++;
+            if (i == lines->len)
+                uncaught("ValueError: list.remove(x): x not in list");
+            g_ptr_array_remove_index(lines, i);
         }
+        save_rules(vm, lines);
+    } else if (strcmp(command, "reset") == 0) {
+        g_autoptr(GPtrArray) accept = g_ptr_array_new();
+        g_ptr_array_add(accept, "action=accept");
+        save_rules(vm, accept);
     } else {
-        list_table(rules);
+        if (args_bool(ns, "raw")) {
+            for (guint i = 0; i < lines->len; i++)
+                printf("%s\n", (char *)lines->pdata[i]);
+        } else {
+            list_table(rules);
+        }
+        if (args_bool(ns, "reload")) {
+            g_autoptr(GError) err = NULL;
+            fflush(stdout);
+            g_autofree char *r =
+                qa_call("admin.vm.firewall.Reload", vm, NULL, NULL, &err);
+            if (!r)
+                fail(err);
+        }
     }
-    if (reload) {
-        g_autofree char *r =
-            qa_call("admin.vm.firewall.Reload", vm, NULL, NULL, &err);
-        if (!r)
-            return qa_fail(prog, err);
-    }
+    fflush(stdout);
+    args_parser_free(p);
     return 0;
 }
