@@ -590,6 +590,24 @@ char *qubes_dev_encode_id(const char *device_id)
     return g_string_free(s, FALSE);
 }
 
+char *qubes_dev_repr_for_qarg(const char *backend, const char *port_id,
+                              const char *device_id)
+{
+    g_autofree char *r =
+        g_strdup_printf("%s+%s+%s", backend, port_id, device_id);
+    GString *s = g_string_new(NULL);
+    for (const char *p = r; *p;) {
+        if (g_str_has_prefix(p, "?******")) {
+            g_string_append(s, "_______");
+            p += 7;
+            continue;
+        }
+        g_string_append_c(s, *p == ':' ? '+' : *p == '*' ? '_' : *p);
+        p++;
+    }
+    return g_string_free(s, FALSE);
+}
+
 char *qubes_dev_arg_device_id(const QubesDevArg *a)
 {
     const char *e = a->encoded_device_id;

@@ -134,6 +134,12 @@ void qubes_dev_arg_clear(QubesDevArg *a);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(QubesDevArg, qubes_dev_arg_clear)
 /* @device_id as a qrexec argument writes it. */
 char *qubes_dev_encode_id(const char *device_id);
+/* The client's repr_for_qarg: BACKEND+PORT+DEVICE_ID, a ':' as '+',
+ * the unknown interface "?******" and any "*" as '_' (new); other
+ * characters as they are, which the socket carries and qubesd matches
+ * against the payload's device_id. */
+char *qubes_dev_repr_for_qarg(const char *backend, const char *port_id,
+                              const char *device_id);
 /* The device id the argument means: "*" for none or "_", else its ':'
  * restored (an id written with other characters replaced is matched
  * against the known ones by the caller first). */

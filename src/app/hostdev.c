@@ -340,6 +340,9 @@ GPtrArray *qubes_host_pci_list(void)
         i->dev.device_id =
             g_strdup_printf("%s:%s::%s", vendor + 2, device + 2, i->interfaces);
         pci_names(vendor + 2, device + 2, &i->vendor, &i->product);
+        /* master's PCIDevice data: the device's SBDF */
+        g_ptr_array_add(i->data, g_strdup("sbdf"));
+        g_ptr_array_add(i->data, g_strdup(name));
         g_ptr_array_add(out, p);
     }
     g_ptr_array_sort(out, pci_by_port);

@@ -61,6 +61,7 @@ struct _ArgsParser {
     GPtrArray *children; /* ArgsParser*, owned (subcommands) */
     ArgsAction *subparsers;
     gboolean suppress_defaults; /* argument_default=SUPPRESS */
+    gboolean no_abbrev;         /* allow_abbrev=False */
 };
 
 typedef struct {
@@ -466,6 +467,11 @@ void args_parser_free(ArgsParser *p)
     g_hash_table_unref(p->option_map);
     g_ptr_array_unref(p->defaults);
     g_free(p);
+}
+
+void args_parser_no_abbrev(ArgsParser *p)
+{
+    p->no_abbrev = TRUE;
 }
 
 void args_parser_suppress_defaults(ArgsParser *p)
@@ -1468,7 +1474,9 @@ static gboolean parse_optional(ArgsParser *p, const char *arg,
     /* _get_option_tuples() */
     g_autoptr(GPtrArray) hits = g_ptr_array_new(); /* option strings */
     g_autoptr(GPtrArray) hit_explicit = g_ptr_array_new_with_free_func(g_free);
-    if (arg[1] == '-') {
+    if (arg[1] == '-' && p->no_abbrev) {
+        /* allow_abbrev=False: a long option only whole */
+    } else if (arg[1] == '-') {
         g_autofree char *prefix =
             eq ? g_strndup(arg, (gsize)(eq - arg)) : g_strdup(arg);
         for (guint i = 0; i < p->options->len; i++)

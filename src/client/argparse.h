@@ -130,6 +130,8 @@ int args_add_mutex(ArgsParser *p, int section, gboolean required);
 void args_set_default(ArgsParser *p, const char *dest, const char *value);
 void args_set_default_value(ArgsParser *p, const char *dest, ArgValue *value);
 
+/* allow_abbrev=False: a long option is not matched by its prefix. */
+void args_parser_no_abbrev(ArgsParser *p);
 /* argument_default=SUPPRESS: an argument added after this, without a
  * default of its own, leaves its destination unset (not None) until
  * given. */

@@ -50,9 +50,8 @@ static gboolean clone_assignment(const char *cls, const char *line,
     g_autofree char *payload = qubes_dev_assignment_serialize(a, error);
     if (!payload)
         return FALSE;
-    g_autofree char *enc = qubes_dev_encode_id(a->dev.device_id);
-    g_autofree char *arg =
-        g_strdup_printf("%s+%s+%s", a->dev.backend, a->dev.port_id, enc);
+    g_autofree char *arg = qubes_dev_repr_for_qarg(
+        a->dev.backend, a->dev.port_id, a->dev.device_id);
     g_autofree char *m = g_strdup_printf("admin.vm.device.%s.Assign", cls);
     g_autofree char *done = qa_call(m, dst, arg, payload, error);
     return done != NULL;

@@ -1,6 +1,8 @@
 /* tool.c: see tool.h. */
 #include "tool.h"
 
+#include "argparse.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -268,6 +270,20 @@ const char *tool_error_message(const GError *err)
         g_str_has_prefix(err->message + strlen(type), ": "))
         return err->message + strlen(type) + 2;
     return err->message;
+}
+
+char *tool_exception_str(const GError *err)
+{
+    /* the client's exceptions that are KeyErrors too: str() is repr() */
+    static const char *const key_errors[] = {
+        "QubesVMNotFoundError",    "QubesFeatureNotFoundError",
+        "QubesTagNotFoundError",   "QubesLabelNotFoundError",
+        "DeviceNotAssigned",       "DeviceAlreadyAttached",
+        "DeviceAlreadyAssigned",   NULL};
+    const char *type = qa_error_type(err);
+    if (type && g_strv_contains(key_errors, type))
+        return args_py_repr(tool_error_message(err));
+    return g_strdup(tool_error_message(err));
 }
 
 char *tool_getpass(const char *prompt)

@@ -63,6 +63,11 @@ GPtrArray *tool_get_all(const char *method, const char *dest, GError **error);
  * of the client's exception gives). */
 const char *tool_error_message(const GError *err);
 
+/* str() of the client's exception for @err (new): its message, or for
+ * those that are KeyErrors too (QubesVMNotFoundError, the device
+ * refusals...) Python's repr() of it, as KeyError's str() gives. */
+char *tool_exception_str(const GError *err);
+
 /* Python's getpass(): @prompt and a line read from the terminal without
  * echo (standard input when there is no terminal). New string. */
 char *tool_getpass(const char *prompt);

@@ -80,7 +80,8 @@ int main(int argc, char **argv)
          * qubesd cannot take) */
         static const char *const uncaught[] = {"ProtocolError", NULL};
         qubes_args_uncaught(err, uncaught);
-        qubes_args_error_runtime(p, 1, "%s", tool_error_message(err));
+        g_autofree char *msg = tool_exception_str(err);
+        qubes_args_error_runtime(p, 1, "%s", msg);
     }
     fflush(stdout);
     args_parser_free(p);

@@ -162,7 +162,8 @@ G_GNUC_NORETURN static void fail(const GError *err)
     static const char *const types[] = {"ProtocolError", "PermissionDenied",
                                         NULL};
     qubes_args_uncaught(err, types);
-    fprintf(stderr, "Error: %s\n", tool_error_message(err));
+    g_autofree char *msg = tool_exception_str(err);
+    fprintf(stderr, "Error: %s\n", msg);
     exit(1);
 }
 

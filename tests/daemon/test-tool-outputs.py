@@ -29,6 +29,9 @@ state = {}
 
 def setup():
     state['fs'] = LoopFS('xfs')
+    # the made-up host's devices, for every qubesd of the test
+    os.environ.update(tool_fixture.fake_host(
+        os.path.join(state['fs'].top, 'host')))
 
 
 def fresh_daemon(tool):

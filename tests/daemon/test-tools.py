@@ -338,18 +338,30 @@ def test_devices():
     try:
         run('qvm-create', '--class', 'AppVM', '--template', 'fedora',
             '--label', 'red', 'devq')
-        assert run('qvm-device', '--list-device-classes') == 'pci\nblock\n'
+        # the classes sorted, as the client sorts them
+        assert run('qvm-device', '--list-device-classes') == 'block\npci\n'
         out = run('qvm-block')
         line = [ln for ln in out.splitlines()
                 if ln.startswith('dom0:%s ' % port)]
-        assert line and 'Mass_Data: unknown vendor %s' % img in line[0], out
+        assert line and 'Block_Storage: unknown vendor %s' % img in line[0], \
+            out
+        # the device as it is now (its identity, the image), and its port
+        # whatever device it holds (--port)
         run('qvm-block', 'assign', '--ro', 'devq', 'dom0:' + port)
-        run('qvm-device', 'block', 'assign', '--required', '-o',
-            'frontend-dev=xvdj', 'devq', 'dom0:%s:%s' % (port, img))
-        out = run('qvm-block', 'list', 'devq')
-        assert 'devq (auto-attach, read-only=yes), devq (required)' in out, out
+        run('qvm-device', 'block', 'assign', '--required', '--port', '-o',
+            'frontend-dev=xvdj', 'devq', 'dom0:' + port)
+        out = run('qvm-block', 'list', '-s')
+        # both assignments stand for the device, in qubesd's order
+        line = [ln for ln in out.splitlines()
+                if ln.startswith('dom0:%s ' % port) and img in ln
+                and 'Block_Storage' not in ln]
+        assert line and '*devq (auto-attach: read-only=yes)' in line[0] and \
+            '*devq (required: frontend-dev=xvdj)' in line[0], out
+        assert [ln for ln in out.splitlines()
+                if ln.startswith('dom0:%s ' % port) and 'any device' in ln
+                and ln.endswith('*devq (required: frontend-dev=xvdj)')], out
         info = run('qvm-block', 'info', 'dom0:' + port)
-        assert 'device_id: %s' % img in info and 'size: 8388608' in info, info
+        assert 'device ID: %s' % img in info and 'size: 8388608' in info, info
         rc, o, e = run('qvm-block', 'attach', 'devq', 'dom0:' + port, ok=False)
         assert rc == 1 and 'VM not running, cannot attach device' in e, e
         rc, o, e = run('qvm-block', 'assign', '-o', 'speed=fast', 'devq',
@@ -357,22 +369,26 @@ def test_devices():
         assert rc == 1 and 'Unsupported option speed' in e, e
         rc, o, e = run('qvm-block', 'attach', 'devq', 'nosuch:' + port,
                        ok=False)
-        assert rc == 1 and "No such domain: 'nosuch'" in e, e
+        assert rc == 1 and e == 'qvm-block: error: no such backend vm!\n', e
         rc, o, e = run('qvm-block', 'attach', 'devq', port, ok=False)
         assert rc == 2 and 'foo:bar' in e, e
         rc, o, e = run('qvm-block', 'frob', ok=False)
         assert rc == 2 and 'invalid choice' in e, e
         run('qvm-block', 'unassign', 'devq', 'dom0:' + port)
-        assert 'devq (required)' in run('qvm-block')
+        assert '*devq (required' in run('qvm-block', 'list', '-s')
         run('qvm-block', 'unassign', 'devq')
-        assert 'devq' not in run('qvm-block')
-        # pci: the host's devices, an assignment making the qube hvm
+        assert 'devq' not in run('qvm-block', 'list', '-s')
+        # pci: the host's devices, a (required) assignment making the
+        # qube hvm
         pcis = sorted(os.listdir('/sys/bus/pci/devices'))
         out = run('qvm-pci')
         assert len(out.splitlines()) == len(pcis), out
         pport = out.split()[0]
-        run('qvm-pci', 'assign', 'devq', pport)
-        assert 'devq (auto-attach)' in run('qvm-pci')
+        rc, o, e = run('qvm-pci', 'assign', 'devq', pport, ok=False)
+        assert e == 'Error: PCI devices cannot be assigned as not ' \
+            'required.\n', e
+        run('qvm-pci', 'assign', '--required', 'devq', pport)
+        assert '*devq (required)' in run('qvm-pci', 'list', '-s')
         assert run('qvm-prefs', 'devq', 'virt_mode').strip() == 'hvm'
         run('qvm-pci', 'unassign', 'devq', pport)
         run('qvm-remove', '-f', 'devq')
@@ -393,7 +409,7 @@ def test_clone_and_remove():
         'dsthost=192.0.2.7', 'proto=tcp', 'dstports=22', 'comment=no ssh')
     fw = d.ok('admin.vm.firewall.Get', 'work')
     assert fw.startswith('action=drop dst4=192.0.2.7/32'), fw
-    run('qvm-block', 'assign', '--ro', 'work', 'dom0:nosuch9')
+    run('qvm-block', 'assign', '--ro', 'work', 'dom0:nosuch9:some-id')
     run('qvm-device', 'block', 'assign', '--required', '-o',
         'frontend-dev=xvdk', 'work', 'dom0:nosuch8:/srv/data.img')
     assigned = d.ok('admin.vm.device.block.Assigned', 'work')

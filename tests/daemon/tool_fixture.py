@@ -37,6 +37,53 @@ CALLS = [
 ]
 
 
+def fake_host(top):
+    """A sysfs and a procfs of a made-up host under @top, for qubesd's
+    QUBES_SYSFS and QUBES_PROCFS: three PCI devices (an Ethernet
+    controller, a USB controller, a wireless adapter) and three block
+    devices (a disk with a partition, a loop device on a file), none in
+    use, so that the device tools' cases list the same on any machine.
+    Returns the environment to start qubesd with."""
+    import os
+    sysfs = os.path.join(top, 'sys')
+    procfs = os.path.join(top, 'proc')
+
+    def write(path, text):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            f.write(text + '\n')
+    for sbdf, vendor, device, klass in [
+            ('0000:00:19.0', '0x8086', '0x1502', '0x020000'),
+            ('0000:00:14.0', '0x8086', '0x1e31', '0x0c0330'),
+            ('0000:03:00.0', '0x8086', '0x4237', '0x028000')]:
+        d = os.path.join(sysfs, 'bus', 'pci', 'devices', sbdf)
+        write(os.path.join(d, 'vendor'), vendor)
+        write(os.path.join(d, 'device'), device)
+        write(os.path.join(d, 'class'), klass)
+    devices = os.path.join(sysfs, 'devices', 'virtual', 'block')
+    blocks = os.path.join(sysfs, 'class', 'block')
+    os.makedirs(blocks, exist_ok=True)
+    for name, parent, attrs in [
+            ('sdx', None, {'dev': '8:224', 'size': '2097152', 'ro': '0',
+                           'device/model': 'FAKE DISK',
+                           'device/vendor': 'ACME',
+                           'device/serial': 'ACME123'}),
+            ('sdx1', 'sdx', {'dev': '8:225', 'size': '1048576', 'ro': '0',
+                             'partition': '1'}),
+            ('loop9', None, {'dev': '7:9', 'size': '4096', 'ro': '1',
+                             'loop/backing_file': '/srv/data.img'})]:
+        d = os.path.join(devices, parent, name) if parent else \
+            os.path.join(devices, name)
+        for k, v in attrs.items():
+            write(os.path.join(d, k), v)
+        os.makedirs(os.path.join(d, 'holders'), exist_ok=True)
+        os.symlink(os.path.relpath(d, blocks), os.path.join(blocks, name))
+    write(os.path.join(procfs, 'self', 'mountinfo'), '')
+    write(os.path.join(procfs, 'swaps'),
+          'Filename\tType\tSize\tUsed\tPriority')
+    return {'QUBES_SYSFS': sysfs, 'QUBES_PROCFS': procfs}
+
+
 def prepare(daemon):
     """Makes the fixed qubes through @daemon (a qubesd_harness.Daemon)."""
     for method, dest, arg, payload in CALLS:
