@@ -23,6 +23,7 @@ struct _ArgsAction {
     ArgsActionKind kind;
     int nargs;
     char *metavar, *help, *konst, *deflt;
+    GStrv metavars; /* a tuple metavar, one name a value */
     gboolean help_suppressed, dest_suppressed, deflt_suppressed;
     ArgValueType deflt_type;
     GPtrArray *choices; /* char*, or NULL */
@@ -413,6 +414,7 @@ static void action_free(ArgsAction *a)
     if (!a->dest_suppressed)
         g_free(a->dest);
     g_free(a->metavar);
+    g_strfreev(a->metavars);
     if (!a->help_suppressed)
         g_free(a->help);
     g_free(a->konst);
@@ -618,6 +620,7 @@ ArgsAction *args_add_in(ArgsParser *p, int section, int mutex,
         a->deflt_suppressed = TRUE;
     }
     a->metavar = g_strdup(spec->metavar);
+    a->metavars = g_strdupv((char **)spec->metavars);
     if (spec->help && SUPPRESSED(spec->help)) {
         a->help = (char *)ARGS_SUPPRESS;
         a->help_suppressed = TRUE;
@@ -788,8 +791,10 @@ static char *format_args(const ArgsAction *a)
         return g_strdup_printf("%s ...", m);
     default: {
         GString *s = g_string_new(NULL);
+        guint n = a->metavars ? g_strv_length(a->metavars) : 0;
         for (int i = 0; i < a->nargs; i++)
-            g_string_append_printf(s, "%s%s", i ? " " : "", m);
+            g_string_append_printf(s, "%s%s", i ? " " : "",
+                                   (guint)i < n ? a->metavars[i] : m);
         return g_string_free(s, FALSE);
     }
     }

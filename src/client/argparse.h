@@ -97,6 +97,7 @@ typedef struct {
     int nargs;               /* 0: the action's own default */
     const char *dest;        /* NULL: from the names, as argparse */
     const char *metavar;     /* NULL: argparse's */
+    const char *const *metavars; /* a tuple metavar (nargs N), NULL-ended */
     const char *help;        /* NULL: none; ARGS_SUPPRESS: hidden */
     const char *konst;       /* const */
     const char *deflt;       /* default (a string), NULL: None */

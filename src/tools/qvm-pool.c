@@ -1,18 +1,22 @@
-/* qvm-pool: manage storage pools.
+/* qvm-pool: storage pools, as the Qubes client's qvm-pool
+ * (qubesadmin/tools/qvm_pool.py):
  *
- *   qvm-pool [list]                         NAME  DRIVER
- *   qvm-pool info POOL                      its settings and usage
- *   qvm-pool add POOL DRIVER -o dir_path=...,revisions_to_keep=...
- *   qvm-pool remove POOL...
- *   qvm-pool set POOL -o revisions_to_keep=N,ephemeral_volatile=BOOL
- *   qvm-pool drivers                        DRIVER  OPTIONS
- * The options of the older syntax work too: -l, -i POOL, -a POOL DRIVER,
- * -r POOL, --help-drivers.
+ *   qvm-pool [list|ls|l]                    NAME  DRIVER
+ *   qvm-pool info|i POOL...                 its settings
+ *   qvm-pool add|a POOL DRIVER [-o OPT=VALUE]...
+ *   qvm-pool remove|rm|r POOL...
+ *   qvm-pool set|s POOL [-o OPT=VALUE]...
+ *   qvm-pool drivers|d                      DRIVER  OPTIONS
  *
- * The subcommands are the Qubes client's (qubesadmin/tools/qvm_pool.py):
- * the same syntax, aliases, help, tables and messages. The older syntax
- * is still this tool's own (not yet the client's legacy tool's words).
- */
+ * and, as the client hands them to its older tool
+ * (qubesadmin/tools/qvm_pool_legacy.py), the older options: -l, -i
+ * POOL, -a NAME DRIVER, -r NAME, -s POOL, --help-drivers, with -o
+ * OPT=VALUE[,OPT=VALUE...]. The same syntax, aliases, help, tables and
+ * messages as the client's, and its exit statuses (the older tool's
+ * status is always 0 unless argparse refuses).
+ *
+ * Deliberately different: where the client ends in an uncaught Python
+ * exception we print its last line and exit 1. */
 #include "argparse.h"
 #include "qubes-args.h"
 #include "tool.h"
@@ -22,217 +26,230 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int list(void)
+/* ---- the older options (qvm_pool_legacy) ---- */
+
+/* _Options: -o "a=1,b=2" as a dict (the last -o wins), kept as the
+ * string; a part without '=' is the client's uncaught ValueError. */
+static void legacy_options(ArgsParser *parser, ArgsNamespace *ns,
+                           const ArgsAction *action, GPtrArray *values,
+                           const char *option_string, gpointer data)
 {
-    g_autoptr(GError) err = NULL;
-    g_autofree char *pools =
-        qa_call("admin.pool.List", "dom0", NULL, NULL, &err);
-    if (!pools)
-        return qa_fail("qvm-pool", err);
-    g_autoptr(Table) t = table_new(2, "NAME", "DRIVER", NULL);
-    g_auto(GStrv) names = g_strsplit(pools, "\n", -1);
-    for (char **n = names; *n && **n; n++) {
-        g_autofree char *info =
-            qa_call("admin.pool.Info", "dom0", *n, NULL, NULL);
-        g_autoptr(GHashTable) kv = qa_parse_kv(info ? info : "", "\n");
-        const char *driver = g_hash_table_lookup(kv, "driver");
-        table_add(t, *n, driver ? driver : "?", NULL);
+    const char *opts = values->pdata[0];
+    g_auto(GStrv) parts = g_strsplit(opts, ",", -1);
+    for (guint i = 0; parts[i]; i++)
+        if (!strchr(parts[i], '=')) {
+            fprintf(stderr,
+                    "ValueError: dictionary update sequence element #%u has "
+                    "length 1; 2 is required\n",
+                    i);
+            exit(1);
+        }
+    args_set(ns, "options", args_value_str(opts));
+}
+
+/* _Info, _Add, _Remove, _Set: the command and its names */
+static void legacy_action(ArgsParser *parser, ArgsNamespace *ns,
+                          const ArgsAction *action, GPtrArray *values,
+                          const char *option_string, gpointer data)
+{
+    const char *command = data;
+    args_set(ns, "command", args_value_str(command));
+    if (strcmp(command, "add") == 0) {
+        args_set(ns, "name", args_value_str(values->pdata[0]));
+        args_set(ns, "driver", args_value_str(values->pdata[1]));
+    } else if (strcmp(command, "remove") == 0) {
+        args_set(ns, "name", args_value_str(values->pdata[0]));
+    } else {
+        /* PoolsAction: the names gathered */
+        const char *dest = args_action_dest(action);
+        ArgValue *v = args_value_new(ARGV_LIST);
+        GPtrArray *had = args_list(ns, dest);
+        for (guint i = 0; had && i < had->len; i++)
+            g_ptr_array_add(v->list, g_strdup(had->pdata[i]));
+        g_ptr_array_add(v->list, g_strdup(values->pdata[0]));
+        args_set(ns, dest, v);
     }
-    table_print(t);
-    return 0;
 }
 
-static int info(const char *pool)
+/* "{'a': '1', 'b': '2'}" pairs of -o, in order, the last of a key
+ * winning in place (new array of char*, key then value). */
+static GPtrArray *legacy_dict(const char *opts)
 {
-    g_autoptr(GError) err = NULL;
-    g_autofree char *info =
-        qa_call("admin.pool.Info", "dom0", pool, NULL, &err);
-    if (!info)
-        return qa_fail("qvm-pool", err);
-    g_autoptr(Table) t = table_new(2, NULL);
-    table_add_kv_lines(t, info, NULL);
-    table_print(t);
-    return 0;
-}
-
-static int drivers(void)
-{
-    g_autoptr(GError) err = NULL;
-    g_autofree char *d =
-        qa_call("admin.pool.ListDrivers", "dom0", NULL, NULL, &err);
-    if (!d)
-        return qa_fail("qvm-pool", err);
-    g_autoptr(Table) t = table_new(2, "DRIVER", "OPTIONS", NULL);
-    g_auto(GStrv) lines = g_strsplit(d, "\n", -1);
-    for (char **l = lines; *l && **l; l++) {
-        char *sp = strchr(*l, ' ');
-        if (sp)
-            *sp = '\0';
-        g_autofree char *opts =
-            sp ? g_strdelimit(g_strdup(sp + 1), " ", ',') : g_strdup("");
-        table_add(t, *l, opts, NULL);
-    }
-    table_print(t);
-    return 0;
-}
-
-/* "a=1,b=2" (or several -o) as "a=1\nb=2\n" lines. */
-static char *options_payload(char **opts, const char *name)
-{
-    GString *p = g_string_new(NULL);
-    if (name)
-        g_string_append_printf(p, "name=%s\n", name);
-    for (char **o = opts; o && *o; o++) {
-        g_auto(GStrv) items = g_strsplit(*o, ",", -1);
-        for (char **i = items; *i; i++) {
-            if (**i)
-                g_string_append_printf(p, "%s\n", *i);
+    GPtrArray *kv = g_ptr_array_new_with_free_func(g_free);
+    g_auto(GStrv) parts = g_strsplit(opts ? opts : "", ",", -1);
+    for (guint i = 0; opts && parts[i]; i++) {
+        char *eq = strchr(parts[i], '=');
+        g_autofree char *k = g_strndup(parts[i], (gsize)(eq - parts[i]));
+        gboolean done = FALSE;
+        for (guint j = 0; j + 1 < kv->len && !done; j += 2)
+            if (strcmp(kv->pdata[j], k) == 0) {
+                g_free(kv->pdata[j + 1]);
+                kv->pdata[j + 1] = g_strdup(eq + 1);
+                done = TRUE;
+            }
+        if (!done) {
+            g_ptr_array_add(kv, g_strdup(k));
+            g_ptr_array_add(kv, g_strdup(eq + 1));
         }
     }
-    return g_string_free(p, FALSE);
+    return kv;
 }
 
-/* admin.pool.Add, after checking the driver here: qubesd answers an
- * unknown one with a bare PermissionDenied, as the reference does. */
-static int add_pool(const char *name, const char *driver, char **opts)
+static void cmd_list(ArgsParser *p);
+static void cmd_drivers(ArgsParser *p);
+static void cmd_info(ArgsParser *p, GPtrArray *names);
+static void check_pools(ArgsParser *p, GPtrArray *names);
+/* qubesd's refusals the client does not catch (an unknown driver or
+ * pool, a bad value) */
+static const char *const uncaught_types[] = {"PermissionDenied",
+                                             "ProtocolError", NULL};
+
+/* parser.error() with the client's message, whose '\n' makes two. */
+G_GNUC_NORETURN static void legacy_error(ArgsParser *p, const char *what,
+                                         const char *name, const GError *err)
 {
-    g_autoptr(GError) err = NULL;
-    g_autofree char *d =
-        qa_call("admin.pool.ListDrivers", "dom0", NULL, NULL, &err);
-    if (!d)
-        return qa_fail("qvm-pool", err);
-    g_auto(GStrv) lines = g_strsplit(d, "\n", -1);
-    GString *known = g_string_new(NULL);
-    gboolean found = FALSE;
-    for (char **l = lines; *l && **l; l++) {
-        char *sp = strchr(*l, ' ');
-        if (sp)
-            *sp = '\0';
-        found = found || strcmp(*l, driver) == 0;
-        g_string_append_printf(known, "%s%s", known->len ? ", " : "", *l);
-    }
-    if (!found) {
-        fprintf(stderr, "qvm-pool: error: no such driver: %s (drivers: %s)\n",
-                driver, known->str);
-        g_string_free(known, TRUE);
-        return 2;
-    }
-    g_string_free(known, TRUE);
-    g_autofree char *payload = options_payload(opts, name);
-    g_autofree char *r =
-        qa_call("admin.pool.Add", "dom0", driver, payload, &err);
-    return r ? 0 : qa_fail("qvm-pool", err);
+    qubes_args_uncaught(err, uncaught_types);
+    g_autofree char *msg = tool_exception_str(err);
+    args_error(p, "%s %s: %s\n", what, name, msg);
 }
 
-/* The older syntax (-l, -i POOL, -a POOL DRIVER, -r POOL, -s POOL,
- * --help-drivers), which the client hands to its legacy tool. */
 static int legacy_main(int argc, char **argv)
 {
-    g_auto(GStrv) opts = NULL;
-    gboolean old_list = FALSE, old_drivers = FALSE;
-    g_autofree char *old_info = NULL, *old_remove = NULL;
-    g_auto(GStrv) old_add = NULL;
-    GOptionEntry entries[] = {
-        {"option", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &opts,
-         "Pool options, as NAME=VALUE[,NAME=VALUE...]", "OPTIONS"},
-        {"list", 'l', G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &old_list,
-         "List pools", NULL},
-        {"info", 'i', G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &old_info,
-         "Show a pool", "POOL"},
-        {"add", 'a', G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING_ARRAY, &old_add,
-         "Add a pool", "POOL"},
-        {"remove", 'r', G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &old_remove,
-         "Remove a pool", "POOL"},
-        {"help-drivers", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE,
-         &old_drivers, "List the drivers", NULL},
-        {NULL},
-    };
-    tool_parse(&argc, &argv, entries,
-               "[list | info POOL | add POOL DRIVER | remove POOL... | "
-               "set POOL | drivers]",
-               "Manage storage pools.",
-               "Commands:\n"
-               "  list                     NAME DRIVER\n"
-               "  info POOL                settings and usage\n"
-               "  add POOL DRIVER -o dir_path=DIR[,revisions_to_keep=N,...]\n"
-               "  remove POOL...           refused while a volume lives there\n"
-               "  set POOL -o revisions_to_keep=N|ephemeral_volatile=BOOL\n"
-               "  drivers                  DRIVER OPTIONS\n\n"
-               "The daemon is found through $QUBESD_SOCKET, else "
-               "/var/run/qubesd.sock.");
-    const char *cmd = argc > 1 ? argv[1] : "list";
-    if (old_list)
-        return list();
-    if (old_drivers)
-        return drivers();
-    if (old_info)
-        return info(old_info);
-    g_autoptr(GError) err = NULL;
-    if (old_remove) {
+    ArgsParser *p =
+        qubes_args_new("qvm-pool", 0, "Manages Qubes pools and their options",
+                       NULL, ARGS_FORMAT_DEFAULT);
+    args_add(p, &(ArgsSpec){.names = "-o",
+                            .action = ARGS_CALLBACK,
+                            .callback = legacy_options,
+                            .dest = "options",
+                            .metavar = "options",
+                            .help = "comma-separated list of driver options"});
+    int mx = args_add_mutex(p, 0, FALSE);
+    args_add_in(p, 0, mx,
+                &(ArgsSpec){.names = "-l --list",
+                            .dest = "command",
+                            .konst = "list",
+                            .action = ARGS_STORE_CONST,
+                            .help = "list all pools and exit (default "
+                                    "action)"});
+    args_add_in(p, 0, mx,
+                &(ArgsSpec){.names = "-i --info",
+                            .metavar = "POOLNAME",
+                            .dest = "pools",
+                            .action = ARGS_CALLBACK,
+                            .callback = legacy_action,
+                            .callback_data = (gpointer) "info",
+                            .deflt_type = ARGV_LIST,
+                            .help = "print pool info and exit"});
+    static const char *const add_names[] = {"NAME", "DRIVER", NULL};
+    args_add_in(p, 0, mx,
+                &(ArgsSpec){.names = "-a --add",
+                            .dest = "command",
+                            .metavars = add_names,
+                            .nargs = 2,
+                            .action = ARGS_CALLBACK,
+                            .callback = legacy_action,
+                            .callback_data = (gpointer) "add",
+                            .help = "add pool"});
+    args_add_in(p, 0, mx,
+                &(ArgsSpec){.names = "-r --remove",
+                            .metavar = "NAME",
+                            .action = ARGS_CALLBACK,
+                            .callback = legacy_action,
+                            .callback_data = (gpointer) "remove",
+                            .help = "remove pool"});
+    args_add_in(p, 0, mx,
+                &(ArgsSpec){.names = "-s --set",
+                            .metavar = "POOLNAME",
+                            .dest = "pool",
+                            .action = ARGS_CALLBACK,
+                            .callback = legacy_action,
+                            .callback_data = (gpointer) "set",
+                            .deflt_type = ARGV_LIST,
+                            .help = "modify pool (use -o to specify "
+                                    "modifications)"});
+    args_add_in(p, 0, mx,
+                &(ArgsSpec){.names = "--help-drivers",
+                            .dest = "command",
+                            .konst = "list-drivers",
+                            .action = ARGS_STORE_CONST,
+                            .help = "list all drivers with their options "
+                                    "and exit"});
+    g_autoptr(ArgsNamespace) ns = args_parse(p, argc, argv);
+    /* PoolsAction.parse_qubes_app() of -i, then of -s */
+    check_pools(p, args_list(ns, "pools"));
+    check_pools(p, args_list(ns, "pool"));
+    const char *command = args_str(ns, "command");
+    g_autoptr(GPtrArray) opts = legacy_dict(args_str(ns, "options"));
+    if (!command || strcmp(command, "list") == 0) {
+        cmd_list(p);
+    } else if (strcmp(command, "list-drivers") == 0) {
+        cmd_drivers(p);
+    } else if (strcmp(command, "add") == 0) {
+        const char *name = args_str(ns, "name");
+        g_autoptr(GPtrArray) sorted = g_ptr_array_new();
+        for (guint i = 0; i + 1 < opts->len; i += 2)
+            g_ptr_array_add(sorted,
+                            g_strdup_printf("%s=%s\n", (char *)opts->pdata[i],
+                                            (char *)opts->pdata[i + 1]));
+        g_ptr_array_sort(sorted, tool_str_cmp);
+        GString *payload = g_string_new(NULL);
+        g_string_printf(payload, "name=%s\n", name);
+        for (guint i = 0; i < sorted->len; i++) {
+            g_string_append(payload, sorted->pdata[i]);
+            g_free(sorted->pdata[i]);
+        }
+        g_autoptr(GError) err = NULL;
         g_autofree char *r =
-            qa_call("admin.pool.Remove", "dom0", old_remove, NULL, &err);
-        return r ? 0 : qa_fail("qvm-pool", err);
-    }
-    if (old_add) {
-        if (argc != 2) {
-            fprintf(stderr, "qvm-pool: error: -a POOL DRIVER\n");
-            return 2;
-        }
-        return add_pool(old_add[0], argv[1], opts);
-    }
-    if (!strcmp(cmd, "list") || !strcmp(cmd, "ls"))
-        return list();
-    if (!strcmp(cmd, "drivers"))
-        return drivers();
-    if (!strcmp(cmd, "info") || !strcmp(cmd, "i")) {
-        if (argc != 3) {
-            fprintf(stderr, "qvm-pool: error: info POOL\n");
-            return 2;
-        }
-        return info(argv[2]);
-    }
-    if (!strcmp(cmd, "add") || !strcmp(cmd, "a")) {
-        if (argc != 4) {
-            fprintf(stderr, "qvm-pool: error: add POOL DRIVER -o OPTIONS\n");
-            return 2;
-        }
-        return add_pool(argv[2], argv[3], opts);
-    }
-    if (!strcmp(cmd, "remove") || !strcmp(cmd, "rm")) {
-        int rc = argc < 3 ? 2 : 0;
-        for (int i = 2; i < argc; i++) {
-            g_autoptr(GError) e = NULL;
-            g_autofree char *r =
-                qa_call("admin.pool.Remove", "dom0", argv[i], NULL, &e);
-            if (!r)
-                rc = qa_fail("qvm-pool", e);
-        }
-        return rc;
-    }
-    if (!strcmp(cmd, "set") || !strcmp(cmd, "s")) {
-        if (argc != 3 || !opts) {
-            fprintf(stderr, "qvm-pool: error: set POOL -o NAME=VALUE\n");
-            return 2;
-        }
-        g_autofree char *lines = options_payload(opts, NULL);
-        g_auto(GStrv) items = g_strsplit(lines, "\n", -1);
-        for (char **i = items; *i && **i; i++) {
-            char *eq = strchr(*i, '=');
-            if (!eq) {
-                fprintf(stderr, "qvm-pool: error: option %s has no value\n",
-                        *i);
-                return 2;
+            qa_call("admin.pool.Add", "dom0", args_str(ns, "driver"),
+                    payload->str, &err);
+        g_string_free(payload, TRUE);
+        if (!r)
+            legacy_error(p, "failed to add pool", name, err);
+    } else if (strcmp(command, "remove") == 0) {
+        const char *name = args_str(ns, "name");
+        g_autoptr(GError) err = NULL;
+        g_autofree char *r =
+            qa_call("admin.pool.Remove", "dom0", name, NULL, &err);
+        if (!r)
+            legacy_error(p, "failed to remove pool", name, err);
+    } else if (strcmp(command, "info") == 0) {
+        cmd_info(p, args_list(ns, "pools"));
+    } else if (strcmp(command, "set") == 0) {
+        const char *pool = args_list(ns, "pool")->pdata[0];
+        static const char *const settable[] = {"ephemeral_volatile",
+                                               "revisions_to_keep", NULL};
+        static const char *const read_only[] = {
+            "config",        "driver",  "size", "usage",
+            "usage_details", "volumes", NULL};
+        for (guint i = 0; i + 1 < opts->len; i += 2) {
+            const char *opt = opts->pdata[i];
+            if (g_strv_contains(read_only, opt)) {
+                fprintf(stderr,
+                        "AttributeError: property '%s' of 'Pool' object has "
+                        "no setter\n",
+                        opt);
+                return 1;
             }
-            *eq = '\0';
-            g_autofree char *method = g_strdup_printf("admin.pool.Set.%s", *i);
-            g_autofree char *r = qa_call(method, "dom0", argv[2], eq + 1, &err);
-            if (!r)
-                return qa_fail("qvm-pool", err);
+            if (g_str_has_prefix(opt, "__") && g_str_has_suffix(opt, "__"))
+                continue; /* an attribute of the object, not qubesd's */
+            if (!g_strv_contains(settable, opt))
+                args_error(p, "setting pool option %s is not supported", pool);
+            g_autofree char *m = g_strdup_printf("admin.pool.Set.%s", opt);
+            g_autoptr(GError) err = NULL;
+            g_autofree char *r =
+                qa_call(m, "dom0", pool, opts->pdata[i + 1], &err);
+            if (!r) {
+                qubes_args_uncaught(err, uncaught_types);
+                g_autofree char *msg = tool_exception_str(err);
+                args_error(p, "failed to set pool %s option %s: %s\n", pool,
+                           opt, msg);
+            }
         }
-        return 0;
     }
-    fprintf(stderr, "qvm-pool: error: unknown command %s\n", cmd);
-    return 2;
+    fflush(stdout);
+    args_parser_free(p);
+    return 0;
 }
 
 /* ---- the client's subcommands ---- */
@@ -248,11 +265,6 @@ static void fail(ArgsParser *p, const char *fmt, ...)
     va_end(ap);
     qubes_args_error_runtime(p, 1, "%s", m);
 }
-
-/* qubesd's refusals the client does not catch here (an unknown driver
- * or pool, a bad value) */
-static const char *const uncaught_types[] = {"PermissionDenied",
-                                             "ProtocolError", NULL};
 
 /* @method's answer as its lines, or the failure reported */
 static GPtrArray *lines_or_fail(ArgsParser *p, const char *method,
@@ -319,6 +331,30 @@ static void cmd_info(ArgsParser *p, GPtrArray *names)
         }
     }
     table_print(t);
+}
+
+/* PoolsAction.parse_qubes_app(): every name a pool, else parser.error()
+ * with the list as Python prints it. */
+static void check_pools(ArgsParser *p, GPtrArray *names)
+{
+    if (!names || !names->len)
+        return;
+    g_autoptr(GPtrArray) pools = lines_or_fail(p, "admin.pool.List", NULL);
+    for (guint i = 0; i < names->len; i++) {
+        gboolean found = FALSE;
+        for (guint k = 0; k < pools->len && !found; k++)
+            found = strcmp(pools->pdata[k], names->pdata[i]) == 0;
+        if (found)
+            continue;
+        GString *r = g_string_new("[");
+        for (guint k = 0; k < names->len; k++) {
+            g_autofree char *q = args_py_repr(names->pdata[k]);
+            g_string_append_printf(r, "%s%s", k ? ", " : "", q);
+        }
+        g_string_append_c(r, ']');
+        g_autofree char *rs = g_string_free(r, FALSE);
+        args_error(p, "No such pools: %s", rs);
+    }
 }
 
 int main(int argc, char **argv)
@@ -407,23 +443,8 @@ int main(int argc, char **argv)
     } else if (strcmp(func, "drivers") == 0) {
         cmd_drivers(p);
     } else if (strcmp(func, "info") == 0) {
-        /* PoolsAction: every name must be a pool */
         GPtrArray *names = args_list(ns, "pools");
-        g_autoptr(GPtrArray) pools = lines_or_fail(p, "admin.pool.List", NULL);
-        for (guint i = 0; names && i < names->len; i++) {
-            gboolean found = FALSE;
-            for (guint k = 0; k < pools->len && !found; k++)
-                found = strcmp(pools->pdata[k], names->pdata[i]) == 0;
-            if (!found) {
-                GString *r = g_string_new("[");
-                for (guint k = 0; k < names->len; k++)
-                    g_string_append_printf(r, "%s'%s'", k ? ", " : "",
-                                           (char *)names->pdata[k]);
-                g_string_append_c(r, ']');
-                g_autofree char *rs = g_string_free(r, FALSE);
-                args_error(p, "No such pools: %s", rs);
-            }
-        }
+        check_pools(p, names);
         cmd_info(p, names);
     } else if (strcmp(func, "add") == 0) {
         GPtrArray *opts = args_list(ns, "option");

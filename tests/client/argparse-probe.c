@@ -89,6 +89,17 @@ static void fill(ArgsParser *p, JsonObject *o, GPtrArray *keep)
         sp.nargs = nargs_of(a);
         sp.dest = str(a, "dest");
         sp.metavar = str(a, "metavar");
+        if (json_object_has_member(a, "metavars")) {
+            /* a tuple metavar */
+            JsonArray *mv = json_object_get_array_member(a, "metavars");
+            GPtrArray *ms = g_ptr_array_new();
+            for (guint k = 0; k < json_array_get_length(mv); k++)
+                g_ptr_array_add(ms,
+                                (gpointer)json_array_get_string_element(mv, k));
+            g_ptr_array_add(ms, NULL);
+            g_ptr_array_add(keep, g_ptr_array_free(ms, FALSE));
+            sp.metavars = keep->pdata[keep->len - 1];
+        }
         sp.help = str(a, "help");
         if (json_object_has_member(a, "help_suppress"))
             sp.help = ARGS_SUPPRESS;
@@ -230,6 +241,9 @@ int main(int argc, char **argv)
     g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func(g_free);
     if (g_strcmp0(str(o, "argument_default"), "SUPPRESS") == 0)
         args_parser_suppress_defaults(p);
+    if (json_object_has_member(o, "allow_abbrev") &&
+        !json_object_get_boolean_member(o, "allow_abbrev"))
+        args_parser_no_abbrev(p);
     fill(p, o, keep);
     argv[1] = argv[0];
     g_autoptr(ArgsNamespace) ns = args_parse(p, argc - 1, argv + 1);

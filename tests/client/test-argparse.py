@@ -55,6 +55,8 @@ def fill(parser, spec):
                 kw[key] = a[key]
         if 'help_suppress' in a:
             kw['help'] = argparse.SUPPRESS
+        if 'metavars' in a:
+            kw['metavar'] = tuple(a['metavars'])
         if 'nargs' in a:
             kw['nargs'] = NARGS.get(a['nargs'], a['nargs'])
         if a.get('type') == 'int':
@@ -89,7 +91,8 @@ def python_run(spec, args):
         formatter_class=formatter(spec), add_help=spec.get('add_help', False),
         argument_default=(argparse.SUPPRESS
                           if spec.get('argument_default') == 'SUPPRESS'
-                          else None))
+                          else None),
+        allow_abbrev=spec.get('allow_abbrev', True))
     fill(parser, spec)
     out, err = io.StringIO(), io.StringIO()
     code = 0

@@ -23,7 +23,7 @@ ALL_TOOLS = ['qvm-prefs', 'qubes-prefs', 'qvm-ls', 'qvm-features',
              'qvm-clone',
              'qvm-pool', 'qvm-volume', 'qvm-start', 'qvm-shutdown',
              'qvm-kill', 'qvm-pause', 'qvm-unpause', 'qvm-check',
-             'qvm-firewall', 'qvm-device', 'qvm-block', 'qvm-pci']
+             'qvm-firewall', 'qvm-device', 'qvm-block', 'qvm-pci', 'qvm-usb']
 
 
 def run(tool, *args, ok=True, stdin=None, env=None):
