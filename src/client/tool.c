@@ -276,10 +276,10 @@ char *tool_exception_str(const GError *err)
 {
     /* the client's exceptions that are KeyErrors too: str() is repr() */
     static const char *const key_errors[] = {
-        "QubesVMNotFoundError",    "QubesFeatureNotFoundError",
-        "QubesTagNotFoundError",   "QubesLabelNotFoundError",
-        "DeviceNotAssigned",       "DeviceAlreadyAttached",
-        "DeviceAlreadyAssigned",   NULL};
+        "QubesVMNotFoundError",  "QubesFeatureNotFoundError",
+        "QubesTagNotFoundError", "QubesLabelNotFoundError",
+        "DeviceNotAssigned",     "DeviceAlreadyAttached",
+        "DeviceAlreadyAssigned", NULL};
     const char *type = qa_error_type(err);
     if (type && g_strv_contains(key_errors, type))
         return args_py_repr(tool_error_message(err));
@@ -371,9 +371,11 @@ static void progress(guint64 done, guint64 total)
 
 gboolean tool_volume_import(const char *vm, const char *vol, int in,
                             guint64 size, gboolean have_size,
-                            gboolean show_progress, char **message)
+                            gboolean show_progress, char **message, char **type)
 {
     *message = g_strdup("");
+    if (type)
+        *type = NULL;
     g_autofree char *prog =
         find_service(have_size ? "admin.vm.volume.ImportWithSize"
                                : "admin.vm.volume.Import");
@@ -437,6 +439,8 @@ gboolean tool_volume_import(const char *vm, const char *vol, int in,
         g_byte_array_append(answer, (const guint8 *)"", 1);
         const char *p = (const char *)answer->data + 2;
         const char *end = (const char *)answer->data + answer->len;
+        if (type)
+            *type = g_strdup(p);
         p += strlen(p) + 1; /* type */
         if (p < end)
             p += strlen(p) + 1; /* traceback */

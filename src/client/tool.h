@@ -81,10 +81,12 @@ char *tool_read_passphrase_file(const char *path, GError **error);
  * import service program, as the client does (ImportWithSize with
  * @size when @have_size), a progress bar on standard error when
  * @show_progress. FALSE on failure, *@message (new) then qubesd's word
- * or "". */
+ * or "", and *@type (new, when @type is not NULL) the exception's type,
+ * or NULL. */
 gboolean tool_volume_import(const char *vm, const char *vol, int in,
                             guint64 size, gboolean have_size,
-                            gboolean show_progress, char **message);
+                            gboolean show_progress, char **message,
+                            char **type);
 
 /* Python's input(): @prompt on standard output, a line from standard
  * input without its newline (new); NULL at its end (EOFError). */

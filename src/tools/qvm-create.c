@@ -389,7 +389,7 @@ int main(int argc, char **argv)
             return 1;
         }
         if (!tool_volume_import(name, "root", fd, (guint64)st.st_size, TRUE,
-                                FALSE, &msg)) {
+                                FALSE, &msg, NULL)) {
             log_error("Error importing root volume (but VM created): %s", msg);
             rc = 3;
         } else if (move && *move) {

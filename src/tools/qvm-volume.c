@@ -301,8 +301,8 @@ static void cmd_import(const Vol *v, const char *path, const ArgValue *size,
         }
     }
     g_autofree char *msg = NULL;
-    gboolean ok =
-        tool_volume_import(v->vm, v->name, in, bytes, !no_resize, FALSE, &msg);
+    gboolean ok = tool_volume_import(v->vm, v->name, in, bytes, !no_resize,
+                                     FALSE, &msg, NULL);
     if (in != STDIN_FILENO)
         close(in);
     if (!ok)

@@ -52,11 +52,14 @@ def check_file(path):
     tool = doc['tool']
     fresh_daemon(tool)
     env = dict(os.environ, QUBESD_SOCKET=state['d'].sock, COLUMNS='80')
+    tool_fixture.make_files(doc, state['d'].base_dir)
     bad = []
     for case in doc['cases']:
         # a case may give environment variables (an $EDITOR) and what
         # standard input holds (an answer to a question)
-        r = subprocess.run([os.path.join(TOOLS, tool)] + case['args'],
+        r = subprocess.run([os.path.join(TOOLS, tool)] +
+                           tool_fixture.expand(case['args'],
+                                               state['d'].base_dir),
                            capture_output=True, text=True,
                            env=dict(env, **case.get('env', {})),
                            input=case.get('stdin'),

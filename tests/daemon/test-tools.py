@@ -23,7 +23,8 @@ ALL_TOOLS = ['qvm-prefs', 'qubes-prefs', 'qvm-ls', 'qvm-features',
              'qvm-clone',
              'qvm-pool', 'qvm-volume', 'qvm-start', 'qvm-shutdown',
              'qvm-kill', 'qvm-pause', 'qvm-unpause', 'qvm-check',
-             'qvm-firewall', 'qvm-device', 'qvm-block', 'qvm-pci', 'qvm-usb']
+             'qvm-firewall', 'qvm-device', 'qvm-block', 'qvm-pci', 'qvm-usb',
+             'qvm-template-postprocess']
 
 
 def run(tool, *args, ok=True, stdin=None, env=None):
@@ -532,6 +533,73 @@ def test_standalone_from_a_template():
             assert f.read() == '--init --update --source alone alone4\n'
     assert 'alone4' in run('qvm-ls', '--raw-list')
     run('qvm-remove', '-f', 'alone', 'alone2', 'alone4')
+
+
+def test_template_postprocess():
+    """qvm-template-postprocess as a template package runs it: post-install
+    makes the TemplateVM, imports root.img (or root.img.tar) with its
+    size, applies template.conf, sets installed_by_rpm and removes the
+    source folder; a reinstall clears the private volume; pre-remove is
+    refused while a qube uses the template, then removes it."""
+    import io
+    import tarfile
+    d = state['d']
+    base = state['base']
+    src = os.path.join(state['fs'].top, 'tpl-src')
+    os.makedirs(src)
+    data = os.urandom(1 << 20)
+    with open(os.path.join(src, 'root.img'), 'wb') as f:
+        f.write(data)
+    with open(os.path.join(src, 'template.conf'), 'w') as f:
+        f.write('gui=1\nnet.fake-ip=10.9.8.7\nvirt-mode=hvm\n')
+    with open(os.path.join(src, 'whitelisted-appmenus.list'), 'w') as f:
+        f.write('firefox.desktop\nxterm.desktop\n')
+    rc, out, err = run('qvm-template-postprocess', 'post-install', 'deb',
+                       src, ok=False)
+    assert rc == 2 and err.endswith('error: Do not call this tool '
+                                    'directly.\n'), err
+    run('qvm-template-postprocess', '--really', '--skip-start',
+        'post-install', 'deb', src)
+    assert not os.path.exists(src)
+    root = os.path.join(base, 'vm-templates', 'deb', 'root.img')
+    assert sha(root) == hashlib.sha256(data).hexdigest()
+    assert run('qvm-prefs', 'deb', 'klass') == 'TemplateVM\n'
+    assert run('qvm-prefs', 'deb', 'label') == 'black\n'
+    assert run('qvm-prefs', 'deb', 'installed_by_rpm') == 'True\n'
+    assert run('qvm-prefs', 'deb', 'virt_mode') == 'hvm\n'
+    assert run('qvm-features', 'deb', 'gui') == '1\n'
+    assert run('qvm-features', 'deb', 'net.fake-ip') == '10.9.8.7\n'
+    # a reinstall from a tar: the root replaced, the private volume
+    # cleared
+    priv = os.path.join(base, 'vm-templates', 'deb', 'private.img')
+    with open(priv, 'r+b') as f:
+        f.write(b'old private data')
+    os.makedirs(src)
+    data2 = os.urandom(1 << 20)
+    with tarfile.open(os.path.join(src, 'root.img.tar'), 'w') as t:
+        info = tarfile.TarInfo('root.img')
+        info.size = len(data2)
+        t.addfile(info, io.BytesIO(data2))
+    r = subprocess.run([os.path.join(TOOLS, 'qvm-template-postprocess'),
+                        '--really', '--skip-start', '--keep-source',
+                        '--no-installed-by-rpm', 'post-install', 'deb', src],
+                       capture_output=True, text=True,
+                       env=dict(os.environ, QUBESD_SOCKET=d.sock))
+    assert r.returncode == 0, r.stderr
+    assert 'deb: Clearing private volume' in r.stderr, r.stderr
+    assert os.path.exists(os.path.join(src, 'root.img.tar'))
+    assert sha(root) == hashlib.sha256(data2).hexdigest()
+    with open(priv, 'rb') as f:
+        assert f.read(16) != b'old private data'
+    assert run('qvm-prefs', 'deb', 'installed_by_rpm') == 'False\n'
+    # pre-remove: refused while a qube uses it
+    run('qvm-create', '-t', 'deb', '-l', 'red', 'debapp')
+    rc, out, err = run('qvm-template-postprocess', '--really', 'pre-remove',
+                       'deb', src, ok=False)
+    assert rc == 1 and 'ERROR! Qube "debapp" uses this template' in err, err
+    run('qvm-remove', '-f', 'debapp')
+    run('qvm-template-postprocess', '--really', 'pre-remove', 'deb', src)
+    assert 'deb' not in run('qvm-ls', '--raw-list').split()
 
 
 if __name__ == '__main__':

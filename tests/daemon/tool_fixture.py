@@ -84,6 +84,40 @@ def fake_host(top):
     return {'QUBES_SYSFS': sysfs, 'QUBES_PROCFS': procfs}
 
 
+def make_files(doc, base):
+    """The files a case file's "files" asks for, under qubesd's base
+    folder @base (a template package's folder for
+    qvm-template-postprocess): PATH -> {"text": T} (a text file),
+    {"size": N} (N bytes, sparse, "root" at its start) or {"tar": {NAME:
+    N}} (a tar of such files)."""
+    import io
+    import os
+    import tarfile
+    for rel, spec in doc.get('files', {}).items():
+        path = os.path.join(base, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if 'text' in spec:
+            with open(path, 'w') as f:
+                f.write(spec['text'])
+        elif 'size' in spec:
+            with open(path, 'wb') as f:
+                f.write(b'root')
+                f.truncate(spec['size'])
+        elif 'tar' in spec:
+            with tarfile.open(path, 'w') as t:
+                for name, size in spec['tar'].items():
+                    info = tarfile.TarInfo(name)
+                    info.size = size
+                    info.mtime = 0
+                    data = b'root'.ljust(size, b'\0')
+                    t.addfile(info, io.BytesIO(data))
+
+
+def expand(args, base):
+    """A case's arguments, BASE standing for qubesd's base folder."""
+    return [a.replace('BASE', base) for a in args]
+
+
 def prepare(daemon):
     """Makes the fixed qubes through @daemon (a qubesd_harness.Daemon)."""
     for method, dest, arg, payload in CALLS:
