@@ -12,6 +12,7 @@ output, for a difference the README lists with its reason.
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -79,6 +80,53 @@ def check_file(path):
     assert not bad, '%d of %d cases differ:\n%s' % (
         len(bad), len(doc['cases']), '\n'.join(msg))
     state['count'] = state.get('count', 0) + len(doc['cases'])
+
+
+def options_of_help(text):
+    """The options a --help lists, each as the set of its names."""
+    out, section = [], False
+    for line in text.splitlines():
+        if re.match(r'^(options|optional arguments):', line):
+            section = True
+            continue
+        if section and line and not line.startswith(' '):
+            section = False
+        m = re.match(r'^  (-[^ ].*?)(  |$)', line) if section else None
+        if m:
+            out.append(set(re.findall(r'(?<![\w-])(--?[\w-]+)', m.group(1))))
+    return out
+
+
+def test_every_option_covered():
+    """Every option the client's help lists, of every tool and
+    subcommand, is given in at least one case (by one of its names, a
+    short one maybe among others, -vq); and there are at least 300
+    cases."""
+    total = 0
+    missing = []
+    for path in sorted(glob.glob(os.path.join(CASES, '*.json'))):
+        with open(path) as f:
+            doc = json.load(f)
+        total += len(doc['cases'])
+        used = set()
+        options = []
+        for case in doc['cases']:
+            for a in case['args']:
+                if not a.startswith('-'):
+                    continue
+                used.add(a.split('=')[0])
+                if re.match(r'^-[a-zA-Z].', a):
+                    used.add(a[:2])
+                if re.match(r'^-[a-zA-Z]+$', a):
+                    used |= {'-' + ch for ch in a[1:]}
+            if case['exit'] == 0 and ('-h' in case['args'] or
+                                      '--help' in case['args']):
+                options += options_of_help(case['stdout'])
+        for names in options:
+            if not names & used:
+                missing.append((doc['tool'], sorted(names)))
+    assert not missing, missing
+    assert total >= 300, total
 
 
 for _path in sorted(glob.glob(os.path.join(CASES, '*.json'))):
