@@ -63,9 +63,15 @@ def test_help_for_every_tool():
         # help is the client's, checked in test-tool-outputs)
         assert 'Usage:' in out or out.startswith('usage: ' + t), (t, out)
         assert '(qubes-core-c)' in run(t, '--version'), t
-        # the man page made from it at build time
+        # the man page made from it at build time says the same: its
+        # NAME line, every option the help lists
         man = os.path.join(TOOLS, t + '.1')
         assert os.path.exists(man), man
+        with open(man) as f:
+            page = f.read().replace('\\-', '-')
+        assert '%s - manual page' % t not in page, page[:300]
+        for opt in set(re.findall(r'(?<![\w-])--[a-z][\w-]*', out)):
+            assert opt in page, (t, opt)
 
 
 def test_create_ls_prefs():
