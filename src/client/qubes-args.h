@@ -43,6 +43,14 @@ void qubes_args_log(ArgsNamespace *ns, const char *logger, gboolean important,
  * does not catch where the tool meets it: its traceback's last line,
  * "qubesadmin.exc.TYPE: MESSAGE", and exit 1. Any other: nothing. */
 void qubes_args_uncaught(const GError *err, const char *const *types);
+/* A tool's main() catching QubesException: parser.print_error(), that
+ * is "Error: MESSAGE" on standard error, and exit 1. */
+void qubes_args_print_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2)
+    G_GNUC_NORETURN;
+/* The same for qubesd's refusal @err (str() of the client's exception);
+ * the two the client does not catch, ProtocolError and
+ * PermissionDenied, as their traceback's last line, exit 1. */
+void qubes_args_print_exception(const GError *err) G_GNUC_NORETURN;
 /* parser.error_runtime(): "PROG: error: MESSAGE" and exit @status,
  * without the usage. */
 void qubes_args_error_runtime(ArgsParser *p, int status, const char *fmt, ...)

@@ -308,23 +308,6 @@ static char *dev_description(const Dev *d)
 
 /* ---- what qubesd says ---- */
 
-/* main()'s except QubesException: "Error: MESSAGE", exit 1. */
-G_GNUC_NORETURN static void fail(const GError *err)
-{
-    static const char *const uncaught[] = {"ProtocolError", "PermissionDenied",
-                                           NULL};
-    qubes_args_uncaught(err, uncaught);
-    g_autofree char *msg = tool_exception_str(err);
-    fprintf(stderr, "Error: %s\n", msg);
-    exit(1);
-}
-
-G_GNUC_NORETURN static void fail_msg(const char *msg)
-{
-    fprintf(stderr, "Error: %s\n", msg);
-    exit(1);
-}
-
 G_GNUC_NORETURN static void uncaught(const char *line)
 {
     fflush(stdout);
@@ -339,7 +322,7 @@ static GPtrArray *call_lines(const char *what, const char *vm)
     g_autoptr(GError) err = NULL;
     GPtrArray *lines = qa_call_lines(m, vm, NULL, &err);
     if (!lines)
-        fail(err);
+        qubes_args_print_exception(err);
     return lines;
 }
 
@@ -451,7 +434,7 @@ static GPtrArray *assignments(const char *what, const char *vm)
         if (sp &&
             !qubes_dev_unpack(sp + 1, strlen(sp + 1), props, a->opts, &err)) {
             assign_free(a);
-            fail(err);
+            qubes_args_print_exception(err);
         }
         const char *id = qubes_dev_pairs_get(props, "device_id");
         if (id) {
@@ -865,7 +848,7 @@ static void call(const char *what, const char *vm, const Dev *d,
     g_autoptr(GError) err = NULL;
     g_autofree char *r = qa_call(m, vm, arg, payload, &err);
     if (!r)
-        fail(err);
+        qubes_args_print_exception(err);
 }
 
 /* DeviceCollection.assign()'s checks, then Assign. */
@@ -880,14 +863,16 @@ static void do_assign(const char *vm, const Dev *d, const char *mode,
     static const char *const can_auto[] = {"testclass", "usb", "block",
                                            "mic",       "pci", NULL};
     if (!g_strv_contains(can_require, devclass) && required)
-        fail_msg("Only pci and block devices can be assigned as required.");
+        qubes_args_print_error(
+            "%s", "Only pci and block devices can be assigned as required.");
     if (strcmp(devclass, "pci") == 0 && !required)
-        fail_msg("PCI devices cannot be assigned as not required.");
+        qubes_args_print_error(
+            "%s", "PCI devices cannot be assigned as not required.");
     if (!g_strv_contains(can_auto, devclass) && automatic) {
         g_autofree char *m = g_strdup_printf(
             "%s devices cannot be assigned to be automatically attached.",
             devclass);
-        fail_msg(m);
+        qubes_args_print_error("%s", m);
     }
     g_autofree char *payload = assignment_payload(d, mode, vm, opts);
     call("Assign", vm, d, payload);
@@ -920,7 +905,7 @@ static void cmd_attach(ArgsNamespace *ns, const char *vm, Dev *dev)
         why = g_strdup("PCI devices cannot be attached manually, did you "
                        "mean `qvm-pci assign --required ...`");
     if (why && !required)
-        fail_msg(why);
+        qubes_args_print_error("%s", why);
     if (!why) {
         g_autofree char *payload = assignment_payload(&virt, mode, vm, opts);
         g_autofree char *m =
@@ -929,7 +914,7 @@ static void cmd_attach(ArgsNamespace *ns, const char *vm, Dev *dev)
         g_autoptr(GError) err = NULL;
         g_autofree char *r = qa_call(m, vm, arg, payload, &err);
         if (!r && !required)
-            fail(err);
+            qubes_args_print_exception(err);
     }
     if (required)
         do_assign(vm, &virt, "required", opts);
@@ -945,7 +930,8 @@ static void cmd_detach(const char *vm, Dev *dev)
         g_autofree char *s = dev_str(dev);
         g_autoptr(GPtrArray) ds = assign_devices(&virt, owned);
         if (ds->len > 1)
-            fail_msg("Too many devices matches to assignment");
+            qubes_args_print_error("%s",
+                                   "Too many devices matches to assignment");
         Dev *actual = ds->len ? ds->pdata[0] : NULL;
         if (!actual) {
             actual =
@@ -954,11 +940,11 @@ static void cmd_detach(const char *vm, Dev *dev)
         }
         if (!assign_matches(&virt, actual)) {
             g_autofree char *m = g_strdup_printf("%s is not attached.", s);
-            fail_msg(m);
+            qubes_args_print_error("%s", m);
         }
         if (actual->unknown) {
             g_autofree char *m = g_strdup_printf("%s not found.", s);
-            fail_msg(m);
+            qubes_args_print_error("%s", m);
         }
         call("Detach", vm, &virt, NULL);
         return;
@@ -982,7 +968,7 @@ static void cmd_detach(const char *vm, Dev *dev)
     if (dev && none) {
         g_autofree char *s = dev_str(dev);
         g_autofree char *m = g_strdup_printf("%s is not attached.", s);
-        fail_msg(m);
+        qubes_args_print_error("%s", m);
     }
 }
 
@@ -1020,7 +1006,7 @@ static void cmd_assign(ArgsNamespace *ns, QaVm *vm, Dev *dev)
         g_autofree char *m =
             g_strdup_printf("backend vm %s doesn't expose %s device %s",
                             dev->backend, devclass, r);
-        fail_msg(m);
+        qubes_args_print_error("%s", m);
     }
     if (args_bool(ns, "only_device"))
         virt.port = "*";
@@ -1300,7 +1286,7 @@ int main(int argc, char **argv)
             g_autoptr(GPtrArray) c =
                 qa_call_lines("admin.deviceclass.List", "dom0", NULL, &err);
             if (!c)
-                fail(err);
+                qubes_args_print_exception(err);
             g_ptr_array_sort(c, tool_str_cmp);
             for (guint k = 0; k < c->len; k++)
                 printf("%s\n", (char *)c->pdata[k]);

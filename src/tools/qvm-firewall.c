@@ -156,17 +156,6 @@ static void rule_action(ArgsParser *parser, ArgsNamespace *ns,
     args_set(ns, dest, line);
 }
 
-/* main()'s except QubesException: "Error: MESSAGE", exit 1. */
-G_GNUC_NORETURN static void fail(const GError *err)
-{
-    static const char *const types[] = {"ProtocolError", "PermissionDenied",
-                                        NULL};
-    qubes_args_uncaught(err, types);
-    g_autofree char *msg = tool_exception_str(err);
-    fprintf(stderr, "Error: %s\n", msg);
-    exit(1);
-}
-
 /* vm.firewall.rules: the rules qubesd holds, as the client reads them
  * (QaFwRule*). */
 static GPtrArray *load_rules(const char *vm)
@@ -175,7 +164,7 @@ static GPtrArray *load_rules(const char *vm)
     g_autoptr(GPtrArray) lines =
         qa_call_lines("admin.vm.firewall.Get", vm, NULL, &err);
     if (!lines)
-        fail(err);
+        qubes_args_print_exception(err);
     GPtrArray *rules =
         g_ptr_array_new_with_free_func((GDestroyNotify)qa_fw_rule_free);
     for (guint i = 0; i < lines->len; i++) {
@@ -228,7 +217,7 @@ static void save_rules(const char *vm, GPtrArray *lines)
     g_autofree char *r =
         qa_call("admin.vm.firewall.Set", vm, NULL, payload->str, &err);
     if (!r)
-        fail(err);
+        qubes_args_print_exception(err);
 }
 
 static GPtrArray *api_lines(GPtrArray *rules)
@@ -384,7 +373,7 @@ int main(int argc, char **argv)
             g_autofree char *r =
                 qa_call("admin.vm.firewall.Reload", vm, NULL, NULL, &err);
             if (!r)
-                fail(err);
+                qubes_args_print_exception(err);
         }
     }
     fflush(stdout);

@@ -82,25 +82,9 @@ static void set_feature(const char *feature, const char *value)
     g_free(call_or_die("admin.vm.feature.Set", name, feature, value));
 }
 
-static void info(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-static void info(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *m = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    qubes_args_log(ns, name, FALSE, "%s", m);
-}
-
-static void warn(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-static void warn(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *m = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    qubes_args_log(ns, name, TRUE, "%s", m);
-}
+/* the client's vm.log: an info line, or a warning that -q keeps */
+#define info(...) qubes_args_log(ns, name, FALSE, __VA_ARGS__)
+#define warn(...) qubes_args_log(ns, name, TRUE, __VA_ARGS__)
 
 /* ---- root.img ---- */
 

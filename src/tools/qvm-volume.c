@@ -49,24 +49,6 @@ typedef struct {
     GHashTable *info; /* its admin.vm.volume.Info, borrowed from the app */
 } Vol;
 
-/* main()'s except QubesException: "Error: MESSAGE", exit 1; what the
- * client does not catch, its last line. */
-G_GNUC_NORETURN static void fail(const GError *err)
-{
-    static const char *const uncaught[] = {"ProtocolError", "PermissionDenied",
-                                           NULL};
-    qubes_args_uncaught(err, uncaught);
-    g_autofree char *msg = tool_exception_str(err);
-    fprintf(stderr, "Error: %s\n", msg);
-    exit(1);
-}
-
-G_GNUC_NORETURN static void fail_msg(const char *msg)
-{
-    fprintf(stderr, "Error: %s\n", msg);
-    exit(1);
-}
-
 static Vol resolve_volume(QaApp *app, const char *spec)
 {
     g_auto(GStrv) parts = g_strsplit(spec, ":", -1);
@@ -116,7 +98,7 @@ static GPtrArray *revisions(const Vol *v)
     GPtrArray *r =
         qa_call_lines("admin.vm.volume.ListSnapshots", v->vm, v->name, &err);
     if (!r)
-        fail(err);
+        qubes_args_print_exception(err);
     return r;
 }
 
@@ -144,7 +126,7 @@ static void cmd_info(const Vol *v, const char *prop)
             printf("%s\n", val);
         } else {
             g_autofree char *m = g_strdup_printf("No such property: %s", prop);
-            fail_msg(m);
+            qubes_args_print_error("%s", m);
         }
         return;
     }
@@ -175,13 +157,13 @@ static void cmd_config(const Vol *v, const char *prop, const char *value)
                                            "ephemeral", NULL};
     if (!g_strv_contains(settable, prop)) {
         g_autofree char *m = g_strdup_printf("Invalid property: %s", prop);
-        fail_msg(m);
+        qubes_args_print_error("%s", m);
     }
     g_autofree char *method = g_strdup_printf("admin.vm.volume.Set.%s", prop);
     g_autoptr(GError) err = NULL;
     g_autofree char *r = qa_call(method, v->vm, v->name, value, &err);
     if (!r)
-        fail(err);
+        qubes_args_print_exception(err);
 }
 
 /* qubesadmin.utils.parse_size(): digits, or an int before a unit (K, KB,
@@ -219,7 +201,7 @@ static gint64 parse_size(const char *text)
         return n * units[i].mult;
     }
     g_autofree char *m = g_strdup_printf("Invalid size: %s.", s);
-    fail_msg(m);
+    qubes_args_print_error("%s", m);
 }
 
 static void cmd_resize(const Vol *v, const char *size_text, gboolean force)
@@ -246,7 +228,7 @@ static void cmd_resize(const Vol *v, const char *size_text, gboolean force)
     g_autofree char *r =
         qa_call("admin.vm.volume.Resize", v->vm, v->name, s, &err);
     if (!r)
-        fail(err);
+        qubes_args_print_exception(err);
 }
 
 static void cmd_revert(const Vol *v, const char *revision)
@@ -255,14 +237,14 @@ static void cmd_revert(const Vol *v, const char *revision)
     if (!revision || !*revision) {
         revs = revisions(v);
         if (!revs->len)
-            fail_msg("No snapshots available");
+            qubes_args_print_error("%s", "No snapshots available");
         revision = revs->pdata[revs->len - 1];
     }
     g_autoptr(GError) err = NULL;
     g_autofree char *r =
         qa_call("admin.vm.volume.Revert", v->vm, v->name, revision, &err);
     if (!r)
-        fail(err);
+        qubes_args_print_exception(err);
 }
 
 static void cmd_import(const Vol *v, const char *path, const ArgValue *size,
@@ -306,7 +288,7 @@ static void cmd_import(const Vol *v, const char *path, const ArgValue *size,
     if (in != STDIN_FILENO)
         close(in);
     if (!ok)
-        fail_msg(msg);
+        qubes_args_print_error("%s", msg);
 }
 
 /* input("Are you sure? [y/N] ").lower() == 'y'; the client's uncaught
@@ -327,7 +309,8 @@ static void cmd_clone(const Vol *src, const Vol *dst, gboolean force)
 {
     if (g_strcmp0(info_get(src, "save_on_stop"), "True") != 0 ||
         g_strcmp0(info_get(dst, "save_on_stop"), "True") != 0)
-        fail_msg("Volumes must be save_on_stop for cloning");
+        qubes_args_print_error("%s",
+                               "Volumes must be save_on_stop for cloning");
     if (!force) {
         printf("This will clone the data from %s:%s into %s:%s!\n"
                "(Data in %s:%s may be preserved in a revision.)\n",
@@ -341,11 +324,11 @@ static void cmd_clone(const Vol *src, const Vol *dst, gboolean force)
     g_autofree char *token =
         qa_call("admin.vm.volume.CloneFrom", src->vm, src->name, NULL, &err);
     if (!token)
-        fail(err);
+        qubes_args_print_exception(err);
     g_autofree char *r =
         qa_call("admin.vm.volume.CloneTo", dst->vm, dst->name, token, &err);
     if (!r)
-        fail(err);
+        qubes_args_print_exception(err);
 }
 
 static void cmd_clear(const Vol *v, gboolean force)
@@ -362,7 +345,7 @@ static void cmd_clear(const Vol *v, gboolean force)
     g_autofree char *r =
         qa_call("admin.vm.volume.Clear", v->vm, v->name, NULL, &err);
     if (!r)
-        fail(err);
+        qubes_args_print_exception(err);
 }
 
 /* VolumeData: one (pool, vid) and the qubes' volumes that are it. */
@@ -417,7 +400,7 @@ static void cmd_list(ArgsNamespace *ns, QaApp *app, GPtrArray *given)
                 qa_call_lines("admin.vm.volume.ListSnapshots", qa_vm_name(vm),
                               names->pdata[k], &err);
             if (!revs)
-                fail(err);
+                qubes_args_print_exception(err);
             char *key = g_strdup_printf("%s:%s", pool, vid);
             VolumeData *d = g_hash_table_lookup(by_key, key);
             if (!d) {
