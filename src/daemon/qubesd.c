@@ -185,7 +185,7 @@ int main(int argc, char **argv)
     g_autofree char *libvirt_uri = NULL;
     g_autofree char *domain_type = NULL;
     g_autofree char *log_dir = NULL;
-    gboolean offline = FALSE;
+    gboolean offline = FALSE, init = FALSE;
     gboolean no_balancing = FALSE;
     g_autofree char *qmemman_socket = NULL;
     g_autofree char *qmemman_status = NULL;
@@ -232,6 +232,11 @@ int main(int argc, char **argv)
          "Domains to make: xen, kvm or qemu (TCG); default from the URI, "
          "and kvm when /dev/kvm exists",
          "TYPE"},
+        {"init", 0, 0, G_OPTION_ARG_NONE, &init,
+         "Make DIR and a new system's DIR/qubes.xml when there is none (an "
+         "existing one is not touched), then exit; the package's first "
+         "install runs it",
+         NULL},
         {"offline", 0, 0, G_OPTION_ARG_NONE, &offline,
          "Run no qube: no hypervisor connection, every qube but dom0 is "
          "Halted",
@@ -332,10 +337,29 @@ int main(int argc, char **argv)
     if (!socket_path)
         socket_path = g_strdup("/var/run/qubesd.sock");
 
+    if (init) {
+        /* an existing system is never touched: not even loaded */
+        g_autofree char *xml = g_build_filename(base_dir, "qubes.xml", NULL);
+        if (g_file_test(xml, G_FILE_TEST_EXISTS))
+            return 0;
+        if (g_mkdir_with_parents(base_dir, 0755) != 0) {
+            g_printerr("qubesd: cannot make %s: %s\n", base_dir,
+                       g_strerror(errno));
+            return 1;
+        }
+    }
     g_autoptr(QubesApp) app = qubes_app_open(base_dir, NULL, &err);
     if (!app) {
         g_printerr("qubesd: %s\n", err->message);
         return 1;
+    }
+    if (init) {
+        /* the new system, saved as every save is (crash-safe) */
+        if (!qubes_app_save(app, &err)) {
+            g_printerr("qubesd: %s\n", err->message);
+            return 1;
+        }
+        return 0;
     }
     /* before anything is served: no stale folder is ever adopted */
     qubes_app_set_aside_orphans(app);

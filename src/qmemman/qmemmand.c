@@ -178,6 +178,7 @@ int main(int argc, char **argv)
                     *uri = NULL, *reserve = NULL, *total = NULL;
     double delay = -1, period = -1;
     gint64 rate = -1;
+    gboolean version = FALSE;
     GOptionEntry entries[] = {
         {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config,
          "qmemman.conf (default /etc/qubes/qmemman.conf)", "FILE"},
@@ -219,6 +220,8 @@ int main(int argc, char **argv)
          "MiB per second a request must free on average (default 10 on "
          "libvirt, 100 on Xen)",
          "MIB"},
+        {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version",
+         NULL},
         {NULL},
     };
     g_autoptr(GOptionContext) ctx =
@@ -228,6 +231,10 @@ int main(int argc, char **argv)
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
         fprintf(stderr, "qmemmand: %s\n", err->message);
         return 2;
+    }
+    if (version) {
+        g_print("qmemmand " QUBES_VERSION "\n");
+        return 0;
     }
     default_to(&config, "/etc/qubes/qmemman.conf");
     default_to(&socket_path, "/var/run/qubes/qmemman.sock");

@@ -111,6 +111,29 @@ def test_framing():
 
 # ---- domains and classes ----
 
+def test_init_makes_a_new_system_only():
+    """qubesd --init (the package's first install): a new system's folder
+    and qubes.xml where there is none; an existing qubes.xml is not
+    touched, not even read."""
+    base = os.path.join(state['fs'].mnt, 'init', 'qubes')
+    r = subprocess.run([QUBESD, '--init', '--base-dir', base],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    xml = os.path.join(base, 'qubes.xml')
+    with open(xml) as f:
+        text = f.read()
+    assert '<domain id="domain-0" class="AdminVM">' in text or \
+        'AdminVM' in text, text
+    with open(xml, 'w') as f:
+        f.write('not even XML: kept as it is\n')
+    r = subprocess.run([QUBESD, '--init', '--base-dir', base],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(xml) as f:
+        assert f.read() == 'not even XML: kept as it is\n'
+    subprocess.run(['rm', '-rf', os.path.dirname(base)], check=True)
+
+
 def test_vm_list_and_classes():
     d = D()
     assert d.ok('admin.vmclass.List') == \
