@@ -1645,6 +1645,12 @@ gboolean args_py_int(const char *s, gint64 *out)
     return TRUE;
 }
 
+char *args_py_int_error(const char *s)
+{
+    g_autofree char *r = args_py_repr(s);
+    return g_strdup_printf("invalid literal for int() with base 10: %s", r);
+}
+
 /* _get_value() and _check_value() of one string */
 static ArgValue *convert(Parse *ps, const ArgsAction *a, const char *s,
                          gboolean check)

@@ -94,15 +94,15 @@ typedef struct {
     /* "-o --format" (options, space-separated) or "VMNAME" (positional) */
     const char *names;
     ArgsActionKind action;
-    int nargs;               /* 0: the action's own default */
-    const char *dest;        /* NULL: from the names, as argparse */
-    const char *metavar;     /* NULL: argparse's */
+    int nargs;                   /* 0: the action's own default */
+    const char *dest;            /* NULL: from the names, as argparse */
+    const char *metavar;         /* NULL: argparse's */
     const char *const *metavars; /* a tuple metavar (nargs N), NULL-ended */
-    const char *help;        /* NULL: none; ARGS_SUPPRESS: hidden */
-    const char *konst;       /* const */
-    const char *deflt;       /* default (a string), NULL: None */
-    ArgValueType deflt_type; /* NONE: @deflt as a string; BOOL ("True",
-                                "False"), INT, LIST (an empty list) */
+    const char *help;            /* NULL: none; ARGS_SUPPRESS: hidden */
+    const char *konst;           /* const */
+    const char *deflt;           /* default (a string), NULL: None */
+    ArgValueType deflt_type;     /* NONE: @deflt as a string; BOOL ("True",
+                                    "False"), INT, LIST (an empty list) */
     const char *const *choices;
     gboolean required;
     gboolean is_int;       /* type=int */
@@ -197,6 +197,9 @@ char *args_py_repr(const char *s);
  * underscores between); FALSE where it raises ValueError, or past 63
  * bits. */
 gboolean args_py_int(const char *s, gint64 *out);
+/* The message of int()'s ValueError for @s: "invalid literal for int()
+ * with base 10: 'S'" (new). */
+char *args_py_int_error(const char *s);
 /* Python's textwrap.wrap() and fill() (drop_whitespace, long words
  * broken; on hyphens when @hyphens). */
 GPtrArray *args_textwrap(const char *text, glong width, const char *initial,

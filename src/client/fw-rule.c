@@ -7,6 +7,7 @@
 #include "fw-rule.h"
 
 #include "argparse.h"
+#include "qubes-args.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -39,12 +40,6 @@ void qa_fw_rule_free(QaFwRule *r)
     g_free(r);
 }
 
-char *qa_py_int_error(const char *s)
-{
-    g_autofree char *r = args_py_repr(s);
-    return g_strdup_printf("invalid literal for int() with base 10: %s", r);
-}
-
 /* A ValueError's last line. */
 static gboolean value_error(char **pyerr, const char *fmt, ...)
     G_GNUC_PRINTF(2, 3);
@@ -62,7 +57,7 @@ static gboolean py_int(const char *s, gint64 *out, char **pyerr)
 {
     if (args_py_int(s, out))
         return TRUE;
-    g_autofree char *m = qa_py_int_error(s);
+    g_autofree char *m = args_py_int_error(s);
     return value_error(pyerr, "%s", m);
 }
 
@@ -329,9 +324,7 @@ QaFwRule *qa_fw_rule_parse(const char *line, char **pyerr)
             continue;
         const char *eq = strchr(*w, '=');
         if (!eq) {
-            *pyerr = g_strdup_printf("ValueError: dictionary update sequence "
-                                     "element #%u has length 1; 2 is required",
-                                     n);
+            *pyerr = g_strdup_printf(QUBES_ARGS_DICT_ERROR, n);
             return NULL;
         }
         g_autofree char *k = g_strndup(*w, (gsize)(eq - *w));

@@ -34,8 +34,4 @@ char *qa_fw_rule_api(const QaFwRule *r);
  * unset; an expiry as seconds from now, "+300s" (new). */
 char *qa_fw_rule_pretty(const QaFwRule *r, const char *key);
 
-/* Python's int() refusal of @s: "invalid literal for int() with base
- * 10: 'S'" (new). */
-char *qa_py_int_error(const char *s);
-
 G_END_DECLS

@@ -222,11 +222,21 @@ void qubes_args_print_exception(const GError *err)
     qubes_args_print_error("%s", msg);
 }
 
+void qubes_args_exit_uncaught(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *line = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    fprintf(stderr, "%s\n", line);
+    exit(1);
+}
+
 void qubes_args_uncaught(const GError *err, const char *const *types)
 {
     const char *t = qa_error_type(err);
-    if (!t || !g_strv_contains(types, t))
-        return;
-    fprintf(stderr, "qubesadmin.exc.%s: %s\n", t, tool_error_message(err));
-    exit(1);
+    if (t && g_strv_contains(types, t))
+        qubes_args_exit_uncaught("qubesadmin.exc.%s: %s", t,
+                                 tool_error_message(err));
 }

@@ -39,14 +39,24 @@ QaApp *qubes_args_app(ArgsParser *p);
  * quieted (-q) only a warning or an error (@important), bare. */
 void qubes_args_log(ArgsNamespace *ns, const char *logger, gboolean important,
                     const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+/* A Python exception the client does not catch: its traceback's last
+ * line ("ValueError: ...") on standard error, after what standard
+ * output holds, and exit 1. */
+void qubes_args_exit_uncaught(const char *fmt, ...)
+    G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN;
+/* The ValueError of dict() given an item that is not a pair (element
+ * @i, from 0), a format for qubes_args_exit_uncaught(). */
+#define QUBES_ARGS_DICT_ERROR                                                  \
+    "ValueError: dictionary update sequence element #%u has length 1; 2 is "   \
+    "required"
 /* An Admin API exception of one of @types (NULL-ended) that the client
  * does not catch where the tool meets it: its traceback's last line,
  * "qubesadmin.exc.TYPE: MESSAGE", and exit 1. Any other: nothing. */
 void qubes_args_uncaught(const GError *err, const char *const *types);
 /* A tool's main() catching QubesException: parser.print_error(), that
  * is "Error: MESSAGE" on standard error, and exit 1. */
-void qubes_args_print_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2)
-    G_GNUC_NORETURN;
+void qubes_args_print_error(const char *fmt, ...)
+    G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN;
 /* The same for qubesd's refusal @err (str() of the client's exception);
  * the two the client does not catch, ProtocolError and
  * PermissionDenied, as their traceback's last line, exit 1. */

@@ -464,6 +464,18 @@ char *tool_input(const char *prompt)
     return g_strdup(line);
 }
 
+void tool_pairs_set(GPtrArray *pairs, const char *key, const char *value)
+{
+    for (guint i = 0; i + 1 < pairs->len; i += 2)
+        if (strcmp(pairs->pdata[i], key) == 0) {
+            g_free(pairs->pdata[i + 1]);
+            pairs->pdata[i + 1] = g_strdup(value);
+            return;
+        }
+    g_ptr_array_add(pairs, g_strdup(key));
+    g_ptr_array_add(pairs, g_strdup(value));
+}
+
 gint tool_str_cmp(gconstpointer a, gconstpointer b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);

@@ -91,6 +91,9 @@ gboolean tool_volume_import(const char *vm, const char *vol, int in,
 /* Python's input(): @prompt on standard output, a line from standard
  * input without its newline (new); NULL at its end (EOFError). */
 char *tool_input(const char *prompt);
+/* A Python dict's item set in @pairs (KEY, VALUE char*, owned, in the
+ * order first set): a key set again keeps its place, takes the value. */
+void tool_pairs_set(GPtrArray *pairs, const char *key, const char *value);
 /* strcmp() of two char* in a GPtrArray, for g_ptr_array_sort(). */
 gint tool_str_cmp(gconstpointer a, gconstpointer b);
 

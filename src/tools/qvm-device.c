@@ -308,13 +308,6 @@ static char *dev_description(const Dev *d)
 
 /* ---- what qubesd says ---- */
 
-G_GNUC_NORETURN static void uncaught(const char *line)
-{
-    fflush(stdout);
-    fprintf(stderr, "%s\n", line);
-    exit(1);
-}
-
 static GPtrArray *call_lines(const char *what, const char *vm)
 {
     g_autofree char *m =
@@ -649,11 +642,13 @@ static void cmd_list(ArgsNamespace *ns, GPtrArray *domains)
                     clash || strcmp(((char **)rows->pdata[k])[0], r[0]) == 0;
         }
         if (clash)
-            uncaught("TypeError: '<' not supported between instances of "
-                     "'NoneType' and 'str'");
+            qubes_args_exit_uncaught(
+                "TypeError: '<' not supported between instances of "
+                "'NoneType' and 'str'");
         if (none)
-            uncaught("TypeError: sequence item 1: expected str instance, "
-                     "NoneType found");
+            qubes_args_exit_uncaught(
+                "TypeError: sequence item 1: expected str instance, "
+                "NoneType found");
     }
     g_ptr_array_sort(rows, row_cmp);
     guint ncol = sbdf ? 4 : 3;
@@ -686,8 +681,9 @@ static Dev *resolve_device(const char *rep, gboolean allow_unknown,
                    rep);
     g_autofree char *backend = g_strndup(rep, (gsize)(colon - rep));
     if (strcmp(backend, "_") == 0 || strcmp(backend, "*") == 0)
-        uncaught("AttributeError: 'NoneType' object has no attribute "
-                 "'devices'");
+        qubes_args_exit_uncaught(
+            "AttributeError: 'NoneType' object has no attribute "
+            "'devices'");
     if (!qa_app_domain(app, backend))
         qubes_args_error_runtime(main_parser, 1, "no such backend vm!");
     const char *ident = colon + 1;
@@ -746,39 +742,13 @@ static GPtrArray *options(ArgsNamespace *ns)
     for (guint i = 0; given && i < given->len; i++) {
         const char *opt = given->pdata[i];
         const char *eq = strchr(opt, '=');
-        if (!eq) {
-            g_autofree char *m = g_strdup_printf(
-                "ValueError: dictionary update sequence element #%u has "
-                "length 1; 2 is required",
-                i);
-            uncaught(m);
-        }
+        if (!eq)
+            qubes_args_exit_uncaught(QUBES_ARGS_DICT_ERROR, i);
         g_autofree char *k = g_strndup(opt, (gsize)(eq - opt));
-        gboolean done = FALSE;
-        for (guint j = 0; j + 1 < o->len && !done; j += 2)
-            if (strcmp(o->pdata[j], k) == 0) {
-                g_free(o->pdata[j + 1]);
-                o->pdata[j + 1] = g_strdup(eq + 1);
-                done = TRUE;
-            }
-        if (!done) {
-            g_ptr_array_add(o, g_strdup(k));
-            g_ptr_array_add(o, g_strdup(eq + 1));
-        }
+        tool_pairs_set(o, k, eq + 1);
     }
-    if (args_bool(ns, "ro")) {
-        gboolean done = FALSE;
-        for (guint j = 0; j + 1 < o->len && !done; j += 2)
-            if (strcmp(o->pdata[j], "read-only") == 0) {
-                g_free(o->pdata[j + 1]);
-                o->pdata[j + 1] = g_strdup("yes");
-                done = TRUE;
-            }
-        if (!done) {
-            g_ptr_array_add(o, g_strdup("read-only"));
-            g_ptr_array_add(o, g_strdup("yes"));
-        }
-    }
+    if (args_bool(ns, "ro"))
+        tool_pairs_set(o, "read-only", "yes");
     /* parse_ro_option_as_read_only() */
     for (guint j = 0; j + 1 < o->len; j += 2) {
         if (strcmp(o->pdata[j], "ro") != 0)
@@ -789,24 +759,12 @@ static GPtrArray *options(ArgsNamespace *ns)
             ro = "yes";
         else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
             ro = "no";
-        if (!ro) {
-            g_autofree char *m = g_strdup_printf(
+        if (!ro)
+            qubes_args_exit_uncaught(
                 "ValueError: Unknown `read-only` option value: %s",
                 (char *)o->pdata[j + 1]);
-            uncaught(m);
-        }
         g_ptr_array_remove_range(o, j, 2);
-        gboolean done = FALSE;
-        for (guint k = 0; k + 1 < o->len && !done; k += 2)
-            if (strcmp(o->pdata[k], "read-only") == 0) {
-                g_free(o->pdata[k + 1]);
-                o->pdata[k + 1] = g_strdup(ro);
-                done = TRUE;
-            }
-        if (!done) {
-            g_ptr_array_add(o, g_strdup("read-only"));
-            g_ptr_array_add(o, g_strdup(ro));
-        }
+        tool_pairs_set(o, "read-only", ro);
         break;
     }
     return o;
@@ -831,10 +789,8 @@ static char *assignment_payload(const Dev *d, const char *mode,
     }
     if (!ok) {
         /* the client's sanitize_str() raises ProtocolError */
-        g_autofree char *m =
-            g_strdup_printf("qubesadmin.device_protocol.ProtocolError: %s",
-                            tool_error_message(err));
-        uncaught(m);
+        qubes_args_exit_uncaught("qubesadmin.device_protocol.ProtocolError: %s",
+                                 tool_error_message(err));
     }
     return g_string_free(s, FALSE);
 }
@@ -869,10 +825,9 @@ static void do_assign(const char *vm, const Dev *d, const char *mode,
         qubes_args_print_error(
             "%s", "PCI devices cannot be assigned as not required.");
     if (!g_strv_contains(can_auto, devclass) && automatic) {
-        g_autofree char *m = g_strdup_printf(
+        qubes_args_print_error(
             "%s devices cannot be assigned to be automatically attached.",
             devclass);
-        qubes_args_print_error("%s", m);
     }
     g_autofree char *payload = assignment_payload(d, mode, vm, opts);
     call("Assign", vm, d, payload);
@@ -939,12 +894,10 @@ static void cmd_detach(const char *vm, Dev *dev)
             g_ptr_array_add(owned, actual);
         }
         if (!assign_matches(&virt, actual)) {
-            g_autofree char *m = g_strdup_printf("%s is not attached.", s);
-            qubes_args_print_error("%s", m);
+            qubes_args_print_error("%s is not attached.", s);
         }
         if (actual->unknown) {
-            g_autofree char *m = g_strdup_printf("%s not found.", s);
-            qubes_args_print_error("%s", m);
+            qubes_args_print_error("%s not found.", s);
         }
         call("Detach", vm, &virt, NULL);
         return;
@@ -967,8 +920,7 @@ static void cmd_detach(const char *vm, Dev *dev)
     }
     if (dev && none) {
         g_autofree char *s = dev_str(dev);
-        g_autofree char *m = g_strdup_printf("%s is not attached.", s);
-        qubes_args_print_error("%s", m);
+        qubes_args_print_error("%s is not attached.", s);
     }
 }
 
@@ -1003,10 +955,8 @@ static void cmd_assign(ArgsNamespace *ns, QaVm *vm, Dev *dev)
         virt.devid = "*";
     } else if (strcmp(dev_id(dev), unknown_id) == 0) {
         g_autofree char *r = args_py_repr(dev->port);
-        g_autofree char *m =
-            g_strdup_printf("backend vm %s doesn't expose %s device %s",
-                            dev->backend, devclass, r);
-        qubes_args_print_error("%s", m);
+        qubes_args_print_error("backend vm %s doesn't expose %s device %s",
+                               dev->backend, devclass, r);
     }
     if (args_bool(ns, "only_device"))
         virt.port = "*";

@@ -67,18 +67,10 @@ static const char epilog[] =
     "[comment=<text>]\n"
     "\n";
 
-/* An uncaught Python exception: its last line, exit 1. */
-G_GNUC_NORETURN static void uncaught(const char *last_line)
-{
-    fflush(stdout);
-    fprintf(stderr, "%s\n", last_line);
-    exit(1);
-}
-
 static void list_remove(GPtrArray *order, const char *key)
 {
     if (!g_ptr_array_remove(order, (gpointer)g_intern_string(key)))
-        uncaught("ValueError: list.remove(x): x not in list");
+        qubes_args_exit_uncaught("ValueError: list.remove(x): x not in list");
 }
 
 /* RuleAction: the words of a rule as the client's Rule, kept in the
@@ -106,7 +98,7 @@ static void rule_action(ArgsParser *parser, ArgsNamespace *ns,
     for (guint i = 0; i < values->len; i++) {
         const char *opt = values->pdata[i];
         if (!*opt)
-            uncaught("IndexError: string index out of range");
+            qubes_args_exit_uncaught("IndexError: string index out of range");
         if (opt[strlen(opt) - 1] == '=')
             args_error(parser, "invalid rule description: %s", opt);
         g_auto(GStrv) parts = g_strsplit(opt, "=", -1);
@@ -116,7 +108,7 @@ static void rule_action(ArgsParser *parser, ArgsNamespace *ns,
             value = parts[1];
         } else if (g_strv_length(parts) == 1) {
             if (!order->len)
-                uncaught("IndexError: list index out of range");
+                qubes_args_exit_uncaught("IndexError: list index out of range");
             key = order->pdata[0];
             value = opt;
         } else {
@@ -130,9 +122,8 @@ static void rule_action(ArgsParser *parser, ArgsNamespace *ns,
         if (strcmp(key, "expire") == 0 && value[0] == '+') {
             gint64 secs;
             if (!args_py_int(value + 1, &secs)) {
-                g_autofree char *m = qa_py_int_error(value + 1);
-                g_autofree char *line = g_strdup_printf("ValueError: %s", m);
-                uncaught(line);
+                g_autofree char *m = args_py_int_error(value + 1);
+                qubes_args_exit_uncaught("ValueError: %s", m);
             }
             g_free(v);
             v = g_strdup_printf("%" G_GINT64_FORMAT,
@@ -150,7 +141,7 @@ static void rule_action(ArgsParser *parser, ArgsNamespace *ns,
     g_autofree char *pyerr = NULL;
     g_autoptr(QaFwRule) rule = qa_fw_rule_from_elements(keys, vals, &pyerr);
     if (!rule)
-        uncaught(pyerr);
+        qubes_args_exit_uncaught("%s", pyerr);
     ArgValue *line = args_value_new(ARGV_STR);
     line->s = qa_fw_rule_api(rule);
     args_set(ns, dest, line);
@@ -171,7 +162,7 @@ static GPtrArray *load_rules(const char *vm)
         g_autofree char *pyerr = NULL;
         QaFwRule *r = qa_fw_rule_parse(lines->pdata[i], &pyerr);
         if (!r)
-            uncaught(pyerr);
+            qubes_args_exit_uncaught("%s", pyerr);
         g_ptr_array_add(rules, r);
     }
     return rules;
@@ -198,11 +189,10 @@ static void ascii_or_uncaught(const char *text)
             ch = g_strdup_printf("\\u%04x", c);
         else
             ch = g_strdup_printf("\\U%08x", c);
-        g_autofree char *line = g_strdup_printf(
-            "UnicodeEncodeError: 'ascii' codec can't encode character '%s' "
-            "in position %ld: ordinal not in range(128)",
-            ch, pos);
-        uncaught(line);
+        qubes_args_exit_uncaught("UnicodeEncodeError: 'ascii' codec can't "
+                                 "encode character '%s' in position %ld: "
+                                 "ordinal not in range(128)",
+                                 ch, pos);
     }
 }
 
@@ -343,8 +333,9 @@ int main(int argc, char **argv)
         if (no && no->type == ARGV_INT) {
             gint64 at = py_index(no->i, lines->len);
             if (at < 0)
-                uncaught(lines->len ? "IndexError: pop index out of range"
-                                    : "IndexError: pop from empty list");
+                qubes_args_exit_uncaught(
+                    "%s", lines->len ? "IndexError: pop index out of range"
+                                     : "IndexError: pop from empty list");
             g_ptr_array_remove_index(lines, (guint)at);
         } else {
             const char *want = args_str(ns, "rule");
@@ -352,7 +343,8 @@ int main(int argc, char **argv)
             while (i < lines->len && g_strcmp0(lines->pdata[i], want) != 0)
                 i++;
             if (i == lines->len)
-                uncaught("ValueError: list.remove(x): x not in list");
+                qubes_args_exit_uncaught(
+                    "ValueError: list.remove(x): x not in list");
             g_ptr_array_remove_index(lines, i);
         }
         save_rules(vm, lines);

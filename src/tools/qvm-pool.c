@@ -26,6 +26,116 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- the client's subcommands ---- */
+
+/* qubesd's refusals the client does not catch (an unknown driver or
+ * pool, a bad value) */
+static const char *const uncaught_types[] = {"PermissionDenied",
+                                             "ProtocolError", NULL};
+
+/* A failure: error_runtime(str(e)) */
+static G_GNUC_NORETURN void fail(ArgsParser *p, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+static void fail(ArgsParser *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *m = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    qubes_args_error_runtime(p, 1, "%s", m);
+}
+
+/* @method's answer as its lines, or the failure reported */
+static GPtrArray *lines_or_fail(ArgsParser *p, const char *method,
+                                const char *arg)
+{
+    g_autoptr(GError) err = NULL;
+    GPtrArray *r = qa_call_lines(method, "dom0", arg, &err);
+    if (!r)
+        fail(p, "%s", tool_error_message(err));
+    return r;
+}
+
+/* Pool.config: KEY=VALUE lines of admin.pool.Info, in order */
+static GPtrArray *pool_config(ArgsParser *p, const char *pool)
+{
+    return lines_or_fail(p, "admin.pool.Info", pool);
+}
+
+static void cmd_list(ArgsParser *p)
+{
+    g_autoptr(GPtrArray) pools = lines_or_fail(p, "admin.pool.List", NULL);
+    g_autoptr(Table) t = table_new(2, "NAME", "DRIVER", NULL);
+    for (guint i = 0; i < pools->len; i++) {
+        g_autoptr(GPtrArray) cfg = pool_config(p, pools->pdata[i]);
+        const char *driver = "";
+        for (guint k = 0; k < cfg->len; k++)
+            if (g_str_has_prefix(cfg->pdata[k], "driver="))
+                driver = (char *)cfg->pdata[k] + strlen("driver=");
+        table_add(t, pools->pdata[i], driver, NULL);
+    }
+    table_print(t);
+}
+
+static void cmd_drivers(ArgsParser *p)
+{
+    g_autoptr(GPtrArray) lines =
+        lines_or_fail(p, "admin.pool.ListDrivers", NULL);
+    g_ptr_array_sort(lines, tool_str_cmp);
+    g_autoptr(Table) t = table_new(2, "DRIVER", "OPTIONS", NULL);
+    for (guint i = 0; i < lines->len; i++) {
+        g_auto(GStrv) w = g_strsplit(lines->pdata[i], " ", -1);
+        g_autofree char *opts = g_strjoinv(", ", w + (w[0] ? 1 : 0));
+        table_add(t, w[0], opts, NULL);
+    }
+    table_print(t);
+}
+
+static void cmd_info(ArgsParser *p, GPtrArray *names)
+{
+    g_autoptr(Table) t = table_new(2, NULL);
+    for (guint i = 0; names && i < names->len; i++) {
+        if (i)
+            table_add(t, "", "", NULL);
+        table_add(t, "name", names->pdata[i], NULL);
+        g_autoptr(GPtrArray) cfg = pool_config(p, names->pdata[i]);
+        g_ptr_array_sort(cfg, tool_str_cmp);
+        for (guint k = 0; k < cfg->len; k++) {
+            char *eq = strchr(cfg->pdata[k], '=');
+            if (!eq)
+                continue;
+            *eq = '\0';
+            if (strcmp(cfg->pdata[k], "name") != 0)
+                table_add(t, cfg->pdata[k], eq + 1, NULL);
+        }
+    }
+    table_print(t);
+}
+
+/* PoolsAction.parse_qubes_app(): every name a pool, else parser.error()
+ * with the list as Python prints it. */
+static void check_pools(ArgsParser *p, GPtrArray *names)
+{
+    if (!names || !names->len)
+        return;
+    g_autoptr(GPtrArray) pools = lines_or_fail(p, "admin.pool.List", NULL);
+    for (guint i = 0; i < names->len; i++) {
+        gboolean found = FALSE;
+        for (guint k = 0; k < pools->len && !found; k++)
+            found = strcmp(pools->pdata[k], names->pdata[i]) == 0;
+        if (found)
+            continue;
+        GString *r = g_string_new("[");
+        for (guint k = 0; k < names->len; k++) {
+            g_autofree char *q = args_py_repr(names->pdata[k]);
+            g_string_append_printf(r, "%s%s", k ? ", " : "", q);
+        }
+        g_string_append_c(r, ']');
+        g_autofree char *rs = g_string_free(r, FALSE);
+        args_error(p, "No such pools: %s", rs);
+    }
+}
+
 /* ---- the older options (qvm_pool_legacy) ---- */
 
 /* _Options: -o "a=1,b=2" as a dict (the last -o wins), kept as the
@@ -37,13 +147,8 @@ static void legacy_options(ArgsParser *parser, ArgsNamespace *ns,
     const char *opts = values->pdata[0];
     g_auto(GStrv) parts = g_strsplit(opts, ",", -1);
     for (guint i = 0; parts[i]; i++)
-        if (!strchr(parts[i], '=')) {
-            fprintf(stderr,
-                    "ValueError: dictionary update sequence element #%u has "
-                    "length 1; 2 is required\n",
-                    i);
-            exit(1);
-        }
+        if (!strchr(parts[i], '='))
+            qubes_args_exit_uncaught(QUBES_ARGS_DICT_ERROR, i);
     args_set(ns, "options", args_value_str(opts));
 }
 
@@ -80,29 +185,10 @@ static GPtrArray *legacy_dict(const char *opts)
     for (guint i = 0; opts && parts[i]; i++) {
         char *eq = strchr(parts[i], '=');
         g_autofree char *k = g_strndup(parts[i], (gsize)(eq - parts[i]));
-        gboolean done = FALSE;
-        for (guint j = 0; j + 1 < kv->len && !done; j += 2)
-            if (strcmp(kv->pdata[j], k) == 0) {
-                g_free(kv->pdata[j + 1]);
-                kv->pdata[j + 1] = g_strdup(eq + 1);
-                done = TRUE;
-            }
-        if (!done) {
-            g_ptr_array_add(kv, g_strdup(k));
-            g_ptr_array_add(kv, g_strdup(eq + 1));
-        }
+        tool_pairs_set(kv, k, eq + 1);
     }
     return kv;
 }
-
-static void cmd_list(ArgsParser *p);
-static void cmd_drivers(ArgsParser *p);
-static void cmd_info(ArgsParser *p, GPtrArray *names);
-static void check_pools(ArgsParser *p, GPtrArray *names);
-/* qubesd's refusals the client does not catch (an unknown driver or
- * pool, a bad value) */
-static const char *const uncaught_types[] = {"PermissionDenied",
-                                             "ProtocolError", NULL};
 
 /* parser.error() with the client's message, whose '\n' makes two. */
 G_GNUC_NORETURN static void legacy_error(ArgsParser *p, const char *what,
@@ -224,13 +310,10 @@ static int legacy_main(int argc, char **argv)
             "usage_details", "volumes", NULL};
         for (guint i = 0; i + 1 < opts->len; i += 2) {
             const char *opt = opts->pdata[i];
-            if (g_strv_contains(read_only, opt)) {
-                fprintf(stderr,
-                        "AttributeError: property '%s' of 'Pool' object has "
-                        "no setter\n",
-                        opt);
-                return 1;
-            }
+            if (g_strv_contains(read_only, opt))
+                qubes_args_exit_uncaught("AttributeError: property '%s' of "
+                                         "'Pool' object has no setter",
+                                         opt);
             if (g_str_has_prefix(opt, "__") && g_str_has_suffix(opt, "__"))
                 continue; /* an attribute of the object, not qubesd's */
             if (!g_strv_contains(settable, opt))
@@ -240,121 +323,15 @@ static int legacy_main(int argc, char **argv)
             g_autofree char *r =
                 qa_call(m, "dom0", pool, opts->pdata[i + 1], &err);
             if (!r) {
-                qubes_args_uncaught(err, uncaught_types);
-                g_autofree char *msg = tool_exception_str(err);
-                args_error(p, "failed to set pool %s option %s: %s\n", pool,
-                           opt, msg);
+                g_autofree char *what =
+                    g_strdup_printf("failed to set pool %s option", pool);
+                legacy_error(p, what, opt, err);
             }
         }
     }
     fflush(stdout);
     args_parser_free(p);
     return 0;
-}
-
-/* ---- the client's subcommands ---- */
-
-/* A failure: error_runtime(str(e)) */
-static G_GNUC_NORETURN void fail(ArgsParser *p, const char *fmt, ...)
-    G_GNUC_PRINTF(2, 3);
-static void fail(ArgsParser *p, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *m = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    qubes_args_error_runtime(p, 1, "%s", m);
-}
-
-/* @method's answer as its lines, or the failure reported */
-static GPtrArray *lines_or_fail(ArgsParser *p, const char *method,
-                                const char *arg)
-{
-    g_autoptr(GError) err = NULL;
-    GPtrArray *r = qa_call_lines(method, "dom0", arg, &err);
-    if (!r)
-        fail(p, "%s", tool_error_message(err));
-    return r;
-}
-
-/* Pool.config: KEY=VALUE lines of admin.pool.Info, in order */
-static GPtrArray *pool_config(ArgsParser *p, const char *pool)
-{
-    return lines_or_fail(p, "admin.pool.Info", pool);
-}
-
-static void cmd_list(ArgsParser *p)
-{
-    g_autoptr(GPtrArray) pools = lines_or_fail(p, "admin.pool.List", NULL);
-    g_autoptr(Table) t = table_new(2, "NAME", "DRIVER", NULL);
-    for (guint i = 0; i < pools->len; i++) {
-        g_autoptr(GPtrArray) cfg = pool_config(p, pools->pdata[i]);
-        const char *driver = "";
-        for (guint k = 0; k < cfg->len; k++)
-            if (g_str_has_prefix(cfg->pdata[k], "driver="))
-                driver = (char *)cfg->pdata[k] + strlen("driver=");
-        table_add(t, pools->pdata[i], driver, NULL);
-    }
-    table_print(t);
-}
-
-static void cmd_drivers(ArgsParser *p)
-{
-    g_autoptr(GPtrArray) lines =
-        lines_or_fail(p, "admin.pool.ListDrivers", NULL);
-    g_ptr_array_sort(lines, tool_str_cmp);
-    g_autoptr(Table) t = table_new(2, "DRIVER", "OPTIONS", NULL);
-    for (guint i = 0; i < lines->len; i++) {
-        g_auto(GStrv) w = g_strsplit(lines->pdata[i], " ", -1);
-        g_autofree char *opts = g_strjoinv(", ", w + (w[0] ? 1 : 0));
-        table_add(t, w[0], opts, NULL);
-    }
-    table_print(t);
-}
-
-static void cmd_info(ArgsParser *p, GPtrArray *names)
-{
-    g_autoptr(Table) t = table_new(2, NULL);
-    for (guint i = 0; names && i < names->len; i++) {
-        if (i)
-            table_add(t, "", "", NULL);
-        table_add(t, "name", names->pdata[i], NULL);
-        g_autoptr(GPtrArray) cfg = pool_config(p, names->pdata[i]);
-        g_ptr_array_sort(cfg, tool_str_cmp);
-        for (guint k = 0; k < cfg->len; k++) {
-            char *eq = strchr(cfg->pdata[k], '=');
-            if (!eq)
-                continue;
-            *eq = '\0';
-            if (strcmp(cfg->pdata[k], "name") != 0)
-                table_add(t, cfg->pdata[k], eq + 1, NULL);
-        }
-    }
-    table_print(t);
-}
-
-/* PoolsAction.parse_qubes_app(): every name a pool, else parser.error()
- * with the list as Python prints it. */
-static void check_pools(ArgsParser *p, GPtrArray *names)
-{
-    if (!names || !names->len)
-        return;
-    g_autoptr(GPtrArray) pools = lines_or_fail(p, "admin.pool.List", NULL);
-    for (guint i = 0; i < names->len; i++) {
-        gboolean found = FALSE;
-        for (guint k = 0; k < pools->len && !found; k++)
-            found = strcmp(pools->pdata[k], names->pdata[i]) == 0;
-        if (found)
-            continue;
-        GString *r = g_string_new("[");
-        for (guint k = 0; k < names->len; k++) {
-            g_autofree char *q = args_py_repr(names->pdata[k]);
-            g_string_append_printf(r, "%s%s", k ? ", " : "", q);
-        }
-        g_string_append_c(r, ']');
-        g_autofree char *rs = g_string_free(r, FALSE);
-        args_error(p, "No such pools: %s", rs);
-    }
 }
 
 int main(int argc, char **argv)
@@ -454,13 +431,8 @@ int main(int argc, char **argv)
         for (guint i = 0; opts && i < opts->len; i++) {
             const char *o = opts->pdata[i];
             const char *eq = strchr(o, '=');
-            if (!eq) {
-                fprintf(stderr,
-                        "ValueError: dictionary update sequence "
-                        "element #%u has length 1; 2 is required\n",
-                        i);
-                return 1;
-            }
+            if (!eq)
+                qubes_args_exit_uncaught(QUBES_ARGS_DICT_ERROR, i);
             /* a dict: a key given again takes its new value */
             g_autofree char *key = g_strndup(o, (gsize)(eq - o));
             gboolean done = FALSE;

@@ -45,21 +45,13 @@ static ArgsParser *parser;
 static ArgsNamespace *ns;
 static const char *name;
 
-G_GNUC_NORETURN static void uncaught_line(const char *line)
-{
-    fflush(stdout);
-    fprintf(stderr, "%s\n", line);
-    exit(1);
-}
-
 /* An Admin API refusal the client does not catch here. */
 G_GNUC_NORETURN static void uncaught(const GError *err)
 {
     const char *type = qa_error_type(err);
     g_autofree char *msg = tool_exception_str(err);
-    g_autofree char *line = g_strdup_printf(
-        "qubesadmin.exc.%s: %s", type ? type : "QubesException", msg);
-    uncaught_line(line);
+    qubes_args_exit_uncaught("qubesadmin.exc.%s: %s",
+                             type ? type : "QubesException", msg);
 }
 
 static char *call_or_die(const char *method, const char *dest, const char *arg,
@@ -106,19 +98,21 @@ static guint64 root_img_size(const char *dir)
         if (!g_spawn_sync(NULL, (char **)argv, NULL,
                           G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL,
                           NULL, NULL, &out, NULL, NULL, NULL))
-            uncaught_line("FileNotFoundError: [Errno 2] No such file or "
-                          "directory: 'tar'");
+            qubes_args_exit_uncaught(
+                "FileNotFoundError: [Errno 2] No such file or "
+                "directory: 'tar'");
         g_auto(GStrv) f = g_strsplit_set(g_strstrip(out), " \t\n", -1);
         guint n = 0;
         for (guint i = 0; f[i]; i++)
             if (*f[i] && ++n == 3)
                 return g_ascii_strtoull(f[i], NULL, 10);
-        uncaught_line("IndexError: list index out of range");
+        qubes_args_exit_uncaught("IndexError: list index out of range");
     }
     struct stat st;
     if (stat(root, &st) == 0)
         return (guint64)st.st_size;
-    uncaught_line("qubesadmin.exc.QubesException: root.img not found");
+    qubes_args_exit_uncaught(
+        "qubesadmin.exc.QubesException: root.img not found");
 }
 
 /* The output of @argv (reading @in), as a pipe to read. */
@@ -126,15 +120,14 @@ static int pipe_from(const char *const *argv, int in, GPid *pid)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
-        uncaught_line("OSError: pipe");
+        qubes_args_exit_uncaught("OSError: pipe");
     g_autoptr(GError) err = NULL;
     if (!g_spawn_async_with_fds(NULL, (char **)argv, NULL,
                                 G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
                                 NULL, NULL, pid, in, fds[1], -1, &err)) {
-        g_autofree char *m = g_strdup_printf(
+        qubes_args_exit_uncaught(
             "FileNotFoundError: [Errno 2] No such file or directory: '%s'",
             argv[0]);
-        uncaught_line(m);
     }
     close(fds[1]);
     return fds[0];
@@ -152,9 +145,8 @@ static void import_fd(int fd, guint64 size)
 {
     g_autofree char *msg = NULL, *type = NULL;
     if (!tool_volume_import(name, "root", fd, size, TRUE, FALSE, &msg, &type)) {
-        g_autofree char *line = g_strdup_printf(
-            "qubesadmin.exc.%s: %s", type ? type : "QubesException", msg);
-        uncaught_line(line);
+        qubes_args_exit_uncaught("qubesadmin.exc.%s: %s",
+                                 type ? type : "QubesException", msg);
     }
 }
 
@@ -168,12 +160,13 @@ static void import_root_img(const char *dir)
     if (exists(part)) {
         g_autofree char *rpm = g_build_filename(dir, "template.rpm", NULL);
         if (!g_file_test(rpm, G_FILE_TEST_IS_SYMLINK))
-            uncaught_line("qubesadmin.exc.QubesException: template.rpm "
-                          "symlink not found for multi-part image, using "
-                          "up-to-date `qvm-template install ...` should help");
+            qubes_args_exit_uncaught(
+                "qubesadmin.exc.QubesException: template.rpm "
+                "symlink not found for multi-part image, using "
+                "up-to-date `qvm-template install ...` should help");
         int pkg = open(rpm, O_RDONLY | O_CLOEXEC);
         if (pkg < 0)
-            uncaught_line("OSError: template.rpm");
+            qubes_args_exit_uncaught("OSError: template.rpm");
         GPid p1, p2, p3;
         const char *a1[] = {"rpm2archive", "-", NULL};
         const char *a2[] = {
@@ -189,7 +182,7 @@ static void import_root_img(const char *dir)
         close(o3);
         gboolean ok = reaped_ok(p1) & reaped_ok(p2) & reaped_ok(p3);
         if (!ok)
-            uncaught_line(
+            qubes_args_exit_uncaught(
                 "qubesadmin.exc.QubesException: root.img extraction failed");
         return;
     }
@@ -200,7 +193,7 @@ static void import_root_img(const char *dir)
         import_fd(o, size);
         close(o);
         if (!reaped_ok(pid))
-            uncaught_line(
+            qubes_args_exit_uncaught(
                 "qubesadmin.exc.QubesException: root.img extraction failed");
         return;
     }
@@ -227,9 +220,8 @@ static void import_root_img(const char *dir)
     int fd = open(root, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         g_autofree char *r = args_py_repr(root);
-        g_autofree char *m = g_strdup_printf("OSError: [Errno %d] %s: %s",
-                                             errno, g_strerror(errno), r);
-        uncaught_line(m);
+        qubes_args_exit_uncaught("OSError: [Errno %d] %s: %s", errno,
+                                 g_strerror(errno), r);
     }
     import_fd(fd, size);
     close(fd);
@@ -268,7 +260,7 @@ static void import_appmenus(const char *dir, gboolean skip_generate)
             return;
         }
         if (!g->gr_mem || !g->gr_mem[0])
-            uncaught_line("IndexError: list index out of range");
+            qubes_args_exit_uncaught("IndexError: list index out of range");
         user = g_strdup(g->gr_mem[0]);
     }
     static const struct {
@@ -325,7 +317,7 @@ static void import_template_config(const char *path)
 {
     g_autofree char *text = NULL;
     if (!g_file_get_contents(path, &text, NULL, NULL))
-        uncaught_line("OSError: template.conf");
+        qubes_args_exit_uncaught("OSError: template.conf");
     g_autoptr(GHashTable) conf =
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
@@ -334,13 +326,8 @@ static void import_template_config(const char *path)
         if (i == n - 1 && !*lines[i])
             break; /* the end of the last line */
         char *eq = strchr(lines[i], '=');
-        if (!eq) {
-            g_autofree char *m = g_strdup_printf(
-                "ValueError: dictionary update sequence element #%u has "
-                "length 1; 2 is required",
-                i);
-            uncaught_line(m);
-        }
+        if (!eq)
+            qubes_args_exit_uncaught(QUBES_ARGS_DICT_ERROR, i);
         g_hash_table_replace(conf, g_strndup(lines[i], (gsize)(eq - lines[i])),
                              g_strdup(eq + 1));
     }
@@ -427,9 +414,8 @@ static int post_install(void)
             g_autofree char *tmp =
                 g_strconcat("/var/lib/qubes/vm-templates/tmp-", name, NULL);
             if (rename(dir, tmp) != 0) {
-                g_autofree char *m = g_strdup_printf("OSError: [Errno %d] %s",
-                                                     errno, g_strerror(errno));
-                uncaught_line(m);
+                qubes_args_exit_uncaught("OSError: [Errno %d] %s", errno,
+                                         g_strerror(errno));
             }
             g_free(dir);
             dir = g_steal_pointer(&tmp);

@@ -125,8 +125,7 @@ static void cmd_info(const Vol *v, const char *prop)
             g_autofree char *val = info_value(v, prop);
             printf("%s\n", val);
         } else {
-            g_autofree char *m = g_strdup_printf("No such property: %s", prop);
-            qubes_args_print_error("%s", m);
+            qubes_args_print_error("No such property: %s", prop);
         }
         return;
     }
@@ -156,8 +155,7 @@ static void cmd_config(const Vol *v, const char *prop, const char *value)
     static const char *const settable[] = {"rw", "revisions_to_keep",
                                            "ephemeral", NULL};
     if (!g_strv_contains(settable, prop)) {
-        g_autofree char *m = g_strdup_printf("Invalid property: %s", prop);
-        qubes_args_print_error("%s", m);
+        qubes_args_print_error("Invalid property: %s", prop);
     }
     g_autofree char *method = g_strdup_printf("admin.vm.volume.Set.%s", prop);
     g_autoptr(GError) err = NULL;
@@ -192,16 +190,12 @@ static gint64 parse_size(const char *text)
         g_strstrip(s);
         if (!args_py_int(s, &n)) {
             /* the client's uncaught ValueError */
-            g_autofree char *r = args_py_repr(s);
-            fprintf(stderr,
-                    "ValueError: invalid literal for int() with base 10: %s\n",
-                    r);
-            exit(1);
+            g_autofree char *m = args_py_int_error(s);
+            qubes_args_exit_uncaught("ValueError: %s", m);
         }
         return n * units[i].mult;
     }
-    g_autofree char *m = g_strdup_printf("Invalid size: %s.", s);
-    qubes_args_print_error("%s", m);
+    qubes_args_print_error("Invalid size: %s.", s);
 }
 
 static void cmd_resize(const Vol *v, const char *size_text, gboolean force)
@@ -257,13 +251,12 @@ static void cmd_import(const Vol *v, const char *path, const ArgValue *size,
             /* the client's uncaught open() error */
             int e = errno;
             g_autofree char *r = args_py_repr(path);
-            fprintf(stderr, "%s: [Errno %d] %s: %s\n",
-                    e == ENOENT   ? "FileNotFoundError"
-                    : e == EACCES ? "PermissionError"
-                    : e == EISDIR ? "IsADirectoryError"
-                                  : "OSError",
-                    e, g_strerror(e), r);
-            exit(1);
+            qubes_args_exit_uncaught("%s: [Errno %d] %s: %s",
+                                     e == ENOENT   ? "FileNotFoundError"
+                                     : e == EACCES ? "PermissionError"
+                                     : e == EISDIR ? "IsADirectoryError"
+                                                   : "OSError",
+                                     e, g_strerror(e), r);
         }
     }
     guint64 bytes = 0;
@@ -275,11 +268,10 @@ static void cmd_import(const Vol *v, const char *path, const ArgValue *size,
             bytes = (guint64)st.st_size;
         } else {
             int e = errno;
-            fprintf(stderr,
-                    "Error: Failed to get [Errno %d] %s file size, specify it "
-                    "explicitly with --size, or use --no-resize option\n",
-                    e, g_strerror(e));
-            exit(1);
+            qubes_args_print_error("Failed to get [Errno %d] %s file size, "
+                                   "specify it explicitly with --size, or "
+                                   "use --no-resize option",
+                                   e, g_strerror(e));
         }
     }
     g_autofree char *msg = NULL;
@@ -296,11 +288,8 @@ static void cmd_import(const Vol *v, const char *path, const ArgValue *size,
 static gboolean sure(void)
 {
     g_autofree char *a = tool_input("Are you sure? [y/N] ");
-    if (!a) {
-        fflush(stdout);
-        fprintf(stderr, "EOFError: EOF when reading a line\n");
-        exit(1);
-    }
+    if (!a)
+        qubes_args_exit_uncaught("EOFError: EOF when reading a line");
     g_autofree char *lower = g_utf8_strdown(a, -1);
     return strcmp(lower, "y") == 0;
 }
