@@ -202,26 +202,6 @@ void qubes_args_log(ArgsNamespace *ns, const char *logger, gboolean important,
         fprintf(stderr, "%s\n", msg);
 }
 
-void qubes_args_print_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-    fprintf(stderr, "Error: %s\n", msg);
-    exit(1);
-}
-
-void qubes_args_print_exception(const GError *err)
-{
-    static const char *const uncaught[] = {"ProtocolError", "PermissionDenied",
-                                           NULL};
-    qubes_args_uncaught(err, uncaught);
-    g_autofree char *msg = tool_exception_str(err);
-    qubes_args_print_error("%s", msg);
-}
-
 void qubes_args_exit_uncaught(const char *fmt, ...)
 {
     va_list ap;
@@ -231,6 +211,24 @@ void qubes_args_exit_uncaught(const char *fmt, ...)
     fflush(stdout);
     fprintf(stderr, "%s\n", line);
     exit(1);
+}
+
+void qubes_args_print_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    qubes_args_exit_uncaught("Error: %s", msg);
+}
+
+void qubes_args_print_exception(const GError *err)
+{
+    static const char *const uncaught[] = {"ProtocolError", "PermissionDenied",
+                                           NULL};
+    qubes_args_uncaught(err, uncaught);
+    g_autofree char *msg = tool_exception_str(err);
+    qubes_args_print_error("%s", msg);
 }
 
 void qubes_args_uncaught(const GError *err, const char *const *types)
